@@ -1,0 +1,20 @@
+/* dense: the few dense helpers libccd shares, over OpenBLAS.
+ *
+ * Buffers are plain row-major float arrays; their shapes are written next to every use. Large
+ * buffers are 64-byte aligned so SIMD loops and BLAS kernels see aligned rows. */
+#ifndef CCD_DENSE_H
+#define CCD_DENSE_H
+
+#include <stddef.h>
+
+/* 64-byte aligned, zeroed; free with free(). NULL on failure. */
+float *ccd_floats(size_t n);
+/* C (m x n) = A (m x k) B^T, B being (n x k): the "score rows against all items" product. */
+void ccd_matmul_nt(const float *a, const float *b, float *c, int m, int n, int k);
+/* Threads for BLAS and for libccd's own parallel loops (<= 0: leave the defaults). */
+void ccd_set_threads(int n);
+int ccd_threads(void);
+/* Wall-clock seconds from a monotonic clock. */
+double ccd_now(void);
+
+#endif

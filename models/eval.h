@@ -1,0 +1,55 @@
+/* eval: Recall@K and NDCG@K per block, exactly as algorithm section 7.
+ *
+ * For block j, every user u in Te_j that the model has (u < n_users) and that is active in block j
+ * is scored against all of the model's items. The item list is truncated to the top 1000 (ties
+ * broken by lower item id), the items of the block's mask are dropped, and the first K survivors
+ * are compared with the ground truth:
+ *   valid: G = Va_j(u), mask = Tr_j(u) u Te_j(u);   test: G = Te_j(u), mask = Tr_j(u) u Va_j(u)
+ *   R@K = |L[:K] n G| / |G|;  N@K = DCG@K / IDCG@min(|G|, K)
+ * and averaged over the users evaluated. Only block j's own interactions are masked.
+ *
+ * Scores come from SGEMM over chunks of users, so memory is O(chunk x items), never
+ * users x items; each user is scored once for all requested blocks. */
+#ifndef CCD_EVAL_H
+#define CCD_EVAL_H
+
+#include "dataset.h"
+
+enum { CCD_K20 = 0, CCD_K50 = 1, CCD_NK = 2 };
+extern const int ccd_eval_k[CCD_NK]; /* {20, 50} */
+#define CCD_EVAL_TRUNCATE 1000
+
+typedef struct {
+    double recall[CCD_NK], ndcg[CCD_NK];
+    int n_users; /* users evaluated */
+} ccd_metrics;
+
+typedef struct {
+    ccd_metrics valid, test;
+} ccd_block_metrics;
+
+/* Evaluate final embeddings user_emb (n_users x d) and item_emb (n_items x d) on
+ * blocks[0..n_blocks), writing out[j]. Returns 0 or -1 (out of memory). */
+int ccd_evaluate(const float *user_emb, const float *item_emb, int n_users, int n_items, int d,
+                 const ccd_block *blocks, int n_blocks, ccd_block_metrics *out);
+
+/* The metrics of one ranked list (exposed for tests): ranked holds item ids best first; items in
+ * mask are skipped; gt is the ground truth. mask and gt are sorted arrays. Returns the number of
+ * survivors considered. */
+void ccd_metrics_of_list(const int *ranked, int n_ranked, const int *mask_a, int n_mask_a,
+                         const int *mask_b, int n_mask_b, const int *gt, int n_gt,
+                         double recall[CCD_NK], double ndcg[CCD_NK]);
+
+/* Partition idx[0..n) so that idx[0..k) are the k best items under (score desc, id asc), with
+ * idx[k-1] the k-th best. Exposed for tests and for top-k lists elsewhere in libccd. */
+void ccd_select_top(int *idx, int n, int k, const float *score);
+/* Sort idx[0..n) best first under the same order. */
+void ccd_sort_by_score(int *idx, int n, const float *score);
+
+
+
+/* The popularity baseline: every user ranks items by their number of distinct train users in
+ * `source` (ties by lower id), evaluated on blocks[0..n) like any model. */
+int ccd_evaluate_popularity(const ccd_block *source, const ccd_block *blocks, int n,
+                            ccd_block_metrics *out);
+#endif

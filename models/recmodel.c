@@ -1,0 +1,137 @@
+/* recmodel: LightGCN / MF-BPR forward and backward. See recmodel.h. */
+#include "recmodel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dense.h"
+
+int ccd_recmodel_init(ccd_recmodel *m, ccd_model_type type, int n_users, int n_items, int dim,
+                      const ccd_csr *graph, ccd_rng *rng)
+{
+    memset(m, 0, sizeof *m);
+    m->type = type;
+    m->n_users = n_users;
+    m->n_items = n_items;
+    m->dim = dim;
+    m->n_layers = type == CCD_MODEL_LIGHTGCN ? 2 : 0;
+    size_t n = (size_t)(n_users + n_items) * (size_t)dim;
+    if (type == CCD_MODEL_LIGHTGCN) {
+        if (!graph || graph->n_rows != n_users + n_items)
+            return -1;
+        m->graph = graph;
+    }
+    m->emb0 = ccd_floats(n);
+    m->grad = ccd_floats(n);
+    if (!m->emb0 || !m->grad)
+        goto fail;
+    if (type == CCD_MODEL_LIGHTGCN) {
+        m->layer1 = ccd_floats(n);
+        m->final = ccd_floats(n);
+        m->dfinal = ccd_floats(n);
+        m->scratch = ccd_floats(n);
+        if (!m->layer1 || !m->final || !m->dfinal || !m->scratch)
+            goto fail;
+    } else {
+        m->final = m->emb0; /* MF: the final embedding is the layer-0 table */
+        m->dfinal = ccd_floats(n);
+        if (!m->dfinal)
+            goto fail;
+    }
+    for (size_t k = 0; k < n; k++)
+        m->emb0[k] = 0.01f * ccd_rng_normal(rng);
+    return 0;
+fail:
+    ccd_recmodel_free(m);
+    return -1;
+}
+
+void ccd_recmodel_free(ccd_recmodel *m)
+{
+    if (!m)
+        return;
+    if (m->type == CCD_MODEL_LIGHTGCN) {
+        free(m->layer1);
+        free(m->final);
+        free(m->scratch);
+    }
+    free(m->dfinal);
+    free(m->emb0);
+    free(m->grad);
+    memset(m, 0, sizeof *m);
+}
+
+void ccd_recmodel_forward(ccd_recmodel *m, const int *rows, int n)
+{
+    if (m->type == CCD_MODEL_MF)
+        return; /* final aliases emb0 */
+    const int d = m->dim;
+    /* E1 = A_hat E0 everywhere: the batch rows' second layer reads E1 at their neighbours. */
+    ccd_spmm(m->graph, m->emb0, m->layer1, d);
+    /* E2 only at the batch rows, straight into final, then the layer mean. */
+    ccd_spmm_rows(m->graph, m->layer1, m->final, d, rows, n);
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < n; k++) {
+        size_t off = (size_t)rows[k] * d;
+        for (int j = 0; j < d; j++)
+            m->final[off + j] = (m->emb0[off + j] + m->layer1[off + j] + m->final[off + j]) *
+                                (1.0f / 3.0f);
+    }
+}
+
+void ccd_recmodel_backward(ccd_recmodel *m, const int *rows, int n)
+{
+    const int d = m->dim;
+    if (m->type == CCD_MODEL_MF) {
+        memset(m->grad, 0, (size_t)ccd_recmodel_nodes(m) * d * sizeof *m->grad);
+        for (int k = 0; k < n; k++) {
+            size_t off = (size_t)rows[k] * d;
+            memcpy(m->grad + off, m->dfinal + off, (size_t)d * sizeof *m->grad);
+            memset(m->dfinal + off, 0, (size_t)d * sizeof *m->dfinal);
+        }
+        return;
+    }
+    const ccd_csr *a = m->graph;
+    float *h1 = m->scratch; /* (nodes, d) A_hat G: zero except next to the batch rows */
+    /* dE0 = (G + A_hat G + A_hat^2 G) / 3 with G = dfinal (A_hat is symmetric).
+     * A_hat G by scattering each batch row to its neighbours, since G is zero elsewhere. */
+    for (int k = 0; k < n; k++) {
+        int r = rows[k];
+        const float *g = m->dfinal + (size_t)r * d;
+        for (int64_t e = a->indptr[r]; e < a->indptr[r + 1]; e++) {
+            if (e + 4 < a->indptr[r + 1])
+                __builtin_prefetch(h1 + (size_t)a->indices[e + 4] * d, 1);
+            float w = a->values[e];
+            float *h = h1 + (size_t)a->indices[e] * d;
+            for (int j = 0; j < d; j++)
+                h[j] += w * g[j];
+        }
+    }
+    ccd_spmm_add(a, h1, m->grad, d, h1, 1.0f / 3.0f); /* grad = (A_hat^2 G + A_hat G) / 3 */
+    for (int k = 0; k < n; k++) {
+        size_t off = (size_t)rows[k] * d;
+        for (int j = 0; j < d; j++) {
+            m->grad[off + j] += m->dfinal[off + j] * (1.0f / 3.0f);
+            m->dfinal[off + j] = 0.0f;
+        }
+    }
+    /* Leave h1 zero for the next batch: clear only the rows the scatter touched. */
+    for (int k = 0; k < n; k++) {
+        int r = rows[k];
+        for (int64_t e = a->indptr[r]; e < a->indptr[r + 1]; e++)
+            memset(h1 + (size_t)a->indices[e] * d, 0, (size_t)d * sizeof *h1);
+    }
+}
+
+void ccd_recmodel_propagate_all(ccd_recmodel *m)
+{
+    if (m->type == CCD_MODEL_MF)
+        return;
+    const int d = m->dim;
+    const size_t total = (size_t)ccd_recmodel_nodes(m) * d;
+    ccd_spmm(m->graph, m->emb0, m->layer1, d);
+    ccd_spmm(m->graph, m->layer1, m->final, d);
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < total; k++)
+        m->final[k] = (m->emb0[k] + m->layer1[k] + m->final[k]) * (1.0f / 3.0f);
+}

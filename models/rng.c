@@ -1,0 +1,72 @@
+/* rng: xoshiro256** (Blackman and Vigna) seeded by splitmix64. See rng.h. */
+#include "rng.h"
+
+#include <math.h>
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+void ccd_rng_init(ccd_rng *rng, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ (stream * 0xd1342543de82ef95ULL + 0x2545f4914f6cdd1dULL);
+    for (int i = 0; i < 4; i++)
+        rng->s[i] = splitmix64(&x);
+}
+
+uint64_t ccd_rng_next(ccd_rng *rng)
+{
+    uint64_t *s = rng->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+uint32_t ccd_rng_below(ccd_rng *rng, uint32_t n)
+{
+    uint64_t m = (uint64_t)(uint32_t)(ccd_rng_next(rng) >> 32) * n;
+    uint32_t low = (uint32_t)m;
+    if (low < n) {
+        uint32_t threshold = (uint32_t)(-n) % n;
+        while (low < threshold) {
+            m = (uint64_t)(uint32_t)(ccd_rng_next(rng) >> 32) * n;
+            low = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+
+float ccd_rng_uniform(ccd_rng *rng)
+{
+    return (float)(ccd_rng_next(rng) >> 40) * (1.0f / 16777216.0f);
+}
+
+float ccd_rng_normal(ccd_rng *rng)
+{
+    /* u1 in (0, 1] so the log is finite. */
+    double u1 = ((double)(ccd_rng_next(rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(ccd_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+void ccd_rng_shuffle_int(ccd_rng *rng, int *a, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = ccd_rng_below(rng, (uint32_t)i);
+        int t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}

@@ -1,0 +1,215 @@
+/* sparse: CSR construction and the products LightGCN needs. See sparse.h. */
+#include "sparse.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int ccd_csr_from_pairs(ccd_csr *out, int n_rows, int n_cols, const int *rows, const int *cols,
+                       int64_t n)
+{
+    memset(out, 0, sizeof *out);
+    for (int64_t k = 0; k < n; k++)
+        if (rows[k] < 0 || rows[k] >= n_rows || cols[k] < 0 || cols[k] >= n_cols)
+            return -1;
+    int64_t *ptr = calloc((size_t)n_rows + 1, sizeof *ptr);
+    int *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
+    int64_t *fill = malloc((size_t)(n_rows > 0 ? n_rows : 1) * sizeof *fill);
+    if (!ptr || !idx || !fill) {
+        free(ptr), free(idx), free(fill);
+        return -1;
+    }
+    for (int64_t k = 0; k < n; k++)
+        ptr[rows[k] + 1]++;
+    for (int r = 0; r < n_rows; r++)
+        ptr[r + 1] += ptr[r];
+    memcpy(fill, ptr, (size_t)n_rows * sizeof *fill);
+    for (int64_t k = 0; k < n; k++)
+        idx[fill[rows[k]]++] = cols[k];
+    /* Sort each row and squeeze out duplicates in place. */
+    int64_t w = 0;
+    for (int r = 0; r < n_rows; r++) {
+        int64_t b = ptr[r], e = ptr[r + 1];
+        qsort(idx + b, (size_t)(e - b), sizeof *idx, cmp_int);
+        ptr[r] = w;
+        for (int64_t k = b; k < e; k++)
+            if (k == b || idx[k] != idx[k - 1])
+                idx[w++] = idx[k];
+    }
+    ptr[n_rows] = w;
+    free(fill);
+    int *shrunk = realloc(idx, (size_t)(w > 0 ? w : 1) * sizeof *idx);
+    out->n_rows = n_rows;
+    out->n_cols = n_cols;
+    out->nnz = w;
+    out->indptr = ptr;
+    out->indices = shrunk ? shrunk : idx;
+    out->values = NULL;
+    return 0;
+}
+
+int ccd_csr_transpose(ccd_csr *out, const ccd_csr *a)
+{
+    memset(out, 0, sizeof *out);
+    int64_t *ptr = calloc((size_t)a->n_cols + 1, sizeof *ptr);
+    int *idx = malloc((size_t)(a->nnz > 0 ? a->nnz : 1) * sizeof *idx);
+    float *val = a->values ? malloc((size_t)(a->nnz > 0 ? a->nnz : 1) * sizeof *val) : NULL;
+    int64_t *fill = malloc(((size_t)a->n_cols + 1) * sizeof *fill);
+    if (!ptr || !idx || !fill || (a->values && !val)) {
+        free(ptr), free(idx), free(val), free(fill);
+        return -1;
+    }
+    for (int64_t k = 0; k < a->nnz; k++)
+        ptr[a->indices[k] + 1]++;
+    for (int c = 0; c < a->n_cols; c++)
+        ptr[c + 1] += ptr[c];
+    memcpy(fill, ptr, (size_t)a->n_cols * sizeof *fill);
+    /* Walking rows in order keeps every output row sorted. */
+    for (int r = 0; r < a->n_rows; r++)
+        for (int64_t k = a->indptr[r]; k < a->indptr[r + 1]; k++) {
+            int64_t at = fill[a->indices[k]]++;
+            idx[at] = r;
+            if (val)
+                val[at] = a->values[k];
+        }
+    free(fill);
+    out->n_rows = a->n_cols;
+    out->n_cols = a->n_rows;
+    out->nnz = a->nnz;
+    out->indptr = ptr;
+    out->indices = idx;
+    out->values = val;
+    return 0;
+}
+
+void ccd_csr_free(ccd_csr *a)
+{
+    if (!a)
+        return;
+    free(a->indptr);
+    free(a->indices);
+    free(a->values);
+    memset(a, 0, sizeof *a);
+}
+
+bool ccd_csr_contains(const ccd_csr *a, int r, int c)
+{
+    if (r < 0 || r >= a->n_rows)
+        return false;
+    int64_t lo = a->indptr[r], hi = a->indptr[r + 1];
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        int v = a->indices[mid];
+        if (v == c)
+            return true;
+        if (v < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+int ccd_graph_build(ccd_csr *out, const ccd_csr *r, int n_users, int n_items)
+{
+    memset(out, 0, sizeof *out);
+    if (r->n_rows > n_users || r->n_cols > n_items)
+        return -1;
+    ccd_csr rt;
+    if (ccd_csr_transpose(&rt, r) != 0)
+        return -1;
+    int n = n_users + n_items;
+    int64_t nnz = 2 * r->nnz;
+    out->indptr = calloc((size_t)n + 1, sizeof *out->indptr);
+    out->indices = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *out->indices);
+    out->values = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *out->values);
+    float *inv_sqrt_deg = malloc((size_t)(n > 0 ? n : 1) * sizeof *inv_sqrt_deg);
+    if (!out->indptr || !out->indices || !out->values || !inv_sqrt_deg) {
+        ccd_csr_free(out);
+        ccd_csr_free(&rt);
+        free(inv_sqrt_deg);
+        return -1;
+    }
+    for (int v = 0; v < n; v++) {
+        int64_t deg = v < n_users ? ccd_csr_row_len(r, v) : ccd_csr_row_len(&rt, v - n_users);
+        inv_sqrt_deg[v] = deg > 0 ? (float)(1.0 / sqrt((double)deg)) : 0.0f;
+    }
+    /* User rows hold item neighbours (offset by n_users), item rows hold user neighbours; both
+     * stay sorted because users precede items in node order. */
+    int64_t w = 0;
+    for (int v = 0; v < n; v++) {
+        out->indptr[v] = w;
+        const ccd_csr *src = v < n_users ? r : &rt;
+        int row = v < n_users ? v : v - n_users;
+        int offset = v < n_users ? n_users : 0;
+        if (row >= src->n_rows)
+            continue;
+        for (int64_t k = src->indptr[row]; k < src->indptr[row + 1]; k++) {
+            int nb = src->indices[k] + offset;
+            out->indices[w] = nb;
+            out->values[w] = inv_sqrt_deg[v] * inv_sqrt_deg[nb];
+            w++;
+        }
+    }
+    out->indptr[n] = w;
+    out->n_rows = out->n_cols = n;
+    out->nnz = w;
+    ccd_csr_free(&rt);
+    free(inv_sqrt_deg);
+    return 0;
+}
+
+/* One output row: y_r = sum_k w_k x_{c_k}. The neighbour rows are scattered through x, so the
+ * loop is bound by memory latency; prefetching a few neighbours ahead keeps loads in flight. */
+#define SPMM_AHEAD 16
+static inline void spmm_row(const ccd_csr *a, const float *restrict x, float *restrict yr, int d,
+                            int r)
+{
+    /* x and yr never overlap: callers pass distinct buffers. */
+    const int64_t b = a->indptr[r], e = a->indptr[r + 1];
+    for (int j = 0; j < d; j++)
+        yr[j] = 0.0f;
+    for (int64_t k = b; k < e; k++) {
+        if (k + SPMM_AHEAD < e) {
+            const char *next = (const char *)(x + (size_t)a->indices[k + SPMM_AHEAD] * d);
+            for (size_t off = 0; off < (size_t)d * sizeof(float); off += 64)
+                __builtin_prefetch(next + off);
+        }
+        const float w = a->values[k];
+        const float *restrict xr = x + (size_t)a->indices[k] * d;
+        for (int j = 0; j < d; j++)
+            yr[j] += w * xr[j];
+    }
+}
+
+void ccd_spmm(const ccd_csr *a, const float *x, float *y, int d)
+{
+#pragma omp parallel for schedule(dynamic, 256)
+    for (int r = 0; r < a->n_rows; r++)
+        spmm_row(a, x, y + (size_t)r * d, d, r);
+}
+
+void ccd_spmm_add(const ccd_csr *a, const float *x, float *y, int d, const float *add, float scale)
+{
+#pragma omp parallel for schedule(dynamic, 256)
+    for (int r = 0; r < a->n_rows; r++) {
+        float *yr = y + (size_t)r * d;
+        spmm_row(a, x, yr, d, r);
+        const float *ar = add + (size_t)r * d;
+        for (int j = 0; j < d; j++)
+            yr[j] = scale * (yr[j] + ar[j]);
+    }
+}
+
+void ccd_spmm_rows(const ccd_csr *a, const float *x, float *y, int d, const int *rows, int n)
+{
+#pragma omp parallel for schedule(dynamic, 64)
+    for (int k = 0; k < n; k++)
+        spmm_row(a, x, y + (size_t)rows[k] * d, d, rows[k]);
+}

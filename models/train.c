@@ -1,0 +1,134 @@
+/* train: see train.h. */
+#include "train.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dense.h"
+
+ccd_train_opts ccd_train_opts_base_teacher(void)
+{
+    return (ccd_train_opts){.lr = 1e-3f,
+                            .batch = 512,
+                            .nns = 2,
+                            .weight_decay = 1e-4f,
+                            .max_epochs = 100,
+                            .eval_every = 1,
+                            .patience = 10,
+                            .seed = 0};
+}
+
+int ccd_recmodel_evaluate(ccd_recmodel *m, const ccd_block *blocks, int n, ccd_block_metrics *out)
+{
+    ccd_recmodel_propagate_all(m);
+    return ccd_evaluate(m->final, m->final + (size_t)m->n_users * m->dim, m->n_users, m->n_items,
+                        m->dim, blocks, n, out);
+}
+
+double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int batch, bool clamp)
+{
+    const int nodes = ccd_recmodel_nodes(m);
+    int *stamp = malloc((size_t)nodes * sizeof *stamp); /* last batch that listed each node */
+    int *rows = malloc((size_t)batch * 3 * sizeof *rows); /* (<= 3 batch) unique node rows */
+    float *dx = malloc((size_t)batch * sizeof *dx);     /* (batch) dL/dx per triple */
+    if (!stamp || !rows || !dx) {
+        free(stamp), free(rows), free(dx);
+        return -1.0;
+    }
+    for (int v = 0; v < nodes; v++)
+        stamp[v] = -1;
+    double loss = 0.0;
+    int step = 0;
+    for (int64_t b0 = 0; b0 < t->n; b0 += batch, step++) {
+        int b = (int)(t->n - b0 < batch ? t->n - b0 : batch);
+        const int *u = t->user + b0, *p = t->pos + b0, *q = t->neg + b0;
+        int n = 0;
+        for (int k = 0; k < b; k++) {
+            int v[3] = {u[k], m->n_users + p[k], m->n_users + q[k]};
+            for (int c = 0; c < 3; c++)
+                if (stamp[v[c]] != step) {
+                    stamp[v[c]] = step;
+                    rows[n++] = v[c];
+                }
+        }
+        ccd_recmodel_forward(m, rows, n);
+        loss += ccd_bpr_forward(m->final, m->n_users, m->dim, u, p, q, b, clamp, dx);
+        ccd_bpr_backward(m->final, m->dfinal, m->n_users, m->dim, u, p, q, b, dx);
+        ccd_recmodel_backward(m, rows, n);
+        ccd_adam_step(adam, m->emb0, m->grad);
+    }
+    free(stamp), free(rows), free(dx);
+    return loss;
+}
+
+int ccd_train_bpr(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
+                  const ccd_train_opts *o, ccd_epoch_fn on_epoch, void *ctx,
+                  ccd_block_metrics *best, int *best_epoch)
+{
+    const size_t n_params = (size_t)ccd_recmodel_nodes(m) * m->dim;
+    ccd_adam adam;
+    if (ccd_adam_init(&adam, n_params, o->lr, o->weight_decay) != 0)
+        return -1;
+    float *best_emb = ccd_floats(n_params);
+    if (!best_emb) {
+        ccd_adam_free(&adam);
+        return -1;
+    }
+    memcpy(best_emb, m->emb0, n_params * sizeof *best_emb);
+    ccd_rng rng;
+    ccd_rng_init(&rng, o->seed, 0x5a3b1e); /* the sampler's stream */
+    double best_r20 = -1.0;
+    int stale = 0, rc = 0, chosen = 0;
+    ccd_block_metrics chosen_metrics;
+    memset(&chosen_metrics, 0, sizeof chosen_metrics);
+    for (int epoch = 1; epoch <= o->max_epochs; epoch++) {
+        ccd_epoch_report r;
+        memset(&r, 0, sizeof r);
+        r.epoch = epoch;
+        double t0 = ccd_now();
+        ccd_triples t;
+        if (ccd_bpr_sample(&t, &blk->train, exclude, m->n_items, o->nns, &rng) != 0) {
+            rc = -1;
+            break;
+        }
+        r.loss = ccd_bpr_epoch(m, &adam, &t, o->batch, false);
+        ccd_triples_free(&t);
+        if (r.loss < 0) {
+            rc = -1;
+            break;
+        }
+        r.train_seconds = ccd_now() - t0;
+        if (epoch % o->eval_every == 0 || epoch == o->max_epochs) {
+            t0 = ccd_now();
+            if (ccd_recmodel_evaluate(m, blk, 1, &r.metrics) != 0) {
+                rc = -1;
+                break;
+            }
+            r.eval_seconds = ccd_now() - t0;
+            r.evaluated = true;
+            if (r.metrics.valid.recall[CCD_K20] > best_r20) {
+                best_r20 = r.metrics.valid.recall[CCD_K20];
+                memcpy(best_emb, m->emb0, n_params * sizeof *best_emb);
+                chosen = epoch;
+                chosen_metrics = r.metrics;
+                r.improved = true;
+                stale = 0;
+            } else {
+                stale++;
+            }
+        }
+        if (on_epoch)
+            on_epoch(&r, ctx);
+        if (r.evaluated && stale >= o->patience)
+            break;
+    }
+    memcpy(m->emb0, best_emb, n_params * sizeof *best_emb);
+    ccd_recmodel_propagate_all(m);
+    if (best)
+        *best = chosen_metrics;
+    if (best_epoch)
+        *best_epoch = chosen;
+    free(best_emb);
+    ccd_adam_free(&adam);
+    return rc;
+}

@@ -1,0 +1,59 @@
+/* train: BPR training of one recommender on one block, with model selection.
+ *
+ * This is the base-teacher stage of algorithm section 2.5 (and the building block later stages
+ * extend): epochs of shuffled BPR triples in mini-batches, one dense Adam step per batch, an
+ * evaluation on the block's valid split every eval_every epochs, and early stopping after
+ * `patience` evaluations without a strictly better valid R@20. The model ends holding the best
+ * evaluated weights. */
+#ifndef CCD_TRAIN_H
+#define CCD_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "adam.h"
+#include "bpr.h"
+#include "dataset.h"
+#include "eval.h"
+#include "recmodel.h"
+
+typedef struct {
+    float lr;           /* 1e-3 */
+    int batch;          /* 512 */
+    int nns;            /* negatives per positive: 2 */
+    float weight_decay; /* coupled L2: 1e-4 */
+    int max_epochs;     /* 100 */
+    int eval_every;     /* 1 */
+    int patience;       /* evaluations without improvement before stopping: 10 */
+    uint64_t seed;
+} ccd_train_opts;
+
+/* The base-teacher settings of section 2.5. */
+ccd_train_opts ccd_train_opts_base_teacher(void);
+
+typedef struct {
+    int epoch;             /* 1-based */
+    double loss;           /* summed BPR loss of the epoch */
+    double train_seconds;  /* sampling + batches */
+    double eval_seconds;
+    bool evaluated, improved;
+    ccd_block_metrics metrics; /* valid and test on the block, when evaluated */
+} ccd_epoch_report;
+
+typedef void (*ccd_epoch_fn)(const ccd_epoch_report *r, void *ctx);
+
+/* Train m on blk (exclude may be NULL). on_epoch, if set, is called after every epoch.
+ * best (may be NULL) receives the selected epoch's metrics; *best_epoch its number.
+ * Returns 0 or -1 (out of memory). */
+int ccd_train_bpr(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
+                  const ccd_train_opts *o, ccd_epoch_fn on_epoch, void *ctx,
+                  ccd_block_metrics *best, int *best_epoch);
+
+/* Evaluate m on blocks[0..n): propagates, then scores (eval.h). */
+int ccd_recmodel_evaluate(ccd_recmodel *m, const ccd_block *blocks, int n, ccd_block_metrics *out);
+
+/* One pass of BPR mini-batches over t, one Adam step each: returns the summed loss, or a
+ * negative value when memory runs out. */
+double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int batch, bool clamp);
+
+#endif

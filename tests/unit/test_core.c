@@ -1,0 +1,215 @@
+/* Unit tests of libccd's core: RNG, CSR, graph normalisation, Adam, BPR sampler. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "adam.h"
+#include "bpr.h"
+#include "rng.h"
+#include "sparse.h"
+
+static void rng_is_reproducible_and_streams_differ(void **state)
+{
+    (void)state;
+    ccd_rng a, b, c;
+    ccd_rng_init(&a, 42, 0);
+    ccd_rng_init(&b, 42, 0);
+    ccd_rng_init(&c, 42, 1);
+    int same_c = 0;
+    for (int k = 0; k < 1000; k++) {
+        uint64_t x = ccd_rng_next(&a), y = ccd_rng_next(&b), z = ccd_rng_next(&c);
+        assert_true(x == y);
+        same_c += x == z;
+    }
+    assert_int_equal(same_c, 0);
+}
+
+static void rng_below_is_in_range_and_roughly_uniform(void **state)
+{
+    (void)state;
+    ccd_rng r;
+    ccd_rng_init(&r, 7, 0);
+    int count[10] = {0};
+    const int n = 100000;
+    for (int k = 0; k < n; k++) {
+        uint32_t v = ccd_rng_below(&r, 10);
+        assert_true(v < 10);
+        count[v]++;
+    }
+    /* chi-square with 9 degrees of freedom; 27.9 is the 0.999 quantile */
+    double chi = 0;
+    for (int v = 0; v < 10; v++)
+        chi += (count[v] - n / 10.0) * (count[v] - n / 10.0) / (n / 10.0);
+    assert_true(chi < 27.9);
+}
+
+static void rng_normal_has_unit_moments(void **state)
+{
+    (void)state;
+    ccd_rng r;
+    ccd_rng_init(&r, 3, 0);
+    double s = 0, s2 = 0;
+    const int n = 200000;
+    for (int k = 0; k < n; k++) {
+        double x = ccd_rng_normal(&r);
+        s += x;
+        s2 += x * x;
+    }
+    assert_true(fabs(s / n) < 0.01);
+    assert_true(fabs(s2 / n - 1.0) < 0.02);
+}
+
+static void shuffle_is_a_permutation(void **state)
+{
+    (void)state;
+    ccd_rng r;
+    ccd_rng_init(&r, 1, 0);
+    int a[100], seen[100] = {0}, moved = 0;
+    for (int k = 0; k < 100; k++)
+        a[k] = k;
+    ccd_rng_shuffle_int(&r, a, 100);
+    for (int k = 0; k < 100; k++) {
+        seen[a[k]]++;
+        moved += a[k] != k;
+    }
+    for (int k = 0; k < 100; k++)
+        assert_int_equal(seen[k], 1);
+    assert_true(moved > 50);
+}
+
+static void csr_from_pairs_sorts_and_deduplicates(void **state)
+{
+    (void)state;
+    int rows[] = {2, 0, 2, 0, 2, 1};
+    int cols[] = {3, 1, 0, 1, 3, 2};
+    ccd_csr a;
+    assert_int_equal(ccd_csr_from_pairs(&a, 4, 5, rows, cols, 6), 0);
+    assert_int_equal(a.nnz, 4);
+    assert_int_equal(ccd_csr_row_len(&a, 0), 1);
+    assert_int_equal(ccd_csr_row_len(&a, 2), 2);
+    assert_int_equal(ccd_csr_row_len(&a, 3), 0);
+    assert_int_equal(ccd_csr_row_len(&a, 99), 0);
+    assert_int_equal(a.indices[a.indptr[2]], 0);
+    assert_int_equal(a.indices[a.indptr[2] + 1], 3);
+    assert_true(ccd_csr_contains(&a, 2, 3));
+    assert_false(ccd_csr_contains(&a, 2, 1));
+    assert_false(ccd_csr_contains(&a, 7, 1));
+    ccd_csr t;
+    assert_int_equal(ccd_csr_transpose(&t, &a), 0);
+    assert_int_equal(t.n_rows, 5);
+    assert_true(ccd_csr_contains(&t, 3, 2));
+    assert_true(ccd_csr_contains(&t, 1, 0));
+    assert_int_equal(t.nnz, 4);
+    ccd_csr_free(&t);
+    ccd_csr_free(&a);
+    int bad_r[] = {0}, bad_c[] = {5};
+    assert_int_equal(ccd_csr_from_pairs(&a, 4, 5, bad_r, bad_c, 1), -1);
+}
+
+/* A_hat = D^-1/2 A D^-1/2 checked entry by entry on a hand-made graph:
+ * users 0..2, items 0..1 (+ an isolated item 2), edges u0-i0, u0-i1, u1-i0. */
+static void graph_is_symmetric_normalised_bipartite(void **state)
+{
+    (void)state;
+    int ru[] = {0, 0, 1}, ri[] = {0, 1, 0};
+    ccd_csr r, g;
+    assert_int_equal(ccd_csr_from_pairs(&r, 3, 3, ru, ri, 3), 0);
+    assert_int_equal(ccd_graph_build(&g, &r, 3, 3), 0);
+    assert_int_equal(g.n_rows, 6);
+    assert_int_equal(g.nnz, 6);
+    /* degrees: u0 2, u1 1, u2 0, i0 2, i1 1, i2 0 */
+    float dense[6][6] = {{0}};
+    for (int v = 0; v < 6; v++)
+        for (int64_t k = g.indptr[v]; k < g.indptr[v + 1]; k++)
+            dense[v][g.indices[k]] = g.values[k];
+    assert_float_equal(dense[0][3], 1.0f / 2.0f, 1e-6);            /* u0-i0: 1/sqrt(2*2) */
+    assert_float_equal(dense[0][4], 1.0f / sqrtf(2.0f), 1e-6);     /* u0-i1: 1/sqrt(2*1) */
+    assert_float_equal(dense[1][3], 1.0f / sqrtf(2.0f), 1e-6);     /* u1-i0: 1/sqrt(1*2) */
+    for (int x = 0; x < 6; x++)
+        for (int y = 0; y < 6; y++)
+            assert_float_equal(dense[x][y], dense[y][x], 0);
+    assert_int_equal(ccd_csr_row_len(&g, 2), 0);
+    assert_int_equal(ccd_csr_row_len(&g, 5), 0);
+    ccd_csr_free(&g);
+    ccd_csr_free(&r);
+}
+
+/* Adam against the torch.optim.Adam recurrences, computed here in double. */
+static void adam_matches_reference_recurrence(void **state)
+{
+    (void)state;
+    ccd_adam a;
+    assert_int_equal(ccd_adam_init(&a, 3, 0.01f, 0.1f), 0);
+    float p[3] = {0.5f, -1.0f, 2.0f};
+    double rp[3] = {0.5, -1.0, 2.0}, m[3] = {0}, v[3] = {0};
+    for (int t = 1; t <= 5; t++) {
+        float g[3] = {0.3f * t, -0.2f, 0.0f};
+        ccd_adam_step(&a, p, g);
+        for (int k = 0; k < 3; k++) {
+            double gk = g[k] + 0.1 * rp[k];
+            m[k] = 0.9 * m[k] + 0.1 * gk;
+            v[k] = 0.999 * v[k] + 0.001 * gk * gk;
+            double mh = m[k] / (1 - pow(0.9, t)), denom = sqrt(v[k]) / sqrt(1 - pow(0.999, t)) + 1e-8;
+            rp[k] -= 0.01 * mh / denom;
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        assert_float_equal(p[k], (float)rp[k], 1e-5);
+    /* a zero gradient still moves the parameter through the coupled decay */
+    assert_true(p[2] < 2.0f);
+    ccd_adam_free(&a);
+}
+
+static void sampler_respects_exclusions(void **state)
+{
+    (void)state;
+    /* 3 users x 6 items. User 2 has every item excluded: it gets no triple. */
+    int tu[] = {0, 0, 1, 2}, ti[] = {0, 1, 2, 3};
+    int xu[] = {0, 0, 2, 2, 2, 2, 2}, xi[] = {2, 3, 0, 1, 2, 4, 5};
+    ccd_csr train, excl;
+    assert_int_equal(ccd_csr_from_pairs(&train, 3, 6, tu, ti, 4), 0);
+    assert_int_equal(ccd_csr_from_pairs(&excl, 3, 6, xu, xi, 7), 0);
+    ccd_rng r;
+    ccd_rng_init(&r, 5, 0);
+    int neg_count[6] = {0};
+    for (int rep = 0; rep < 2000; rep++) {
+        ccd_triples t;
+        assert_int_equal(ccd_bpr_sample(&t, &train, &excl, 6, 2, &r), 0);
+        assert_int_equal(t.n, 6); /* (2 + 1) positives x 2 negatives; user 2 has none */
+        for (int64_t k = 0; k < t.n; k++) {
+            assert_true(ccd_csr_contains(&train, t.user[k], t.pos[k]));
+            assert_false(ccd_csr_contains(&train, t.user[k], t.neg[k]));
+            assert_false(ccd_csr_contains(&excl, t.user[k], t.neg[k]));
+            assert_int_not_equal(t.user[k], 2);
+            if (t.user[k] == 0)
+                neg_count[t.neg[k]]++;
+        }
+        ccd_triples_free(&t);
+    }
+    /* user 0 may only draw items 4 and 5, uniformly: 8000 draws */
+    assert_int_equal(neg_count[4] + neg_count[5], 8000);
+    assert_true(abs(neg_count[4] - 4000) < 300);
+    ccd_csr_free(&train);
+    ccd_csr_free(&excl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rng_is_reproducible_and_streams_differ),
+        cmocka_unit_test(rng_below_is_in_range_and_roughly_uniform),
+        cmocka_unit_test(rng_normal_has_unit_moments),
+        cmocka_unit_test(shuffle_is_a_permutation),
+        cmocka_unit_test(csr_from_pairs_sorts_and_deduplicates),
+        cmocka_unit_test(graph_is_symmetric_normalised_bipartite),
+        cmocka_unit_test(adam_matches_reference_recurrence),
+        cmocka_unit_test(sampler_respects_exclusions),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
