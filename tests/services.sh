@@ -17,12 +17,17 @@ state=${2:?usage: services.sh start|stop STATE_DIR}
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 free_port() {
-    # Ask the kernel for an unused loopback port (bind to port 0).
-    python3 - <<'PY' 2>/dev/null || shuf -i 20000-60000 -n 1
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
-PY
+    # A random high port that nothing answers on. (A race with another process remains possible;
+    # the service then fails to start and the run fails loudly.)
+    local p i
+    for i in $(seq 1 50); do
+        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+        port_open "$p" || { echo "$p"; return 0; }
+    done
+    return 1
 }
 
 kafka_jars() {
@@ -33,8 +38,6 @@ kafka_jars() {
     fi
     echo "$dep/*"
 }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_kafka() {
     local cp port cport dir id

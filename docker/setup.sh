@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what ccd-stream needs on Debian 12, idempotently: only missing packages are
+# installed, and apt-get update runs only when something is missing. Used by the README's
+# commands, by tests/run.sh (CI) and by the Dockerfile.
+#
+#   docker/setup.sh          build and runtime dependencies
+#   docker/setup.sh --test   also what the tests need: Java and Maven for the Kafka broker
+#                            (its jars come from Maven Central), redis-server, valgrind
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config
+    librdkafka-dev      # Kafka client
+    libavro-dev         # Avro wire format
+    libhiredis-dev      # Redis client
+    libopenblas-dev     # dense math (SGEMM)
+    libinih-dev         # INI config files
+    libcmocka-dev       # unit tests
+    redis-server        # the demo's and tests' Redis
+)
+if [ "${1:-}" = "--test" ]; then
+    packages+=(openjdk-17-jre-headless maven valgrind)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all ${#packages[@]} packages present"
+    exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

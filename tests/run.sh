@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need (docker/setup.sh --test), fetches the Kafka
+# broker jars, then builds and tests twice with CTest:
+#   build/           Release: unit, data (real Yelp blocks) and integration tests
+#                    (a real Kafka 3.9 broker and a real redis-server, started by the harness)
+#   build-sanitize/  ASan + UBSan: the same tests
+# Exits non-zero if anything fails. CI runs exactly this (.ci/run).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+bash docker/setup.sh --test
+echo "== fetching the Kafka broker (Maven Central)"
+(cd tests/kafka && mvn -q -B dependency:copy-dependencies)
+
+status=0
+for variant in Release:build Sanitize:build-sanitize; do
+    type=${variant%%:*}
+    dir=${variant#*:}
+    echo "== $type build in $dir"
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DBUILD_TESTING=ON >/dev/null
+    cmake --build "$dir" -j "$jobs"
+    echo "== $type tests"
+    # ASan: report leaks too; UBSan aborts on the first error (-fno-sanitize-recover).
+    if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --test-dir "$dir" --output-on-failure; then
+        status=1
+    fi
+done
+exit $status
