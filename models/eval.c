@@ -165,6 +165,14 @@ static int survivors(const int *ranked, int n, const int *ma, int na, const int 
 int ccd_evaluate(const float *user_emb, const float *item_emb, int n_users, int n_items, int d,
                  const ccd_block *blocks, int n_blocks, ccd_block_metrics *out)
 {
+    ccd_scorer s = ccd_scorer_embeddings(user_emb, item_emb, n_users, n_items, d);
+    return ccd_evaluate_scorer(&s, blocks, n_blocks, out);
+}
+
+int ccd_evaluate_scorer(const ccd_scorer *sc, const ccd_block *blocks, int n_blocks,
+                        ccd_block_metrics *out)
+{
+    const int n_users = sc->n_users, n_items = sc->n_items;
     memset(out, 0, (size_t)n_blocks * sizeof *out);
     /* Users scored: anyone some block evaluates. */
     int *users = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof *users);
@@ -182,19 +190,17 @@ int ccd_evaluate(const float *user_emb, const float *item_emb, int n_users, int 
                 users[n_eval++] = u;
                 break;
             }
-    /* About 64 MB of scores per chunk. */
-    int chunk = (int)(((size_t)16 << 20) / (size_t)(n_items > 0 ? n_items : 1));
-    chunk = chunk < 64 ? 64 : chunk > 2048 ? 2048 : chunk;
-    float *uchunk = ccd_floats((size_t)chunk * d);
-    float *scores = ccd_floats((size_t)chunk * n_items);
-    int rc = (uchunk && scores) ? 0 : -1;
+    const int chunk = ccd_scorer_chunk(sc);
+    float *scores = ccd_floats((size_t)chunk * n_items); /* (chunk x n_items) */
+    int rc = scores ? 0 : -1;
     const int top = n_items < CCD_EVAL_TRUNCATE ? n_items : CCD_EVAL_TRUNCATE;
     const int prefix = top < PREFIX ? top : PREFIX;
     for (int c0 = 0; rc == 0 && c0 < n_eval; c0 += chunk) {
         int cn = n_eval - c0 < chunk ? n_eval - c0 : chunk;
-        for (int k = 0; k < cn; k++)
-            memcpy(uchunk + (size_t)k * d, user_emb + (size_t)users[c0 + k] * d, (size_t)d * sizeof(float));
-        ccd_matmul_nt(uchunk, item_emb, scores, cn, n_items, d);
+        if (sc->rows(sc, users + c0, cn, scores) != 0) {
+            rc = -1;
+            break;
+        }
 #pragma omp parallel
         {
             int *idx = malloc((size_t)(n_items > 0 ? n_items : 1) * sizeof *idx);
@@ -271,7 +277,6 @@ int ccd_evaluate(const float *user_emb, const float *item_emb, int n_users, int 
             }
     free(users);
     free(per);
-    free(uchunk);
     free(scores);
     return rc;
 }

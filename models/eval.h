@@ -14,6 +14,7 @@
 #define CCD_EVAL_H
 
 #include "dataset.h"
+#include "scorer.h"
 
 enum { CCD_K20 = 0, CCD_K50 = 1, CCD_NK = 2 };
 extern const int ccd_eval_k[CCD_NK]; /* {20, 50} */
@@ -32,6 +33,10 @@ typedef struct {
  * blocks[0..n_blocks), writing out[j]. Returns 0 or -1 (out of memory). */
 int ccd_evaluate(const float *user_emb, const float *item_emb, int n_users, int n_items, int d,
                  const ccd_block *blocks, int n_blocks, ccd_block_metrics *out);
+
+/* The same for any scorer (an ensemble, say). */
+int ccd_evaluate_scorer(const ccd_scorer *s, const ccd_block *blocks, int n_blocks,
+                        ccd_block_metrics *out);
 
 /* The metrics of one ranked list (exposed for tests): ranked holds item ids best first; items in
  * mask are skipped; gt is the ground truth. mask and gt are sorted arrays. Returns the number of
