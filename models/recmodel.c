@@ -135,3 +135,28 @@ void ccd_recmodel_propagate_all(ccd_recmodel *m)
     for (size_t k = 0; k < total; k++)
         m->final[k] = (m->emb0[k] + m->layer1[k] + m->final[k]) * (1.0f / 3.0f);
 }
+
+int ccd_final_embeddings(ccd_model_type type, const float *emb0, const ccd_csr *graph, int nodes,
+                         int d, float *final, float *layer1)
+{
+    const size_t total = (size_t)nodes * d;
+    if (type == CCD_MODEL_MF) {
+        memcpy(final, emb0, total * sizeof *final);
+        if (layer1)
+            memset(layer1, 0, total * sizeof *layer1);
+        return 0;
+    }
+    if (!graph || graph->n_rows != nodes)
+        return -1;
+    float *l1 = layer1 ? layer1 : ccd_floats(total); /* (nodes x d) A_hat E0 */
+    if (!l1)
+        return -1;
+    ccd_spmm(graph, emb0, l1, d);
+    ccd_spmm(graph, l1, final, d);
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < total; k++)
+        final[k] = (emb0[k] + l1[k] + final[k]) * (1.0f / 3.0f);
+    if (!layer1)
+        free(l1);
+    return 0;
+}

@@ -52,4 +52,10 @@ void ccd_recmodel_backward(ccd_recmodel *m, const int *rows, int n);
 /* final for every node (evaluation, scoring). */
 void ccd_recmodel_propagate_all(ccd_recmodel *m);
 
+/* Final embeddings of a layer-0 table without a model: final (nodes x d) = the layer mean on
+ * graph (NULL for MF); layer1 (nodes x d), if not NULL, receives A_hat E0 (zero for MF).
+ * Returns 0 or -1. */
+int ccd_final_embeddings(ccd_model_type type, const float *emb0, const ccd_csr *graph, int nodes,
+                         int d, float *final, float *layer1);
+
 #endif

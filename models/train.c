@@ -1,6 +1,7 @@
 /* train: see train.h. */
 #include "train.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,8 @@ int ccd_recmodel_evaluate(ccd_recmodel *m, const ccd_block *blocks, int n, ccd_b
                         m->dim, blocks, n, out);
 }
 
-double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int batch, bool clamp)
+double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int batch, bool clamp,
+                     const ccd_train_hooks *hooks)
 {
     const int nodes = ccd_recmodel_nodes(m);
     int *stamp = malloc((size_t)nodes * sizeof *stamp); /* last batch that listed each node */
@@ -55,6 +57,14 @@ double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int 
         loss += ccd_bpr_forward(m->final, m->n_users, m->dim, u, p, q, b, clamp, dx);
         ccd_bpr_backward(m->final, m->dfinal, m->n_users, m->dim, u, p, q, b, dx);
         ccd_recmodel_backward(m, rows, n);
+        if (hooks && hooks->batch) {
+            double extra = hooks->batch(hooks->ctx, m, u, p, q, b);
+            if (!(extra >= 0.0)) {
+                loss = -1.0;
+                break;
+            }
+            loss += extra;
+        }
         ccd_adam_step(adam, m->emb0, m->grad);
     }
     free(stamp), free(rows), free(dx);
@@ -64,6 +74,13 @@ double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int 
 int ccd_train_bpr(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
                   const ccd_train_opts *o, ccd_epoch_fn on_epoch, void *ctx,
                   ccd_block_metrics *best, int *best_epoch)
+{
+    return ccd_train_stage(m, blk, exclude, o, false, NULL, on_epoch, ctx, best, best_epoch);
+}
+
+int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
+                    const ccd_train_opts *o, bool clamp, const ccd_train_hooks *hooks,
+                    ccd_epoch_fn on_epoch, void *ctx, ccd_block_metrics *best, int *best_epoch)
 {
     const size_t n_params = (size_t)ccd_recmodel_nodes(m) * m->dim;
     ccd_adam adam;
@@ -91,9 +108,13 @@ int ccd_train_bpr(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
             rc = -1;
             break;
         }
-        r.loss = ccd_bpr_epoch(m, &adam, &t, o->batch, false);
+        r.loss = ccd_bpr_epoch(m, &adam, &t, o->batch, clamp, hooks);
         ccd_triples_free(&t);
-        if (r.loss < 0) {
+        if (r.loss >= 0 && hooks && hooks->epoch) {
+            double extra = hooks->epoch(hooks->ctx, m, &adam, epoch - 1);
+            r.loss = extra >= 0.0 ? r.loss + extra : -1.0;
+        }
+        if (!(r.loss >= 0)) {
             rc = -1;
             break;
         }
@@ -119,7 +140,7 @@ int ccd_train_bpr(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
         }
         if (on_epoch)
             on_epoch(&r, ctx);
-        if (r.evaluated && stale >= o->patience)
+        if (r.evaluated && o->patience > 0 && stale >= o->patience)
             break;
     }
     memcpy(m->emb0, best_emb, n_params * sizeof *best_emb);
@@ -131,4 +152,64 @@ int ccd_train_bpr(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
     free(best_emb);
     ccd_adam_free(&adam);
     return rc;
+}
+
+double ccd_replay_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_replay_set *r, int batch,
+                        float lambda, ccd_rng *rng)
+{
+    if (r->n == 0)
+        return 0.0;
+    const int nodes = ccd_recmodel_nodes(m), d = m->dim;
+    int *order = malloc((size_t)r->n * sizeof *order); /* (n) shuffled pair indices */
+    int *stamp = malloc((size_t)nodes * sizeof *stamp);
+    int *rows = malloc((size_t)batch * 2 * sizeof *rows); /* (<= 2 batch) unique node rows */
+    if (!order || !stamp || !rows) {
+        free(order), free(stamp), free(rows);
+        return -1.0;
+    }
+    for (int64_t k = 0; k < r->n; k++)
+        order[k] = (int)k;
+    ccd_rng_shuffle_int(rng, order, (size_t)r->n);
+    for (int v = 0; v < nodes; v++)
+        stamp[v] = -1;
+    double loss = 0.0;
+    int step = 0;
+    for (int64_t b0 = 0; b0 < r->n; b0 += batch, step++) {
+        int b = (int)(r->n - b0 < batch ? r->n - b0 : batch);
+        int n = 0;
+        for (int k = 0; k < b; k++) {
+            int e = order[b0 + k];
+            int v[2] = {r->user[e], m->n_users + r->item[e]};
+            for (int c = 0; c < 2; c++)
+                if (stamp[v[c]] != step) {
+                    stamp[v[c]] = step;
+                    rows[n++] = v[c];
+                }
+        }
+        ccd_recmodel_forward(m, rows, n);
+        /* L = lambda sum BCE(sigmoid(s), y); dL/ds = lambda (sigmoid(s) - y) */
+        for (int k = 0; k < b; k++) {
+            int e = order[b0 + k];
+            const float *eu = m->final + (size_t)r->user[e] * d;
+            const float *ei = m->final + (size_t)(m->n_users + r->item[e]) * d;
+            float *gu = m->dfinal + (size_t)r->user[e] * d;
+            float *gi = m->dfinal + (size_t)(m->n_users + r->item[e]) * d;
+            double s = 0.0;
+            for (int c = 0; c < d; c++)
+                s += (double)eu[c] * ei[c];
+            double y = r->label[e];
+            /* -y log sig(s) - (1-y) log(1 - sig(s)) = softplus(s) - y s */
+            double sp = s > 0 ? s + log1p(exp(-s)) : log1p(exp(s));
+            loss += lambda * (sp - y * s);
+            float g = (float)(lambda * (1.0 / (1.0 + exp(-s)) - y));
+            for (int c = 0; c < d; c++) {
+                gu[c] += g * ei[c];
+                gi[c] += g * eu[c];
+            }
+        }
+        ccd_recmodel_backward(m, rows, n);
+        ccd_adam_step(adam, m->emb0, m->grad);
+    }
+    free(order), free(stamp), free(rows);
+    return loss;
 }

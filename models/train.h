@@ -16,6 +16,7 @@
 #include "dataset.h"
 #include "eval.h"
 #include "recmodel.h"
+#include "replay.h"
 
 typedef struct {
     float lr;           /* 1e-3 */
@@ -42,6 +43,27 @@ typedef struct {
 
 typedef void (*ccd_epoch_fn)(const ccd_epoch_report *r, void *ctx);
 
+/* Extra terms of the CCD stages, hooked into the BPR loop:
+ *   batch(ctx, m, u, p, n, b): after the BPR backward of a mini-batch (m->final holds the batch
+ *     rows' final embeddings, m->layer1 the full first layer), adds its terms' gradient to
+ *     m->grad and returns their loss; the batch's single Adam step follows.
+ *   epoch(ctx, m, adam, epoch): after the epoch's BPR batches, runs passes with Adam steps of its
+ *     own (replay, the item-side distillation); returns their loss.
+ * Either may be NULL. A negative return (or NaN) stops training with an error. */
+typedef struct {
+    double (*batch)(void *ctx, ccd_recmodel *m, const int *user, const int *pos, const int *neg,
+                    int b);
+    double (*epoch)(void *ctx, ccd_recmodel *m, ccd_adam *adam, int epoch);
+    void *ctx;
+} ccd_train_hooks;
+
+/* The general stage loop: sample (train, exclusions) triples every epoch, BPR mini-batches with
+ * hooks, evaluation on blk's valid split, keep the best. clamp selects the clamped BPR of the
+ * distillation stage. Same returns as ccd_train_bpr. */
+int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
+                    const ccd_train_opts *o, bool clamp, const ccd_train_hooks *hooks,
+                    ccd_epoch_fn on_epoch, void *ctx, ccd_block_metrics *best, int *best_epoch);
+
 /* Train m on blk (exclude may be NULL). on_epoch, if set, is called after every epoch.
  * best (may be NULL) receives the selected epoch's metrics; *best_epoch its number.
  * Returns 0 or -1 (out of memory). */
@@ -54,6 +76,13 @@ int ccd_recmodel_evaluate(ccd_recmodel *m, const ccd_block *blocks, int n, ccd_b
 
 /* One pass of BPR mini-batches over t, one Adam step each: returns the summed loss, or a
  * negative value when memory runs out. */
-double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int batch, bool clamp);
+double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int batch, bool clamp,
+                     const ccd_train_hooks *hooks);
+
+/* One replay pass (sections 5.5 and 6.6): the pairs shuffled into batches, one Adam step per
+ * batch on L = lambda sum_batch BCE(sigmoid(s(u, i)), y) with propagated embeddings.
+ * Returns the summed loss, or a negative value when memory runs out. */
+double ccd_replay_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_replay_set *r, int batch,
+                        float lambda, ccd_rng *rng);
 
 #endif

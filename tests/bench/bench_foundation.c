@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     ccd_triples sub = tr;
     sub.n = 512 * 8;
     double t0 = ccd_now();
-    ccd_bpr_epoch(&m, &adam, &sub, 512, false);
+    ccd_bpr_epoch(&m, &adam, &sub, 512, false, NULL);
     printf("training mini-batch (512 triples: forward, BPR, backward, Adam): %.2f ms\n",
            1e3 * (ccd_now() - t0) / 8);
 
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
         ccd_triples ep;
         ccd_bpr_sample(&ep, &b->train, NULL, ni, 2, &rng);
         double ts = ccd_now() - t0;
-        ccd_bpr_epoch(&m, &adam, &ep, 512, false);
+        ccd_bpr_epoch(&m, &adam, &ep, 512, false, NULL);
         printf("base-teacher epoch (%lld triples, %lld batches): %.2f s (sampling %.2f s)\n",
                (long long)ep.n, (long long)((ep.n + 511) / 512), ccd_now() - t0, ts);
         ccd_triples_free(&ep);

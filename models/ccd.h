@@ -1,0 +1,159 @@
+/* ccd: Continual Collaborative Distillation, one block at a time (algorithm section 10).
+ *
+ * The engine's state after block k holds the teachers T_{m,k}, the distilled student D_k, the
+ * continual student CL_k (the one to serve), the stability/plasticity proxies S_{k-1}, P_{k-1},
+ * and block k's train data (the next block needs it as "block k-1": graphs, filters, LWC-KD).
+ * The ensemble E_k is not stored: it is a scorer over the teachers, recomputed on demand.
+ *
+ *   ccd_state_init(&st, &cfg);
+ *   for each block k: ccd_block_step(&st, &cfg, block_k, eval_blocks, n_eval, &report);
+ *
+ * Block 0 bootstraps (base teachers, E_0, D_0; CL_0 = D_0). Every later block runs the student
+ * update (CL_k, from D_{k-1}), the teacher updates (T_{m,k}), the ensemble (E_k) and the
+ * distillation (D_k, for block k+1). Model selection uses block k's valid split only.
+ * Everything is deterministic for a given seed and thread count. */
+#ifndef CCD_CCD_H
+#define CCD_CCD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "eval.h"
+#include "recmodel.h"
+#include "sparse.h"
+
+#define CCD_MAX_TEACHERS 16
+#define CCD_MAX_SCHEDULE 16 /* per-block settings for blocks 1..16; later blocks reuse the last */
+
+typedef struct {
+    ccd_model_type type;
+    int dim;
+    uint64_t seed;
+} ccd_teacher_spec;
+
+/* Settings of one BPR-trained stage. */
+typedef struct {
+    float lr;
+    int batch;
+    int nns;           /* negatives per positive */
+    float weight_decay;
+    int epochs;        /* epochs trained; the best evaluated one is kept */
+    int eval_every;    /* evaluate on block k's valid split every N epochs (and after the last) */
+    int patience;      /* stop after this many evaluations without improvement (0: never) */
+} ccd_stage_opts;
+
+/* Per-block replay settings of the student update (section 5.6) and teacher update (6.7). */
+typedef struct {
+    int ab;        /* candidates: the proxy's top-ab */
+    int ss, ps;    /* draws per user from S and P */
+    float sw, pw;  /* EMA weights of the S and P proxies */
+} ccd_student_block_opts;
+
+typedef struct {
+    int ab;
+    int ss, ps, cs; /* draws per user from S, P and the continual student */
+} ccd_teacher_block_opts;
+
+typedef struct {
+    int n_teachers;
+    ccd_teacher_spec teachers[CCD_MAX_TEACHERS];
+    int student_dim;             /* d_S: 8 on Yelp */
+    uint64_t seed;               /* student and sampling seed */
+
+    ccd_stage_opts base;         /* base teachers on block 0 */
+    ccd_stage_opts kd;           /* distillation */
+    ccd_stage_opts student;      /* continual student update */
+    ccd_stage_opts teacher;      /* teacher update */
+
+    /* distillation (section 4) */
+    int kd_interesting;          /* 40 */
+    int kd_uninteresting_items;  /* nui: 10000 */
+    int kd_uninteresting_users;  /* nuu: 11500 */
+    float kd_lambda;             /* 0.01 */
+    bool kd_train_items_first;   /* reproduce the reference's NaN-first interesting lists (9.3) */
+    int exclusion_topk;          /* 40: top lists put in the negative-exclusion lists */
+
+    /* continual student update (section 5) */
+    int n_student_blocks;
+    ccd_student_block_opts student_blocks[CCD_MAX_SCHEDULE]; /* [k-1] for block k */
+    float student_replay_lambda; /* 0.5 */
+    float student_anneal;        /* a_T: 10 */
+    float replay_eps;            /* 1e-4 */
+    int init_topk;               /* 20 */
+
+    /* teacher update (section 6) */
+    int n_teacher_blocks;
+    ccd_teacher_block_opts teacher_blocks[CCD_MAX_SCHEDULE];
+    float teacher_replay_lambda; /* 0.5 */
+    float teacher_anneal;        /* T: 5 */
+    float lwc_tau;               /* 5 */
+    float lwc_lambda;            /* 0.01 */
+    double lwc_graph_degree;     /* 10: average degree of the UU / II graphs */
+
+    /* switches: the ablations */
+    bool replay;                 /* replay in the student and teacher updates */
+    bool use_s, use_p;           /* the S and P proxies */
+    bool use_cl;                 /* the continual student in the teachers' exclusion + replay */
+    bool update_teachers;        /* false: teachers stay as bootstrapped */
+    bool distill;                /* false: no D_k; the student continues from CL_{k-1} */
+    bool collaborative;          /* false: teachers updated without student knowledge */
+} ccd_config;
+
+/* The reference's Yelp settings (run.sh; sections 2.5, 5.6, 6.7): five LightGCN teachers,
+ * d = 128, seeds 0..4; LightGCN student d = 8. Epoch counts: 6 for every continual stage
+ * (the reference trains 10 but can only select among its first 6), base teachers `base_epochs`. */
+void ccd_config_yelp(ccd_config *c);
+/* Fine-tune only: no replay, no proxies, no teacher side. */
+void ccd_config_finetune(ccd_config *c);
+
+typedef struct {
+    int block;            /* k of the last block processed; -1 before the bootstrap */
+    int n_users, n_items; /* U_k, I_k */
+    int n_teachers;
+    ccd_teacher_spec teacher_spec[CCD_MAX_TEACHERS];
+    float *teacher[CCD_MAX_TEACHERS]; /* T_{m,k} layer-0 tables ((n_users + n_items) x dim_m) */
+    int student_dim;
+    float *distilled;     /* D_k   ((n_users + n_items) x student_dim) */
+    float *student;       /* CL_k  ((n_users + n_items) x student_dim), served */
+    int proxy_users, proxy_items;      /* U_{k-1}, I_{k-1} (0 before block 1) */
+    float *proxy_s, *proxy_p;          /* S_{k-1}, P_{k-1} ((proxy_users + proxy_items) x dim) */
+    /* block k's data that block k+1 reads as "previous" */
+    ccd_csr train;        /* R_k (n_users x n_items), deduplicated */
+    int *active_users;    /* sorted train keys of block k (users of the raw block) */
+    int n_active_users;
+    int *active_items;    /* sorted items with a train pair in block k */
+    int n_active_items;
+} ccd_state;
+
+/* Metrics of the three models after one block, on every evaluated block j (test and valid). */
+typedef struct {
+    int block;
+    int n_eval;                       /* blocks evaluated: 0..n_eval-1 */
+    ccd_block_metrics *student;       /* CL_k, (n_eval) */
+    ccd_block_metrics *ensemble;      /* E_k */
+    ccd_block_metrics *distilled;     /* D_k */
+    double seconds_student, seconds_teachers, seconds_ensemble, seconds_distill, seconds_total;
+    int student_epoch, distill_epoch; /* selected epochs */
+} ccd_block_report;
+
+void ccd_state_init(ccd_state *st);
+void ccd_state_free(ccd_state *st);
+void ccd_block_report_free(ccd_block_report *r);
+
+/* Optional progress messages (stage names and timings); NULL for silence. */
+typedef void (*ccd_log_fn)(void *ctx, const char *msg);
+
+/* Process block blk (its index must be st->block + 1). eval/n_eval: the blocks to report on
+ * (usually 0..k); n_eval may be 0. Returns 0, or -1 with a message in err. */
+int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
+                   const ccd_block *eval, int n_eval, ccd_block_report *rep, ccd_log_fn log,
+                   void *log_ctx, char *err, size_t errlen);
+
+/* EMA merge of a proxy (section 5.2), exposed for tests: rows present in the old proxy
+ * ((old_users + old_items) x dim) become w * old + (1 - w) * d; the others are copied from d
+ * ((n_users + n_items) x dim). old may be NULL (a copy of d). Returns a new table or NULL. */
+float *ccd_proxy_merge(const float *old, int old_users, int old_items, const float *d, int n_users,
+                       int n_items, int dim, float w);
+
+#endif

@@ -1,0 +1,46 @@
+/* distill: ranking distillation from the teacher ensemble into a fresh student (section 4).
+ *
+ * The student is trained on block k with BPR (clamped) plus the DE-RRD relaxed ranking loss on
+ * both sides, on layer-0 scores p_u . q_i:
+ *   per mini-batch, for each distinct user u of the batch:
+ *     0.01 * l(s(u, A_u), s(u, N_u)),   A_u = the ensemble's 40 best items for u (interesting),
+ *                                        N_u = nui items drawn uniformly from the eligible ones;
+ *   after the BPR batches, an item pass over chunks of 1024 shuffled items, one Adam step each:
+ *     0.01 * sum_i l(s(B_i, i), s(N_i, i)), B_i = the ensemble's 40 best users for item i.
+ *   l(s+, s-) = sum_k [ log(sum_{j>=k} e^{s+_j} + sum_m e^{s-_m} + 1e-8) - s+_k ], scores clamped
+ *   at 10 (no gradient where clamped).
+ * Eligible (u, i): not a train pair, i not in X(u), i not in A_u, u not in B_i. The uninteresting
+ * sets are drawn once per block and kept as bitmaps (users x items bits), so a batch scores its
+ * users against all items with one SGEMM and reduces over the bitmap. */
+#ifndef CCD_DISTILL_H
+#define CCD_DISTILL_H
+
+#include <stdbool.h>
+
+#include "dataset.h"
+#include "eval.h"
+#include "recmodel.h"
+#include "rng.h"
+#include "scorer.h"
+#include "train.h"
+
+typedef struct {
+    const ccd_scorer *ensemble; /* E_k, at least (n_users x n_items) of the block */
+    const ccd_csr *exclude;     /* X: negative-exclusion lists (may be NULL, or fewer rows) */
+    int n_interesting;          /* 40 */
+    int n_unint_items;          /* nui: 10000 on Yelp */
+    int n_unint_users;          /* nuu: 11500 on Yelp */
+    float lambda;               /* 0.01 */
+    bool train_items_first;     /* the reference's NaN-first interesting lists (section 9.3) */
+} ccd_kd_inputs;
+
+/* The relaxed ranking loss of one row and its gradient (exposed for tests):
+ * pos (k) interesting scores in order, neg (n) uninteresting scores; writes dl/dpos, dl/dneg. */
+double ccd_rrd_loss(const float *pos, int k, const float *neg, int n, float *dpos, float *dneg);
+
+/* Train the fresh student m (already initialised on block blk's graph) by distillation.
+ * Returns 0, or -1 on allocation failure. */
+int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
+                const ccd_train_opts *o, ccd_block_metrics *best, int *best_epoch);
+
+#endif

@@ -1,0 +1,54 @@
+/* rank: top-k lists, per-item top users, row ranks and the teacher ensemble, all streamed from
+ * a scorer (scorer.h) in chunks of rows, never a users x items matrix.
+ *
+ * Order everywhere: score descending, ties by lower id first (a strict total order, so results
+ * are deterministic and independent of the thread count). "Filtered" entries, the
+ * reference's "set to -1e8", are simply not eligible. */
+#ifndef CCD_RANK_H
+#define CCD_RANK_H
+
+#include "scorer.h"
+#include "sparse.h"
+
+/* A union of (user, item) sets to leave out; a set with fewer rows than the scorer excludes
+ * nothing for the rows past its end. Up to 4 sets. */
+typedef struct {
+    const ccd_csr *sets[4];
+    int n_sets;
+} ccd_filter;
+
+/* For every user u < s->n_users: the k best eligible items of row u, best first, into
+ * out (n_users x k); a row with fewer than k eligible items is padded with -1. f may be NULL;
+ * a filter's item ids at or past s->n_items are ignored. k <= 0 writes nothing.
+ * Returns 0, or -1 (out of memory, or the scorer's rows() failed). */
+int ccd_topk_items(const ccd_scorer *s, const ccd_filter *f, int k, int *out);
+
+/* For every item i < s->n_items: the k best eligible users of column i (score desc, user id asc),
+ * best first, into out (n_items x k), -1 padded. Streams the rows once, keeping a k-heap per
+ * item (O(n_items x k) memory besides one chunk). Same filter rules and returns as above. */
+int ccd_topk_users(const ccd_scorer *s, const ccd_filter *f, int k, int *out);
+
+/* rank[i] = 0-based position of item i when row[0..n) is sorted by (score desc, id asc).
+ * idx is (n) scratch, and rank doubles as a second scratch buffer while sorting, so the two must
+ * not overlap (nor overlap row). On return idx[p] is the item at position p (the row sorted best
+ * first). A stable LSD radix sort on the float bits: O(n), no comparisons, no allocation.
+ * -0.0 ties with +0.0; row must not contain NaN. */
+void ccd_row_ranks(const float *row, int n, int *rank, int *idx);
+
+/* The rank-importance ensemble of section 3: E(u, i) = (1/M) sum_m (r_m(u, i) + 1)^-0.05, with
+ * r_m the rank of item i in teacher m's unmasked row. All teachers share the ensemble's shape
+ * (n_users x n_items); teachers' own scorers may be bigger (their extra rows/items are ignored:
+ * ranks are taken over items 0..n_items-1). The returned scorer borrows e (its ctx), which must
+ * outlive it. */
+typedef struct {
+    const ccd_scorer *teachers; /* (n_teachers) */
+    int n_teachers;
+    int n_users, n_items;
+} ccd_ensemble;
+
+/* The scorer's rows() returns -1 if a teacher has fewer users or items than e, if
+ * e->n_teachers <= 0, or if memory runs out. Per call it holds one (batch x widest teacher row)
+ * buffer, batch = min(n, ccd_scorer_chunk(teacher)), besides out. */
+ccd_scorer ccd_scorer_ensemble(const ccd_ensemble *e);
+
+#endif

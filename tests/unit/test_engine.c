@@ -1,0 +1,273 @@
+/* The CCD engine on small cases: the relaxed ranking loss and its gradient, the proxy EMA, state
+ * save/load (round trip, every truncation, bit flips), and a three-block run of the whole
+ * pipeline on a small synthetic stream that must be reproducible across a save/load between
+ * blocks. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ccd.h"
+#include "distill.h"
+#include "rng.h"
+#include "state.h"
+
+static void rrd_loss_by_hand_and_finite_differences(void **state)
+{
+    (void)state;
+    /* k = 2, one negative: l = [log(e^a + e^b + e^c) - a] + [log(e^b + e^c) - b] */
+    float pos[2] = {0.3f, -0.2f}, neg[1] = {0.5f}, dpos[2], dneg[1];
+    double l = ccd_rrd_loss(pos, 2, neg, 1, dpos, dneg);
+    double a = 0.3, b = -0.2, c = 0.5;
+    double want = log(exp(a) + exp(b) + exp(c) + 1e-8) - a + log(exp(b) + exp(c) + 1e-8) - b;
+    assert_float_equal(l, want, 1e-6);
+    /* finite differences on a bigger random row, including a clamped score (> 10) */
+    ccd_rng r;
+    ccd_rng_init(&r, 4, 0);
+    enum { K = 6, N = 9 };
+    float p[K], n[N], dp[K], dn[N];
+    for (int k = 0; k < K; k++)
+        p[k] = ccd_rng_normal(&r);
+    for (int k = 0; k < N; k++)
+        n[k] = ccd_rng_normal(&r);
+    p[2] = 12.0f; /* clamped: no gradient */
+    ccd_rrd_loss(p, K, n, N, dp, dn);
+    assert_float_equal(dp[2], 0.0f, 0.0f);
+    const float h = 1e-3f;
+    for (int k = 0; k < K + N; k++) {
+        float *x = k < K ? &p[k] : &n[k - K];
+        if (*x > 10.0f)
+            continue;
+        float keep = *x, t1[K], t2[N];
+        *x = keep + h;
+        double lp = ccd_rrd_loss(p, K, n, N, t1, t2);
+        *x = keep - h;
+        double lm = ccd_rrd_loss(p, K, n, N, t1, t2);
+        *x = keep;
+        double fd = (lp - lm) / (2 * h), an = k < K ? dp[k] : dn[k - K];
+        assert_true(fabs(fd - an) < 2e-3 * fmax(1.0, fabs(fd)));
+    }
+}
+
+static void proxy_merge_blends_old_rows_and_copies_new_ones(void **state)
+{
+    (void)state;
+    /* old proxy: 1 user, 1 item, dim 2; D: 2 users, 2 items */
+    float old[4] = {1, 2, 3, 4};
+    float d[8] = {10, 20, 30, 40, 50, 60, 70, 80};
+    float *p = ccd_proxy_merge(old, 1, 1, d, 2, 2, 2, 0.9f);
+    assert_non_null(p);
+    float want[8] = {0.9f * 1 + 0.1f * 10, 0.9f * 2 + 0.1f * 20, 30, 40,
+                     0.9f * 3 + 0.1f * 50, 0.9f * 4 + 0.1f * 60, 70, 80};
+    for (int k = 0; k < 8; k++)
+        assert_float_equal(p[k], want[k], 1e-5);
+    free(p);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* a small synthetic stream: latent clusters, new users and items in every block */
+
+enum { BLOCKS = 3 };
+static const int USERS[BLOCKS] = {70, 85, 100}, ITEMS[BLOCKS] = {60, 68, 75};
+
+static void make_blocks(ccd_block *blocks)
+{
+    ccd_rng r;
+    ccd_rng_init(&r, 99, 0);
+    for (int k = 0; k < BLOCKS; k++) {
+        ccd_block *b = &blocks[k];
+        memset(b, 0, sizeof *b);
+        b->index = k;
+        b->n_users = USERS[k];
+        b->n_items = ITEMS[k];
+        b->prev_users = k ? USERS[k - 1] : 0;
+        b->prev_items = k ? ITEMS[k - 1] : 0;
+        int cap = USERS[k] * 12;
+        int *tu = malloc(cap * sizeof *tu), *ti = malloc(cap * sizeof *ti);
+        int *vu = malloc(cap * sizeof *vu), *vi = malloc(cap * sizeof *vi);
+        int *su = malloc(cap * sizeof *su), *si = malloc(cap * sizeof *si);
+        int nt = 0, nv = 0, ns = 0;
+        int u0 = k ? USERS[k - 1] / 3 : 0; /* some old users stay active */
+        b->users = malloc(USERS[k] * sizeof *b->users);
+        b->n_active_users = 0;
+        for (int u = u0; u < USERS[k]; u++) {
+            b->users[b->n_active_users++] = u;
+            int cluster = u % 4;
+            for (int e = 0; e < 8; e++) {
+                /* items of the user's cluster, mostly */
+                int i = (int)ccd_rng_below(&r, (uint32_t)ITEMS[k]);
+                if (ccd_rng_uniform(&r) < 0.8f)
+                    i = (i / 4) * 4 + cluster;
+                if (i >= ITEMS[k])
+                    i = cluster;
+                if (e == 0)
+                    vu[nv] = u, vi[nv++] = i;
+                else if (e == 1)
+                    su[ns] = u, si[ns++] = i;
+                else
+                    tu[nt] = u, ti[nt++] = i;
+            }
+        }
+        assert_int_equal(ccd_csr_from_pairs(&b->train, USERS[k], ITEMS[k], tu, ti, nt), 0);
+        assert_int_equal(ccd_csr_from_pairs(&b->valid, USERS[k], ITEMS[k], vu, vi, nv), 0);
+        assert_int_equal(ccd_csr_from_pairs(&b->test, USERS[k], ITEMS[k], su, si, ns), 0);
+        b->n_train_lines = nt;
+        int *seen = calloc(ITEMS[k], sizeof *seen);
+        for (int t = 0; t < nt; t++)
+            seen[ti[t]] = 1;
+        b->items = malloc(ITEMS[k] * sizeof *b->items);
+        for (int i = 0; i < ITEMS[k]; i++)
+            if (seen[i])
+                b->items[b->n_active_items++] = i;
+        free(seen), free(tu), free(ti), free(vu), free(vi), free(su), free(si);
+    }
+}
+
+static void free_blocks(ccd_block *blocks)
+{
+    for (int k = 0; k < BLOCKS; k++) {
+        ccd_csr_free(&blocks[k].train);
+        ccd_csr_free(&blocks[k].valid);
+        ccd_csr_free(&blocks[k].test);
+        free(blocks[k].users);
+        free(blocks[k].items);
+    }
+}
+
+static void small_config(ccd_config *c)
+{
+    ccd_config_yelp(c);
+    c->n_teachers = 2;
+    c->teachers[0] = (ccd_teacher_spec){CCD_MODEL_LIGHTGCN, 8, 0};
+    c->teachers[1] = (ccd_teacher_spec){CCD_MODEL_MF, 8, 1};
+    c->student_dim = 4;
+    c->base.epochs = 4;
+    c->base.batch = 64;
+    c->kd.epochs = c->student.epochs = c->teacher.epochs = 2;
+    c->kd.batch = c->student.batch = c->teacher.batch = 64;
+    c->kd_interesting = 5;
+    c->kd_uninteresting_items = 30;
+    c->kd_uninteresting_users = 40;
+    c->exclusion_topk = 5;
+    c->init_topk = 3;
+    for (int k = 0; k < c->n_student_blocks; k++)
+        c->student_blocks[k].ab = 10;
+    for (int k = 0; k < c->n_teacher_blocks; k++)
+        c->teacher_blocks[k].ab = 10;
+}
+
+static unsigned char *save(const ccd_state *st, size_t *len)
+{
+    unsigned char *buf;
+    assert_int_equal(ccd_state_serialize(st, &buf, len), 0);
+    return buf;
+}
+
+static void pipeline_runs_and_resumes_from_a_checkpoint(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    ccd_config cfg;
+    small_config(&cfg);
+    ccd_state st, resumed;
+    ccd_state_init(&st);
+    char err[256];
+    unsigned char *ckpt = NULL;
+    size_t ckpt_len = 0;
+    for (int k = 0; k < BLOCKS; k++) {
+        ccd_block_report rep;
+        if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, NULL, err, sizeof err) != 0)
+            fail_msg("block %d: %s", k, err);
+        for (int j = 0; j <= k; j++) {
+            assert_true(rep.student[j].test.n_users > 0);
+            assert_true(rep.student[j].test.recall[CCD_K20] >= 0 && rep.student[j].test.recall[CCD_K20] <= 1);
+            assert_true(rep.ensemble[j].test.recall[CCD_K20] > 0);
+        }
+        /* the clustered stream is learnable: the ensemble finds the clusters */
+        assert_true(rep.ensemble[k].test.recall[CCD_K20] > 0.3);
+        ccd_block_report_free(&rep);
+        assert_int_equal(st.block, k);
+        assert_int_equal(st.n_users, USERS[k]);
+        if (k == 1)
+            ckpt = save(&st, &ckpt_len);
+    }
+    /* resume from the block-1 checkpoint: the same block 2 gives bit-identical models */
+    if (ccd_state_deserialize(&resumed, ckpt, ckpt_len, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    size_t again_len;
+    unsigned char *again = save(&resumed, &again_len);
+    assert_int_equal(again_len, ckpt_len);
+    assert_memory_equal(again, ckpt, ckpt_len);
+    free(again);
+    ccd_block_report rep;
+    if (ccd_block_step(&resumed, &cfg, &blocks[2], blocks, 3, &rep, NULL, NULL, err, sizeof err) != 0)
+        fail_msg("resumed block 2: %s", err);
+    ccd_block_report_free(&rep);
+    size_t na, nb;
+    unsigned char *a = save(&st, &na), *b = save(&resumed, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    free(a), free(b);
+
+    /* every truncation and a bit flip anywhere is refused cleanly */
+    ccd_state bad;
+    for (size_t cut = 0; cut < ckpt_len; cut += 1 + cut / 7)
+        assert_int_equal(ccd_state_deserialize(&bad, ckpt, cut, err, sizeof err), -1);
+    for (size_t at = 0; at < ckpt_len; at += 1 + ckpt_len / 97) {
+        ckpt[at] ^= 0x10;
+        assert_int_equal(ccd_state_deserialize(&bad, ckpt, ckpt_len, err, sizeof err), -1);
+        ckpt[at] ^= 0x10;
+    }
+    assert_int_equal(ccd_state_deserialize(&bad, ckpt, ckpt_len, err, sizeof err), 0);
+    ccd_state_free(&bad);
+    free(ckpt);
+    ccd_state_free(&resumed);
+    ccd_state_free(&st);
+    free_blocks(blocks);
+}
+
+static void ablation_switches_run(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    for (int variant = 0; variant < 2; variant++) {
+        ccd_config cfg;
+        small_config(&cfg);
+        if (variant == 0)
+            ccd_config_finetune(&cfg);
+        else
+            cfg.collaborative = false;
+        ccd_state st;
+        ccd_state_init(&st);
+        char err[256];
+        for (int k = 0; k < BLOCKS; k++) {
+            ccd_block_report rep;
+            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, NULL, err, sizeof err) != 0)
+                fail_msg("variant %d block %d: %s", variant, k, err);
+            assert_true(rep.student[k].test.n_users > 0);
+            ccd_block_report_free(&rep);
+        }
+        if (variant == 0)
+            assert_null(st.proxy_s); /* fine-tune only keeps no proxies */
+        ccd_state_free(&st);
+    }
+    free_blocks(blocks);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rrd_loss_by_hand_and_finite_differences),
+        cmocka_unit_test(proxy_merge_blends_old_rows_and_copies_new_ones),
+        cmocka_unit_test(pipeline_runs_and_resumes_from_a_checkpoint),
+        cmocka_unit_test(ablation_switches_run),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

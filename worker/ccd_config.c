@@ -1,0 +1,283 @@
+/* ccd_config: INI (libinih) -> ccd_config. See ccd_config.h. */
+#include "ccd_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
+        *out = true;
+    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "off"))
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_int(const char *v, int min, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno || x < min || x > max)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_float(const char *v, float min, float max, float *out)
+{
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (*v == '\0' || *end != '\0' || errno || !(x >= min && x <= max))
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_teachers(const char *v, ccd_config *c)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", v);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        char type[32];
+        int dim;
+        unsigned long long seed;
+        char extra;
+        if (n == CCD_MAX_TEACHERS || sscanf(tok, "%31[a-z]:%d:%llu %c", type, &dim, &seed, &extra) != 3 ||
+            dim < 1 || dim > 4096)
+            return -1;
+        if (!strcmp(type, "lightgcn"))
+            c->teachers[n].type = CCD_MODEL_LIGHTGCN;
+        else if (!strcmp(type, "mf"))
+            c->teachers[n].type = CCD_MODEL_MF;
+        else
+            return -1;
+        c->teachers[n].dim = dim;
+        c->teachers[n].seed = seed;
+        n++;
+    }
+    if (n == 0)
+        return -1;
+    c->n_teachers = n;
+    return 0;
+}
+
+static int stage_key(ccd_stage_opts *s, const char *key, const char *v)
+{
+    if (!strcmp(key, "lr"))
+        return parse_float(v, 0.0f, 10.0f, &s->lr);
+    if (!strcmp(key, "batch"))
+        return parse_int(v, 1, 1 << 24, &s->batch);
+    if (!strcmp(key, "negatives"))
+        return parse_int(v, 1, 1000, &s->nns);
+    if (!strcmp(key, "weight_decay"))
+        return parse_float(v, 0.0f, 10.0f, &s->weight_decay);
+    if (!strcmp(key, "epochs"))
+        return parse_int(v, 1, 100000, &s->epochs);
+    if (!strcmp(key, "eval_every"))
+        return parse_int(v, 1, 100000, &s->eval_every);
+    if (!strcmp(key, "patience"))
+        return parse_int(v, 0, 100000, &s->patience);
+    return -2;
+}
+
+#define BOOL_KEY(name)                                                                             \
+    if (!strcmp(key, #name))                                                                       \
+    return parse_bool(v, &c->name)
+
+static int ccd_key(ccd_config *c, const char *key, const char *v)
+{
+    int tmp;
+    if (!strcmp(key, "seed")) {
+        if (parse_int(v, 0, 2147483647, &tmp) != 0)
+            return -1;
+        c->seed = (uint64_t)tmp;
+        return 0;
+    }
+    if (!strcmp(key, "preset")) {
+        if (!strcmp(v, "full"))
+            return 0;
+        if (!strcmp(v, "finetune")) {
+            ccd_config_finetune(c);
+            return 0;
+        }
+        return -1;
+    }
+    if (!strcmp(key, "teachers"))
+        return parse_teachers(v, c);
+    if (!strcmp(key, "student_dim"))
+        return parse_int(v, 1, 4096, &c->student_dim);
+    BOOL_KEY(replay);
+    BOOL_KEY(use_s);
+    BOOL_KEY(use_p);
+    BOOL_KEY(use_cl);
+    BOOL_KEY(update_teachers);
+    BOOL_KEY(collaborative);
+    BOOL_KEY(distill);
+    BOOL_KEY(kd_train_items_first);
+    if (!strcmp(key, "kd_interesting"))
+        return parse_int(v, 1, 1000, &c->kd_interesting);
+    if (!strcmp(key, "kd_uninteresting_items"))
+        return parse_int(v, 0, 1 << 30, &c->kd_uninteresting_items);
+    if (!strcmp(key, "kd_uninteresting_users"))
+        return parse_int(v, 0, 1 << 30, &c->kd_uninteresting_users);
+    if (!strcmp(key, "kd_lambda"))
+        return parse_float(v, 0.0f, 1e6f, &c->kd_lambda);
+    if (!strcmp(key, "exclusion_topk"))
+        return parse_int(v, 0, 1000, &c->exclusion_topk);
+    if (!strcmp(key, "init_topk"))
+        return parse_int(v, 1, 100000, &c->init_topk);
+    if (!strcmp(key, "replay_eps"))
+        return parse_float(v, 0.0f, 10.0f, &c->replay_eps);
+    if (!strcmp(key, "student_replay_lambda"))
+        return parse_float(v, 0.0f, 1e6f, &c->student_replay_lambda);
+    if (!strcmp(key, "student_anneal"))
+        return parse_float(v, 1e-6f, 1e6f, &c->student_anneal);
+    if (!strcmp(key, "teacher_replay_lambda"))
+        return parse_float(v, 0.0f, 1e6f, &c->teacher_replay_lambda);
+    if (!strcmp(key, "teacher_anneal"))
+        return parse_float(v, 1e-6f, 1e6f, &c->teacher_anneal);
+    if (!strcmp(key, "lwc_tau"))
+        return parse_float(v, 1e-6f, 1e6f, &c->lwc_tau);
+    if (!strcmp(key, "lwc_lambda"))
+        return parse_float(v, 0.0f, 1e6f, &c->lwc_lambda);
+    if (!strcmp(key, "lwc_graph_degree")) {
+        float f;
+        if (parse_float(v, 0.0f, 1e6f, &f) != 0)
+            return -1;
+        c->lwc_graph_degree = f;
+        return 0;
+    }
+    return -2;
+}
+
+int ccd_config_set(ccd_config *c, const char *section, const char *key, const char *v, char *err,
+                   size_t errlen)
+{
+    int r = -2, k;
+    char extra;
+    if (!strcmp(section, "ccd"))
+        r = ccd_key(c, key, v);
+    else if (!strcmp(section, "ccd.base"))
+        r = stage_key(&c->base, key, v);
+    else if (!strcmp(section, "ccd.kd"))
+        r = stage_key(&c->kd, key, v);
+    else if (!strcmp(section, "ccd.student"))
+        r = stage_key(&c->student, key, v);
+    else if (!strcmp(section, "ccd.teacher"))
+        r = stage_key(&c->teacher, key, v);
+    else if (sscanf(section, "ccd.student.block%d%c", &k, &extra) == 1 && k >= 1 && k <= CCD_MAX_SCHEDULE) {
+        ccd_student_block_opts *s = &c->student_blocks[k - 1];
+        if (k > c->n_student_blocks) {
+            for (int j = c->n_student_blocks; j < k; j++)
+                c->student_blocks[j] = c->student_blocks[c->n_student_blocks ? c->n_student_blocks - 1 : 0];
+            c->n_student_blocks = k;
+        }
+        r = !strcmp(key, "ab") ? parse_int(v, 1, 1 << 30, &s->ab)
+            : !strcmp(key, "ss") ? parse_int(v, 0, 1 << 20, &s->ss)
+            : !strcmp(key, "ps") ? parse_int(v, 0, 1 << 20, &s->ps)
+            : !strcmp(key, "sw") ? parse_float(v, 0.0f, 1.0f, &s->sw)
+            : !strcmp(key, "pw") ? parse_float(v, 0.0f, 1.0f, &s->pw) : -2;
+    } else if (sscanf(section, "ccd.teacher.block%d%c", &k, &extra) == 1 && k >= 1 && k <= CCD_MAX_SCHEDULE) {
+        ccd_teacher_block_opts *t = &c->teacher_blocks[k - 1];
+        if (k > c->n_teacher_blocks) {
+            for (int j = c->n_teacher_blocks; j < k; j++)
+                c->teacher_blocks[j] = c->teacher_blocks[c->n_teacher_blocks ? c->n_teacher_blocks - 1 : 0];
+            c->n_teacher_blocks = k;
+        }
+        r = !strcmp(key, "ab") ? parse_int(v, 1, 1 << 30, &t->ab)
+            : !strcmp(key, "ss") ? parse_int(v, 0, 1 << 20, &t->ss)
+            : !strcmp(key, "ps") ? parse_int(v, 0, 1 << 20, &t->ps)
+            : !strcmp(key, "cs") ? parse_int(v, 0, 1 << 20, &t->cs) : -2;
+    } else if (strncmp(section, "ccd", 3) == 0 && (section[3] == '\0' || section[3] == '.')) {
+        snprintf(err, errlen, "unknown section [%s]", section);
+        return -1;
+    } else {
+        return 0;
+    }
+    if (r == -2) {
+        snprintf(err, errlen, "unknown key %s.%s", section, key);
+        return -1;
+    }
+    if (r != 0) {
+        snprintf(err, errlen, "bad value for %s.%s: \"%s\"", section, key, v);
+        return -1;
+    }
+    return 1;
+}
+
+typedef struct {
+    ccd_config *c;
+    char *err;
+    size_t errlen;
+    const char *path;
+    int failed;
+} load_ctx;
+
+static int on_entry(void *user, const char *section, const char *key, const char *value)
+{
+    load_ctx *l = user;
+    char msg[512];
+    int r = ccd_config_set(l->c, section, key, value, msg, sizeof msg);
+    if (r == 0)
+        snprintf(msg, sizeof msg, "unknown section [%s] (key %s)", section, key);
+    if (r != 1) {
+        if (!l->failed)
+            snprintf(l->err, l->errlen, "%s", msg);
+        l->failed = 1;
+        return 0; /* inih reports the line */
+    }
+    return 1;
+}
+
+int ccd_config_load(ccd_config *c, const char *path, char *err, size_t errlen)
+{
+    load_ctx l = {c, err, errlen, path, 0};
+    char msg[600];
+    msg[0] = '\0';
+    l.err = msg;
+    l.errlen = sizeof msg;
+    int line = ini_parse(path, on_entry, &l);
+    if (line < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (line > 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, line, msg[0] ? msg : "syntax error");
+        return -1;
+    }
+    return 0;
+}
+
+int ccd_config_override(ccd_config *c, const char *assignment, char *err, size_t errlen)
+{
+    const char *eq = strchr(assignment, '=');
+    const char *dot = NULL;
+    for (const char *p = assignment; eq && p < eq; p++)
+        if (*p == '.')
+            dot = p;
+    if (!eq || !dot || dot == assignment || dot + 1 == eq) {
+        snprintf(err, errlen, "-X %s: expected section.key=value", assignment);
+        return -1;
+    }
+    char section[256], key[256];
+    snprintf(section, sizeof section, "%.*s", (int)(dot - assignment), assignment);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+    int r = ccd_config_set(c, section, key, eq + 1, err, errlen);
+    if (r == 0) {
+        snprintf(err, errlen, "-X %s: unknown section [%s]", assignment, section);
+        return -1;
+    }
+    return r == 1 ? 0 : -1;
+}

@@ -1,0 +1,33 @@
+/* ccd_config: the [ccd*] sections of an INI config file -> the engine's ccd_config.
+ *
+ * Keys start from the reference's Yelp settings (ccd_config_yelp) and override them. Sections:
+ *   [ccd]            seed, student_dim, teachers (list "type:dim:seed, ..."), switches
+ *                    (replay, use_s, use_p, use_cl, update_teachers, collaborative, distill,
+ *                    kd_train_items_first), kd_* and lwc_* values, exclusion_topk, init_topk,
+ *                    replay_eps, student_replay_lambda, student_anneal, teacher_replay_lambda,
+ *                    teacher_anneal, lwc_graph_degree, preset (full | finetune)
+ *   [ccd.base] [ccd.kd] [ccd.student] [ccd.teacher]
+ *                    lr, batch, negatives, weight_decay, epochs, eval_every, patience
+ *   [ccd.student.block<k>]  ab, ss, ps, sw, pw   (replay schedule of block k >= 1)
+ *   [ccd.teacher.block<k>]  ab, ss, ps, cs
+ * Other sections are left to their own parsers (a handler for them may be chained). An unknown
+ * key or a bad value is an error naming section.key and the value. */
+#ifndef CCD_WORKER_CONFIG_H
+#define CCD_WORKER_CONFIG_H
+
+#include <stddef.h>
+
+#include "ccd.h"
+
+/* Apply one "section", "key" = "value". Returns 1 if taken, 0 if the section is not a ccd
+ * section, -1 on a bad key or value (message in err). */
+int ccd_config_set(ccd_config *c, const char *section, const char *key, const char *value,
+                   char *err, size_t errlen);
+
+/* Parse a whole file (only ccd sections allowed). Returns 0 or -1 with err = "FILE:LINE: ...". */
+int ccd_config_load(ccd_config *c, const char *path, char *err, size_t errlen);
+
+/* "-X section.key=value" overrides: the section is everything before the last dot. */
+int ccd_config_override(ccd_config *c, const char *assignment, char *err, size_t errlen);
+
+#endif

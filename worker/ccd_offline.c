@@ -1,0 +1,258 @@
+/* ccd-offline: run CCD over every block of a dataset and report the r[k][j] matrices.
+ *
+ *   ccd-offline -c configs/yelp.ini --data ../shared/data/yelp --report report.json
+ *
+ * For each block k it runs the engine's block step (bootstrap at k = 0) and evaluates the
+ * continual student CL_k, the ensemble E_k and the distilled student D_k on the test split of
+ * every block j <= k. It prints the matrices, LA / RA / H-mean of CL_k (k >= 1), seconds per
+ * stage and block, and the peak RSS, and writes them as JSON. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "ccd.h"
+#include "ccd_config.h"
+#include "dataset.h"
+#include "dense.h"
+
+#define VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ccd-offline [-c CONFIG] --data DIR [--report FILE] [options]\n"
+               "  -c, --config FILE  INI config ([ccd...] sections); default: the Yelp reference settings\n"
+               "  -X section.key=V   override one config value (repeatable)\n"
+               "  --data DIR         block dataset (blocks.tsv, block<k>/...)\n"
+               "  --blocks N         process only the first N blocks\n"
+               "  --report FILE      write the JSON report\n"
+               "  --threads T        BLAS and OpenMP threads (default: all cores)\n"
+               "  --quiet            no progress lines\n"
+               "  --help, --version\n");
+}
+
+static double t_start;
+
+static void log_line(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "[%7.1f s] %s\n", ccd_now() - t_start, msg);
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+typedef struct {
+    double la, ra, h;
+} forgetting;
+
+/* LA = mean_k r[k][k], RA = mean_k mean_{j<k} r[k][j], k = 1..n-1; H = 2 LA RA / (LA + RA). */
+static forgetting summarise(double **r, int n)
+{
+    forgetting f = {0, 0, 0};
+    if (n < 2)
+        return f;
+    for (int k = 1; k < n; k++) {
+        f.la += r[k][k];
+        double s = 0;
+        for (int j = 0; j < k; j++)
+            s += r[k][j];
+        f.ra += s / k;
+    }
+    f.la /= n - 1;
+    f.ra /= n - 1;
+    f.h = f.la + f.ra > 0 ? 2 * f.la * f.ra / (f.la + f.ra) : 0;
+    return f;
+}
+
+static void json_matrix(FILE *f, double **r, int n)
+{
+    fprintf(f, "[");
+    for (int k = 0; k < n; k++) {
+        fprintf(f, "%s[", k ? ", " : "");
+        for (int j = 0; j <= k; j++)
+            fprintf(f, "%s%.6f", j ? ", " : "", r[k][j]);
+        fprintf(f, "]");
+    }
+    fprintf(f, "]");
+}
+
+static void print_matrix(const char *name, const char *metric, double **r, int n)
+{
+    printf("%s test %s, r[k][j]:\n", name, metric);
+    for (int k = 0; k < n; k++) {
+        printf("  k=%d", k);
+        for (int j = 0; j <= k; j++)
+            printf("  %.4f", r[k][j]);
+        printf("\n");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
+        {"blocks", required_argument, 0, 'b'}, {"report", required_argument, 0, 'r'},
+        {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0}};
+    const char *config = NULL, *data = NULL, *report = NULL;
+    const char *overrides[64];
+    int n_overrides = 0, max_blocks = 0, threads = 0, quiet = 0, c;
+    while ((c = getopt_long(argc, argv, "c:X:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'X':
+            if (n_overrides == 64) {
+                fprintf(stderr, "ccd-offline: too many -X\n");
+                return 2;
+            }
+            overrides[n_overrides++] = optarg;
+            break;
+        case 'd': data = optarg; break;
+        case 'r': report = optarg; break;
+        case 'b': max_blocks = atoi(optarg); break;
+        case 't': threads = atoi(optarg); break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("ccd-offline " VERSION "\n"); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!data || optind < argc) {
+        fprintf(stderr, "ccd-offline: %s\n", data ? "unexpected argument" : "--data is required");
+        usage(stderr);
+        return 2;
+    }
+    char err[1024];
+    ccd_config cfg;
+    ccd_config_yelp(&cfg);
+    if (config && ccd_config_load(&cfg, config, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-offline: %s\n", err);
+        return 2;
+    }
+    for (int k = 0; k < n_overrides; k++)
+        if (ccd_config_override(&cfg, overrides[k], err, sizeof err) != 0) {
+            fprintf(stderr, "ccd-offline: %s\n", err);
+            return 2;
+        }
+    ccd_set_threads(threads);
+    t_start = ccd_now();
+    ccd_dataset ds;
+    if (ccd_dataset_load(&ds, data, max_blocks, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-offline: %s\n", err);
+        return 1;
+    }
+    const int n = ds.n_blocks;
+    double *store = calloc((size_t)n * n * 6, sizeof *store);
+    double **r[6]; /* student R, N; ensemble R, N; distilled R, N */
+    for (int q = 0; q < 6; q++) {
+        r[q] = malloc((size_t)n * sizeof *r[q]);
+        for (int k = 0; k < n; k++)
+            r[q][k] = store + ((size_t)q * n + k) * n;
+    }
+    double (*secs)[5] = calloc((size_t)n, sizeof *secs);
+    ccd_state st;
+    ccd_state_init(&st);
+    int rc = 0;
+    for (int k = 0; k < n; k++) {
+        ccd_block_report rep;
+        if (ccd_block_step(&st, &cfg, &ds.blocks[k], ds.blocks, k + 1, &rep, quiet ? NULL : log_line,
+                           NULL, err, sizeof err) != 0) {
+            fprintf(stderr, "ccd-offline: %s\n", err);
+            ccd_block_report_free(&rep);
+            rc = 1;
+            break;
+        }
+        for (int j = 0; j <= k; j++) {
+            r[0][k][j] = rep.student[j].test.recall[CCD_K20];
+            r[1][k][j] = rep.student[j].test.ndcg[CCD_K20];
+            r[2][k][j] = rep.ensemble[j].test.recall[CCD_K20];
+            r[3][k][j] = rep.ensemble[j].test.ndcg[CCD_K20];
+            r[4][k][j] = rep.distilled[j].test.recall[CCD_K20];
+            r[5][k][j] = rep.distilled[j].test.ndcg[CCD_K20];
+        }
+        secs[k][0] = rep.seconds_student;
+        secs[k][1] = rep.seconds_teachers;
+        secs[k][2] = rep.seconds_ensemble;
+        secs[k][3] = rep.seconds_distill;
+        secs[k][4] = rep.seconds_total;
+        printf("block %d: %.1f s (student %.1f, teachers %.1f, ensemble %.1f, distill %.1f); "
+               "CL test R@20 %.4f N@20 %.4f, E %.4f, D %.4f; peak RSS %.0f MB\n",
+               k, rep.seconds_total, rep.seconds_student, rep.seconds_teachers, rep.seconds_ensemble,
+               rep.seconds_distill, r[0][k][k], r[1][k][k], r[2][k][k], r[4][k][k], peak_rss_mb());
+        fflush(stdout);
+        ccd_block_report_free(&rep);
+    }
+    int done = rc == 0 ? n : 0;
+    forgetting fr = summarise(r[0], done), fn = summarise(r[1], done);
+    if (done) {
+        print_matrix("continual student CL_k", "R@20", r[0], done);
+        print_matrix("continual student CL_k", "N@20", r[1], done);
+        print_matrix("ensemble E_k", "R@20", r[2], done);
+        print_matrix("distilled D_k", "R@20", r[4], done);
+        printf("CL_k: LA / RA / H-mean  R@20 %.4f / %.4f / %.4f   N@20 %.4f / %.4f / %.4f\n", fr.la,
+               fr.ra, fr.h, fn.la, fn.ra, fn.h);
+        double total = 0;
+        for (int k = 0; k < done; k++)
+            total += secs[k][4];
+        printf("total %.1f s, peak RSS %.0f MB\n", total, peak_rss_mb());
+    }
+    if (done && report) {
+        FILE *f = fopen(report, "w");
+        if (!f) {
+            fprintf(stderr, "ccd-offline: --report %s: cannot open\n", report);
+            rc = 1;
+        } else {
+            fprintf(f, "{\n  \"student\": {\"r_R20\": ");
+            json_matrix(f, r[0], done);
+            fprintf(f, ", \"r_N20\": ");
+            json_matrix(f, r[1], done);
+            fprintf(f, ",\n    \"LA_R20\": %.6f, \"RA_R20\": %.6f, \"H_R20\": %.6f, \"LA_N20\": %.6f, "
+                       "\"RA_N20\": %.6f, \"H_N20\": %.6f},\n",
+                    fr.la, fr.ra, fr.h, fn.la, fn.ra, fn.h);
+            fprintf(f, "  \"ensemble\": {\"r_R20\": ");
+            json_matrix(f, r[2], done);
+            fprintf(f, ", \"r_N20\": ");
+            json_matrix(f, r[3], done);
+            fprintf(f, "},\n  \"distilled\": {\"r_R20\": ");
+            json_matrix(f, r[4], done);
+            fprintf(f, ", \"r_N20\": ");
+            json_matrix(f, r[5], done);
+            fprintf(f, "},\n  \"seconds\": {\"blocks\": [");
+            double total = 0;
+            for (int k = 0; k < done; k++) {
+                fprintf(f, "%s{\"student\": %.3f, \"teachers\": %.3f, \"ensemble\": %.3f, "
+                           "\"distill\": %.3f, \"total\": %.3f}",
+                        k ? ", " : "", secs[k][0], secs[k][1], secs[k][2], secs[k][3], secs[k][4]);
+                total += secs[k][4];
+            }
+            fprintf(f, "], \"total\": %.3f},\n", total);
+            fprintf(f, "  \"peak_rss_mb\": %.1f,\n", peak_rss_mb());
+            fprintf(f, "  \"config\": {\"file\": \"%s\", \"seed\": %llu, \"threads\": %d, "
+                       "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
+                       "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
+                       "\"collaborative\": %s, \"distill\": %s, \"blocks\": %d}\n}\n",
+                    config ? config : "(defaults)", (unsigned long long)cfg.seed, ccd_threads(),
+                    cfg.n_teachers, cfg.student_dim, cfg.replay ? "true" : "false",
+                    cfg.use_s ? "true" : "false", cfg.use_p ? "true" : "false",
+                    cfg.use_cl ? "true" : "false", cfg.update_teachers ? "true" : "false",
+                    cfg.collaborative ? "true" : "false", cfg.distill ? "true" : "false", done);
+            if (fclose(f) != 0)
+                rc = 1;
+        }
+    }
+    ccd_state_free(&st);
+    ccd_dataset_free(&ds);
+    for (int q = 0; q < 6; q++)
+        free(r[q]);
+    free(store);
+    free(secs);
+    return rc;
+}
