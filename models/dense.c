@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,4 +37,32 @@ double ccd_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* exp(x) for float arrays, written so GCC vectorises it: x = n ln2 + r with |r| <= ln2 / 2
+ * (ln2 split in two parts for accuracy), e^r by a degree-6 polynomial, 2^n by adding n to the
+ * exponent bits. Relative error below 2e-7 (about 2 ulp) over the clamped range; libm's scalar
+ * expf is the bottleneck of the softmax and ranking-loss passes otherwise. */
+void ccd_vexp(const float *x, float *y, int n)
+{
+    for (int k = 0; k < n; k++) {
+        float v = x[k];
+        v = v > -87.0f ? v : -87.0f; /* also maps NaN to -87 */
+        v = v < 88.0f ? v : 88.0f;
+        /* round to nearest by the 1.5 * 2^23 trick (no libm call, so the loop vectorises) */
+        float t = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+        float r = v - t * 0.693145751953125f; /* ln2 high part (exact product) */
+        r = r - t * 1.42860682030941723212e-6f; /* ln2 low part */
+        float p = 1.0f / 720.0f;
+        p = p * r + 1.0f / 120.0f;
+        p = p * r + 1.0f / 24.0f;
+        p = p * r + 1.0f / 6.0f;
+        p = p * r + 0.5f;
+        p = p * r + 1.0f;
+        p = p * r + 1.0f;
+        int32_t bits;
+        memcpy(&bits, &p, 4);
+        bits += (int32_t)t << 23;
+        memcpy(&y[k], &bits, 4);
+    }
 }

@@ -21,9 +21,13 @@
 double ccd_rrd_loss(const float *pos, int k, const float *neg, int n, float *dpos, float *dneg)
 {
     /* N = sum_m e^{min(s-_m, 10)}; D_j = sum_{j' >= j} e^{s+_j'} + N + 1e-8 */
+    /* e^{s-} for the whole (long) uninteresting row at once, vectorised, into dneg */
+    for (int m = 0; m < n; m++)
+        dneg[m] = neg[m] < CLAMP ? neg[m] : CLAMP;
+    ccd_vexp(dneg, dneg, n);
     double nsum = 0.0;
     for (int m = 0; m < n; m++)
-        nsum += exp((double)fminf(neg[m], CLAMP));
+        nsum += dneg[m];
     double *d = malloc((size_t)(k > 0 ? k : 1) * sizeof *d);
     if (!d)
         return NAN;
@@ -39,8 +43,9 @@ double ccd_rrd_loss(const float *pos, int k, const float *neg, int n, float *dpo
         cum += 1.0 / d[j];
         dpos[j] = pos[j] <= CLAMP ? (float)(exp((double)pos[j]) * cum - 1.0) : 0.0f;
     }
+    const float fcum = (float)cum;
     for (int m = 0; m < n; m++)
-        dneg[m] = neg[m] <= CLAMP ? (float)(exp((double)neg[m]) * cum) : 0.0f;
+        dneg[m] = neg[m] <= CLAMP ? dneg[m] * fcum : 0.0f;
     free(d);
     return loss;
 }

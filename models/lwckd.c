@@ -39,12 +39,12 @@ static double row_term(float *z, int m, const ccd_csr *rel, int r, double coef_w
     float mx = -INFINITY;
     for (int j = 0; j < m; j++)
         mx = z[j] > mx ? z[j] : mx;
+    for (int j = 0; j < m; j++)
+        z[j] -= mx;
+    ccd_vexp(z, z, m); /* z now holds exp(z - max) */
     double sum = 0.0;
-    for (int j = 0; j < m; j++) {
-        float e = expf(z[j] - mx);
-        z[j] = e; /* z now holds exp(z - max) */
-        sum += e;
-    }
+    for (int j = 0; j < m; j++)
+        sum += z[j];
     const double lse = (double)mx + log(sum);
     const double inv_s = 1.0 / (s + 1e-8);
     /* G_tj = coef (S p_tj - A_tj), coef = (w_t / n_count) / (S_t + 1e-8) */

@@ -11,6 +11,7 @@
 
 #include "adam.h"
 #include "bpr.h"
+#include "dense.h"
 #include "rng.h"
 #include "sparse.h"
 
@@ -199,6 +200,31 @@ static void sampler_respects_exclusions(void **state)
     ccd_csr_free(&excl);
 }
 
+static void vexp_matches_libm(void **state)
+{
+    (void)state;
+    enum { N = 200001 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    for (int k = 0; k < N; k++)
+        x[k] = -87.0f + 175.0f * (float)k / (N - 1);
+    ccd_vexp(x, y, N);
+    double worst = 0;
+    for (int k = 0; k < N; k++) {
+        double want = exp((double)x[k]);
+        double rel = fabs(y[k] - want) / want;
+        worst = rel > worst ? rel : worst;
+    }
+    print_message("ccd_vexp: worst relative error %.2e\n", worst);
+    assert_true(worst < 3e-7);
+    float big[3] = {-1000.0f, 0.0f, 1000.0f};
+    ccd_vexp(big, big, 3); /* in place, clamped */
+    assert_true(big[0] > 0.0f && big[0] < 1e-37f);
+    assert_float_equal(big[1], 1.0f, 0.0f);
+    assert_true(isfinite(big[2]) && big[2] > 1e38f);
+    free(x);
+    free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +236,7 @@ int main(void)
         cmocka_unit_test(graph_is_symmetric_normalised_bipartite),
         cmocka_unit_test(adam_matches_reference_recurrence),
         cmocka_unit_test(sampler_respects_exclusions),
+        cmocka_unit_test(vexp_matches_libm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
