@@ -45,6 +45,9 @@ void ccd_config_yelp(ccd_config *c)
     c->kd = stage(5e-3f, 1024, 1, 6);
     c->student = stage(1e-3f, 2048, 1, 6);
     c->teacher = stage(1e-3f, 2048, 1, 6);
+    /* Teachers: stop after 2 evaluations without a better valid R@20 (an epoch of LWC-KD costs
+     * far more than an evaluation). */
+    c->teacher.patience = 2;
     c->kd_interesting = 40;
     c->kd_uninteresting_items = 10000;
     c->kd_uninteresting_users = 11500;

@@ -39,7 +39,7 @@ typedef struct {
     int nns;           /* negatives per positive */
     float weight_decay;
     int epochs;        /* epochs trained; the best evaluated one is kept */
-    int eval_every;    /* evaluate on block k's valid split every N epochs (and after the last) */
+    int eval_every;    /* evaluate on block k's valid split after epochs 1, 1+N, ... and the last */
     int patience;      /* stop after this many evaluations without improvement (0: never) */
 } ccd_stage_opts;
 

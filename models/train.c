@@ -119,7 +119,9 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
             break;
         }
         r.train_seconds = ccd_now() - t0;
-        if (epoch % o->eval_every == 0 || epoch == o->max_epochs) {
+        /* epochs 1, 1 + N, 1 + 2N, ... and the last: with N = 5 and 6 epochs this is the
+         * reference's schedule (it can only ever select epoch 1 or 6) */
+        if ((epoch - 1) % o->eval_every == 0 || epoch == o->max_epochs) {
             t0 = ccd_now();
             if (ccd_recmodel_evaluate(m, blk, 1, &r.metrics) != 0) {
                 rc = -1;

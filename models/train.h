@@ -24,7 +24,7 @@ typedef struct {
     int nns;            /* negatives per positive: 2 */
     float weight_decay; /* coupled L2: 1e-4 */
     int max_epochs;     /* 100 */
-    int eval_every;     /* 1 */
+    int eval_every;     /* evaluate after epochs 1, 1 + N, 1 + 2N, ... and the last */
     int patience;       /* evaluations without improvement before stopping: 10 */
     uint64_t seed;
 } ccd_train_opts;

@@ -17,6 +17,7 @@
 #include "ccd_config.h"
 #include "dataset.h"
 #include "dense.h"
+#include "omp_env.h"
 
 #define VERSION "0.1.0"
 
@@ -96,6 +97,7 @@ static void print_matrix(const char *name, const char *metric, double **r, int n
 
 int main(int argc, char **argv)
 {
+    ccd_omp_env(argv);
     static const struct option longopts[] = {
         {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
         {"blocks", required_argument, 0, 'b'}, {"report", required_argument, 0, 'r'},

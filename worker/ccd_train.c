@@ -11,6 +11,7 @@
 
 #include "dataset.h"
 #include "dense.h"
+#include "omp_env.h"
 #include "eval.h"
 #include "recmodel.h"
 #include "train.h"
@@ -105,6 +106,7 @@ static int parse_float_arg(const char *name, const char *v, float *out)
 
 int main(int argc, char **argv)
 {
+    ccd_omp_env(argv);
     static const struct option longopts[] = {
         {"data", required_argument, 0, 'd'},      {"block", required_argument, 0, 'k'},
         {"model", required_argument, 0, 'm'},     {"dim", required_argument, 0, 'D'},

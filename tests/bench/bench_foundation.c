@@ -15,6 +15,7 @@
 #include "dataset.h"
 #include "dense.h"
 #include "eval.h"
+#include "omp_env.h"
 #include "recmodel.h"
 #include "train.h"
 
@@ -32,6 +33,7 @@ static double median(double *v, int n)
 
 int main(int argc, char **argv)
 {
+    ccd_omp_env(argv);
     if (argc < 2) {
         fprintf(stderr, "usage: bench_foundation DATA_DIR [--epoch]\n");
         return 2;
