@@ -100,6 +100,7 @@ void ccd_state_free(ccd_state *st)
     ccd_csr_free(&st->train);
     free(st->active_users);
     free(st->active_items);
+    free(st->ensemble_top);
     ccd_state_init(st);
 }
 
@@ -785,8 +786,10 @@ static void ensemble_free(ensemble_model *e)
     memset(e, 0, sizeof *e);
 }
 
-/* KD(k) (section 4): a fresh student distilled from E_k. Writes D_k's table to *out. */
-static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, float **out, int *best_epoch)
+/* KD(k) (section 4): a fresh student distilled from E_k. Writes D_k's table to *out.
+ * e_top: E_k's top-kd_interesting lists with Tr_k filtered (computed by the caller). */
+static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int *e_top,
+                   float **out, int *best_epoch)
 {
     const ccd_config *cfg = b->cfg;
     const int K = cfg->exclusion_topk, ds = st->student_dim;
@@ -825,6 +828,7 @@ static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, float **o
         goto done;
     ccd_kd_inputs in = {.ensemble = ens,
                         .exclude = excl.nnz ? &excl : NULL,
+                        .ensemble_top = e_top,
                         .n_interesting = cfg->kd_interesting,
                         .n_unint_items = cfg->kd_uninteresting_items,
                         .n_unint_users = cfg->kd_uninteresting_users,
@@ -841,6 +845,13 @@ done:
     ccd_csr_free(&excl);
     ccd_recmodel_free(&m);
     return rc;
+}
+
+/* E_k's top lists with Tr_k filtered: used by KD(k) (its interesting items, when the sizes
+ * agree) and kept in the state for block k+1's exclusion lists. */
+static int *ensemble_top(const ccd_config *cfg, const ccd_scorer *ens, const ccd_block *blk)
+{
+    return topk_of(ens, &blk->train, NULL, cfg->exclusion_topk);
 }
 
 static int keep_block_data(ccd_state *st, const ccd_block *blk)
@@ -919,7 +930,14 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
         return -1;
     }
     float *d0 = NULL;
-    int rc = distill(b, st, &e.scorer, &d0, &rep->distill_epoch);
+    int *e_top = ensemble_top(cfg, &e.scorer, b->blk);
+    int rc = e_top ? 0 : -1;
+    if (rc == 0)
+        rc = distill(b, st, &e.scorer, cfg->kd_interesting == cfg->exclusion_topk ? e_top : NULL,
+                     &d0, &rep->distill_epoch);
+    free(st->ensemble_top);
+    st->ensemble_top = e_top;
+    st->ensemble_top_k = e_top ? cfg->exclusion_topk : 0;
     rep->seconds_distill = ccd_now() - t0;
     if (rc == 0 && n_eval > 0) {
         t0 = ccd_now();
@@ -966,6 +984,7 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     memset(&ld, 0, sizeof ld);
     float *new_teachers[CCD_MAX_TEACHERS] = {0};
     float *dk = NULL;
+    int *e_cur_top = NULL; /* E_k's top lists, Tr_k filtered: the state's after the commit */
     int rc = -1;
     if (ccd_graph_build(&b.g_cur, &blk->train, b.nu, b.ni) != 0) {
         snprintf(err, errlen, "out of memory building block %d's graph", b.k);
@@ -1013,9 +1032,12 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
         b.filter_both = cur_crop;
     }
     double t0 = ccd_now();
-    if (ensemble_build(&e_prev, st, st->teacher, b.pu, b.pi, &b.g_prev) != 0 ||
-        !(b.e_prev_top = topk_of(&e_prev.scorer, &st->train, NULL, cfg->exclusion_topk)))
+    if (st->ensemble_top && st->ensemble_top_k == cfg->exclusion_topk) {
+        b.e_prev_top = st->ensemble_top; /* kept from block k-1; still the state's */
+    } else if (ensemble_build(&e_prev, st, st->teacher, b.pu, b.pi, &b.g_prev) != 0 ||
+               !(b.e_prev_top = topk_of(&e_prev.scorer, &st->train, NULL, cfg->exclusion_topk))) {
         goto oom;
+    }
     ensemble_free(&e_prev);
     rep->seconds_ensemble += ccd_now() - t0;
 
@@ -1050,8 +1072,11 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
         goto oom;
     rep->seconds_ensemble += ccd_now() - t0;
     t0 = ccd_now();
+    if (!(e_cur_top = ensemble_top(cfg, &e_cur.scorer, blk)))
+        goto oom;
     if (cfg->distill) {
-        if (distill(&b, st, &e_cur.scorer, &dk, &rep->distill_epoch) != 0)
+        if (distill(&b, st, &e_cur.scorer, cfg->kd_interesting == cfg->exclusion_topk ? e_cur_top : NULL,
+                    &dk, &rep->distill_epoch) != 0)
             goto oom;
     }
     rep->seconds_distill = ccd_now() - t0;
@@ -1070,6 +1095,12 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     }
 
     /* Commit the new state. */
+    if (b.e_prev_top == st->ensemble_top)
+        b.e_prev_top = NULL; /* freed just below, as the state's */
+    free(st->ensemble_top);
+    st->ensemble_top = e_cur_top;
+    st->ensemble_top_k = cfg->exclusion_topk;
+    e_cur_top = NULL;
     for (int m = 0; m < st->n_teachers; m++) {
         free(st->teacher[m]);
         st->teacher[m] = new_teachers[m];
@@ -1109,7 +1140,9 @@ done:
     ccd_csr_free(&b.g_prev);
     ccd_csr_free(&b.g_cur);
     ccd_csr_free(&b.filter_both);
-    free(b.e_prev_top);
+    if (b.e_prev_top != st->ensemble_top)
+        free(b.e_prev_top);
+    free(e_cur_top);
     free(b.proxy_s);
     free(b.proxy_p);
     scored_free(&b.s_proxy);

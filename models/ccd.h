@@ -124,6 +124,10 @@ typedef struct {
     int n_active_users;
     int *active_items;    /* sorted items with a train pair in block k */
     int n_active_items;
+    /* E_k's top lists with Tr_k filtered ((n_users x ensemble_top_k)): the next block's
+     * negative-exclusion lists start from them, so they are kept instead of recomputed */
+    int *ensemble_top;
+    int ensemble_top_k;
 } ccd_state;
 
 /* Metrics of the three models after one block, on every evaluated block j (test and valid). */

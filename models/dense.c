@@ -60,9 +60,9 @@ void ccd_vexp(const float *x, float *y, int n)
         p = p * r + 0.5f;
         p = p * r + 1.0f;
         p = p * r + 1.0f;
-        int32_t bits;
+        uint32_t bits; /* unsigned: adding a negative exponent is a defined wrap-around */
         memcpy(&bits, &p, 4);
-        bits += (int32_t)t << 23;
+        bits += (uint32_t)(int32_t)t << 23;
         memcpy(&y[k], &bits, 4);
     }
 }

@@ -265,8 +265,11 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
 
     /* Interesting lists from the ensemble, train pairs filtered out. */
     ccd_filter train_filter = {.sets = {&blk->train}, .n_sets = 1};
-    if (ccd_topk_items(in->ensemble, &train_filter, k, a) != 0 ||
-        ccd_topk_users(in->ensemble, &train_filter, k, b) != 0)
+    if (in->ensemble_top)
+        memcpy(a, in->ensemble_top, (size_t)nu * k * sizeof *a);
+    else if (ccd_topk_items(in->ensemble, &train_filter, k, a) != 0)
+        goto done;
+    if (ccd_topk_users(in->ensemble, &train_filter, k, b) != 0)
         goto done;
     if (in->train_items_first) {
         ccd_csr tt;

@@ -125,6 +125,9 @@ int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len)
     put_i32s(&o, st->active_users, (size_t)st->n_active_users);
     put_u32(&o, (uint32_t)st->n_active_items);
     put_i32s(&o, st->active_items, (size_t)st->n_active_items);
+    put_u32(&o, (uint32_t)(st->ensemble_top ? st->ensemble_top_k : 0));
+    if (st->ensemble_top)
+        put_i32s(&o, st->ensemble_top, (size_t)st->n_users * (size_t)st->ensemble_top_k);
     if (o.failed) {
         free(o.p);
         return -1;
@@ -311,6 +314,18 @@ int ccd_state_deserialize(ccd_state *st, const unsigned char *buf, size_t len, c
     for (int k = 0; k < st->n_active_items; k++)
         if (st->active_items[k] < 0 || st->active_items[k] >= st->n_items)
             return fail(st, err, errlen, "active item out of range");
+    uint32_t topk = get_u32(&in);
+    if (in.failed || topk > 100000)
+        return fail(st, err, errlen, "bad ensemble top-list size");
+    if (topk > 0) {
+        st->ensemble_top_k = (int)topk;
+        st->ensemble_top = get_i32s(&in, (uint64_t)st->n_users * topk);
+        if (in.failed)
+            return fail(st, err, errlen, "truncated ensemble top lists");
+        for (uint64_t e = 0; e < (uint64_t)st->n_users * topk; e++)
+            if (st->ensemble_top[e] < -1 || st->ensemble_top[e] >= st->n_items)
+                return fail(st, err, errlen, "ensemble top item out of range");
+    }
     if (in.at != in.n)
         return fail(st, err, errlen, "unexpected bytes at the end of the payload");
     return 0;
