@@ -218,6 +218,15 @@ static int *topk_of(const ccd_scorer *s, const ccd_csr *f1, const ccd_csr *f2, i
     return out;
 }
 
+/* Append a scorer's top-k lists (under up to two filters) to an exclusion list. */
+static int add_topk(pairs *x, const ccd_scorer *s, const ccd_csr *f1, const ccd_csr *f2, int k)
+{
+    int *top = topk_of(s, f1, f2, k);
+    int rc = top ? pairs_add_topk(x, top, s->n_users, k) : -1;
+    free(top);
+    return rc;
+}
+
 static ccd_train_opts train_opts(const ccd_stage_opts *s, uint64_t seed)
 {
     return (ccd_train_opts){.lr = s->lr,
@@ -536,7 +545,7 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
     ccd_csr excl = {0};
     ccd_replay_set rs = {0}, part = {0};
     ccd_recmodel m = {0};
-    int *top = NULL, rc = -1;
+    int rc = -1;
     if (score_model(&w, CCD_MODEL_LIGHTGCN, start, b->pu, b->pi, ds, &b->g_prev, 0) != 0)
         goto done;
 
@@ -563,20 +572,12 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
 
     /* Exclusion (section 5.1): E_{k-1} (filtered) and D_{k-1}; S and P (unfiltered) at k >= 2. */
     if (cfg->distill) {
-        if (pairs_add_topk(&x, b->e_prev_top, b->pu, K) != 0 || !(top = topk_of(&w.scorer, NULL, NULL, K)) ||
-            pairs_add_topk(&x, top, b->pu, K) != 0)
+        if (pairs_add_topk(&x, b->e_prev_top, b->pu, K) != 0 || add_topk(&x, &w.scorer, NULL, NULL, K) != 0)
             goto done;
-        free(top);
-        top = NULL;
-        if (b->k >= 2 && (cfg->use_s || cfg->use_p)) {
-            if (!(top = topk_of(&b->s_proxy.scorer, NULL, NULL, K)) || pairs_add_topk(&x, top, b->pu, K) != 0)
-                goto done;
-            free(top);
-            if (!(top = topk_of(&b->p_proxy.scorer, NULL, NULL, K)) || pairs_add_topk(&x, top, b->pu, K) != 0)
-                goto done;
-            free(top);
-            top = NULL;
-        }
+        if (b->k >= 2 && (cfg->use_s || cfg->use_p) &&
+            (add_topk(&x, &b->s_proxy.scorer, NULL, NULL, K) != 0 ||
+             add_topk(&x, &b->p_proxy.scorer, NULL, NULL, K) != 0))
+            goto done;
     }
     if (ccd_csr_from_pairs(&excl, b->pu, b->pi, x.u, x.i, x.n) != 0)
         goto done;
@@ -620,7 +621,6 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
         goto done;
     rc = 0;
 done:
-    free(top);
     scored_free(&w);
     pairs_free(&x);
     ccd_csr_free(&excl);
@@ -645,7 +645,7 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     ccd_recmodel m = {0};
     lwc_ctx lc;
     memset(&lc, 0, sizeof lc);
-    int *top = NULL, rc = -1;
+    int rc = -1;
 
     /* Exclusion (section 6.1). */
     if (pairs_add_topk(&x, b->e_prev_top, b->pu, K) != 0)
@@ -654,12 +654,8 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
         goto done;
     if (collab && cfg->use_p && b->k >= 2 && b->p_top && pairs_add_topk(&x, b->p_top, b->pu, K) != 0)
         goto done;
-    if (collab && cfg->use_cl) {
-        if (!(top = topk_of(&b->cl.scorer, NULL, NULL, K)) || pairs_add_topk(&x, top, b->nu, K) != 0)
-            goto done;
-        free(top);
-        top = NULL;
-    }
+    if (collab && cfg->use_cl && add_topk(&x, &b->cl.scorer, NULL, NULL, K) != 0)
+        goto done;
     if (ccd_csr_from_pairs(&excl, b->nu, b->ni, x.u, x.i, x.n) != 0)
         goto done;
 
@@ -740,7 +736,6 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     *out = copy_floats(m.emb0, nodes * d);
     rc = *out ? 0 : -1;
 done:
-    free(top);
     scored_free(&old);
     scored_free(&t0);
     pairs_free(&x);
@@ -796,30 +791,15 @@ static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int
     pairs x = {0};
     ccd_csr excl = {0};
     ccd_recmodel m = {0};
-    int *top = NULL, rc = -1;
+    int rc = -1;
     /* Exclusion (section 4.1): F_S, F_P (k >= 2) and CL_k, each with Tr_k filtered. */
-    if (b->k >= 1) {
-        if (b->s_top && cfg->use_s) {
-            if (!(top = topk_of(&b->s_proxy.scorer, &b->filter_both, &b->blk->train, K)) ||
-                pairs_add_topk(&x, top, b->pu, K) != 0)
-                goto done;
-            free(top);
-            top = NULL;
-        }
-        if (b->p_top && cfg->use_p && b->k >= 2) {
-            if (!(top = topk_of(&b->p_proxy.scorer, &b->filter_both, &b->blk->train, K)) ||
-                pairs_add_topk(&x, top, b->pu, K) != 0)
-                goto done;
-            free(top);
-            top = NULL;
-        }
-        if (b->student) {
-            if (!(top = topk_of(&b->cl.scorer, &b->blk->train, NULL, K)) || pairs_add_topk(&x, top, b->nu, K) != 0)
-                goto done;
-            free(top);
-            top = NULL;
-        }
-    }
+    if (b->s_top && cfg->use_s && add_topk(&x, &b->s_proxy.scorer, &b->filter_both, &b->blk->train, K) != 0)
+        goto done;
+    if (b->p_top && cfg->use_p && b->k >= 2 &&
+        add_topk(&x, &b->p_proxy.scorer, &b->filter_both, &b->blk->train, K) != 0)
+        goto done;
+    if (b->student && add_topk(&x, &b->cl.scorer, &b->blk->train, NULL, K) != 0)
+        goto done;
     if (ccd_csr_from_pairs(&excl, b->nu, b->ni, x.u, x.i, x.n) != 0)
         goto done;
     ccd_rng init;
@@ -840,7 +820,6 @@ static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int
     *out = copy_floats(m.emb0, (size_t)(b->nu + b->ni) * ds);
     rc = *out ? 0 : -1;
 done:
-    free(top);
     pairs_free(&x);
     ccd_csr_free(&excl);
     ccd_recmodel_free(&m);

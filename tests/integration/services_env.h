@@ -1,11 +1,21 @@
-/* services_env: read the file tests/services.sh writes (KEY=VALUE lines), whose path CTest
- * passes in CCD_SERVICES_ENV. Header-only: shared by the integration tests. */
+/* services_env: what the integration tests share: reading the file tests/services.sh writes
+ * (KEY=VALUE lines, path in CCD_SERVICES_ENV) and a CHECK that fails the test with a message. */
 #ifndef CCD_SERVICES_ENV_H
 #define CCD_SERVICES_ENV_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
 
 /* Copies the value of key into out; returns 0, or -1 (with a message) if it is missing. */
 static inline int services_env(const char *key, char *out, size_t n)
