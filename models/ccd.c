@@ -72,6 +72,7 @@ void ccd_config_yelp(ccd_config *c)
     c->lwc_graph_degree = 10.0;
     c->replay = c->use_s = c->use_p = c->use_cl = true;
     c->update_teachers = c->collaborative = c->distill = true;
+    c->parallel_teachers = true;
 }
 
 void ccd_config_finetune(ccd_config *c)
@@ -488,6 +489,30 @@ static void lwc_data_free(lwc_data *ld)
     ccd_csr_free(&ld->ii);
 }
 
+/* Teachers are independent within a block. Side by side, one thread each (BLAS single-threaded
+ * inside, libccd's own loops then run serially as nested regions), both cores stay busy through
+ * the serial parts of every mini-batch, which a single multi-threaded teacher leaves idle. */
+static int for_each_teacher(int n, bool parallel, int (*fn)(void *ctx, int m), void *ctx)
+{
+    int threads = ccd_threads();
+    if (!parallel || threads <= 1 || n <= 1) {
+        for (int m = 0; m < n; m++)
+            if (fn(ctx, m) != 0)
+                return -1;
+        return 0;
+    }
+    int failed = 0;
+    ccd_set_blas_threads(1);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads < n ? threads : n)
+    for (int m = 0; m < n; m++)
+        if (fn(ctx, m) != 0) {
+#pragma omp atomic write
+            failed = 1;
+        }
+    ccd_set_blas_threads(threads);
+    return failed ? -1 : 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* the block step */
 
@@ -749,6 +774,19 @@ done:
     return rc;
 }
 
+typedef struct {
+    block_ctx *b;
+    ccd_state *st;
+    const lwc_data *ld;
+    float **out;
+} update_ctx;
+
+static int teacher_update_one(void *vctx, int m)
+{
+    update_ctx *c = vctx;
+    return teacher_update(c->b, c->st, m, c->ld, &c->out[m]);
+}
+
 /* Scorers of the teachers' final embeddings on a graph, and the ensemble over them. */
 typedef struct {
     scored_model t[CCD_MAX_TEACHERS];
@@ -872,35 +910,50 @@ static int report_init(ccd_block_report *rep, int k, int n_eval)
     return rep->student && rep->ensemble && rep->distilled ? 0 : -1;
 }
 
+typedef struct {
+    block_ctx *b;
+    ccd_state *st;
+} base_ctx;
+
+/* Train base teacher m on block 0 (section 2.5). */
+static int base_teacher(void *vctx, int m)
+{
+    base_ctx *c = vctx;
+    block_ctx *b = c->b;
+    const ccd_teacher_spec *spec = &c->st->teacher_spec[m];
+    ccd_rng init;
+    ccd_rng_init(&init, spec->seed, 0x1417);
+    ccd_recmodel tm;
+    if (ccd_recmodel_init(&tm, spec->type, b->nu, b->ni, spec->dim,
+                          spec->type == CCD_MODEL_LIGHTGCN ? &b->g_cur : NULL, &init) != 0)
+        return -1;
+    ccd_train_opts o = train_opts(&b->cfg->base, spec->seed);
+    ccd_block_metrics best;
+    int best_epoch = 0;
+    int rc = ccd_train_stage(&tm, b->blk, NULL, &o, false, NULL, NULL, NULL, &best, &best_epoch);
+    if (rc == 0)
+        c->st->teacher[m] = copy_floats(tm.emb0, (size_t)(b->nu + b->ni) * spec->dim);
+    ccd_recmodel_free(&tm);
+    if (rc != 0 || !c->st->teacher[m])
+        return -1;
+    say(&b->lg, "base teacher %d (%s d=%d seed %llu): epoch %d, valid R@20 %.4f test R@20 %.4f", m,
+        spec->type == CCD_MODEL_MF ? "MF" : "LightGCN", spec->dim, (unsigned long long)spec->seed,
+        best_epoch, best.valid.recall[CCD_K20], best.test.recall[CCD_K20]);
+    return 0;
+}
+
 /* Bootstrap (section 10 step 0): base teachers, E_0, D_0; CL_0 = D_0. */
 static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const ccd_block *eval, int n_eval)
 {
     const ccd_config *cfg = b->cfg;
     st->n_teachers = cfg->n_teachers;
     st->student_dim = cfg->student_dim;
+    for (int m = 0; m < cfg->n_teachers; m++)
+        st->teacher_spec[m] = cfg->teachers[m];
     double t0 = ccd_now();
-    for (int m = 0; m < cfg->n_teachers; m++) {
-        const ccd_teacher_spec *spec = &cfg->teachers[m];
-        st->teacher_spec[m] = *spec;
-        ccd_rng init;
-        ccd_rng_init(&init, spec->seed, 0x1417);
-        ccd_recmodel tm;
-        if (ccd_recmodel_init(&tm, spec->type, b->nu, b->ni, spec->dim,
-                              spec->type == CCD_MODEL_LIGHTGCN ? &b->g_cur : NULL, &init) != 0)
-            return -1;
-        ccd_train_opts o = train_opts(&cfg->base, spec->seed);
-        ccd_block_metrics best;
-        int best_epoch = 0;
-        int rc = ccd_train_stage(&tm, b->blk, NULL, &o, false, NULL, NULL, NULL, &best, &best_epoch);
-        if (rc == 0)
-            st->teacher[m] = copy_floats(tm.emb0, (size_t)(b->nu + b->ni) * spec->dim);
-        ccd_recmodel_free(&tm);
-        if (rc != 0 || !st->teacher[m])
-            return -1;
-        say(&b->lg, "base teacher %d (%s d=%d seed %llu): epoch %d, valid R@20 %.4f test R@20 %.4f", m,
-            spec->type == CCD_MODEL_MF ? "MF" : "LightGCN", spec->dim, (unsigned long long)spec->seed,
-            best_epoch, best.valid.recall[CCD_K20], best.test.recall[CCD_K20]);
-    }
+    base_ctx bc = {b, st};
+    if (for_each_teacher(cfg->n_teachers, cfg->parallel_teachers, base_teacher, &bc) != 0)
+        return -1;
     rep->seconds_teachers = ccd_now() - t0;
     t0 = ccd_now();
     ensemble_model e;
@@ -1032,9 +1085,9 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     if (cfg->update_teachers) {
         if (lwc_data_build(&ld, st, cfg->lwc_graph_degree) != 0)
             goto oom;
-        for (int m = 0; m < st->n_teachers; m++)
-            if (teacher_update(&b, st, m, &ld, &new_teachers[m]) != 0)
-                goto oom;
+        update_ctx uc = {&b, st, &ld, new_teachers};
+        if (for_each_teacher(st->n_teachers, cfg->parallel_teachers, teacher_update_one, &uc) != 0)
+            goto oom;
     } else {
         /* Teachers kept: grow their tables to the new id space (new rows initialised). */
         for (int m = 0; m < st->n_teachers; m++)

@@ -97,6 +97,7 @@ typedef struct {
     bool use_cl;                 /* the continual student in the teachers' exclusion + replay */
     bool update_teachers;        /* false: teachers stay as bootstrapped */
     bool distill;                /* false: no D_k; the student continues from CL_{k-1} */
+    bool parallel_teachers;      /* train the teachers side by side, one thread each */
     bool collaborative;          /* false: teachers updated without student knowledge */
 } ccd_config;
 

@@ -32,6 +32,12 @@ void ccd_set_threads(int n)
 
 int ccd_threads(void) { return omp_get_max_threads(); }
 
+void ccd_set_blas_threads(int n)
+{
+    if (n > 0)
+        openblas_set_num_threads(n);
+}
+
 double ccd_now(void)
 {
     struct timespec ts;

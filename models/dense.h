@@ -14,6 +14,8 @@ void ccd_matmul_nt(const float *a, const float *b, float *c, int m, int n, int k
 /* Threads for BLAS and for libccd's own parallel loops (<= 0: leave the defaults). */
 void ccd_set_threads(int n);
 int ccd_threads(void);
+/* BLAS threads only (1 while several models train side by side, each on its own thread). */
+void ccd_set_blas_threads(int n);
 /* y[k] = exp(x[k]) (x clamped to [-87, 88]), vectorised; x and y must not overlap unless
  * equal. Relative error < 2e-7. */
 void ccd_vexp(const float *x, float *y, int n);
