@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# ccd-offline end to end on the first two Yelp blocks with a tiny configuration: the run
+# succeeds, and the JSON report has the documented top-level keys and the student's matrices
+# and summaries, with plausible values. Usage: offline_report.sh CCD_OFFLINE DATA_DIR CONFIG_DIR
+set -euo pipefail
+bin=$1 data=$2 configs=$3
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+"$bin" -c "$configs/yelp.ini" --data "$data" --blocks 2 --quiet --report "$out/r.json" \
+    -X ccd.teachers=mf:16:0 -X ccd.base.epochs=2 -X ccd.kd.epochs=1 -X ccd.student.epochs=1 \
+    -X ccd.teacher.epochs=1 > "$out/stdout"
+cat "$out/stdout"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+for key in '"student"' '"ensemble"' '"distilled"' '"seconds"' '"peak_rss_mb"' '"config"' \
+           '"r_R20"' '"r_N20"' '"LA_R20"' '"RA_R20"' '"H_R20"' '"LA_N20"' '"RA_N20"' '"H_N20"'; do
+    grep -q "$key" "$out/r.json" || fail "report lacks $key"
+done
+# The student's block-1 test R@20 (last entry of r_R20) is a number in (0.02, 1].
+r11=$(grep -o '"r_R20": \[\[[^]]*\], \[[^]]*\]\]' "$out/r.json" | head -1 | grep -o '[0-9.]*\]\]$' | tr -d ']')
+[ -n "$r11" ] || fail "cannot read r[1][1]"
+awk -v x="$r11" 'BEGIN { exit !(x > 0.02 && x <= 1) }' || fail "r[1][1] = $r11"
+grep -q "LA / RA / H-mean" "$out/stdout" || fail "no summary line"
+echo "offline report ok: r[1][1] = $r11"
