@@ -6,18 +6,21 @@
  * continual student CL_k, the ensemble E_k and the distilled student D_k on the test split of
  * every block j <= k. It prints the matrices, LA / RA / H-mean of CL_k (k >= 1), seconds per
  * stage and block, and the peak RSS, and writes them as JSON. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ccd.h"
 #include "ccd_config.h"
 #include "dataset.h"
 #include "dense.h"
 #include "omp_env.h"
+#include "state.h"
 
 #define VERSION "0.1.0"
 
@@ -29,6 +32,8 @@ static void usage(FILE *f)
                "  --data DIR         block dataset (blocks.tsv, block<k>/...)\n"
                "  --blocks N         process only the first N blocks\n"
                "  --report FILE      write the JSON report\n"
+               "  --checkpoint DIR   save the engine state after each block as DIR/state-<k>.bin\n"
+               "  --resume FILE      start from a saved state (blocks up to its block are skipped)\n"
                "  --threads T        BLAS and OpenMP threads (default: all cores)\n"
                "  --quiet            no progress lines\n"
                "  --help, --version\n");
@@ -49,34 +54,95 @@ static double peak_rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+/* The state file: written to a temporary name, flushed to disk, then renamed, so a crash
+ * never leaves a half-written checkpoint under the real name. */
+static int state_write(const ccd_state *st, const char *dir, int k, char *err, size_t errlen)
+{
+    unsigned char *buf;
+    size_t len;
+    if (ccd_state_serialize(st, &buf, &len) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/state-%d.bin", dir, k);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(buf, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    free(buf);
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%.900s: %s", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int state_read(ccd_state *st, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    do {
+        if (len == cap) {
+            cap = cap ? 2 * cap : (1 << 20);
+            unsigned char *p = realloc(buf, cap);
+            if (!p) {
+                free(buf);
+                fclose(f);
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            buf = p;
+        }
+        got = fread(buf + len, 1, cap - len, f);
+        len += got;
+    } while (got > 0);
+    int bad = ferror(f);
+    fclose(f);
+    int rc = bad ? -1 : ccd_state_deserialize(st, buf, len, err, errlen);
+    if (bad)
+        snprintf(err, errlen, "read error");
+    free(buf);
+    return rc;
+}
+
 typedef struct {
     double la, ra, h;
 } forgetting;
 
-/* LA = mean_k r[k][k], RA = mean_k mean_{j<k} r[k][j], k = 1..n-1; H = 2 LA RA / (LA + RA). */
-static forgetting summarise(double **r, int n)
+/* LA = mean_k r[k][k], RA = mean_k mean_{j<k} r[k][j], k = max(1, first)..n-1;
+ * H = 2 LA RA / (LA + RA). (first > 1 only when resuming: earlier rows were not run.) */
+static forgetting summarise(double **r, int first, int n)
 {
     forgetting f = {0, 0, 0};
-    if (n < 2)
+    int k0 = first > 1 ? first : 1;
+    if (n - k0 < 1)
         return f;
-    for (int k = 1; k < n; k++) {
+    for (int k = k0; k < n; k++) {
         f.la += r[k][k];
         double s = 0;
         for (int j = 0; j < k; j++)
             s += r[k][j];
         f.ra += s / k;
     }
-    f.la /= n - 1;
-    f.ra /= n - 1;
+    f.la /= n - k0;
+    f.ra /= n - k0;
     f.h = f.la + f.ra > 0 ? 2 * f.la * f.ra / (f.la + f.ra) : 0;
     return f;
 }
 
-static void json_matrix(FILE *f, double **r, int n)
+static void json_matrix(FILE *f, double **r, int first, int n)
 {
     fprintf(f, "[");
-    for (int k = 0; k < n; k++) {
-        fprintf(f, "%s[", k ? ", " : "");
+    for (int k = first; k < n; k++) {
+        fprintf(f, "%s[", k > first ? ", " : "");
         for (int j = 0; j <= k; j++)
             fprintf(f, "%s%.6f", j ? ", " : "", r[k][j]);
         fprintf(f, "]");
@@ -84,10 +150,10 @@ static void json_matrix(FILE *f, double **r, int n)
     fprintf(f, "]");
 }
 
-static void print_matrix(const char *name, const char *metric, double **r, int n)
+static void print_matrix(const char *name, const char *metric, double **r, int first, int n)
 {
     printf("%s test %s, r[k][j]:\n", name, metric);
-    for (int k = 0; k < n; k++) {
+    for (int k = first; k < n; k++) {
         printf("  k=%d", k);
         for (int j = 0; j <= k; j++)
             printf("  %.4f", r[k][j]);
@@ -101,10 +167,11 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
         {"blocks", required_argument, 0, 'b'}, {"report", required_argument, 0, 'r'},
+        {"checkpoint", required_argument, 0, 'C'}, {"resume", required_argument, 0, 'R'},
         {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
-    const char *config = NULL, *data = NULL, *report = NULL;
+    const char *config = NULL, *data = NULL, *report = NULL, *ckpt_dir = NULL, *resume = NULL;
     const char *overrides[64];
     int n_overrides = 0, max_blocks = 0, threads = 0, quiet = 0, c;
     while ((c = getopt_long(argc, argv, "c:X:", longopts, NULL)) != -1) {
@@ -119,6 +186,8 @@ int main(int argc, char **argv)
             break;
         case 'd': data = optarg; break;
         case 'r': report = optarg; break;
+        case 'C': ckpt_dir = optarg; break;
+        case 'R': resume = optarg; break;
         case 'b': max_blocks = atoi(optarg); break;
         case 't': threads = atoi(optarg); break;
         case 'q': quiet = 1; break;
@@ -162,8 +231,16 @@ int main(int argc, char **argv)
     double (*secs)[5] = calloc((size_t)n, sizeof *secs);
     ccd_state st;
     ccd_state_init(&st);
-    int rc = 0;
-    for (int k = 0; k < n; k++) {
+    int rc = 0, first = 0;
+    if (resume) {
+        if (state_read(&st, resume, err, sizeof err) != 0) {
+            fprintf(stderr, "ccd-offline: --resume %s: %s\n", resume, err);
+            return 1;
+        }
+        first = st.block + 1;
+        fprintf(stderr, "resuming after block %d from %s\n", st.block, resume);
+    }
+    for (int k = first; k < n; k++) {
         ccd_block_report rep;
         if (ccd_block_step(&st, &cfg, &ds.blocks[k], ds.blocks, k + 1, &rep, quiet ? NULL : log_line,
                            NULL, err, sizeof err) != 0) {
@@ -191,18 +268,23 @@ int main(int argc, char **argv)
                rep.seconds_distill, r[0][k][k], r[1][k][k], r[2][k][k], r[4][k][k], peak_rss_mb());
         fflush(stdout);
         ccd_block_report_free(&rep);
+        if (ckpt_dir && state_write(&st, ckpt_dir, k, err, sizeof err) != 0) {
+            fprintf(stderr, "ccd-offline: --checkpoint: %s\n", err);
+            rc = 1;
+            break;
+        }
     }
     int done = rc == 0 ? n : 0;
-    forgetting fr = summarise(r[0], done), fn = summarise(r[1], done);
+    forgetting fr = summarise(r[0], first, done), fn = summarise(r[1], first, done);
     if (done) {
-        print_matrix("continual student CL_k", "R@20", r[0], done);
-        print_matrix("continual student CL_k", "N@20", r[1], done);
-        print_matrix("ensemble E_k", "R@20", r[2], done);
-        print_matrix("distilled D_k", "R@20", r[4], done);
+        print_matrix("continual student CL_k", "R@20", r[0], first, done);
+        print_matrix("continual student CL_k", "N@20", r[1], first, done);
+        print_matrix("ensemble E_k", "R@20", r[2], first, done);
+        print_matrix("distilled D_k", "R@20", r[4], first, done);
         printf("CL_k: LA / RA / H-mean  R@20 %.4f / %.4f / %.4f   N@20 %.4f / %.4f / %.4f\n", fr.la,
                fr.ra, fr.h, fn.la, fn.ra, fn.h);
         double total = 0;
-        for (int k = 0; k < done; k++)
+        for (int k = first; k < done; k++)
             total += secs[k][4];
         printf("total %.1f s, peak RSS %.0f MB\n", total, peak_rss_mb());
     }
@@ -213,26 +295,26 @@ int main(int argc, char **argv)
             rc = 1;
         } else {
             fprintf(f, "{\n  \"student\": {\"r_R20\": ");
-            json_matrix(f, r[0], done);
+            json_matrix(f, r[0], first, done);
             fprintf(f, ", \"r_N20\": ");
-            json_matrix(f, r[1], done);
+            json_matrix(f, r[1], first, done);
             fprintf(f, ",\n    \"LA_R20\": %.6f, \"RA_R20\": %.6f, \"H_R20\": %.6f, \"LA_N20\": %.6f, "
                        "\"RA_N20\": %.6f, \"H_N20\": %.6f},\n",
                     fr.la, fr.ra, fr.h, fn.la, fn.ra, fn.h);
             fprintf(f, "  \"ensemble\": {\"r_R20\": ");
-            json_matrix(f, r[2], done);
+            json_matrix(f, r[2], first, done);
             fprintf(f, ", \"r_N20\": ");
-            json_matrix(f, r[3], done);
+            json_matrix(f, r[3], first, done);
             fprintf(f, "},\n  \"distilled\": {\"r_R20\": ");
-            json_matrix(f, r[4], done);
+            json_matrix(f, r[4], first, done);
             fprintf(f, ", \"r_N20\": ");
-            json_matrix(f, r[5], done);
+            json_matrix(f, r[5], first, done);
             fprintf(f, "},\n  \"seconds\": {\"blocks\": [");
             double total = 0;
-            for (int k = 0; k < done; k++) {
+            for (int k = first; k < done; k++) {
                 fprintf(f, "%s{\"student\": %.3f, \"teachers\": %.3f, \"ensemble\": %.3f, "
                            "\"distill\": %.3f, \"total\": %.3f}",
-                        k ? ", " : "", secs[k][0], secs[k][1], secs[k][2], secs[k][3], secs[k][4]);
+                        k > first ? ", " : "", secs[k][0], secs[k][1], secs[k][2], secs[k][3], secs[k][4]);
                 total += secs[k][4];
             }
             fprintf(f, "], \"total\": %.3f},\n", total);
@@ -240,12 +322,12 @@ int main(int argc, char **argv)
             fprintf(f, "  \"config\": {\"file\": \"%s\", \"seed\": %llu, \"threads\": %d, "
                        "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
                        "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
-                       "\"collaborative\": %s, \"distill\": %s, \"blocks\": %d}\n}\n",
+                       "\"collaborative\": %s, \"distill\": %s, \"blocks\": %d, \"first_block\": %d}\n}\n",
                     config ? config : "(defaults)", (unsigned long long)cfg.seed, ccd_threads(),
                     cfg.n_teachers, cfg.student_dim, cfg.replay ? "true" : "false",
                     cfg.use_s ? "true" : "false", cfg.use_p ? "true" : "false",
                     cfg.use_cl ? "true" : "false", cfg.update_teachers ? "true" : "false",
-                    cfg.collaborative ? "true" : "false", cfg.distill ? "true" : "false", done);
+                    cfg.collaborative ? "true" : "false", cfg.distill ? "true" : "false", done, first);
             if (fclose(f) != 0)
                 rc = 1;
         }
