@@ -54,7 +54,7 @@ void ccd_select_top(int *idx, int n, int k, const float *s)
     }
 }
 
-static void sift_down(int *h, int n, int i, const float *s)
+void ccd_heap_sift_down(int *h, int n, int i, const float *s)
 {
     /* min-heap under "better": the root is the worst, so popping sorts best-first from the end */
     for (;;) {
@@ -75,12 +75,12 @@ static void sift_down(int *h, int n, int i, const float *s)
 void ccd_sort_by_score(int *idx, int n, const float *s)
 {
     for (int i = n / 2 - 1; i >= 0; i--)
-        sift_down(idx, n, i, s);
+        ccd_heap_sift_down(idx, n, i, s);
     for (int end = n - 1; end > 0; end--) {
         int t = idx[0];
         idx[0] = idx[end];
         idx[end] = t;
-        sift_down(idx, end, 0, s);
+        ccd_heap_sift_down(idx, end, 0, s);
     }
 }
 

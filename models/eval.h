@@ -48,6 +48,9 @@ void ccd_metrics_of_list(const int *ranked, int n_ranked, const int *mask_a, int
 /* Partition idx[0..n) so that idx[0..k) are the k best items under (score desc, id asc), with
  * idx[k-1] the k-th best. Exposed for tests and for top-k lists elsewhere in libccd. */
 void ccd_select_top(int *idx, int n, int k, const float *score);
+/* Restore a heap of item ids whose root is the WORST kept item under the same order (a bounded
+ * "k best so far" heap), sifting entry i down. */
+void ccd_heap_sift_down(int *h, int n, int i, const float *score);
 /* Sort idx[0..n) best first under the same order. */
 void ccd_sort_by_score(int *idx, int n, const float *score);
 

@@ -80,23 +80,6 @@ static int scratch_alloc(scratch *w, int n_items, int ab)
     return 0;
 }
 
-/* Min-heap under `better` (the root is the worst kept item). */
-static void heap_down(int *h, int n, int i, const float *s)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && better(h[m], h[l], s))
-            m = l;
-        if (r < n && better(h[m], h[r], s))
-            m = r;
-        if (m == i)
-            return;
-        int t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
 
 static void heap_up(int *h, int i, const float *s)
 {
@@ -130,7 +113,7 @@ static int top_eligible(const float *s, int n, const unsigned char *mask, int k,
     for (; j < n; j++)
         if (s[j] > thr && !mask[j]) {
             h[0] = j;
-            heap_down(h, k, 0, s);
+            ccd_heap_sift_down(h, k, 0, s);
             thr = s[h[0]];
         }
     return k;
@@ -221,30 +204,30 @@ static void ref_ranks(const float *ref, int n, const int *cand, int c, scratch *
     }
 }
 
+/* Set (value 1) or clear (0) the mask entries of row u's filtered items; a set's columns past
+ * n_items are not items of src. */
+static void mark_filtered(unsigned char *mask, const ccd_filter *f, int u, int n_items,
+                          unsigned char value)
+{
+    for (int k = 0; f && k < f->n_sets; k++) {
+        const ccd_csr *set = f->sets[k];
+        if (!set || u >= set->n_rows)
+            continue;
+        for (int64_t e = set->indptr[u]; e < set->indptr[u + 1]; e++)
+            if (set->indices[e] < n_items)
+                mask[set->indices[e]] = value;
+    }
+}
+
 /* Pass 1 for one user: writes the c candidates (best first) to cand, the log-weights
  * eps * (rank_ref - rank_src) to logw and the labels to label; returns c. */
 static int user_candidates(int u, const float *s, const float *ref, int n_items,
                            const ccd_filter *f, int ab, float eps, scratch *w, int *cand,
                            double *logw, float *label)
 {
-    /* mark the filtered items of row u; a set's columns past n_items are not items of src */
-    for (int k = 0; f && k < f->n_sets; k++) {
-        const ccd_csr *set = f->sets[k];
-        if (!set || u >= set->n_rows)
-            continue;
-        for (int64_t e = set->indptr[u]; e < set->indptr[u + 1]; e++)
-            if (set->indices[e] < n_items)
-                w->mask[set->indices[e]] = 1;
-    }
+    mark_filtered(w->mask, f, u, n_items, 1);
     const int c = top_eligible(s, n_items, w->mask, ab, w->heap);
-    for (int k = 0; f && k < f->n_sets; k++) {
-        const ccd_csr *set = f->sets[k];
-        if (!set || u >= set->n_rows)
-            continue;
-        for (int64_t e = set->indptr[u]; e < set->indptr[u + 1]; e++)
-            if (set->indices[e] < n_items)
-                w->mask[set->indices[e]] = 0;
-    }
+    mark_filtered(w->mask, f, u, n_items, 0);
     if (c <= 0)
         return 0;
     /* Filtered entries rank after every eligible one, so the position among the eligible items
