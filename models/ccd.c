@@ -228,9 +228,10 @@ static int add_topk(pairs *x, const ccd_scorer *s, const ccd_csr *f1, const ccd_
     return rc;
 }
 
-static ccd_train_opts train_opts(const ccd_stage_opts *s, uint64_t seed)
+static ccd_train_opts train_opts(const volatile int *stop, const ccd_stage_opts *s, uint64_t seed)
 {
-    return (ccd_train_opts){.lr = s->lr,
+    return (ccd_train_opts){.stop = stop,
+                            .lr = s->lr,
                             .batch = s->batch,
                             .nns = s->nns,
                             .weight_decay = s->weight_decay,
@@ -531,7 +532,19 @@ typedef struct {
     float *student;          /* CL_k */
     scored_model cl;         /* CL_k on R_k */
     logger lg;
+    const volatile int *stop;/* hooks->stop, polled by every training loop */
 } block_ctx;
+
+/* The fast path: hand CL_k's propagated embeddings to the caller before the teacher side. */
+static int announce_student(const block_ctx *b, const ccd_block_hooks *hooks, int dim)
+{
+    if (!hooks || !hooks->student_ready)
+        return 0;
+    ccd_block_metrics m;
+    if (ccd_evaluate_scorer(&b->cl.scorer, b->blk, 1, &m) != 0)
+        return -1;
+    return hooks->student_ready(hooks->ctx, b->cl.final, b->nu, b->ni, dim, &m.valid);
+}
 
 /* Expand a layer-0 table from the previous id space to the current one (section 5.4). */
 static float *expand(const block_ctx *b, const float *old, int dim)
@@ -637,7 +650,7 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
                          .anneal = cfg->student_anneal};
     ccd_rng_init(&rc_ctx.rng, cfg->seed, 0x5302);
     ccd_train_hooks hooks = {.epoch = rs.n ? replay_epoch_hook : NULL, .ctx = &rc_ctx};
-    ccd_train_opts o = train_opts(&cfg->student, cfg->seed + 101 * (uint64_t)b->k);
+    ccd_train_opts o = train_opts(b->stop, &cfg->student, cfg->seed + 101 * (uint64_t)b->k);
     say(&b->lg, "student update: %lld replay pairs, %lld exclusions", (long long)rs.n, (long long)excl.nnz);
     if (ccd_train_stage(&m, b->blk, &excl, &o, false, &hooks, NULL, NULL, NULL, best_epoch) != 0)
         goto done;
@@ -751,7 +764,7 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     ccd_rng_init(&rctx.rng, spec->seed, 0x5600 + (uint64_t)b->k);
     teacher_hooks th = {.lwc = &lc, .replay = rs.n ? &rctx : NULL};
     ccd_train_hooks hooks = {.batch = teacher_batch, .epoch = teacher_epoch, .ctx = &th};
-    ccd_train_opts o = train_opts(&cfg->teacher, spec->seed + 1000 * (uint64_t)b->k);
+    ccd_train_opts o = train_opts(b->stop, &cfg->teacher, spec->seed + 1000 * (uint64_t)b->k);
     int best_epoch = 0;
     ccd_block_metrics best;
     if (ccd_train_stage(&m, b->blk, &excl, &o, false, &hooks, NULL, NULL, &best, &best_epoch) != 0)
@@ -852,7 +865,7 @@ static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int
                         .n_unint_users = cfg->kd_uninteresting_users,
                         .lambda = cfg->kd_lambda,
                         .train_items_first = cfg->kd_train_items_first};
-    ccd_train_opts o = train_opts(&cfg->kd, cfg->seed + 7 * (uint64_t)b->k);
+    ccd_train_opts o = train_opts(b->stop, &cfg->kd, cfg->seed + 7 * (uint64_t)b->k);
     if (ccd_distill(&m, b->blk, &in, &o, NULL, best_epoch) != 0)
         goto done;
     *out = copy_floats(m.emb0, (size_t)(b->nu + b->ni) * ds);
@@ -927,7 +940,7 @@ static int base_teacher(void *vctx, int m)
     if (ccd_recmodel_init(&tm, spec->type, b->nu, b->ni, spec->dim,
                           spec->type == CCD_MODEL_LIGHTGCN ? &b->g_cur : NULL, &init) != 0)
         return -1;
-    ccd_train_opts o = train_opts(&b->cfg->base, spec->seed);
+    ccd_train_opts o = train_opts(b->stop, &b->cfg->base, spec->seed);
     ccd_block_metrics best;
     int best_epoch = 0;
     int rc = ccd_train_stage(&tm, b->blk, NULL, &o, false, NULL, NULL, NULL, &best, &best_epoch);
@@ -985,8 +998,8 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
 }
 
 int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
-                   const ccd_block *eval, int n_eval, ccd_block_report *rep, ccd_log_fn log,
-                   void *log_ctx, char *err, size_t errlen)
+                   const ccd_block *eval, int n_eval, ccd_block_report *rep,
+                   const ccd_block_hooks *hooks, char *err, size_t errlen)
 {
     double start = ccd_now();
     if (blk->index != st->block + 1) {
@@ -1010,7 +1023,8 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     b.ni = blk->n_items;
     b.pu = st->n_users;
     b.pi = st->n_items;
-    b.lg = (logger){log, log_ctx};
+    b.lg = (logger){hooks ? hooks->log : NULL, hooks ? hooks->ctx : NULL};
+    b.stop = hooks ? hooks->stop : NULL;
     ensemble_model e_prev = {0}, e_cur = {0};
     lwc_data ld;
     memset(&ld, 0, sizeof ld);
@@ -1024,18 +1038,19 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     }
     if (b.k == 0) {
         if (bootstrap(&b, st, rep, eval, n_eval) != 0) {
-            snprintf(err, errlen, "bootstrap failed (out of memory)");
-            goto done;
+            ccd_state_free(st); /* leave it as before the block */
+            ccd_state_init(st);
+            goto oom;
         }
-        b.student = st->student;
-        if (score_model(&b.cl, CCD_MODEL_LIGHTGCN, st->student, b.nu, b.ni, st->student_dim, &b.g_cur, 0) != 0)
+        if (score_model(&b.cl, CCD_MODEL_LIGHTGCN, st->student, b.nu, b.ni, st->student_dim, &b.g_cur, 0) != 0 ||
+            announce_student(&b, hooks, st->student_dim) != 0 ||
+            (n_eval > 0 && ccd_evaluate_scorer(&b.cl.scorer, eval, n_eval, rep->student) != 0) ||
+            keep_block_data(st, blk) != 0) {
+            ccd_state_free(st);
+            ccd_state_init(st);
             goto oom;
-        if (n_eval > 0 && (ccd_evaluate_scorer(&b.cl.scorer, eval, n_eval, rep->student) != 0))
-            goto oom;
+        }
         memcpy(rep->distilled, rep->student, (size_t)n_eval * sizeof *rep->distilled);
-        b.student = NULL; /* owned by the state */
-        if (keep_block_data(st, blk) != 0)
-            goto oom;
         rc = 0;
         goto done;
     }
@@ -1079,6 +1094,8 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
         goto oom;
     rep->seconds_student = ccd_now() - t0;
     say(&b.lg, "block %d: student updated in %.1f s (epoch %d)", b.k, rep->seconds_student, rep->student_epoch);
+    if (announce_student(&b, hooks, st->student_dim) != 0)
+        goto oom;
 
     /* 2. teacher updates -> T_{m,k} */
     t0 = ccd_now();
@@ -1160,7 +1177,12 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     rc = 0;
     goto done;
 oom:
-    snprintf(err, errlen, "block %d: out of memory", b.k);
+    if (b.stop && *b.stop) {
+        rc = CCD_STOPPED;
+        snprintf(err, errlen, "block %d: stopped on request", b.k);
+    } else {
+        snprintf(err, errlen, "block %d: out of memory or the caller's student_ready failed", b.k);
+    }
 done:
     rep->seconds_total = ccd_now() - start;
     for (int m = 0; m < CCD_MAX_TEACHERS; m++)

@@ -146,14 +146,32 @@ void ccd_state_init(ccd_state *st);
 void ccd_state_free(ccd_state *st);
 void ccd_block_report_free(ccd_block_report *r);
 
-/* Optional progress messages (stage names and timings); NULL for silence. */
+/* Optional progress messages (stage names and timings). */
 typedef void (*ccd_log_fn)(void *ctx, const char *msg);
 
+/* What a block step tells its caller while it runs (every field may be NULL):
+ *   log            progress messages;
+ *   student_ready  the fast path: called as soon as CL_k exists, before the teacher side (at
+ *                  block 0, after the bootstrap). final is CL_k's propagated embeddings, the ones
+ *                  it scores with ((n_users + n_items) x dim, users first), valid only during
+ *                  the call; metrics (may be NULL) are CL_k's on the block's valid split. A
+ *                  nonzero return stops the step with an error;
+ *   stop           polled between epochs: once nonzero the step returns CCD_STOPPED and the
+ *                  state is left as it was before the block. */
+typedef struct {
+    ccd_log_fn log;
+    int (*student_ready)(void *ctx, const float *final, int n_users, int n_items, int dim,
+                         const ccd_metrics *valid);
+    const volatile int *stop;
+    void *ctx;
+} ccd_block_hooks;
+
 /* Process block blk (its index must be st->block + 1). eval/n_eval: the blocks to report on
- * (usually 0..k); n_eval may be 0. Returns 0, or -1 with a message in err. */
+ * (usually 0..k); n_eval may be 0. hooks may be NULL. Returns 0; -1 with a message in err; or
+ * CCD_STOPPED (train.h) when hooks->stop was raised. On any failure st is unchanged. */
 int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
-                   const ccd_block *eval, int n_eval, ccd_block_report *rep, ccd_log_fn log,
-                   void *log_ctx, char *err, size_t errlen);
+                   const ccd_block *eval, int n_eval, ccd_block_report *rep,
+                   const ccd_block_hooks *hooks, char *err, size_t errlen);
 
 /* EMA merge of a proxy (section 5.2), exposed for tests: rows present in the old proxy
  * ((old_users + old_items) x dim) become w * old + (1 - w) * d; the others are copied from d

@@ -27,7 +27,11 @@ typedef struct {
     int eval_every;     /* evaluate after epochs 1, 1 + N, 1 + 2N, ... and the last */
     int patience;       /* evaluations without improvement before stopping: 10 */
     uint64_t seed;
+    const volatile int *stop; /* optional: nonzero stops before the next epoch (CCD_STOPPED) */
 } ccd_train_opts;
+
+/* Returned by the training loops when opts.stop was raised: nothing is kept. */
+#define CCD_STOPPED (-2)
 
 /* The base-teacher settings of section 2.5. */
 ccd_train_opts ccd_train_opts_base_teacher(void);

@@ -242,8 +242,8 @@ int main(int argc, char **argv)
     }
     for (int k = first; k < n; k++) {
         ccd_block_report rep;
-        if (ccd_block_step(&st, &cfg, &ds.blocks[k], ds.blocks, k + 1, &rep, quiet ? NULL : log_line,
-                           NULL, err, sizeof err) != 0) {
+        ccd_block_hooks hooks = {.log = quiet ? NULL : log_line};
+        if (ccd_block_step(&st, &cfg, &ds.blocks[k], ds.blocks, k + 1, &rep, &hooks, err, sizeof err) != 0) {
             fprintf(stderr, "ccd-offline: %s\n", err);
             ccd_block_report_free(&rep);
             rc = 1;

@@ -43,7 +43,7 @@ static void ccd_beats_popularity_on_two_yelp_blocks(void **state)
     ccd_state_init(&st);
     for (int k = 0; k < 2; k++) {
         ccd_block_report rep;
-        if (ccd_block_step(&st, &c, &ds.blocks[k], ds.blocks, k + 1, &rep, log_line, NULL, err, sizeof err) != 0)
+        if (ccd_block_step(&st, &c, &ds.blocks[k], ds.blocks, k + 1, &rep, &(ccd_block_hooks){.log = log_line}, err, sizeof err) != 0)
             fail_msg("block %d: %s", k, err);
         for (int j = 0; j <= k; j++) {
             ccd_block_metrics pop;

@@ -16,6 +16,7 @@
 #include "distill.h"
 #include "rng.h"
 #include "state.h"
+#include "train.h"
 
 static void rrd_loss_by_hand_and_finite_differences(void **state)
 {
@@ -182,7 +183,7 @@ static void pipeline_runs_and_resumes_from_a_checkpoint(void **state)
     size_t ckpt_len = 0;
     for (int k = 0; k < BLOCKS; k++) {
         ccd_block_report rep;
-        if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, NULL, err, sizeof err) != 0)
+        if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
             fail_msg("block %d: %s", k, err);
         for (int j = 0; j <= k; j++) {
             assert_true(rep.student[j].test.n_users > 0);
@@ -206,7 +207,7 @@ static void pipeline_runs_and_resumes_from_a_checkpoint(void **state)
     assert_memory_equal(again, ckpt, ckpt_len);
     free(again);
     ccd_block_report rep;
-    if (ccd_block_step(&resumed, &cfg, &blocks[2], blocks, 3, &rep, NULL, NULL, err, sizeof err) != 0)
+    if (ccd_block_step(&resumed, &cfg, &blocks[2], blocks, 3, &rep, NULL, err, sizeof err) != 0)
         fail_msg("resumed block 2: %s", err);
     ccd_block_report_free(&rep);
     size_t na, nb;
@@ -232,6 +233,81 @@ static void pipeline_runs_and_resumes_from_a_checkpoint(void **state)
     free_blocks(blocks);
 }
 
+/* The worker's hooks: student_ready fires once per block with CL_k's propagated embeddings
+ * (before the teacher side), and a raised stop flag abandons the block leaving the state as
+ * it was. */
+typedef struct {
+    int calls, n_users, n_items, dim;
+    float first, recall;
+    volatile int stop;
+    int stop_at_call; /* raise stop from inside student_ready at this call (0: never) */
+} hook_probe;
+
+static int probe_ready(void *ctx, const float *final, int n_users, int n_items, int dim,
+                       const ccd_metrics *valid)
+{
+    hook_probe *p = ctx;
+    p->calls++;
+    p->n_users = n_users, p->n_items = n_items, p->dim = dim;
+    p->first = final[0];
+    p->recall = valid ? valid->recall[CCD_K20] : -1.0f;
+    if (p->calls == p->stop_at_call)
+        p->stop = 1;
+    return 0;
+}
+
+static void hooks_publish_early_and_stop_cleanly(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    ccd_config cfg;
+    small_config(&cfg);
+    ccd_state st;
+    ccd_state_init(&st);
+    char err[256];
+    hook_probe p = {.stop_at_call = 2};
+    ccd_block_hooks hooks = {.student_ready = probe_ready, .stop = &p.stop, .ctx = &p};
+    ccd_block_report rep;
+    assert_int_equal(ccd_block_step(&st, &cfg, &blocks[0], blocks, 1, &rep, &hooks, err, sizeof err), 0);
+    ccd_block_report_free(&rep);
+    assert_int_equal(p.calls, 1);
+    assert_int_equal(p.n_users, USERS[0]);
+    assert_int_equal(p.dim, cfg.student_dim);
+    assert_true(p.recall > 0.0f && p.recall <= 1.0f);
+    unsigned char *before;
+    size_t before_len;
+    before = save(&st, &before_len);
+    /* block 1: the student is announced, then the stop raised inside the hook abandons the
+     * teacher side; the state must still be block 0's, byte for byte */
+    assert_int_equal(ccd_block_step(&st, &cfg, &blocks[1], blocks, 2, &rep, &hooks, err, sizeof err), CCD_STOPPED);
+    ccd_block_report_free(&rep);
+    assert_int_equal(p.calls, 2);
+    assert_int_equal(p.n_users, USERS[1]);
+    size_t after_len;
+    unsigned char *after = save(&st, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    free(after);
+    /* lowered again, the same block runs to the end */
+    p.stop = 0;
+    p.stop_at_call = 0;
+    assert_int_equal(ccd_block_step(&st, &cfg, &blocks[1], blocks, 2, &rep, &hooks, err, sizeof err), 0);
+    ccd_block_report_free(&rep);
+    assert_int_equal(st.block, 1);
+    /* a stop raised before the bootstrap leaves an empty state */
+    ccd_state fresh;
+    ccd_state_init(&fresh);
+    p.stop = 1;
+    assert_int_equal(ccd_block_step(&fresh, &cfg, &blocks[0], blocks, 1, &rep, &hooks, err, sizeof err), CCD_STOPPED);
+    ccd_block_report_free(&rep);
+    assert_int_equal(fresh.block, -1);
+    assert_null(fresh.student);
+    free(before);
+    ccd_state_free(&st);
+    free_blocks(blocks);
+}
+
 static void ablation_switches_run(void **state)
 {
     (void)state;
@@ -249,7 +325,7 @@ static void ablation_switches_run(void **state)
         char err[256];
         for (int k = 0; k < BLOCKS; k++) {
             ccd_block_report rep;
-            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, NULL, err, sizeof err) != 0)
+            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
                 fail_msg("variant %d block %d: %s", variant, k, err);
             assert_true(rep.student[k].test.n_users > 0);
             ccd_block_report_free(&rep);
@@ -267,6 +343,7 @@ int main(void)
         cmocka_unit_test(rrd_loss_by_hand_and_finite_differences),
         cmocka_unit_test(proxy_merge_blends_old_rows_and_copies_new_ones),
         cmocka_unit_test(pipeline_runs_and_resumes_from_a_checkpoint),
+        cmocka_unit_test(hooks_publish_early_and_stop_cleanly),
         cmocka_unit_test(ablation_switches_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
