@@ -543,7 +543,7 @@ static int announce_student(const block_ctx *b, const ccd_block_hooks *hooks, in
     ccd_block_metrics m;
     if (ccd_evaluate_scorer(&b->cl.scorer, b->blk, 1, &m) != 0)
         return -1;
-    return hooks->student_ready(hooks->ctx, b->cl.final, b->nu, b->ni, dim, &m.valid);
+    return hooks->student_ready(hooks->ctx, b->cl.final, b->nu, b->ni, dim, &m);
 }
 
 /* Expand a layer-0 table from the previous id space to the current one (section 5.4). */

@@ -154,14 +154,14 @@ typedef void (*ccd_log_fn)(void *ctx, const char *msg);
  *   student_ready  the fast path: called as soon as CL_k exists, before the teacher side (at
  *                  block 0, after the bootstrap). final is CL_k's propagated embeddings, the ones
  *                  it scores with ((n_users + n_items) x dim, users first), valid only during
- *                  the call; metrics (may be NULL) are CL_k's on the block's valid split. A
+ *                  the call; metrics are CL_k's on the block's valid and test splits. A
  *                  nonzero return stops the step with an error;
  *   stop           polled between epochs: once nonzero the step returns CCD_STOPPED and the
  *                  state is left as it was before the block. */
 typedef struct {
     ccd_log_fn log;
     int (*student_ready)(void *ctx, const float *final, int n_users, int n_items, int dim,
-                         const ccd_metrics *valid);
+                         const ccd_block_metrics *metrics);
     const volatile int *stop;
     void *ctx;
 } ccd_block_hooks;

@@ -244,13 +244,13 @@ typedef struct {
 } hook_probe;
 
 static int probe_ready(void *ctx, const float *final, int n_users, int n_items, int dim,
-                       const ccd_metrics *valid)
+                       const ccd_block_metrics *metrics)
 {
     hook_probe *p = ctx;
     p->calls++;
     p->n_users = n_users, p->n_items = n_items, p->dim = dim;
     p->first = final[0];
-    p->recall = valid ? valid->recall[CCD_K20] : -1.0f;
+    p->recall = (float)metrics->test.recall[CCD_K20];
     if (p->calls == p->stop_at_call)
         p->stop = 1;
     return 0;

@@ -1,0 +1,219 @@
+/* ccd-eval: evaluate published student versions, read back from Redis, on a dataset's test sets.
+ *
+ *   ccd-eval --redis 127.0.0.1:6379 --model yelp --data ../shared/data/yelp [--version N | --all]
+ *
+ * A version of block k is scored exactly as ccd-offline scores CL_k (eval.h: R@20, N@20, R@50,
+ * N@50 on the test split of every block j <= k). External ids are the dataset's decimal ids.
+ * Items the worker never saw get no vector: they are ranked below every known item (an extra
+ * coordinate gives them a score of -1e9), users it never saw score 0 everywhere. The password
+ * comes from --redis-password-env VAR (an environment variable), never from the command line. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "dense.h"
+#include "eval.h"
+#include "omp_env.h"
+#include "redis_sink.h"
+
+typedef struct {
+    float *table; /* (n x (dim + 1)) */
+    int n, dim;
+    unsigned char *seen;
+    int64_t unknown;
+} side_table;
+
+static int on_vector(void *ctx, const char *id, const float *vec, int dim)
+{
+    side_table *t = ctx;
+    char *end;
+    errno = 0;
+    long row = strtol(id, &end, 10);
+    if (*id == '\0' || *end != '\0' || errno || row < 0 || row >= t->n || dim != t->dim) {
+        t->unknown++;
+        return 0;
+    }
+    float *dst = t->table + (size_t)row * (t->dim + 1);
+    memcpy(dst, vec, (size_t)dim * sizeof *dst);
+    t->seen[row] = 1;
+    return 0;
+}
+
+static int load_side(redis_sink *s, const char *model, int64_t v, const char *side, side_table *t, int n, int dim,
+                     char *err, size_t errlen)
+{
+    t->n = n;
+    t->dim = dim;
+    t->unknown = 0;
+    t->table = calloc((size_t)n * (dim + 1), sizeof *t->table);
+    t->seen = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (!t->table || !t->seen) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int d;
+    if (redis_read_vectors(s, model, v, side, &d, on_vector, t, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+static int meta_int(redis_sink *s, const char *model, int64_t v, const char *field, long long *out)
+{
+    char *val = NULL, err[256];
+    int r = redis_read_meta(s, model, v, field, &val, err, sizeof err);
+    if (r == 1)
+        *out = atoll(val);
+    free(val);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    ccd_omp_env(argv);
+    const char *redis = "127.0.0.1:6379", *user = NULL, *pw_env = NULL, *prefix = "ccd", *model = NULL,
+               *data = NULL, *json = NULL;
+    int64_t version = 0;
+    int all = 0;
+    enum { O_REDIS = 1000, O_USER, O_PWENV, O_PREFIX, O_MODEL, O_DATA, O_VERSION, O_ALL, O_JSON };
+    static const struct option opts[] = {{"redis", required_argument, NULL, O_REDIS},
+                                         {"redis-user", required_argument, NULL, O_USER},
+                                         {"redis-password-env", required_argument, NULL, O_PWENV},
+                                         {"prefix", required_argument, NULL, O_PREFIX},
+                                         {"model", required_argument, NULL, O_MODEL},
+                                         {"data", required_argument, NULL, O_DATA},
+                                         {"version", required_argument, NULL, O_VERSION},
+                                         {"all", no_argument, NULL, O_ALL},
+                                         {"json", required_argument, NULL, O_JSON},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_REDIS: redis = optarg; break;
+        case O_USER: user = optarg; break;
+        case O_PWENV: pw_env = optarg; break;
+        case O_PREFIX: prefix = optarg; break;
+        case O_MODEL: model = optarg; break;
+        case O_DATA: data = optarg; break;
+        case O_VERSION: version = atoll(optarg); break;
+        case O_ALL: all = 1; break;
+        case O_JSON: json = optarg; break;
+        case 'h':
+        default:
+            fprintf(c == 'h' ? stdout : stderr,
+                    "usage: ccd-eval --model M --data DIR [--redis HOST:PORT] [--redis-user U]\n"
+                    "                [--redis-password-env VAR] [--prefix ccd] [--version N | --all] [--json FILE]\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (!model || !data) {
+        fprintf(stderr, "ccd-eval: --model and --data are required\n");
+        return 2;
+    }
+    char host[256], err[512];
+    int port = 6379;
+    const char *colon = strrchr(redis, ':');
+    snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - redis) : (int)strlen(redis), redis);
+    if (colon)
+        port = atoi(colon + 1);
+    redis_sink_opts o;
+    redis_sink_opts_default(&o);
+    o.host = host;
+    o.port = port;
+    o.user = user;
+    o.password = pw_env ? getenv(pw_env) : NULL;
+    o.prefix = prefix;
+    redis_sink *s = redis_sink_open(&o, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "ccd-eval: redis: %s\n", err);
+        return 1;
+    }
+    ccd_dataset ds;
+    if (ccd_dataset_load(&ds, data, 0, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-eval: %s\n", err);
+        return 1;
+    }
+    int64_t current = redis_current_version(s, model, err, sizeof err);
+    if (current <= 0) {
+        fprintf(stderr, "ccd-eval: model %s: %s\n", model, current < 0 ? err : "no version published");
+        return 1;
+    }
+    int64_t lo = version > 0 ? version : (all ? 1 : current), hi = version > 0 ? version : current;
+    FILE *jf = json ? fopen(json, "w") : NULL;
+    if (json && !jf) {
+        fprintf(stderr, "ccd-eval: %s: %s\n", json, strerror(errno));
+        return 1;
+    }
+    if (jf)
+        fprintf(jf, "{\"model\": \"%s\", \"current\": %lld, \"versions\": [", model, (long long)current);
+    int rc = 0, first = 1;
+    for (int64_t v = lo; v <= hi; v++) {
+        long long block, dim;
+        if (meta_int(s, model, v, "block", &block) != 1 || meta_int(s, model, v, "dim", &dim) != 1) {
+            if (version > 0 || v == current) {
+                fprintf(stderr, "ccd-eval: version %lld of model %s is not there\n", (long long)v, model);
+                rc = 1;
+            }
+            continue;
+        }
+        if (block < 0 || block >= ds.n_blocks || dim < 1 || dim > 4096) {
+            fprintf(stderr, "ccd-eval: version %lld: block %lld / dim %lld do not fit the dataset\n", (long long)v,
+                    block, dim);
+            rc = 1;
+            continue;
+        }
+        const ccd_block *bk = &ds.blocks[block];
+        side_table us = {0}, is = {0};
+        if (load_side(s, model, v, "user", &us, bk->n_users, (int)dim, err, sizeof err) != 0 ||
+            load_side(s, model, v, "item", &is, bk->n_items, (int)dim, err, sizeof err) != 0) {
+            fprintf(stderr, "ccd-eval: version %lld: %s\n", (long long)v, err);
+            rc = 1;
+        } else {
+            int missing_items = 0, missing_users = 0;
+            for (int u = 0; u < us.n; u++) {
+                us.table[(size_t)u * (dim + 1) + dim] = 1.0f;
+                missing_users += !us.seen[u];
+            }
+            for (int i = 0; i < is.n; i++)
+                if (!is.seen[i]) {
+                    is.table[(size_t)i * (dim + 1) + dim] = -1e9f;
+                    missing_items++;
+                }
+            ccd_block_metrics *m = calloc((size_t)block + 1, sizeof *m);
+            if (!m || ccd_evaluate(us.table, is.table, us.n, is.n, (int)dim + 1, ds.blocks, (int)block + 1, m) != 0) {
+                fprintf(stderr, "ccd-eval: out of memory\n");
+                rc = 1;
+            } else {
+                printf("version %lld (block %lld, %d users and %d items without a vector, %lld foreign ids):\n",
+                       (long long)v, block, missing_users, missing_items, (long long)(us.unknown + is.unknown));
+                for (int j = 0; j <= block; j++)
+                    printf("  block %d test R@20 %.4f N@20 %.4f R@50 %.4f N@50 %.4f (%d users)\n", j,
+                           m[j].test.recall[CCD_K20], m[j].test.ndcg[CCD_K20], m[j].test.recall[CCD_K50],
+                           m[j].test.ndcg[CCD_K50], m[j].test.n_users);
+                if (jf) {
+                    fprintf(jf, "%s\n  {\"version\": %lld, \"block\": %lld, \"test_R20\": [", first ? "" : ",",
+                            (long long)v, block);
+                    for (int j = 0; j <= block; j++)
+                        fprintf(jf, "%s%.6f", j ? ", " : "", m[j].test.recall[CCD_K20]);
+                    fprintf(jf, "], \"test_N20\": [");
+                    for (int j = 0; j <= block; j++)
+                        fprintf(jf, "%s%.6f", j ? ", " : "", m[j].test.ndcg[CCD_K20]);
+                    fprintf(jf, "]}");
+                    first = 0;
+                }
+            }
+            free(m);
+        }
+        free(us.table), free(us.seen), free(is.table), free(is.seen);
+    }
+    if (jf) {
+        fprintf(jf, "\n]}\n");
+        fclose(jf);
+    }
+    ccd_dataset_free(&ds);
+    redis_sink_close(s);
+    return rc;
+}

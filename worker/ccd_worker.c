@@ -1,0 +1,906 @@
+/* ccd-worker: Avro interaction events from Kafka -> windows -> one CCD block per window ->
+ * student embeddings in Redis.
+ *
+ *   ccd-worker -c configs/worker.ini [-X section.key=value ...]
+ *
+ * Threads: this one (the consumer) polls Kafka, decodes, dead-letters bad records, maps ids,
+ * cuts windows, commits offsets and handles rebalances; the trainer thread (trainer.c) runs the
+ * engine, publishes and checkpoints. librdkafka has its own threads.
+ *
+ * Delivery: a partition's committed offset never passes an event that is not in a checkpoint:
+ * it is the smallest offset still pending in any model's windows, or the consumed position when
+ * nothing is pending. After a restart or a rebalance the partition is read again from there, and
+ * each model skips the messages below its checkpoint's `durable_next`, so every event is counted
+ * into exactly one block. Dead letters are flushed to their topic before each commit. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "dense.h"
+#include "event_codec.h"
+#include "idmap.h"
+#include "model.h"
+#include "omp_env.h"
+#include "redis_sink.h"
+#include "train.h"
+#include "trainer.h"
+#include "window.h"
+#include "wlog.h"
+#include "worker_config.h"
+
+#define VERSION "0.2.0"
+
+/* ------------------------------------------------------------------------------------------ */
+/* state of the consumer thread */
+
+typedef struct {
+    char topic[CKPT_MAX_TOPIC + 1];
+    int32_t partition;
+    int64_t position;      /* next offset after the last message consumed; -1 unknown */
+    int64_t committed;     /* last offset committed by us; -1 none */
+    bool assigned;
+} part_state;
+
+typedef struct job_node {
+    struct job_node *next;
+    trainer_job *job;
+} job_node;
+
+typedef struct {
+    worker_config cfg;
+    window_rules rules;
+    event_format format;
+    event_codec *codec;
+    rd_kafka_t *rk;        /* consumer */
+    rd_kafka_t *dlq;       /* dead-letter producer, or NULL */
+    redis_sink *sink;
+    trainer tr;
+    idmap model_ids;       /* model id -> slot in models */
+    model **models;        /* (model_ids.n) NULL when not loaded */
+    int cap_models;
+    part_state *parts;
+    int n_parts;
+    job_node *jobs;        /* in flight */
+    bool paused;
+    bool fatal;
+    int64_t exit_idle_ms;
+    int64_t last_message_ms;
+    /* counters */
+    int64_t messages, decoded, dead_letters, duplicates, late, dlq_delivery_errors, blocks_closed;
+} worker;
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static part_state *part_find(worker *w, const char *topic, int32_t partition, bool add)
+{
+    for (int i = 0; i < w->n_parts; i++)
+        if (w->parts[i].partition == partition && !strcmp(w->parts[i].topic, topic))
+            return &w->parts[i];
+    if (!add)
+        return NULL;
+    part_state *p = realloc(w->parts, (size_t)(w->n_parts + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    w->parts = p;
+    p = &w->parts[w->n_parts++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->topic, sizeof p->topic, "%s", topic);
+    p->partition = partition;
+    p->position = -1;
+    p->committed = -1;
+    return p;
+}
+
+/* Index of (topic, partition) in m->parts without adding; -1 when the model never read it. */
+static int model_part_find(const model *m, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < m->n_parts; i++)
+        if (m->parts[i].partition == partition && !strcmp(m->parts[i].topic, topic))
+            return i;
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* dead letters */
+
+static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    worker *w = opaque;
+    if (m->err) {
+        w->dlq_delivery_errors++;
+        wlog(WLOG_ERROR, "dead letter not delivered: %s", rd_kafka_err2str(m->err));
+    }
+}
+
+static void dead_letter(worker *w, const rd_kafka_message_t *msg, const char *reason)
+{
+    w->dead_letters++;
+    char source[CKPT_MAX_TOPIC + 48];
+    snprintf(source, sizeof source, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(msg->rkt), msg->partition,
+             msg->offset);
+    wlog(WLOG_WARN, "dead letter %s: %s", source, reason);
+    if (!w->dlq)
+        return;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, "ccd.error", -1, reason, -1);
+    rd_kafka_header_add(h, "ccd.source", -1, source, -1);
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            w->dlq, RD_KAFKA_V_TOPIC(w->cfg.dead_letter_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(msg->key, msg->key_len), RD_KAFKA_V_VALUE(msg->payload, msg->len),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (!err)
+            return; /* the headers now belong to the message */
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 100) {
+            w->dlq_delivery_errors++;
+            wlog(WLOG_ERROR, "dead letter %s not produced: %s", source, rd_kafka_err2str(err));
+            rd_kafka_headers_destroy(h);
+            return;
+        }
+        rd_kafka_poll(w->dlq, 100);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* commits */
+
+/* The offset that may be committed for one partition: see the comment at the top. */
+static int64_t commit_point(const worker *w, const part_state *p)
+{
+    int64_t c = p->position;
+    if (c < 0)
+        return -1;
+    for (int s = 0; s < w->model_ids.n; s++) {
+        const model *m = w->models[s];
+        if (!m)
+            continue;
+        int i = model_part_find(m, p->topic, p->partition);
+        if (i < 0)
+            continue;
+        int64_t first = model_first_pending(m, i);
+        if (first >= 0 && first < c)
+            c = first;
+    }
+    return c;
+}
+
+/* Commit every assigned partition (only those in `only` when given) whose commit point moved. */
+static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *only)
+{
+    if (w->dlq)
+        rd_kafka_flush(w->dlq, 10000); /* dead letters first: committing passes their offsets */
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(w->n_parts > 0 ? w->n_parts : 1);
+    for (int i = 0; i < w->n_parts; i++) {
+        part_state *p = &w->parts[i];
+        if (!p->assigned)
+            continue;
+        if (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition))
+            continue;
+        int64_t c = commit_point(w, p);
+        if (c < 0 || c <= p->committed)
+            continue;
+        rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = c;
+    }
+    if (list->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(w->rk, list, 0);
+        if (err) {
+            wlog(WLOG_WARN, "commit failed: %s", rd_kafka_err2str(err));
+        } else {
+            for (int i = 0; i < list->cnt; i++) {
+                part_state *p = part_find(w, list->elems[i].topic, list->elems[i].partition, false);
+                if (list->elems[i].err) {
+                    wlog(WLOG_WARN, "commit of %s/%d failed: %s", list->elems[i].topic, list->elems[i].partition,
+                         rd_kafka_err2str(list->elems[i].err));
+                } else if (p) {
+                    p->committed = list->elems[i].offset;
+                    wlog(WLOG_DEBUG, "committed %s/%d at %" PRId64, p->topic, p->partition, p->committed);
+                }
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* models and jobs */
+
+static void submit_next(worker *w, model *m)
+{
+    if (m->busy || !m->closed || !w->cfg.train)
+        return;
+    closed_window *cw = m->closed;
+    trainer_job *j = calloc(1, sizeof *j);
+    job_node *jn = calloc(1, sizeof *jn);
+    if (j) {
+        j->user_ids = idmap_snapshot(&m->users, cw->n_users);
+        j->item_ids = idmap_snapshot(&m->items, cw->n_items);
+        j->parts = malloc((size_t)(m->n_parts > 0 ? m->n_parts : 1) * sizeof *j->parts);
+    }
+    if (!j || !jn || !j->user_ids || !j->item_ids || !j->parts) {
+        wlog(WLOG_ERROR, "model %s: out of memory submitting block %d", m->id, cw->block);
+        w->fatal = true;
+        if (j)
+            free(j->user_ids), free(j->item_ids), free(j->parts);
+        free(j), free(jn);
+        return;
+    }
+    j->m = m;
+    j->cw = cw;
+    j->n_parts = m->n_parts;
+    memcpy(j->parts, m->parts, (size_t)m->n_parts * sizeof *j->parts);
+    j->events_total = m->events_total;
+    m->busy = true;
+    jn->job = j;
+    jn->next = w->jobs;
+    w->jobs = jn;
+    trainer_submit(&w->tr, j);
+}
+
+static void job_free(trainer_job *j)
+{
+    free(j->user_ids);
+    free(j->item_ids);
+    free(j->parts);
+    free(j);
+}
+
+/* Fold finished jobs into their models; returns how many finished. */
+static int collect_jobs(worker *w)
+{
+    int n = 0;
+    for (job_node **pp = &w->jobs; *pp;) {
+        job_node *jn = *pp;
+        trainer_job *j = jn->job;
+        pthread_mutex_lock(&w->tr.mu);
+        bool done = j->done;
+        pthread_mutex_unlock(&w->tr.mu);
+        if (!done) {
+            pp = &jn->next;
+            continue;
+        }
+        *pp = jn->next;
+        free(jn);
+        n++;
+        model *m = j->m;
+        m->busy = false;
+        if (j->rc == 0) {
+            closed_window *cw = m->closed;
+            m->closed = cw->next;
+            if (!m->closed)
+                m->closed_tail = NULL;
+            m->events_total += cw->n_ev;
+            for (int i = 0; i < j->n_parts; i++)
+                m->parts[i].durable_next = j->parts[i].durable_next;
+            if (j->version > 0)
+                m->published_version = j->version;
+            free(cw->ev);
+            free(cw);
+            submit_next(w, m);
+        } else if (j->rc == CCD_STOPPED) {
+            m->failed = true; /* dropped by whoever stopped it */
+            wlog(WLOG_INFO, "model %s: block abandoned (%s)", m->id, j->err);
+        } else {
+            m->failed = true;
+            w->fatal = true;
+            wlog(WLOG_ERROR, "model %s: %s", m->id, j->err);
+        }
+        job_free(j);
+    }
+    return n;
+}
+
+static void model_drop(worker *w, int slot)
+{
+    model *m = w->models[slot];
+    if (!m)
+        return;
+    trainer_stop_model(&w->tr, m);
+    collect_jobs(w);
+    wlog(WLOG_INFO, "model %s released (%lld events in %d blocks)", m->id, (long long)m->events_total,
+         m->state.block + 1);
+    model_free(m);
+    w->models[slot] = NULL;
+}
+
+static void warn_cb(void *ctx, const char *msg)
+{
+    (void)ctx;
+    wlog(WLOG_WARN, "%s", msg);
+}
+
+/* The model for a key, loading its checkpoint the first time it is seen. */
+static model *model_get(worker *w, const char *id)
+{
+    int added;
+    int slot = idmap_add(&w->model_ids, id, &added);
+    if (slot < 0)
+        return NULL;
+    if (slot >= w->cap_models) {
+        int cap = w->cap_models ? w->cap_models * 2 : 64;
+        while (cap <= slot)
+            cap *= 2;
+        model **mm = realloc(w->models, (size_t)cap * sizeof *mm);
+        if (!mm)
+            return NULL;
+        memset(mm + w->cap_models, 0, (size_t)(cap - w->cap_models) * sizeof *mm);
+        w->models = mm;
+        w->cap_models = cap;
+    }
+    if (w->models[slot])
+        return w->models[slot];
+    checkpoint c;
+    char err[512];
+    int r = checkpoint_load_latest(w->cfg.checkpoint_dir, id, &c, warn_cb, NULL, err, sizeof err);
+    if (r < 0) {
+        wlog(WLOG_ERROR, "model %s: cannot read checkpoints: %s", id, err);
+        w->fatal = true;
+        return NULL;
+    }
+    model *m = model_new(id, r == 1 ? &c : NULL, err, sizeof err);
+    if (r == 1)
+        checkpoint_free(&c);
+    if (!m) {
+        wlog(WLOG_ERROR, "model %s: %s", id, err);
+        w->fatal = true;
+        return NULL;
+    }
+    if (r == 1)
+        wlog(WLOG_INFO, "model %s: resumed from its block-%d checkpoint (%d users, %d items, %lld events, v%lld)",
+             id, m->state.block, m->users.n, m->items.n, (long long)m->events_total,
+             (long long)m->published_version);
+    else
+        wlog(WLOG_INFO, "model %s: new", id);
+    m->last_event_ms = now_ms();
+    w->models[slot] = m;
+    return m;
+}
+
+static void close_window(worker *w, model *m, const char *reason, int64_t next_t)
+{
+    int block = m->win.next_block;
+    int64_t n = m->n_ev;
+    window_close(&w->rules, &m->win, next_t);
+    if (model_close_window(m, block, m->win.start_ms, reason) != 0) {
+        wlog(WLOG_ERROR, "model %s: out of memory closing block %d", m->id, block);
+        w->fatal = true;
+        return;
+    }
+    w->blocks_closed++;
+    wlog(WLOG_INFO, "model %s: window of block %d closed by %s (%lld events)", m->id, block, reason, (long long)n);
+    if (!w->cfg.train) {
+        /* ingest only: count the block and forget it */
+        closed_window *cw = m->closed;
+        m->closed = cw->next;
+        if (!m->closed)
+            m->closed_tail = NULL;
+        m->events_total += cw->n_ev;
+        free(cw->ev);
+        free(cw);
+        return;
+    }
+    submit_next(w, m);
+}
+
+static bool model_id_ok(const char *id, size_t len)
+{
+    if (len == 0 || len > 127 || id[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void handle_message(worker *w, const rd_kafka_message_t *msg)
+{
+    w->messages++;
+    w->last_message_ms = now_ms();
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    part_state *ps = part_find(w, topic, msg->partition, true);
+    if (!ps) {
+        w->fatal = true;
+        return;
+    }
+    ps->position = msg->offset + 1;
+    char model_id[128];
+    if (msg->key_len == 0 || !msg->key) {
+        if (!w->cfg.default_model[0]) {
+            dead_letter(w, msg, "missing key (model id)");
+            return;
+        }
+        snprintf(model_id, sizeof model_id, "%s", w->cfg.default_model);
+    } else if (!model_id_ok(msg->key, msg->key_len)) {
+        dead_letter(w, msg, "bad model id in key");
+        return;
+    } else {
+        memcpy(model_id, msg->key, msg->key_len);
+        model_id[msg->key_len] = '\0';
+    }
+    ccd_event ev;
+    char reason[256];
+    if (event_decode(w->codec, w->format, msg->payload, msg->len, &ev, reason, sizeof reason) != 0) {
+        dead_letter(w, msg, reason);
+        return;
+    }
+    w->decoded++;
+    model *m = model_get(w, model_id);
+    if (!m)
+        return;
+    int part = model_part_index(m, topic, msg->partition);
+    if (part < 0) {
+        w->fatal = true;
+        return;
+    }
+    if (msg->offset < m->parts[part].durable_next) {
+        w->duplicates++; /* already folded into the checkpointed state */
+        return;
+    }
+    m->last_event_ms = w->last_message_ms;
+    if (window_closes_before(&w->rules, &m->win, ev.event_time_ms))
+        close_window(w, m, "time", ev.event_time_ms);
+    int added_u, added_i;
+    model_event e = {.part = part, .offset = msg->offset};
+    e.user = idmap_add(&m->users, ev.user_id, &added_u);
+    e.item = idmap_add(&m->items, ev.item_id, &added_i);
+    if (e.user < 0 || e.item < 0) {
+        wlog(WLOG_ERROR, "model %s: id map full or out of memory", m->id);
+        w->fatal = true;
+        return;
+    }
+    e.holdout = model_holdout(ev.user_id, ev.item_id, w->cfg.holdout_seed, w->cfg.holdout_fraction);
+    if (window_add(&w->rules, &m->win, ev.event_time_ms)) {
+        m->late_events++;
+        w->late++;
+    }
+    if (model_push(m, &e) != 0) {
+        w->fatal = true;
+        return;
+    }
+    if (window_full(&w->rules, &m->win))
+        close_window(w, m, "count", INT64_MIN);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* rebalances */
+
+/* Stop, checkpoint-wait and drop every model that reads any of parts, after committing them. */
+static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int s = 0; s < w->model_ids.n; s++) {
+        model *m = w->models[s];
+        if (!m)
+            continue;
+        bool hit = false;
+        for (int i = 0; i < m->n_parts && !hit; i++)
+            hit = rd_kafka_topic_partition_list_find(parts, m->parts[i].topic, m->parts[i].partition) != NULL;
+        if (hit) {
+            trainer_stop_model(&w->tr, m);
+            collect_jobs(w);
+        }
+    }
+    commit_offsets(w, parts);
+    for (int s = 0; s < w->model_ids.n; s++) {
+        model *m = w->models[s];
+        if (!m)
+            continue;
+        for (int i = 0; i < m->n_parts; i++)
+            if (rd_kafka_topic_partition_list_find(parts, m->parts[i].topic, m->parts[i].partition)) {
+                model_drop(w, s);
+                break;
+            }
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        part_state *p = part_find(w, parts->elems[i].topic, parts->elems[i].partition, false);
+        if (p) {
+            p->assigned = false;
+            p->position = -1;
+            p->committed = -1;
+        }
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
+{
+    worker *w = opaque;
+    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            part_state *p = part_find(w, parts->elems[i].topic, parts->elems[i].partition, true);
+            if (p) {
+                p->assigned = true;
+                p->position = -1;
+                p->committed = -1;
+            }
+            wlog(WLOG_INFO, "assigned %s/%d", parts->elems[i].topic, parts->elems[i].partition);
+        }
+        rd_kafka_error_t *e = NULL;
+        if (coop)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (e) {
+            wlog(WLOG_ERROR, "assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        if (w->paused)
+            rd_kafka_pause_partitions(rk, parts);
+    } else {
+        if (rd_kafka_assignment_lost(rk))
+            wlog(WLOG_WARN, "assignment lost: dropping its models without committing");
+        for (int i = 0; i < parts->cnt; i++)
+            wlog(WLOG_INFO, "revoked %s/%d", parts->elems[i].topic, parts->elems[i].partition);
+        release_partitions(w, parts);
+        rd_kafka_error_t *e = NULL;
+        if (coop)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+        if (e) {
+            wlog(WLOG_ERROR, "unassign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* housekeeping between polls */
+
+static int64_t buffered_events(const worker *w)
+{
+    int64_t n = 0;
+    for (int s = 0; s < w->model_ids.n; s++)
+        if (w->models[s])
+            n += model_buffered(w->models[s]);
+    return n;
+}
+
+static void set_paused(worker *w, bool pause)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(w->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(w->rk, a);
+    else
+        rd_kafka_resume_partitions(w->rk, a);
+    rd_kafka_topic_partition_list_destroy(a);
+    w->paused = pause;
+    wlog(WLOG_INFO, "input %s (%lld events buffered, bound %lld)", pause ? "paused" : "resumed",
+         (long long)buffered_events(w), (long long)w->cfg.max_buffered_events);
+}
+
+static void housekeeping(worker *w)
+{
+    int64_t now = now_ms();
+    if (w->cfg.idle_ms > 0)
+        for (int s = 0; s < w->model_ids.n; s++) {
+            model *m = w->models[s];
+            if (m && m->n_ev > 0 && now - m->last_event_ms >= w->cfg.idle_ms)
+                close_window(w, m, "idle", INT64_MIN);
+        }
+    int64_t buffered = buffered_events(w);
+    if (!w->paused && buffered >= w->cfg.max_buffered_events)
+        set_paused(w, true);
+    else if (w->paused && buffered < w->cfg.max_buffered_events / 2)
+        set_paused(w, false);
+    if (w->paused && !w->jobs) {
+        /* nothing is training, so nothing will free the buffer: cut the largest open window */
+        model *big = NULL;
+        for (int s = 0; s < w->model_ids.n; s++)
+            if (w->models[s] && w->models[s]->n_ev > 0 && (!big || w->models[s]->n_ev > big->n_ev))
+                big = w->models[s];
+        if (big)
+            close_window(w, big, "buffer bound", INT64_MIN);
+    }
+}
+
+static bool all_quiet(const worker *w)
+{
+    if (w->jobs)
+        return false;
+    for (int s = 0; s < w->model_ids.n; s++)
+        if (w->models[s] && (w->models[s]->n_ev > 0 || w->models[s]->closed))
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* start-up */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ccd-worker -c CONFIG [-X section.key=value ...] [options]\n"
+               "  -c, --config FILE     worker config (INI; see configs/worker.ini)\n"
+               "  -X section.key=VALUE  override a config key; kafka.<property> goes to librdkafka\n"
+               "  --check               load and check the config, print it (secrets hidden), exit\n"
+               "  --exit-when-idle MS   exit cleanly once no message came for MS and nothing is pending\n"
+               "  --help, --version\n");
+}
+
+static void print_config(const worker_config *c)
+{
+    for (int i = 0; i < c->n_kafka; i++)
+        printf("kafka.%s = %s\n", c->kafka[i].key,
+               worker_config_is_secret(c->kafka[i].key) ? "(hidden)" : c->kafka[i].value);
+    for (int i = 0; i < c->n_topics; i++)
+        printf("input.topic = %s\n", c->topics[i]);
+    printf("input.format = %s\ninput.dead_letter_topic = %s\nwindow.bootstrap_events = %lld\n"
+           "window.events = %lld\nwindow.duration_ms = %lld\nwindow.idle_ms = %lld\nredis = %s:%d (user '%s', "
+           "password %s)\ncheckpoint.dir = %s\n",
+           c->format, c->dead_letter_topic, (long long)c->bootstrap_events, (long long)c->window_events,
+           (long long)c->window_duration_ms, (long long)c->idle_ms, c->redis_host, c->redis_port, c->redis_user,
+           c->redis_password[0] ? "(hidden)" : "(none)", c->checkpoint_dir);
+}
+
+static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* our defaults first: the user's [kafka] keys override them */
+    if (consumer) {
+        const char *defaults[][2] = {{"enable.auto.commit", "false"},
+                                     {"enable.auto.offset.store", "false"},
+                                     {"auto.offset.reset", "earliest"},
+                                     {"partition.assignment.strategy", "cooperative-sticky"},
+                                     {"group.id", "ccd-worker"}};
+        for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
+            rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], NULL, 0);
+    } else {
+        rd_kafka_conf_set(conf, "linger.ms", "20", NULL, 0);
+    }
+    for (int i = 0; i < w->cfg.n_kafka; i++) {
+        const char *k = w->cfg.kafka[i].key;
+        /* consumer-only or producer-only keys would only produce warnings on the other client */
+        if (!consumer && (!strcmp(k, "group.id") || !strncmp(k, "enable.auto", 11) ||
+                          !strcmp(k, "auto.offset.reset") || !strcmp(k, "partition.assignment.strategy") ||
+                          !strcmp(k, "group.instance.id") || !strcmp(k, "session.timeout.ms") ||
+                          !strcmp(k, "max.poll.interval.ms") || !strcmp(k, "isolation.level")))
+            continue;
+        if (rd_kafka_conf_set(conf, k, w->cfg.kafka[i].value, err, errlen) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_set_opaque(conf, w);
+    if (consumer)
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    else
+        rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
+    return conf;
+}
+
+static int setup(worker *w, char *err, size_t errlen)
+{
+    const worker_config *c = &w->cfg;
+    wlog_setup(c->log_level, c->log_json);
+    if (c->threads > 0)
+        ccd_set_threads(c->threads);
+    w->rules = (window_rules){.bootstrap_events = c->bootstrap_events,
+                              .bootstrap_until_ms = c->bootstrap_until_ms,
+                              .events = c->window_events,
+                              .duration_ms = c->window_duration_ms};
+    if (event_format_parse(c->format, &w->format) != 0) {
+        snprintf(err, errlen, "input.format: bad value");
+        return -1;
+    }
+    char msg[512];
+    w->codec = event_codec_new(c->reader_schema, c->min_event_time_ms, c->max_event_time_ms, msg, sizeof msg);
+    if (!w->codec) {
+        snprintf(err, errlen, "input.reader_schema: %s", msg);
+        return -1;
+    }
+    for (int i = 0; i < c->n_schemas; i++)
+        if (event_codec_register(w->codec, c->schema_ids[i], c->schema_paths[i], msg, sizeof msg) != 0) {
+            snprintf(err, errlen, "input.schema.%d: %s", c->schema_ids[i], msg);
+            return -1;
+        }
+    if (mkdir(c->checkpoint_dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "checkpoint.dir: %s: %s", c->checkpoint_dir, strerror(errno));
+        return -1;
+    }
+    if (c->redis_publish && c->train) {
+        redis_sink_opts o;
+        redis_sink_opts_default(&o);
+        o.host = c->redis_host;
+        o.port = c->redis_port;
+        o.user = c->redis_user[0] ? c->redis_user : NULL;
+        o.password = c->redis_password[0] ? c->redis_password : NULL;
+        o.db = c->redis_db;
+        o.timeout_ms = c->redis_timeout_ms;
+        o.prefix = c->redis_prefix;
+        o.keep_versions = c->redis_keep_versions;
+        /* Redis may be down at start-up: retry like a publication would, but give up after a minute
+         * so a wrong address fails fast enough to notice */
+        for (int attempt = 0; !(w->sink = redis_sink_open(&o, msg, sizeof msg)); attempt++) {
+            if (attempt == 30 || stopping) {
+                snprintf(err, errlen, "redis: %s", msg);
+                return -1;
+            }
+            wlog(WLOG_WARN, "redis: %s; retrying", msg);
+            sleep(2);
+        }
+    }
+    if (trainer_start(&w->tr, c, w->sink) != 0) {
+        snprintf(err, errlen, "cannot start the trainer thread");
+        return -1;
+    }
+    rd_kafka_conf_t *conf;
+    if (c->dead_letter_topic[0]) {
+        if (!(conf = kafka_conf(w, false, msg, sizeof msg))) {
+            snprintf(err, errlen, "kafka: %s", msg);
+            return -1;
+        }
+        if (!(w->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, msg, sizeof msg))) {
+            snprintf(err, errlen, "kafka producer: %s", msg);
+            return -1;
+        }
+    }
+    if (!(conf = kafka_conf(w, true, msg, sizeof msg))) {
+        snprintf(err, errlen, "kafka: %s", msg);
+        return -1;
+    }
+    if (!(w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof msg))) {
+        snprintf(err, errlen, "kafka consumer: %s", msg);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(w->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(c->n_topics);
+    for (int i = 0; i < c->n_topics; i++)
+        rd_kafka_topic_partition_list_add(topics, c->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(w->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+static void shutdown_worker(worker *w)
+{
+    /* abandon running blocks, commit what is durable, leave the group */
+    if (w->rk) {
+        for (int s = 0; s < w->model_ids.n; s++)
+            if (w->models[s])
+                trainer_stop_model(&w->tr, w->models[s]);
+        collect_jobs(w);
+        commit_offsets(w, NULL);
+        rd_kafka_consumer_close(w->rk); /* revokes: the rebalance callback drops the models */
+        rd_kafka_destroy(w->rk);
+    }
+    if (w->tr.thread)
+        trainer_join(&w->tr);
+    for (int s = 0; s < w->model_ids.n; s++)
+        if (w->models[s])
+            model_free(w->models[s]);
+    free(w->models);
+    idmap_free(&w->model_ids);
+    if (w->dlq) {
+        rd_kafka_flush(w->dlq, 10000);
+        rd_kafka_destroy(w->dlq);
+    }
+    if (w->sink)
+        redis_sink_close(w->sink);
+    if (w->codec)
+        event_codec_free(w->codec);
+    free(w->parts);
+    wlog(WLOG_INFO, "stopped: %lld messages, %lld decoded, %lld dead letters, %lld duplicates skipped, "
+         "%lld late, %lld windows closed", (long long)w->messages, (long long)w->decoded,
+         (long long)w->dead_letters, (long long)w->duplicates, (long long)w->late, (long long)w->blocks_closed);
+    worker_config_free(&w->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    ccd_omp_env(argv);
+    static worker w;
+    worker_config_init(&w.cfg);
+    idmap_init(&w.model_ids);
+    const char *config = NULL;
+    bool check_only = false;
+    char err[1024];
+    enum { OPT_CHECK = 1000, OPT_EXIT_IDLE, OPT_VERSION };
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check", no_argument, NULL, OPT_CHECK},
+                                         {"exit-when-idle", required_argument, NULL, OPT_EXIT_IDLE},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, OPT_VERSION},
+                                         {NULL, 0, NULL, 0}};
+    /* the file first, then every -X in order, whatever their order on the command line */
+    int c;
+    while ((c = getopt_long(argc, argv, "c:X:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'X': break;
+        case OPT_CHECK: check_only = true; break;
+        case OPT_EXIT_IDLE: w.exit_idle_ms = atoll(optarg); break;
+        case 'h': usage(stdout); return 0;
+        case OPT_VERSION: printf("ccd-worker %s (librdkafka %s)\n", VERSION, rd_kafka_version_str()); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (config && worker_config_load(&w.cfg, config, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-worker: %s\n", err);
+        return 2;
+    }
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:X:h", opts, NULL)) != -1)
+        if (c == 'X' && worker_config_override(&w.cfg, optarg, err, sizeof err) != 0) {
+            fprintf(stderr, "ccd-worker: %s\n", err);
+            return 2;
+        }
+    if (worker_config_check(&w.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-worker: %s\n", err);
+        return 2;
+    }
+    if (check_only) {
+        print_config(&w.cfg);
+        return 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (setup(&w, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-worker: %s\n", err);
+        shutdown_worker(&w);
+        return 2;
+    }
+    wlog(WLOG_INFO, "ccd-worker %s started: topics %s..., group %s", VERSION, w.cfg.topics[0], "(see kafka.group.id)");
+    w.last_message_ms = now_ms();
+    int64_t last_commit = now_ms();
+    while (!stopping && !w.fatal) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(w.rk, 100);
+        if (msg) {
+            if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                handle_message(&w, msg);
+            else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                wlog(WLOG_WARN, "consumer: %s", rd_kafka_message_errstr(msg));
+            rd_kafka_message_destroy(msg);
+        }
+        if (w.dlq)
+            rd_kafka_poll(w.dlq, 0);
+        bool finished = collect_jobs(&w) > 0;
+        housekeeping(&w);
+        int64_t now = now_ms();
+        if (finished || now - last_commit >= 5000) {
+            commit_offsets(&w, NULL);
+            last_commit = now;
+        }
+        if (w.exit_idle_ms > 0 && now - w.last_message_ms >= w.exit_idle_ms && all_quiet(&w)) {
+            wlog(WLOG_INFO, "idle for %lld ms with nothing pending: exiting", (long long)w.exit_idle_ms);
+            break;
+        }
+    }
+    bool fatal = w.fatal;
+    shutdown_worker(&w);
+    return fatal ? 1 : 0;
+}

@@ -1,0 +1,852 @@
+/* event_codec: Kafka message values <-> Interaction events with Avro-C. See event_codec.h.
+ *
+ * Every message is decoded in two passes:
+ *   1. scan: a small validator walks the writer schema over the bytes and checks every varint,
+ *      length, union index, enum index and block count against the end of the buffer, and that
+ *      the record ends exactly at the end of the message. It allocates nothing.
+ *   2. read: Avro-C reads the now well-formed bytes through a resolved writer (writer schema ->
+ *      reader fields) into a generic value, which is then copied out and validated.
+ * The first pass exists because Avro-C 1.11 trusts its input more than a consumer of a shared
+ * topic can: it mallocs a string's declared length before comparing it with the buffer, it
+ * indexes a writer union's branch table with the decoded index without a bounds check (a wild
+ * read, not an error), and it skips an array of zero-size items (null, empty records) one item
+ * at a time, so a count of 2^62 is a hang. The scanner stops all three before Avro-C sees the
+ * bytes; a bounded allocator (below) is the second line of defence.
+ *
+ * Avro-C's resolver does not implement field defaults: a reader field that the writer lacks is
+ * a resolution error. So for each writer schema we resolve against a projection of the reader
+ * schema holding only the fields the writer has, and accept the projection when every dropped
+ * field is optional (a union whose first branch is null, i.e. default null); absent fields then
+ * decode as absent. */
+#include "event_codec.h"
+
+#include <avro.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest single allocation Avro-C may make once a codec exists. Decoding a message of at most
+ * EVENT_MAX_MESSAGE bytes never needs more than the message's size per allocation; schema
+ * parsing and resolution allocate small structures. A hostile declared length that slips past
+ * the scanner therefore becomes ENOMEM (a decode error) instead of a 1 TB malloc. */
+#define AVRO_ALLOC_CAP ((size_t)1 << 20)
+
+#define MAX_SCHEMA_FILE (1 << 20) /* bytes of JSON */
+#define MAX_SCHEMA_DEPTH 32       /* nesting of records, arrays, maps and unions */
+#define MAX_BRANCHES 64           /* union branches tracked per top-level field */
+
+/* A writer schema and everything needed to read its records. The raw format uses an entry
+ * whose writer schema is the reader schema itself. */
+typedef struct {
+    int32_t id;                 /* Confluent schema id; -1 for the raw entry */
+    avro_schema_t schema;       /* writer schema */
+    avro_schema_t target;       /* reader fields the writer has (reader schema or projection) */
+    avro_value_iface_t *target_class;
+    avro_value_iface_t *resolver;
+    avro_value_t value;         /* generic value of target */
+    avro_value_t resolved;      /* resolved writer wrapping value */
+    size_t n_fields;            /* top-level fields of the writer */
+    uint64_t *bad_branches;     /* per writer field: union branches the reader cannot hold */
+} writer_entry;
+
+struct event_codec {
+    avro_schema_t reader;
+    avro_value_iface_t *reader_class; /* for encoding */
+    avro_value_t enc;
+    avro_reader_t in;
+    int64_t min_time_ms, max_time_ms;
+    writer_entry raw;
+    writer_entry *writers;
+    size_t n_writers;
+};
+
+/* ---- allocator guard ---------------------------------------------------------------------- */
+
+/* Same semantics as Avro-C's default allocator (realloc/free), so memory allocated before the
+ * switch can be freed after it, plus the cap. The allocator is process-wide: it is installed
+ * once, by the first event_codec_new, and stays. */
+static void *bounded_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud, (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > AVRO_ALLOC_CAP)
+        return NULL;
+    return realloc(ptr, nsize);
+}
+
+static pthread_once_t alloc_once = PTHREAD_ONCE_INIT;
+
+static void install_allocator(void)
+{
+    avro_set_allocator(bounded_alloc, NULL);
+}
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static void say(char *buf, size_t len, const char *fmt, ...)
+{
+    if (!buf || len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static avro_schema_t deref(avro_schema_t s)
+{
+    while (is_avro_link(s))
+        s = avro_schema_link_target(s);
+    return s;
+}
+
+static bool nullable(avro_schema_t s)
+{
+    s = deref(s);
+    return is_avro_union(s) && avro_schema_union_size(s) > 0 &&
+           is_avro_null(deref(avro_schema_union_branch(s, 0)));
+}
+
+static int load_schema(const char *path, avro_schema_t *out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        say(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *json = malloc(MAX_SCHEMA_FILE + 1);
+    size_t n = json ? fread(json, 1, MAX_SCHEMA_FILE + 1, f) : 0;
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (!json || bad || n > MAX_SCHEMA_FILE) {
+        say(err, errlen, "%s: %s", path, !json ? "out of memory" : bad ? "read error" : "file too large");
+        free(json);
+        return -1;
+    }
+    int rc = avro_schema_from_json_length(json, n, out);
+    free(json);
+    if (rc != 0) {
+        say(err, errlen, "%s: not a valid Avro schema: %s", path, avro_strerror());
+        return -1;
+    }
+    if (!is_avro_record(*out)) {
+        say(err, errlen, "%s: top-level type is %s, not a record", path, avro_schema_type_name(*out));
+        avro_schema_decref(*out);
+        return -1;
+    }
+    return 0;
+}
+
+/* Smallest encoding of a value of s, in bytes. Schemas are known not to be recursive. */
+static size_t min_size(avro_schema_t s)
+{
+    s = deref(s);
+    switch (avro_typeof(s)) {
+    case AVRO_NULL:
+        return 0;
+    case AVRO_FLOAT:
+        return 4;
+    case AVRO_DOUBLE:
+        return 8;
+    case AVRO_FIXED:
+        return (size_t)avro_schema_fixed_size(s);
+    case AVRO_RECORD: {
+        size_t n = 0;
+        for (size_t i = 0; i < avro_schema_record_size(s); i++)
+            n += min_size(avro_schema_record_field_get_by_index(s, (int)i));
+        return n;
+    }
+    default: /* a varint or a length comes first */
+        return 1;
+    }
+}
+
+/* Refuse what the scanner cannot bound: recursive named types (unbounded nesting), nesting
+ * deeper than MAX_SCHEMA_DEPTH, and arrays whose items may encode to zero bytes (unbounded item
+ * count per input byte). path holds the records on the way down, to detect recursion. */
+static int check_shape(avro_schema_t s, avro_schema_t *path, int depth, char *why, size_t whylen)
+{
+    if (depth >= MAX_SCHEMA_DEPTH) {
+        say(why, whylen, "schema nested deeper than %d", MAX_SCHEMA_DEPTH);
+        return -1;
+    }
+    s = deref(s);
+    switch (avro_typeof(s)) {
+    case AVRO_RECORD:
+        for (int d = 0; d < depth; d++) {
+            if (path[d] == s) {
+                say(why, whylen, "recursive type %s is not supported", avro_schema_name(s));
+                return -1;
+            }
+        }
+        path[depth] = s;
+        for (size_t i = 0; i < avro_schema_record_size(s); i++)
+            if (check_shape(avro_schema_record_field_get_by_index(s, (int)i), path, depth + 1, why, whylen))
+                return -1;
+        return 0;
+    case AVRO_ARRAY:
+        if (min_size(avro_schema_array_items(s)) == 0) {
+            say(why, whylen, "array of zero-size items is not supported");
+            return -1;
+        }
+        path[depth] = s;
+        return check_shape(avro_schema_array_items(s), path, depth + 1, why, whylen);
+    case AVRO_MAP:
+        path[depth] = s;
+        return check_shape(avro_schema_map_values(s), path, depth + 1, why, whylen);
+    case AVRO_UNION:
+        path[depth] = s;
+        for (size_t i = 0; i < avro_schema_union_size(s); i++)
+            if (check_shape(avro_schema_union_branch(s, (int)i), path, depth + 1, why, whylen))
+                return -1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* ---- scanner ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const unsigned char *p, *end;
+    const char *why;
+} scanner;
+
+static int scan_fail(scanner *s, const char *why)
+{
+    s->why = why;
+    return -1;
+}
+
+static int scan_skip(scanner *s, uint64_t n)
+{
+    if (n > (uint64_t)(s->end - s->p))
+        return scan_fail(s, "truncated");
+    s->p += n;
+    return 0;
+}
+
+/* A zigzag varint of at most 10 bytes whose tenth byte carries only bit 63, the same set of
+ * encodings Avro-C accepts (it also reads at most 10 bytes), so both consume the same bytes. */
+static int scan_long(scanner *s, int64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+        if (s->p == s->end)
+            return scan_fail(s, "truncated");
+        unsigned b = *s->p++;
+        if (shift == 63 && b > 1)
+            return scan_fail(s, "bad varint");
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            break;
+    }
+    *out = (int64_t)((v >> 1) ^ (0 - (v & 1)));
+    return 0;
+}
+
+static int scan_length(scanner *s, int64_t *n)
+{
+    if (scan_long(s, n))
+        return -1;
+    if (*n < 0)
+        return scan_fail(s, "negative length");
+    if (*n > EVENT_MAX_MESSAGE)
+        return scan_fail(s, "length out of range");
+    return scan_skip(s, (uint64_t)*n);
+}
+
+static int scan_value(scanner *s, avro_schema_t schema);
+
+/* Arrays and maps: blocks of items until a zero count. Every item takes at least one byte (see
+ * check_shape; map keys are strings), so a count above the bytes left is malformed. */
+static int scan_blocks(scanner *s, avro_schema_t items, bool keyed)
+{
+    for (;;) {
+        int64_t count, size, keylen;
+        if (scan_long(s, &count))
+            return -1;
+        if (count == 0)
+            return 0;
+        if (count < 0) {
+            if (count == INT64_MIN)
+                return scan_fail(s, "bad block count");
+            count = -count;
+            if (scan_long(s, &size))
+                return -1;
+            if (size < 0)
+                return scan_fail(s, "negative length");
+        }
+        if (count > s->end - s->p)
+            return scan_fail(s, "bad block count");
+        for (int64_t i = 0; i < count; i++) {
+            if (keyed && scan_length(s, &keylen))
+                return -1;
+            if (scan_value(s, items))
+                return -1;
+        }
+    }
+}
+
+static int scan_union_index(scanner *s, avro_schema_t u, int64_t *k)
+{
+    if (scan_long(s, k))
+        return -1;
+    if (*k < 0 || (uint64_t)*k >= avro_schema_union_size(u))
+        return scan_fail(s, "union index out of range");
+    return 0;
+}
+
+static int scan_value(scanner *s, avro_schema_t schema)
+{
+    schema = deref(schema);
+    int64_t v;
+    switch (avro_typeof(schema)) {
+    case AVRO_NULL:
+        return 0;
+    case AVRO_BOOLEAN:
+        if (s->p == s->end)
+            return scan_fail(s, "truncated");
+        if (*s->p > 1)
+            return scan_fail(s, "bad boolean");
+        s->p++;
+        return 0;
+    case AVRO_INT32:
+        if (scan_long(s, &v))
+            return -1;
+        if (v < INT32_MIN || v > INT32_MAX)
+            return scan_fail(s, "int out of range");
+        return 0;
+    case AVRO_INT64:
+        return scan_long(s, &v);
+    case AVRO_FLOAT:
+        return scan_skip(s, 4);
+    case AVRO_DOUBLE:
+        return scan_skip(s, 8);
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        return scan_length(s, &v);
+    case AVRO_FIXED:
+        return scan_skip(s, (uint64_t)avro_schema_fixed_size(schema));
+    case AVRO_ENUM:
+        if (scan_long(s, &v))
+            return -1;
+        if (v < 0 || v >= avro_schema_enum_number_of_symbols(schema))
+            return scan_fail(s, "enum index out of range");
+        return 0;
+    case AVRO_UNION:
+        if (scan_union_index(s, schema, &v))
+            return -1;
+        return scan_value(s, avro_schema_union_branch(schema, (int)v));
+    case AVRO_RECORD:
+        for (size_t i = 0; i < avro_schema_record_size(schema); i++)
+            if (scan_value(s, avro_schema_record_field_get_by_index(schema, (int)i)))
+                return -1;
+        return 0;
+    case AVRO_ARRAY:
+        return scan_blocks(s, avro_schema_array_items(schema), false);
+    case AVRO_MAP:
+        return scan_blocks(s, avro_schema_map_values(schema), true);
+    default:
+        return scan_fail(s, "unsupported writer type");
+    }
+}
+
+/* The whole message body: the writer record, field by field, then nothing. A top-level union
+ * whose chosen branch the reader cannot hold (null for user_id, say) is reported by field name
+ * here, rather than as an opaque Avro-C error later. */
+static int scan_message(const writer_entry *w, const unsigned char *p, size_t len, char *reason,
+                        size_t reasonlen)
+{
+    scanner s = {p, p + len, NULL};
+    for (size_t i = 0; i < w->n_fields; i++) {
+        avro_schema_t f = deref(avro_schema_record_field_get_by_index(w->schema, (int)i));
+        if (w->bad_branches[i] && is_avro_union(f)) {
+            const unsigned char *at = s.p;
+            int64_t k;
+            if (scan_union_index(&s, f, &k))
+                goto fail;
+            if (k < MAX_BRANCHES && (w->bad_branches[i] >> k & 1)) {
+                const char *name = avro_schema_record_field_name(w->schema, (int)i);
+                if (is_avro_null(deref(avro_schema_union_branch(f, (int)k))))
+                    say(reason, reasonlen, "null %s", name);
+                else
+                    say(reason, reasonlen, "incompatible type in %s", name);
+                return -1;
+            }
+            s.p = at;
+        }
+        if (scan_value(&s, f))
+            goto fail;
+    }
+    if (s.p != s.end) {
+        say(reason, reasonlen, "trailing bytes");
+        return -1;
+    }
+    return 0;
+fail:
+    say(reason, reasonlen, "%s", s.why);
+    return -1;
+}
+
+/* ---- writer entries ----------------------------------------------------------------------- */
+
+static void writer_done(writer_entry *w)
+{
+    if (w->resolved.self)
+        avro_value_decref(&w->resolved);
+    if (w->value.self)
+        avro_value_decref(&w->value);
+    if (w->resolver)
+        avro_value_iface_decref(w->resolver);
+    if (w->target_class)
+        avro_value_iface_decref(w->target_class);
+    if (w->target)
+        avro_schema_decref(w->target);
+    if (w->schema)
+        avro_schema_decref(w->schema);
+    free(w->bad_branches);
+    memset(w, 0, sizeof *w);
+}
+
+/* Set up w for writer schema ws (a reference is taken). why gets the reason on failure. */
+static int writer_init(writer_entry *w, avro_schema_t reader, avro_schema_t ws, int32_t id, char *why,
+                       size_t whylen)
+{
+    memset(w, 0, sizeof *w);
+    w->id = id;
+    w->schema = avro_schema_incref(ws);
+
+    avro_schema_t path[MAX_SCHEMA_DEPTH];
+    if (check_shape(ws, path, 0, why, whylen))
+        goto fail;
+    if (strcmp(avro_schema_name(ws), avro_schema_name(reader)) != 0) {
+        say(why, whylen, "record name %s does not match reader record %s", avro_schema_name(ws),
+            avro_schema_name(reader));
+        goto fail;
+    }
+
+    /* The projection of the reader onto the writer's fields. */
+    size_t nr = avro_schema_record_size(reader);
+    bool all = true;
+    for (size_t i = 0; i < nr; i++) {
+        const char *name = avro_schema_record_field_name(reader, (int)i);
+        if (avro_schema_record_field_get_index(ws, name) >= 0)
+            continue;
+        if (!nullable(avro_schema_record_field_get_by_index(reader, (int)i))) {
+            say(why, whylen, "field %s is missing and has no default", name);
+            goto fail;
+        }
+        all = false;
+    }
+    if (all) {
+        w->target = avro_schema_incref(reader);
+    } else {
+        w->target = avro_schema_record(avro_schema_name(reader), avro_schema_namespace(reader));
+        if (!w->target)
+            goto avro_fail;
+        for (size_t i = 0; i < nr; i++) {
+            const char *name = avro_schema_record_field_name(reader, (int)i);
+            if (avro_schema_record_field_get_index(ws, name) >= 0 &&
+                avro_schema_record_field_append(w->target, name,
+                                                avro_schema_record_field_get_by_index(reader, (int)i)))
+                goto avro_fail;
+        }
+    }
+
+    w->resolver = avro_resolved_writer_new(ws, w->target);
+    if (!w->resolver) {
+        say(why, whylen, "incompatible with the reader schema: %s", avro_strerror());
+        goto fail;
+    }
+    w->target_class = avro_generic_class_from_schema(w->target);
+    if (!w->target_class || avro_generic_value_new(w->target_class, &w->value) ||
+        avro_resolved_writer_new_value(w->resolver, &w->resolved))
+        goto avro_fail;
+    avro_resolved_writer_set_dest(&w->resolved, &w->value);
+
+    /* Union branches of top-level fields that cannot be stored in the reader's field. */
+    w->n_fields = avro_schema_record_size(ws);
+    w->bad_branches = calloc(w->n_fields ? w->n_fields : 1, sizeof *w->bad_branches);
+    if (!w->bad_branches)
+        goto avro_fail;
+    for (size_t i = 0; i < w->n_fields; i++) {
+        avro_schema_t f = deref(avro_schema_record_field_get_by_index(ws, (int)i));
+        avro_schema_t rf = avro_schema_record_field_get(reader, avro_schema_record_field_name(ws, (int)i));
+        if (!rf || !is_avro_union(f))
+            continue;
+        size_t nb = avro_schema_union_size(f);
+        for (size_t k = 0; k < nb && k < MAX_BRANCHES; k++) {
+            avro_value_iface_t *r = avro_resolved_writer_new(avro_schema_union_branch(f, (int)k), rf);
+            if (r)
+                avro_value_iface_decref(r);
+            else
+                w->bad_branches[i] |= (uint64_t)1 << k;
+        }
+    }
+    return 0;
+
+avro_fail:
+    say(why, whylen, "%s", avro_strerror());
+fail:
+    writer_done(w);
+    return -1;
+}
+
+/* ---- public API --------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    avro_type_t type, branch; /* branch: the non-null branch of an optional field */
+} reader_fields[] = {
+    {"user_id", AVRO_STRING, AVRO_STRING},   {"item_id", AVRO_STRING, AVRO_STRING},
+    {"event_time", AVRO_INT64, AVRO_INT64},  {"event_type", AVRO_UNION, AVRO_STRING},
+    {"weight", AVRO_UNION, AVRO_FLOAT},
+};
+#define N_READER_FIELDS (sizeof reader_fields / sizeof reader_fields[0])
+
+/* The codec fills ccd_event from exactly these fields, so check the reader schema has them. */
+static int check_reader(avro_schema_t r, const char *path, char *err, size_t errlen)
+{
+    if (avro_schema_record_size(r) != N_READER_FIELDS) {
+        say(err, errlen, "%s: expected %zu fields, found %zu", path, N_READER_FIELDS,
+            avro_schema_record_size(r));
+        return -1;
+    }
+    for (size_t i = 0; i < N_READER_FIELDS; i++) {
+        avro_schema_t f = avro_schema_record_field_get(r, reader_fields[i].name);
+        bool ok = f && avro_typeof(f = deref(f)) == reader_fields[i].type;
+        if (ok && reader_fields[i].type == AVRO_UNION)
+            ok = avro_schema_union_size(f) == 2 && nullable(f) &&
+                 avro_typeof(deref(avro_schema_union_branch(f, 1))) == reader_fields[i].branch;
+        if (!ok) {
+            say(err, errlen, "%s: field %s is missing or has an unexpected type", path,
+                reader_fields[i].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+event_codec *event_codec_new(const char *reader_schema_path, int64_t min_time_ms, int64_t max_time_ms,
+                             char *err, size_t errlen)
+{
+    if (min_time_ms > max_time_ms) {
+        say(err, errlen, "event time range is empty");
+        return NULL;
+    }
+    pthread_once(&alloc_once, install_allocator);
+    event_codec *c = calloc(1, sizeof *c);
+    if (!c) {
+        say(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->min_time_ms = min_time_ms;
+    c->max_time_ms = max_time_ms;
+    char why[256];
+    if (load_schema(reader_schema_path, &c->reader, err, errlen) ||
+        check_reader(c->reader, reader_schema_path, err, errlen))
+        goto fail;
+    if (writer_init(&c->raw, c->reader, c->reader, -1, why, sizeof why)) {
+        say(err, errlen, "%s: %s", reader_schema_path, why);
+        goto fail;
+    }
+    c->reader_class = avro_generic_class_from_schema(c->reader);
+    if (!c->reader_class || avro_generic_value_new(c->reader_class, &c->enc) ||
+        !(c->in = avro_reader_memory("", 0))) {
+        say(err, errlen, "%s: %s", reader_schema_path, avro_strerror());
+        goto fail;
+    }
+    return c;
+fail:
+    event_codec_free(c);
+    return NULL;
+}
+
+void event_codec_free(event_codec *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_writers; i++)
+        writer_done(&c->writers[i]);
+    free(c->writers);
+    writer_done(&c->raw);
+    if (c->in)
+        avro_reader_free(c->in);
+    if (c->enc.self)
+        avro_value_decref(&c->enc);
+    if (c->reader_class)
+        avro_value_iface_decref(c->reader_class);
+    if (c->reader)
+        avro_schema_decref(c->reader);
+    free(c);
+}
+
+static writer_entry *find_writer(event_codec *c, int32_t id)
+{
+    for (size_t i = 0; i < c->n_writers; i++)
+        if (c->writers[i].id == id)
+            return &c->writers[i];
+    return NULL;
+}
+
+int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_schema_path, char *err,
+                         size_t errlen)
+{
+    if (schema_id < 0) {
+        say(err, errlen, "%s: schema id %" PRId32 " is negative", writer_schema_path, schema_id);
+        return -1;
+    }
+    if (find_writer(c, schema_id)) {
+        say(err, errlen, "%s: schema id %" PRId32 " is already registered", writer_schema_path, schema_id);
+        return -1;
+    }
+    avro_schema_t ws;
+    if (load_schema(writer_schema_path, &ws, err, errlen))
+        return -1;
+    writer_entry *grown = realloc(c->writers, (c->n_writers + 1) * sizeof *grown);
+    if (!grown) {
+        avro_schema_decref(ws);
+        say(err, errlen, "%s: out of memory", writer_schema_path);
+        return -1;
+    }
+    c->writers = grown;
+    char why[256];
+    int rc = writer_init(&c->writers[c->n_writers], c->reader, ws, schema_id, why, sizeof why);
+    avro_schema_decref(ws);
+    if (rc) {
+        say(err, errlen, "%s (schema id %" PRId32 "): %s", writer_schema_path, schema_id, why);
+        return -1;
+    }
+    c->n_writers++;
+    return 0;
+}
+
+/* Ids: non-empty, at most EVENT_MAX_ID bytes, no NUL or control characters. */
+static int check_text(const char *name, const char *s, size_t n, size_t max, bool need, char *reason,
+                      size_t reasonlen)
+{
+    if (need && n == 0) {
+        say(reason, reasonlen, "empty %s", name);
+        return -1;
+    }
+    if (n > max) {
+        say(reason, reasonlen, "field too long: %s", name);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            say(reason, reasonlen, "control character in %s", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_numbers(const event_codec *c, int64_t t, bool has_weight, float weight, char *reason,
+                         size_t reasonlen)
+{
+    if (t < c->min_time_ms || t > c->max_time_ms) {
+        say(reason, reasonlen, "event_time out of range");
+        return -1;
+    }
+    if (has_weight && !isfinite(weight)) {
+        say(reason, reasonlen, "weight not finite");
+        return -1;
+    }
+    if (has_weight && weight < 0) {
+        say(reason, reasonlen, "negative weight");
+        return -1;
+    }
+    return 0;
+}
+
+static int get_text(avro_value_t *v, const char **s, size_t *n)
+{
+    size_t size;
+    if (avro_value_get_string(v, s, &size) || size == 0)
+        return -1;
+    *n = size - 1; /* Avro-C counts the terminating NUL */
+    return 0;
+}
+
+/* Copy the decoded value of w into ev, validating as the header says. */
+static int extract(event_codec *c, writer_entry *w, ccd_event *ev, char *reason, size_t reasonlen)
+{
+    avro_value_t f, b;
+    const char *s;
+    size_t n;
+
+    memset(ev, 0, sizeof *ev);
+    if (avro_value_get_by_name(&w->value, "user_id", &f, NULL) || get_text(&f, &s, &n) ||
+        check_text("user_id", s, n, EVENT_MAX_ID, true, reason, reasonlen))
+        goto fail;
+    memcpy(ev->user_id, s, n);
+    if (avro_value_get_by_name(&w->value, "item_id", &f, NULL) || get_text(&f, &s, &n) ||
+        check_text("item_id", s, n, EVENT_MAX_ID, true, reason, reasonlen))
+        goto fail;
+    memcpy(ev->item_id, s, n);
+    if (avro_value_get_by_name(&w->value, "event_time", &f, NULL) ||
+        avro_value_get_long(&f, &ev->event_time_ms))
+        goto fail;
+
+    /* Optional fields: absent from the projection, or the null branch, means absent. */
+    if (avro_value_get_by_name(&w->value, "event_type", &f, NULL) == 0) {
+        if (avro_value_get_current_branch(&f, &b))
+            goto fail;
+        if (avro_value_get_type(&b) == AVRO_STRING) {
+            if (get_text(&b, &s, &n) ||
+                check_text("event_type", s, n, EVENT_MAX_TYPE, false, reason, reasonlen))
+                goto fail;
+            memcpy(ev->event_type, s, n);
+            ev->has_type = true;
+        }
+    }
+    ev->weight = 1;
+    if (avro_value_get_by_name(&w->value, "weight", &f, NULL) == 0) {
+        if (avro_value_get_current_branch(&f, &b))
+            goto fail;
+        if (avro_value_get_type(&b) == AVRO_FLOAT) {
+            if (avro_value_get_float(&b, &ev->weight))
+                goto fail;
+            ev->has_weight = true;
+        }
+    }
+    if (check_numbers(c, ev->event_time_ms, ev->has_weight, ev->weight, reason, reasonlen))
+        goto fail;
+    return 0;
+fail:
+    if (reason && reasonlen && !reason[0])
+        say(reason, reasonlen, "unreadable value");
+    memset(ev, 0, sizeof *ev);
+    return -1;
+}
+
+int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, ccd_event *ev,
+                 char *reason, size_t reasonlen)
+{
+    const unsigned char *p = buf;
+    writer_entry *w = &c->raw;
+
+    if (reason && reasonlen)
+        reason[0] = '\0';
+    if (len == 0 || !p) {
+        say(reason, reasonlen, "empty message");
+        return -1;
+    }
+    if (len > EVENT_MAX_MESSAGE) {
+        say(reason, reasonlen, "message too large");
+        return -1;
+    }
+    if (fmt == EVENT_FORMAT_AUTO)
+        fmt = p[0] == 0x00 ? EVENT_FORMAT_CONFLUENT : EVENT_FORMAT_RAW;
+    if (fmt == EVENT_FORMAT_CONFLUENT) {
+        if (p[0] != 0x00) {
+            say(reason, reasonlen, "bad magic byte 0x%02x", p[0]);
+            return -1;
+        }
+        if (len < 5) {
+            say(reason, reasonlen, "short confluent frame");
+            return -1;
+        }
+        int32_t id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
+        w = find_writer(c, id);
+        if (!w) {
+            say(reason, reasonlen, "unknown schema id %" PRId32, id);
+            return -1;
+        }
+        p += 5;
+        len -= 5;
+    }
+    if (scan_message(w, p, len, reason, reasonlen))
+        return -1;
+    avro_reader_memory_set_source(c->in, (const char *)p, (int64_t)len);
+    if (avro_value_read(c->in, &w->resolved)) {
+        say(reason, reasonlen, "unreadable value");
+        return -1;
+    }
+    return extract(c, w, ev, reason, reasonlen);
+}
+
+static int set_text(avro_value_t *rec, const char *name, const char *s)
+{
+    avro_value_t f;
+    return avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_string_len(&f, s, strlen(s) + 1);
+}
+
+int event_encode(event_codec *c, const ccd_event *ev, int32_t schema_id, unsigned char **out,
+                 size_t *outlen, char *err, size_t errlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    size_t ulen = strnlen(ev->user_id, sizeof ev->user_id);
+    size_t ilen = strnlen(ev->item_id, sizeof ev->item_id);
+    size_t tlen = ev->has_type ? strnlen(ev->event_type, sizeof ev->event_type) : 0;
+    if (check_text("user_id", ev->user_id, ulen, EVENT_MAX_ID, true, err, errlen) ||
+        check_text("item_id", ev->item_id, ilen, EVENT_MAX_ID, true, err, errlen) ||
+        check_text("event_type", ev->event_type, tlen, EVENT_MAX_TYPE, false, err, errlen) ||
+        check_numbers(c, ev->event_time_ms, ev->has_weight, ev->weight, err, errlen))
+        return -1;
+
+    avro_value_t *rec = &c->enc, f, b;
+    avro_value_reset(rec);
+    if (set_text(rec, "user_id", ev->user_id) || set_text(rec, "item_id", ev->item_id) ||
+        avro_value_get_by_name(rec, "event_time", &f, NULL) || avro_value_set_long(&f, ev->event_time_ms) ||
+        avro_value_get_by_name(rec, "event_type", &f, NULL) || avro_value_set_branch(&f, ev->has_type, &b) ||
+        (ev->has_type ? avro_value_set_string_len(&b, ev->event_type, tlen + 1) : avro_value_set_null(&b)) ||
+        avro_value_get_by_name(rec, "weight", &f, NULL) || avro_value_set_branch(&f, ev->has_weight, &b) ||
+        (ev->has_weight ? avro_value_set_float(&b, ev->weight) : avro_value_set_null(&b))) {
+        say(err, errlen, "encode: %s", avro_strerror());
+        return -1;
+    }
+
+    /* Varint lengths and longs take at most 10 bytes, union indexes 1, the float 4. */
+    size_t head = schema_id >= 0 ? 5 : 0;
+    size_t cap = head + (10 + ulen) + (10 + ilen) + 10 + (1 + 10 + tlen) + (1 + 4);
+    unsigned char *buf = malloc(cap);
+    avro_writer_t wr = buf ? avro_writer_memory((const char *)buf + head, (int64_t)(cap - head)) : NULL;
+    if (!wr || avro_value_write(wr, rec)) {
+        say(err, errlen, "encode: %s", buf && wr ? avro_strerror() : "out of memory");
+        if (wr)
+            avro_writer_free(wr);
+        free(buf);
+        return -1;
+    }
+    size_t n = (size_t)avro_writer_tell(wr);
+    avro_writer_free(wr);
+    if (head) {
+        uint32_t id = (uint32_t)schema_id;
+        buf[0] = 0x00;
+        buf[1] = (unsigned char)(id >> 24);
+        buf[2] = (unsigned char)(id >> 16);
+        buf[3] = (unsigned char)(id >> 8);
+        buf[4] = (unsigned char)id;
+    }
+    *out = buf;
+    *outlen = head + n;
+    return 0;
+}
+
+int event_format_parse(const char *s, event_format *out)
+{
+    if (!s)
+        return -1;
+    if (!strcmp(s, "auto"))
+        *out = EVENT_FORMAT_AUTO;
+    else if (!strcmp(s, "raw"))
+        *out = EVENT_FORMAT_RAW;
+    else if (!strcmp(s, "confluent"))
+        *out = EVENT_FORMAT_CONFLUENT;
+    else
+        return -1;
+    return 0;
+}

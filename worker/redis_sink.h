@@ -1,0 +1,86 @@
+/* redis_sink: publishing student versions to Redis, and reading them back (hiredis).
+ *
+ * Key layout (the contract serving code relies on; P = prefix, default "ccd"; M = model id; the
+ * {M} hash tag keeps one model on one Redis Cluster slot):
+ *   P:{M}:seq            INCR counter that hands out version numbers (1, 2, ...)
+ *   P:{M}:v<N>:user      hash: external user id -> dim little-endian float32 (4*dim bytes)
+ *   P:{M}:v<N>:item      hash: external item id -> dim little-endian float32
+ *   P:{M}:v<N>:meta      hash: dim, dtype (f32le), users, items, block, created_ms, and the
+ *                        caller's extra fields (holdout quality, events, ...)
+ *   P:{M}:versions       sorted set of complete versions (score = N)
+ *   P:{M}:current        the live version number N (decimal string)
+ *   channel P:{M}:updates  a message "N" after each switch
+ * A version is written completely (user, item, meta) before it joins `versions` and before
+ * `current` moves, so a reader that reads `current` and then the version's hashes never sees a
+ * partial version. The newest `keep_versions` complete versions are kept; older ones are deleted
+ * after the switch. Version numbers handed out but never completed (a crash while writing) are
+ * deleted by the next publication. Vectors are the embeddings the student scores with (after
+ * propagation): score(u, i) = dot(user[u], item[i]).
+ *
+ * Errors: every call returns -1 with a message and leaves the connection ready to be retried
+ * (a broken connection is reopened on the next call); the caller decides the backoff. */
+#ifndef CCD_REDIS_SINK_H
+#define CCD_REDIS_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *host;      /* "127.0.0.1" */
+    int port;              /* 6379 */
+    const char *user;      /* ACL user, or NULL for the default user */
+    const char *password;  /* or NULL */
+    int db;                /* SELECT db (0) */
+    int timeout_ms;        /* connect and command timeout (5000) */
+    const char *prefix;    /* key prefix ("ccd") */
+    int keep_versions;     /* complete versions kept (3) */
+    int batch_fields;      /* fields per pipelined HSET (512) */
+} redis_sink_opts;
+
+typedef struct redis_sink redis_sink;
+
+/* Defaults as documented above. */
+void redis_sink_opts_default(redis_sink_opts *o);
+
+/* Connect (AUTH and SELECT as configured). Returns NULL with a message in err. */
+redis_sink *redis_sink_open(const redis_sink_opts *o, char *err, size_t errlen);
+void redis_sink_close(redis_sink *s);
+
+typedef struct {
+    const char *model;
+    int block;
+    int dim;
+    int n_users, n_items;
+    const char *const *user_ids; /* (n_users) external ids, row order */
+    const char *const *item_ids; /* (n_items) */
+    const float *user_vecs;      /* (n_users x dim) */
+    const float *item_vecs;      /* (n_items x dim) */
+    int n_meta;                  /* extra meta fields (name, value) */
+    const char *const *meta_names;
+    const char *const *meta_values;
+} redis_version;
+
+/* Write a complete version, switch `current` to it, announce it, prune old versions.
+ * Returns the new version number (> 0), or -1 with a message in err. */
+int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t errlen);
+
+/* The live version of a model: > 0, 0 when none is published, -1 on error. */
+int64_t redis_current_version(redis_sink *s, const char *model, char *err, size_t errlen);
+
+/* Read every vector of one side ("user" or "item") of a version, calling fn for each (the id
+ * is NUL-terminated, vec has dim floats; both valid during the call only). The dimension is read
+ * from the version's meta (*dim). Returns the number of vectors, or -1 (missing version, bad
+ * value length, connection error) with a message. */
+typedef int (*redis_vector_fn)(void *ctx, const char *id, const float *vec, int dim);
+int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, const char *side, int *dim,
+                           redis_vector_fn fn, void *ctx, char *err, size_t errlen);
+
+/* One vector by id: 1 found (vec filled, dim floats), 0 absent, -1 error. vec holds max_dim. */
+int redis_read_vector(redis_sink *s, const char *model, int64_t version, const char *side, const char *id,
+                      float *vec, int max_dim, int *dim, char *err, size_t errlen);
+
+/* One meta field as a string (malloc'd, *out), 1 found, 0 absent, -1 error. */
+int redis_read_meta(redis_sink *s, const char *model, int64_t version, const char *field, char **out,
+                    char *err, size_t errlen);
+
+#endif

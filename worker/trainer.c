@@ -1,0 +1,318 @@
+/* trainer: see trainer.h. */
+#include "trainer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "dense.h"
+#include "state.h"
+#include "train.h"
+#include "wlog.h"
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Wait about ms, returning early when the job is stopped. */
+static void backoff(const trainer_job *j, int ms)
+{
+    for (int waited = 0; waited < ms && !j->stop; waited += 50)
+        sleep_ms(50);
+}
+
+typedef struct {
+    trainer *t;
+    trainer_job *j;
+    const ccd_block *blk;
+} publish_ctx;
+
+static int publish_student(void *vctx, const float *final, int n_users, int n_items, int dim,
+                           const ccd_block_metrics *metrics)
+{
+    publish_ctx *pc = vctx;
+    trainer *t = pc->t;
+    trainer_job *j = pc->j;
+    double t_fast = ccd_now();
+    /* the quality reported is the test half of the holdout: selection never saw it */
+    const ccd_metrics *q = &metrics->test;
+    j->holdout = *q;
+    if (!t->sink)
+        return 0;
+    char block[16], events[24], total[24], r20[32], n20[32], hu[16], users_new[16], items_new[16];
+    snprintf(block, sizeof block, "%d", j->cw->block);
+    snprintf(events, sizeof events, "%lld", (long long)j->cw->n_ev);
+    snprintf(total, sizeof total, "%lld", (long long)(j->events_total + j->cw->n_ev));
+    snprintf(r20, sizeof r20, "%.6f", q->recall[CCD_K20]);
+    snprintf(n20, sizeof n20, "%.6f", q->ndcg[CCD_K20]);
+    snprintf(hu, sizeof hu, "%d", q->n_users);
+    snprintf(users_new, sizeof users_new, "%d", n_users - pc->blk->prev_users);
+    snprintf(items_new, sizeof items_new, "%d", n_items - pc->blk->prev_items);
+    const char *names[] = {"model", "events", "events_total", "holdout_recall20", "holdout_ndcg20",
+                           "holdout_users", "new_users", "new_items"};
+    const char *values[] = {j->m->id, events, total, r20, n20, hu, users_new, items_new};
+    (void)block;
+    redis_version v = {.model = j->m->id,
+                       .block = j->cw->block,
+                       .dim = dim,
+                       .n_users = n_users,
+                       .n_items = n_items,
+                       .user_ids = j->user_ids,
+                       .item_ids = j->item_ids,
+                       .user_vecs = final,
+                       .item_vecs = final + (size_t)n_users * dim,
+                       .n_meta = (int)(sizeof names / sizeof *names),
+                       .meta_names = names,
+                       .meta_values = values};
+    int wait = 200;
+    for (;;) {
+        char err[512];
+        double t0 = ccd_now();
+        int64_t ver = redis_publish(t->sink, &v, err, sizeof err);
+        if (ver > 0) {
+            j->version = ver;
+            pthread_mutex_lock(&t->mu);
+            t->stats.publish_rows += n_users + n_items;
+            t->stats.last_publish_seconds = ccd_now() - t0;
+            t->stats.live_version = ver;
+            pthread_mutex_unlock(&t->mu);
+            break;
+        }
+        pthread_mutex_lock(&t->mu);
+        t->stats.publish_errors++;
+        pthread_mutex_unlock(&t->mu);
+        wlog(WLOG_WARN, "model %s block %d: publish failed (%s); retrying in %d ms", j->m->id, j->cw->block, err,
+             wait);
+        backoff(j, wait);
+        if (j->stop)
+            return -1;
+        wait = wait < 10000 ? wait * 2 : 10000;
+    }
+    j->seconds_fast = ccd_now() - t_fast;
+    wlog(WLOG_INFO, "model %s block %d: student v%lld live (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
+         j->m->id, j->cw->block, (long long)j->version, n_users, n_items, j->holdout.recall[CCD_K20],
+         j->holdout.ndcg[CCD_K20]);
+    return 0;
+}
+
+static void engine_log(void *ctx, const char *msg)
+{
+    const trainer_job *j = ctx;
+    wlog(WLOG_DEBUG, "model %s: %s", j->m->id, msg);
+}
+
+typedef struct {
+    trainer_job *j;
+    publish_ctx *pc;
+} hook_ctx;
+
+static void hook_log(void *ctx, const char *msg) { engine_log(((hook_ctx *)ctx)->j, msg); }
+
+static int hook_ready(void *ctx, const float *final, int n_users, int n_items, int dim,
+                      const ccd_block_metrics *v)
+{
+    return publish_student(((hook_ctx *)ctx)->pc, final, n_users, n_items, dim, v);
+}
+
+/* The checkpoint of the block just folded into m->state. */
+static int write_checkpoint(trainer *t, trainer_job *j)
+{
+    const closed_window *cw = j->cw;
+    checkpoint c;
+    checkpoint_init(&c);
+    snprintf(c.model, sizeof c.model, "%s", j->m->id);
+    c.block = cw->block;
+    c.window_start_ms = cw->window_start_after;
+    c.events_total = j->events_total + cw->n_ev;
+    c.published_version = j->version;
+    c.n_users = cw->n_users;
+    c.n_items = cw->n_items;
+    c.user_ids = (char **)j->user_ids; /* borrowed: not freed below */
+    c.item_ids = (char **)j->item_ids;
+    c.n_offsets = j->n_parts;
+    ckpt_offset *offs = calloc((size_t)(j->n_parts > 0 ? j->n_parts : 1), sizeof *offs);
+    if (!offs)
+        return -1;
+    for (int i = 0; i < j->n_parts; i++) {
+        snprintf(offs[i].topic, sizeof offs[i].topic, "%s", j->parts[i].topic);
+        offs[i].partition = j->parts[i].partition;
+        offs[i].next_offset = j->parts[i].durable_next;
+    }
+    c.offsets = offs;
+    if (ccd_state_serialize(&j->m->state, &c.state, &c.state_len) != 0) {
+        free(offs);
+        return -1;
+    }
+    int wait = 200, rc = -1;
+    for (;;) {
+        char err[512];
+        if (checkpoint_save(t->cfg->checkpoint_dir, &c, t->cfg->checkpoint_keep, err, sizeof err) == 0) {
+            rc = 0;
+            break;
+        }
+        pthread_mutex_lock(&t->mu);
+        t->stats.checkpoint_errors++;
+        pthread_mutex_unlock(&t->mu);
+        wlog(WLOG_ERROR, "model %s block %d: checkpoint failed (%s); retrying in %d ms", j->m->id, cw->block, err,
+             wait);
+        backoff(j, wait);
+        if (j->stop)
+            break;
+        wait = wait < 30000 ? wait * 2 : 30000;
+    }
+    free(c.state);
+    free(offs);
+    return rc;
+}
+
+static void run_job(trainer *t, trainer_job *j)
+{
+    double t0 = ccd_now();
+    model *m = j->m;
+    const closed_window *cw = j->cw;
+    ccd_block blk;
+    if (model_build_block(cw, m->state.block >= 0 ? m->state.n_users : 0,
+                          m->state.block >= 0 ? m->state.n_items : 0, &blk) != 0) {
+        j->rc = -1;
+        snprintf(j->err, sizeof j->err, "out of memory building block %d", cw->block);
+        return;
+    }
+    /* the offsets this block makes durable */
+    for (int64_t e = 0; e < cw->n_ev; e++) {
+        model_part *p = &j->parts[cw->ev[e].part];
+        if (cw->ev[e].offset + 1 > p->durable_next)
+            p->durable_next = cw->ev[e].offset + 1;
+    }
+    publish_ctx pc = {t, j, &blk};
+    hook_ctx hc = {j, &pc};
+    ccd_block_hooks hooks = {.log = hook_log, .student_ready = hook_ready, .stop = &j->stop, .ctx = &hc};
+    ccd_block_report rep;
+    wlog(WLOG_INFO, "model %s block %d: %lld events (%lld train pairs, %lld holdout), %d users (+%d), "
+         "%d items (+%d), closed by %s", m->id, cw->block, (long long)cw->n_ev, (long long)blk.train.nnz,
+         (long long)(blk.valid.nnz + blk.test.nnz), blk.n_users, blk.n_users - blk.prev_users, blk.n_items,
+         blk.n_items - blk.prev_items, cw->reason);
+    int rc = ccd_block_step(&m->state, &t->cfg->ccd, &blk, &blk, 1, &rep, &hooks, j->err, sizeof j->err);
+    ccd_block_report_free(&rep);
+    model_block_free(&blk);
+    if (rc != 0) {
+        j->rc = rc;
+        return;
+    }
+    double t1 = ccd_now();
+    if (write_checkpoint(t, j) != 0) {
+        /* the state holds the block but it is not durable: the consumer drops the model */
+        j->rc = j->stop ? CCD_STOPPED : -1;
+        snprintf(j->err, sizeof j->err, "checkpoint of block %d not written", cw->block);
+        return;
+    }
+    j->seconds_checkpoint = ccd_now() - t1;
+    j->seconds_total = ccd_now() - t0;
+    j->rc = 0;
+    pthread_mutex_lock(&t->mu);
+    t->stats.blocks_done++;
+    t->stats.last_fast_seconds = j->seconds_fast;
+    t->stats.last_total_seconds = j->seconds_total;
+    t->stats.last_holdout_recall20 = j->holdout.recall[CCD_K20];
+    t->stats.last_holdout_ndcg20 = j->holdout.ndcg[CCD_K20];
+    pthread_mutex_unlock(&t->mu);
+    wlog(WLOG_INFO, "model %s block %d: done in %.1f s (checkpoint %.2f s)", m->id, cw->block, j->seconds_total,
+         j->seconds_checkpoint);
+}
+
+static void *trainer_main(void *arg)
+{
+    trainer *t = arg;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (!t->queue && !t->quit)
+            pthread_cond_wait(&t->cv, &t->mu);
+        if (!t->queue)
+            break;
+        trainer_job *j = t->queue;
+        t->queue = j->next;
+        if (!t->queue)
+            t->queue_tail = NULL;
+        t->running = j;
+        pthread_mutex_unlock(&t->mu);
+        if (j->stop) {
+            j->rc = CCD_STOPPED;
+            snprintf(j->err, sizeof j->err, "stopped before it started");
+        } else {
+            run_job(t, j);
+        }
+        pthread_mutex_lock(&t->mu);
+        t->running = NULL;
+        j->done = true;
+        pthread_cond_broadcast(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+int trainer_start(trainer *t, const worker_config *cfg, redis_sink *sink)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = cfg;
+    t->sink = sink;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    if (pthread_create(&t->thread, NULL, trainer_main, t) != 0)
+        return -1;
+    return 0;
+}
+
+void trainer_join(trainer *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->quit = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->thread, NULL);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+}
+
+void trainer_submit(trainer *t, trainer_job *j)
+{
+    pthread_mutex_lock(&t->mu);
+    j->next = NULL;
+    j->done = false;
+    if (t->queue_tail)
+        t->queue_tail->next = j;
+    else
+        t->queue = j;
+    t->queue_tail = j;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void trainer_stop_model(trainer *t, const model *m)
+{
+    pthread_mutex_lock(&t->mu);
+    for (trainer_job *j = t->queue; j; j = j->next)
+        if (j->m == m)
+            j->stop = 1;
+    if (t->running && t->running->m == m)
+        t->running->stop = 1;
+    for (;;) {
+        bool left = t->running && t->running->m == m;
+        for (trainer_job *j = t->queue; j && !left; j = j->next)
+            left = j->m == m;
+        if (!left)
+            break;
+        pthread_cond_wait(&t->cv, &t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+trainer_stats trainer_get_stats(trainer *t)
+{
+    pthread_mutex_lock(&t->mu);
+    trainer_stats s = t->stats;
+    pthread_mutex_unlock(&t->mu);
+    return s;
+}

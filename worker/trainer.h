@@ -1,0 +1,76 @@
+/* trainer: the thread that turns closed windows into blocks.
+ *
+ * The consumer thread submits one job per model at a time (the head of the model's closed
+ * queue); the trainer runs the engine's block step on it. As soon as the continual student CL_k
+ * exists (the fast path) it is published to Redis; then the teacher side runs (the slow path);
+ * then the checkpoint is written. Only then is the job done and its offsets may be committed.
+ * Publication and checkpoint failures (Redis down, disk full) are retried with exponential
+ * backoff until they succeed or the job is stopped, so nothing is committed that is not durable.
+ * A stop (rebalance, shutdown) abandons the block at the next epoch boundary; the state is left
+ * as it was before the block and the window's events stay uncommitted for whoever replays them. */
+#ifndef CCD_TRAINER_H
+#define CCD_TRAINER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "redis_sink.h"
+#include "worker_config.h"
+
+typedef struct trainer_job {
+    struct trainer_job *next;
+    /* set by the consumer thread at submit (snapshots: the consumer keeps growing the originals) */
+    model *m;
+    closed_window *cw;             /* m->closed head */
+    const char **user_ids;         /* (cw->n_users) row -> id */
+    const char **item_ids;         /* (cw->n_items) */
+    int n_parts;
+    model_part *parts;             /* (n_parts) copy of m->parts; durable_next updated by the trainer */
+    int64_t events_total;          /* m->events_total before this block */
+    volatile int stop;
+    /* results, written by the trainer before done is set */
+    int rc;                        /* 0 done, CCD_STOPPED, -1 failed */
+    char err[512];
+    int64_t version;               /* published version (0: not published) */
+    ccd_metrics holdout;           /* CL_k on the window's holdout */
+    double seconds_fast, seconds_total, seconds_checkpoint;
+    bool done;
+} trainer_job;
+
+typedef struct {
+    /* counters for metrics, updated under the trainer's lock */
+    int64_t blocks_done, publish_errors, checkpoint_errors, publish_rows;
+    double last_fast_seconds, last_total_seconds, last_publish_seconds;
+    int64_t live_version;
+    double last_holdout_recall20, last_holdout_ndcg20;
+} trainer_stats;
+
+typedef struct {
+    const worker_config *cfg;
+    redis_sink *sink;              /* NULL when publication is off */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    trainer_job *queue, *queue_tail;
+    trainer_job *running;
+    bool quit;
+    trainer_stats stats;
+} trainer;
+
+int trainer_start(trainer *t, const worker_config *cfg, redis_sink *sink);
+/* Stop the thread after the running job (raise its stop first if you want it abandoned). */
+void trainer_join(trainer *t);
+
+/* Queue a job (ownership of j passes to the trainer until j->done, read under t->mu). */
+void trainer_submit(trainer *t, trainer_job *j);
+
+/* Raise the stop flag of every queued or running job of model m and wait until none is left
+ * in the trainer. */
+void trainer_stop_model(trainer *t, const model *m);
+
+/* Snapshot of the counters. */
+trainer_stats trainer_get_stats(trainer *t);
+
+#endif

@@ -1,0 +1,447 @@
+/* worker_config: INI (libinih) + -X overrides -> worker_config. See worker_config.h.
+ *
+ * Strings are owned (strdup'd) by the config and freed by worker_config_free. The [ccd*] sections
+ * are handed to ccd_config_set, so the worker and ccd-offline read the engine's keys identically. */
+#include "worker_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ccd_config.h"
+
+static int set_str(char **dst, const char *v)
+{
+    char *s = strdup(v);
+    if (!s)
+        return -1;
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+static int parse_i64(const char *v, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno || x < min || x > max)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_int(const char *v, int min, int max, int *out)
+{
+    int64_t x;
+    if (parse_i64(v, min, max, &x) != 0)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
+        *out = true;
+    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "off"))
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (!strncasecmp(hay, needle, n))
+            return true;
+    return false;
+}
+
+bool worker_config_is_secret(const char *key)
+{
+    static const char *const words[] = {"password", "secret", "jaas", "ssl.key.pem", "private", "token"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (contains_ci(key, words[i]))
+            return true;
+    return false;
+}
+
+void worker_config_init(worker_config *w)
+{
+    memset(w, 0, sizeof *w);
+    w->format = strdup("auto");
+    w->reader_schema = strdup("schemas/interaction.avsc");
+    w->dead_letter_topic = strdup("");
+    w->default_model = strdup("");
+    w->min_event_time_ms = 0;                 /* 1970 */
+    w->max_event_time_ms = 4102444800000LL;   /* 2100-01-01 */
+    w->max_buffered_events = 2000000;
+    w->bootstrap_events = 0;
+    w->bootstrap_until_ms = INT64_MIN;
+    w->window_events = 0;
+    w->window_duration_ms = 0;
+    w->idle_ms = 30000;
+    w->holdout_fraction = 0.1;
+    w->holdout_seed = 0;
+    ccd_config_yelp(&w->ccd);
+    w->redis_host = strdup("127.0.0.1");
+    w->redis_port = 6379;
+    w->redis_user = strdup("");
+    w->redis_password = strdup("");
+    w->redis_db = 0;
+    w->redis_prefix = strdup("ccd");
+    w->redis_keep_versions = 3;
+    w->redis_timeout_ms = 5000;
+    w->redis_publish = true;
+    w->checkpoint_dir = strdup("checkpoints");
+    w->checkpoint_keep = 2;
+    w->metrics_listen = strdup("");
+    w->log_level = 2;
+    w->log_json = false;
+    w->threads = 0;
+    w->train = true;
+}
+
+void worker_config_free(worker_config *w)
+{
+    for (int i = 0; i < w->n_kafka; i++)
+        free(w->kafka[i].key), free(w->kafka[i].value);
+    for (int i = 0; i < w->n_topics; i++)
+        free(w->topics[i]);
+    for (int i = 0; i < w->n_schemas; i++)
+        free(w->schema_paths[i]);
+    char **strs[] = {&w->format, &w->reader_schema, &w->dead_letter_topic, &w->default_model,
+                     &w->redis_host, &w->redis_user, &w->redis_password, &w->redis_prefix,
+                     &w->checkpoint_dir, &w->metrics_listen};
+    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+        free(*strs[i]);
+    memset(w, 0, sizeof *w);
+}
+
+/* librdkafka validates the property: the same call the consumer will make, on a scratch conf. */
+static int kafka_key(worker_config *w, const char *key, const char *v, char *err, size_t errlen)
+{
+    char msg[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, key, v, msg, sizeof msg);
+    rd_kafka_conf_destroy(conf);
+    if (r != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka.%s: %s", key, msg);
+        return -1;
+    }
+    for (int i = 0; i < w->n_kafka; i++)
+        if (!strcmp(w->kafka[i].key, key))
+            return set_str(&w->kafka[i].value, v);
+    if (w->n_kafka == WCFG_MAX_KAFKA) {
+        snprintf(err, errlen, "kafka.%s: more than %d kafka keys", key, WCFG_MAX_KAFKA);
+        return -1;
+    }
+    w->kafka[w->n_kafka].key = strdup(key);
+    w->kafka[w->n_kafka].value = strdup(v);
+    if (!w->kafka[w->n_kafka].key || !w->kafka[w->n_kafka].value)
+        return -1;
+    w->n_kafka++;
+    return 0;
+}
+
+static int set_topics(worker_config *w, const char *v)
+{
+    for (int i = 0; i < w->n_topics; i++)
+        free(w->topics[i]);
+    w->n_topics = 0;
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", v) >= (int)sizeof buf)
+        return -1;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+        if (w->n_topics == WCFG_MAX_TOPICS || strlen(t) > 249)
+            return -1;
+        if (!(w->topics[w->n_topics++] = strdup(t)))
+            return -1;
+    }
+    return w->n_topics > 0 ? 0 : -1;
+}
+
+static int input_key(worker_config *w, const char *key, const char *v)
+{
+    if (!strcmp(key, "topics"))
+        return set_topics(w, v);
+    if (!strcmp(key, "format")) {
+        if (strcmp(v, "auto") && strcmp(v, "raw") && strcmp(v, "confluent"))
+            return -1;
+        return set_str(&w->format, v);
+    }
+    if (!strcmp(key, "reader_schema"))
+        return *v ? set_str(&w->reader_schema, v) : -1;
+    if (!strncmp(key, "schema.", 7)) {
+        int64_t id;
+        if (parse_i64(key + 7, 0, INT32_MAX, &id) != 0 || !*v)
+            return -1;
+        for (int i = 0; i < w->n_schemas; i++)
+            if (w->schema_ids[i] == (int32_t)id)
+                return set_str(&w->schema_paths[i], v);
+        if (w->n_schemas == WCFG_MAX_SCHEMAS)
+            return -1;
+        w->schema_ids[w->n_schemas] = (int32_t)id;
+        w->schema_paths[w->n_schemas] = NULL;
+        if (set_str(&w->schema_paths[w->n_schemas], v) != 0)
+            return -1;
+        w->n_schemas++;
+        return 0;
+    }
+    if (!strcmp(key, "dead_letter_topic"))
+        return set_str(&w->dead_letter_topic, v);
+    if (!strcmp(key, "default_model"))
+        return set_str(&w->default_model, v);
+    if (!strcmp(key, "min_event_time_ms"))
+        return parse_i64(v, INT64_MIN, INT64_MAX, &w->min_event_time_ms);
+    if (!strcmp(key, "max_event_time_ms"))
+        return parse_i64(v, INT64_MIN, INT64_MAX, &w->max_event_time_ms);
+    if (!strcmp(key, "max_buffered_events"))
+        return parse_i64(v, 1000, INT64_C(1) << 40, &w->max_buffered_events);
+    return -2;
+}
+
+static int window_key(worker_config *w, const char *key, const char *v)
+{
+    if (!strcmp(key, "bootstrap_events"))
+        return parse_i64(v, 0, INT64_C(1) << 40, &w->bootstrap_events);
+    if (!strcmp(key, "bootstrap_until_ms"))
+        return *v ? parse_i64(v, INT64_MIN + 1, INT64_MAX, &w->bootstrap_until_ms)
+                  : (w->bootstrap_until_ms = INT64_MIN, 0);
+    if (!strcmp(key, "events"))
+        return parse_i64(v, 0, INT64_C(1) << 40, &w->window_events);
+    if (!strcmp(key, "duration_ms"))
+        return parse_i64(v, 0, INT64_C(1) << 50, &w->window_duration_ms);
+    if (!strcmp(key, "idle_ms"))
+        return parse_i64(v, 0, INT64_C(1) << 40, &w->idle_ms);
+    return -2;
+}
+
+static int holdout_key(worker_config *w, const char *key, const char *v)
+{
+    if (!strcmp(key, "fraction")) {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (*v == '\0' || *end != '\0' || errno || !(x >= 0.0 && x < 1.0))
+            return -1;
+        w->holdout_fraction = x;
+        return 0;
+    }
+    if (!strcmp(key, "seed")) {
+        int64_t s;
+        if (parse_i64(v, 0, INT64_MAX, &s) != 0)
+            return -1;
+        w->holdout_seed = (uint64_t)s;
+        return 0;
+    }
+    return -2;
+}
+
+static int redis_key(worker_config *w, const char *key, const char *v)
+{
+    if (!strcmp(key, "host"))
+        return *v ? set_str(&w->redis_host, v) : -1;
+    if (!strcmp(key, "port"))
+        return parse_int(v, 1, 65535, &w->redis_port);
+    if (!strcmp(key, "user"))
+        return set_str(&w->redis_user, v);
+    if (!strcmp(key, "password"))
+        return set_str(&w->redis_password, v);
+    if (!strcmp(key, "db"))
+        return parse_int(v, 0, 1 << 16, &w->redis_db);
+    if (!strcmp(key, "prefix")) {
+        for (const char *p = v; *p; p++)
+            if (*p == '{' || *p == '}' || *p == ' ' || (unsigned char)*p < 0x20)
+                return -1;
+        return *v ? set_str(&w->redis_prefix, v) : -1;
+    }
+    if (!strcmp(key, "keep_versions"))
+        return parse_int(v, 1, 1000, &w->redis_keep_versions);
+    if (!strcmp(key, "timeout_ms"))
+        return parse_int(v, 10, 600000, &w->redis_timeout_ms);
+    if (!strcmp(key, "publish"))
+        return parse_bool(v, &w->redis_publish);
+    return -2;
+}
+
+static int other_key(worker_config *w, const char *section, const char *key, const char *v)
+{
+    if (!strcmp(section, "input"))
+        return input_key(w, key, v);
+    if (!strcmp(section, "window"))
+        return window_key(w, key, v);
+    if (!strcmp(section, "holdout"))
+        return holdout_key(w, key, v);
+    if (!strcmp(section, "redis"))
+        return redis_key(w, key, v);
+    if (!strcmp(section, "checkpoint")) {
+        if (!strcmp(key, "dir"))
+            return *v ? set_str(&w->checkpoint_dir, v) : -1;
+        if (!strcmp(key, "keep"))
+            return parse_int(v, 1, 1000, &w->checkpoint_keep);
+        return -2;
+    }
+    if (!strcmp(section, "metrics")) {
+        if (!strcmp(key, "listen"))
+            return set_str(&w->metrics_listen, v);
+        return -2;
+    }
+    if (!strcmp(section, "log")) {
+        if (!strcmp(key, "level")) {
+            static const char *const names[] = {"error", "warn", "info", "debug"};
+            for (int i = 0; i < 4; i++)
+                if (!strcasecmp(v, names[i]))
+                    return w->log_level = i, 0;
+            return -1;
+        }
+        if (!strcmp(key, "format")) {
+            if (!strcmp(v, "text") || !strcmp(v, "json"))
+                return w->log_json = !strcmp(v, "json"), 0;
+            return -1;
+        }
+        return -2;
+    }
+    if (!strcmp(section, "worker")) {
+        if (!strcmp(key, "threads"))
+            return parse_int(v, 0, 1024, &w->threads);
+        if (!strcmp(key, "train"))
+            return parse_bool(v, &w->train);
+        return -2;
+    }
+    return -3;
+}
+
+int worker_config_set(worker_config *w, const char *section, const char *key, const char *value, char *err,
+                      size_t errlen)
+{
+    if (!strcmp(section, "kafka"))
+        return kafka_key(w, key, value, err, errlen);
+    int r = ccd_config_set(&w->ccd, section, key, value, err, errlen);
+    if (r == 1)
+        return 0;
+    if (r == -1)
+        return -1;
+    r = other_key(w, section, key, value);
+    if (r == 0)
+        return 0;
+    const char *shown = worker_config_is_secret(key) ? "(hidden)" : value;
+    if (r == -1)
+        snprintf(err, errlen, "%s.%s: bad value '%s'", section, key, shown);
+    else if (r == -2)
+        snprintf(err, errlen, "%s.%s: unknown key", section, key);
+    else
+        snprintf(err, errlen, "[%s]: unknown section (key %s)", section, key);
+    return -1;
+}
+
+typedef struct {
+    worker_config *w;
+    char msg[600];
+    int failed;
+} load_ctx;
+
+static int on_entry(void *user, const char *section, const char *key, const char *value)
+{
+    load_ctx *l = user;
+    if (l->failed)
+        return 1;
+    if (worker_config_set(l->w, section, key, value, l->msg, sizeof l->msg) != 0) {
+        l->failed = 1;
+        return 0; /* inih reports the line */
+    }
+    return 1;
+}
+
+int worker_config_load(worker_config *w, const char *path, char *err, size_t errlen)
+{
+    load_ctx l = {.w = w};
+    int line = ini_parse(path, on_entry, &l);
+    if (line < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, line == -1 ? strerror(errno) : "out of memory");
+        return -1;
+    }
+    if (line > 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, line, l.failed ? l.msg : "syntax error");
+        return -1;
+    }
+    return 0;
+}
+
+int worker_config_override(worker_config *w, const char *assignment, char *err, size_t errlen)
+{
+    const char *eq = strchr(assignment, '=');
+    if (!eq) {
+        snprintf(err, errlen, "-X %s: expected section.key=value", assignment);
+        return -1;
+    }
+    char section[256], key[256];
+    if (!strncmp(assignment, "kafka.", 6)) {
+        /* librdkafka keys contain dots themselves: everything after "kafka." is the key */
+        snprintf(section, sizeof section, "kafka");
+        snprintf(key, sizeof key, "%.*s", (int)(eq - assignment - 6), assignment + 6);
+    } else {
+        const char *dot = NULL;
+        for (const char *p = assignment; p < eq; p++)
+            if (*p == '.')
+                dot = p;
+        /* [input] schema.<id>: the key has a dot */
+        if (!strncmp(assignment, "input.schema.", 13))
+            dot = assignment + 5;
+        if (!dot || dot == assignment || dot + 1 == eq) {
+            snprintf(err, errlen, "-X %s: expected section.key=value", assignment);
+            return -1;
+        }
+        snprintf(section, sizeof section, "%.*s", (int)(dot - assignment), assignment);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+    }
+    if (!key[0]) {
+        snprintf(err, errlen, "-X %s: empty key", assignment);
+        return -1;
+    }
+    return worker_config_set(w, section, key, eq + 1, err, errlen);
+}
+
+int worker_config_check(const worker_config *w, char *err, size_t errlen)
+{
+    bool has_bootstrap = false;
+    for (int i = 0; i < w->n_kafka; i++)
+        if (!strcmp(w->kafka[i].key, "bootstrap.servers"))
+            has_bootstrap = true;
+    if (!has_bootstrap) {
+        snprintf(err, errlen, "kafka.bootstrap.servers: not set");
+        return -1;
+    }
+    if (w->n_topics == 0) {
+        snprintf(err, errlen, "input.topics: not set");
+        return -1;
+    }
+    if ((w->bootstrap_events > 0) == (w->bootstrap_until_ms != INT64_MIN)) {
+        snprintf(err, errlen, "window.bootstrap_events / window.bootstrap_until_ms: set exactly one");
+        return -1;
+    }
+    if ((w->window_events > 0) == (w->window_duration_ms > 0)) {
+        snprintf(err, errlen, "window.events / window.duration_ms: set exactly one");
+        return -1;
+    }
+    /* a count window that can never fill below the buffer bound would pause the input forever */
+    int64_t biggest = w->bootstrap_events > w->window_events ? w->bootstrap_events : w->window_events;
+    if (biggest > 0 && 2 * biggest > w->max_buffered_events) {
+        snprintf(err, errlen, "input.max_buffered_events: %lld is less than twice the largest window (%lld events)",
+                 (long long)w->max_buffered_events, (long long)biggest);
+        return -1;
+    }
+    if (w->min_event_time_ms >= w->max_event_time_ms) {
+        snprintf(err, errlen, "input.min_event_time_ms: must be below input.max_event_time_ms");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,104 @@
+/* worker_config: the whole ccd-worker configuration from one INI file plus -X overrides.
+ *
+ * Sections (every key is documented in the files in configs/):
+ *   [kafka]       any librdkafka property, passed through untouched (kcat's -X): bootstrap.servers,
+ *                 group.id, security.protocol, sasl.*, ssl.*, ... Each one is tried on a scratch
+ *                 librdkafka config while loading, so a typo fails start-up naming kafka.<key>.
+ *   [input]       topics, format, reader_schema, schema.<id> (Confluent id -> writer schema file),
+ *                 dead_letter_topic, default_model, min_event_time_ms, max_event_time_ms,
+ *                 max_buffered_events
+ *   [window]      bootstrap_events | bootstrap_until_ms, events | duration_ms, idle_ms
+ *   [holdout]     fraction, seed
+ *   [ccd*]        the engine (ccd_config.h)
+ *   [redis]       host, port, user, password, db, prefix, keep_versions, timeout_ms, publish
+ *   [checkpoint]  dir, keep
+ *   [metrics]     listen (host:port of the Prometheus endpoint; empty: off)
+ *   [log]         level (error|warn|info|debug), format (text|json)
+ *   [worker]      threads, train (false: consume and count only, for ingest benchmarks)
+ * -X overrides use the same names: -X kafka.bootstrap.servers=H:P (everything after "kafka." is
+ * the librdkafka key), -X window.events=1000, -X ccd.student.epochs=3. An unknown section or key,
+ * or a bad value, is an error naming section.key (and FILE:LINE for the file). */
+#ifndef CCD_WORKER_WORKER_CONFIG_H
+#define CCD_WORKER_WORKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ccd.h"
+
+#define WCFG_MAX_KAFKA 128
+#define WCFG_MAX_SCHEMAS 64
+#define WCFG_MAX_TOPICS 16
+
+typedef struct {
+    char *key, *value;
+} wcfg_pair;
+
+typedef struct {
+    /* [kafka] */
+    int n_kafka;
+    wcfg_pair kafka[WCFG_MAX_KAFKA];
+    /* [input] */
+    int n_topics;
+    char *topics[WCFG_MAX_TOPICS];
+    char *format;            /* auto | raw | confluent */
+    char *reader_schema;     /* path */
+    int n_schemas;
+    int32_t schema_ids[WCFG_MAX_SCHEMAS];
+    char *schema_paths[WCFG_MAX_SCHEMAS];
+    char *dead_letter_topic; /* "" disables (bad records are then only counted and logged) */
+    char *default_model;     /* model for messages without a key ("" : dead-letter them) */
+    int64_t min_event_time_ms, max_event_time_ms;
+    int64_t max_buffered_events;
+    /* [window] */
+    int64_t bootstrap_events;   /* 0: by time */
+    int64_t bootstrap_until_ms; /* INT64_MIN: by count */
+    int64_t window_events;      /* 0: by time */
+    int64_t window_duration_ms;
+    int64_t idle_ms;            /* 0: never close on idleness */
+    /* [holdout] */
+    double holdout_fraction;
+    uint64_t holdout_seed;
+    /* [ccd*] */
+    ccd_config ccd;
+    /* [redis] */
+    char *redis_host;
+    int redis_port;
+    char *redis_user, *redis_password;
+    int redis_db;
+    char *redis_prefix;
+    int redis_keep_versions;
+    int redis_timeout_ms;
+    bool redis_publish;
+    /* [checkpoint] */
+    char *checkpoint_dir;
+    int checkpoint_keep;
+    /* [metrics] */
+    char *metrics_listen;
+    /* [log] */
+    int log_level;              /* 0 error, 1 warn, 2 info, 3 debug */
+    bool log_json;
+    /* [worker] */
+    int threads;                /* 0: all cores */
+    bool train;
+} worker_config;
+
+/* Defaults: see configs/worker.ini. */
+void worker_config_init(worker_config *w);
+void worker_config_free(worker_config *w);
+
+/* Apply one section/key/value. Returns 0 or -1 with err naming section.key. */
+int worker_config_set(worker_config *w, const char *section, const char *key, const char *value, char *err,
+                      size_t errlen);
+/* A whole INI file: 0, or -1 with err = "FILE:LINE: ...". */
+int worker_config_load(worker_config *w, const char *path, char *err, size_t errlen);
+/* -X section.key=value. */
+int worker_config_override(worker_config *w, const char *assignment, char *err, size_t errlen);
+/* Cross-key checks after everything is applied (windows defined, topics given, ...). */
+int worker_config_check(const worker_config *w, char *err, size_t errlen);
+
+/* True for keys whose values must never be printed (passwords, secrets, keys). */
+bool worker_config_is_secret(const char *key);
+
+#endif
