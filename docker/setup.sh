@@ -5,7 +5,7 @@
 #
 #   docker/setup.sh          build and runtime dependencies
 #   docker/setup.sh --test   also what the tests need: Java and Maven for the Kafka broker
-#                            (its jars come from Maven Central), redis-server, valgrind
+#                            (its jars come from Maven Central), valgrind, kcat (benchmarks)
 set -euo pipefail
 
 packages=(
@@ -19,7 +19,7 @@ packages=(
     redis-server        # the demo's and tests' Redis
 )
 if [ "${1:-}" = "--test" ]; then
-    packages+=(openjdk-17-jre-headless maven valgrind)
+    packages+=(openjdk-17-jre-headless maven valgrind kcat)
 fi
 
 missing=()

@@ -339,7 +339,7 @@ int worker_config_set(worker_config *w, const char *section, const char *key, co
     else if (r == -2)
         snprintf(err, errlen, "%s.%s: unknown key", section, key);
     else
-        snprintf(err, errlen, "[%s]: unknown section (key %s)", section, key);
+        snprintf(err, errlen, "%s.%s: unknown section [%s]", section, key, section);
     return -1;
 }
 
@@ -379,10 +379,15 @@ int worker_config_load(worker_config *w, const char *path, char *err, size_t err
 int worker_config_override(worker_config *w, const char *assignment, char *err, size_t errlen)
 {
     const char *eq = strchr(assignment, '=');
+    /* errors show the name only (what precedes '='): the value may be a secret */
     if (!eq) {
-        snprintf(err, errlen, "-X %s: expected section.key=value", assignment);
+        if (worker_config_is_secret(assignment))
+            snprintf(err, errlen, "-X (hidden): expected section.key=value");
+        else
+            snprintf(err, errlen, "-X %s: expected section.key=value", assignment);
         return -1;
     }
+    int name_len = (int)(eq - assignment);
     char section[256], key[256];
     if (!strncmp(assignment, "kafka.", 6)) {
         /* librdkafka keys contain dots themselves: everything after "kafka." is the key */
@@ -397,14 +402,14 @@ int worker_config_override(worker_config *w, const char *assignment, char *err, 
         if (!strncmp(assignment, "input.schema.", 13))
             dot = assignment + 5;
         if (!dot || dot == assignment || dot + 1 == eq) {
-            snprintf(err, errlen, "-X %s: expected section.key=value", assignment);
+            snprintf(err, errlen, "-X %.*s=...: expected section.key=value", name_len, assignment);
             return -1;
         }
         snprintf(section, sizeof section, "%.*s", (int)(dot - assignment), assignment);
         snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
     }
     if (!key[0]) {
-        snprintf(err, errlen, "-X %s: empty key", assignment);
+        snprintf(err, errlen, "-X %.*s=...: empty key", name_len, assignment);
         return -1;
     }
     return worker_config_set(w, section, key, eq + 1, err, errlen);

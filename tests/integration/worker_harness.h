@@ -1,0 +1,115 @@
+/* worker_harness: what the worker integration tests share: topics, producing raw bytes, running
+ * the ccd-worker binary with a generated config, reading a topic back. Header-only, for tests. */
+#ifndef CCD_WORKER_HARNESS_H
+#define CCD_WORKER_HARNESS_H
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "services_env.h"
+
+static inline void harness_create_topic(const char *bootstrap, const char *topic, int partitions)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    CHECK(rk, "admin client: %s", err);
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
+    CHECK(nt, "%s", err);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    CHECK(ev, "CreateTopics timed out");
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    CHECK(res, "unexpected event %s", rd_kafka_event_name(ev));
+    size_t n;
+    const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
+    CHECK(n == 1 && (rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_NO_ERROR ||
+                     rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS),
+          "CreateTopics %s: %s", topic, n ? rd_kafka_topic_result_error_string(tr[0]) : "no result");
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_destroy(rk);
+}
+
+static inline rd_kafka_t *harness_producer(const char *bootstrap)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
+    CHECK(rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
+    CHECK(rd_kafka_conf_set(conf, "message.max.bytes", "2000000", err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    CHECK(rk, "producer: %s", err);
+    return rk;
+}
+
+/* Produce one message (key may be NULL) to a partition (-1: by key) and wait for the ack. */
+static inline void harness_produce(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
+                                   const void *value, size_t len)
+{
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+        RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)value, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    CHECK(!err, "produce: %s", rd_kafka_err2str(err));
+}
+
+static inline void harness_flush(rd_kafka_t *rk)
+{
+    CHECK(rd_kafka_flush(rk, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR, "flush timed out");
+    CHECK(rd_kafka_outq_len(rk) == 0, "messages left unsent");
+}
+
+/* Start `argv` (NULL-terminated) with stderr to log_path; returns the pid. */
+static inline pid_t harness_spawn(char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork failed");
+    if (pid == 0) {
+        FILE *f = freopen(log_path, "w", stderr);
+        (void)f;
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s failed\n", argv[0]);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Wait for pid up to timeout_s; kill it (and fail) if it takes longer. Returns the exit status. */
+static inline int harness_wait(pid_t pid, int timeout_s, const char *what)
+{
+    for (int waited = 0; waited < timeout_s * 10; waited++) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            CHECK(WIFEXITED(status), "%s died from signal %d", what, WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+            return WEXITSTATUS(status);
+        }
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK(0, "%s did not finish within %d s", what, timeout_s);
+    return -1;
+}
+
+static inline void harness_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+#endif
