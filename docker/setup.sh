@@ -19,7 +19,7 @@ packages=(
     redis-server        # the demo's and tests' Redis
 )
 if [ "${1:-}" = "--test" ]; then
-    packages+=(openjdk-17-jre-headless maven valgrind kcat)
+    packages+=(openjdk-17-jre-headless maven valgrind kcat python3)
 fi
 
 missing=()
