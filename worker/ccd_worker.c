@@ -74,6 +74,7 @@ typedef struct {
     bool fatal;
     int64_t exit_idle_ms;
     int64_t last_message_ms;
+    double first_message_s, last_message_s; /* wall clock of the first and last message (ingest rate) */
     /* counters */
     int64_t messages, decoded, dead_letters, duplicates, late, dlq_delivery_errors, blocks_closed;
 } worker;
@@ -421,12 +422,17 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
 {
     w->messages++;
     w->last_message_ms = now_ms();
+    w->last_message_s = ccd_now();
+    if (w->messages == 1)
+        w->first_message_s = w->last_message_s;
     const char *topic = rd_kafka_topic_name(msg->rkt);
     part_state *ps = part_find(w, topic, msg->partition, true);
     if (!ps) {
         w->fatal = true;
         return;
     }
+    if (!ps->assigned)
+        return; /* fetched before a revoke: the partition's new owner reads it */
     ps->position = msg->offset + 1;
     char model_id[128];
     if (msg->key_len == 0 || !msg->key) {
@@ -621,12 +627,15 @@ static void housekeeping(worker *w)
     }
 }
 
+/* Nothing to wait for: no block training or queued, and no open window that the idle timeout
+ * will still close (with idle_ms = 0 open windows stay open: their events remain uncommitted
+ * and are read again by whoever consumes the partition next). */
 static bool all_quiet(const worker *w)
 {
     if (w->jobs)
         return false;
     for (int s = 0; s < w->model_ids.n; s++)
-        if (w->models[s] && (w->models[s]->n_ev > 0 || w->models[s]->closed))
+        if (w->models[s] && ((w->cfg.idle_ms > 0 && w->models[s]->n_ev > 0) || w->models[s]->closed))
             return false;
     return true;
 }
@@ -813,6 +822,10 @@ static void shutdown_worker(worker *w)
     wlog(WLOG_INFO, "stopped: %lld messages, %lld decoded, %lld dead letters, %lld duplicates skipped, "
          "%lld late, %lld windows closed", (long long)w->messages, (long long)w->decoded,
          (long long)w->dead_letters, (long long)w->duplicates, (long long)w->late, (long long)w->blocks_closed);
+    if (w->messages > 1)
+        wlog(WLOG_INFO, "ingest: %lld messages in %.3f s from the first to the last (%.0f messages/s)",
+             (long long)w->messages, w->last_message_s - w->first_message_s,
+             (double)(w->messages - 1) / (w->last_message_s - w->first_message_s + 1e-9));
     worker_config_free(&w->cfg);
 }
 
@@ -877,10 +890,19 @@ int main(int argc, char **argv)
     wlog(WLOG_INFO, "ccd-worker %s started: topics %s..., group %s", VERSION, w.cfg.topics[0], "(see kafka.group.id)");
     w.last_message_ms = now_ms();
     int64_t last_commit = now_ms();
+    enum { BATCH = 4096 };
+    static rd_kafka_message_t *batch[BATCH];
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(w.rk);
     while (!stopping && !w.fatal) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(w.rk, 100);
-        if (msg) {
-            if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        /* a batch of messages per round (one queue lock per batch, which is what lets ingest
+         * keep up with kcat); rebalance callbacks are served from the same queue. The
+         * housekeeping below runs once per batch, not once per message. */
+        ssize_t got = rd_kafka_consume_batch_queue(queue, 100, batch, BATCH);
+        for (ssize_t i = 0; i < got; i++) {
+            rd_kafka_message_t *msg = batch[i];
+            if (w.fatal || stopping)
+                ; /* not handled: the uncommitted offsets bring it back */
+            else if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 handle_message(&w, msg);
             else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 wlog(WLOG_WARN, "consumer: %s", rd_kafka_message_errstr(msg));
@@ -900,6 +922,7 @@ int main(int argc, char **argv)
             break;
         }
     }
+    rd_kafka_queue_destroy(queue);
     bool fatal = w.fatal;
     shutdown_worker(&w);
     return fatal ? 1 : 0;
