@@ -56,7 +56,9 @@ awk -v w="$best_w" -v wf="$best_wf" -v c="$best_c" -v g="$best_g" 'BEGIN {
     printf "ingest (best of 3): ccd-worker %d events/s (%d first to last), kcat -G %d, kcat -C %d\n", w, wf, g, c
     printf "ingest ratio: %.0f%% of kcat -G (same client mode), %.0f%% of kcat -C\n", 100 * w / g, 100 * w / c }'
 
-pub=$(build/bench_publish 127.0.0.1 "$REDIS_PORT" | tee /dev/stderr | grep -o 'median [0-9]*' | tr -dc '0-9')
+pubout=$(build/bench_publish 127.0.0.1 "$REDIS_PORT")
+echo "$pubout"
+pub=$(echo "$pubout" | grep -o 'median [0-9]*' | tr -dc '0-9')
 rb1=$(redis-benchmark -p "$REDIS_PORT" -t set -n 2000000 -d 32 -P 512 -c 1 -r 100000 -q | grep -o '[0-9.]* requests per second' | cut -d' ' -f1)
 rb50=$(redis-benchmark -p "$REDIS_PORT" -t set -n 2000000 -d 32 -P 16 -c 50 -r 100000 -q | grep -o '[0-9.]* requests per second' | cut -d' ' -f1)
 awk -v p="$pub" -v a="$rb1" -v b="$rb50" 'BEGIN {
