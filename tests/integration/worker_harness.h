@@ -70,9 +70,32 @@ static inline void harness_flush(rd_kafka_t *rk)
     CHECK(rd_kafka_outq_len(rk) == 0, "messages left unsent");
 }
 
+/* Children still running when the test exits (a failed CHECK included) are killed. */
+static pid_t harness_children[16];
+static int harness_n_children;
+
+static void harness_kill_children(void)
+{
+    for (int i = 0; i < harness_n_children; i++)
+        if (harness_children[i] > 0 && kill(harness_children[i], SIGKILL) == 0)
+            waitpid(harness_children[i], NULL, 0);
+}
+
+/* SIGKILL a child and reap it. */
+static inline void harness_kill(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    for (int i = 0; i < harness_n_children; i++)
+        if (harness_children[i] == pid)
+            harness_children[i] = 0;
+}
+
 /* Start `argv` (NULL-terminated) with stderr to log_path; returns the pid. */
 static inline pid_t harness_spawn(char *const argv[], const char *log_path)
 {
+    if (harness_n_children == 0)
+        atexit(harness_kill_children);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork failed");
     if (pid == 0) {
@@ -82,6 +105,8 @@ static inline pid_t harness_spawn(char *const argv[], const char *log_path)
         fprintf(stderr, "exec %s failed\n", argv[0]);
         _exit(127);
     }
+    if (harness_n_children < 16)
+        harness_children[harness_n_children++] = pid;
     return pid;
 }
 
@@ -92,6 +117,9 @@ static inline int harness_wait(pid_t pid, int timeout_s, const char *what)
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid) {
+            for (int i = 0; i < harness_n_children; i++)
+                if (harness_children[i] == pid)
+                    harness_children[i] = 0;
             CHECK(WIFEXITED(status), "%s died from signal %d", what, WIFSIGNALED(status) ? WTERMSIG(status) : -1);
             return WEXITSTATUS(status);
         }
