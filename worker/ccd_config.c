@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int parse_bool(const char *v, bool *out)
+int ccd_parse_bool(const char *v, bool *out)
 {
     if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
         *out = true;
@@ -94,7 +94,7 @@ static int stage_key(ccd_stage_opts *s, const char *key, const char *v)
 
 #define BOOL_KEY(name)                                                                             \
     if (!strcmp(key, #name))                                                                       \
-    return parse_bool(v, &c->name)
+    return ccd_parse_bool(v, &c->name)
 
 static int ccd_key(ccd_config *c, const char *key, const char *v)
 {

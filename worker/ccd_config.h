@@ -15,6 +15,7 @@
 #ifndef CCD_WORKER_CONFIG_H
 #define CCD_WORKER_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "ccd.h"
@@ -26,6 +27,10 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
 
 /* Parse a whole file (only ccd sections allowed). Returns 0 or -1 with err = "FILE:LINE: ...". */
 int ccd_config_load(ccd_config *c, const char *path, char *err, size_t errlen);
+
+/* "true/false", "1/0", "yes/no", "on/off" (any case). Returns 0 or -1. Shared with the worker's
+ * own sections. */
+int ccd_parse_bool(const char *v, bool *out);
 
 /* "-X section.key=value" overrides: the section is everything before the last dot. */
 int ccd_config_override(ccd_config *c, const char *assignment, char *err, size_t errlen);

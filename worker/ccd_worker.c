@@ -29,6 +29,7 @@
 #include "event_codec.h"
 #include "idmap.h"
 #include "model.h"
+#include "model_id.h"
 #include "omp_env.h"
 #include "redis_sink.h"
 #include "train.h"
@@ -405,19 +406,6 @@ static void close_window(worker *w, model *m, const char *reason, int64_t next_t
     submit_next(w, m);
 }
 
-static bool model_id_ok(const char *id, size_t len)
-{
-    if (len == 0 || len > 127 || id[0] == '.')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static void handle_message(worker *w, const rd_kafka_message_t *msg)
 {
     w->messages++;
@@ -441,7 +429,7 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
             return;
         }
         snprintf(model_id, sizeof model_id, "%s", w->cfg.default_model);
-    } else if (!model_id_ok(msg->key, msg->key_len)) {
+    } else if (!model_id_valid(msg->key, msg->key_len)) {
         dead_letter(w, msg, "bad model id in key");
         return;
     } else {

@@ -27,6 +27,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "model_id.h"
 #include "state.h"
 
 #define MAGIC "CCDCKPT1"
@@ -67,21 +68,8 @@ void checkpoint_free(checkpoint *c)
     checkpoint_init(c);
 }
 
-/* A model id names a directory: 1..127 bytes of [A-Za-z0-9._-], not starting with '.', so it
- * can be neither "." nor ".." nor hidden, and never contains a '/'. */
-static int valid_model_id(const char *m, size_t n)
-{
-    if (n == 0 || n > 127 || m[0] == '.')
-        return 0;
-    for (size_t k = 0; k < n; k++) {
-        unsigned char ch = (unsigned char)m[k];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                 ch == '.' || ch == '_' || ch == '-';
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
+/* A model id names a directory (model_id.h). */
+static int valid_model_id(const char *m, size_t n) { return model_id_valid(m, n); }
 
 /* Checks a caller-supplied model string without reading past 128 bytes. */
 static int valid_model_str(const char *m)

@@ -45,6 +45,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "model_id.h"
+
 enum {
     ID_MAX = 127,           /* longest model id and prefix */
     KEY_MAX = 320,          /* prefix ":{" model "}:v" 20 digits ":user" and the NUL */
@@ -138,9 +140,7 @@ static int check_model(const char *model, char *err, size_t errlen)
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)model[i];
-        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                  ch == '.' || ch == '_' || ch == '-';
-        if (!ok) {
+        if (!model_id_char(ch)) {
             set_err(err, errlen, "redis: model id has byte 0x%02x at %zu (only A-Z a-z 0-9 . _ -)", ch, i);
             return -1;
         }

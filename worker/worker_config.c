@@ -44,17 +44,6 @@ static int parse_int(const char *v, int min, int max, int *out)
     return 0;
 }
 
-static int parse_bool(const char *v, bool *out)
-{
-    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
-        *out = true;
-    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "off"))
-        *out = false;
-    else
-        return -1;
-    return 0;
-}
-
 static bool contains_ci(const char *hay, const char *needle)
 {
     size_t n = strlen(needle);
@@ -269,7 +258,7 @@ static int redis_key(worker_config *w, const char *key, const char *v)
     if (!strcmp(key, "timeout_ms"))
         return parse_int(v, 10, 600000, &w->redis_timeout_ms);
     if (!strcmp(key, "publish"))
-        return parse_bool(v, &w->redis_publish);
+        return ccd_parse_bool(v, &w->redis_publish);
     return -2;
 }
 
@@ -314,7 +303,7 @@ static int other_key(worker_config *w, const char *section, const char *key, con
         if (!strcmp(key, "threads"))
             return parse_int(v, 0, 1024, &w->threads);
         if (!strcmp(key, "train"))
-            return parse_bool(v, &w->train);
+            return ccd_parse_bool(v, &w->train);
         return -2;
     }
     return -3;

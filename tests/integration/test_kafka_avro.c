@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "services_env.h"
+#include "worker_harness.h"
 
 #define N_RECORDS 300
 
@@ -41,31 +41,6 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-static void create_topic(const char *bootstrap, const char *topic, int partitions)
-{
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    CHECK(rk, "admin client: %s", err);
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
-    CHECK(nt, "%s", err);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
-    CHECK(ev, "CreateTopics timed out");
-    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-    CHECK(res, "unexpected event %s", rd_kafka_event_name(ev));
-    size_t n;
-    const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
-    CHECK(n == 1 && rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_NO_ERROR,
-          "CreateTopics: %s", n ? rd_kafka_topic_result_error_string(tr[0]) : "no result");
-    rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-    rd_kafka_destroy(rk);
-}
-
 int main(void)
 {
     char bootstrap[256], err[512];
@@ -83,7 +58,7 @@ int main(void)
 
     char topic[128];
     snprintf(topic, sizeof topic, "ccd-smoke-%d-%ld", (int)getpid(), (long)time(NULL));
-    create_topic(bootstrap, topic, 3);
+    harness_create_topic(bootstrap, topic, 3);
 
     /* Produce. */
     rd_kafka_conf_t *pconf = rd_kafka_conf_new();
