@@ -64,6 +64,7 @@ typedef struct {
     rd_kafka_t *rk;        /* consumer */
     rd_kafka_t *dlq;       /* dead-letter producer, or NULL */
     redis_sink *sink;
+    redis_sink *ckpt_load, *ckpt_save; /* checkpoint.store = redis: one connection per thread */
     trainer tr;
     idmap model_ids;       /* model id -> slot in models */
     model **models;        /* (model_ids.n) NULL when not loaded */
@@ -333,6 +334,40 @@ static void warn_cb(void *ctx, const char *msg)
     wlog(WLOG_WARN, "%s", msg);
 }
 
+/* The newest checkpoint in Redis that decodes (older ones when the newest is damaged, as the
+ * directory store does). 1 loaded, 0 none, -1 error. */
+static int load_redis_checkpoint(worker *w, const char *id, checkpoint *c, char *err, size_t errlen)
+{
+    int blocks[64];
+    int n = redis_checkpoint_blocks(w->ckpt_load, id, blocks, 64, err, errlen);
+    if (n < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        unsigned char *buf;
+        size_t len;
+        int r = redis_checkpoint_get(w->ckpt_load, id, blocks[i], &buf, &len, err, errlen);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            continue;
+        char why[512];
+        r = checkpoint_decode(c, buf, len, why, sizeof why);
+        free(buf);
+        if (r == 0 && !strcmp(c->model, id) && c->block == blocks[i])
+            return 1;
+        if (r == 0)
+            checkpoint_free(c);
+        wlog(WLOG_WARN, "model %s: checkpoint of block %d in Redis skipped: %s", id, blocks[i],
+             r == 0 ? "it belongs elsewhere" : why);
+    }
+    if (n > 0) {
+        snprintf(err, errlen, "none of the %d checkpoints in Redis can be loaded", n);
+        return -1;
+    }
+    checkpoint_init(c);
+    return 0;
+}
+
 /* The model for a key, loading its checkpoint the first time it is seen. */
 static model *model_get(worker *w, const char *id)
 {
@@ -355,7 +390,8 @@ static model *model_get(worker *w, const char *id)
         return w->models[slot];
     checkpoint c;
     char err[512];
-    int r = checkpoint_load_latest(w->cfg.checkpoint_dir, id, &c, warn_cb, NULL, err, sizeof err);
+    int r = w->ckpt_load ? load_redis_checkpoint(w, id, &c, err, sizeof err)
+                         : checkpoint_load_latest(w->cfg.checkpoint_dir, id, &c, warn_cb, NULL, err, sizeof err);
     if (r < 0) {
         wlog(WLOG_ERROR, "model %s: cannot read checkpoints: %s", id, err);
         w->fatal = true;
@@ -692,6 +728,30 @@ static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t e
     return conf;
 }
 
+/* A Redis connection with the [redis] settings. Redis may be down at start-up: retry like a
+ * publication would, but give up after a minute so that a wrong address fails visibly. */
+static redis_sink *open_redis(const worker_config *c, char *msg, size_t msglen)
+{
+    redis_sink_opts o;
+    redis_sink_opts_default(&o);
+    o.host = c->redis_host;
+    o.port = c->redis_port;
+    o.user = c->redis_user[0] ? c->redis_user : NULL;
+    o.password = c->redis_password[0] ? c->redis_password : NULL;
+    o.db = c->redis_db;
+    o.timeout_ms = c->redis_timeout_ms;
+    o.prefix = c->redis_prefix;
+    o.keep_versions = c->redis_keep_versions;
+    redis_sink *s;
+    for (int attempt = 0; !(s = redis_sink_open(&o, msg, msglen)); attempt++) {
+        if (attempt == 30 || stopping)
+            return NULL;
+        wlog(WLOG_WARN, "redis: %s; retrying", msg);
+        sleep(2);
+    }
+    return s;
+}
+
 static int setup(worker *w, char *err, size_t errlen)
 {
     const worker_config *c = &w->cfg;
@@ -717,33 +777,20 @@ static int setup(worker *w, char *err, size_t errlen)
             snprintf(err, errlen, "input.schema.%d: %s", c->schema_ids[i], msg);
             return -1;
         }
-    if (mkdir(c->checkpoint_dir, 0755) != 0 && errno != EEXIST) {
+    if (!c->checkpoint_redis && mkdir(c->checkpoint_dir, 0755) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "checkpoint.dir: %s: %s", c->checkpoint_dir, strerror(errno));
         return -1;
     }
-    if (c->redis_publish && c->train) {
-        redis_sink_opts o;
-        redis_sink_opts_default(&o);
-        o.host = c->redis_host;
-        o.port = c->redis_port;
-        o.user = c->redis_user[0] ? c->redis_user : NULL;
-        o.password = c->redis_password[0] ? c->redis_password : NULL;
-        o.db = c->redis_db;
-        o.timeout_ms = c->redis_timeout_ms;
-        o.prefix = c->redis_prefix;
-        o.keep_versions = c->redis_keep_versions;
-        /* Redis may be down at start-up: retry like a publication would, but give up after a minute
-         * so a wrong address fails fast enough to notice */
-        for (int attempt = 0; !(w->sink = redis_sink_open(&o, msg, sizeof msg)); attempt++) {
-            if (attempt == 30 || stopping) {
-                snprintf(err, errlen, "redis: %s", msg);
-                return -1;
-            }
-            wlog(WLOG_WARN, "redis: %s; retrying", msg);
-            sleep(2);
-        }
+    if (c->redis_publish && c->train && !(w->sink = open_redis(c, msg, sizeof msg))) {
+        snprintf(err, errlen, "redis: %s", msg);
+        return -1;
     }
-    if (trainer_start(&w->tr, c, w->sink) != 0) {
+    if (c->checkpoint_redis && (!(w->ckpt_load = open_redis(c, msg, sizeof msg)) ||
+                                !(w->ckpt_save = open_redis(c, msg, sizeof msg)))) {
+        snprintf(err, errlen, "redis (checkpoint store): %s", msg);
+        return -1;
+    }
+    if (trainer_start(&w->tr, c, w->sink, w->ckpt_save) != 0) {
         snprintf(err, errlen, "cannot start the trainer thread");
         return -1;
     }
@@ -804,6 +851,10 @@ static void shutdown_worker(worker *w)
     }
     if (w->sink)
         redis_sink_close(w->sink);
+    if (w->ckpt_load)
+        redis_sink_close(w->ckpt_load);
+    if (w->ckpt_save)
+        redis_sink_close(w->ckpt_save);
     if (w->codec)
         event_codec_free(w->codec);
     free(w->parts);

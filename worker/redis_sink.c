@@ -1041,3 +1041,111 @@ int redis_read_vector(redis_sink *s, const char *model, int64_t version, const c
     freeReplyObject(r);
     return rc;
 }
+
+/* ---- checkpoints (the second checkpoint store) ---------------------------------------------- */
+
+/* P:{M}:ckpt:<block, 8 digits> holds one encoded checkpoint (checkpoint.h bytes, CRC-checked by
+ * their reader); P:{M}:ckpts is the sorted set of the blocks stored (score = block). The value is
+ * written before its block joins the set, so a listed checkpoint is always complete. */
+int redis_checkpoint_save(redis_sink *s, const char *model, int block, const void *buf, size_t len, int keep,
+                          char *err, size_t errlen)
+{
+    if (check_model(model, err, errlen) != 0)
+        return -1;
+    if (block < 0 || keep < 1) {
+        set_err(err, errlen, "redis: checkpoint block %d / keep %d out of range", block, keep);
+        return -1;
+    }
+    char key[KEY_MAX], set[KEY_MAX], member[16];
+    snprintf(key, sizeof key, "%s:{%s}:ckpt:%08d", s->prefix, model, block);
+    snprintf(set, sizeof set, "%s:{%s}:ckpts", s->prefix, model);
+    snprintf(member, sizeof member, "%d", block);
+    if (sink_connect(s, err, errlen) != 0)
+        return -1;
+    const char *argv[3] = {"SET", key, buf};
+    size_t argl[3] = {3, strlen(key), len};
+    redisReply *r = redisCommandArgv(s->c, 3, argv, argl);
+    if (!r) {
+        io_error(s, "SET checkpoint", err, errlen);
+        return -1;
+    }
+    bool bad = r->type == REDIS_REPLY_ERROR;
+    if (bad)
+        reply_error(s, "SET checkpoint", r, err, errlen);
+    freeReplyObject(r);
+    if (bad)
+        return -1;
+    const char *zadd[4] = {"ZADD", set, member, member};
+    if (!(r = sink_cmd(s, 4, zadd, err, errlen)))
+        return -1;
+    freeReplyObject(r);
+    /* prune: every block below the newest `keep` */
+    char stop[16];
+    snprintf(stop, sizeof stop, "%d", -keep - 1);
+    const char *zr[4] = {"ZRANGE", set, "0", stop};
+    if (!(r = sink_cmd(s, 4, zr, err, errlen)))
+        return 0; /* the checkpoint itself is stored; pruning is retried next time */
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        char old[KEY_MAX];
+        snprintf(old, sizeof old, "%s:{%s}:ckpt:%08d", s->prefix, model, atoi(e->str));
+        const char *zrem[3] = {"ZREM", set, e->str};
+        const char *unl[2] = {"UNLINK", old};
+        redisReply *x = sink_cmd(s, 3, zrem, err, errlen);
+        if (x)
+            freeReplyObject(x);
+        if (x && (x = sink_cmd(s, 2, unl, err, errlen)))
+            freeReplyObject(x);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int redis_checkpoint_blocks(redis_sink *s, const char *model, int *blocks, int max, char *err, size_t errlen)
+{
+    if (check_model(model, err, errlen) != 0 || max < 1)
+        return -1;
+    char set[KEY_MAX], stop[16];
+    snprintf(set, sizeof set, "%s:{%s}:ckpts", s->prefix, model);
+    snprintf(stop, sizeof stop, "%d", max - 1);
+    const char *argv[4] = {"ZREVRANGE", set, "0", stop};
+    redisReply *r = sink_cmd(s, 4, argv, err, errlen);
+    if (!r)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && n < max; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            blocks[n++] = atoi(r->element[i]->str);
+    freeReplyObject(r);
+    return n;
+}
+
+int redis_checkpoint_get(redis_sink *s, const char *model, int block, unsigned char **buf, size_t *len, char *err,
+                         size_t errlen)
+{
+    *buf = NULL;
+    *len = 0;
+    if (check_model(model, err, errlen) != 0)
+        return -1;
+    char key[KEY_MAX];
+    snprintf(key, sizeof key, "%s:{%s}:ckpt:%08d", s->prefix, model, block);
+    const char *argv[2] = {"GET", key};
+    redisReply *r = sink_cmd(s, 2, argv, err, errlen);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_STRING) {
+        if (!(*buf = malloc(r->len > 0 ? r->len : 1))) {
+            set_err(err, errlen, "out of memory");
+            rc = -1;
+        } else {
+            memcpy(*buf, r->str, r->len);
+            *len = r->len;
+            rc = 1;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}

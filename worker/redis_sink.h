@@ -83,4 +83,16 @@ int redis_read_vector(redis_sink *s, const char *model, int64_t version, const c
 int redis_read_meta(redis_sink *s, const char *model, int64_t version, const char *field, char **out,
                     char *err, size_t errlen);
 
+/* The checkpoint store in Redis (checkpoint.store = redis), for groups without a shared volume:
+ *   P:{M}:ckpt:<block, 8 digits>   one encoded checkpoint (checkpoint_encode bytes)
+ *   P:{M}:ckpts                    sorted set of the stored blocks
+ * save writes the value, then lists it, then deletes all but the newest `keep`; blocks lists the
+ * stored blocks newest first (at most max; returns how many, or -1); get reads one (1 found,
+ * 0 absent, -1 error; *buf malloc'd). Decoding and fallback are the caller's (checkpoint.h). */
+int redis_checkpoint_save(redis_sink *s, const char *model, int block, const void *buf, size_t len, int keep,
+                          char *err, size_t errlen);
+int redis_checkpoint_blocks(redis_sink *s, const char *model, int *blocks, int max, char *err, size_t errlen);
+int redis_checkpoint_get(redis_sink *s, const char *model, int block, unsigned char **buf, size_t *len, char *err,
+                         size_t errlen);
+
 #endif

@@ -118,6 +118,22 @@ static int hook_ready(void *ctx, const float *final, int n_users, int n_items, i
     return publish_student(((hook_ctx *)ctx)->pc, final, n_users, n_items, dim, v);
 }
 
+/* Into the configured store: the directory (atomic file), or Redis (checkpoint.store = redis). */
+static int store_checkpoint(trainer *t, const checkpoint *c, char *err, size_t errlen)
+{
+    if (!t->ckpt_sink)
+        return checkpoint_save(t->cfg->checkpoint_dir, c, t->cfg->checkpoint_keep, err, errlen);
+    unsigned char *buf;
+    size_t len;
+    if (checkpoint_encode(c, &buf, &len) != 0) {
+        snprintf(err, errlen, "checkpoint encoding failed");
+        return -1;
+    }
+    int rc = redis_checkpoint_save(t->ckpt_sink, c->model, c->block, buf, len, t->cfg->checkpoint_keep, err, errlen);
+    free(buf);
+    return rc;
+}
+
 /* The checkpoint of the block just folded into m->state. */
 static int write_checkpoint(trainer *t, trainer_job *j)
 {
@@ -150,7 +166,7 @@ static int write_checkpoint(trainer *t, trainer_job *j)
     int wait = 200, rc = -1;
     for (;;) {
         char err[512];
-        if (checkpoint_save(t->cfg->checkpoint_dir, &c, t->cfg->checkpoint_keep, err, sizeof err) == 0) {
+        if (store_checkpoint(t, &c, err, sizeof err) == 0) {
             rc = 0;
             break;
         }
@@ -253,11 +269,12 @@ static void *trainer_main(void *arg)
     return NULL;
 }
 
-int trainer_start(trainer *t, const worker_config *cfg, redis_sink *sink)
+int trainer_start(trainer *t, const worker_config *cfg, redis_sink *sink, redis_sink *ckpt_sink)
 {
     memset(t, 0, sizeof *t);
     t->cfg = cfg;
     t->sink = sink;
+    t->ckpt_sink = ckpt_sink;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     if (pthread_create(&t->thread, NULL, trainer_main, t) != 0)

@@ -50,6 +50,7 @@ typedef struct {
 typedef struct {
     const worker_config *cfg;
     redis_sink *sink;              /* NULL when publication is off */
+    redis_sink *ckpt_sink;         /* checkpoint.store = redis: the trainer's own connection */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -59,7 +60,7 @@ typedef struct {
     trainer_stats stats;
 } trainer;
 
-int trainer_start(trainer *t, const worker_config *cfg, redis_sink *sink);
+int trainer_start(trainer *t, const worker_config *cfg, redis_sink *sink, redis_sink *ckpt_sink);
 /* Stop the thread after the running job (raise its stop first if you want it abandoned). */
 void trainer_join(trainer *t);
 

@@ -277,6 +277,12 @@ static int other_key(worker_config *w, const char *section, const char *key, con
             return *v ? set_str(&w->checkpoint_dir, v) : -1;
         if (!strcmp(key, "keep"))
             return parse_int(v, 1, 1000, &w->checkpoint_keep);
+        if (!strcmp(key, "store")) {
+            if (strcmp(v, "dir") && strcmp(v, "redis"))
+                return -1;
+            w->checkpoint_redis = !strcmp(v, "redis");
+            return 0;
+        }
         return -2;
     }
     if (!strcmp(section, "metrics")) {

@@ -11,7 +11,7 @@
  *   [holdout]     fraction, seed
  *   [ccd*]        the engine (ccd_config.h)
  *   [redis]       host, port, user, password, db, prefix, keep_versions, timeout_ms, publish
- *   [checkpoint]  dir, keep
+ *   [checkpoint]  store (dir | redis), dir, keep
  *   [metrics]     listen (host:port of the Prometheus endpoint; empty: off)
  *   [log]         level (error|warn|info|debug), format (text|json)
  *   [worker]      threads, train (false: consume and count only, for ingest benchmarks)
@@ -73,6 +73,7 @@ typedef struct {
     bool redis_publish;
     /* [checkpoint] */
     char *checkpoint_dir;
+    bool checkpoint_redis;      /* store = redis: checkpoints in Redis ([redis] connection) */
     int checkpoint_keep;
     /* [metrics] */
     char *metrics_listen;
