@@ -701,7 +701,11 @@ static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t e
                                      {"enable.auto.offset.store", "false"},
                                      {"auto.offset.reset", "earliest"},
                                      {"partition.assignment.strategy", "cooperative-sticky"},
-                                     {"group.id", "ccd-worker"}};
+                                     {"group.id", "ccd-worker"},
+                                     /* interaction events are small (~40 bytes): librdkafka's 1 MiB
+                                      * per-partition fetch made ingest wait on round trips
+                                      * (230k events/s measured, 960k with 10 MiB) */
+                                     {"max.partition.fetch.bytes", "10485760"}};
         for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
             rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], NULL, 0);
     } else {
