@@ -732,6 +732,27 @@ static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t e
     return conf;
 }
 
+/* mkdir -p: the checkpoint directory may be several levels deep on a fresh volume. */
+static int mkdir_parents(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return -1;
+            if (!c)
+                return 0;
+            *p = c;
+        }
+    }
+}
+
 /* A Redis connection with the [redis] settings. Redis may be down at start-up: retry like a
  * publication would, but give up after a minute so that a wrong address fails visibly. */
 static redis_sink *open_redis(const worker_config *c, char *msg, size_t msglen)
@@ -781,7 +802,7 @@ static int setup(worker *w, char *err, size_t errlen)
             snprintf(err, errlen, "input.schema.%d: %s", c->schema_ids[i], msg);
             return -1;
         }
-    if (!c->checkpoint_redis && mkdir(c->checkpoint_dir, 0755) != 0 && errno != EEXIST) {
+    if (!c->checkpoint_redis && mkdir_parents(c->checkpoint_dir) != 0) {
         snprintf(err, errlen, "checkpoint.dir: %s: %s", c->checkpoint_dir, strerror(errno));
         return -1;
     }
