@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,9 @@ typedef struct {
     event_codec *codec;
     rd_kafka_t *rk;        /* consumer */
     rd_kafka_t *dlq;       /* dead-letter producer, or NULL */
+    rd_kafka_t *mock_host; /* --embedded-kafka: the handle that hosts librdkafka's mock cluster */
+    rd_kafka_mock_cluster_t *mock;
+    int embedded_partitions;
     redis_sink *sink;
     redis_sink *ckpt_load, *ckpt_save; /* checkpoint.store = redis: one connection per thread */
     trainer tr;
@@ -674,6 +678,9 @@ static void usage(FILE *f)
                "  -X section.key=VALUE  override a config key; kafka.<property> goes to librdkafka\n"
                "  --check               load and check the config, print it (secrets hidden), exit\n"
                "  --exit-when-idle MS   exit cleanly once no message came for MS and nothing is pending\n"
+               "  --embedded-kafka P    run an in-process Kafka (librdkafka's mock cluster, for demos and\n"
+               "                        trials: nothing is persisted) with the input topics created with\n"
+               "                        P partitions; its address is logged and replaces bootstrap.servers\n"
                "  --help, --version\n");
 }
 
@@ -730,6 +737,35 @@ static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t e
     else
         rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
     return conf;
+}
+
+/* The demo's broker: librdkafka's mock cluster, hosted by a producer handle of its own, with the
+ * input topics (and the dead-letter topic) created; its address replaces bootstrap.servers so
+ * that the consumer, the dead-letter producer and other processes (ccd-replay) use it. */
+static int start_embedded_kafka(worker *w, char *err, size_t errlen)
+{
+    char msg[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!(w->mock_host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, msg, sizeof msg))) {
+        snprintf(err, errlen, "embedded kafka: %s", msg);
+        return -1;
+    }
+    if (!(w->mock = rd_kafka_mock_cluster_new(w->mock_host, 1))) {
+        snprintf(err, errlen, "embedded kafka: cannot start the mock cluster");
+        return -1;
+    }
+    for (int i = 0; i < w->cfg.n_topics; i++)
+        if (rd_kafka_mock_topic_create(w->mock, w->cfg.topics[i], w->embedded_partitions, 1)) {
+            snprintf(err, errlen, "embedded kafka: cannot create topic %s", w->cfg.topics[i]);
+            return -1;
+        }
+    if (w->cfg.dead_letter_topic[0])
+        rd_kafka_mock_topic_create(w->mock, w->cfg.dead_letter_topic, 1, 1);
+    const char *addr = rd_kafka_mock_cluster_bootstraps(w->mock);
+    if (worker_config_set(&w->cfg, "kafka", "bootstrap.servers", addr, err, errlen) != 0)
+        return -1;
+    wlog(WLOG_INFO, "embedded Kafka (librdkafka mock cluster, in memory) at %s", addr);
+    return 0;
 }
 
 /* mkdir -p: the checkpoint directory may be several levels deep on a fresh volume. */
@@ -819,6 +855,8 @@ static int setup(worker *w, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the trainer thread");
         return -1;
     }
+    if (w->embedded_partitions > 0 && start_embedded_kafka(w, err, errlen) != 0)
+        return -1;
     rd_kafka_conf_t *conf;
     if (c->dead_letter_topic[0]) {
         if (!(conf = kafka_conf(w, false, msg, sizeof msg))) {
@@ -874,6 +912,10 @@ static void shutdown_worker(worker *w)
         rd_kafka_flush(w->dlq, 10000);
         rd_kafka_destroy(w->dlq);
     }
+    if (w->mock)
+        rd_kafka_mock_cluster_destroy(w->mock);
+    if (w->mock_host)
+        rd_kafka_destroy(w->mock_host);
     if (w->sink)
         redis_sink_close(w->sink);
     if (w->ckpt_load)
@@ -902,10 +944,11 @@ int main(int argc, char **argv)
     const char *config = NULL;
     bool check_only = false;
     char err[1024];
-    enum { OPT_CHECK = 1000, OPT_EXIT_IDLE, OPT_VERSION };
+    enum { OPT_CHECK = 1000, OPT_EXIT_IDLE, OPT_VERSION, OPT_EMBEDDED };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check", no_argument, NULL, OPT_CHECK},
                                          {"exit-when-idle", required_argument, NULL, OPT_EXIT_IDLE},
+                                         {"embedded-kafka", required_argument, NULL, OPT_EMBEDDED},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, OPT_VERSION},
                                          {NULL, 0, NULL, 0}};
@@ -917,6 +960,13 @@ int main(int argc, char **argv)
         case 'X': break;
         case OPT_CHECK: check_only = true; break;
         case OPT_EXIT_IDLE: w.exit_idle_ms = atoll(optarg); break;
+        case OPT_EMBEDDED:
+            w.embedded_partitions = atoi(optarg);
+            if (w.embedded_partitions < 1 || w.embedded_partitions > 1000) {
+                fprintf(stderr, "ccd-worker: --embedded-kafka: partitions must be 1..1000\n");
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("ccd-worker %s (librdkafka %s)\n", VERSION, rd_kafka_version_str()); return 0;
         default: usage(stderr); return 2;
@@ -932,6 +982,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "ccd-worker: %s\n", err);
             return 2;
         }
+    if (w.embedded_partitions > 0 &&
+        worker_config_set(&w.cfg, "kafka", "bootstrap.servers", "embedded", err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-worker: %s\n", err);
+        return 2;
+    }
     if (worker_config_check(&w.cfg, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-worker: %s\n", err);
         return 2;

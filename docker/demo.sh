@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The demo, the README's main command: ccd-worker on an embedded Kafka (librdkafka's mock
+# cluster, in the worker's process: no broker to install), fed a synthetic interaction stream by
+# ccd-replay, publishing each window's student to a redis-server started for the demo; then a
+# per-window quality table read from Redis and recommendations read back with ccd-topk.
+#
+#   bash docker/demo.sh            (after docker/setup.sh and a build in build/)
+#   CCD_BUILD=DIR bash docker/demo.sh   binaries from another build directory
+# A few minutes on 2 cores. Everything it starts is stopped, and its files deleted, at the end.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bin=${CCD_BUILD:-build}
+for t in ccd-worker ccd-replay ccd-topk; do
+    [ -x "$bin/$t" ] || { echo "demo: $bin/$t not built (cmake -S . -B build && cmake --build build -j)" >&2; exit 1; }
+done
+command -v redis-server >/dev/null || { echo "demo: redis-server missing (bash docker/setup.sh)" >&2; exit 1; }
+dir=$(mktemp -d)
+worker_pid=
+cleanup() {
+    [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
+    [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port=
+for _ in $(seq 1 50); do
+    p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+    port_open "$p" || { port=$p; break; }
+done
+[ -n "$port" ] || { echo "demo: no free port" >&2; exit 1; }
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+echo "demo: redis-server on 127.0.0.1:$port"
+
+"$bin/ccd-worker" -c configs/demo.ini --embedded-kafka 2 -X "redis.port=$port" \
+    -X "checkpoint.dir=$dir/checkpoints" --exit-when-idle 10000 2> "$dir/worker.log" &
+worker_pid=$!
+addr=
+for _ in $(seq 1 100); do
+    addr=$(grep -o 'embedded Kafka .* at [0-9.:,]*' "$dir/worker.log" | sed 's/.* at //' || true)
+    [ -n "$addr" ] && break
+    sleep 0.1
+done
+[ -n "$addr" ] || { cat "$dir/worker.log" >&2; echo "demo: the worker did not start" >&2; exit 1; }
+echo "demo: ccd-worker running, embedded Kafka at $addr"
+
+"$bin/ccd-replay" --synthetic --seed 1 --brokers "$addr" --topic interactions --model shop --quiet
+echo "demo: synthetic stream sent (6 blocks: drifting clusters, power-law popularity, new users and items)"
+echo "demo: per window (the worker's log):"
+# follow the worker until it exits (10 s after the last window is done)
+tail -n +1 -f "$dir/worker.log" --pid="$worker_pid" |
+    grep --line-buffered -E 'closed by|student v[0-9]+ live|done in' | sed -u 's/^[^ ]* [a-z]* *//; s/^/  /'
+wait "$worker_pid" || { echo "demo: the worker failed" >&2; tail -n 20 "$dir/worker.log" >&2; exit 1; }
+worker_pid=
+
+echo
+echo "demo: published versions, read back from Redis (holdout = the windows' held-out test pairs)"
+printf '  %-7s %-5s %-6s %-6s %-7s %-9s %-9s\n' version block users items events R@20 N@20
+cur=$(redis-cli -p "$port" GET 'ccd:{shop}:current')
+[ "${cur:-0}" -ge 6 ] || { echo "demo: expected 6 published versions, found ${cur:-none}" >&2; exit 1; }
+for v in $(seq 1 "$cur"); do
+    mapfile -t m < <(redis-cli -p "$port" HMGET "ccd:{shop}:v$v:meta" block users items events \
+                     holdout_recall20 holdout_ndcg20)
+    [ -n "${m[0]}" ] && printf '  %-7s %-5s %-6s %-6s %-7s %-9.4f %-9.4f\n' "$v" "${m[@]}"
+done
+echo
+echo "demo: recommendations for user 7 from the live version (ccd-topk):"
+"$bin/ccd-topk" --redis "127.0.0.1:$port" --model shop --user 7 --k 10 | sed 's/^/  /'
+echo "demo: done (run your own: README, \"Running the worker\")"
