@@ -699,6 +699,15 @@ static void print_config(const worker_config *c)
            c->redis_password[0] ? "(hidden)" : "(none)", c->checkpoint_dir);
 }
 
+/* librdkafka's own log lines (syslog levels) through the worker's logger, so that JSON logging
+ * covers them too. */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    wlog(level <= 3 ? WLOG_ERROR : level == 4 ? WLOG_WARN : level <= 6 ? WLOG_INFO : WLOG_DEBUG, "kafka %s: %s",
+         fac, buf);
+}
+
 static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -732,6 +741,7 @@ static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t e
         }
     }
     rd_kafka_conf_set_opaque(conf, w);
+    rd_kafka_conf_set_log_cb(conf, kafka_log);
     if (consumer)
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     else
@@ -1006,7 +1016,12 @@ int main(int argc, char **argv)
         shutdown_worker(&w);
         return 2;
     }
-    wlog(WLOG_INFO, "ccd-worker %s started: topics %s..., group %s", VERSION, w.cfg.topics[0], "(see kafka.group.id)");
+    const char *group = "ccd-worker";
+    for (int i = 0; i < w.cfg.n_kafka; i++)
+        if (!strcmp(w.cfg.kafka[i].key, "group.id"))
+            group = w.cfg.kafka[i].value;
+    wlog(WLOG_INFO, "ccd-worker %s started: %d topic(s) from %s, group %s, librdkafka %s", VERSION, w.cfg.n_topics,
+         w.cfg.topics[0], group, rd_kafka_version_str());
     w.last_message_ms = now_ms();
     int64_t last_commit = now_ms();
     enum { BATCH = 4096 };
