@@ -24,19 +24,26 @@ cleanup() {
 trap cleanup EXIT
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=
-for _ in $(seq 1 50); do
-    p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
-    port_open "$p" || { port=$p; break; }
-done
-[ -n "$port" ] || { echo "demo: no free port" >&2; exit 1; }
+free_port() {
+    local p
+    for _ in $(seq 1 50); do
+        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+        port_open "$p" || { echo "$p"; return 0; }
+    done
+    echo "demo: no free port" >&2
+    return 1
+}
+port=$(free_port)
+mport=$(free_port)
+while [ "$mport" = "$port" ]; do mport=$(free_port); done
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
 for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 echo "demo: redis-server on 127.0.0.1:$port"
 
 "$bin/ccd-worker" -c configs/demo.ini --embedded-kafka 2 -X "redis.port=$port" \
-    -X "checkpoint.dir=$dir/checkpoints" --exit-when-idle 10000 2> "$dir/worker.log" &
+    -X "checkpoint.dir=$dir/checkpoints" -X "metrics.listen=127.0.0.1:$mport" \
+    --exit-when-idle 10000 2> "$dir/worker.log" &
 worker_pid=$!
 addr=
 for _ in $(seq 1 100); do
@@ -49,18 +56,32 @@ echo "demo: ccd-worker running, embedded Kafka at $addr"
 
 "$bin/ccd-replay" --synthetic --seed 1 --brokers "$addr" --topic interactions --model shop --quiet
 echo "demo: synthetic stream sent (6 blocks: drifting clusters, power-law popularity, new users and items)"
+# scrape /metrics in the background while the worker runs; keep the last good scrape
+( while kill -0 "$worker_pid" 2>/dev/null; do
+      curl -sf "http://127.0.0.1:$mport/metrics" -o "$dir/metrics.new" && mv "$dir/metrics.new" "$dir/metrics.txt"
+      sleep 1
+  done ) &
 echo "demo: per window (the worker's log):"
 # follow the worker until it exits (10 s after the last window is done)
 tail -n +1 -f "$dir/worker.log" --pid="$worker_pid" |
     grep --line-buffered -E 'closed by|student v[0-9]+ live|done in' | sed -u 's/^[^ ]* [a-z]* *//; s/^/  /'
 wait "$worker_pid" || { echo "demo: the worker failed" >&2; tail -n 20 "$dir/worker.log" >&2; exit 1; }
 worker_pid=
+metrics_seen=$(grep -c '^ccd_' "$dir/metrics.txt" 2>/dev/null || true)
+echo "demo: /metrics (http://127.0.0.1:$mport/metrics, scraped while the worker ran; $metrics_seen samples):"
+grep -E '^ccd_(events_in_total|dead_letters_total|blocks_done_total|live_version|holdout_recall20|consumer_lag)' \
+    "$dir/metrics.txt" | sed 's/^/  /'
 
 echo
 echo "demo: published versions, read back from Redis (holdout = the windows' held-out test pairs)"
 printf '  %-7s %-5s %-6s %-6s %-7s %-9s %-9s\n' version block users items events R@20 N@20
 cur=$(redis-cli -p "$port" GET 'ccd:{shop}:current')
 [ "${cur:-0}" -ge 6 ] || { echo "demo: expected 6 published versions, found ${cur:-none}" >&2; exit 1; }
+# the last scrape saw the stream and the blocks (checked so that the demo's test covers /metrics)
+grep -q "^ccd_events_in_total 71268$" "$dir/metrics.txt" ||
+    { echo "demo: /metrics did not count the 71268 events" >&2; cat "$dir/metrics.txt" >&2; exit 1; }
+grep -Eq "^ccd_blocks_done_total [56]$" "$dir/metrics.txt" ||
+    { echo "demo: /metrics did not count the blocks" >&2; exit 1; }
 for v in $(seq 1 "$cur"); do
     mapfile -t m < <(redis-cli -p "$port" HMGET "ccd:{shop}:v$v:meta" block users items events \
                      holdout_recall20 holdout_ndcg20)

@@ -16,6 +16,8 @@ packages=(
     libopenblas-dev     # dense math (SGEMM)
     libinih-dev         # INI config files
     libcmocka-dev       # unit tests
+    libmicrohttpd-dev   # the Prometheus /metrics endpoint
+    curl                # the demo and tests scrape /metrics
     redis-server        # the demo's and tests' Redis
 )
 if [ "${1:-}" = "--test" ]; then

@@ -30,6 +30,7 @@
 #include "event_codec.h"
 #include "idmap.h"
 #include "model.h"
+#include "metrics.h"
 #include "model_id.h"
 #include "omp_env.h"
 #include "redis_sink.h"
@@ -66,6 +67,7 @@ typedef struct {
     rd_kafka_t *dlq;       /* dead-letter producer, or NULL */
     rd_kafka_t *mock_host; /* --embedded-kafka: the handle that hosts librdkafka's mock cluster */
     rd_kafka_mock_cluster_t *mock;
+    metrics_server *metrics;
     int embedded_partitions;
     redis_sink *sink;
     redis_sink *ckpt_load, *ckpt_save; /* checkpoint.store = redis: one connection per thread */
@@ -658,6 +660,50 @@ static void housekeeping(worker *w)
 /* Nothing to wait for: no block training or queued, and no open window that the idle timeout
  * will still close (with idle_ms = 0 open windows stay open: their events remain uncommitted
  * and are read again by whoever consumes the partition next). */
+/* The numbers /metrics shows, taken by the consumer thread (it owns them) about once a second. */
+static void publish_metrics(worker *w)
+{
+    metrics_snapshot m;
+    memset(&m, 0, sizeof m);
+    m.messages = w->messages;
+    m.decoded = w->decoded;
+    m.dead_letters = w->dead_letters;
+    m.dlq_delivery_errors = w->dlq_delivery_errors;
+    m.duplicates = w->duplicates;
+    m.late = w->late;
+    m.windows_closed = w->blocks_closed;
+    m.buffered_events = buffered_events(w);
+    m.max_buffered_events = w->cfg.max_buffered_events;
+    m.paused = w->paused;
+    for (int s = 0; s < w->model_ids.n; s++)
+        m.models += w->models[s] != NULL;
+    trainer_stats t = trainer_get_stats(&w->tr);
+    m.blocks_done = t.blocks_done;
+    m.publish_errors = t.publish_errors;
+    m.checkpoint_errors = t.checkpoint_errors;
+    m.publish_rows = t.publish_rows;
+    m.live_version = t.live_version;
+    m.last_fast_seconds = t.last_fast_seconds;
+    m.last_total_seconds = t.last_total_seconds;
+    m.last_publish_seconds = t.last_publish_seconds;
+    m.holdout_recall20 = t.last_holdout_recall20;
+    m.holdout_ndcg20 = t.last_holdout_ndcg20;
+    m.last_window_events = t.last_window_events;
+    for (int i = 0; i < w->n_parts && m.n_parts < METRICS_MAX_PARTS; i++) {
+        const part_state *p = &w->parts[i];
+        int64_t lo, hi;
+        if (!p->assigned || p->position < 0 ||
+            rd_kafka_get_watermark_offsets(w->rk, p->topic, p->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        snprintf(m.parts[m.n_parts].topic, sizeof m.parts[m.n_parts].topic, "%s", p->topic);
+        m.parts[m.n_parts].partition = p->partition;
+        m.parts[m.n_parts].lag = hi > p->position ? hi - p->position : 0;
+        m.n_parts++;
+    }
+    metrics_publish(w->metrics, &m);
+}
+
 static bool all_quiet(const worker *w)
 {
     if (w->jobs)
@@ -867,6 +913,13 @@ static int setup(worker *w, char *err, size_t errlen)
     }
     if (w->embedded_partitions > 0 && start_embedded_kafka(w, err, errlen) != 0)
         return -1;
+    if (c->metrics_listen[0]) {
+        if (!(w->metrics = metrics_start(c->metrics_listen, msg, sizeof msg))) {
+            snprintf(err, errlen, "%s", msg);
+            return -1;
+        }
+        wlog(WLOG_INFO, "metrics on http://%s/metrics", c->metrics_listen);
+    }
     rd_kafka_conf_t *conf;
     if (c->dead_letter_topic[0]) {
         if (!(conf = kafka_conf(w, false, msg, sizeof msg))) {
@@ -922,6 +975,7 @@ static void shutdown_worker(worker *w)
         rd_kafka_flush(w->dlq, 10000);
         rd_kafka_destroy(w->dlq);
     }
+    metrics_stop(w->metrics);
     if (w->mock)
         rd_kafka_mock_cluster_destroy(w->mock);
     if (w->mock_host)
@@ -1023,7 +1077,7 @@ int main(int argc, char **argv)
     wlog(WLOG_INFO, "ccd-worker %s started: %d topic(s) from %s, group %s, librdkafka %s", VERSION, w.cfg.n_topics,
          w.cfg.topics[0], group, rd_kafka_version_str());
     w.last_message_ms = now_ms();
-    int64_t last_commit = now_ms();
+    int64_t last_commit = now_ms(), last_metrics = 0;
     enum { BATCH = 4096 };
     static rd_kafka_message_t *batch[BATCH];
     rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(w.rk);
@@ -1047,6 +1101,10 @@ int main(int argc, char **argv)
         bool finished = collect_jobs(&w) > 0;
         housekeeping(&w);
         int64_t now = now_ms();
+        if (w.metrics && now - last_metrics >= 1000) {
+            publish_metrics(&w);
+            last_metrics = now;
+        }
         if (finished || now - last_commit >= 5000) {
             commit_offsets(&w, NULL);
             last_commit = now;

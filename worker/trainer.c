@@ -234,6 +234,7 @@ static void run_job(trainer *t, trainer_job *j)
     t->stats.last_total_seconds = j->seconds_total;
     t->stats.last_holdout_recall20 = j->holdout.recall[CCD_K20];
     t->stats.last_holdout_ndcg20 = j->holdout.ndcg[CCD_K20];
+    t->stats.last_window_events = cw->n_ev;
     pthread_mutex_unlock(&t->mu);
     wlog(WLOG_INFO, "model %s block %d: done in %.1f s (checkpoint %.2f s)", m->id, cw->block, j->seconds_total,
          j->seconds_checkpoint);

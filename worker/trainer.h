@@ -45,6 +45,7 @@ typedef struct {
     double last_fast_seconds, last_total_seconds, last_publish_seconds;
     int64_t live_version;
     double last_holdout_recall20, last_holdout_ndcg20;
+    int64_t last_window_events;
 } trainer_stats;
 
 typedef struct {
