@@ -113,20 +113,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ccd-eval: --model and --data are required\n");
         return 2;
     }
-    char host[256], err[512];
-    int port = 6379;
-    const char *colon = strrchr(redis, ':');
-    snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - redis) : (int)strlen(redis), redis);
-    if (colon)
-        port = atoi(colon + 1);
-    redis_sink_opts o;
-    redis_sink_opts_default(&o);
-    o.host = host;
-    o.port = port;
-    o.user = user;
-    o.password = pw_env ? getenv(pw_env) : NULL;
-    o.prefix = prefix;
-    redis_sink *s = redis_sink_open(&o, err, sizeof err);
+    char err[512];
+    redis_sink *s = redis_sink_open_address(redis, user, pw_env ? getenv(pw_env) : NULL, prefix, err, sizeof err);
     if (!s) {
         fprintf(stderr, "ccd-eval: redis: %s\n", err);
         return 1;

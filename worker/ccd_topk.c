@@ -83,17 +83,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ccd-topk: --model and --user are required (--k 1..10000)\n");
         return 2;
     }
-    char host[256], err[512];
-    const char *colon = strrchr(redis, ':');
-    snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - redis) : (int)strlen(redis), redis);
-    redis_sink_opts o;
-    redis_sink_opts_default(&o);
-    o.host = host;
-    o.port = colon ? atoi(colon + 1) : 6379;
-    o.user = ruser;
-    o.password = pw_env ? getenv(pw_env) : NULL;
-    o.prefix = prefix;
-    redis_sink *s = redis_sink_open(&o, err, sizeof err);
+    char err[512];
+    redis_sink *s = redis_sink_open_address(redis, ruser, pw_env ? getenv(pw_env) : NULL, prefix, err, sizeof err);
     if (!s) {
         fprintf(stderr, "ccd-topk: %s\n", err);
         return 1;

@@ -1149,3 +1149,35 @@ int redis_checkpoint_get(redis_sink *s, const char *model, int block, unsigned c
     freeReplyObject(r);
     return rc;
 }
+
+redis_sink *redis_sink_open_address(const char *addr, const char *user, const char *password, const char *prefix,
+                                    char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    int port = 6379;
+    if (colon) {
+        char *end;
+        long p = strtol(colon + 1, &end, 10);
+        if (*end || p < 1 || p > 65535) {
+            set_err(err, errlen, "redis address '%s': bad port", addr);
+            return NULL;
+        }
+        port = (int)p;
+    }
+    int n = colon ? (int)(colon - addr) : (int)strlen(addr);
+    if (n <= 0 || n >= (int)sizeof host) {
+        set_err(err, errlen, "redis address '%s': bad host", addr);
+        return NULL;
+    }
+    snprintf(host, sizeof host, "%.*s", n, addr);
+    redis_sink_opts o;
+    redis_sink_opts_default(&o);
+    o.host = host;
+    o.port = port;
+    o.user = user;
+    o.password = password;
+    if (prefix)
+        o.prefix = prefix;
+    return redis_sink_open(&o, err, errlen);
+}

@@ -46,6 +46,11 @@ void redis_sink_opts_default(redis_sink_opts *o);
 redis_sink *redis_sink_open(const redis_sink_opts *o, char *err, size_t errlen);
 void redis_sink_close(redis_sink *s);
 
+/* For command-line tools: "HOST[:PORT]" (default port 6379), the other options at their defaults
+ * except user, password (may be NULL) and prefix (NULL: "ccd"). */
+redis_sink *redis_sink_open_address(const char *addr, const char *user, const char *password, const char *prefix,
+                                    char *err, size_t errlen);
+
 typedef struct {
     const char *model;
     int block;
