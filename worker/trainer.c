@@ -43,8 +43,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     j->holdout = *q;
     if (!t->sink)
         return 0;
-    char block[16], events[24], total[24], r20[32], n20[32], hu[16], users_new[16], items_new[16];
-    snprintf(block, sizeof block, "%d", j->cw->block);
+    char events[24], total[24], r20[32], n20[32], hu[16], users_new[16], items_new[16];
     snprintf(events, sizeof events, "%lld", (long long)j->cw->n_ev);
     snprintf(total, sizeof total, "%lld", (long long)(j->events_total + j->cw->n_ev));
     snprintf(r20, sizeof r20, "%.6f", q->recall[CCD_K20]);
@@ -55,7 +54,6 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     const char *names[] = {"model", "events", "events_total", "holdout_recall20", "holdout_ndcg20",
                            "holdout_users", "new_users", "new_items"};
     const char *values[] = {j->m->id, events, total, r20, n20, hu, users_new, items_new};
-    (void)block;
     redis_version v = {.model = j->m->id,
                        .block = j->cw->block,
                        .dim = dim,
