@@ -5,7 +5,8 @@
 #
 #   docker/setup.sh          build and runtime dependencies
 #   docker/setup.sh --test   also what the tests need: Java and Maven for the Kafka broker
-#                            (its jars come from Maven Central), valgrind, kcat (benchmarks)
+#                            (its jars come from Maven Central), valgrind, kcat (benchmarks),
+#                            python3 and chromium (the HTML report screenshot test)
 set -euo pipefail
 
 packages=(
@@ -21,7 +22,7 @@ packages=(
     redis-server        # the demo's and tests' Redis
 )
 if [ "${1:-}" = "--test" ]; then
-    packages+=(openjdk-17-jre-headless maven valgrind kcat python3)
+    packages+=(openjdk-17-jre-headless maven valgrind kcat python3 chromium)
 fi
 
 missing=()

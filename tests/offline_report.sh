@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ccd-offline end to end on the first two Yelp blocks with a tiny configuration: the run
 # succeeds, and the JSON report has the documented top-level keys and the student's matrices
-# and summaries, with plausible values. Usage: offline_report.sh CCD_OFFLINE DATA_DIR CONFIG_DIR
+# and summaries, with plausible values; the HTML report renders in headless Chromium (screenshot
+# not blank, charts drawn) and shows the run's numbers.
+# Usage: offline_report.sh CCD_OFFLINE DATA_DIR CONFIG_DIR
 set -euo pipefail
 bin=$1 data=$2 configs=$3
 out=$(mktemp -d)
@@ -9,7 +11,7 @@ trap 'rm -rf "$out"' EXIT
 small=(-c "$configs/yelp.ini" --data "$data" --blocks 2 --quiet -X ccd.teachers=mf:16:0
        -X ccd.base.epochs=2 -X ccd.kd.epochs=1 -X ccd.student.epochs=1 -X ccd.teacher.epochs=1)
 mkdir "$out/ckpt"
-"$bin" "${small[@]}" --report "$out/r.json" --checkpoint "$out/ckpt" > "$out/stdout"
+"$bin" "${small[@]}" --report "$out/r.json" --checkpoint "$out/ckpt" --html "$out/r.html" > "$out/stdout"
 cat "$out/stdout"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 for key in '"student"' '"ensemble"' '"distilled"' '"seconds"' '"peak_rss_mb"' '"config"' \
@@ -21,6 +23,11 @@ r11=$(grep -o '"r_R20": \[\[[^]]*\], \[[^]]*\]\]' "$out/r.json" | head -1 | grep
 [ -n "$r11" ] || fail "cannot read r[1][1]"
 awk -v x="$r11" 'BEGIN { exit !(x > 0.02 && x <= 1) }' || fail "r[1][1] = $r11"
 grep -q "LA / RA / H-mean" "$out/stdout" || fail "no summary line"
+# The HTML report: rendered by Chromium, with the summary and r[1][1] as printed by the run.
+summary=$(grep -o 'R@20 [0-9.]* / [0-9.]* / [0-9.]*' "$out/stdout" | head -1 | sed 's/^R@20 //')
+[ -n "$summary" ] || fail "cannot read the summary"
+python3 "$(dirname "$0")/html_screenshot.py" "$out/r.html" "$out/r.png" "$summary" "$(printf '%.4f' "$r11")" \
+    "ensemble E_k" "popularity baseline" "Seconds per block" || fail "HTML report"
 # Resuming from the block-0 checkpoint reproduces block 1 exactly (metrics, not timings).
 [ -s "$out/ckpt/state-0.bin" ] && [ -s "$out/ckpt/state-1.bin" ] || fail "no checkpoints written"
 "$bin" "${small[@]}" --resume "$out/ckpt/state-0.bin" > "$out/resumed"

@@ -5,7 +5,8 @@
  * For each block k it runs the engine's block step (bootstrap at k = 0) and evaluates the
  * continual student CL_k, the ensemble E_k and the distilled student D_k on the test split of
  * every block j <= k. It prints the matrices, LA / RA / H-mean of CL_k (k >= 1), seconds per
- * stage and block, and the peak RSS, and writes them as JSON. */
+ * stage and block, and the peak RSS, and writes them as JSON (--report) and as an HTML page with
+ * charts (--html, rewritten after every block so a long run can be watched). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -19,7 +20,9 @@
 #include "ccd_config.h"
 #include "dataset.h"
 #include "dense.h"
+#include "eval.h"
 #include "omp_env.h"
+#include "report_html.h"
 #include "state.h"
 
 #define VERSION "0.1.0"
@@ -32,6 +35,7 @@ static void usage(FILE *f)
                "  --data DIR         block dataset (blocks.tsv, block<k>/...)\n"
                "  --blocks N         process only the first N blocks\n"
                "  --report FILE      write the JSON report\n"
+               "  --html FILE        write an HTML report with charts (after every block)\n"
                "  --checkpoint DIR   save the engine state after each block as DIR/state-<k>.bin\n"
                "  --resume FILE      start from a saved state (blocks up to its block are skipped)\n"
                "  --threads T        BLAS and OpenMP threads (default: all cores)\n"
@@ -161,6 +165,69 @@ static void print_matrix(const char *name, const char *metric, double **r, int f
     }
 }
 
+/* The HTML page of rows first..done-1 (report_html.h). */
+static int write_html(const char *path, const char *config, const char *data, const ccd_config *cfg, double **r[6],
+                      double *pop[2], double (*secs)[5], int first, int done, char *err, size_t errlen)
+{
+    report_html h = {.title = "CCD offline run", .n_blocks = done, .first = first};
+    char f_cfg[512], f_seed[32], f_teach[512], f_lara[128], f_lara_n[128], f_time[64], f_rss[32], f_blocks[64];
+    snprintf(f_cfg, sizeof f_cfg, "%.500s", config ? config : "(built-in Yelp reference settings)");
+    snprintf(f_seed, sizeof f_seed, "%llu", (unsigned long long)cfg->seed);
+    size_t o = 0;
+    f_teach[0] = '\0';
+    for (int t = 0; t < cfg->n_teachers && o + 40 < sizeof f_teach; t++)
+        o += (size_t)snprintf(f_teach + o, sizeof f_teach - o, "%s%s d=%d seed %d", t ? ", " : "",
+                              cfg->teachers[t].type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN", cfg->teachers[t].dim,
+                              (int)cfg->teachers[t].seed);
+    snprintf(f_blocks, sizeof f_blocks, "%d to %d", first, done - 1);
+    forgetting fr = summarise(r[0], first, done), fn = summarise(r[1], first, done);
+    snprintf(f_lara, sizeof f_lara, "%.4f / %.4f / %.4f", fr.la, fr.ra, fr.h);
+    snprintf(f_lara_n, sizeof f_lara_n, "%.4f / %.4f / %.4f", fn.la, fn.ra, fn.h);
+    double total = 0;
+    for (int k = first; k < done; k++)
+        total += secs[k][4];
+    snprintf(f_time, sizeof f_time, "%.1f s (%d threads)", total, ccd_threads());
+    snprintf(f_rss, sizeof f_rss, "%.0f MB", peak_rss_mb());
+    report_add_fact(&h, "config", f_cfg);
+    report_add_fact(&h, "data", data);
+    report_add_fact(&h, "blocks", f_blocks);
+    report_add_fact(&h, "seed", f_seed);
+    report_add_fact(&h, "teachers", f_teach);
+    report_add_fact(&h, "CL_k LA / RA / H-mean, R@20", done - first > 1 || first > 0 ? f_lara : "(after block 1)");
+    report_add_fact(&h, "CL_k LA / RA / H-mean, N@20", done - first > 1 || first > 0 ? f_lara_n : "(after block 1)");
+    report_add_fact(&h, "total time", f_time);
+    report_add_fact(&h, "peak RSS", f_rss);
+    h.series[0] = (report_series){"continual student CL_k", "#1f77b4", r[0], r[1]};
+    h.series[1] = (report_series){"ensemble E_k", "#ff7f0e", r[2], r[3]};
+    h.series[2] = (report_series){"distilled D_k", "#2ca02c", r[4], r[5]};
+    h.n_series = 3;
+    h.base_r20 = pop[0];
+    h.base_n20 = pop[1];
+    /* secs[k] = student, teachers, ensemble, distill, total: the chart stacks the four stages
+     * and the rest (evaluation, set-up) */
+    double *st = calloc((size_t)done * 5, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int k = first; k < done; k++) {
+        double rest = secs[k][4];
+        for (int q = 0; q < 4; q++) {
+            st[k * 5 + q] = secs[k][q];
+            rest -= secs[k][q];
+        }
+        st[k * 5 + 4] = rest > 0 ? rest : 0;
+    }
+    h.n_stages = 5;
+    const char *names[] = {"student update", "teachers", "ensemble", "distillation", "evaluation and set-up"};
+    for (int q = 0; q < 5; q++)
+        h.stage_names[q] = names[q];
+    h.stage_secs = st;
+    int rc = report_html_write(&h, path, err, errlen);
+    free(st);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     ccd_omp_env(argv);
@@ -169,9 +236,10 @@ int main(int argc, char **argv)
         {"blocks", required_argument, 0, 'b'}, {"report", required_argument, 0, 'r'},
         {"checkpoint", required_argument, 0, 'C'}, {"resume", required_argument, 0, 'R'},
         {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+        {"html", required_argument, 0, 'H'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
-    const char *config = NULL, *data = NULL, *report = NULL, *ckpt_dir = NULL, *resume = NULL;
+    const char *config = NULL, *data = NULL, *report = NULL, *ckpt_dir = NULL, *resume = NULL, *html = NULL;
     const char *overrides[64];
     int n_overrides = 0, max_blocks = 0, threads = 0, quiet = 0, c;
     while ((c = getopt_long(argc, argv, "c:X:", longopts, NULL)) != -1) {
@@ -186,6 +254,7 @@ int main(int argc, char **argv)
             break;
         case 'd': data = optarg; break;
         case 'r': report = optarg; break;
+        case 'H': html = optarg; break;
         case 'C': ckpt_dir = optarg; break;
         case 'R': resume = optarg; break;
         case 'b': max_blocks = atoi(optarg); break;
@@ -229,6 +298,7 @@ int main(int argc, char **argv)
             r[q][k] = store + ((size_t)q * n + k) * n;
     }
     double (*secs)[5] = calloc((size_t)n, sizeof *secs);
+    double *pop[2] = {calloc((size_t)n, sizeof(double)), calloc((size_t)n, sizeof(double))};
     ccd_state st;
     ccd_state_init(&st);
     int rc = 0, first = 0;
@@ -268,6 +338,15 @@ int main(int argc, char **argv)
                rep.seconds_distill, r[0][k][k], r[1][k][k], r[2][k][k], r[4][k][k], peak_rss_mb());
         fflush(stdout);
         ccd_block_report_free(&rep);
+        if (html) {
+            ccd_block_metrics pm;
+            if (ccd_evaluate_popularity(&ds.blocks[k], &ds.blocks[k], 1, &pm) == 0) {
+                pop[0][k] = pm.test.recall[CCD_K20];
+                pop[1][k] = pm.test.ndcg[CCD_K20];
+            }
+            if (write_html(html, config, data, &cfg, r, pop, secs, first, k + 1, err, sizeof err) != 0)
+                fprintf(stderr, "ccd-offline: --html: %s\n", err); /* a report is not worth the run */
+        }
         if (ckpt_dir && state_write(&st, ckpt_dir, k, err, sizeof err) != 0) {
             fprintf(stderr, "ccd-offline: --checkpoint: %s\n", err);
             rc = 1;
@@ -338,5 +417,7 @@ int main(int argc, char **argv)
         free(r[q]);
     free(store);
     free(secs);
+    free(pop[0]);
+    free(pop[1]);
     return rc;
 }

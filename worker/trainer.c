@@ -43,7 +43,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     j->holdout = *q;
     if (!t->sink)
         return 0;
-    char events[24], total[24], r20[32], n20[32], hu[16], users_new[16], items_new[16];
+    char events[24], total[24], r20[32], n20[32], hu[16], users_new[16], items_new[16], secs[32];
     snprintf(events, sizeof events, "%lld", (long long)j->cw->n_ev);
     snprintf(total, sizeof total, "%lld", (long long)(j->events_total + j->cw->n_ev));
     snprintf(r20, sizeof r20, "%.6f", q->recall[CCD_K20]);
@@ -51,9 +51,10 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     snprintf(hu, sizeof hu, "%d", q->n_users);
     snprintf(users_new, sizeof users_new, "%d", n_users - pc->blk->prev_users);
     snprintf(items_new, sizeof items_new, "%d", n_items - pc->blk->prev_items);
+    snprintf(secs, sizeof secs, "%.3f", t_fast - j->t_start);
     const char *names[] = {"model", "events", "events_total", "holdout_recall20", "holdout_ndcg20",
-                           "holdout_users", "new_users", "new_items"};
-    const char *values[] = {j->m->id, events, total, r20, n20, hu, users_new, items_new};
+                           "holdout_users", "new_users", "new_items", "train_seconds"};
+    const char *values[] = {j->m->id, events, total, r20, n20, hu, users_new, items_new, secs};
     redis_version v = {.model = j->m->id,
                        .block = j->cw->block,
                        .dim = dim,
@@ -186,6 +187,7 @@ static int write_checkpoint(trainer *t, trainer_job *j)
 static void run_job(trainer *t, trainer_job *j)
 {
     double t0 = ccd_now();
+    j->t_start = t0;
     model *m = j->m;
     const closed_window *cw = j->cw;
     ccd_block blk;

@@ -35,6 +35,7 @@ typedef struct trainer_job {
     char err[512];
     int64_t version;               /* published version (0: not published) */
     ccd_metrics holdout;           /* CL_k on the window's holdout */
+    double t_start;                /* ccd_now() when training started */
     double seconds_fast, seconds_total, seconds_checkpoint;
     bool done;
 } trainer_job;
