@@ -6,23 +6,31 @@
 #   docker/setup.sh          build and runtime dependencies
 #   docker/setup.sh --test   also what the tests need: Java and Maven for the Kafka broker
 #                            (its jars come from Maven Central), valgrind, kcat (benchmarks),
-#                            python3 and chromium (the HTML report screenshot test)
+#                            python3 (+ yaml: the compose check) and chromium (the HTML
+#                            report screenshot test)
+#   docker/setup.sh --runtime  only the shared libraries the binaries load (the Docker
+#                            image's final stage), plus curl for its healthcheck
 set -euo pipefail
 
-packages=(
-    build-essential cmake pkg-config
-    librdkafka-dev      # Kafka client
-    libavro-dev         # Avro wire format
-    libhiredis-dev      # Redis client
-    libopenblas-dev     # dense math (SGEMM)
-    libinih-dev         # INI config files
-    libcmocka-dev       # unit tests
-    libmicrohttpd-dev   # the Prometheus /metrics endpoint
-    curl                # the demo and tests scrape /metrics
-    redis-server        # the demo's and tests' Redis
-)
-if [ "${1:-}" = "--test" ]; then
-    packages+=(openjdk-17-jre-headless maven valgrind kcat python3 chromium)
+if [ "${1:-}" = "--runtime" ]; then
+    packages=(librdkafka1 libavro23 libhiredis0.14 libopenblas0-pthread libinih1 libmicrohttpd12
+              libgomp1 ca-certificates curl)
+else
+    packages=(
+        build-essential cmake pkg-config
+        librdkafka-dev      # Kafka client
+        libavro-dev         # Avro wire format
+        libhiredis-dev      # Redis client
+        libopenblas-dev     # dense math (SGEMM)
+        libinih-dev         # INI config files
+        libcmocka-dev       # unit tests
+        libmicrohttpd-dev   # the Prometheus /metrics endpoint
+        curl                # the demo and tests scrape /metrics
+        redis-server        # the demo's and tests' Redis
+    )
+    if [ "${1:-}" = "--test" ]; then
+        packages+=(openjdk-17-jre-headless maven valgrind kcat python3 python3-yaml chromium)
+    fi
 fi
 
 missing=()

@@ -45,7 +45,7 @@ for side in user item; do
 done
 
 "$bin/ccd-eval" --redis "$REDIS_HOST:$REDIS_PORT" --prefix "$prefix" --model "$model" --data "$data" \
-    --all --json "$out/eval.json" > "$out/eval.txt" || fail "ccd-eval failed"
+    --all --json "$out/eval.json" --html "$out/eval.html" > "$out/eval.txt" || fail "ccd-eval failed"
 "$bin/ccd-offline" -c "$src/configs/yelp.ini" --data "$data" --blocks "$blocks" --quiet "${small[@]}" \
     --report "$out/offline.json" > "$out/offline.txt" || fail "ccd-offline failed"
 cat "$out/eval.txt"
@@ -66,4 +66,8 @@ for k in range(blocks):
 if bad:
     sys.exit("FAIL: " + "; ".join(bad))
 PY
+# ccd-eval's HTML report renders and shows each block's published R@20 and its training time.
+mapfile -t shown < <(python3 -c 'import json,sys; [print("%.4f" % v["test_R20"][v["block"]]) for v in json.load(open(sys.argv[1]))["versions"]]' "$out/eval.json")
+python3 "$src/tests/html_screenshot.py" "$out/eval.html" "$out/eval.png" "${shown[@]}" "training until live" \
+    "popularity baseline" || fail "ccd-eval HTML report"
 echo "worker e2e ok: $blocks blocks, $sent events counted once, live v$cur complete"
