@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Crash consistency (issue 6): the same stream through ccd-worker twice, against the real Kafka
+# broker and redis-server of the `services` fixture:
+#   reference  one worker, never disturbed;
+#   crashed    a worker killed with SIGKILL at least KILLS times (default 10) and restarted each
+#              time: half of the kills at random moments, half right after a log line that marks
+#              a phase (a window closed = training, a version live = between publication and
+#              checkpoint), then one last run to the end.
+# Same seed, same thread count. Checks, per model:
+#   - every version the crashed run published (re-published blocks included) holds, bit for bit,
+#     the same user and item vectors and the same meta (block, events, events_total, users, items,
+#     holdout figures) as the reference's version of that block: nothing wrong was ever served;
+#   - the final live versions are the same block with bit-identical vectors;
+#   - events counted into each block equal the reference's, and their total equals what was
+#     produced into the model's blocks (exactly once).
+# Usage: crash_consistency.sh BUILD_DIR SOURCE_DIR [KILLS]   (CCD_SERVICES_ENV names services.env)
+set -euo pipefail
+bin=$1 src=$2 kills=${3:-10}
+# shellcheck disable=SC1090
+source "${CCD_SERVICES_ENV:?run under CTest with the services fixture}"
+out=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    [ -n "${CCD_KEEP:-}" ] && echo "kept $out" >&2 || rm -rf "$out"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; for f in "$out"/*.log; do echo "== $f" >&2; tail -n 15 "$f" >&2; done; exit 1; }
+rc() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
+
+topic=crash-$$-$RANDOM
+models=(north south)
+# two models on a 2-partition topic; each model's key always lands on one partition
+"$bin/ccd-replay" --synthetic --seed 3 --brokers "$KAFKA_BOOTSTRAP" --topic "$topic" --create-topic 2 \
+    --model north --synth-users 800 --synth-items 500 --synth-events 16000 --synth-block-events 4000 \
+    --synth-new-users 40 --synth-new-items 20 --blocks 12 > "$out/replay-north.txt" 2>&1 || fail "replay north"
+"$bin/ccd-replay" --synthetic --seed 4 --brokers "$KAFKA_BOOTSTRAP" --topic "$topic" \
+    --model south --synth-users 600 --synth-items 600 --synth-events 12000 --synth-block-events 3000 \
+    --synth-new-users 30 --synth-new-items 30 --blocks 12 > "$out/replay-south.txt" 2>&1 || fail "replay south"
+
+config() { # NAME -> a worker config with its own group, checkpoint directory and Redis prefix
+    cat > "$out/$1.ini" <<EOF
+[kafka]
+bootstrap.servers = $KAFKA_BOOTSTRAP
+group.id = crash-$1-$$
+; static membership: a restarted worker takes its partitions back at once instead of waiting
+; for the killed one's session to expire
+group.instance.id = crash-$1-$$
+session.timeout.ms = 6000
+heartbeat.interval.ms = 1000
+[input]
+topics = $topic
+reader_schema = $src/schemas/interaction.avsc
+max_buffered_events = 1000000
+[window]
+bootstrap_until_ms = 1600086400000
+duration_ms = 86400000
+idle_ms = 0
+[holdout]
+fraction = 0.1
+seed = 0
+[ccd]
+seed = 1
+teachers = lightgcn:32:0, lightgcn:32:1, mf:32:2
+student_dim = 8
+[ccd.base]
+epochs = 12
+patience = 0
+[ccd.kd]
+epochs = 5
+[ccd.student]
+epochs = 4
+[ccd.teacher]
+epochs = 4
+[redis]
+host = $REDIS_HOST
+port = $REDIS_PORT
+prefix = crash-$1-$$
+keep_versions = 1000
+[checkpoint]
+dir = $out/ckpt-$1
+keep = 2
+[worker]
+threads = 2
+EOF
+}
+config ref
+config crashed
+
+# --- reference run
+t0=$(date +%s.%N)
+"$bin/ccd-worker" -c "$out/ref.ini" --exit-when-idle 8000 2> "$out/ref.log" || fail "reference run failed"
+t_ref=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+echo "reference run: $t_ref s"
+
+# --- crashed run: kill -9 at random moments and at marked phases, restart each time
+phase_of() { # the last worker log line that says what it was doing
+    grep -E 'closed by|live \(|done in|resumed from|assigned|checkpoint' "$1" | tail -n 1 |
+        sed -E 's/^[^ ]+ [a-z]+ +//' | cut -c1-90
+}
+killed=0 finished=0 run=0
+while [ "$killed" -lt "$kills" ]; do
+    run=$((run + 1))
+    log="$out/crashed-$run.log"
+    "$bin/ccd-worker" -c "$out/crashed.ini" --exit-when-idle 8000 2> "$log" &
+    pid=$!
+    pids+=("$pid")
+    if [ $((run % 2)) -eq 1 ]; then
+        # a random moment in the next few seconds (a block trains in about 1-3 s)
+        delay=$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 0.5 + rand() * 3 }')
+        sleep "$delay"
+        how="after ${delay} s"
+    else
+        # right after a phase marker: the trainer taking a block ("N events (...) closed by":
+        # training starts) or a version going live (published, checkpoint not yet written)
+        if [ $((run % 4)) -eq 0 ]; then pat=' live ('; else pat=' events ('; fi
+        for _ in $(seq 1 600); do
+            grep -qF "$pat" "$log" 2>/dev/null && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        how="at '$pat'"
+    fi
+    if kill -9 "$pid" 2>/dev/null; then
+        wait "$pid" 2>/dev/null || true
+        killed=$((killed + 1))
+        echo "kill $killed ($how): $(phase_of "$log")"
+    else
+        wait "$pid" && finished=1 || fail "crashed run $run exited with an error"
+        echo "run $run finished before its kill"
+        break
+    fi
+done
+if [ "$finished" -eq 0 ]; then
+    "$bin/ccd-worker" -c "$out/crashed.ini" --exit-when-idle 8000 2> "$out/crashed-final.log" ||
+        fail "final run failed"
+fi
+[ "$killed" -ge "$kills" ] || fail "only $killed kills before the stream was done (runs too short)"
+
+# --- compare
+python3 - "$REDIS_HOST" "$REDIS_PORT" "crash-ref-$$" "crash-crashed-$$" "$out" "${models[@]}" <<'PY'
+import csv, io, subprocess, sys
+host, port, pref_ref, pref_crash, out = sys.argv[1:6]
+models = sys.argv[6:]
+
+def cli(*args):
+    r = subprocess.run(["redis-cli", "-h", host, "-p", port, "--csv"] + list(args), capture_output=True)
+    if r.returncode != 0:
+        sys.exit("FAIL: redis-cli %s: %s" % (args, r.stderr.decode()))
+    text = r.stdout.decode("latin-1").strip()
+    return next(csv.reader(io.StringIO(text))) if text else []
+
+def pairs(key):
+    v = cli("HGETALL", key)
+    return dict(zip(v[0::2], v[1::2]))
+
+def versions(prefix, m):
+    v = cli("ZRANGE", "%s:{%s}:versions" % (prefix, m), "0", "-1")
+    return [int(x) for x in v]
+
+FIELDS = ["block", "events", "events_total", "users", "items", "dim", "new_users", "new_items",
+          "holdout_recall20", "holdout_ndcg20", "holdout_users"]
+bad = []
+import re
+produced = {}   # model -> {block: events sent}, from ccd-replay's per-block lines
+for m in models:
+    produced[m] = {int(a): int(b) for a, b in
+                   re.findall(r"block (\d+): (\d+) events", open("%s/replay-%s.txt" % (out, m)).read())}
+    if len(produced[m]) < 5:
+        sys.exit("FAIL: cannot read ccd-replay's block counts for %s" % m)
+for m in models:
+    ref = {}
+    for v in versions(pref_ref, m):
+        meta = pairs("%s:{%s}:v%d:meta" % (pref_ref, m, v))
+        ref[int(meta["block"])] = (v, meta)
+    if not ref:
+        bad.append("%s: the reference published nothing" % m)
+        continue
+    vecs = {}
+    def vectors(prefix, v):
+        return (pairs("%s:{%s}:v%d:user" % (prefix, m, v)), pairs("%s:{%s}:v%d:item" % (prefix, m, v)))
+    for b, (v, meta) in ref.items():
+        vecs[b] = vectors(pref_ref, v)
+    crash_versions = versions(pref_crash, m)
+    seen_blocks = {}
+    for v in crash_versions:
+        meta = pairs("%s:{%s}:v%d:meta" % (pref_crash, m, v))
+        b = int(meta["block"])
+        seen_blocks[b] = seen_blocks.get(b, 0) + 1
+        if b not in ref:
+            bad.append("%s v%d: block %d not in the reference" % (m, v, b))
+            continue
+        for f in FIELDS:
+            if meta.get(f) != ref[b][1].get(f):
+                bad.append("%s v%d block %d: meta %s %s != reference %s" % (m, v, b, f, meta.get(f), ref[b][1].get(f)))
+        u, i = vectors(pref_crash, v)
+        if (u, i) != vecs[b]:
+            diff = sum(1 for k in u if u.get(k) != vecs[b][0].get(k)) + sum(1 for k in i if i.get(k) != vecs[b][1].get(k))
+            bad.append("%s v%d block %d: vectors differ from the reference (%d rows differ, %d/%d users, %d/%d items)"
+                       % (m, v, b, diff, len(u), len(vecs[b][0]), len(i), len(vecs[b][1])))
+    for b in ref:
+        if b not in seen_blocks:
+            bad.append("%s: block %d never published by the crashed run" % (m, b))
+    cur_ref = int(cli("GET", "%s:{%s}:current" % (pref_ref, m))[0])
+    cur_crash = int(cli("GET", "%s:{%s}:current" % (pref_crash, m))[0])
+    mr = pairs("%s:{%s}:v%d:meta" % (pref_ref, m, cur_ref))
+    mc = pairs("%s:{%s}:v%d:meta" % (pref_crash, m, cur_crash))
+    if mr["block"] != mc["block"]:
+        bad.append("%s: live block %s, reference %s" % (m, mc["block"], mr["block"]))
+    events = [int(ref[b][1]["events"]) for b in sorted(ref)]
+    for b in sorted(ref):
+        if int(ref[b][1]["events"]) != produced[m].get(b):
+            bad.append("%s block %d: %s events counted, %s produced" % (m, b, ref[b][1]["events"], produced[m].get(b)))
+    if sum(events) != int(mr["events_total"]):
+        bad.append("%s: block events %s do not add up to events_total %s" % (m, events, mr["events_total"]))
+    repub = sum(n - 1 for n in seen_blocks.values())
+    print("%s: %d blocks, events per block %s = produced (total %d), %d versions in the crashed run (%d re-publications), "
+          "all bit-identical to the reference" % (m, len(ref), events, sum(events), len(crash_versions), repub)
+          if not bad else "%s: checked" % m)
+if bad:
+    sys.exit("FAIL:\n  " + "\n  ".join(bad[:30]))
+PY
+echo "crash consistency ok: $killed SIGKILLs survived"
