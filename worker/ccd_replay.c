@@ -355,7 +355,9 @@ static int replay_synthetic(sender *s, const ccd_synth_opts *so, int from_block,
     return rc;
 }
 
-int main(int argc, char **argv)
+/* main's body; *confp is main's to free unless the producer took it (then set to NULL), so the
+ * many early error exits here do not each need their own clean-up. */
+static int replay_main(int argc, char **argv, rd_kafka_conf_t **confp)
 {
     const char *brokers = NULL, *topic = NULL, *model = NULL, *data = NULL, *schema = "schemas/interaction.avsc";
     const char *write_dir = NULL;
@@ -367,7 +369,7 @@ int main(int argc, char **argv)
     ccd_synth_opts so;
     ccd_synth_defaults(&so);
     char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = *confp;
     enum { O_BROKERS = 1000, O_TOPIC, O_MODEL, O_DATA, O_BLOCKS, O_FROM, O_RATE, O_FORMAT, O_SID, O_SCHEMA,
            O_BASE, O_BMS, O_QUIET, O_VERSION, O_SYNTH, O_WRITE, O_CREATE, O_SEED, O_S_USERS, O_S_ITEMS,
            O_S_NEW_USERS, O_S_NEW_ITEMS, O_S_EVENTS, O_S_BLOCK_EVENTS, O_S_CLUSTERS, O_S_DIM, O_S_DRIFT,
@@ -505,10 +507,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "ccd-replay: wrote %d synthetic blocks to %s in %.2f s\n", so.n_blocks, write_dir,
                     now_s() - t);
     }
-    if (!stream) {
-        rd_kafka_conf_destroy(conf);
+    if (!stream)
         return 0;
-    }
     ccd_dataset ds = {0};
     if (data && ccd_dataset_load(&ds, data, max_blocks, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-replay: %s\n", err);
@@ -536,6 +536,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ccd-replay: %s\n", err);
         return 1;
     }
+    *confp = NULL; /* the producer owns it now */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     sender s = {.rk = rk, .topic = topic, .model = model, .codec = codec, .quiet = quiet, .rate = rate,
@@ -555,4 +556,13 @@ int main(int argc, char **argv)
     if (interrupted)
         return 130;
     return rc == 0 && failed == 0 && acked == s.sent ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = replay_main(argc, argv, &conf);
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return rc;
 }
