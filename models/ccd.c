@@ -492,25 +492,31 @@ static void lwc_data_free(lwc_data *ld)
 
 /* Teachers are independent within a block. Side by side, one thread each (BLAS single-threaded
  * inside, libccd's own loops then run serially as nested regions), both cores stay busy through
- * the serial parts of every mini-batch, which a single multi-threaded teacher leaves idle. */
+ * the serial parts of every mini-batch, which a single multi-threaded teacher leaves idle. When
+ * the teachers do not divide evenly among the threads (5 on 2 cores), the last n % threads run
+ * one after the other with every thread, instead of alone on one core while the others idle:
+ * with 2 threads that is the whole tail at twice the speed. Which teacher gets how many threads
+ * depends only on n and the thread count, so results stay reproducible. */
 static int for_each_teacher(int n, bool parallel, int (*fn)(void *ctx, int m), void *ctx)
 {
     int threads = ccd_threads();
-    if (!parallel || threads <= 1 || n <= 1) {
-        for (int m = 0; m < n; m++)
-            if (fn(ctx, m) != 0)
-                return -1;
-        return 0;
-    }
+    int n_side = parallel && threads > 1 ? n - n % threads : 0;
+    if (n_side < 2)
+        n_side = 0;
     int failed = 0;
-    ccd_set_blas_threads(1);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads < n ? threads : n)
-    for (int m = 0; m < n; m++)
-        if (fn(ctx, m) != 0) {
+    if (n_side > 0) {
+        ccd_set_blas_threads(1);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+        for (int m = 0; m < n_side; m++)
+            if (fn(ctx, m) != 0) {
 #pragma omp atomic write
+                failed = 1;
+            }
+        ccd_set_blas_threads(threads);
+    }
+    for (int m = n_side; m < n && !failed; m++)
+        if (fn(ctx, m) != 0)
             failed = 1;
-        }
-    ccd_set_blas_threads(threads);
     return failed ? -1 : 0;
 }
 
