@@ -6,8 +6,9 @@
 #   docker/setup.sh          build and runtime dependencies
 #   docker/setup.sh --test   also what the tests need: Java and Maven for the Kafka broker
 #                            (its jars come from Maven Central), valgrind, kcat (benchmarks),
-#                            python3 (+ yaml: the compose check) and chromium (the HTML
-#                            report screenshot test)
+#                            python3 (+ yaml: the compose check), chromium (the HTML
+#                            report screenshot test), openssl (test certificates) and clang
+#                            with libFuzzer and OpenMP (the fuzz targets)
 #   docker/setup.sh --runtime  only the shared libraries the binaries load (the Docker
 #                            image's final stage), plus curl for its healthcheck
 set -euo pipefail
@@ -29,7 +30,9 @@ else
         redis-server        # the demo's and tests' Redis
     )
     if [ "${1:-}" = "--test" ]; then
-        packages+=(openjdk-17-jre-headless maven valgrind kcat python3 python3-yaml chromium)
+        packages+=(openjdk-17-jre-headless maven valgrind kcat python3 python3-yaml chromium
+                   openssl                            # the TLS certificates of tests/kafka_sasl.sh
+                   clang libclang-rt-dev libomp-dev)  # the fuzz build (tests/fuzz/run.sh)
     fi
 fi
 

@@ -5,6 +5,13 @@
 #   tests/services.sh start STATE_DIR   start both, write STATE_DIR/services.env, wait until ready
 #   tests/services.sh stop  STATE_DIR   stop both and delete their data
 #
+# For outage tests (tests/outage.sh), after `start`, on the same ports and data directories:
+#   tests/services.sh stop-redis  STATE_DIR   save the dataset (SHUTDOWN SAVE: an RDB in its
+#                                            directory) and stop redis-server
+#   tests/services.sh start-redis STATE_DIR   start it again; it loads the saved dataset
+#   tests/services.sh stop-kafka  STATE_DIR   stop the broker (SIGTERM: controlled shutdown)
+#   tests/services.sh start-kafka STATE_DIR   start it again on its log directory, wait until ready
+#
 # services.env holds KAFKA_BOOTSTRAP=127.0.0.1:PORT and REDIS_HOST/REDIS_PORT; the integration
 # tests read it (CTest passes its path in CCD_SERVICES_ENV). The broker jars come from Maven
 # Central through tests/kafka/pom.xml. A service that does not come up is an error (exit 1):
@@ -12,8 +19,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cmd=${1:?usage: services.sh start|stop STATE_DIR}
-state=${2:?usage: services.sh start|stop STATE_DIR}
+usage="usage: services.sh start|stop|stop-redis|start-redis|stop-kafka|start-kafka STATE_DIR"
+cmd=${1:?$usage}
+state=${2:?$usage}
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
@@ -21,10 +29,15 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 free_port() {
     # A random high port that nothing answers on. (A race with another process remains possible;
-    # the service then fails to start and the run fails loudly.)
-    local p i
+    # the service then fails to start and the run fails loudly.) CCD_SERVICES_PORTS=LO-HI picks
+    # from LO..HI instead of 20000..49999 (tests/outage.sh keeps below the ephemeral range, so that
+    # no client's outgoing connection can take a port while its server is stopped).
+    local p i lo=20000 n=30000
+    if [ -n "${CCD_SERVICES_PORTS:-}" ]; then
+        lo=${CCD_SERVICES_PORTS%-*}; n=$(( ${CCD_SERVICES_PORTS#*-} - lo + 1 ))
+    fi
     for i in $(seq 1 50); do
-        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+        p=$(( (RANDOM * 32768 + RANDOM) % n + lo ))
         port_open "$p" || { echo "$p"; return 0; }
     done
     return 1
@@ -76,9 +89,18 @@ PROPS
     id=$("${jvm[@]}" kafka.tools.StorageTool random-uuid)
     "${jvm[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
         >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; return 1; }
+    echo "KAFKA_BOOTSTRAP=127.0.0.1:$port" >> "$state/services.env"
+    launch_kafka "$port"
+}
+
+# Start the broker of $state/kafka (formatted, configured) and wait until it serves on port $1.
+launch_kafka() {
+    local port=$1 dir="$state/kafka" cp
+    cp=$(kafka_jars)
+    local jvm=(java -Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true
+               "-Dlog4j.configuration=file:$dir/log4j.properties" -cp "$cp")
     nohup "${jvm[@]}" kafka.Kafka "$dir/server.properties" >"$dir/broker.log" 2>&1 &
     echo $! > "$dir/pid"
-    echo "KAFKA_BOOTSTRAP=127.0.0.1:$port" >> "$state/services.env"
     # Ready = the port accepts connections and the broker logged that it started serving.
     local i
     for i in $(seq 1 240); do
@@ -95,12 +117,18 @@ PROPS
 }
 
 start_redis() {
-    local port dir i
-    port=$(free_port); dir="$state/redis"; mkdir -p "$dir"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-        --daemonize yes --pidfile "$dir/pid" --logfile "$dir/redis.log" >/dev/null
+    local port
+    port=$(free_port); mkdir -p "$state/redis"
     echo "REDIS_HOST=127.0.0.1" >> "$state/services.env"
     echo "REDIS_PORT=$port" >> "$state/services.env"
+    launch_redis "$port"
+}
+
+# Start redis-server on port $1 with its data in $state/redis (it loads dump.rdb if there is one).
+launch_redis() {
+    local port=$1 dir="$state/redis" i
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+        --daemonize yes --pidfile "$dir/pid" --logfile "$dir/redis.log" >/dev/null
     for i in $(seq 1 100); do
         if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
             log "redis-server ready on 127.0.0.1:$port"; return 0
@@ -112,12 +140,20 @@ start_redis() {
 }
 
 stop_pidfile() {
-    local f=$1 pid i
+    local f=$1 tenths=${2:-100} pid i
     [ -f "$f" ] || return 0
     pid=$(cat "$f")
     kill "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    for i in $(seq 1 "$tenths"); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
+}
+
+# A value of services.env (the ports of a started state directory).
+env_value() {
+    local v
+    v=$(sed -n "s/^$1=//p" "$state/services.env" 2>/dev/null | tail -n 1)
+    [ -n "$v" ] || { log "$state/services.env has no $1 (run: services.sh start $state)"; return 1; }
+    echo "$v"
 }
 
 case "$cmd" in
@@ -133,5 +169,39 @@ stop)
     stop_pidfile "$state/redis/pid"
     rm -rf "$state/kafka/data" "$state/redis"
     ;;
-*) echo "usage: services.sh start|stop STATE_DIR" >&2; exit 2 ;;
+stop-redis)
+    port=$(env_value REDIS_PORT) || exit 1
+    pid=$(cat "$state/redis/pid" 2>/dev/null || true)
+    # SHUTDOWN SAVE writes the dataset to $state/redis/dump.rdb even with saving disabled
+    redis-cli -h 127.0.0.1 -p "$port" shutdown save >/dev/null 2>&1 || true
+    for i in $(seq 1 100); do
+        { [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; } || port_open "$port" || break
+        sleep 0.1
+    done
+    if port_open "$port"; then log "redis-server on port $port did not stop"; exit 1; fi
+    rm -f "$state/redis/pid"
+    [ -s "$state/redis/dump.rdb" ] || { log "redis-server did not save its dataset"; exit 1; }
+    log "redis-server on 127.0.0.1:$port stopped (dataset saved)"
+    ;;
+start-redis)
+    port=$(env_value REDIS_PORT) || exit 1
+    if port_open "$port"; then log "port $port is in use: stop-redis first"; exit 1; fi
+    launch_redis "$port" || exit 1
+    ;;
+stop-kafka)
+    port=$(env_value KAFKA_BOOTSTRAP) || exit 1
+    stop_pidfile "$state/kafka/pid" 600   # a controlled shutdown takes a few seconds
+    for i in $(seq 1 100); do port_open "${port##*:}" || break; sleep 0.1; done
+    if port_open "${port##*:}"; then log "Kafka on $port did not stop"; exit 1; fi
+    rm -f "$state/kafka/pid"
+    log "Kafka on $port stopped"
+    ;;
+start-kafka)
+    port=$(env_value KAFKA_BOOTSTRAP) || exit 1
+    [ -f "$state/kafka/server.properties" ] || { log "no broker in $state (run: services.sh start)"; exit 1; }
+    if port_open "${port##*:}"; then log "port ${port##*:} is in use: stop-kafka first"; exit 1; fi
+    mv -f "$state/kafka/broker.log" "$state/kafka/broker.log.1" 2>/dev/null || true
+    launch_kafka "${port##*:}" || exit 1
+    ;;
+*) echo "$usage" >&2; exit 2 ;;
 esac

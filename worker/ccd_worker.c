@@ -82,6 +82,7 @@ typedef struct {
     bool fatal;
     int64_t exit_idle_ms;
     int64_t last_message_ms;
+    bool joined; /* the group gave this worker an assignment (maybe empty) at least once */
     double first_message_s, last_message_s; /* wall clock of the first and last message (ingest rate) */
     /* counters */
     int64_t messages, decoded, dead_letters, duplicates, late, dlq_delivery_errors, blocks_closed;
@@ -134,6 +135,20 @@ static int model_part_find(const model *m, const char *topic, int32_t partition)
 /* ------------------------------------------------------------------------------------------ */
 /* dead letters */
 
+/* Errors that retrying cannot cure: wrong credentials (SASL), a principal without the ACLs it
+ * needs (the group's Read, the input topics' Read, the dead-letter topic's Write), an unusable
+ * client. librdkafka retries them forever while the worker looks alive (and --exit-when-idle
+ * then exits 0 without having read anything; a dead letter refused by the broker was lost while
+ * its offset was committed), so the worker stops with status 1 instead, as Java clients throw. */
+static bool kafka_err_fatal(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__FATAL ||
+           err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
+}
+
 static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
@@ -141,6 +156,11 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
     if (m->err) {
         w->dlq_delivery_errors++;
         wlog(WLOG_ERROR, "dead letter not delivered: %s", rd_kafka_err2str(m->err));
+        if (kafka_err_fatal(m->err)) {
+            wlog(WLOG_ERROR, "dead-letter topic: %s (fatal: check the [kafka] credentials and ACLs; stopping "
+                 "without committing past it)", rd_kafka_err2name(m->err));
+            w->fatal = true;
+        }
     }
 }
 
@@ -199,8 +219,11 @@ static int64_t commit_point(const worker *w, const part_state *p)
 /* Commit every assigned partition (only those in `only` when given) whose commit point moved. */
 static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *only)
 {
-    if (w->dlq)
+    if (w->dlq) {
         rd_kafka_flush(w->dlq, 10000); /* dead letters first: committing passes their offsets */
+        if (w->fatal && w->dlq_delivery_errors > 0)
+            return; /* one may be lost (no Write ACL): its offset stays uncommitted, read again */
+    }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(w->n_parts > 0 ? w->n_parts : 1);
     for (int i = 0; i < w->n_parts; i++) {
         part_state *p = &w->parts[i];
@@ -567,6 +590,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     worker *w = opaque;
     bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        w->joined = true;
         for (int i = 0; i < parts->cnt; i++) {
             part_state *p = part_find(w, parts->elems[i].topic, parts->elems[i].partition, true);
             if (p) {
@@ -628,6 +652,9 @@ static void set_paused(worker *w, bool pause)
         rd_kafka_resume_partitions(w->rk, a);
     rd_kafka_topic_partition_list_destroy(a);
     w->paused = pause;
+    /* no message comes while the input is paused: --exit-when-idle counts from the resumption,
+     * not from the last message before the pause (the partitions still hold unread events) */
+    w->last_message_ms = now_ms();
     wlog(WLOG_INFO, "input %s (%lld events buffered, bound %lld)", pause ? "paused" : "resumed",
          (long long)buffered_events(w), (long long)w->cfg.max_buffered_events);
 }
@@ -689,12 +716,24 @@ static void publish_metrics(worker *w)
     m.holdout_recall20 = t.last_holdout_recall20;
     m.holdout_ndcg20 = t.last_holdout_ndcg20;
     m.last_window_events = t.last_window_events;
+    bool query = w->paused;
     for (int i = 0; i < w->n_parts && m.n_parts < METRICS_MAX_PARTS; i++) {
         const part_state *p = &w->parts[i];
         int64_t lo, hi;
-        if (!p->assigned || p->position < 0 ||
-            rd_kafka_get_watermark_offsets(w->rk, p->topic, p->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0)
+        if (!p->assigned || p->position < 0)
+            continue;
+        /* The cached high watermark comes with fetch responses, and a paused partition is not
+         * fetched: at the buffer bound it would stay put while the backlog grows. Then ask the
+         * broker (briefly: this thread has nothing else to do while paused; after one failure,
+         * e.g. the broker is down, the others keep their cached value this round). */
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__STATE;
+        if (query) {
+            e = rd_kafka_query_watermark_offsets(w->rk, p->topic, p->partition, &lo, &hi, 200);
+            query = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            e = rd_kafka_get_watermark_offsets(w->rk, p->topic, p->partition, &lo, &hi);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
             continue;
         snprintf(m.parts[m.n_parts].topic, sizeof m.parts[m.n_parts].topic, "%s", p->topic);
         m.parts[m.n_parts].partition = p->partition;
@@ -706,7 +745,7 @@ static void publish_metrics(worker *w)
 
 static bool all_quiet(const worker *w)
 {
-    if (w->jobs)
+    if (w->jobs || w->paused)
         return false;
     for (int s = 0; s < w->model_ids.n; s++)
         if (w->models[s] && ((w->cfg.idle_ms > 0 && w->models[s]->n_ev > 0) || w->models[s]->closed))
@@ -754,6 +793,22 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
          fac, buf);
 }
 
+/* librdkafka's error events (served by the poll calls of this thread); without this callback
+ * librdkafka only logs them. */
+static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    worker *w = opaque;
+    if (kafka_err_fatal((rd_kafka_resp_err_t)err)) {
+        wlog(WLOG_ERROR, "kafka %s: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
+             rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        w->fatal = true;
+    } else {
+        /* transient (a broker down, a connection refused): librdkafka retries, and its log
+         * callback has already reported it */
+        wlog(WLOG_DEBUG, "kafka %s: %s", rd_kafka_name(rk), reason);
+    }
+}
+
 static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -788,6 +843,7 @@ static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t e
     }
     rd_kafka_conf_set_opaque(conf, w);
     rd_kafka_conf_set_log_cb(conf, kafka_log);
+    rd_kafka_conf_set_error_cb(conf, kafka_error);
     if (consumer)
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     else
@@ -1092,7 +1148,11 @@ int main(int argc, char **argv)
                 ; /* not handled: the uncommitted offsets bring it back */
             else if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 handle_message(&w, msg);
-            else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            else if (kafka_err_fatal(msg->err)) {
+                wlog(WLOG_ERROR, "consumer: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
+                     rd_kafka_err2name(msg->err), rd_kafka_message_errstr(msg));
+                w.fatal = true;
+            } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 wlog(WLOG_WARN, "consumer: %s", rd_kafka_message_errstr(msg));
             rd_kafka_message_destroy(msg);
         }
@@ -1110,7 +1170,16 @@ int main(int argc, char **argv)
             last_commit = now;
         }
         if (w.exit_idle_ms > 0 && now - w.last_message_ms >= w.exit_idle_ms && all_quiet(&w)) {
-            wlog(WLOG_INFO, "idle for %lld ms with nothing pending: exiting", (long long)w.exit_idle_ms);
+            if (!w.joined) {
+                /* nothing read because nothing could be: an unreachable broker, a TLS handshake
+                 * that never succeeds (librdkafka retries those forever); not a clean finish */
+                wlog(WLOG_ERROR, "idle for %lld ms without ever joining the consumer group (broker "
+                     "unreachable? TLS or authentication failing? see the kafka lines above): exiting "
+                     "with an error", (long long)w.exit_idle_ms);
+                w.fatal = true;
+            } else {
+                wlog(WLOG_INFO, "idle for %lld ms with nothing pending: exiting", (long long)w.exit_idle_ms);
+            }
             break;
         }
     }

@@ -89,7 +89,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
         backoff(j, wait);
         if (j->stop)
             return -1;
-        wait = wait < 10000 ? wait * 2 : 10000;
+        wait = wait * 2 < 10000 ? wait * 2 : 10000; /* doubling, at most 10 s */
     }
     j->seconds_fast = ccd_now() - t_fast;
     wlog(WLOG_INFO, "model %s block %d: student v%lld live (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
@@ -177,7 +177,7 @@ static int write_checkpoint(trainer *t, trainer_job *j)
         backoff(j, wait);
         if (j->stop)
             break;
-        wait = wait < 30000 ? wait * 2 : 30000;
+        wait = wait * 2 < 30000 ? wait * 2 : 30000; /* doubling, at most 30 s */
     }
     free(c.state);
     free(offs);
