@@ -44,18 +44,23 @@ static int parse_float(const char *v, float min, float max, float *out)
 static int parse_teachers(const char *v, ccd_config *c)
 {
     char buf[1024];
-    snprintf(buf, sizeof buf, "%s", v);
+    if (snprintf(buf, sizeof buf, "%s", v) >= (int)sizeof buf)
+        return -1; /* not cut silently */
     int n = 0;
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         while (*tok == ' ' || *tok == '\t')
             tok++;
-        char type[32];
-        int dim;
-        unsigned long long seed;
+        /* digits only, converted with range checks (sscanf's %d is undefined on overflow: glibc
+         * read dim 4294967360 as 64; %llu took -1 as 2^64-1) */
+        char type[32], dims[8], seeds[24];
         char extra;
-        if (n == CCD_MAX_TEACHERS || sscanf(tok, "%31[a-z]:%d:%llu %c", type, &dim, &seed, &extra) != 3 ||
-            dim < 1 || dim > 4096)
+        if (n == CCD_MAX_TEACHERS || sscanf(tok, "%31[a-z]:%7[0-9]:%23[0-9] %c", type, dims, seeds, &extra) != 3)
+            return -1;
+        errno = 0;
+        long dim = strtol(dims, NULL, 10);
+        unsigned long long seed = strtoull(seeds, NULL, 10);
+        if (errno || dim < 1 || dim > 4096)
             return -1;
         if (!strcmp(type, "lightgcn"))
             c->teachers[n].type = CCD_MODEL_LIGHTGCN;
@@ -63,7 +68,7 @@ static int parse_teachers(const char *v, ccd_config *c)
             c->teachers[n].type = CCD_MODEL_MF;
         else
             return -1;
-        c->teachers[n].dim = dim;
+        c->teachers[n].dim = (int)dim;
         c->teachers[n].seed = seed;
         n++;
     }
@@ -163,11 +168,26 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
     return -2;
 }
 
+/* k of a section "<prefix><k>", k in 1..CCD_MAX_SCHEDULE written with digits only; 0 otherwise.
+ * (sscanf's %d is undefined on overflow: glibc read block4294967297 as block 1.) */
+static int block_number(const char *section, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(section, prefix, n) != 0 || !section[n])
+        return 0;
+    int k = 0;
+    for (const char *p = section + n; *p; p++) {
+        if (*p < '0' || *p > '9' || k > CCD_MAX_SCHEDULE)
+            return 0;
+        k = 10 * k + (*p - '0');
+    }
+    return k >= 1 && k <= CCD_MAX_SCHEDULE ? k : 0;
+}
+
 int ccd_config_set(ccd_config *c, const char *section, const char *key, const char *v, char *err,
                    size_t errlen)
 {
     int r = -2, k;
-    char extra;
     if (!strcmp(section, "ccd"))
         r = ccd_key(c, key, v);
     else if (!strcmp(section, "ccd.base"))
@@ -178,7 +198,7 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
         r = stage_key(&c->student, key, v);
     else if (!strcmp(section, "ccd.teacher"))
         r = stage_key(&c->teacher, key, v);
-    else if (sscanf(section, "ccd.student.block%d%c", &k, &extra) == 1 && k >= 1 && k <= CCD_MAX_SCHEDULE) {
+    else if ((k = block_number(section, "ccd.student.block")) > 0) {
         ccd_student_block_opts *s = &c->student_blocks[k - 1];
         if (k > c->n_student_blocks) {
             for (int j = c->n_student_blocks; j < k; j++)
@@ -190,7 +210,7 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
             : !strcmp(key, "ps") ? parse_int(v, 0, 1 << 20, &s->ps)
             : !strcmp(key, "sw") ? parse_float(v, 0.0f, 1.0f, &s->sw)
             : !strcmp(key, "pw") ? parse_float(v, 0.0f, 1.0f, &s->pw) : -2;
-    } else if (sscanf(section, "ccd.teacher.block%d%c", &k, &extra) == 1 && k >= 1 && k <= CCD_MAX_SCHEDULE) {
+    } else if ((k = block_number(section, "ccd.teacher.block")) > 0) {
         ccd_teacher_block_opts *t = &c->teacher_blocks[k - 1];
         if (k > c->n_teacher_blocks) {
             for (int j = c->n_teacher_blocks; j < k; j++)
@@ -216,6 +236,53 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
         return -1;
     }
     return 1;
+}
+
+typedef struct {
+    FILE *f;
+    char *buf;
+    size_t cap;
+    int line;     /* lines read so far */
+    int too_long; /* first line longer than inih's buffer, 0 if none */
+} line_reader;
+
+/* inih's reader: one whole line per call (fgets would hand a long line over in pieces). A line
+ * that does not fit in num bytes is recorded and given to inih as a blank line. */
+static char *read_line(char *str, int num, void *stream)
+{
+    line_reader *r = stream;
+    ssize_t got = getline(&r->buf, &r->cap, r->f);
+    if (got < 0)
+        return NULL;
+    r->line++;
+    size_t n = (size_t)got;
+    while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r'))
+        n--; /* inih strips trailing white space anyway */
+    if (n >= (size_t)num) {
+        if (!r->too_long)
+            r->too_long = r->line;
+        n = 0;
+    }
+    memcpy(str, r->buf, n);
+    str[n] = '\0';
+    return str;
+}
+
+int ccd_ini_parse(const char *path, int (*handler)(void *, const char *, const char *, const char *), void *user,
+                  bool *too_long)
+{
+    line_reader r = {.f = fopen(path, "r")};
+    *too_long = false;
+    if (!r.f)
+        return -1;
+    int line = ini_parse_stream(read_line, &r, handler, user);
+    fclose(r.f);
+    free(r.buf);
+    if (r.too_long && (line <= 0 || r.too_long < line)) {
+        *too_long = true;
+        return r.too_long;
+    }
+    return line;
 }
 
 typedef struct {
@@ -249,13 +316,15 @@ int ccd_config_load(ccd_config *c, const char *path, char *err, size_t errlen)
     msg[0] = '\0';
     l.err = msg;
     l.errlen = sizeof msg;
-    int line = ini_parse(path, on_entry, &l);
+    bool too_long;
+    int line = ccd_ini_parse(path, on_entry, &l, &too_long);
     if (line < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     if (line > 0) {
-        snprintf(err, errlen, "%s:%d: %s", path, line, msg[0] ? msg : "syntax error");
+        snprintf(err, errlen, "%s:%d: %s", path, line,
+                 too_long ? "line too long" : msg[0] ? msg : "syntax error");
         return -1;
     }
     return 0;
@@ -268,7 +337,12 @@ int ccd_config_override(ccd_config *c, const char *assignment, char *err, size_t
     for (const char *p = assignment; eq && p < eq; p++)
         if (*p == '.')
             dot = p;
-    if (!eq || !dot || dot == assignment || dot + 1 == eq) {
+    /* errors show the name only (what precedes '='): the value may be a secret */
+    if (eq && (!dot || dot == assignment || dot + 1 == eq)) {
+        snprintf(err, errlen, "-X %.*s=...: expected section.key=value", (int)(eq - assignment), assignment);
+        return -1;
+    }
+    if (!eq) {
         snprintf(err, errlen, "-X %s: expected section.key=value", assignment);
         return -1;
     }
@@ -277,7 +351,7 @@ int ccd_config_override(ccd_config *c, const char *assignment, char *err, size_t
     snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
     int r = ccd_config_set(c, section, key, eq + 1, err, errlen);
     if (r == 0) {
-        snprintf(err, errlen, "-X %s: unknown section [%s]", assignment, section);
+        snprintf(err, errlen, "-X %s.%s=...: unknown section [%s]", section, key, section);
         return -1;
     }
     return r == 1 ? 0 : -1;

@@ -359,13 +359,15 @@ static int on_entry(void *user, const char *section, const char *key, const char
 int worker_config_load(worker_config *w, const char *path, char *err, size_t errlen)
 {
     load_ctx l = {.w = w};
-    int line = ini_parse(path, on_entry, &l);
+    bool too_long;
+    int line = ccd_ini_parse(path, on_entry, &l, &too_long);
     if (line < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, line == -1 ? strerror(errno) : "out of memory");
         return -1;
     }
     if (line > 0) {
-        snprintf(err, errlen, "%s:%d: %s", path, line, l.failed ? l.msg : "syntax error");
+        snprintf(err, errlen, "%s:%d: %s", path, line,
+                 too_long ? "line too long" : l.failed ? l.msg : "syntax error");
         return -1;
     }
     return 0;
