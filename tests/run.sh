@@ -4,6 +4,8 @@
 #   build/           Release: unit, data (real Yelp blocks) and integration tests
 #                    (a real Kafka 3.9 broker and a real redis-server, started by the harness)
 #   build-sanitize/  ASan + UBSan: the same tests
+#   build-valgrind/  without -march=native: the end-to-end path under valgrind memcheck
+# then runs each fuzz target for 30 s (tests/fuzz/run.sh: clang, in build-fuzz/).
 # Exits non-zero if anything fails. CI runs exactly this (.ci/run).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,4 +33,17 @@ for variant in Release:build Sanitize:build-sanitize; do
         status=1
     fi
 done
+# valgrind cannot decode every -march=native instruction: a portable build of the three binaries
+# the end-to-end valgrind test runs (test_valgrind_e2e, its services fixture included).
+echo "== valgrind build in build-valgrind"
+cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCCD_NATIVE=OFF -DBUILD_TESTING=ON >/dev/null
+cmake --build build-valgrind -j "$jobs" --target ccd-worker ccd-replay ccd-topk
+if ! ctest --test-dir build-valgrind --output-on-failure -L valgrind; then
+    status=1
+fi
+# A short fuzz run of each libFuzzer target (clang, ASan + UBSan): a crash, leak or hang fails CI.
+echo "== fuzzing: 30 s per target (tests/fuzz/run.sh)"
+if ! bash tests/fuzz/run.sh 30; then
+    status=1
+fi
 exit $status

@@ -55,7 +55,8 @@ static bool contains_ci(const char *hay, const char *needle)
 
 bool worker_config_is_secret(const char *key)
 {
-    static const char *const words[] = {"password", "secret", "jaas", "ssl.key.pem", "private", "token"};
+    static const char *const words[] = {"password", "secret", "jaas", "ssl.key.pem", "private", "token",
+                                        "oauthbearer.config", "credential"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
         if (contains_ci(key, words[i]))
             return true;
