@@ -15,7 +15,8 @@
 #     produced into the model's blocks (exactly once).
 # Usage: crash_consistency.sh BUILD_DIR SOURCE_DIR [KILLS]   (CCD_SERVICES_ENV names services.env)
 set -euo pipefail
-bin=$1 src=$2 kills=${3:-10}
+bin=$(cd "$1" && pwd) src=$(cd "$2" && pwd) kills=${3:-10}
+cd "$src" # ccd-replay reads schemas/interaction.avsc relative to the root
 # shellcheck disable=SC1090
 source "${CCD_SERVICES_ENV:?run under CTest with the services fixture}"
 out=$(mktemp -d)

@@ -28,6 +28,8 @@
 set -euo pipefail
 bin=$(cd "${1:?usage: security.sh BUILD_DIR SOURCE_DIR}" && pwd)
 src=$(cd "${2:?usage: security.sh BUILD_DIR SOURCE_DIR}" && pwd)
+# the tools default to schemas/interaction.avsc and the configs name it relative to the root
+cd "$src"
 t0=$SECONDS
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ccd-security.XXXXXX")
 chmod 700 "$tmp"
