@@ -24,28 +24,12 @@ state=${2:?usage: kafka_sasl.sh start|stop|acl STATE_DIR ...}
 shift 2
 
 log() { printf 'kafka_sasl: %s\n' "$*" >&2; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
-        port_open "$p" || { echo "$p"; return 0; }
-    done
-    return 1
-}
-
-kafka_cp() {
-    local dep="$here/kafka/target/dependency"
-    if ! ls "$dep"/kafka_2.13-*.jar >/dev/null 2>&1; then
-        log "fetching Kafka broker jars with mvn"
-        (cd "$here/kafka" && mvn -q -B dependency:copy-dependencies) >&2
-    fi
-    echo "$dep/*"
-}
+# shellcheck source=ports.sh
+source "$here/ports.sh"
 
 jvm() {
     java -Xms128m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-        "-Dlog4j.configuration=file:$state/log4j.properties" -cp "$(kafka_cp)" "$@"
+        "-Dlog4j.configuration=file:$state/log4j.properties" -cp "$(kafka_jars)" "$@"
 }
 
 # A test CA, the broker's certificate for 127.0.0.1 signed by it (in a PKCS12 keystore with a
@@ -137,7 +121,7 @@ PROPS
     jvm kafka.tools.StorageTool format -t "$id" -c "$state/server.properties" >"$state/format.log" 2>&1 ||
         { cat "$state/format.log" >&2; return 1; }
     nohup java -Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true \
-        "-Dlog4j.configuration=file:$state/log4j.properties" -cp "$(kafka_cp)" \
+        "-Dlog4j.configuration=file:$state/log4j.properties" -cp "$(kafka_jars)" \
         kafka.Kafka "$state/server.properties" >"$state/broker.log" 2>&1 &
     echo $! > "$state/pid"
     { echo "KAFKA_SASL_BOOTSTRAP=127.0.0.1:$port"

@@ -87,18 +87,8 @@ ephemeral_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/nu
 if [ "${ephemeral_lo:-0}" -gt 21000 ]; then
     export CCD_SERVICES_PORTS="20000-$((ephemeral_lo - 1))"
 fi
-port_lo=${CCD_SERVICES_PORTS:-20000-49999}
-port_hi=${port_lo#*-}
-port_lo=${port_lo%-*}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$(( (RANDOM * 32768 + RANDOM) % (port_hi - port_lo + 1) + port_lo ))
-        port_open "$p" || { echo "$p"; return 0; }
-    done
-    return 1
-}
+# shellcheck source=ports.sh
+source "$src/tests/ports.sh"   # free_port honours CCD_SERVICES_PORTS
 bash "$src/tests/services.sh" start "$svc" || fail "the test services (Kafka, Redis) did not start"
 # shellcheck disable=SC1091
 source "$svc/services.env"

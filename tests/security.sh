@@ -72,15 +72,8 @@ secrets=("$K_ADMIN" "$K_WORKER" "$K_PRODUCER" "$K_OTHER" "$K_WRONG" "$K_SSLKEY" 
          "$R_READER" "$R_WRONG")
 scan=()  # files that must hold no secret
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
-        port_open "$p" || { echo "$p"; return 0; }
-    done
-    return 1
-}
+# shellcheck source=ports.sh
+source "$src/tests/ports.sh"
 
 # ---- services ----
 say "starting Kafka 3.9.1 (KRaft, SASL/PLAIN, SASL_SSL, StandardAuthorizer)"

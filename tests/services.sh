@@ -25,32 +25,8 @@ state=${2:?$usage}
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-free_port() {
-    # A random high port that nothing answers on. (A race with another process remains possible;
-    # the service then fails to start and the run fails loudly.) CCD_SERVICES_PORTS=LO-HI picks
-    # from LO..HI instead of 20000..49999 (tests/outage.sh keeps below the ephemeral range, so that
-    # no client's outgoing connection can take a port while its server is stopped).
-    local p i lo=20000 n=30000
-    if [ -n "${CCD_SERVICES_PORTS:-}" ]; then
-        lo=${CCD_SERVICES_PORTS%-*}; n=$(( ${CCD_SERVICES_PORTS#*-} - lo + 1 ))
-    fi
-    for i in $(seq 1 50); do
-        p=$(( (RANDOM * 32768 + RANDOM) % n + lo ))
-        port_open "$p" || { echo "$p"; return 0; }
-    done
-    return 1
-}
-
-kafka_jars() {
-    local dep="$here/kafka/target/dependency"
-    if ! ls "$dep"/kafka_2.13-*.jar >/dev/null 2>&1; then
-        log "fetching Kafka broker jars with mvn"
-        (cd "$here/kafka" && mvn -q -B dependency:copy-dependencies) >&2
-    fi
-    echo "$dep/*"
-}
+# shellcheck source=ports.sh
+source "$here/ports.sh"
 
 start_kafka() {
     local cp port cport dir id

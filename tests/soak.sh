@@ -32,12 +32,9 @@ bash "$src/tests/services.sh" start "$svc" > /dev/null
 # shellcheck disable=SC1091
 source "$svc/services.env"
 bound=200000
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-mport=0
-for _ in $(seq 1 50); do
-    p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
-    port_open "$p" || { mport=$p; break; }
-done
+# shellcheck source=ports.sh
+source "$src/tests/ports.sh"
+mport=$(free_port) || mport=0
 cat > "$out/worker.ini" <<EOF
 [kafka]
 bootstrap.servers = $KAFKA_BOOTSTRAP

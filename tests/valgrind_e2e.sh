@@ -34,12 +34,9 @@ printf 'not avro at all' | kcat -P -b "$KAFKA_BOOTSTRAP" -t "$topic" -k vg
 printf '\x00\x00\x00' | kcat -P -b "$KAFKA_BOOTSTRAP" -t "$topic" -k vg
 printf '\x02a\x02b' | kcat -P -b "$KAFKA_BOOTSTRAP" -t "$topic" -k vg
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-mport=0
-for _ in $(seq 1 50); do
-    p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
-    port_open "$p" || { mport=$p; break; }
-done
+# shellcheck source=ports.sh
+source "$src/tests/ports.sh"
+mport=$(free_port) || mport=0
 [ "$mport" -gt 0 ] || fail "no free port"
 cat > "$out/worker.ini" <<EOF
 [kafka]
