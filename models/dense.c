@@ -2,6 +2,7 @@
 #include "dense.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,26 +50,71 @@ double ccd_now(void)
  * (ln2 split in two parts for accuracy), e^r by a degree-6 polynomial, 2^n by adding n to the
  * exponent bits. Relative error below 2e-7 (about 2 ulp) over the clamped range; libm's scalar
  * expf is the bottleneck of the softmax and ranking-loss passes otherwise. */
+static inline float exp_poly(float v)
+{
+    v = v > -87.0f ? v : -87.0f; /* also maps NaN to -87 */
+    v = v < 88.0f ? v : 88.0f;
+    /* round to nearest by the 1.5 * 2^23 trick (no libm call, so the loop vectorises) */
+    float t = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = v - t * 0.693145751953125f; /* ln2 high part (exact product) */
+    r = r - t * 1.42860682030941723212e-6f; /* ln2 low part */
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits; /* unsigned: adding a negative exponent is a defined wrap-around */
+    memcpy(&bits, &p, 4);
+    bits += (uint32_t)(int32_t)t << 23;
+    memcpy(&p, &bits, 4);
+    return p;
+}
+
 void ccd_vexp(const float *x, float *y, int n)
 {
-    for (int k = 0; k < n; k++) {
-        float v = x[k];
-        v = v > -87.0f ? v : -87.0f; /* also maps NaN to -87 */
-        v = v < 88.0f ? v : 88.0f;
-        /* round to nearest by the 1.5 * 2^23 trick (no libm call, so the loop vectorises) */
-        float t = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-        float r = v - t * 0.693145751953125f; /* ln2 high part (exact product) */
-        r = r - t * 1.42860682030941723212e-6f; /* ln2 low part */
-        float p = 1.0f / 720.0f;
-        p = p * r + 1.0f / 120.0f;
-        p = p * r + 1.0f / 24.0f;
-        p = p * r + 1.0f / 6.0f;
-        p = p * r + 0.5f;
-        p = p * r + 1.0f;
-        p = p * r + 1.0f;
-        uint32_t bits; /* unsigned: adding a negative exponent is a defined wrap-around */
-        memcpy(&bits, &p, 4);
-        bits += (uint32_t)(int32_t)t << 23;
-        memcpy(&y[k], &bits, 4);
+    for (int k = 0; k < n; k++)
+        y[k] = exp_poly(x[k]);
+}
+
+/* Lanes: 16 independent accumulators, so the loops vectorise without -ffast-math (a single
+ * float accumulator would fix the summation order and keep GCC scalar). */
+#define LANES 16
+
+float ccd_vmax(const float *x, int n)
+{
+    float lane[LANES];
+    for (int l = 0; l < LANES; l++)
+        lane[l] = -INFINITY;
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++)
+            lane[l] = x[k + l] > lane[l] ? x[k + l] : lane[l];
+    float mx = -INFINITY;
+    for (int l = 0; l < LANES; l++)
+        mx = lane[l] > mx ? lane[l] : mx;
+    for (; k < n; k++)
+        mx = x[k] > mx ? x[k] : mx;
+    return mx;
+}
+
+double ccd_vexp_shift_sum(float *x, int n, float shift)
+{
+    float lane[LANES] = {0};
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float e = exp_poly(x[k + l] - shift);
+            x[k + l] = e;
+            lane[l] += e;
+        }
+    double sum = 0.0;
+    for (int l = 0; l < LANES; l++)
+        sum += lane[l];
+    for (; k < n; k++) {
+        x[k] = exp_poly(x[k] - shift);
+        sum += x[k];
     }
+    return sum;
 }

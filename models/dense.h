@@ -19,6 +19,11 @@ void ccd_set_blas_threads(int n);
 /* y[k] = exp(x[k]) (x clamped to [-87, 88]), vectorised; x and y must not overlap unless
  * equal. Relative error < 2e-7. */
 void ccd_vexp(const float *x, float *y, int n);
+/* The largest of x[0..n) (-INFINITY for n = 0; NaNs are ignored). */
+float ccd_vmax(const float *x, int n);
+/* x[k] = exp(x[k] - shift) in place (ccd_vexp's accuracy); returns the sum of the new values.
+ * One pass: the softmax's exponent and normaliser together. */
+double ccd_vexp_shift_sum(float *x, int n, float shift);
 /* Wall-clock seconds from a monotonic clock. */
 double ccd_now(void);
 

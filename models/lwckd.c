@@ -4,11 +4,13 @@
  * CHUNK at a time into a dense block; the rest contribute nothing and are never touched. Per
  * chunk:
  *   Z = T N^T / tau                     one SGEMM, (rows x m)
- *   per row: max, sum of exp (double), lse = max + log(sum);
+ *   per row: max, then exp(z - max) and its sum in one pass, lse = max + log(sum);
  *            l_t = (sum_j A_tj z_tj - S_t lse) / (S_t + 1e-8), read from the few relation
  *            columns before Z is overwritten;
- *            G_tj = dL/dz_tj = (w_t / n_count) (S_t p_tj - A_tj) / (S_t + 1e-8), in place of Z
- *   dN += (scale / tau) G^T T           one SGEMM, (m x d)
+ *            G_tj = dL/dz_tj = (w_t / n_count) (S_t p_tj - A_tj) / (S_t + 1e-8)
+ *                 = g_t (e_tj - A_tj sum_t / S_t): e - A sum / S is left in Z, and the row
+ *            factor g_t multiplies the row's gathered target instead (d values, not m)
+ *   dN += (scale / tau) G^T T = (scale / tau) Z^T (diag(g) T)    one SGEMM, (m x d)
  * so memory is O(CHUNK x m) whatever n is. The rows of a chunk are independent (OpenMP); their
  * losses are summed in target order afterwards, so the result does not depend on the thread
  * count. All buffers are allocated before d_neighbours is touched, so an allocation failure
@@ -26,8 +28,10 @@
 
 #define CHUNK 256
 
-/* The loss of one gathered row and its logit gradient written over z (m). */
-static double row_term(float *z, int m, const ccd_csr *rel, int r, double coef_w)
+/* The loss of one gathered row, with its logit gradient left in z up to a per-row factor:
+ * on return G_tj = *row_scale * z_tj. Folding the factor into the row's target (d values)
+ * instead of z (m values) saves a pass over the row; two passes remain (max, exp + sum). */
+static double row_term(float *z, int m, const ccd_csr *rel, int r, double coef_w, float *row_scale)
 {
     const int64_t k0 = rel->indptr[r], k1 = rel->indptr[r + 1];
     double s = 0.0, az = 0.0; /* S_t and sum_j A_tj z_tj */
@@ -36,24 +40,17 @@ static double row_term(float *z, int m, const ccd_csr *rel, int r, double coef_w
         s += a;
         az += a * (double)z[rel->indices[k]];
     }
-    float mx = -INFINITY;
-    for (int j = 0; j < m; j++)
-        mx = z[j] > mx ? z[j] : mx;
-    for (int j = 0; j < m; j++)
-        z[j] -= mx;
-    ccd_vexp(z, z, m); /* z now holds exp(z - max) */
-    double sum = 0.0;
-    for (int j = 0; j < m; j++)
-        sum += z[j];
+    const float mx = ccd_vmax(z, m);
+    const double sum = ccd_vexp_shift_sum(z, m, mx); /* z now holds exp(z - max) */
     const double lse = (double)mx + log(sum);
     const double inv_s = 1.0 / (s + 1e-8);
-    /* G_tj = coef (S p_tj - A_tj), coef = (w_t / n_count) / (S_t + 1e-8) */
+    /* G_tj = coef (S p_tj - A_tj) = gp (e_tj - A_tj sum / S), coef = (w_t / n_count) / (S + 1e-8),
+     * gp = coef S / sum */
     const double coef = coef_w * inv_s;
-    const float gp = (float)(coef * s / sum);
-    for (int j = 0; j < m; j++)
-        z[j] *= gp;
+    *row_scale = (float)(coef * s / sum);
+    const double per_a = s > 0.0 ? sum / s : 0.0;
     for (int64_t k = k0; k < k1; k++)
-        z[rel->indices[k]] -= (float)(coef * (rel->values ? (double)rel->values[k] : 1.0));
+        z[rel->indices[k]] -= (float)(per_a * (rel->values ? (double)rel->values[k] : 1.0));
     return (az - s * lse) * inv_s;
 }
 
@@ -93,7 +90,10 @@ double ccd_lwc_term(const float *targets, const float *weights, int n, double n_
 #pragma omp parallel for schedule(dynamic, 8)
         for (int r = 0; r < rows; r++) {
             double w = weights ? (double)weights[who[r]] : 1.0;
-            lt[r] = w * row_term(z + (size_t)r * m, m, rel, rel_rows[who[r]], w / n_count);
+            float gp;
+            lt[r] = w * row_term(z + (size_t)r * m, m, rel, rel_rows[who[r]], w / n_count, &gp);
+            for (int c = 0; c < d; c++) /* the row's gradient factor, moved onto its target */
+                tb[(size_t)r * d + c] *= gp;
         }
         for (int r = 0; r < rows; r++)
             total += lt[r];

@@ -225,6 +225,34 @@ static void vexp_matches_libm(void **state)
     free(y);
 }
 
+/* The softmax helpers on lengths around the 16-lane blocks, against plain loops. */
+static void vmax_and_exp_shift_sum_match_plain_loops(void **state)
+{
+    (void)state;
+    const int lens[] = {1, 15, 16, 17, 33, 1000};
+    for (size_t c = 0; c < sizeof lens / sizeof *lens; c++) {
+        int n = lens[c];
+        float *x = malloc(n * sizeof *x);
+        for (int k = 0; k < n; k++)
+            x[k] = (float)((k * 37) % 101) / 10.0f - 5.0f; /* in [-5, 5.1] */
+        x[n / 2] = 7.25f;                                   /* the maximum, once */
+        assert_float_equal(ccd_vmax(x, n), 7.25f, 0.0f);
+        double want = 0.0;
+        float *e = malloc(n * sizeof *e);
+        for (int k = 0; k < n; k++)
+            want += (e[k] = (float)exp((double)(x[k] - 7.25f))); /* the same float shift */
+        double got = ccd_vexp_shift_sum(x, n, 7.25f);
+        assert_true(fabs(got - want) <= 1e-6 * want);
+        for (int k = 0; k < n; k++)
+            assert_true(fabsf(x[k] - e[k]) <= 3e-7f * e[k] + 1e-30f);
+        assert_float_equal(x[n / 2], 1.0f, 0.0f);
+        free(x), free(e);
+    }
+    float nan_first[3] = {NAN, 1.0f, 2.0f};
+    assert_float_equal(ccd_vmax(nan_first, 3), 2.0f, 0.0f);
+    assert_true(isinf(ccd_vmax(nan_first, 0)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +265,7 @@ int main(void)
         cmocka_unit_test(adam_matches_reference_recurrence),
         cmocka_unit_test(sampler_respects_exclusions),
         cmocka_unit_test(vexp_matches_libm),
+        cmocka_unit_test(vmax_and_exp_shift_sum_match_plain_loops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
