@@ -582,8 +582,11 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
     const ccd_config *cfg = b->cfg;
     const ccd_student_block_opts *so = student_opts(cfg, b->k);
     const int ds = st->student_dim, K = cfg->exclusion_topk;
-    /* The model the student continues from: D_{k-1}, or CL_{k-1} when not distilling. */
-    const float *start = cfg->distill ? st->distilled : st->student;
+    /* The model the student continues from: D_{k-1} as in the reference, or CL_{k-1} (when not
+     * distilling, or when student_continues). The proxies are EMAs of the distilled students, so
+     * that the teachers' knowledge reaches CL_k through them in both cases. */
+    const float *start = cfg->distill && !cfg->student_continues ? st->distilled : st->student;
+    const float *base = cfg->distill ? st->distilled : st->student;
     scored_model w = {0};
     pairs x = {0};
     ccd_csr excl = {0};
@@ -596,12 +599,12 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
     /* Proxies S_{k-1}, P_{k-1}: copies of D_0 at k = 1, EMA merges later. */
     if (cfg->use_s || cfg->use_p) {
         if (b->k == 1) {
-            b->proxy_s = copy_floats(start, (size_t)(b->pu + b->pi) * ds);
-            b->proxy_p = copy_floats(start, (size_t)(b->pu + b->pi) * ds);
+            b->proxy_s = copy_floats(base, (size_t)(b->pu + b->pi) * ds);
+            b->proxy_p = copy_floats(base, (size_t)(b->pu + b->pi) * ds);
         } else {
-            b->proxy_s = ccd_proxy_merge(st->proxy_s, st->proxy_users, st->proxy_items, start, b->pu,
+            b->proxy_s = ccd_proxy_merge(st->proxy_s, st->proxy_users, st->proxy_items, base, b->pu,
                                      b->pi, ds, so->sw);
-            b->proxy_p = ccd_proxy_merge(st->proxy_p, st->proxy_users, st->proxy_items, start, b->pu,
+            b->proxy_p = ccd_proxy_merge(st->proxy_p, st->proxy_users, st->proxy_items, base, b->pu,
                                      b->pi, ds, so->pw);
         }
         if (!b->proxy_s || !b->proxy_p ||

@@ -97,6 +97,9 @@ typedef struct {
     bool use_cl;                 /* the continual student in the teachers' exclusion + replay */
     bool update_teachers;        /* false: teachers stay as bootstrapped */
     bool distill;                /* false: no D_k; the student continues from CL_{k-1} */
+    bool student_continues;      /* CL_k starts from CL_{k-1} (D_{k-1} still feeds the proxies,
+                                    the exclusion and the replay labels); false: from D_{k-1},
+                                    as the reference does */
     bool parallel_teachers;      /* train the teachers side by side, one thread each */
     bool collaborative;          /* false: teachers updated without student knowledge */
 } ccd_config;

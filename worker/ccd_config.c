@@ -130,6 +130,7 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
     BOOL_KEY(update_teachers);
     BOOL_KEY(collaborative);
     BOOL_KEY(distill);
+    BOOL_KEY(student_continues);
     BOOL_KEY(parallel_teachers);
     BOOL_KEY(kd_train_items_first);
     if (!strcmp(key, "kd_interesting"))

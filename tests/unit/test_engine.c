@@ -337,6 +337,53 @@ static void ablation_switches_run(void **state)
     free_blocks(blocks);
 }
 
+/* student_continues: CL_k starts from CL_{k-1}, not from D_{k-1}. With no student epochs the
+ * old rows of CL_2 are exactly the starting model's, so the two settings can be told apart. */
+static void student_starts_from_the_chosen_model(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    for (int continues = 0; continues < 2; continues++) {
+        ccd_config cfg;
+        small_config(&cfg);
+        cfg.student.epochs = 0;
+        cfg.student_continues = continues;
+        ccd_state st;
+        ccd_state_init(&st);
+        char err[256];
+        float *cl1 = NULL, *d1 = NULL;
+        const int ds = cfg.student_dim;
+        for (int k = 0; k < BLOCKS; k++) {
+            ccd_block_report rep;
+            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
+                fail_msg("continues %d block %d: %s", continues, k, err);
+            ccd_block_report_free(&rep);
+            if (k == 1) {
+                size_t n = (size_t)(USERS[1] + ITEMS[1]) * ds;
+                cl1 = malloc(n * sizeof *cl1), d1 = malloc(n * sizeof *d1);
+                memcpy(cl1, st.student, n * sizeof *cl1);
+                memcpy(d1, st.distilled, n * sizeof *d1);
+            }
+        }
+        const float *want = continues ? cl1 : d1, *other = continues ? d1 : cl1;
+        int differs = 0;
+        for (int u = 0; u < USERS[1]; u++)
+            for (int c = 0; c < ds; c++) {
+                assert_float_equal(st.student[(size_t)u * ds + c], want[(size_t)u * ds + c], 0.0f);
+                differs |= other[(size_t)u * ds + c] != want[(size_t)u * ds + c];
+            }
+        for (int i = 0; i < ITEMS[1]; i++)
+            for (int c = 0; c < ds; c++)
+                assert_float_equal(st.student[(size_t)(USERS[2] + i) * ds + c],
+                                   want[(size_t)(USERS[1] + i) * ds + c], 0.0f);
+        assert_true(differs); /* D_1 and CL_1 are different models */
+        free(cl1), free(d1);
+        ccd_state_free(&st);
+    }
+    free_blocks(blocks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +392,7 @@ int main(void)
         cmocka_unit_test(pipeline_runs_and_resumes_from_a_checkpoint),
         cmocka_unit_test(hooks_publish_early_and_stop_cleanly),
         cmocka_unit_test(ablation_switches_run),
+        cmocka_unit_test(student_starts_from_the_chosen_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
