@@ -73,6 +73,9 @@ void ccd_config_yelp(ccd_config *c)
     c->replay = c->use_s = c->use_p = c->use_cl = true;
     c->update_teachers = c->collaborative = c->distill = true;
     c->parallel_teachers = true;
+    /* not the reference's fresh student per block: measured better on every Yelp figure past
+     * block 1 (README); configs/yelp-reference.ini turns it off */
+    c->kd_warm_start = true;
 }
 
 void ccd_config_finetune(ccd_config *c)
@@ -841,7 +844,7 @@ static void ensemble_free(ensemble_model *e)
     memset(e, 0, sizeof *e);
 }
 
-/* KD(k) (section 4): a fresh student distilled from E_k. Writes D_k's table to *out.
+/* KD(k) (section 4): a fresh (or, with kd_warm_start, CL_k's) student distilled from E_k. Writes D_k's table to *out.
  * e_top: E_k's top-kd_interesting lists with Tr_k filtered (computed by the caller). */
 static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int *e_top,
                    float **out, int *best_epoch)
@@ -866,6 +869,10 @@ static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int
     ccd_rng_init(&init, cfg->seed, 0x4b00 + (uint64_t)b->k);
     if (ccd_recmodel_init(&m, CCD_MODEL_LIGHTGCN, b->nu, b->ni, ds, &b->g_cur, &init) != 0)
         goto done;
+    /* Warm start: D_k continues CL_k's lineage, so the next student (which starts from D_k)
+     * keeps what CL_k remembers and the proxies average one model's successive versions. */
+    if (cfg->kd_warm_start && b->student)
+        memcpy(m.emb0, b->student, (size_t)(b->nu + b->ni) * ds * sizeof(float));
     ccd_kd_inputs in = {.ensemble = ens,
                         .exclude = excl.nnz ? &excl : NULL,
                         .ensemble_top = e_top,

@@ -72,6 +72,7 @@ typedef struct {
     int kd_uninteresting_users;  /* nuu: 11500 */
     float kd_lambda;             /* 0.01 */
     bool kd_train_items_first;   /* reproduce the reference's NaN-first interesting lists (9.3) */
+    bool kd_warm_start;          /* D_k starts from CL_k instead of a fresh random student (k >= 1) */
     int exclusion_topk;          /* 40: top lists put in the negative-exclusion lists */
 
     /* continual student update (section 5) */

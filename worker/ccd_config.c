@@ -133,6 +133,7 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
     BOOL_KEY(student_continues);
     BOOL_KEY(parallel_teachers);
     BOOL_KEY(kd_train_items_first);
+    BOOL_KEY(kd_warm_start);
     if (!strcmp(key, "kd_interesting"))
         return parse_int(v, 1, 1000, &c->kd_interesting);
     if (!strcmp(key, "kd_uninteresting_items"))

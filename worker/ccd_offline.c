@@ -402,13 +402,15 @@ int main(int argc, char **argv)
                        "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
                        "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
                        "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
+                       "\"kd_warm_start\": %s, "
                        "\"blocks\": %d, \"first_block\": %d}\n}\n",
                     config ? config : "(defaults)", (unsigned long long)cfg.seed, ccd_threads(),
                     cfg.n_teachers, cfg.student_dim, cfg.replay ? "true" : "false",
                     cfg.use_s ? "true" : "false", cfg.use_p ? "true" : "false",
                     cfg.use_cl ? "true" : "false", cfg.update_teachers ? "true" : "false",
                     cfg.collaborative ? "true" : "false", cfg.distill ? "true" : "false",
-                    cfg.student_continues ? "true" : "false", done, first);
+                    cfg.student_continues ? "true" : "false", cfg.kd_warm_start ? "true" : "false",
+                    done, first);
             if (fclose(f) != 0)
                 rc = 1;
         }

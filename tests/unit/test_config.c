@@ -41,7 +41,11 @@ static void shipped_configs_load(void **state)
     ccd_config_yelp(&c);
     assert_int_equal(ccd_config_load(&c, path("yelp-nocollab.ini"), err, sizeof err), 0);
     assert_false(c.collaborative);
-    assert_true(c.update_teachers && c.replay && c.kd_train_items_first);
+    assert_true(c.update_teachers && c.replay && c.kd_train_items_first && c.kd_warm_start);
+    ccd_config_yelp(&c);
+    assert_int_equal(ccd_config_load(&c, path("yelp-reference.ini"), err, sizeof err), 0);
+    assert_false(c.kd_warm_start || c.student_continues);
+    assert_true(c.kd_train_items_first && c.distill && c.collaborative);
 }
 
 static void overrides_set_values(void **state)

@@ -384,6 +384,39 @@ static void student_starts_from_the_chosen_model(void **state)
     free_blocks(blocks);
 }
 
+/* kd_warm_start: D_k starts from CL_k. With no distillation epochs D_1 is exactly CL_1 when
+ * warm, and a fresh random table when not. */
+static void distillation_warm_starts_from_the_student(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    for (int warm = 0; warm < 2; warm++) {
+        ccd_config cfg;
+        small_config(&cfg);
+        cfg.kd.epochs = 0;
+        cfg.kd_warm_start = warm;
+        ccd_state st;
+        ccd_state_init(&st);
+        char err[256];
+        for (int k = 0; k < 2; k++) {
+            ccd_block_report rep;
+            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
+                fail_msg("warm %d block %d: %s", warm, k, err);
+            ccd_block_report_free(&rep);
+        }
+        size_t n = (size_t)(USERS[1] + ITEMS[1]) * cfg.student_dim, same = 0;
+        for (size_t q = 0; q < n; q++)
+            same += st.distilled[q] == st.student[q];
+        if (warm)
+            assert_int_equal(same, n);
+        else
+            assert_true(same < n / 10);
+        ccd_state_free(&st);
+    }
+    free_blocks(blocks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +426,7 @@ int main(void)
         cmocka_unit_test(hooks_publish_early_and_stop_cleanly),
         cmocka_unit_test(ablation_switches_run),
         cmocka_unit_test(student_starts_from_the_chosen_model),
+        cmocka_unit_test(distillation_warm_starts_from_the_student),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
