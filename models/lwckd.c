@@ -26,7 +26,10 @@
 
 #include "dense.h"
 
-#define CHUNK 256
+#ifndef CCD_LWC_CHUNK
+#define CCD_LWC_CHUNK 256 /* rows per gathered block */
+#endif
+#define CHUNK CCD_LWC_CHUNK
 
 /* The loss of one gathered row, with its logit gradient left in z up to a per-row factor:
  * on return G_tj = *row_scale * z_tj. Folding the factor into the row's target (d values)
