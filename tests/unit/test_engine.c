@@ -308,6 +308,20 @@ static void hooks_publish_early_and_stop_cleanly(void **state)
     free_blocks(blocks);
 }
 
+/* Runs blocks [from, to) on st (each evaluated on the blocks so far); fails naming the block. */
+static void run_blocks(ccd_state *st, const ccd_config *cfg, ccd_block *blocks, int from, int to,
+                       const char *what)
+{
+    char err[256];
+    for (int k = from; k < to; k++) {
+        ccd_block_report rep;
+        if (ccd_block_step(st, cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
+            fail_msg("%s, block %d: %s", what, k, err);
+        assert_true(rep.student[k].test.n_users > 0);
+        ccd_block_report_free(&rep);
+    }
+}
+
 static void ablation_switches_run(void **state)
 {
     (void)state;
@@ -322,14 +336,7 @@ static void ablation_switches_run(void **state)
             cfg.collaborative = false;
         ccd_state st;
         ccd_state_init(&st);
-        char err[256];
-        for (int k = 0; k < BLOCKS; k++) {
-            ccd_block_report rep;
-            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
-                fail_msg("variant %d block %d: %s", variant, k, err);
-            assert_true(rep.student[k].test.n_users > 0);
-            ccd_block_report_free(&rep);
-        }
+        run_blocks(&st, &cfg, blocks, 0, BLOCKS, variant == 0 ? "fine-tune only" : "no collaborative half");
         if (variant == 0)
             assert_null(st.proxy_s); /* fine-tune only keeps no proxies */
         ccd_state_free(&st);
@@ -351,21 +358,13 @@ static void student_starts_from_the_chosen_model(void **state)
         cfg.student_continues = continues;
         ccd_state st;
         ccd_state_init(&st);
-        char err[256];
-        float *cl1 = NULL, *d1 = NULL;
         const int ds = cfg.student_dim;
-        for (int k = 0; k < BLOCKS; k++) {
-            ccd_block_report rep;
-            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
-                fail_msg("continues %d block %d: %s", continues, k, err);
-            ccd_block_report_free(&rep);
-            if (k == 1) {
-                size_t n = (size_t)(USERS[1] + ITEMS[1]) * ds;
-                cl1 = malloc(n * sizeof *cl1), d1 = malloc(n * sizeof *d1);
-                memcpy(cl1, st.student, n * sizeof *cl1);
-                memcpy(d1, st.distilled, n * sizeof *d1);
-            }
-        }
+        run_blocks(&st, &cfg, blocks, 0, 2, continues ? "continues" : "from D");
+        size_t n = (size_t)(USERS[1] + ITEMS[1]) * ds;
+        float *cl1 = malloc(n * sizeof *cl1), *d1 = malloc(n * sizeof *d1);
+        memcpy(cl1, st.student, n * sizeof *cl1);
+        memcpy(d1, st.distilled, n * sizeof *d1);
+        run_blocks(&st, &cfg, blocks, 2, BLOCKS, continues ? "continues" : "from D");
         const float *want = continues ? cl1 : d1, *other = continues ? d1 : cl1;
         int differs = 0;
         for (int u = 0; u < USERS[1]; u++)
@@ -398,13 +397,7 @@ static void distillation_warm_starts_from_the_student(void **state)
         cfg.kd_warm_start = warm;
         ccd_state st;
         ccd_state_init(&st);
-        char err[256];
-        for (int k = 0; k < 2; k++) {
-            ccd_block_report rep;
-            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
-                fail_msg("warm %d block %d: %s", warm, k, err);
-            ccd_block_report_free(&rep);
-        }
+        run_blocks(&st, &cfg, blocks, 0, 2, warm ? "warm" : "fresh");
         size_t n = (size_t)(USERS[1] + ITEMS[1]) * cfg.student_dim, same = 0;
         for (size_t q = 0; q < n; q++)
             same += st.distilled[q] == st.student[q];
