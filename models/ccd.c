@@ -844,8 +844,8 @@ static void ensemble_free(ensemble_model *e)
     memset(e, 0, sizeof *e);
 }
 
-/* KD(k) (section 4): a fresh (or, with kd_warm_start, CL_k's) student distilled from E_k. Writes D_k's table to *out.
- * e_top: E_k's top-kd_interesting lists with Tr_k filtered (computed by the caller). */
+/* KD(k) (section 4): a fresh student (with kd_warm_start, CL_k) distilled from E_k. Writes D_k's
+ * table to *out. e_top: E_k's top-kd_interesting lists with Tr_k filtered (computed by the caller). */
 static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int *e_top,
                    float **out, int *best_epoch)
 {
