@@ -45,6 +45,9 @@ static void shipped_configs_load(void **state)
     ccd_config_yelp(&c);
     assert_int_equal(ccd_config_load(&c, path("yelp-reference.ini"), err, sizeof err), 0);
     assert_false(c.kd_warm_start || c.student_continues);
+    assert_int_equal(c.kd.epochs, 6);
+    assert_int_equal(c.kd.patience, 0);
+    assert_int_equal(ref.kd.epochs, 20);
     assert_true(c.kd_train_items_first && c.distill && c.collaborative);
 }
 
