@@ -10,10 +10,16 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 small=(-c "$configs/yelp.ini" --data "$data" --blocks 2 --quiet -X ccd.teachers=mf:16:0
        -X ccd.base.epochs=2 -X ccd.kd.epochs=1 -X ccd.student.epochs=1 -X ccd.teacher.epochs=1)
-mkdir "$out/ckpt"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# Unusable outputs are refused before any training, naming the option (exit 2, within seconds).
+for bad in "--checkpoint $out/missing/ckpt" "--report $out/missing/r.json" "--html $out"; do
+    set +e; msg=$(timeout 60 "$bin" "${small[@]}" $bad 2>&1); rc=$?; set -e
+    [ $rc -eq 2 ] || fail "$bad: exit $rc, expected 2 ($msg)"
+    grep -q -- "ccd-offline: ${bad%% *}: " <<< "$msg" || fail "$bad: message does not name the option: $msg"
+done
+# The checkpoint directory does not exist yet: ccd-offline creates it.
 "$bin" "${small[@]}" --report "$out/r.json" --checkpoint "$out/ckpt" --html "$out/r.html" > "$out/stdout"
 cat "$out/stdout"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 for key in '"student"' '"ensemble"' '"distilled"' '"seconds"' '"peak_rss_mb"' '"config"' \
            '"r_R20"' '"r_N20"' '"LA_R20"' '"RA_R20"' '"H_R20"' '"LA_N20"' '"RA_N20"' '"H_N20"'; do
     grep -q "$key" "$out/r.json" || fail "report lacks $key"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +80,49 @@ static int state_write(const ccd_state *st, const char *dir, int k, char *err, s
     if (!ok || rename(tmp, path) != 0) {
         snprintf(err, errlen, "%.900s: %s", path, strerror(errno));
         remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Outputs are checked before the run, not when they are first written: a bootstrap alone takes
+ * minutes, and a mistyped path should not cost them. The checkpoint directory is created if
+ * missing (its parent must exist); a report file's directory must exist and be writable. */
+static int checkpoint_dir_ready(const char *dir, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %.900s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "%.900s is not a directory", dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(err, errlen, "%.900s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int output_file_ready(const char *path, char *err, size_t errlen)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(dir, W_OK | X_OK) != 0) {
+        snprintf(err, errlen, "%.400s: directory %.400s is missing or not writable", path, dir);
+        return -1;
+    }
+    if (stat(path, &sb) == 0 && (S_ISDIR(sb.st_mode) || access(path, W_OK) != 0)) {
+        snprintf(err, errlen, "%.900s exists and cannot be overwritten", path);
         return -1;
     }
     return 0;
@@ -282,6 +326,18 @@ int main(int argc, char **argv)
             fprintf(stderr, "ccd-offline: %s\n", err);
             return 2;
         }
+    if (ckpt_dir && checkpoint_dir_ready(ckpt_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-offline: --checkpoint: %s\n", err);
+        return 2;
+    }
+    if (report && output_file_ready(report, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-offline: --report: %s\n", err);
+        return 2;
+    }
+    if (html && output_file_ready(html, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-offline: --html: %s\n", err);
+        return 2;
+    }
     ccd_set_threads(threads);
     t_start = ccd_now();
     ccd_dataset ds;
