@@ -12,13 +12,14 @@ small=(-c "$configs/yelp.ini" --data "$data" --blocks 2 --quiet -X ccd.teachers=
        -X ccd.base.epochs=2 -X ccd.kd.epochs=1 -X ccd.student.epochs=1 -X ccd.teacher.epochs=1)
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # Unusable outputs are refused before any training, naming the option (exit 2, within seconds).
-for bad in "--checkpoint $out/missing/ckpt" "--report $out/missing/r.json" "--html $out"; do
+touch "$out/a-file"
+for bad in "--checkpoint $out/a-file/ckpt" "--report $out/missing/r.json" "--html $out"; do
     set +e; msg=$(timeout 60 "$bin" "${small[@]}" $bad 2>&1); rc=$?; set -e
     [ $rc -eq 2 ] || fail "$bad: exit $rc, expected 2 ($msg)"
     grep -q -- "ccd-offline: ${bad%% *}: " <<< "$msg" || fail "$bad: message does not name the option: $msg"
 done
-# The checkpoint directory does not exist yet: ccd-offline creates it.
-"$bin" "${small[@]}" --report "$out/r.json" --checkpoint "$out/ckpt" --html "$out/r.html" > "$out/stdout"
+# The checkpoint directory and its parent do not exist yet: ccd-offline creates them.
+"$bin" "${small[@]}" --report "$out/r.json" --checkpoint "$out/new/ckpt" --html "$out/r.html" > "$out/stdout"
 cat "$out/stdout"
 for key in '"student"' '"ensemble"' '"distilled"' '"seconds"' '"peak_rss_mb"' '"config"' \
            '"r_R20"' '"r_N20"' '"LA_R20"' '"RA_R20"' '"H_R20"' '"LA_N20"' '"RA_N20"' '"H_N20"'; do
@@ -35,14 +36,14 @@ summary=$(grep -o 'R@20 [0-9.]* / [0-9.]* / [0-9.]*' "$out/stdout" | head -1 | s
 python3 "$(dirname "$0")/html_screenshot.py" "$out/r.html" "$out/r.png" "$summary" "$(printf '%.4f' "$r11")" \
     "ensemble E_k" "popularity baseline" "Seconds per block" || fail "HTML report"
 # Resuming from the block-0 checkpoint reproduces block 1 exactly (metrics, not timings).
-[ -s "$out/ckpt/state-0.bin" ] && [ -s "$out/ckpt/state-1.bin" ] || fail "no checkpoints written"
-"$bin" "${small[@]}" --resume "$out/ckpt/state-0.bin" > "$out/resumed"
+[ -s "$out/new/ckpt/state-0.bin" ] && [ -s "$out/new/ckpt/state-1.bin" ] || fail "no checkpoints written"
+"$bin" "${small[@]}" --resume "$out/new/ckpt/state-0.bin" > "$out/resumed"
 metrics() { grep '^block 1:' "$1" | sed 's/.*); //; s/; peak RSS.*//'; }
 [ -n "$(metrics "$out/stdout")" ] || fail "no block-1 line"
 [ "$(metrics "$out/stdout")" = "$(metrics "$out/resumed")" ] ||
     fail "resumed run differs: '$(metrics "$out/stdout")' vs '$(metrics "$out/resumed")'"
 # A truncated checkpoint is refused with a message.
-head -c 1000 "$out/ckpt/state-1.bin" > "$out/bad.bin"
+head -c 1000 "$out/new/ckpt/state-1.bin" > "$out/bad.bin"
 if "$bin" "${small[@]}" --resume "$out/bad.bin" > /dev/null 2> "$out/err"; then fail "truncated state accepted"; fi
 grep -q "truncated" "$out/err" || fail "unclear error: $(cat "$out/err")"
 echo "offline report ok: r[1][1] = $r11; resumed block 1 identical: $(metrics "$out/resumed")"

@@ -19,6 +19,7 @@
 
 #include "ccd.h"
 #include "ccd_config.h"
+#include "checkpoint.h"
 #include "dataset.h"
 #include "dense.h"
 #include "eval.h"
@@ -87,14 +88,13 @@ static int state_write(const ccd_state *st, const char *dir, int k, char *err, s
 
 /* Outputs are checked before the run, not when they are first written: a bootstrap alone takes
  * minutes, and a mistyped path should not cost them. The checkpoint directory is created if
- * missing (its parent must exist); a report file's directory must exist and be writable. */
+ * missing (as the worker's, with checkpoint_make_dirs); a report file's directory must exist and
+ * be writable. */
 static int checkpoint_dir_ready(const char *dir, char *err, size_t errlen)
 {
     struct stat sb;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %.900s: %s", dir, strerror(errno));
+    if (checkpoint_make_dirs(dir, err, errlen) != 0)
         return -1;
-    }
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         snprintf(err, errlen, "%.900s is not a directory", dir);
         return -1;

@@ -594,9 +594,9 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
-/* mkdir -p path (0755). A component that exists as a file fails later, at the first mkdir or
- * open below it (ENOTDIR). */
-static int make_dirs(const char *path, char *err, size_t errlen)
+/* mkdir -p path (0755), each new directory made durable in its parent. A component that exists
+ * as a file fails later, at the first mkdir or open below it (ENOTDIR). */
+int checkpoint_make_dirs(const char *path, char *err, size_t errlen)
 {
     char buf[PATH_CAP];
     size_t n = strlen(path);
@@ -695,7 +695,7 @@ int checkpoint_save(const char *dir, const checkpoint *c, int keep, char *err, s
         seterr(err, errlen, "checkpoint: %s: out of memory encoding the checkpoint", final);
         return -1;
     }
-    if (make_dirs(mdir, err, errlen) != 0) {
+    if (checkpoint_make_dirs(mdir, err, errlen) != 0) {
         free(buf);
         return -1;
     }

@@ -52,6 +52,9 @@ int checkpoint_encode(const checkpoint *c, unsigned char **buf, size_t *len);
 /* Decode (c is initialised here; on failure it is left empty). Returns 0 or -1 with err. */
 int checkpoint_decode(checkpoint *c, const unsigned char *buf, size_t len, char *err, size_t errlen);
 
+/* mkdir -p path (0755), new directories fsynced into their parents. Returns 0 or -1 with err. */
+int checkpoint_make_dirs(const char *path, char *err, size_t errlen);
+
 /* Save as DIR/<model>/block-<k>.ckpt atomically, keeping the newest `keep` (>= 1).
  * Returns 0 or -1 with a message (errno text, path). */
 int checkpoint_save(const char *dir, const checkpoint *c, int keep, char *err, size_t errlen);
