@@ -84,6 +84,47 @@ void ccd_sort_by_score(int *idx, int n, const float *s)
     }
 }
 
+void ccd_top_sorted(int *out, int n, int k, const float *s)
+{
+    if (k <= 0)
+        return;
+    if (k > n)
+        k = n;
+    /* A bounded heap whose root is the k-th best so far. Ids are scanned in increasing order, so
+     * a tie with the root loses (the root's id is lower) and an entry enters only with a strictly
+     * greater score: one compare per entry, and about k ln(n / k) entries ever enter. Runs of 16
+     * scores with none above the root are passed over with one vectorised compare. */
+    for (int i = 0; i < k; i++)
+        out[i] = i;
+    for (int i = k / 2 - 1; i >= 0; i--)
+        ccd_heap_sift_down(out, k, i, s);
+    int i = k;
+    for (; i < n && (i & 15); i++)
+        if (s[i] > s[out[0]]) {
+            out[0] = i;
+            ccd_heap_sift_down(out, k, 0, s);
+        }
+    for (; i + 16 <= n; i += 16) {
+        const float bar = s[out[0]];
+        int above = 0;
+        for (int j = 0; j < 16; j++)
+            above |= s[i + j] > bar;
+        if (!above)
+            continue;
+        for (int j = i; j < i + 16; j++)
+            if (s[j] > s[out[0]]) {
+                out[0] = j;
+                ccd_heap_sift_down(out, k, 0, s);
+            }
+    }
+    for (; i < n; i++)
+        if (s[i] > s[out[0]]) {
+            out[0] = i;
+            ccd_heap_sift_down(out, k, 0, s);
+        }
+    ccd_sort_by_score(out, k, s);
+}
+
 static bool in_sorted(const int *v, int n, int x)
 {
     int lo = 0, hi = n;
@@ -214,11 +255,7 @@ int ccd_evaluate_scorer(const ccd_scorer *sc, const ccd_block *blocks, int n_blo
                     continue;
                 const int u = users[c0 + k];
                 const float *s = scores + (size_t)k * n_items;
-                for (int i = 0; i < n_items; i++)
-                    idx[i] = i;
-                ccd_select_top(idx, n_items, top, s);  /* idx[0..top): the top 1000 */
-                ccd_select_top(idx, top, prefix, s);   /* idx[0..prefix): its best part */
-                ccd_sort_by_score(idx, prefix, s);
+                ccd_top_sorted(idx, n_items, prefix, s); /* idx[0..prefix): the best, sorted */
                 bool all_sorted = prefix == top;
                 for (int j = 0; j < n_blocks; j++) {
                     const ccd_block *b = &blocks[j];
@@ -234,6 +271,10 @@ int ccd_evaluate_scorer(const ccd_scorer *sc, const ccd_block *blocks, int n_blo
                             continue;
                         int n_ranked = prefix;
                         if (!all_sorted && survivors(idx, prefix, tr, ntr, other, nother) < KMAX) {
+                            /* Rare: too many masked items near the top. Rank the whole top 1000. */
+                            for (int i = 0; i < n_items; i++)
+                                idx[i] = i;
+                            ccd_select_top(idx, n_items, top, s);
                             ccd_sort_by_score(idx, top, s);
                             all_sorted = true;
                         }

@@ -53,6 +53,9 @@ void ccd_select_top(int *idx, int n, int k, const float *score);
 void ccd_heap_sift_down(int *h, int n, int i, const float *score);
 /* Sort idx[0..n) best first under the same order. */
 void ccd_sort_by_score(int *idx, int n, const float *score);
+/* The k best of items 0..n-1 under the same order, sorted best first, into out[0..k) (k <= n):
+ * the same list as select_top + sort_by_score over 0..n-1, in one pass over the scores. */
+void ccd_top_sorted(int *out, int n, int k, const float *score);
 
 
 

@@ -1,6 +1,7 @@
 /* Unit tests of libccd's core: RNG, CSR, graph normalisation, Adam, BPR sampler. */
 #include <math.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -141,6 +142,62 @@ static void graph_is_symmetric_normalised_bipartite(void **state)
     ccd_csr_free(&r);
 }
 
+/* The three products against a double-precision loop, for widths that take every slice of the
+ * kernel (64, 32, 16, 8) and the plain remainder loop (d = 13, 141), on a random weighted CSR
+ * with empty rows and rows longer than the prefetch distance. */
+static void spmm_matches_plain_products(void **state)
+{
+    (void)state;
+    enum { R = 60, C = 45 };
+    ccd_rng rng;
+    ccd_rng_init(&rng, 7, 0);
+    int rows[R * 30], cols[R * 30];
+    int64_t n = 0;
+    for (int r = 0; r < R; r++) {
+        int len = r % 7 == 0 ? 0 : (int)ccd_rng_below(&rng, 30);
+        for (int k = 0; k < len; k++)
+            rows[n] = r, cols[n] = (int)ccd_rng_below(&rng, C), n++;
+    }
+    ccd_csr a;
+    assert_int_equal(ccd_csr_from_pairs(&a, R, C, rows, cols, n), 0);
+    a.values = malloc((size_t)(a.nnz ? a.nnz : 1) * sizeof *a.values);
+    assert_non_null(a.values);
+    for (int64_t k = 0; k < a.nnz; k++)
+        a.values[k] = ccd_rng_normal(&rng);
+    const int widths[] = {8, 13, 16, 32, 64, 128, 141};
+    for (size_t t = 0; t < sizeof widths / sizeof *widths; t++) {
+        const int d = widths[t];
+        float *x = ccd_floats((size_t)C * d), *y = ccd_floats((size_t)R * d),
+              *add = ccd_floats((size_t)R * d), *z = ccd_floats((size_t)R * d);
+        double *ref = calloc((size_t)R * d, sizeof *ref);
+        assert_true(x && y && add && z && ref);
+        for (int k = 0; k < C * d; k++)
+            x[k] = ccd_rng_normal(&rng);
+        for (int k = 0; k < R * d; k++)
+            add[k] = ccd_rng_normal(&rng), z[k] = -7.0f;
+        for (int r = 0; r < R; r++)
+            for (int64_t k = a.indptr[r]; k < a.indptr[r + 1]; k++)
+                for (int j = 0; j < d; j++)
+                    ref[(size_t)r * d + j] += (double)a.values[k] * x[(size_t)a.indices[k] * d + j];
+        ccd_spmm(&a, x, y, d);
+        for (int k = 0; k < R * d; k++)
+            assert_float_equal(y[k], ref[k], 1e-4);
+        ccd_spmm_add(&a, x, y, d, add, 0.5f);
+        for (int k = 0; k < R * d; k++)
+            assert_float_equal(y[k], 0.5 * (ref[k] + add[k]), 1e-4);
+        int pick[] = {3, 0, 59, 14};
+        ccd_spmm_rows(&a, x, z, d, pick, 4);
+        for (int r = 0; r < R; r++) {
+            bool picked = r == 3 || r == 0 || r == 59 || r == 14;
+            for (int j = 0; j < d; j++)
+                assert_float_equal(z[(size_t)r * d + j], picked ? ref[(size_t)r * d + j] : -7.0,
+                                   1e-4);
+        }
+        free(x), free(y), free(add), free(z), free(ref);
+    }
+    ccd_csr_free(&a);
+}
+
 /* Adam against the torch.optim.Adam recurrences, computed here in double. */
 static void adam_matches_reference_recurrence(void **state)
 {
@@ -262,6 +319,7 @@ int main(void)
         cmocka_unit_test(shuffle_is_a_permutation),
         cmocka_unit_test(csr_from_pairs_sorts_and_deduplicates),
         cmocka_unit_test(graph_is_symmetric_normalised_bipartite),
+        cmocka_unit_test(spmm_matches_plain_products),
         cmocka_unit_test(adam_matches_reference_recurrence),
         cmocka_unit_test(sampler_respects_exclusions),
         cmocka_unit_test(vexp_matches_libm),

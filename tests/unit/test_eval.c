@@ -76,6 +76,38 @@ static void select_top_and_sort(void **state)
         assert_true(s[idx[99]] > s[idx[k]] || (s[idx[99]] == s[idx[k]] && idx[99] < idx[k]));
 }
 
+/* One pass with a bounded heap gives exactly quickselect + sort, ties included, for lengths
+ * around the 16-score runs it skips and for k from 1 to n. */
+static void top_sorted_matches_select_and_sort(void **state)
+{
+    (void)state;
+    enum { N = 700 };
+    float s[N];
+    int a[N], b[N];
+    ccd_rng r;
+    ccd_rng_init(&r, 11, 0);
+    const int lengths[] = {1, 15, 16, 17, 100, 333, N};
+    for (size_t t = 0; t < sizeof lengths / sizeof *lengths; t++) {
+        const int n = lengths[t];
+        for (int trial = 0; trial < 3; trial++) {
+            for (int k = 0; k < n; k++) /* trial 0: many ties; 1: rising scores; 2: spread */
+                s[k] = trial == 0 ? (float)ccd_rng_below(&r, 40)
+                       : trial == 1 ? (float)k
+                                    : ccd_rng_normal(&r);
+            const int ks[] = {1, 7, n / 2 > 0 ? n / 2 : 1, n};
+            for (int q = 0; q < 4; q++) {
+                int k = ks[q] < n ? ks[q] : n;
+                for (int i = 0; i < n; i++)
+                    a[i] = i;
+                ccd_select_top(a, n, k, s);
+                ccd_sort_by_score(a, k, s);
+                ccd_top_sorted(b, n, k, s);
+                assert_memory_equal(a, b, (size_t)k * sizeof *a);
+            }
+        }
+    }
+}
+
 /* A block built by hand: 3 users, n_items items, scores s(u,i) = user_vec . item_vec with d=1
  * item vectors = -i (so item 0 ranks first for a positive user vector). */
 typedef struct {
@@ -191,6 +223,7 @@ int main(void)
         cmocka_unit_test(metrics_of_list_by_hand),
         cmocka_unit_test(hit_between_20_and_50_counts_only_at_50),
         cmocka_unit_test(select_top_and_sort),
+        cmocka_unit_test(top_sorted_matches_select_and_sort),
         cmocka_unit_test(evaluate_masks_by_mode_and_truncates_at_1000),
         cmocka_unit_test(evaluate_uses_each_blocks_own_masks),
         cmocka_unit_test(popularity_ranks_by_train_count),
