@@ -107,8 +107,11 @@ while [ "$killed" -lt "$kills" ]; do
     pid=$!
     pids+=("$pid")
     if [ $((run % 2)) -eq 1 ]; then
-        # a random moment in the next few seconds (a block trains in about 1-3 s)
-        delay=$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 0.5 + rand() * 3 }')
+        # a random moment, scaled to the reference run so that the kills, not the stream, run
+        # out first on any host: on average about 0.7 / KILLS of the reference's duration (fixed
+        # delays of 0.5-3.5 s let a fast host finish the stream after 9 kills)
+        delay=$(awk -v s="$RANDOM" -v t="$t_ref" -v k="$kills" \
+            'BEGIN { srand(s); printf "%.2f", 0.3 + rand() * 1.4 * t / k }')
         sleep "$delay"
         how="after ${delay} s"
     else
