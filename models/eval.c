@@ -90,37 +90,20 @@ void ccd_top_sorted(int *out, int n, int k, const float *s)
         return;
     if (k > n)
         k = n;
-    /* A bounded heap whose root is the k-th best so far. Ids are scanned in increasing order, so
-     * a tie with the root loses (the root's id is lower) and an entry enters only with a strictly
-     * greater score: one compare per entry, and about k ln(n / k) entries ever enter. Runs of 16
-     * scores with none above the root are passed over with one vectorised compare. */
+    /* A bounded heap whose root is the k-th best so far (as top_eligible in replay.c). Ids come
+     * in increasing order, so a tie with the root loses (the root's id is lower) and an entry
+     * enters only with a strictly greater score: one compare per entry against a cached bar, and
+     * about k ln(n / k) entries ever enter. */
     for (int i = 0; i < k; i++)
         out[i] = i;
     for (int i = k / 2 - 1; i >= 0; i--)
         ccd_heap_sift_down(out, k, i, s);
-    int i = k;
-    for (; i < n && (i & 15); i++)
-        if (s[i] > s[out[0]]) {
+    float bar = s[out[0]];
+    for (int i = k; i < n; i++)
+        if (s[i] > bar) {
             out[0] = i;
             ccd_heap_sift_down(out, k, 0, s);
-        }
-    for (; i + 16 <= n; i += 16) {
-        const float bar = s[out[0]];
-        int above = 0;
-        for (int j = 0; j < 16; j++)
-            above |= s[i + j] > bar;
-        if (!above)
-            continue;
-        for (int j = i; j < i + 16; j++)
-            if (s[j] > s[out[0]]) {
-                out[0] = j;
-                ccd_heap_sift_down(out, k, 0, s);
-            }
-    }
-    for (; i < n; i++)
-        if (s[i] > s[out[0]]) {
-            out[0] = i;
-            ccd_heap_sift_down(out, k, 0, s);
+            bar = s[out[0]];
         }
     ccd_sort_by_score(out, k, s);
 }
