@@ -76,8 +76,8 @@ static void select_top_and_sort(void **state)
         assert_true(s[idx[99]] > s[idx[k]] || (s[idx[99]] == s[idx[k]] && idx[99] < idx[k]));
 }
 
-/* One pass with a bounded heap gives exactly quickselect + sort, ties included, for lengths
- * around the 16-score runs it skips and for k from 1 to n. */
+/* One pass with a bounded heap gives exactly quickselect + sort, ties included, for short and
+ * long rows and for k from 1 to n. */
 static void top_sorted_matches_select_and_sort(void **state)
 {
     (void)state;
