@@ -53,8 +53,9 @@ void ccd_config_yelp(ccd_config *c)
      * far more than an evaluation). */
     c->teacher.patience = 2;
     c->kd_interesting = 40;
-    c->kd_uninteresting_items = 10000;
-    c->kd_uninteresting_users = 11500;
+    c->kd_uninteresting_items = CCD_AUTO; /* ccd_rule_unint_items: 10,000 on Yelp */
+    c->kd_uninteresting_users = CCD_AUTO; /* ccd_rule_unint_users: 11,500 on Yelp */
+    c->batch_growth_pairs = 120000;       /* Yelp's block 0 (117,367 pairs) keeps its batches */
     c->kd_lambda = 0.01f;
     c->exclusion_topk = 40;
     static const ccd_student_block_opts s[5] = {
@@ -235,17 +236,23 @@ static int add_topk(pairs *x, const ccd_scorer *s, const ccd_csr *f1, const ccd_
     return rc;
 }
 
-static ccd_train_opts train_opts(const volatile int *stop, const ccd_stage_opts *s, uint64_t seed)
+int ccd_rule_unint_items(int n_items)
 {
-    return (ccd_train_opts){.stop = stop,
-                            .lr = s->lr,
-                            .batch = s->batch,
-                            .nns = s->nns,
-                            .weight_decay = s->weight_decay,
-                            .max_epochs = s->epochs,
-                            .eval_every = s->eval_every,
-                            .patience = s->patience,
-                            .seed = seed};
+    int n = (int)(0.925 * n_items);
+    return n < 10000 ? n : 10000;
+}
+
+int ccd_rule_unint_users(int n_users)
+{
+    int n = (int)(0.94 * n_users);
+    return n < 11500 ? n : 11500;
+}
+
+double ccd_batch_growth(const ccd_config *c, int64_t train_pairs)
+{
+    if (c->batch_growth_pairs <= 0 || train_pairs <= c->batch_growth_pairs)
+        return 1.0;
+    return (double)train_pairs / (double)c->batch_growth_pairs;
 }
 
 static float *copy_floats(const float *src, size_t n)
@@ -546,7 +553,26 @@ typedef struct {
     scored_model cl;         /* CL_k on R_k */
     logger lg;
     const volatile int *stop;/* hooks->stop, polled by every training loop */
+    double growth;           /* ccd_batch_growth of the block: every batch is this much larger */
+    ccd_block_report *rep;   /* its seconds_eval collects the stages' evaluation time */
 } block_ctx;
+
+static int grown(int batch, double growth) { return (int)ceil(batch * growth); }
+
+static ccd_train_opts train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t seed)
+{
+    return (ccd_train_opts){.stop = b->stop,
+                            .eval_seconds = &b->rep->seconds_eval,
+                            .lr = s->lr,
+                            .batch = grown(s->batch, b->growth),
+                            .nns = s->nns,
+                            .weight_decay = s->weight_decay,
+                            .max_epochs = s->epochs,
+                            .eval_every = s->eval_every,
+                            .patience = s->patience,
+                            .seed = seed};
+}
+
 
 /* The fast path: hand CL_k's propagated embeddings to the caller before the teacher side. */
 static int announce_student(const block_ctx *b, const ccd_block_hooks *hooks, int dim)
@@ -662,11 +688,11 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
         goto done;
     memcpy(m.emb0, expanded, (size_t)(b->nu + b->ni) * ds * sizeof(float));
     free(expanded);
-    replay_ctx rc_ctx = {.set = &rs, .batch = cfg->student.batch, .lambda = cfg->student_replay_lambda,
+    replay_ctx rc_ctx = {.set = &rs, .batch = grown(cfg->student.batch, b->growth), .lambda = cfg->student_replay_lambda,
                          .anneal = cfg->student_anneal};
     ccd_rng_init(&rc_ctx.rng, cfg->seed, 0x5302);
     ccd_train_hooks hooks = {.epoch = rs.n ? replay_epoch_hook : NULL, .ctx = &rc_ctx};
-    ccd_train_opts o = train_opts(b->stop, &cfg->student, cfg->seed + 101 * (uint64_t)b->k);
+    ccd_train_opts o = train_opts(b, &cfg->student, cfg->seed + 101 * (uint64_t)b->k);
     say(&b->lg, "student update: %lld replay pairs, %lld exclusions", (long long)rs.n, (long long)excl.nnz);
     if (ccd_train_stage(&m, b->blk, &excl, &o, false, &hooks, NULL, NULL, NULL, best_epoch) != 0)
         goto done;
@@ -762,8 +788,9 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     lc.scale[0] = lc.scale[1] = cfg->lwc_lambda * (lc.n_layers == 2 ? 0.5f + 1e-8f : 1.0f);
     int nmax = ld->n_bu > ld->n_bi ? ld->n_bu : ld->n_bi;
     lc.targets = ccd_floats((size_t)nmax * d);
-    lc.weights = malloc((size_t)cfg->teacher.batch * sizeof *lc.weights);
-    lc.rel_rows = malloc((size_t)cfg->teacher.batch * sizeof *lc.rel_rows);
+    const int tbatch = grown(cfg->teacher.batch, b->growth);
+    lc.weights = malloc((size_t)tbatch * sizeof *lc.weights);
+    lc.rel_rows = malloc((size_t)tbatch * sizeof *lc.rel_rows);
     lc.count_u = calloc((size_t)ld->n_bu + 1, sizeof *lc.count_u);
     lc.count_i = calloc((size_t)ld->n_bi + 1, sizeof *lc.count_i);
     lc.pres_u = ccd_floats((size_t)ld->n_bu * d);
@@ -775,12 +802,12 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     if (!lc.targets || !lc.weights || !lc.rel_rows || !lc.count_u || !lc.count_i || !lc.pres_u ||
         !lc.pres_i || !lc.dpres_u || !lc.dpres_i || !lc.dlayer1 || !lc.tmp)
         goto done;
-    replay_ctx rctx = {.set = &rs, .batch = cfg->teacher.batch, .lambda = cfg->teacher_replay_lambda,
+    replay_ctx rctx = {.set = &rs, .batch = tbatch, .lambda = cfg->teacher_replay_lambda,
                        .anneal = cfg->teacher_anneal};
     ccd_rng_init(&rctx.rng, spec->seed, 0x5600 + (uint64_t)b->k);
     teacher_hooks th = {.lwc = &lc, .replay = rs.n ? &rctx : NULL};
     ccd_train_hooks hooks = {.batch = teacher_batch, .epoch = teacher_epoch, .ctx = &th};
-    ccd_train_opts o = train_opts(b->stop, &cfg->teacher, spec->seed + 1000 * (uint64_t)b->k);
+    ccd_train_opts o = train_opts(b, &cfg->teacher, spec->seed + 1000 * (uint64_t)b->k);
     int best_epoch = 0;
     ccd_block_metrics best;
     if (ccd_train_stage(&m, b->blk, &excl, &o, false, &hooks, NULL, NULL, &best, &best_epoch) != 0)
@@ -881,11 +908,16 @@ static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int
                         .exclude = excl.nnz ? &excl : NULL,
                         .ensemble_top = e_top,
                         .n_interesting = cfg->kd_interesting,
-                        .n_unint_items = cfg->kd_uninteresting_items,
-                        .n_unint_users = cfg->kd_uninteresting_users,
+                        .n_unint_items = cfg->kd_uninteresting_items == CCD_AUTO
+                                             ? ccd_rule_unint_items(b->ni)
+                                             : cfg->kd_uninteresting_items,
+                        .n_unint_users = cfg->kd_uninteresting_users == CCD_AUTO
+                                             ? ccd_rule_unint_users(b->nu)
+                                             : cfg->kd_uninteresting_users,
+                        .item_chunk = grown(1024, b->growth),
                         .lambda = cfg->kd_lambda,
                         .train_items_first = cfg->kd_train_items_first};
-    ccd_train_opts o = train_opts(b->stop, &cfg->kd, cfg->seed + 7 * (uint64_t)b->k);
+    ccd_train_opts o = train_opts(b, &cfg->kd, cfg->seed + 7 * (uint64_t)b->k);
     if (ccd_distill(&m, b->blk, &in, &o, NULL, best_epoch) != 0)
         goto done;
     *out = copy_floats(m.emb0, (size_t)(b->nu + b->ni) * ds);
@@ -960,7 +992,7 @@ static int base_teacher(void *vctx, int m)
     if (ccd_recmodel_init(&tm, spec->type, b->nu, b->ni, spec->dim,
                           spec->type == CCD_MODEL_LIGHTGCN ? &b->g_cur : NULL, &init) != 0)
         return -1;
-    ccd_train_opts o = train_opts(b->stop, &b->cfg->base, spec->seed);
+    ccd_train_opts o = train_opts(b, &b->cfg->base, spec->seed);
     ccd_block_metrics best;
     int best_epoch = 0;
     int rc = ccd_train_stage(&tm, b->blk, NULL, &o, false, NULL, NULL, NULL, &best, &best_epoch);
@@ -1045,6 +1077,8 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     b.pi = st->n_items;
     b.lg = (logger){hooks ? hooks->log : NULL, hooks ? hooks->ctx : NULL};
     b.stop = hooks ? hooks->stop : NULL;
+    b.growth = ccd_batch_growth(cfg, blk->train.nnz);
+    b.rep = rep;
     ensemble_model e_prev = {0}, e_cur = {0};
     lwc_data ld;
     memset(&ld, 0, sizeof ld);

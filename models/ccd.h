@@ -65,11 +65,13 @@ typedef struct {
     ccd_stage_opts kd;           /* distillation */
     ccd_stage_opts student;      /* continual student update */
     ccd_stage_opts teacher;      /* teacher update */
+    int64_t batch_growth_pairs;  /* blocks with more train pairs grow every batch in proportion
+                                    (ccd_batch_growth); 0: fixed batches, as the reference */
 
     /* distillation (section 4) */
     int kd_interesting;          /* 40 */
-    int kd_uninteresting_items;  /* nui: 10000 */
-    int kd_uninteresting_users;  /* nuu: 11500 */
+    int kd_uninteresting_items;  /* nui, or CCD_AUTO: ccd_rule_unint_items (10000 on Yelp) */
+    int kd_uninteresting_users;  /* nuu, or CCD_AUTO: ccd_rule_unint_users (11500 on Yelp) */
     float kd_lambda;             /* 0.01 */
     bool kd_train_items_first;   /* reproduce the reference's NaN-first interesting lists (9.3) */
     bool kd_warm_start;          /* D_k starts from CL_k instead of a fresh random student (k >= 1) */
@@ -104,6 +106,20 @@ typedef struct {
     bool parallel_teachers;      /* train the teachers side by side, one thread each */
     bool collaborative;          /* false: teachers updated without student knowledge */
 } ccd_config;
+
+/* A sample size or count that follows the data (the config's "auto"). */
+#define CCD_AUTO (-1)
+
+/* Sizes that follow the data. The reference's absolute numbers are Yelp's; these rules give
+ * them on Yelp and keep the cost per row fixed on larger catalogues:
+ *   nui = 92.5% of the block's items, at most 10,000 (Yelp: 10,000 on every block);
+ *   nuu = 94% of the block's users, at most 11,500 (Yelp: 11,500 on every block);
+ *   batch growth = train pairs / batch_growth_pairs when above 1, else 1: every stage's batch,
+ *   the replay batches and the item-pass chunks grow by it, so an epoch takes at most the
+ *   steps it takes at batch_growth_pairs pairs and its cost grows linearly with the data. */
+int ccd_rule_unint_items(int n_items);
+int ccd_rule_unint_users(int n_users);
+double ccd_batch_growth(const ccd_config *c, int64_t train_pairs);
 
 /* The reference's Yelp settings (run.sh; sections 2.5, 5.6, 6.7): five LightGCN teachers,
  * d = 128, seeds 0..4; LightGCN student d = 8. Epoch counts: 6 for every continual stage
@@ -143,6 +159,8 @@ typedef struct {
     ccd_block_metrics *ensemble;      /* E_k */
     ccd_block_metrics *distilled;     /* D_k */
     double seconds_student, seconds_teachers, seconds_ensemble, seconds_distill, seconds_total;
+    double seconds_eval;  /* of those, evaluation inside the training stages (model selection;
+                             summed over teachers trained side by side) */
     int student_epoch, distill_epoch; /* selected epochs */
 } ccd_block_report;
 

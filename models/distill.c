@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,96 +51,178 @@ double ccd_rrd_loss(const float *pos, int k, const float *neg, int n, float *dpo
     return loss;
 }
 
-static inline int bit(const uint64_t *row, int c) { return (int)((row[c >> 6] >> (c & 63)) & 1u); }
+/* ------------------------------------------------------------------------------------------ */
+/* uninteresting draws */
+
+/* Uniform draws of `want` distinct columns from [0, n_cols) minus the sorted, unique list skip,
+ * from one row's own stream: the sample is a function of (seed, stream) only, so any batch can
+ * regenerate any row's set and nothing users x items is ever stored. mark (n_cols) is scratch
+ * whose entries must differ from *tag on entry; *tag is advanced. Three regimes keep the cost
+ * O(min(n_cols, want)) in expectation:
+ *   - want >= eligible: every eligible column, in ascending order;
+ *   - want >= eligible / 2: drop (eligible - want) random eligible columns, keep the rest;
+ *   - otherwise: rejection draws of the columns themselves. */
+int ccd_uninteresting_draw(uint64_t seed, uint64_t stream, int n_cols, const int *skip,
+                           int64_t n_skip, int want, unsigned *mark, unsigned *tag, int *out)
+{
+    const int64_t n_elig = (int64_t)n_cols - n_skip;
+    if (want <= 0 || n_elig <= 0)
+        return 0;
+    unsigned t = ++*tag;
+    if (t == 0) { /* wrapped: old marks could equal the new tags */
+        memset(mark, 0, (size_t)n_cols * sizeof *mark);
+        t = ++*tag;
+    }
+    for (int64_t s = 0; s < n_skip; s++)
+        mark[skip[s]] = t;
+    ccd_rng rng;
+    ccd_rng_init(&rng, seed, stream);
+    int n = 0;
+    if (want >= n_elig) {
+        for (int c = 0; c < n_cols; c++)
+            if (mark[c] != t)
+                out[n++] = c;
+        return n;
+    }
+    if (2 * (int64_t)want >= n_elig) {
+        int64_t drop = n_elig - want;
+        while (drop > 0) {
+            int c = (int)ccd_rng_below(&rng, (uint32_t)n_cols);
+            if (mark[c] != t) {
+                mark[c] = t;
+                drop--;
+            }
+        }
+        for (int c = 0; c < n_cols; c++)
+            if (mark[c] != t)
+                out[n++] = c;
+        return n;
+    }
+    while (n < want) {
+        int c = (int)ccd_rng_below(&rng, (uint32_t)n_cols);
+        if (mark[c] != t) {
+            mark[c] = t;
+            out[n++] = c;
+        }
+    }
+    return n;
+}
+
+/* One side of the loss: rows of one kind (users, or items) against columns of the other. */
+typedef struct {
+    int row_base, col_base; /* where the row / column tables start in emb0 and grad (in rows) */
+    int n_cols;
+    const int *lists;       /* (rows x k) interesting columns, -1 padded */
+    const ccd_csr *inelig;  /* (rows x n_cols) columns a row may not draw (sorted, unique) */
+    int want;               /* uninteresting draws per row (nui or nuu) */
+    uint64_t stream;        /* row e draws from stream + e */
+} rrd_side;
+
+/* Per-thread scratch, sized for the larger side. */
+typedef struct {
+    int *cols;       /* (n) drawn columns */
+    unsigned *mark;  /* (n) draw marks */
+    unsigned tag;
+    float *neg, *dneg; /* (n) scores of the drawn columns, then dl/ds */
+    float *pos, *dpos; /* (k) */
+    float *colgrad;  /* (n x d) this thread's share of the column gradient */
+} rrd_scratch;
 
 typedef struct {
     const ccd_kd_inputs *in;
-    int n_users, n_items, k;
-    const int *interesting_items; /* (n_users x k) A_u, -1 padded */
-    const int *interesting_users; /* (n_items x k) B_i, -1 padded */
-    const uint64_t *unint_items;  /* (n_users x words_items) bitmap of N_u */
-    const uint64_t *unint_users;  /* (n_items x words_users) bitmap of N_i */
-    int words_items, words_users;
-    int *stamp;                   /* (n_users) last batch that listed each user */
-    int *rows;                    /* (max(batch, ITEM_CHUNK)) row entities of a pass */
-    int n_batch;
-    ccd_rng rng;                  /* item-pass shuffles */
+    int k;
+    uint64_t seed;
+    rrd_side users, items;  /* users x items (batch pass) and items x users (item pass) */
+    int n_threads;
+    rrd_scratch *scratch;   /* (n_threads) */
+    int *stamp;             /* (n_users) last batch that listed each user */
+    int *rows;              /* (max(batch, item_chunk)) row entities of a pass */
+    int n_batch, item_chunk;
+    ccd_rng rng;            /* item-pass shuffles */
 } kd_ctx;
 
-/* The kernel. rows[0..n): entity indices of the row side; row_base/col_base: where that side's
- * and the column side's tables start in emb0/grad (in rows); n_cols columns. lists: (entities x k)
- * interesting columns; bits: (entities x words) uninteresting columns. Adds lambda * gradient to
- * m->grad and returns lambda * loss (NaN on allocation failure). */
-static double rrd_rows(ccd_recmodel *m, const int *rows, int n, int row_base, int col_base,
-                       int n_cols, const int *lists, int k, const uint64_t *bits, int words,
-                       float lambda)
+static float dot(const float *a, const float *b, int d)
 {
-    const int d = m->dim;
-    float *x = ccd_floats((size_t)n * d);          /* (n x d) gathered row embeddings */
-    float *s = ccd_floats((size_t)n * n_cols);     /* (n x n_cols) scores, then dl/ds */
-    float *gx = ccd_floats((size_t)n * d);         /* (n x d) row gradient */
-    double *row_loss = calloc((size_t)(n > 0 ? n : 1), sizeof *row_loss);
-    if (!x || !s || !gx || !row_loss) {
-        free(x), free(s), free(gx), free(row_loss);
-        return NAN;
-    }
-    const float *y = m->emb0 + (size_t)col_base * d; /* (n_cols x d) column table */
-    for (int r = 0; r < n; r++)
-        memcpy(x + (size_t)r * d, m->emb0 + (size_t)(row_base + rows[r]) * d, (size_t)d * sizeof *x);
-    ccd_matmul_nt(x, y, s, n, n_cols, d);
-    int failed = 0;
-#pragma omp parallel
+    float s = 0.0f;
+    for (int c = 0; c < d; c++)
+        s += a[c] * b[c];
+    return s;
+}
+
+static void axpy(float *y, float a, const float *x, int d)
+{
+    for (int c = 0; c < d; c++)
+        y[c] += a * x[c];
+}
+
+/* The kernel: the loss of rows[0..n) of one side, each scored against its interesting list and
+ * its uninteresting draw (gathered dot products: O(rows x (k + want) x d), whatever the catalogue
+ * size). Adds lambda * gradient to m->grad and returns lambda * loss (NaN on failure). Rows are
+ * split statically over the threads and the column gradients summed in thread order, so the
+ * result depends only on the seed and the thread count. */
+static double rrd_rows(kd_ctx *c, ccd_recmodel *m, const int *rows, int n, const rrd_side *side)
+{
+    const int d = m->dim, k = c->k;
+    const float lambda = c->in->lambda;
+    const float *y = m->emb0 + (size_t)side->col_base * d; /* (n_cols x d) column table */
+    double loss = 0.0;
+    int failed = 0, team = 1;
+#pragma omp parallel num_threads(c->n_threads) reduction(+ : loss)
     {
-        float *pos = malloc((size_t)k * sizeof *pos), *dpos = malloc((size_t)k * sizeof *dpos);
-        float *neg = malloc((size_t)n_cols * sizeof *neg), *dneg = malloc((size_t)n_cols * sizeof *dneg);
-        int *negc = malloc((size_t)n_cols * sizeof *negc);
-        if (!pos || !dpos || !neg || !dneg || !negc) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(dynamic, 8)
+#pragma omp single
+        team = omp_get_num_threads(); /* 1 when nested inside another parallel region */
+        rrd_scratch *sc = &c->scratch[omp_get_thread_num()];
+        memset(sc->colgrad, 0, (size_t)side->n_cols * d * sizeof *sc->colgrad);
+#pragma omp for schedule(static)
         for (int r = 0; r < n; r++) {
-            if (!negc)
-                continue;
-            float *sr = s + (size_t)r * n_cols;
-            const int *list = lists + (size_t)rows[r] * k;
-            const uint64_t *b = bits + (size_t)rows[r] * words;
-            int kk = 0, nn = 0;
+            const int e = rows[r];
+            const float *x = m->emb0 + (size_t)(side->row_base + e) * d;
+            const int *list = side->lists + (size_t)e * k;
+            const ccd_csr *ie = side->inelig;
+            int nn = ccd_uninteresting_draw(c->seed, side->stream + (uint64_t)e, side->n_cols,
+                                            ie->indices + ie->indptr[e],
+                                            ie->indptr[e + 1] - ie->indptr[e], side->want,
+                                            sc->mark, &sc->tag, sc->cols);
+            int kk = 0;
             while (kk < k && list[kk] >= 0) {
-                pos[kk] = sr[list[kk]];
+                sc->pos[kk] = dot(x, y + (size_t)list[kk] * d, d);
                 kk++;
             }
-            for (int c = 0; c < n_cols; c++)
-                if (bit(b, c)) {
-                    neg[nn] = sr[c];
-                    negc[nn++] = c;
-                }
-            row_loss[r] = ccd_rrd_loss(pos, kk, neg, nn, dpos, dneg);
-            memset(sr, 0, (size_t)n_cols * sizeof *sr);
-            for (int j = 0; j < kk; j++)
-                sr[list[j]] = lambda * dpos[j];
             for (int j = 0; j < nn; j++)
-                sr[negc[j]] = lambda * dneg[j];
+                sc->neg[j] = dot(x, y + (size_t)sc->cols[j] * d, d);
+            double l = ccd_rrd_loss(sc->pos, kk, sc->neg, nn, sc->dpos, sc->dneg);
+            if (!(l == l)) {
+#pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            loss += l;
+            float *gx = m->grad + (size_t)(side->row_base + e) * d; /* rows are distinct */
+            for (int j = 0; j < kk; j++) {
+                float g = lambda * sc->dpos[j];
+                axpy(gx, g, y + (size_t)list[j] * d, d);
+                axpy(sc->colgrad + (size_t)list[j] * d, g, x, d);
+            }
+            for (int j = 0; j < nn; j++) {
+                float g = lambda * sc->dneg[j];
+                axpy(gx, g, y + (size_t)sc->cols[j] * d, d);
+                axpy(sc->colgrad + (size_t)sc->cols[j] * d, g, x, d);
+            }
         }
-        free(pos), free(dpos), free(neg), free(dneg), free(negc);
     }
-    double loss = 0.0;
-    for (int r = 0; r < n; r++)
-        loss += row_loss[r];
-    if (!failed) {
-        /* rows: gx = G Y;  columns: grad_Y += G^T X */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, n_cols, 1.0f, s, n_cols, y, d,
-                    0.0f, gx, d);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_cols, d, n, 1.0f, s, n_cols, x, d,
-                    1.0f, m->grad + (size_t)col_base * d, d);
-        for (int r = 0; r < n; r++) {
-            float *g = m->grad + (size_t)(row_base + rows[r]) * d;
-            for (int c = 0; c < d; c++)
-                g[c] += gx[(size_t)r * d + c];
-        }
+    if (failed)
+        return NAN;
+    /* Column gradients, thread 0 first, split over the threads by column. */
+    float *gy = m->grad + (size_t)side->col_base * d;
+    const ptrdiff_t total = (ptrdiff_t)side->n_cols * d;
+#pragma omp parallel for schedule(static) num_threads(c->n_threads)
+    for (ptrdiff_t q = 0; q < total; q++) {
+        float s = 0.0f;
+        for (int t = 0; t < team; t++)
+            s += c->scratch[t].colgrad[q];
+        gy[q] += s;
     }
-    free(x), free(s), free(gx), free(row_loss);
-    return failed ? NAN : lambda * loss;
+    return lambda * loss;
 }
 
 /* Batch hook: RRD over the batch's distinct users. */
@@ -155,8 +238,7 @@ static double kd_batch(void *vctx, ccd_recmodel *m, const int *user, const int *
             c->stamp[user[k]] = c->n_batch;
             c->rows[n++] = user[k];
         }
-    return rrd_rows(m, c->rows, n, 0, m->n_users, m->n_items, c->interesting_items, c->k,
-                    c->unint_items, c->words_items, c->in->lambda);
+    return rrd_rows(c, m, c->rows, n, &c->users);
 }
 
 /* Epoch hook: the item pass (IR-RRD), one Adam step per chunk of shuffled items. */
@@ -172,11 +254,10 @@ static double kd_epoch(void *vctx, ccd_recmodel *m, ccd_adam *adam, int epoch)
     ccd_rng_shuffle_int(&c->rng, items, (size_t)m->n_items);
     const size_t n_params = (size_t)ccd_recmodel_nodes(m) * m->dim;
     double loss = 0.0;
-    for (int i0 = 0; i0 < m->n_items; i0 += ITEM_CHUNK) {
-        int n = m->n_items - i0 < ITEM_CHUNK ? m->n_items - i0 : ITEM_CHUNK;
+    for (int i0 = 0; i0 < m->n_items; i0 += c->item_chunk) {
+        int n = m->n_items - i0 < c->item_chunk ? m->n_items - i0 : c->item_chunk;
         memset(m->grad, 0, n_params * sizeof *m->grad);
-        double l = rrd_rows(m, items + i0, n, m->n_users, 0, m->n_users, c->interesting_users,
-                            c->k, c->unint_users, c->words_users, c->in->lambda);
+        double l = rrd_rows(c, m, items + i0, n, &c->items);
         if (!(l >= 0.0)) {
             loss = -1.0;
             break;
@@ -186,31 +267,6 @@ static double kd_epoch(void *vctx, ccd_recmodel *m, ccd_adam *adam, int epoch)
     }
     free(items);
     return loss;
-}
-
-/* Draw up to `want` distinct entries uniformly from {0..n-1} minus the sorted list `skip`
- * (length n_skip), setting their bits in row. */
-static int draw_bits(uint64_t *row, int n, const int *skip, int64_t n_skip, int want, ccd_rng *rng,
-                     int *scratch)
-{
-    int n_elig = 0;
-    int64_t s = 0;
-    for (int c = 0; c < n; c++) {
-        while (s < n_skip && skip[s] < c)
-            s++;
-        if (s < n_skip && skip[s] == c)
-            continue;
-        scratch[n_elig++] = c;
-    }
-    int draws = want < n_elig ? want : n_elig;
-    for (int t = 0; t < draws; t++) {
-        int j = t + (int)ccd_rng_below(rng, (uint32_t)(n_elig - t));
-        int v = scratch[j];
-        scratch[j] = scratch[t];
-        scratch[t] = v;
-        row[v >> 6] |= (uint64_t)1 << (v & 63);
-    }
-    return draws < want; /* capped */
 }
 
 /* Interesting lists with the reference's NaN-first order: the entity's train partners first
@@ -235,6 +291,37 @@ static void train_first(int *lists, const int *best, int n, int k, const ccd_csr
     free(row);
 }
 
+static int scratch_alloc(kd_ctx *c, int n, int k, int d)
+{
+    c->n_threads = ccd_threads();
+    c->scratch = calloc((size_t)c->n_threads, sizeof *c->scratch);
+    if (!c->scratch)
+        return -1;
+    for (int t = 0; t < c->n_threads; t++) {
+        rrd_scratch *s = &c->scratch[t];
+        s->cols = malloc((size_t)n * sizeof *s->cols);
+        s->mark = calloc((size_t)n, sizeof *s->mark);
+        s->neg = malloc((size_t)n * sizeof *s->neg);
+        s->dneg = malloc((size_t)n * sizeof *s->dneg);
+        s->pos = malloc((size_t)k * sizeof *s->pos);
+        s->dpos = malloc((size_t)k * sizeof *s->dpos);
+        s->colgrad = ccd_floats((size_t)n * d);
+        if (!s->cols || !s->mark || !s->neg || !s->dneg || !s->pos || !s->dpos || !s->colgrad)
+            return -1;
+    }
+    return 0;
+}
+
+static void scratch_free(kd_ctx *c)
+{
+    for (int t = 0; c->scratch && t < c->n_threads; t++) {
+        rrd_scratch *s = &c->scratch[t];
+        free(s->cols), free(s->mark), free(s->neg), free(s->dneg), free(s->pos), free(s->dpos);
+        free(s->colgrad);
+    }
+    free(c->scratch);
+}
+
 int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
                 const ccd_train_opts *o, ccd_block_metrics *best, int *best_epoch)
 {
@@ -242,23 +329,18 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
     kd_ctx c;
     memset(&c, 0, sizeof c);
     c.in = in;
-    c.n_users = nu;
-    c.n_items = ni;
     c.k = k;
-    c.words_items = (ni + 63) / 64;
-    c.words_users = (nu + 63) / 64;
+    c.seed = o->seed;
+    c.item_chunk = in->item_chunk > 0 ? in->item_chunk : 1024;
     ccd_rng_init(&c.rng, o->seed, 0x4b44); /* the item pass's stream */
     int *a = malloc((size_t)nu * k * sizeof *a);       /* (nu x k) A_u */
     int *b = malloc((size_t)ni * k * sizeof *b);       /* (ni x k) B_i */
-    uint64_t *ui = calloc((size_t)nu * c.words_items, sizeof *ui);
-    uint64_t *uu = calloc((size_t)ni * c.words_users, sizeof *uu);
     c.stamp = malloc((size_t)nu * sizeof *c.stamp);
-    c.rows = malloc((size_t)(o->batch > ITEM_CHUNK ? o->batch : ITEM_CHUNK) * sizeof *c.rows);
-    int *scratch = malloc((size_t)(nu > ni ? nu : ni) * sizeof *scratch);
+    c.rows = malloc((size_t)(o->batch > c.item_chunk ? o->batch : c.item_chunk) * sizeof *c.rows);
     int *pu = NULL, *pi = NULL;
     ccd_csr inelig = {0}, inelig_t = {0}, excl = {0};
     int rc = -1;
-    if (!a || !b || !ui || !uu || !c.stamp || !c.rows || !scratch)
+    if (!a || !b || !c.stamp || !c.rows || scratch_alloc(&c, nu > ni ? nu : ni, k, m->dim) != 0)
         goto done;
     for (int u = 0; u < nu; u++)
         c.stamp[u] = 0;
@@ -280,7 +362,7 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
         ccd_csr_free(&tt);
     }
 
-    /* Ineligible pairs: train, X, A, B; then the uninteresting draws. */
+    /* Ineligible pairs: train, X, A, B (O(pairs + (users + items) x k), never users x items). */
     int64_t n_x = in->exclude ? in->exclude->nnz : 0;
     int64_t cap = blk->train.nnz + n_x + (int64_t)nu * k + (int64_t)ni * k;
     pu = malloc((size_t)cap * sizeof *pu);
@@ -311,28 +393,22 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
     if (ccd_csr_from_pairs(&inelig, nu, ni, pu, pi, np) != 0 ||
         ccd_csr_transpose(&inelig_t, &inelig) != 0)
         goto done;
-    ccd_rng draw;
-    ccd_rng_init(&draw, o->seed, 0x554e); /* uninteresting draws */
-    int capped = 0;
-    for (int u = 0; u < nu; u++)
-        capped += draw_bits(ui + (size_t)u * c.words_items, ni, inelig.indices + inelig.indptr[u],
-                            inelig.indptr[u + 1] - inelig.indptr[u], in->n_unint_items, &draw,
-                            scratch);
-    for (int i = 0; i < ni; i++)
-        capped += draw_bits(uu + (size_t)i * c.words_users, nu,
-                            inelig_t.indices + inelig_t.indptr[i],
-                            inelig_t.indptr[i + 1] - inelig_t.indptr[i], in->n_unint_users, &draw,
-                            scratch);
-    (void)capped; /* rows with fewer eligible entries than asked: all of them were drawn */
-    c.interesting_items = a;
-    c.interesting_users = b;
-    c.unint_items = ui;
-    c.unint_users = uu;
+    free(pu), free(pi);
+    pu = pi = NULL;
+    /* The uninteresting sets are drawn per row from the row's own stream, so every batch that
+     * lists a row regenerates the same set (once per block, as the reference draws them). */
+    c.users = (rrd_side){.row_base = 0, .col_base = nu, .n_cols = ni, .lists = a,
+                         .inelig = &inelig, .want = in->n_unint_items,
+                         .stream = (uint64_t)0x554e << 32};
+    c.items = (rrd_side){.row_base = nu, .col_base = 0, .n_cols = nu, .lists = b,
+                         .inelig = &inelig_t, .want = in->n_unint_users,
+                         .stream = (uint64_t)0x554f << 32};
 
     ccd_train_hooks hooks = {.batch = kd_batch, .epoch = kd_epoch, .ctx = &c};
     rc = ccd_train_stage(m, blk, &excl, o, true, &hooks, NULL, NULL, best, best_epoch);
 done:
-    free(a), free(b), free(ui), free(uu), free(c.stamp), free(c.rows), free(scratch);
+    free(a), free(b), free(c.stamp), free(c.rows);
+    scratch_free(&c);
     free(pu), free(pi);
     ccd_csr_free(&inelig);
     ccd_csr_free(&inelig_t);

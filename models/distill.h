@@ -10,12 +10,15 @@
  *   l(s+, s-) = sum_k [ log(sum_{j>=k} e^{s+_j} + sum_m e^{s-_m} + 1e-8) - s+_k ], scores clamped
  *   at 10 (no gradient where clamped).
  * Eligible (u, i): not a train pair, i not in X(u), i not in A_u, u not in B_i. The uninteresting
- * sets are drawn once per block and kept as bitmaps (users x items bits), so a batch scores its
- * users against all items with one SGEMM and reduces over the bitmap. */
+ * sets are drawn once per block, but never stored: row e's set is a function of the seed and e
+ * alone (its own RNG stream), so each batch regenerates the sets of its rows and scores them with
+ * gathered dot products. Memory is O(pairs + (users + items) x k) and a row costs
+ * O((k + nui) x d), whatever the catalogue size. */
 #ifndef CCD_DISTILL_H
 #define CCD_DISTILL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "dataset.h"
 #include "eval.h"
@@ -33,12 +36,21 @@ typedef struct {
     int n_unint_items;          /* nui: 10000 on Yelp */
     int n_unint_users;          /* nuu: 11500 on Yelp */
     float lambda;               /* 0.01 */
+    int item_chunk;             /* items per Adam step of the item pass (0: 1024) */
     bool train_items_first;     /* the reference's NaN-first interesting lists (section 9.3) */
 } ccd_kd_inputs;
 
 /* The relaxed ranking loss of one row and its gradient (exposed for tests):
  * pos (k) interesting scores in order, neg (n) uninteresting scores; writes dl/dpos, dl/dneg. */
 double ccd_rrd_loss(const float *pos, int k, const float *neg, int n, float *dpos, float *dneg);
+
+/* The uninteresting draw of one row (exposed for tests): up to `want` distinct columns of
+ * [0, n_cols) not in skip (sorted, unique, n_skip entries), uniformly, from RNG stream (seed,
+ * stream). Writes them to out (n_cols) and returns their number, min(want, eligible).
+ * mark (n_cols) is scratch: its entries must differ from *tag + 1 (calloc'd scratch with *tag
+ * starting at 0 qualifies); *tag is advanced. */
+int ccd_uninteresting_draw(uint64_t seed, uint64_t stream, int n_cols, const int *skip,
+                           int64_t n_skip, int want, unsigned *mark, unsigned *tag, int *out);
 
 /* Train the fresh student m (already initialised on block blk's graph) by distillation.
  * Returns 0, or -1 on allocation failure. */

@@ -132,6 +132,10 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
                 break;
             }
             r.eval_seconds = ccd_now() - t0;
+            if (o->eval_seconds) {
+#pragma omp atomic update
+                *o->eval_seconds += r.eval_seconds;
+            }
             r.evaluated = true;
             if (r.metrics.valid.recall[CCD_K20] > best_r20) {
                 best_r20 = r.metrics.valid.recall[CCD_K20];

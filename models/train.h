@@ -28,6 +28,7 @@ typedef struct {
     int patience;       /* evaluations without improvement before stopping: 10 */
     uint64_t seed;
     const volatile int *stop; /* optional: nonzero stops before the next epoch (CCD_STOPPED) */
+    double *eval_seconds;     /* optional: evaluation time is added here (atomically) */
 } ccd_train_opts;
 
 /* Returned by the training loops when opts.stop was raised: nothing is kept. */

@@ -30,6 +30,16 @@ static int parse_int(const char *v, int min, int max, int *out)
     return 0;
 }
 
+/* "auto" (the rule of the data's size, CCD_AUTO) or an integer in [min, max]. */
+static int parse_int_or_auto(const char *v, int min, int max, int *out)
+{
+    if (!strcasecmp(v, "auto")) {
+        *out = CCD_AUTO;
+        return 0;
+    }
+    return parse_int(v, min, max, out);
+}
+
 static int parse_float(const char *v, float min, float max, float *out)
 {
     char *end;
@@ -137,9 +147,16 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
     if (!strcmp(key, "kd_interesting"))
         return parse_int(v, 1, 1000, &c->kd_interesting);
     if (!strcmp(key, "kd_uninteresting_items"))
-        return parse_int(v, 0, 1 << 30, &c->kd_uninteresting_items);
+        return parse_int_or_auto(v, 0, 1 << 30, &c->kd_uninteresting_items);
     if (!strcmp(key, "kd_uninteresting_users"))
-        return parse_int(v, 0, 1 << 30, &c->kd_uninteresting_users);
+        return parse_int_or_auto(v, 0, 1 << 30, &c->kd_uninteresting_users);
+    if (!strcmp(key, "batch_growth_pairs")) {
+        int x;
+        if (parse_int(v, 0, 1 << 30, &x) != 0)
+            return -1;
+        c->batch_growth_pairs = x;
+        return 0;
+    }
     if (!strcmp(key, "kd_lambda"))
         return parse_float(v, 0.0f, 1e6f, &c->kd_lambda);
     if (!strcmp(key, "exclusion_topk"))

@@ -354,6 +354,7 @@ int main(int argc, char **argv)
             r[q][k] = store + ((size_t)q * n + k) * n;
     }
     double (*secs)[5] = calloc((size_t)n, sizeof *secs);
+    double (*block_extra)[2] = calloc((size_t)n, sizeof *block_extra); /* eval s, peak RSS MB */
     double *pop[2] = {calloc((size_t)n, sizeof(double)), calloc((size_t)n, sizeof(double))};
     ccd_state st;
     ccd_state_init(&st);
@@ -388,10 +389,14 @@ int main(int argc, char **argv)
         secs[k][2] = rep.seconds_ensemble;
         secs[k][3] = rep.seconds_distill;
         secs[k][4] = rep.seconds_total;
-        printf("block %d: %.1f s (student %.1f, teachers %.1f, ensemble %.1f, distill %.1f); "
-               "CL test R@20 %.4f N@20 %.4f, E %.4f, D %.4f; peak RSS %.0f MB\n",
+        block_extra[k][0] = rep.seconds_eval;
+        block_extra[k][1] = peak_rss_mb();
+        printf("block %d: %.1f s (student %.1f, teachers %.1f, ensemble %.1f, distill %.1f; "
+               "evaluation inside them %.1f); CL test R@20 %.4f N@20 %.4f, E %.4f, D %.4f; "
+               "peak RSS %.0f MB\n",
                k, rep.seconds_total, rep.seconds_student, rep.seconds_teachers, rep.seconds_ensemble,
-               rep.seconds_distill, r[0][k][k], r[1][k][k], r[2][k][k], r[4][k][k], peak_rss_mb());
+               rep.seconds_distill, rep.seconds_eval, r[0][k][k], r[1][k][k], r[2][k][k],
+               r[4][k][k], block_extra[k][1]);
         fflush(stdout);
         ccd_block_report_free(&rep);
         if (html) {
@@ -448,8 +453,10 @@ int main(int argc, char **argv)
             double total = 0;
             for (int k = first; k < done; k++) {
                 fprintf(f, "%s{\"student\": %.3f, \"teachers\": %.3f, \"ensemble\": %.3f, "
-                           "\"distill\": %.3f, \"total\": %.3f}",
-                        k > first ? ", " : "", secs[k][0], secs[k][1], secs[k][2], secs[k][3], secs[k][4]);
+                           "\"distill\": %.3f, \"total\": %.3f, \"eval_in_stages\": %.3f, "
+                           "\"peak_rss_mb\": %.1f}",
+                        k > first ? ", " : "", secs[k][0], secs[k][1], secs[k][2], secs[k][3],
+                        secs[k][4], block_extra[k][0], block_extra[k][1]);
                 total += secs[k][4];
             }
             fprintf(f, "], \"total\": %.3f},\n", total);
@@ -458,7 +465,8 @@ int main(int argc, char **argv)
                        "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
                        "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
                        "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
-                       "\"kd_warm_start\": %s, "
+                       "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %d, "
+                       "\"kd_uninteresting_users\": %d, \"batch_growth_pairs\": %lld, "
                        "\"blocks\": %d, \"first_block\": %d}\n}\n",
                     config ? config : "(defaults)", (unsigned long long)cfg.seed, ccd_threads(),
                     cfg.n_teachers, cfg.student_dim, cfg.replay ? "true" : "false",
@@ -466,7 +474,8 @@ int main(int argc, char **argv)
                     cfg.use_cl ? "true" : "false", cfg.update_teachers ? "true" : "false",
                     cfg.collaborative ? "true" : "false", cfg.distill ? "true" : "false",
                     cfg.student_continues ? "true" : "false", cfg.kd_warm_start ? "true" : "false",
-                    done, first);
+                    cfg.kd_uninteresting_items, cfg.kd_uninteresting_users,
+                    (long long)cfg.batch_growth_pairs, done, first);
             if (fclose(f) != 0)
                 rc = 1;
         }
@@ -477,6 +486,7 @@ int main(int argc, char **argv)
         free(r[q]);
     free(store);
     free(secs);
+    free(block_extra);
     free(pop[0]);
     free(pop[1]);
     return rc;

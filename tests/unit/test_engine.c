@@ -55,6 +55,87 @@ static void rrd_loss_by_hand_and_finite_differences(void **state)
     }
 }
 
+/* The uninteresting draw of a row, in each of its three regimes (all eligible; drop a few;
+ * rejection draws): the right count, distinct, never a skipped column, the same set from the
+ * same stream, and each eligible column drawn about equally often over many streams. */
+static void uninteresting_draws_are_repeatable_uniform_samples_of_the_eligible(void **state)
+{
+    (void)state;
+    enum { N = 200, SKIP = 30 };
+    int skip[SKIP];
+    for (int s = 0; s < SKIP; s++)
+        skip[s] = 3 + 6 * s; /* sorted, unique */
+    const int eligible = N - SKIP;
+    unsigned mark[N] = {0}, tag = 0;
+    int out[N], again[N];
+    const int wants[] = {0, 10, 100, 170, 500};
+    for (size_t w = 0; w < sizeof wants / sizeof *wants; w++) {
+        int want = wants[w], expect = want < eligible ? want : eligible;
+        int n = ccd_uninteresting_draw(7, 1000 + w, N, skip, SKIP, want, mark, &tag, out);
+        assert_int_equal(n, expect);
+        int seen[N] = {0};
+        for (int j = 0; j < n; j++) {
+            assert_true(out[j] >= 0 && out[j] < N);
+            assert_int_equal(seen[out[j]]++, 0);
+            for (int s = 0; s < SKIP; s++)
+                assert_int_not_equal(out[j], skip[s]);
+        }
+        int m = ccd_uninteresting_draw(7, 1000 + w, N, skip, SKIP, want, mark, &tag, again);
+        assert_int_equal(m, n);
+        assert_memory_equal(out, again, (size_t)n * sizeof *out);
+    }
+    /* another stream, another set */
+    int a = ccd_uninteresting_draw(7, 1, N, skip, SKIP, 10, mark, &tag, out);
+    int b = ccd_uninteresting_draw(7, 2, N, skip, SKIP, 10, mark, &tag, again);
+    assert_int_equal(a, b);
+    assert_true(memcmp(out, again, (size_t)a * sizeof *out) != 0);
+    /* uniform over the eligible columns, in the rejection (10) and drop (100) regimes */
+    const int partial[] = {10, 100};
+    for (int w = 0; w < 2; w++) {
+        enum { ROWS = 4000 };
+        int count[N] = {0};
+        for (int r = 0; r < ROWS; r++) {
+            int n = ccd_uninteresting_draw(3, (uint64_t)r, N, skip, SKIP, partial[w], mark, &tag, out);
+            for (int j = 0; j < n; j++)
+                count[out[j]]++;
+        }
+        double expect = (double)ROWS * partial[w] / eligible, chi2 = 0.0;
+        for (int c = 0; c < N; c++) {
+            int skipped = c >= 3 && (c - 3) % 6 == 0 && (c - 3) / 6 < SKIP;
+            if (skipped)
+                assert_int_equal(count[c], 0);
+            else
+                chi2 += (count[c] - expect) * (count[c] - expect) / expect;
+        }
+        /* 169 degrees of freedom (the drop regime is a fixed-size sample: smaller still) */
+        assert_true(chi2 < 250.0);
+    }
+}
+
+/* The sizes that follow the data give the reference's numbers on Yelp's blocks, stop growing on
+ * large catalogues, and batches grow only past batch_growth_pairs. */
+static void data_size_rules_give_yelps_numbers(void **state)
+{
+    (void)state;
+    static const int yelp_items[] = {10822, 11344, 11629, 11970, 12197, 12261};
+    static const int yelp_users[] = {12248, 13367, 13896, 14399, 14761, 14950};
+    for (int k = 0; k < 6; k++) {
+        assert_int_equal(ccd_rule_unint_items(yelp_items[k]), 10000);
+        assert_int_equal(ccd_rule_unint_users(yelp_users[k]), 11500);
+    }
+    assert_int_equal(ccd_rule_unint_items(2000), 1850);
+    assert_int_equal(ccd_rule_unint_users(1000), 940);
+    assert_int_equal(ccd_rule_unint_items(175000), 10000);
+    assert_int_equal(ccd_rule_unint_users(195000), 11500);
+    ccd_config c;
+    ccd_config_yelp(&c);
+    assert_int_equal(c.kd_uninteresting_items, CCD_AUTO);
+    assert_true(ccd_batch_growth(&c, 117367) == 1.0); /* Yelp's block 0 */
+    assert_true(ccd_batch_growth(&c, 2 * c.batch_growth_pairs) == 2.0);
+    c.batch_growth_pairs = 0;
+    assert_true(ccd_batch_growth(&c, 10000000) == 1.0);
+}
+
 static void proxy_merge_blends_old_rows_and_copies_new_ones(void **state)
 {
     (void)state;
@@ -344,6 +425,43 @@ static void ablation_switches_run(void **state)
     free_blocks(blocks);
 }
 
+/* Batches that grow with the block (batch_growth_pairs far below the blocks' sizes): every stage,
+ * the replay passes, LWC-KD's per-batch buffers and the item pass run with the larger batches
+ * (ASan watches the buffers), the ensemble still learns the clusters, the evaluation time is
+ * reported, and the models differ from fixed batches (the switch acts). */
+static void grown_batches_run_every_stage(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    unsigned char *saved[2];
+    size_t len[2];
+    for (int grow = 0; grow < 2; grow++) {
+        ccd_config cfg;
+        small_config(&cfg);
+        cfg.batch_growth_pairs = grow ? 150 : 0;
+        assert_true(ccd_batch_growth(&cfg, blocks[0].train.nnz) > (grow ? 2.0 : 0.99));
+        ccd_state st;
+        ccd_state_init(&st);
+        char err[256];
+        for (int k = 0; k < BLOCKS; k++) {
+            ccd_block_report rep;
+            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
+                fail_msg("growth %d, block %d: %s", grow, k, err);
+            assert_true(rep.seconds_eval > 0.0 && rep.seconds_eval <= rep.seconds_total);
+            assert_true(rep.ensemble[k].test.recall[CCD_K20] > 0.3);
+            assert_true(rep.student[k].test.recall[CCD_K20] > 0.0);
+            ccd_block_report_free(&rep);
+        }
+        saved[grow] = save(&st, &len[grow]);
+        ccd_state_free(&st);
+    }
+    assert_int_equal(len[0], len[1]);
+    assert_true(memcmp(saved[0], saved[1], len[0]) != 0);
+    free(saved[0]), free(saved[1]);
+    free_blocks(blocks);
+}
+
 /* student_continues: CL_k starts from CL_{k-1}, not from D_{k-1}. With no student epochs the
  * old rows of CL_2 are exactly the starting model's, so the two settings can be told apart. */
 static void student_starts_from_the_chosen_model(void **state)
@@ -414,6 +532,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rrd_loss_by_hand_and_finite_differences),
+        cmocka_unit_test(uninteresting_draws_are_repeatable_uniform_samples_of_the_eligible),
+        cmocka_unit_test(data_size_rules_give_yelps_numbers),
+        cmocka_unit_test(grown_batches_run_every_stage),
         cmocka_unit_test(proxy_merge_blends_old_rows_and_copies_new_ones),
         cmocka_unit_test(pipeline_runs_and_resumes_from_a_checkpoint),
         cmocka_unit_test(hooks_publish_early_and_stop_cleanly),
