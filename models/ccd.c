@@ -78,6 +78,7 @@ void ccd_config_yelp(ccd_config *c)
     c->replay = c->use_s = c->use_p = c->use_cl = true;
     c->update_teachers = c->collaborative = c->distill = true;
     c->parallel_teachers = true;
+    c->parallel_teachers_max_mb = 512; /* Yelp: 212 MB, side by side; 4x Yelp: one at a time */
     /* not the reference's fresh student per block: measured better on every Yelp figure past
      * block 1 (README); configs/yelp-reference.ini turns it off */
     c->kd_warm_start = true;
@@ -502,6 +503,24 @@ static void lwc_data_free(lwc_data *ld)
     ccd_csr_free(&ld->bt);
     ccd_csr_free(&ld->uu);
     ccd_csr_free(&ld->ii);
+}
+
+/* Whether the teachers of a block train side by side: parallel_teachers, and their training
+ * buffers together (9 tables of nodes x dim each: parameters, gradient, two Adam moments, the
+ * best epoch's copy, layer 1, final embeddings, their gradient and scratch) fit in
+ * parallel_teachers_max_mb. Side by side saves little once the sparse products and Adam steps
+ * dominate (they use every core either way), while it doubles the biggest term of the peak. */
+static bool teachers_side_by_side(const ccd_config *cfg, const ccd_state *st, int nodes)
+{
+    if (!cfg->parallel_teachers)
+        return false;
+    if (cfg->parallel_teachers_max_mb <= 0)
+        return true;
+    int dmax = 0;
+    for (int m = 0; m < st->n_teachers; m++)
+        dmax = st->teacher_spec[m].dim > dmax ? st->teacher_spec[m].dim : dmax;
+    double mb = 9.0 * nodes * dmax * sizeof(float) * ccd_threads() / (1024.0 * 1024.0);
+    return mb <= cfg->parallel_teachers_max_mb;
 }
 
 /* Teachers are independent within a block. Side by side, one thread each (BLAS single-threaded
@@ -1017,7 +1036,8 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
         st->teacher_spec[m] = cfg->teachers[m];
     double t0 = ccd_now();
     base_ctx bc = {b, st};
-    if (for_each_teacher(cfg->n_teachers, cfg->parallel_teachers, base_teacher, &bc) != 0)
+    if (for_each_teacher(cfg->n_teachers, teachers_side_by_side(cfg, st, b->nu + b->ni), base_teacher,
+                         &bc) != 0)
         return -1;
     rep->seconds_teachers = ccd_now() - t0;
     t0 = ccd_now();
@@ -1157,7 +1177,8 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
         if (lwc_data_build(&ld, st, cfg->lwc_graph_degree) != 0)
             goto oom;
         update_ctx uc = {&b, st, &ld, new_teachers};
-        if (for_each_teacher(st->n_teachers, cfg->parallel_teachers, teacher_update_one, &uc) != 0)
+        if (for_each_teacher(st->n_teachers, teachers_side_by_side(cfg, st, b.nu + b.ni),
+                             teacher_update_one, &uc) != 0)
             goto oom;
     } else {
         /* Teachers kept: grow their tables to the new id space (new rows initialised). */

@@ -103,7 +103,8 @@ typedef struct {
     bool student_continues;      /* CL_k starts from CL_{k-1} (D_{k-1} still feeds the proxies,
                                     the exclusion and the replay labels); false: from D_{k-1},
                                     as the reference does */
-    bool parallel_teachers;      /* train the teachers side by side, one thread each */
+    bool parallel_teachers;      /* train the teachers side by side, one thread each, */
+    int parallel_teachers_max_mb;/* when their training buffers fit in this (0: always) */
     bool collaborative;          /* false: teachers updated without student knowledge */
 } ccd_config;
 
