@@ -897,7 +897,7 @@ static void ensemble_free(ensemble_model *e)
 /* KD(k) (section 4): a fresh student (with kd_warm_start, CL_k) distilled from E_k. Writes D_k's
  * table to *out. e_top: E_k's top-kd_interesting lists with Tr_k filtered (computed by the caller). */
 static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int *e_top,
-                   float **out, int *best_epoch)
+                   const int *e_users, float **out, int *best_epoch)
 {
     const ccd_config *cfg = b->cfg;
     const int K = cfg->exclusion_topk, ds = st->student_dim;
@@ -926,6 +926,7 @@ static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int
     ccd_kd_inputs in = {.ensemble = ens,
                         .exclude = excl.nnz ? &excl : NULL,
                         .ensemble_top = e_top,
+                        .ensemble_top_users = e_users,
                         .n_interesting = cfg->kd_interesting,
                         .n_unint_items = cfg->kd_uninteresting_items == CCD_AUTO
                                              ? ccd_rule_unint_items(b->ni)
@@ -948,11 +949,24 @@ done:
     return rc;
 }
 
-/* E_k's top lists with Tr_k filtered: used by KD(k) (its interesting items, when the sizes
- * agree) and kept in the state for block k+1's exclusion lists. */
-static int *ensemble_top(const ccd_config *cfg, const ccd_scorer *ens, const ccd_block *blk)
+/* E_k's top lists with Tr_k filtered, from one pass over the ensemble's rows: *items, the best
+ * items per user (exclusion_topk), used by KD(k) (its interesting items, when the sizes agree)
+ * and kept in the state for block k+1's exclusion lists; *users (when distilling), the best
+ * users per item (kd_interesting), KD(k)'s interesting users. Returns 0 or -1. */
+static int ensemble_tops(const ccd_config *cfg, const ccd_scorer *ens, const ccd_block *blk,
+                         int **items, int **users)
 {
-    return topk_of(ens, &blk->train, NULL, cfg->exclusion_topk);
+    const int ki = cfg->exclusion_topk, ku = cfg->distill ? cfg->kd_interesting : 0;
+    *items = malloc((size_t)ens->n_users * (ki > 0 ? ki : 1) * sizeof **items);
+    *users = ku > 0 ? malloc((size_t)ens->n_items * ku * sizeof **users) : NULL;
+    ccd_filter f = {.sets = {&blk->train}, .n_sets = 1};
+    if (*items && (ku <= 0 || *users) &&
+        ccd_topk_items_users(ens, &f, ki, *items, ku, *users) == 0)
+        return 0;
+    free(*items);
+    free(*users);
+    *items = *users = NULL;
+    return -1;
 }
 
 static int keep_block_data(ccd_state *st, const ccd_block *blk)
@@ -1047,11 +1061,12 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
         return -1;
     }
     float *d0 = NULL;
-    int *e_top = ensemble_top(cfg, &e.scorer, b->blk);
-    int rc = e_top ? 0 : -1;
+    int *e_top = NULL, *e_users = NULL;
+    int rc = ensemble_tops(cfg, &e.scorer, b->blk, &e_top, &e_users);
     if (rc == 0)
         rc = distill(b, st, &e.scorer, cfg->kd_interesting == cfg->exclusion_topk ? e_top : NULL,
-                     &d0, &rep->distill_epoch);
+                     e_users, &d0, &rep->distill_epoch);
+    free(e_users);
     free(st->ensemble_top);
     st->ensemble_top = e_top;
     st->ensemble_top_k = e_top ? cfg->exclusion_topk : 0;
@@ -1196,11 +1211,15 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
         goto oom;
     rep->seconds_ensemble += ccd_now() - t0;
     t0 = ccd_now();
-    if (!(e_cur_top = ensemble_top(cfg, &e_cur.scorer, blk)))
+    int *e_cur_users = NULL;
+    if (ensemble_tops(cfg, &e_cur.scorer, blk, &e_cur_top, &e_cur_users) != 0)
         goto oom;
     if (cfg->distill) {
-        if (distill(&b, st, &e_cur.scorer, cfg->kd_interesting == cfg->exclusion_topk ? e_cur_top : NULL,
-                    &dk, &rep->distill_epoch) != 0)
+        int r = distill(&b, st, &e_cur.scorer,
+                        cfg->kd_interesting == cfg->exclusion_topk ? e_cur_top : NULL, e_cur_users,
+                        &dk, &rep->distill_epoch);
+        free(e_cur_users);
+        if (r != 0)
             goto oom;
     }
     rep->seconds_distill = ccd_now() - t0;

@@ -351,7 +351,9 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
         memcpy(a, in->ensemble_top, (size_t)nu * k * sizeof *a);
     else if (ccd_topk_items(in->ensemble, &train_filter, k, a) != 0)
         goto done;
-    if (ccd_topk_users(in->ensemble, &train_filter, k, b) != 0)
+    if (in->ensemble_top_users)
+        memcpy(b, in->ensemble_top_users, (size_t)ni * k * sizeof *b);
+    else if (ccd_topk_users(in->ensemble, &train_filter, k, b) != 0)
         goto done;
     if (in->train_items_first) {
         ccd_csr tt;

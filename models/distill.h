@@ -32,6 +32,8 @@ typedef struct {
     const ccd_csr *exclude;     /* X: negative-exclusion lists (may be NULL, or fewer rows) */
     const int *ensemble_top;    /* optional (n_users x n_interesting): the ensemble's best items
                                  * per user with train pairs filtered, if already computed */
+    const int *ensemble_top_users; /* optional (n_items x n_interesting): the ensemble's best
+                                    * users per item with train pairs filtered */
     int n_interesting;          /* 40 */
     int n_unint_items;          /* nui: 10000 on Yelp */
     int n_unint_users;          /* nuu: 11500 on Yelp */

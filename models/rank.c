@@ -134,91 +134,148 @@ static void mask_row(const ccd_filter *f, int u, float *row, int n_items)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Top-k items per user */
+ * Top-k items per user and top-k users per item, from one stream of row chunks */
 
-int ccd_topk_items(const ccd_scorer *s, const ccd_filter *f, int k, int *out)
+/* The k best eligible items of each row of a (masked) chunk, into out rows c0.. (k each). */
+static int topk_items_chunk(const float *scores, int c0, int cn, int n_items, int k, int *out)
 {
-    const int n_users = s->n_users, n_items = s->n_items;
-    if (k <= 0 || n_users <= 0)
-        return 0;
-    const int chunk = ccd_scorer_chunk(s);
-    /* (chunk x n_items) */
-    float *scores = ccd_floats((size_t)chunk * (size_t)(n_items > 0 ? n_items : 1));
-    int *users = malloc((size_t)chunk * sizeof *users); /* (chunk) */
-    int rc = scores && users ? 0 : -1;
-    for (int c0 = 0; rc == 0 && c0 < n_users; c0 += chunk) {
-        const int cn = n_users - c0 < chunk ? n_users - c0 : chunk;
-        for (int r = 0; r < cn; r++)
-            users[r] = c0 + r;
-        if (s->rows(s, users, cn, scores) != 0) {
-            rc = -1;
-            break;
-        }
+    int rc = 0;
 #pragma omp parallel
-        {
-            float *hs = malloc((size_t)k * sizeof *hs); /* (k) heap scores */
-            int *hu = malloc((size_t)k * sizeof *hu);   /* (k) heap items */
-            if (!hs || !hu) {
+    {
+        float *hs = malloc((size_t)k * sizeof *hs); /* (k) heap scores */
+        int *hu = malloc((size_t)k * sizeof *hu);   /* (k) heap items */
+        if (!hs || !hu) {
 #pragma omp atomic write
-                rc = -1;
-            }
-#pragma omp for schedule(dynamic, 16)
-            for (int r = 0; r < cn; r++) {
-                if (!hs || !hu)
-                    continue;
-                float *row = scores + (size_t)r * n_items;
-                mask_row(f, c0 + r, row, n_items);
-                /* Items arrive in increasing id, so a tie with the root never enters a full
-                 * heap. Once full, one compare per item: about k ln(n / k) items ever enter. */
-                int c = 0, i = 0;
-                for (; i < n_items && c < k; i++)
-                    if (row[i] == row[i]) /* not filtered (NaN) */
-                        heap_push(hs, hu, c++, row[i], i);
-                float bar = c == k ? hs[0] : INFINITY;
-                for (; i < n_items; i++)
-                    if (row[i] > bar) {
-                        hs[0] = row[i];
-                        hu[0] = i;
-                        heap_sift_down(hs, hu, k, 0);
-                        bar = hs[0];
-                    }
-                heap_emit(hs, hu, c, k, out + (size_t)(c0 + r) * k); /* (k) row of out */
-            }
-            free(hs);
-            free(hu);
+            rc = -1;
         }
+#pragma omp for schedule(dynamic, 16)
+        for (int r = 0; r < cn; r++) {
+            if (!hs || !hu)
+                continue;
+            const float *row = scores + (size_t)r * n_items;
+            /* Items arrive in increasing id, so a tie with the root never enters a full
+             * heap. Once full, one compare per item: about k ln(n / k) items ever enter. */
+            int c = 0, i = 0;
+            for (; i < n_items && c < k; i++)
+                if (row[i] == row[i]) /* not filtered (NaN) */
+                    heap_push(hs, hu, c++, row[i], i);
+            float bar = c == k ? hs[0] : INFINITY;
+            for (; i < n_items; i++)
+                if (row[i] > bar) {
+                    hs[0] = row[i];
+                    hu[0] = i;
+                    heap_sift_down(hs, hu, k, 0);
+                    bar = hs[0];
+                }
+            heap_emit(hs, hu, c, k, out + (size_t)(c0 + r) * k); /* (k) row of out */
+        }
+        free(hs);
+        free(hu);
     }
-    free(scores);
-    free(users);
     return rc;
 }
-
-/* ---------------------------------------------------------------------------------------------
- * Top-k users per item */
 
 /* Items per unit of work in the per-chunk item loop: a thread walks all rows of the chunk over
  * this many contiguous columns (a 1 KB stretch of each row). */
 #define USER_ITEM_BLOCK 256
 
-int ccd_topk_users(const ccd_scorer *s, const ccd_filter *f, int k, int *out)
+/* One k-heap of users per item, fed chunk by chunk. */
+typedef struct {
+    int k, n_items;
+    float *hs;    /* (n_items x k) heap scores */
+    int *hu;      /* (n_items x k) heap users */
+    int *cnt;     /* (n_items) heap sizes */
+    float *worst; /* (n_items) entry threshold */
+} user_heaps;
+
+static int user_heaps_init(user_heaps *h, int n_items, int k)
 {
-    const int n_users = s->n_users, n_items = s->n_items;
-    if (k <= 0 || n_items <= 0)
-        return 0;
     const size_t nk = (size_t)n_items * (size_t)k;
-    const int chunk = ccd_scorer_chunk(s);
-    float *scores = ccd_floats((size_t)chunk * n_items); /* (chunk x n_items) */
-    int *users = malloc((size_t)chunk * sizeof *users);  /* (chunk) */
-    float *hs = malloc(nk * sizeof *hs);                 /* (n_items x k) heap scores */
-    int *hu = malloc(nk * sizeof *hu);                   /* (n_items x k) heap users */
-    int *cnt = calloc((size_t)n_items, sizeof *cnt);     /* (n_items) heap sizes */
-    float *worst = malloc((size_t)n_items * sizeof *worst); /* (n_items) entry threshold */
-    int rc = scores && users && hs && hu && cnt && worst ? 0 : -1;
+    h->k = k;
+    h->n_items = n_items;
+    h->hs = malloc(nk * sizeof *h->hs);
+    h->hu = malloc(nk * sizeof *h->hu);
+    h->cnt = calloc((size_t)n_items, sizeof *h->cnt);
+    h->worst = malloc((size_t)n_items * sizeof *h->worst);
+    if (!h->hs || !h->hu || !h->cnt || !h->worst)
+        return -1;
     /* While a heap is not full every eligible score enters: threshold -inf, with -inf itself
      * let through by the explicit test in the hot loop. */
-    for (int i = 0; rc == 0 && i < n_items; i++)
-        worst[i] = -INFINITY;
+    for (int i = 0; i < n_items; i++)
+        h->worst[i] = -INFINITY;
+    return 0;
+}
+
+static void user_heaps_free(user_heaps *h)
+{
+    free(h->hs);
+    free(h->hu);
+    free(h->cnt);
+    free(h->worst);
+}
+
+static void topk_users_chunk(user_heaps *h, const float *scores, int c0, int cn)
+{
+    const int n_items = h->n_items, k = h->k;
     const int n_blocks = (n_items + USER_ITEM_BLOCK - 1) / USER_ITEM_BLOCK;
+    float *hs = h->hs, *worst = h->worst;
+    int *hu = h->hu, *cnt = h->cnt;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < n_blocks; b++) {
+        const int i0 = b * USER_ITEM_BLOCK;
+        const int i1 = i0 + USER_ITEM_BLOCK < n_items ? i0 + USER_ITEM_BLOCK : n_items;
+        for (int r = 0; r < cn; r++) {
+            const float *row = scores + (size_t)r * n_items;
+            const int u = c0 + r;
+            for (int j0 = i0; j0 < i1; j0 += 16) {
+                const int j1 = j0 + 16 < i1 ? j0 + 16 : i1;
+                /* Most stretches hold no candidate: test them with a branch-free scan the
+                 * compiler vectorises. -inf is let through to the exact test below. */
+                int hit = 0;
+                for (int i = j0; i < j1; i++)
+                    hit |= (row[i] > worst[i]) | (row[i] == -INFINITY);
+                if (!hit)
+                    continue;
+                for (int i = j0; i < j1; i++) {
+                    const float v = row[i];
+                    if (!(v > worst[i] || (v == -INFINITY && cnt[i] < k)))
+                        continue;
+                    float *hh = hs + (size_t)i * k;
+                    int *g = hu + (size_t)i * k;
+                    if (cnt[i] < k) {
+                        heap_push(hh, g, cnt[i]++, v, u);
+                        if (cnt[i] == k)
+                            worst[i] = hh[0];
+                    } else {
+                        /* v is strictly better than the root (ties keep the earlier user) */
+                        hh[0] = v;
+                        g[0] = u;
+                        heap_sift_down(hh, g, k, 0);
+                        worst[i] = hh[0];
+                    }
+                }
+            }
+        }
+    }
+}
+
+int ccd_topk_items_users(const ccd_scorer *s, const ccd_filter *f, int k_items, int *out_items,
+                         int k_users, int *out_users)
+{
+    const int n_users = s->n_users, n_items = s->n_items;
+    const int want_items = k_items > 0 && out_items && n_users > 0;
+    const int want_users = k_users > 0 && out_users && n_items > 0;
+    if (!want_items && !want_users)
+        return 0;
+    const int chunk = ccd_scorer_chunk(s);
+    /* (chunk x n_items) */
+    float *scores = ccd_floats((size_t)chunk * (size_t)(n_items > 0 ? n_items : 1));
+    int *users = malloc((size_t)chunk * sizeof *users); /* (chunk) */
+    user_heaps h;
+    memset(&h, 0, sizeof h);
+    int rc = scores && users ? 0 : -1;
+    if (rc == 0 && want_users)
+        rc = user_heaps_init(&h, n_items, k_users);
     for (int c0 = 0; rc == 0 && c0 < n_users; c0 += chunk) {
         const int cn = n_users - c0 < chunk ? n_users - c0 : chunk;
         for (int r = 0; r < cn; r++)
@@ -232,56 +289,32 @@ int ccd_topk_users(const ccd_scorer *s, const ccd_filter *f, int k, int *out)
             for (int r = 0; r < cn; r++)
                 mask_row(f, c0 + r, scores + (size_t)r * n_items, n_items);
         }
-#pragma omp parallel for schedule(static)
-        for (int b = 0; b < n_blocks; b++) {
-            const int i0 = b * USER_ITEM_BLOCK;
-            const int i1 = i0 + USER_ITEM_BLOCK < n_items ? i0 + USER_ITEM_BLOCK : n_items;
-            for (int r = 0; r < cn; r++) {
-                const float *row = scores + (size_t)r * n_items;
-                const int u = c0 + r;
-                for (int j0 = i0; j0 < i1; j0 += 16) {
-                    const int j1 = j0 + 16 < i1 ? j0 + 16 : i1;
-                    /* Most stretches hold no candidate: test them with a branch-free scan the
-                     * compiler vectorises. -inf is let through to the exact test below. */
-                    int hit = 0;
-                    for (int i = j0; i < j1; i++)
-                        hit |= (row[i] > worst[i]) | (row[i] == -INFINITY);
-                    if (!hit)
-                        continue;
-                    for (int i = j0; i < j1; i++) {
-                        const float v = row[i];
-                        if (!(v > worst[i] || (v == -INFINITY && cnt[i] < k)))
-                            continue;
-                        float *h = hs + (size_t)i * k;
-                        int *g = hu + (size_t)i * k;
-                        if (cnt[i] < k) {
-                            heap_push(h, g, cnt[i]++, v, u);
-                            if (cnt[i] == k)
-                                worst[i] = h[0];
-                        } else {
-                            /* v is strictly better than the root (ties keep the earlier user) */
-                            h[0] = v;
-                            g[0] = u;
-                            heap_sift_down(h, g, k, 0);
-                            worst[i] = h[0];
-                        }
-                    }
-                }
-            }
-        }
+        if (want_items && topk_items_chunk(scores, c0, cn, n_items, k_items, out_items) != 0)
+            rc = -1;
+        if (rc == 0 && want_users)
+            topk_users_chunk(&h, scores, c0, cn);
     }
-    if (rc == 0) {
+    if (rc == 0 && want_users) {
+        const int k = k_users;
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < n_items; i++) /* out row i: (k) */
-            heap_emit(hs + (size_t)i * k, hu + (size_t)i * k, cnt[i], k, out + (size_t)i * k);
+            heap_emit(h.hs + (size_t)i * k, h.hu + (size_t)i * k, h.cnt[i], k,
+                      out_users + (size_t)i * k);
     }
+    user_heaps_free(&h);
     free(scores);
     free(users);
-    free(hs);
-    free(hu);
-    free(cnt);
-    free(worst);
     return rc;
+}
+
+int ccd_topk_items(const ccd_scorer *s, const ccd_filter *f, int k, int *out)
+{
+    return ccd_topk_items_users(s, f, k, out, 0, NULL);
+}
+
+int ccd_topk_users(const ccd_scorer *s, const ccd_filter *f, int k, int *out)
+{
+    return ccd_topk_items_users(s, f, 0, NULL, k, out);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ int ccd_topk_items(const ccd_scorer *s, const ccd_filter *f, int k, int *out);
  * item (O(n_items x k) memory besides one chunk). Same filter rules and returns as above. */
 int ccd_topk_users(const ccd_scorer *s, const ccd_filter *f, int k, int *out);
 
+/* Both of the above from one stream of row chunks (the scorer's rows are produced once: for the
+ * ensemble, the costliest scorer, that halves the work). Either output may be NULL or its k 0. */
+int ccd_topk_items_users(const ccd_scorer *s, const ccd_filter *f, int k_items, int *out_items,
+                         int k_users, int *out_users);
+
 /* rank[i] = 0-based position of item i when row[0..n) is sorted by (score desc, id asc).
  * idx is (n) scratch, and rank doubles as a second scratch buffer while sorting, so the two must
  * not overlap (nor overlap row). On return idx[p] is the item at position p (the row sorted best
