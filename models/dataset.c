@@ -255,3 +255,47 @@ void ccd_dataset_free(ccd_dataset *ds)
     free(ds->blocks);
     memset(ds, 0, sizeof *ds);
 }
+
+/* A user's place in the evaluation sample: a hash of (seed, user) as a fraction in [0, 1). */
+static double sample_point(uint64_t seed, int u)
+{
+    uint64_t z = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)u + 0x632be59bd9b4e019ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Keep the rows of users whose sample point is below keep; the others become empty. */
+static int keep_rows(ccd_csr *a, uint64_t seed, double keep)
+{
+    int64_t w = 0;
+    for (int u = 0; u < a->n_rows; u++) {
+        int64_t from = a->indptr[u], to = a->indptr[u + 1];
+        a->indptr[u] = w;
+        if (sample_point(seed, u) < keep)
+            for (int64_t e = from; e < to; e++)
+                a->indices[w++] = a->indices[e];
+    }
+    a->indptr[a->n_rows] = w;
+    a->nnz = w;
+    return 0;
+}
+
+int ccd_block_sample_eval(ccd_block *b, int max_users, uint64_t seed)
+{
+    if (max_users <= 0)
+        return 0;
+    int n_eval = 0;
+    for (int u = 0; u < b->test.n_rows; u++)
+        n_eval += b->test.indptr[u + 1] > b->test.indptr[u];
+    if (n_eval <= max_users)
+        return n_eval;
+    const double keep = (double)max_users / n_eval;
+    keep_rows(&b->valid, seed, keep);
+    keep_rows(&b->test, seed, keep);
+    int kept = 0;
+    for (int u = 0; u < b->test.n_rows; u++)
+        kept += b->test.indptr[u + 1] > b->test.indptr[u];
+    return kept;
+}

@@ -37,6 +37,13 @@ typedef struct {
 int ccd_dataset_load(ccd_dataset *ds, const char *dir, int max_blocks, char *err, size_t errlen);
 void ccd_dataset_free(ccd_dataset *ds);
 
+/* Evaluate on a sample of users (large catalogues): when more than max_users users have test
+ * items, keep the valid and test pairs of about max_users of them, chosen by a hash of (seed,
+ * user id) so every block and every run picks the same users; the others' valid and test rows
+ * are emptied (model selection and the reported metrics then use the sample). Train data is
+ * untouched. max_users <= 0 keeps everything. Returns the users left with test items. */
+int ccd_block_sample_eval(ccd_block *b, int max_users, uint64_t seed);
+
 /* Read a TSV of "a<TAB>b" int pairs (two_cols) or single ints. Exposed for tests.
  * On success *a (and *b) are malloc'd arrays of *n values. Values must lie in [0, limit_a) and
  * [0, limit_b). */

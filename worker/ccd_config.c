@@ -19,7 +19,7 @@ int ccd_parse_bool(const char *v, bool *out)
     return 0;
 }
 
-static int parse_int(const char *v, int min, int max, int *out)
+int ccd_parse_int(const char *v, int min, int max, int *out)
 {
     char *end;
     errno = 0;
@@ -37,7 +37,7 @@ static int parse_int_or_auto(const char *v, int min, int max, int *out)
         *out = CCD_AUTO;
         return 0;
     }
-    return parse_int(v, min, max, out);
+    return ccd_parse_int(v, min, max, out);
 }
 
 static int parse_float(const char *v, float min, float max, float *out)
@@ -93,17 +93,17 @@ static int stage_key(ccd_stage_opts *s, const char *key, const char *v)
     if (!strcmp(key, "lr"))
         return parse_float(v, 0.0f, 10.0f, &s->lr);
     if (!strcmp(key, "batch"))
-        return parse_int(v, 1, 1 << 24, &s->batch);
+        return ccd_parse_int(v, 1, 1 << 24, &s->batch);
     if (!strcmp(key, "negatives"))
-        return parse_int(v, 1, 1000, &s->nns);
+        return ccd_parse_int(v, 1, 1000, &s->nns);
     if (!strcmp(key, "weight_decay"))
         return parse_float(v, 0.0f, 10.0f, &s->weight_decay);
     if (!strcmp(key, "epochs"))
-        return parse_int(v, 1, 100000, &s->epochs);
+        return ccd_parse_int(v, 1, 100000, &s->epochs);
     if (!strcmp(key, "eval_every"))
-        return parse_int(v, 1, 100000, &s->eval_every);
+        return ccd_parse_int(v, 1, 100000, &s->eval_every);
     if (!strcmp(key, "patience"))
-        return parse_int(v, 0, 100000, &s->patience);
+        return ccd_parse_int(v, 0, 100000, &s->patience);
     return -2;
 }
 
@@ -115,7 +115,7 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
 {
     int tmp;
     if (!strcmp(key, "seed")) {
-        if (parse_int(v, 0, 2147483647, &tmp) != 0)
+        if (ccd_parse_int(v, 0, 2147483647, &tmp) != 0)
             return -1;
         c->seed = (uint64_t)tmp;
         return 0;
@@ -132,7 +132,7 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
     if (!strcmp(key, "teachers"))
         return parse_teachers(v, c);
     if (!strcmp(key, "student_dim"))
-        return parse_int(v, 1, 4096, &c->student_dim);
+        return ccd_parse_int(v, 1, 4096, &c->student_dim);
     BOOL_KEY(replay);
     BOOL_KEY(use_s);
     BOOL_KEY(use_p);
@@ -145,16 +145,16 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
     BOOL_KEY(kd_train_items_first);
     BOOL_KEY(kd_warm_start);
     if (!strcmp(key, "kd_interesting"))
-        return parse_int(v, 1, 1000, &c->kd_interesting);
+        return ccd_parse_int(v, 1, 1000, &c->kd_interesting);
     if (!strcmp(key, "kd_uninteresting_items"))
         return parse_int_or_auto(v, 0, 1 << 30, &c->kd_uninteresting_items);
     if (!strcmp(key, "kd_uninteresting_users"))
         return parse_int_or_auto(v, 0, 1 << 30, &c->kd_uninteresting_users);
     if (!strcmp(key, "parallel_teachers_max_mb"))
-        return parse_int(v, 0, 1 << 30, &c->parallel_teachers_max_mb);
+        return ccd_parse_int(v, 0, 1 << 30, &c->parallel_teachers_max_mb);
     if (!strcmp(key, "batch_growth_pairs")) {
         int x;
-        if (parse_int(v, 0, 1 << 30, &x) != 0)
+        if (ccd_parse_int(v, 0, 1 << 30, &x) != 0)
             return -1;
         c->batch_growth_pairs = x;
         return 0;
@@ -162,9 +162,9 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
     if (!strcmp(key, "kd_lambda"))
         return parse_float(v, 0.0f, 1e6f, &c->kd_lambda);
     if (!strcmp(key, "exclusion_topk"))
-        return parse_int(v, 0, 1000, &c->exclusion_topk);
+        return ccd_parse_int(v, 0, 1000, &c->exclusion_topk);
     if (!strcmp(key, "init_topk"))
-        return parse_int(v, 1, 100000, &c->init_topk);
+        return ccd_parse_int(v, 1, 100000, &c->init_topk);
     if (!strcmp(key, "replay_eps"))
         return parse_float(v, 0.0f, 10.0f, &c->replay_eps);
     if (!strcmp(key, "student_replay_lambda"))
@@ -226,9 +226,9 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
                 c->student_blocks[j] = c->student_blocks[c->n_student_blocks ? c->n_student_blocks - 1 : 0];
             c->n_student_blocks = k;
         }
-        r = !strcmp(key, "ab") ? parse_int(v, 1, 1 << 30, &s->ab)
-            : !strcmp(key, "ss") ? parse_int(v, 0, 1 << 20, &s->ss)
-            : !strcmp(key, "ps") ? parse_int(v, 0, 1 << 20, &s->ps)
+        r = !strcmp(key, "ab") ? ccd_parse_int(v, 1, 1 << 30, &s->ab)
+            : !strcmp(key, "ss") ? ccd_parse_int(v, 0, 1 << 20, &s->ss)
+            : !strcmp(key, "ps") ? ccd_parse_int(v, 0, 1 << 20, &s->ps)
             : !strcmp(key, "sw") ? parse_float(v, 0.0f, 1.0f, &s->sw)
             : !strcmp(key, "pw") ? parse_float(v, 0.0f, 1.0f, &s->pw) : -2;
     } else if ((k = block_number(section, "ccd.teacher.block")) > 0) {
@@ -238,10 +238,10 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
                 c->teacher_blocks[j] = c->teacher_blocks[c->n_teacher_blocks ? c->n_teacher_blocks - 1 : 0];
             c->n_teacher_blocks = k;
         }
-        r = !strcmp(key, "ab") ? parse_int(v, 1, 1 << 30, &t->ab)
-            : !strcmp(key, "ss") ? parse_int(v, 0, 1 << 20, &t->ss)
-            : !strcmp(key, "ps") ? parse_int(v, 0, 1 << 20, &t->ps)
-            : !strcmp(key, "cs") ? parse_int(v, 0, 1 << 20, &t->cs) : -2;
+        r = !strcmp(key, "ab") ? ccd_parse_int(v, 1, 1 << 30, &t->ab)
+            : !strcmp(key, "ss") ? ccd_parse_int(v, 0, 1 << 20, &t->ss)
+            : !strcmp(key, "ps") ? ccd_parse_int(v, 0, 1 << 20, &t->ps)
+            : !strcmp(key, "cs") ? ccd_parse_int(v, 0, 1 << 20, &t->cs) : -2;
     } else if (strncmp(section, "ccd", 3) == 0 && (section[3] == '\0' || section[3] == '.')) {
         snprintf(err, errlen, "unknown section [%s]", section);
         return -1;

@@ -38,6 +38,9 @@ static void usage(FILE *f)
                "  --blocks N         process only the first N blocks\n"
                "  --report FILE      write the JSON report\n"
                "  --html FILE        write an HTML report with charts (after every block)\n"
+               "  --eval-users N     evaluate (model selection and reported metrics) on about N\n"
+               "                     users per block, sampled by a hash of the user id (large\n"
+               "                     catalogues; default: every user with test items)\n"
                "  --checkpoint DIR   save the engine state after each block as DIR/state-<k>.bin\n"
                "  --resume FILE      start from a saved state (blocks up to its block are skipped)\n"
                "  --threads T        BLAS and OpenMP threads (default: all cores)\n"
@@ -280,12 +283,12 @@ int main(int argc, char **argv)
         {"blocks", required_argument, 0, 'b'}, {"report", required_argument, 0, 'r'},
         {"checkpoint", required_argument, 0, 'C'}, {"resume", required_argument, 0, 'R'},
         {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
-        {"html", required_argument, 0, 'H'},
+        {"html", required_argument, 0, 'H'}, {"eval-users", required_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     const char *config = NULL, *data = NULL, *report = NULL, *ckpt_dir = NULL, *resume = NULL, *html = NULL;
     const char *overrides[64];
-    int n_overrides = 0, max_blocks = 0, threads = 0, quiet = 0, c;
+    int n_overrides = 0, max_blocks = 0, threads = 0, quiet = 0, eval_users = 0, c;
     while ((c = getopt_long(argc, argv, "c:X:", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
@@ -304,6 +307,12 @@ int main(int argc, char **argv)
         case 'b': max_blocks = atoi(optarg); break;
         case 't': threads = atoi(optarg); break;
         case 'q': quiet = 1; break;
+        case 'E':
+            if (ccd_parse_int(optarg, 1, 1 << 30, &eval_users) != 0) {
+                fprintf(stderr, "ccd-offline: --eval-users: not a number in 1..2^30: %s\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ccd-offline " VERSION "\n"); return 0;
         default: usage(stderr); return 2;
@@ -344,6 +353,11 @@ int main(int argc, char **argv)
     if (ccd_dataset_load(&ds, data, max_blocks, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-offline: %s\n", err);
         return 1;
+    }
+    for (int k = 0; k < ds.n_blocks && eval_users > 0; k++) {
+        int kept = ccd_block_sample_eval(&ds.blocks[k], eval_users, cfg.seed);
+        if (!quiet)
+            fprintf(stderr, "block %d: evaluating on %d sampled users\n", k, kept);
     }
     const int n = ds.n_blocks;
     double *store = calloc((size_t)n * n * 6, sizeof *store);

@@ -403,6 +403,37 @@ static void run_blocks(ccd_state *st, const ccd_config *cfg, ccd_block *blocks, 
     }
 }
 
+/* Evaluation on a user sample: about the asked number of users keep their valid and test rows,
+ * the same users in both splits and in every call, train untouched; a large enough bound keeps
+ * everything. */
+static void evaluation_user_sample_is_repeatable(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    ccd_block *b = &blocks[0];
+    int n_test = 0;
+    for (int u = 0; u < b->test.n_rows; u++)
+        n_test += ccd_csr_row_len(&b->test, u) > 0;
+    int64_t train_nnz = b->train.nnz;
+    assert_int_equal(ccd_block_sample_eval(b, n_test, 5), n_test); /* nothing to drop */
+    int want = n_test / 4;
+    int kept = ccd_block_sample_eval(b, want, 5);
+    assert_true(kept > want / 2 && kept < want * 2);
+    assert_int_equal(b->train.nnz, train_nnz);
+    for (int u = 0; u < b->test.n_rows; u++)
+        if (ccd_csr_row_len(&b->test, u) == 0)
+            assert_int_equal(ccd_csr_row_len(&b->valid, u), 0);
+    ccd_block again[BLOCKS];
+    make_blocks(again);
+    assert_int_equal(ccd_block_sample_eval(&again[0], want, 5), kept);
+    assert_int_equal(again[0].test.nnz, b->test.nnz);
+    assert_memory_equal(again[0].test.indptr, b->test.indptr,
+                        ((size_t)b->test.n_rows + 1) * sizeof *b->test.indptr);
+    free_blocks(again);
+    free_blocks(blocks);
+}
+
 static void ablation_switches_run(void **state)
 {
     (void)state;
@@ -534,6 +565,7 @@ int main(void)
         cmocka_unit_test(rrd_loss_by_hand_and_finite_differences),
         cmocka_unit_test(uninteresting_draws_are_repeatable_uniform_samples_of_the_eligible),
         cmocka_unit_test(data_size_rules_give_yelps_numbers),
+        cmocka_unit_test(evaluation_user_sample_is_repeatable),
         cmocka_unit_test(grown_batches_run_every_stage),
         cmocka_unit_test(proxy_merge_blends_old_rows_and_copies_new_ones),
         cmocka_unit_test(pipeline_runs_and_resumes_from_a_checkpoint),
