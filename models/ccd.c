@@ -75,6 +75,7 @@ void ccd_config_yelp(ccd_config *c)
     c->lwc_tau = 5.0f;
     c->lwc_lambda = 0.01f;
     c->lwc_graph_degree = 10.0;
+    c->lwc_max_neighbours = 16384; /* above Yelp's 12,248 old users: exact there */
     c->replay = c->use_s = c->use_p = c->use_cl = true;
     c->update_teachers = c->collaborative = c->distill = true;
     c->parallel_teachers = true;
@@ -314,6 +315,8 @@ typedef struct {
     int old_users, old_items;
     const float *old[2];     /* frozen layer-l tables of the old model ((old_users + old_items) x d) */
     float tau, scale[2];
+    int max_neighbours;      /* lwc_max_neighbours: sampled softmax past this many (0: never) */
+    uint64_t seed, calls;    /* the sampled softmax's RNG: stream = calls, one per term */
     /* scratch */
     float *targets;          /* (max(n_bu, n_bi) x d) */
     float *weights;          /* (batch) */
@@ -336,8 +339,9 @@ static double lwc_one(lwc_ctx *c, int d, const float *old_side, const int *compa
         c->weights[t] = (float)counts[t];
         c->rel_rows[t] = compact_ids[t];
     }
-    return ccd_lwc_term(c->targets, c->weights, n, n_count, pres, m, d, rel, c->rel_rows, c->tau,
-                        scale, dpres);
+    return ccd_lwc_term_sampled(c->targets, c->weights, n, n_count, pres, m, d, rel, c->rel_rows,
+                                c->tau, scale, dpres, c->max_neighbours, c->seed,
+                                ((uint64_t)0x4c57 << 48) | c->calls++);
 }
 
 static double lwc_batch_hook(void *vctx, ccd_recmodel *m, const int *user, const int *pos,
@@ -805,6 +809,8 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     lc.old[1] = old.layer1;
     lc.tau = cfg->lwc_tau;
     lc.scale[0] = lc.scale[1] = cfg->lwc_lambda * (lc.n_layers == 2 ? 0.5f + 1e-8f : 1.0f);
+    lc.max_neighbours = cfg->lwc_max_neighbours;
+    lc.seed = spec->seed + 1000 * (uint64_t)b->k;
     int nmax = ld->n_bu > ld->n_bi ? ld->n_bu : ld->n_bi;
     lc.targets = ccd_floats((size_t)nmax * d);
     const int tbatch = grown(cfg->teacher.batch, b->growth);

@@ -93,6 +93,8 @@ typedef struct {
     float lwc_tau;               /* 5 */
     float lwc_lambda;            /* 0.01 */
     double lwc_graph_degree;     /* 10: average degree of the UU / II graphs */
+    int lwc_max_neighbours;      /* LWC-KD's softmax samples this many neighbours when there are
+                                    more (ccd_lwc_term_sampled); 0: always all, as the reference */
 
     /* switches: the ablations */
     bool replay;                 /* replay in the student and teacher updates */

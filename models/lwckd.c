@@ -23,16 +23,22 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dense.h"
+#include "rng.h"
 
 #define CHUNK 256 /* rows per gathered block; 32-128 measured no faster (README) */
 
 /* The loss of one gathered row, with its logit gradient left in z up to a per-row factor:
  * on return G_tj = *row_scale * z_tj. Folding the factor into the row's target (d values)
  * instead of z (m values) saves a pass over the row; two passes remain (max, exp + sum). */
-static double row_term(float *z, int m, const ccd_csr *rel, int r, double coef_w, float *row_scale)
+static double row_term(float *z, int m, const ccd_csr *rel, int r, double coef_w, const float *bias,
+                       float *row_scale)
 {
+    if (bias) /* log-weights of sampled columns (ccd_lwc_term_sampled); zero on relation columns */
+        for (int j = 0; j < m; j++)
+            z[j] += bias[j];
     const int64_t k0 = rel->indptr[r], k1 = rel->indptr[r + 1];
     double s = 0.0, az = 0.0; /* S_t and sum_j A_tj z_tj */
     for (int64_t k = k0; k < k1; k++) {
@@ -54,9 +60,9 @@ static double row_term(float *z, int m, const ccd_csr *rel, int r, double coef_w
     return (az - s * lse) * inv_s;
 }
 
-double ccd_lwc_term(const float *targets, const float *weights, int n, double n_count,
-                    const float *neighbours, int m, int d, const ccd_csr *rel, const int *rel_rows,
-                    float tau, float scale, float *d_neighbours)
+static double lwc_term(const float *targets, const float *weights, int n, double n_count,
+                       const float *neighbours, int m, int d, const ccd_csr *rel, const int *rel_rows,
+                       float tau, float scale, const float *bias, float *d_neighbours)
 {
     if (n <= 0 || m <= 0 || n_count <= 0.0)
         return 0.0;
@@ -91,7 +97,7 @@ double ccd_lwc_term(const float *targets, const float *weights, int n, double n_
         for (int r = 0; r < rows; r++) {
             double w = weights ? (double)weights[who[r]] : 1.0;
             float gp;
-            lt[r] = w * row_term(z + (size_t)r * m, m, rel, rel_rows[who[r]], w / n_count, &gp);
+            lt[r] = w * row_term(z + (size_t)r * m, m, rel, rel_rows[who[r]], w / n_count, bias, &gp);
             for (int c = 0; c < d; c++) /* the row's gradient factor, moved onto its target */
                 tb[(size_t)r * d + c] *= gp;
         }
@@ -103,4 +109,106 @@ double ccd_lwc_term(const float *targets, const float *weights, int n, double n_
     }
     free(tb), free(z), free(who), free(lt);
     return (double)scale * (-total / n_count);
+}
+
+double ccd_lwc_term(const float *targets, const float *weights, int n, double n_count,
+                    const float *neighbours, int m, int d, const ccd_csr *rel, const int *rel_rows,
+                    float tau, float scale, float *d_neighbours)
+{
+    return lwc_term(targets, weights, n, n_count, neighbours, m, d, rel, rel_rows, tau, scale, NULL,
+                    d_neighbours);
+}
+
+double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, double n_count,
+                            const float *neighbours, int m, int d, const ccd_csr *rel,
+                            const int *rel_rows, float tau, float scale, float *d_neighbours,
+                            int max_neighbours, uint64_t seed, uint64_t stream)
+{
+    if (max_neighbours <= 0 || m <= max_neighbours)
+        return ccd_lwc_term(targets, weights, n, n_count, neighbours, m, d, rel, rel_rows, tau,
+                            scale, d_neighbours);
+    if (n <= 0 || n_count <= 0.0)
+        return 0.0;
+    /* C = R (every relation column of a target that counts) u U (max_neighbours uniform draws
+     * without replacement), in increasing column id. flag: 1 in R, 2 in U only. */
+    unsigned char *flag = calloc((size_t)m, 1);          /* (m) */
+    int *cidx = malloc((size_t)m * sizeof *cidx);         /* (m) compact index of a column of C */
+    int64_t rel_nnz = 0;
+    for (int t = 0; t < n; t++)
+        rel_nnz += ccd_csr_row_len(rel, rel_rows[t]);
+    ccd_csr rc = {0};
+    rc.n_rows = n;
+    rc.indptr = malloc(((size_t)n + 1) * sizeof *rc.indptr);
+    rc.indices = malloc((size_t)(rel_nnz > 0 ? rel_nnz : 1) * sizeof *rc.indices);
+    rc.values = rel->values ? malloc((size_t)(rel_nnz > 0 ? rel_nnz : 1) * sizeof *rc.values) : NULL;
+    int *rows = malloc((size_t)n * sizeof *rows);        /* (n) target t -> row t of rc */
+    if (!flag || !cidx || !rc.indptr || !rc.indices || (rel->values && !rc.values) || !rows) {
+        free(flag), free(cidx), free(rc.indptr), free(rc.indices), free(rc.values), free(rows);
+        return NAN;
+    }
+    int64_t n_rel = 0;
+    for (int t = 0; t < n; t++) {
+        const int r = rel_rows[t];
+        if ((weights && weights[t] == 0.0f) || r < 0 || r >= rel->n_rows)
+            continue;
+        for (int64_t e = rel->indptr[r]; e < rel->indptr[r + 1]; e++)
+            if (!flag[rel->indices[e]]) {
+                flag[rel->indices[e]] = 1;
+                n_rel++;
+            }
+    }
+    ccd_rng rng;
+    ccd_rng_init(&rng, seed, stream);
+    const int64_t want = max_neighbours < m - n_rel ? max_neighbours : m - n_rel;
+    for (int64_t got = 0; got < want;) { /* draws among the columns outside R */
+        int j = (int)ccd_rng_below(&rng, (uint32_t)m);
+        if (!flag[j]) {
+            flag[j] = 2;
+            got++;
+        }
+    }
+    int nc = 0;
+    for (int j = 0; j < m; j++)
+        cidx[j] = flag[j] ? nc++ : -1;
+    float *nb = ccd_floats((size_t)nc * d);   /* (nc x d) the sampled neighbours */
+    float *dnb = ccd_floats((size_t)nc * d);  /* (nc x d) their gradient */
+    float *bias = ccd_floats((size_t)nc);     /* (nc) log-weights */
+    double loss = NAN;
+    if (nb && dnb && bias) {
+        /* Sum over the columns outside R estimated from the draws: weight (m - |R|) / |U|. */
+        const float lw = want > 0 ? (float)log((double)(m - n_rel) / (double)want) : 0.0f;
+        for (int j = 0; j < m; j++)
+            if (flag[j]) {
+                memcpy(nb + (size_t)cidx[j] * d, neighbours + (size_t)j * d, (size_t)d * sizeof *nb);
+                bias[cidx[j]] = flag[j] == 2 ? lw : 0.0f;
+            }
+        int64_t w = 0;
+        for (int t = 0; t < n; t++) {
+            const int r = rel_rows[t];
+            rc.indptr[t] = w;
+            rows[t] = t;
+            if (r >= 0 && r < rel->n_rows)
+                for (int64_t e = rel->indptr[r]; e < rel->indptr[r + 1]; e++) {
+                    if (rc.values)
+                        rc.values[w] = rel->values[e];
+                    rc.indices[w++] = cidx[rel->indices[e]]; /* increasing: C keeps the order */
+                }
+        }
+        rc.indptr[n] = w;
+        rc.nnz = w;
+        rc.n_cols = nc;
+        loss = lwc_term(targets, weights, n, n_count, nb, nc, d, &rc, rows, tau, scale, bias,
+                        d_neighbours ? dnb : NULL);
+        if (loss == loss && d_neighbours)
+            for (int j = 0; j < m; j++)
+                if (flag[j]) {
+                    float *g = d_neighbours + (size_t)j * d;
+                    const float *s = dnb + (size_t)cidx[j] * d;
+                    for (int c = 0; c < d; c++)
+                        g[c] += s[c];
+                }
+    }
+    free(nb), free(dnb), free(bias);
+    free(flag), free(cidx), free(rc.indptr), free(rc.indices), free(rc.values), free(rows);
+    return loss;
 }

@@ -13,6 +13,8 @@
 #ifndef CCD_LWCKD_H
 #define CCD_LWCKD_H
 
+#include <stdint.h>
+
 #include "sparse.h"
 
 /* Returns scale * L and adds scale * dL/dN to d_neighbours (m x d). weights may be NULL
@@ -22,5 +24,17 @@
 double ccd_lwc_term(const float *targets, const float *weights, int n, double n_count,
                     const float *neighbours, int m, int d, const ccd_csr *rel, const int *rel_rows,
                     float tau, float scale, float *d_neighbours);
+
+/* The same with a sampled softmax when the neighbours are many (large catalogues): when
+ * m > max_neighbours, the softmax runs over C = every relation column of the targets plus
+ * max_neighbours columns drawn uniformly (without replacement) from the rest, the drawn ones
+ * weighted by (m - |R|) / max_neighbours (their logits shifted by its log) so that their sum
+ * estimates the rest's. A term then costs O(n x (max_neighbours + |R|) x d) instead of O(n x m x d).
+ * The draw comes from RNG stream (seed, stream). max_neighbours <= 0 or m <= max_neighbours is
+ * exactly ccd_lwc_term. Returns NaN on allocation failure, with d_neighbours untouched. */
+double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, double n_count,
+                            const float *neighbours, int m, int d, const ccd_csr *rel,
+                            const int *rel_rows, float tau, float scale, float *d_neighbours,
+                            int max_neighbours, uint64_t seed, uint64_t stream);
 
 #endif

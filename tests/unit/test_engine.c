@@ -456,8 +456,9 @@ static void ablation_switches_run(void **state)
     free_blocks(blocks);
 }
 
-/* Batches that grow with the block (batch_growth_pairs far below the blocks' sizes): every stage,
- * the replay passes, LWC-KD's per-batch buffers and the item pass run with the larger batches
+/* Batches that grow with the block (batch_growth_pairs far below the blocks' sizes) and LWC-KD's
+ * sampled softmax: every stage, the replay passes, LWC-KD's per-batch buffers and the item pass
+ * run with the larger batches
  * (ASan watches the buffers), the ensemble still learns the clusters, the evaluation time is
  * reported, and the models differ from fixed batches (the switch acts). */
 static void grown_batches_run_every_stage(void **state)
@@ -471,6 +472,7 @@ static void grown_batches_run_every_stage(void **state)
         ccd_config cfg;
         small_config(&cfg);
         cfg.batch_growth_pairs = grow ? 150 : 0;
+        cfg.lwc_max_neighbours = grow ? 20 : 0; /* and LWC-KD's sampled softmax */
         assert_true(ccd_batch_growth(&cfg, blocks[0].train.nnz) > (grow ? 2.0 : 0.99));
         ccd_state st;
         ccd_state_init(&st);

@@ -252,6 +252,71 @@ static void lwc_chunks_match_double_reference(void **state)
     ccd_csr_free(&rel);
 }
 
+/* The sampled softmax of large catalogues: exactly ccd_lwc_term when it need not sample; with
+ * every column drawn it is the full softmax again (weights 1); with a real sample (100 of 2,000
+ * columns) its loss, averaged over draws, is close to the exact one, each draw's gradient touches
+ * only the relation columns and the drawn ones, and the same stream gives the same result. */
+static void lwc_sampled_softmax(void **state)
+{
+    (void)state;
+    small_case s;
+    small_setup(&s, 11);
+    const float tau = 0.8f, scale = 0.5f;
+    float g1[SM * SD] = {0}, g2[SM * SD] = {0};
+    double a = ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, small_rows, tau,
+                            scale, g1);
+    double b = ccd_lwc_term_sampled(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel,
+                                    small_rows, tau, scale, g2, SM, 1, 2);
+    assert_true(a == b);
+    assert_memory_equal(g1, g2, sizeof g1);
+    /* 6 of 7 columns: R holds 6 of them, so the one left is drawn and every weight is 1 */
+    float g3[SM * SD] = {0};
+    double c = ccd_lwc_term_sampled(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel,
+                                    small_rows, tau, scale, g3, SM - 1, 1, 2);
+    assert_true(fabs(c - a) <= 1e-6 * fabs(a));
+    for (int k = 0; k < SM * SD; k++)
+        assert_true(fabs(g3[k] - g1[k]) <= 1e-6);
+    ccd_csr_free(&s.rel);
+
+    enum { N = 40, M = 2000, D = 8, DRAW = 100 };
+    float *tg = malloc(N * D * sizeof *tg), *nb = malloc((size_t)M * D * sizeof *nb);
+    float *g = calloc((size_t)M * D, sizeof *g);
+    int rr[N * 3], rc[N * 3], rows[N];
+    for (int t = 0; t < N; t++) {
+        rows[t] = t;
+        for (int q = 0; q < 3; q++)
+            rr[3 * t + q] = t, rc[3 * t + q] = (t * 37 + q * 501) % M;
+    }
+    ccd_csr rel;
+    assert_int_equal(ccd_csr_from_pairs(&rel, N, M, rr, rc, N * 3), 0);
+    ccd_rng rng;
+    ccd_rng_init(&rng, 9, 0);
+    fill_normal(&rng, tg, N * D, 1.0f);
+    fill_normal(&rng, nb, M * D, 0.5f);
+    double exact = ccd_lwc_term(tg, NULL, N, N, nb, M, D, &rel, rows, 1.0f, 1.0f, NULL);
+    double mean = 0.0;
+    for (int r = 0; r < 50; r++)
+        mean += ccd_lwc_term_sampled(tg, NULL, N, N, nb, M, D, &rel, rows, 1.0f, 1.0f, NULL, DRAW,
+                                     3, (uint64_t)r) / 50;
+    print_message("exact %.5f, mean of 50 sampled %.5f\n", exact, mean);
+    assert_true(exact > 0.0);
+    assert_true(fabs(mean - exact) < 0.05 * exact);
+    double l1 = ccd_lwc_term_sampled(tg, NULL, N, N, nb, M, D, &rel, rows, 1.0f, 1.0f, g, DRAW, 3, 7);
+    double l2 = ccd_lwc_term_sampled(tg, NULL, N, N, nb, M, D, &rel, rows, 1.0f, 1.0f, NULL, DRAW, 3, 7);
+    assert_true(l1 == l2);
+    int touched = 0;
+    for (int j = 0; j < M; j++) {
+        int nz = 0;
+        for (int q = 0; q < D; q++)
+            nz |= g[j * D + q] != 0.0f;
+        touched += nz;
+    }
+    print_message("%d of %d neighbours touched\n", touched, M);
+    assert_true(touched > DRAW && touched <= DRAW + N * 3);
+    ccd_csr_free(&rel);
+    free(tg), free(nb), free(g);
+}
+
 /* ---------- cosine graph ---------- */
 
 static void assert_symmetric_no_diagonal(const ccd_csr *g)
@@ -389,6 +454,7 @@ int main(void)
         cmocka_unit_test(lwc_gradient_matches_finite_differences),
         cmocka_unit_test(lwc_weight_equals_duplicated_target),
         cmocka_unit_test(lwc_chunks_match_double_reference),
+        cmocka_unit_test(lwc_sampled_softmax),
         cmocka_unit_test(cosine_graph_hand_made),
         cmocka_unit_test(cosine_graph_matches_brute_force),
     };
