@@ -955,19 +955,26 @@ done:
     return rc;
 }
 
-/* E_k's top lists with Tr_k filtered, from one pass over the ensemble's rows: *items, the best
- * items per user (exclusion_topk), used by KD(k) (its interesting items, when the sizes agree)
- * and kept in the state for block k+1's exclusion lists; *users (when distilling), the best
- * users per item (kd_interesting), KD(k)'s interesting users. Returns 0 or -1. */
+/* E_k's top lists with Tr_k filtered, from the same pass over the ensemble's rows as its
+ * evaluation on eval[0..n_eval) (into metrics; the ensemble is the costliest scorer, so it is
+ * scored once): *items, the best items per user (exclusion_topk), used by KD(k) (its interesting
+ * items, when the sizes agree) and kept in the state for block k+1's exclusion lists; *users
+ * (when distilling), the best users per item (kd_interesting), KD(k)'s interesting users.
+ * Returns 0 or -1. */
 static int ensemble_tops(const ccd_config *cfg, const ccd_scorer *ens, const ccd_block *blk,
+                         const ccd_block *eval, int n_eval, ccd_block_metrics *metrics,
                          int **items, int **users)
 {
     const int ki = cfg->exclusion_topk, ku = cfg->distill ? cfg->kd_interesting : 0;
     *items = malloc((size_t)ens->n_users * (ki > 0 ? ki : 1) * sizeof **items);
     *users = ku > 0 ? malloc((size_t)ens->n_items * ku * sizeof **users) : NULL;
     ccd_filter f = {.sets = {&blk->train}, .n_sets = 1};
-    if (*items && (ku <= 0 || *users) &&
-        ccd_topk_items_users(ens, &f, ki, *items, ku, *users) == 0)
+    ccd_topk_stream *t = *items && (ku <= 0 || *users)
+                             ? ccd_topk_stream_new(ens->n_items, &f, ki, *items, ku, *users)
+                             : NULL;
+    int rc = t ? ccd_evaluate_scorer_tee(ens, eval, n_eval, metrics, ccd_topk_stream_feed, t) : -1;
+    ccd_topk_stream_finish(t);
+    if (rc == 0)
         return 0;
     free(*items);
     free(*users);
@@ -1068,7 +1075,9 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
     }
     float *d0 = NULL;
     int *e_top = NULL, *e_users = NULL;
-    int rc = ensemble_tops(cfg, &e.scorer, b->blk, &e_top, &e_users);
+    int rc = ensemble_tops(cfg, &e.scorer, b->blk, eval, n_eval, rep->ensemble, &e_top, &e_users);
+    rep->seconds_ensemble = ccd_now() - t0;
+    t0 = ccd_now();
     if (rc == 0)
         rc = distill(b, st, &e.scorer, cfg->kd_interesting == cfg->exclusion_topk ? e_top : NULL,
                      e_users, &d0, &rep->distill_epoch);
@@ -1077,11 +1086,6 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
     st->ensemble_top = e_top;
     st->ensemble_top_k = e_top ? cfg->exclusion_topk : 0;
     rep->seconds_distill = ccd_now() - t0;
-    if (rc == 0 && n_eval > 0) {
-        t0 = ccd_now();
-        rc = ccd_evaluate_scorer(&e.scorer, eval, n_eval, rep->ensemble);
-        rep->seconds_ensemble = ccd_now() - t0;
-    }
     ensemble_free(&e);
     if (rc != 0)
         return -1;
@@ -1213,13 +1217,12 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     t0 = ccd_now();
     if (ensemble_build(&e_cur, st, new_teachers, b.nu, b.ni, &b.g_cur) != 0)
         goto oom;
-    if (n_eval > 0 && ccd_evaluate_scorer(&e_cur.scorer, eval, n_eval, rep->ensemble) != 0)
+    int *e_cur_users = NULL;
+    if (ensemble_tops(cfg, &e_cur.scorer, blk, eval, n_eval, rep->ensemble, &e_cur_top,
+                      &e_cur_users) != 0)
         goto oom;
     rep->seconds_ensemble += ccd_now() - t0;
     t0 = ccd_now();
-    int *e_cur_users = NULL;
-    if (ensemble_tops(cfg, &e_cur.scorer, blk, &e_cur_top, &e_cur_users) != 0)
-        goto oom;
     if (cfg->distill) {
         int r = distill(&b, st, &e_cur.scorer,
                         cfg->kd_interesting == cfg->exclusion_topk ? e_cur_top : NULL, e_cur_users,

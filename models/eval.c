@@ -196,6 +196,12 @@ int ccd_evaluate(const float *user_emb, const float *item_emb, int n_users, int 
 int ccd_evaluate_scorer(const ccd_scorer *sc, const ccd_block *blocks, int n_blocks,
                         ccd_block_metrics *out)
 {
+    return ccd_evaluate_scorer_tee(sc, blocks, n_blocks, out, NULL, NULL);
+}
+
+int ccd_evaluate_scorer_tee(const ccd_scorer *sc, const ccd_block *blocks, int n_blocks,
+                            ccd_block_metrics *out, ccd_rows_fn tee, void *tee_ctx)
+{
     const int n_users = sc->n_users, n_items = sc->n_items;
     memset(out, 0, (size_t)n_blocks * sizeof *out);
     /* Users scored: anyone some block evaluates. */
@@ -207,13 +213,15 @@ int ccd_evaluate_scorer(const ccd_scorer *sc, const ccd_block *blocks, int n_blo
         free(users), free(per);
         return -1;
     }
+    /* With a tee every user is scored, in order, and the rows handed on after evaluation. */
     int n_eval = 0;
-    for (int u = 0; u < n_users; u++)
-        for (int j = 0; j < n_blocks; j++)
-            if (evaluates(&blocks[j], u, n_users)) {
-                users[n_eval++] = u;
-                break;
-            }
+    for (int u = 0; u < n_users; u++) {
+        bool take = tee != NULL;
+        for (int j = 0; j < n_blocks && !take; j++)
+            take = evaluates(&blocks[j], u, n_users);
+        if (take)
+            users[n_eval++] = u;
+    }
     const int chunk = ccd_scorer_chunk(sc);
     float *scores = ccd_floats((size_t)chunk * n_items); /* (chunk x n_items) */
     int rc = scores ? 0 : -1;
@@ -238,6 +246,11 @@ int ccd_evaluate_scorer(const ccd_scorer *sc, const ccd_block *blocks, int n_blo
                     continue;
                 const int u = users[c0 + k];
                 const float *s = scores + (size_t)k * n_items;
+                bool evaluated = false;
+                for (int j = 0; j < n_blocks && !evaluated; j++)
+                    evaluated = evaluates(&blocks[j], u, n_users);
+                if (!evaluated) /* scored for the tee only */
+                    continue;
                 ccd_top_sorted(idx, n_items, prefix, s); /* idx[0..prefix): the best, sorted */
                 bool all_sorted = prefix == top;
                 for (int j = 0; j < n_blocks; j++) {
@@ -275,6 +288,8 @@ int ccd_evaluate_scorer(const ccd_scorer *sc, const ccd_block *blocks, int n_blo
             }
             free(idx);
         }
+        if (rc == 0 && tee && tee(tee_ctx, c0, cn, scores) != 0)
+            rc = -1;
     }
     if (rc == 0)
         for (int j = 0; j < n_blocks; j++)

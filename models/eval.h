@@ -63,4 +63,12 @@ void ccd_top_sorted(int *out, int n, int k, const float *score);
  * `source` (ties by lower id), evaluated on blocks[0..n) like any model. */
 int ccd_evaluate_popularity(const ccd_block *source, const ccd_block *blocks, int n,
                             ccd_block_metrics *out);
+/* The same, with every row also handed to tee once evaluated: all users 0..n_users-1 are scored
+ * in order, in chunks, and tee(ctx, first_user, n, rows) receives each chunk (n x n_items),
+ * which it may overwrite. One pass over an expensive scorer (the ensemble) then serves both the
+ * evaluation and, say, its top lists. A nonzero return from tee fails the call (-1). */
+typedef int (*ccd_rows_fn)(void *ctx, int first_user, int n, float *rows);
+int ccd_evaluate_scorer_tee(const ccd_scorer *sc, const ccd_block *blocks, int n_blocks,
+                            ccd_block_metrics *out, ccd_rows_fn tee, void *tee_ctx);
+
 #endif

@@ -259,49 +259,84 @@ static void topk_users_chunk(user_heaps *h, const float *scores, int c0, int cn)
     }
 }
 
+struct ccd_topk_stream {
+    const ccd_filter *f;
+    int n_items, k_items, k_users;
+    int *out_items, *out_users;
+    user_heaps h;
+};
+
+ccd_topk_stream *ccd_topk_stream_new(int n_items, const ccd_filter *f, int k_items, int *out_items,
+                                     int k_users, int *out_users)
+{
+    ccd_topk_stream *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->f = f;
+    t->n_items = n_items;
+    t->k_items = k_items > 0 && out_items ? k_items : 0;
+    t->out_items = out_items;
+    t->k_users = k_users > 0 && out_users && n_items > 0 ? k_users : 0;
+    t->out_users = out_users;
+    if (t->k_users && user_heaps_init(&t->h, n_items, t->k_users) != 0) {
+        user_heaps_free(&t->h);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+int ccd_topk_stream_feed(void *ctx, int first_user, int n, float *rows)
+{
+    ccd_topk_stream *t = ctx;
+    const int n_items = t->n_items;
+    if (t->f) {
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < n; r++)
+            mask_row(t->f, first_user + r, rows + (size_t)r * n_items, n_items);
+    }
+    if (t->k_items && topk_items_chunk(rows, first_user, n, n_items, t->k_items, t->out_items) != 0)
+        return -1;
+    if (t->k_users)
+        topk_users_chunk(&t->h, rows, first_user, n);
+    return 0;
+}
+
+void ccd_topk_stream_finish(ccd_topk_stream *t)
+{
+    if (!t)
+        return;
+    if (t->k_users) {
+        const int k = t->k_users;
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < t->n_items; i++) /* out row i: (k) */
+            heap_emit(t->h.hs + (size_t)i * k, t->h.hu + (size_t)i * k, t->h.cnt[i], k,
+                      t->out_users + (size_t)i * k);
+    }
+    user_heaps_free(&t->h);
+    free(t);
+}
+
 int ccd_topk_items_users(const ccd_scorer *s, const ccd_filter *f, int k_items, int *out_items,
                          int k_users, int *out_users)
 {
     const int n_users = s->n_users, n_items = s->n_items;
-    const int want_items = k_items > 0 && out_items && n_users > 0;
-    const int want_users = k_users > 0 && out_users && n_items > 0;
-    if (!want_items && !want_users)
+    if (!((k_items > 0 && out_items && n_users > 0) || (k_users > 0 && out_users && n_items > 0)))
         return 0;
     const int chunk = ccd_scorer_chunk(s);
     /* (chunk x n_items) */
     float *scores = ccd_floats((size_t)chunk * (size_t)(n_items > 0 ? n_items : 1));
     int *users = malloc((size_t)chunk * sizeof *users); /* (chunk) */
-    user_heaps h;
-    memset(&h, 0, sizeof h);
-    int rc = scores && users ? 0 : -1;
-    if (rc == 0 && want_users)
-        rc = user_heaps_init(&h, n_items, k_users);
+    ccd_topk_stream *t = ccd_topk_stream_new(n_items, f, k_items, out_items, k_users, out_users);
+    int rc = scores && users && t ? 0 : -1;
     for (int c0 = 0; rc == 0 && c0 < n_users; c0 += chunk) {
         const int cn = n_users - c0 < chunk ? n_users - c0 : chunk;
         for (int r = 0; r < cn; r++)
             users[r] = c0 + r;
-        if (s->rows(s, users, cn, scores) != 0) {
+        if (s->rows(s, users, cn, scores) != 0 || ccd_topk_stream_feed(t, c0, cn, scores) != 0)
             rc = -1;
-            break;
-        }
-        if (f) {
-#pragma omp parallel for schedule(static)
-            for (int r = 0; r < cn; r++)
-                mask_row(f, c0 + r, scores + (size_t)r * n_items, n_items);
-        }
-        if (want_items && topk_items_chunk(scores, c0, cn, n_items, k_items, out_items) != 0)
-            rc = -1;
-        if (rc == 0 && want_users)
-            topk_users_chunk(&h, scores, c0, cn);
     }
-    if (rc == 0 && want_users) {
-        const int k = k_users;
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < n_items; i++) /* out row i: (k) */
-            heap_emit(h.hs + (size_t)i * k, h.hu + (size_t)i * k, h.cnt[i], k,
-                      out_users + (size_t)i * k);
-    }
-    user_heaps_free(&h);
+    ccd_topk_stream_finish(t);
     free(scores);
     free(users);
     return rc;

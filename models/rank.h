@@ -33,6 +33,17 @@ int ccd_topk_users(const ccd_scorer *s, const ccd_filter *f, int k, int *out);
 int ccd_topk_items_users(const ccd_scorer *s, const ccd_filter *f, int k_items, int *out_items,
                          int k_users, int *out_users);
 
+/* The same fed chunk by chunk by a caller that produces the rows anyway (an evaluation pass,
+ * ccd_evaluate_scorer_tee): new (outputs as above; NULL when memory runs out), feed every user's
+ * row in increasing user order (feed masks the rows in place; its signature is a ccd_rows_fn),
+ * then finish, which writes out_users and frees the stream. finish(NULL) does nothing. A failed
+ * feed leaves the outputs undefined; finish still frees. */
+typedef struct ccd_topk_stream ccd_topk_stream;
+ccd_topk_stream *ccd_topk_stream_new(int n_items, const ccd_filter *f, int k_items, int *out_items,
+                                     int k_users, int *out_users);
+int ccd_topk_stream_feed(void *stream, int first_user, int n, float *rows);
+void ccd_topk_stream_finish(ccd_topk_stream *t);
+
 /* rank[i] = 0-based position of item i when row[0..n) is sorted by (score desc, id asc).
  * idx is (n) scratch, and rank doubles as a second scratch buffer while sorting, so the two must
  * not overlap (nor overlap row). On return idx[p] is the item at position p (the row sorted best
