@@ -373,23 +373,19 @@ static inline uint32_t desc_key(float x)
 #define RADIX_SIZE (1 << RADIX_BITS)
 #define RADIX_PASSES 3 /* 11 + 11 + 10 bits */
 
-static inline int digit(float x, int shift)
-{
-    return (int)((desc_key(x) >> shift) & (RADIX_SIZE - 1));
-}
-
-/* One stable counting pass on the digit at shift: dst[0..n) = src[0..n) ordered by that digit,
- * ties in src order. count is the digit's histogram. Returns 0, writing nothing, when every key
- * has the same digit (the pass would be the identity).
+/* One stable counting pass on the key digit at shift (of the packed (key << 32 | id) values):
+ * dst[0..n) = src[0..n) ordered by that digit, ties in src order. count is the digit's
+ * histogram. Returns 0, writing nothing, when every key has the same digit (the pass would be
+ * the identity).
  *
- * The scatter is a chain of dependent counter updates; running two independent chains, the
+ * Keys and ids travel together, so a pass reads its input in order and never gathers from the
+ * row. The scatter is a chain of dependent counter updates; running two independent chains, the
  * front half forward from the bucket starts and the back half backward from the bucket ends,
  * roughly halves its time. Both halves keep src order within a bucket, and they meet exactly
  * because together they hold every bucket's count. */
-static inline int radix_pass(const float *row, int n, const int *src, int *dst, const int *count,
-                             int shift)
+static inline int radix_pass(int n, const uint64_t *src, uint64_t *dst, const int *count, int shift)
 {
-    if (count[digit(row[src[0]], shift)] == n)
+    if (count[(src[0] >> shift) & (RADIX_SIZE - 1)] == n)
         return 0;
     int first[RADIX_SIZE], end[RADIX_SIZE]; /* each bucket's next front and back slot */
     int sum = 0;
@@ -400,16 +396,16 @@ static inline int radix_pass(const float *row, int n, const int *src, int *dst, 
     }
     int q = 0, q2 = n - 1;
     for (; q < q2; q++, q2--) {
-        const int a = src[q], b = src[q2];
-        dst[first[digit(row[a], shift)]++] = a;
-        dst[--end[digit(row[b], shift)]] = b;
+        const uint64_t a = src[q], b = src[q2];
+        dst[first[(a >> shift) & (RADIX_SIZE - 1)]++] = a;
+        dst[--end[(b >> shift) & (RADIX_SIZE - 1)]] = b;
     }
     if (q == q2) /* odd n: the middle element goes with the front half */
-        dst[first[digit(row[src[q]], shift)]++] = src[q];
+        dst[first[(src[q] >> shift) & (RADIX_SIZE - 1)]++] = src[q];
     return 1;
 }
 
-void ccd_row_ranks(const float *row, int n, int *rank, int *idx)
+void ccd_row_sort(const float *row, int n, uint64_t *sorted, uint64_t *scratch)
 {
     if (n <= 0)
         return;
@@ -418,14 +414,17 @@ void ccd_row_ranks(const float *row, int n, int *rank, int *idx)
     memset(hist, 0, sizeof hist);
     memset(top_odd, 0, sizeof top_odd);
     /* The top digit repeats along a row far more than the others; counting odd and even i in
-     * separate tables breaks the chain of updates to one counter. */
+     * separate tables breaks the chain of updates to one counter. Ids ascend in the packed
+     * input, so the stable passes leave ties in increasing id. */
     for (int i = 0; i < n; i += 2) {
         const uint32_t key = desc_key(row[i]);
+        sorted[i] = (uint64_t)key << 32 | (uint32_t)i;
         hist[0][key & (RADIX_SIZE - 1)]++;
         hist[1][(key >> RADIX_BITS) & (RADIX_SIZE - 1)]++;
         hist[2][key >> (2 * RADIX_BITS)]++;
         if (i + 1 < n) {
             const uint32_t k1 = desc_key(row[i + 1]);
+            sorted[i + 1] = (uint64_t)k1 << 32 | (uint32_t)(i + 1);
             hist[0][k1 & (RADIX_SIZE - 1)]++;
             hist[1][(k1 >> RADIX_BITS) & (RADIX_SIZE - 1)]++;
             top_odd[k1 >> (2 * RADIX_BITS)]++;
@@ -433,21 +432,17 @@ void ccd_row_ranks(const float *row, int n, int *rank, int *idx)
     }
     for (int d = 0; d < RADIX_SIZE; d++)
         hist[2][d] += top_odd[d];
-    /* Ping-pong between rank and idx, starting from the ids in increasing order in rank (so
-     * three passes end in idx). The passes are written out so each shift is a constant. */
-    for (int q = 0; q < n; q++)
-        rank[q] = q;
-    int *src = rank, *dst = idx, *t;
-    if (radix_pass(row, n, src, dst, hist[0], 0))
+    /* Ping-pong between sorted and scratch; the passes are written out so each shift is a
+     * constant. */
+    uint64_t *src = sorted, *dst = scratch, *t;
+    if (radix_pass(n, src, dst, hist[0], 32))
         t = src, src = dst, dst = t;
-    if (radix_pass(row, n, src, dst, hist[1], RADIX_BITS))
+    if (radix_pass(n, src, dst, hist[1], 32 + RADIX_BITS))
         t = src, src = dst, dst = t;
-    if (radix_pass(row, n, src, dst, hist[2], 2 * RADIX_BITS))
+    if (radix_pass(n, src, dst, hist[2], 32 + 2 * RADIX_BITS))
         t = src, src = dst, dst = t;
-    if (src != idx) /* the sorted order must end in idx: rank is overwritten next */
-        memcpy(idx, src, (size_t)n * sizeof *idx);
-    for (int q = 0; q < n; q++)
-        rank[idx[q]] = q;
+    if (src != sorted)
+        memcpy(sorted, src, (size_t)n * sizeof *sorted);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -474,7 +469,8 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
     const int n_threads = omp_get_max_threads();
     float *w = malloc((size_t)n_items * sizeof *w);                /* (n_items) w(r) / M */
     float *buf = ccd_floats((size_t)batch * width);                 /* (batch x teacher items) */
-    int *scratch = malloc((size_t)n_threads * 2 * n_items * sizeof *scratch); /* (threads x 2n) */
+    /* (threads x 2 n_items): each thread's sorted row and its scratch */
+    uint64_t *scratch = malloc((size_t)n_threads * 2 * n_items * sizeof *scratch);
     int rc = w && buf && scratch ? 0 : -1;
     /* w(r) = (r + 1)^-0.05 / M, in double then rounded once (so a single teacher's best item
      * gets exactly 1). The reference tabulates w for r < 45 000; any n_items works here. */
@@ -491,16 +487,16 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
             }
 #pragma omp parallel for schedule(dynamic, 8)
             for (int r = 0; r < bn; r++) {
-                int *rank = scratch + (size_t)omp_get_thread_num() * 2 * n_items; /* (n_items) */
-                int *idx = rank + n_items;                                         /* (n_items) */
-                ccd_row_ranks(buf + (size_t)r * tw, n_items, rank, idx);
+                uint64_t *sorted = scratch + (size_t)omp_get_thread_num() * 2 * n_items;
+                ccd_row_sort(buf + (size_t)r * tw, n_items, sorted, sorted + n_items);
                 float *o = out + (size_t)(b0 + r) * n_items; /* (n_items) row b0 + r of out */
+                /* position p holds item (uint32_t)sorted[p]: its weight is w(p) */
                 if (m == 0)
-                    for (int i = 0; i < n_items; i++)
-                        o[i] = w[rank[i]];
+                    for (int p = 0; p < n_items; p++)
+                        o[(uint32_t)sorted[p]] = w[p];
                 else
-                    for (int i = 0; i < n_items; i++)
-                        o[i] += w[rank[i]];
+                    for (int p = 0; p < n_items; p++)
+                        o[(uint32_t)sorted[p]] += w[p];
             }
         }
     }

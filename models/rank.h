@@ -7,6 +7,8 @@
 #ifndef CCD_RANK_H
 #define CCD_RANK_H
 
+#include <stdint.h>
+
 #include "scorer.h"
 #include "sparse.h"
 
@@ -44,12 +46,11 @@ ccd_topk_stream *ccd_topk_stream_new(int n_items, const ccd_filter *f, int k_ite
 int ccd_topk_stream_feed(void *stream, int first_user, int n, float *rows);
 void ccd_topk_stream_finish(ccd_topk_stream *t);
 
-/* rank[i] = 0-based position of item i when row[0..n) is sorted by (score desc, id asc).
- * idx is (n) scratch, and rank doubles as a second scratch buffer while sorting, so the two must
- * not overlap (nor overlap row). On return idx[p] is the item at position p (the row sorted best
- * first). A stable LSD radix sort on the float bits: O(n), no comparisons, no allocation.
- * -0.0 ties with +0.0; row must not contain NaN. */
-void ccd_row_ranks(const float *row, int n, int *rank, int *idx);
+/* The row sorted by (score desc, id asc): on return (uint32_t)sorted[p] is the item at
+ * position p, i.e. the item of rank p (the high half holds its order key). sorted and scratch are
+ * (n) each and must not overlap. A stable LSD radix sort of packed (key, id) pairs on the float
+ * bits: O(n), no comparisons, no allocation. -0.0 ties with +0.0; row must not contain NaN. */
+void ccd_row_sort(const float *row, int n, uint64_t *sorted, uint64_t *scratch);
 
 /* The rank-importance ensemble of section 3: E(u, i) = (1/M) sum_m (r_m(u, i) + 1)^-0.05, with
  * r_m the rank of item i in teacher m's unmasked row. All teachers share the ensemble's shape

@@ -202,9 +202,19 @@ static void check_ranks(const float *row, int n)
 {
     int *rank = malloc((size_t)(n + 1) * sizeof *rank);
     int *idx = malloc((size_t)(n + 1) * sizeof *idx);
+    uint64_t *sorted = malloc((size_t)(n + 1) * sizeof *sorted);
+    uint64_t *scratch = malloc((size_t)(n + 1) * sizeof *scratch);
     assert_non_null(rank);
     assert_non_null(idx);
-    ccd_row_ranks(row, n, rank, idx);
+    assert_non_null(sorted);
+    assert_non_null(scratch);
+    ccd_row_sort(row, n, sorted, scratch);
+    for (int p = 0; p < n; p++) {
+        idx[p] = (int)(uint32_t)sorted[p];
+        rank[idx[p]] = p;
+    }
+    free(sorted);
+    free(scratch);
     for (int i = 0; i < n; i++) {
         int r = 0; /* items strictly before i */
         for (int j = 0; j < n; j++)
