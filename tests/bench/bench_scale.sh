@@ -11,7 +11,10 @@
 # linear, 2 is the square).
 #
 #   tests/bench/bench_scale.sh [--sizes "1 4 16 32"] [--bootstrap-only] [--out DIR]
-#                              [--build DIR] [-X section.key=V ...]
+#                              [--build DIR] [--table-only] [-X section.key=V ...]
+#
+# --table-only prints the table from the reports already in DIR (for sizes run separately, e.g.
+# the incremental block at 1x and 4x and the bootstrap alone at 16x and 32x).
 #
 # The datasets are written under DIR (default /tmp/ccd-scale); a 32x stream is about 1 GB.
 set -euo pipefail
@@ -21,6 +24,7 @@ sizes="1 4 16 32"
 out=/tmp/ccd-scale
 build=build
 blocks=2
+table_only=0
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -28,6 +32,7 @@ while [ $# -gt 0 ]; do
     --bootstrap-only) blocks=1; shift ;;
     --out) out="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
+    --table-only) table_only=1; shift ;;
     -X) extra+=(-X "$2"); shift 2 ;;
     *) echo "bench_scale: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -39,6 +44,7 @@ mkdir -p "$out"
 one_epoch=(-X ccd.base.epochs=1 -X ccd.kd.epochs=1 -X ccd.student.epochs=1 -X ccd.teacher.epochs=1)
 
 for s in $sizes; do
+    [ "$table_only" = 1 ] && break
     data="$out/synthetic-${s}x"
     if [ ! -f "$data/blocks.tsv" ] || [ "$(wc -l < "$data/blocks.tsv")" -lt $((blocks + 1)) ]; then
         "$build/ccd-replay" --synthetic --write-dataset "$data" --blocks "$blocks" --quiet \
@@ -59,30 +65,34 @@ for s in sizes:
     rep = json.load(open(os.path.join(out, f"report-{s}x.json")))
     pairs = [sum(1 for _ in open(os.path.join(out, f"synthetic-{s}x", f"block{k}", "train.tsv")))
              for k in range(len(rep["seconds"]["blocks"]))]
-    users, items = open(os.path.join(out, f"synthetic-{s}x", "blocks.tsv")).read().split("\n")[1].split("\t")[1:3]
+    sizes_k = [tuple(int(x) for x in line.split("\t")[1:3]) for line in
+               open(os.path.join(out, f"synthetic-{s}x", "blocks.tsv")).read().split("\n")[1:] if line]
     rss = 0.0
     for line in open(os.path.join(out, f"time-{s}x.txt")):
         if "Maximum resident" in line:
             rss = int(line.split()[-1]) / 1024
-    rows.append((s, int(users), int(items), pairs, rep["seconds"]["blocks"], rss))
+    rows.append((s, sizes_k, pairs, rep["seconds"]["blocks"], rss))
 
 def table(title, k, stages):
     print(f"\n{title}\n")
     print("| size | users x items | train pairs | " + " | ".join(n for n, _ in stages) +
           " | total s | peak RSS MB |")
     print("|" + " --- |" * (len(stages) + 5))
-    for s, u, i, pairs, secs, rss in rows:
+    for s, sizes_k, pairs, secs, rss in rows:
         if k >= len(secs):
             continue
         b = secs[k]
+        u, i = sizes_k[k]
         print(f"| {s}x | {u:,} x {i:,} | {pairs[k]:,} | " +
               " | ".join(f"{b[key]:.1f}" for _, key in stages) +
               f" | {b['total']:.1f} | {b.get('peak_rss_mb', rss):,.0f} |")
     print("\ngrowth exponent (log t2/t1 / log pairs2/pairs1; 1 = linear):\n")
-    for (s1, _, _, p1, b1, _), (s2, _, _, p2, b2, _) in zip(rows, rows[1:]):
+    for (s1, _, p1, b1, _), (s2, _, p2, b2, _) in zip(rows, rows[1:]):
         if k >= len(b1) or k >= len(b2):
             continue
         f = math.log(p2[k] / p1[k])
+        if f <= 0:
+            continue
         parts = []
         for name, key in stages + [("total", "total")]:
             t1, t2 = b1[k][key], b2[k][key]
@@ -92,9 +102,11 @@ def table(title, k, stages):
 table("Bootstrap block (base teachers, E_0, D_0), one epoch per stage", 0,
       [("base teachers s", "teachers"), ("ensemble s", "ensemble"), ("distillation s", "distill"),
        ("evaluation in stages s", "eval_in_stages")])
+print("\n(evaluation in stages: model selection inside the stages above, summed over the teachers "
+      "when they train side by side)")
 table("Incremental block (student, teacher updates, E_1, D_1), one epoch per stage", 1,
       [("student s", "student"), ("teacher update s", "teachers"), ("ensemble s", "ensemble"),
        ("distillation s", "distill"), ("evaluation in stages s", "eval_in_stages")])
 print(f"\npeak RSS of the whole run (bootstrap + incremental): " +
-      ", ".join(f"{s}x {rss:,.0f} MB" for s, _, _, _, _, rss in rows))
+      ", ".join(f"{s}x {rss:,.0f} MB" for s, _, _, _, rss in rows))
 EOF
