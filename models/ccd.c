@@ -79,7 +79,7 @@ void ccd_config_yelp(ccd_config *c)
     c->replay = c->use_s = c->use_p = c->use_cl = true;
     c->update_teachers = c->collaborative = c->distill = true;
     c->parallel_teachers = true;
-    c->parallel_teachers_max_mb = 512; /* Yelp: 212 MB, side by side; 4x Yelp: one at a time */
+    c->parallel_teachers_max_mb = 512; /* Yelp: 203 MB, side by side; 4x Yelp: one at a time */
     /* not the reference's fresh student per block: measured better on every Yelp figure past
      * block 1 (README); configs/yelp-reference.ini turns it off */
     c->kd_warm_start = true;
@@ -596,7 +596,6 @@ static ccd_train_opts train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t
                             .seed = seed};
 }
 
-
 /* The fast path: hand CL_k's propagated embeddings to the caller before the teacher side. */
 static int announce_student(const block_ctx *b, const ccd_block_hooks *hooks, int dim)
 {
@@ -711,7 +710,9 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
         goto done;
     memcpy(m.emb0, expanded, (size_t)(b->nu + b->ni) * ds * sizeof(float));
     free(expanded);
-    replay_ctx rc_ctx = {.set = &rs, .batch = grown(cfg->student.batch, b->growth), .lambda = cfg->student_replay_lambda,
+    replay_ctx rc_ctx = {.set = &rs,
+                         .batch = grown(cfg->student.batch, b->growth),
+                         .lambda = cfg->student_replay_lambda,
                          .anneal = cfg->student_anneal};
     ccd_rng_init(&rc_ctx.rng, cfg->seed, 0x5302);
     ccd_train_hooks hooks = {.epoch = rs.n ? replay_epoch_hook : NULL, .ctx = &rc_ctx};

@@ -119,6 +119,16 @@ double ccd_lwc_term(const float *targets, const float *weights, int n, double n_
                     d_neighbours);
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Targets per sample: each group of targets gets its own draw, so the columns a term scores
+ * (the group's relation columns plus the draw) stay bounded however large the batch grows. */
+#define SAMPLE_ROWS 1024
+
 double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, double n_count,
                             const float *neighbours, int m, int d, const ccd_csr *rel,
                             const int *rel_rows, float tau, float scale, float *d_neighbours,
@@ -129,86 +139,101 @@ double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, d
                             scale, d_neighbours);
     if (n <= 0 || n_count <= 0.0)
         return 0.0;
-    /* C = R (every relation column of a target that counts) u U (max_neighbours uniform draws
-     * without replacement), in increasing column id. flag: 1 in R, 2 in U only. */
-    unsigned char *flag = calloc((size_t)m, 1);          /* (m) */
-    int *cidx = malloc((size_t)m * sizeof *cidx);         /* (m) compact index of a column of C */
-    int64_t rel_nnz = 0;
-    for (int t = 0; t < n; t++)
-        rel_nnz += ccd_csr_row_len(rel, rel_rows[t]);
-    ccd_csr rc = {0};
-    rc.n_rows = n;
-    rc.indptr = malloc(((size_t)n + 1) * sizeof *rc.indptr);
-    rc.indices = malloc((size_t)(rel_nnz > 0 ? rel_nnz : 1) * sizeof *rc.indices);
-    rc.values = rel->values ? malloc((size_t)(rel_nnz > 0 ? rel_nnz : 1) * sizeof *rc.values) : NULL;
-    int *rows = malloc((size_t)n * sizeof *rows);        /* (n) target t -> row t of rc */
-    if (!flag || !cidx || !rc.indptr || !rc.indices || (rel->values && !rc.values) || !rows) {
-        free(flag), free(cidx), free(rc.indptr), free(rc.indices), free(rc.values), free(rows);
-        return NAN;
+    const int rows_max = n < SAMPLE_ROWS ? n : SAMPLE_ROWS;
+    int64_t rel_max = 0; /* the most relation entries of one group */
+    for (int t0 = 0; t0 < n; t0 += rows_max) {
+        int64_t g = 0;
+        for (int t = t0; t < n && t < t0 + rows_max; t++)
+            g += ccd_csr_row_len(rel, rel_rows[t]);
+        rel_max = g > rel_max ? g : rel_max;
     }
-    int64_t n_rel = 0;
-    for (int t = 0; t < n; t++) {
-        const int r = rel_rows[t];
-        if ((weights && weights[t] == 0.0f) || r < 0 || r >= rel->n_rows)
-            continue;
-        for (int64_t e = rel->indptr[r]; e < rel->indptr[r + 1]; e++)
-            if (!flag[rel->indices[e]]) {
-                flag[rel->indices[e]] = 1;
-                n_rel++;
-            }
-    }
+    const int64_t c_max = rel_max + max_neighbours; /* columns of one group at most */
+    unsigned char *flag = calloc((size_t)m, 1);  /* (m) 1: relation column, 2: drawn, 0: out */
+    int *pos = malloc((size_t)m * sizeof *pos);   /* (m) compact index of a column in C */
+    int *cols = malloc((size_t)c_max * sizeof *cols);             /* (c_max) C, sorted */
+    float *nb = ccd_floats((size_t)c_max * d);                    /* (c_max x d) its neighbours */
+    float *dnb = ccd_floats((size_t)c_max * d);                   /* (c_max x d) their gradient */
+    float *bias = ccd_floats((size_t)c_max);                      /* (c_max) log-weights */
+    int *rows = malloc((size_t)rows_max * sizeof *rows);          /* (rows_max) row t of rc */
+    ccd_csr rc = {0}; /* the group's relation rows in compact columns */
+    rc.indptr = malloc(((size_t)rows_max + 1) * sizeof *rc.indptr);
+    rc.indices = malloc((size_t)(rel_max > 0 ? rel_max : 1) * sizeof *rc.indices);
+    rc.values = rel->values ? malloc((size_t)(rel_max > 0 ? rel_max : 1) * sizeof *rc.values) : NULL;
+    double loss = NAN;
+    if (!flag || !pos || !cols || !nb || !dnb || !bias || !rows || !rc.indptr || !rc.indices ||
+        (rel->values && !rc.values))
+        goto done;
     ccd_rng rng;
     ccd_rng_init(&rng, seed, stream);
-    const int64_t want = max_neighbours < m - n_rel ? max_neighbours : m - n_rel;
-    for (int64_t got = 0; got < want;) { /* draws among the columns outside R */
-        int j = (int)ccd_rng_below(&rng, (uint32_t)m);
-        if (!flag[j]) {
-            flag[j] = 2;
-            got++;
-        }
-    }
-    int nc = 0;
-    for (int j = 0; j < m; j++)
-        cidx[j] = flag[j] ? nc++ : -1;
-    float *nb = ccd_floats((size_t)nc * d);   /* (nc x d) the sampled neighbours */
-    float *dnb = ccd_floats((size_t)nc * d);  /* (nc x d) their gradient */
-    float *bias = ccd_floats((size_t)nc);     /* (nc) log-weights */
-    double loss = NAN;
-    if (nb && dnb && bias) {
-        /* Sum over the columns outside R estimated from the draws: weight (m - |R|) / |U|. */
-        const float lw = want > 0 ? (float)log((double)(m - n_rel) / (double)want) : 0.0f;
-        for (int j = 0; j < m; j++)
-            if (flag[j]) {
-                memcpy(nb + (size_t)cidx[j] * d, neighbours + (size_t)j * d, (size_t)d * sizeof *nb);
-                bias[cidx[j]] = flag[j] == 2 ? lw : 0.0f;
-            }
-        int64_t w = 0;
-        for (int t = 0; t < n; t++) {
+    loss = 0.0;
+    for (int t0 = 0; t0 < n; t0 += rows_max) {
+        const int gn = n - t0 < rows_max ? n - t0 : rows_max;
+        /* C = the group's relation columns (R) u max_neighbours draws among the others (U). */
+        int nc = 0;
+        for (int t = t0; t < t0 + gn; t++) {
             const int r = rel_rows[t];
+            if ((weights && weights[t] == 0.0f) || r < 0 || r >= rel->n_rows)
+                continue;
+            for (int64_t e = rel->indptr[r]; e < rel->indptr[r + 1]; e++)
+                if (!flag[rel->indices[e]]) {
+                    flag[rel->indices[e]] = 1;
+                    cols[nc++] = rel->indices[e];
+                }
+        }
+        const int n_rel = nc;
+        const int want = max_neighbours < m - n_rel ? max_neighbours : m - n_rel;
+        while (nc < n_rel + want) {
+            int j = (int)ccd_rng_below(&rng, (uint32_t)m);
+            if (!flag[j]) {
+                flag[j] = 2;
+                cols[nc++] = j;
+            }
+        }
+        qsort(cols, (size_t)nc, sizeof *cols, cmp_int); /* column order, as the full softmax */
+        /* The draws' exps estimate the sum over the columns outside R: weight (m - |R|) / |U|. */
+        const float lw = want > 0 ? (float)log((double)(m - n_rel) / (double)want) : 0.0f;
+        for (int q = 0; q < nc; q++) {
+            pos[cols[q]] = q;
+            memcpy(nb + (size_t)q * d, neighbours + (size_t)cols[q] * d, (size_t)d * sizeof *nb);
+            bias[q] = flag[cols[q]] == 2 ? lw : 0.0f;
+        }
+        int64_t w = 0;
+        for (int t = 0; t < gn; t++) {
+            const int r = rel_rows[t0 + t];
             rc.indptr[t] = w;
             rows[t] = t;
-            if (r >= 0 && r < rel->n_rows)
+            if (r >= 0 && r < rel->n_rows && !(weights && weights[t0 + t] == 0.0f))
                 for (int64_t e = rel->indptr[r]; e < rel->indptr[r + 1]; e++) {
                     if (rc.values)
                         rc.values[w] = rel->values[e];
-                    rc.indices[w++] = cidx[rel->indices[e]]; /* increasing: C keeps the order */
+                    rc.indices[w++] = pos[rel->indices[e]]; /* increasing: C is sorted */
                 }
         }
-        rc.indptr[n] = w;
+        rc.indptr[gn] = w;
         rc.nnz = w;
+        rc.n_rows = gn;
         rc.n_cols = nc;
-        loss = lwc_term(targets, weights, n, n_count, nb, nc, d, &rc, rows, tau, scale, bias,
-                        d_neighbours ? dnb : NULL);
-        if (loss == loss && d_neighbours)
-            for (int j = 0; j < m; j++)
-                if (flag[j]) {
-                    float *g = d_neighbours + (size_t)j * d;
-                    const float *s = dnb + (size_t)cidx[j] * d;
-                    for (int c = 0; c < d; c++)
-                        g[c] += s[c];
-                }
+        if (d_neighbours)
+            memset(dnb, 0, (size_t)nc * d * sizeof *dnb);
+        double l = lwc_term(targets + (size_t)t0 * d, weights ? weights + t0 : NULL, gn, n_count,
+                            nb, nc, d, &rc, rows, tau, scale, bias, d_neighbours ? dnb : NULL);
+        if (!(l == l)) {
+            loss = NAN;
+            break;
+        }
+        loss += l;
+        if (d_neighbours)
+            for (int q = 0; q < nc; q++) {
+                float *g = d_neighbours + (size_t)cols[q] * d;
+                const float *src = dnb + (size_t)q * d;
+                for (int c = 0; c < d; c++)
+                    g[c] += src[c];
+            }
+        for (int q = 0; q < nc; q++)
+            flag[cols[q]] = 0;
     }
-    free(nb), free(dnb), free(bias);
-    free(flag), free(cidx), free(rc.indptr), free(rc.indices), free(rc.values), free(rows);
+done:
+    free(flag), free(pos), free(cols), free(nb), free(dnb), free(bias), free(rows);
+    free(rc.indptr), free(rc.indices), free(rc.values);
     return loss;
 }

@@ -315,6 +315,34 @@ static void lwc_sampled_softmax(void **state)
     assert_true(touched > DRAW && touched <= DRAW + N * 3);
     ccd_csr_free(&rel);
     free(tg), free(nb), free(g);
+
+    /* more targets than one group (1,024): three groups, three draws; the loss of one call
+     * averages over many targets, so a single call is close to the exact one */
+    enum { N2 = 2500, M2 = 3000, DRAW2 = 300 };
+    float *tg2 = malloc((size_t)N2 * D * sizeof *tg2), *nb2 = malloc((size_t)M2 * D * sizeof *nb2);
+    float *ga = calloc((size_t)M2 * D, sizeof *ga), *gb = calloc((size_t)M2 * D, sizeof *gb);
+    int *r2 = malloc(N2 * 2 * sizeof *r2), *c2 = malloc(N2 * 2 * sizeof *c2);
+    int *rows2 = malloc(N2 * sizeof *rows2);
+    for (int t = 0; t < N2; t++) {
+        rows2[t] = t;
+        for (int q = 0; q < 2; q++)
+            r2[2 * t + q] = t, c2[2 * t + q] = (t * 7 + q * 1499) % M2;
+    }
+    assert_int_equal(ccd_csr_from_pairs(&rel, N2, M2, r2, c2, N2 * 2), 0);
+    fill_normal(&rng, tg2, N2 * D, 1.0f);
+    fill_normal(&rng, nb2, M2 * D, 0.5f);
+    double exact2 = ccd_lwc_term(tg2, NULL, N2, N2, nb2, M2, D, &rel, rows2, 1.0f, 1.0f, ga);
+    double one = ccd_lwc_term_sampled(tg2, NULL, N2, N2, nb2, M2, D, &rel, rows2, 1.0f, 1.0f, gb,
+                                      DRAW2, 3, 1);
+    print_message("%d targets: exact %.5f, one sampled call %.5f\n", N2, exact2, one);
+    assert_true(fabs(one - exact2) < 0.05 * exact2);
+    double dot = 0.0, na = 0.0, nb_ = 0.0; /* the sampled gradient points the same way */
+    for (int k = 0; k < M2 * D; k++)
+        dot += (double)ga[k] * gb[k], na += (double)ga[k] * ga[k], nb_ += (double)gb[k] * gb[k];
+    print_message("gradient cosine %.3f\n", dot / sqrt(na * nb_));
+    assert_true(dot / sqrt(na * nb_) > 0.8);
+    ccd_csr_free(&rel);
+    free(tg2), free(nb2), free(ga), free(gb), free(r2), free(c2), free(rows2);
 }
 
 /* ---------- cosine graph ---------- */
