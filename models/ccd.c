@@ -75,7 +75,7 @@ void ccd_config_yelp(ccd_config *c)
     c->lwc_tau = 5.0f;
     c->lwc_lambda = 0.01f;
     c->lwc_graph_degree = 10.0;
-    c->lwc_max_neighbours = 16384; /* above Yelp's 12,248 old users: exact there */
+    c->lwc_max_neighbours = 12288; /* Yelp has at most 12,248 old users: exact there */
     c->replay = c->use_s = c->use_p = c->use_cl = true;
     c->update_teachers = c->collaborative = c->distill = true;
     c->parallel_teachers = true;

@@ -127,7 +127,7 @@ static int cmp_int(const void *a, const void *b)
 
 /* Targets per sample: each group of targets gets its own draw, so the columns a term scores
  * (the group's relation columns plus the draw) stay bounded however large the batch grows. */
-#define SAMPLE_ROWS 1024
+#define SAMPLE_ROWS 256
 
 double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, double n_count,
                             const float *neighbours, int m, int d, const ccd_csr *rel,

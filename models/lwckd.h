@@ -26,11 +26,11 @@ double ccd_lwc_term(const float *targets, const float *weights, int n, double n_
                     float tau, float scale, float *d_neighbours);
 
 /* The same with a sampled softmax when the neighbours are many (large catalogues): when
- * m > max_neighbours, the targets go in groups of 1,024, and each group's softmax runs over C =
+ * m > max_neighbours, the targets go in groups of 256, and each group's softmax runs over C =
  * the group's relation columns R plus max_neighbours columns drawn uniformly (without
  * replacement) from the rest, the drawn ones weighted by (m - |R|) / max_neighbours (their logits
  * shifted by its log) so that their sum estimates the rest's. A term then costs
- * O(n x (max_neighbours + 1,024 x relation degree) x d) instead of O(n x m x d), however large n.
+ * O(n x (max_neighbours + 256 x relation degree) x d) instead of O(n x m x d), however large n.
  * The draws come from RNG stream (seed, stream). max_neighbours <= 0 or m <= max_neighbours is
  * exactly ccd_lwc_term. Returns NaN on allocation failure; d_neighbours may then hold part of the
  * gradient (the caller's step fails). */

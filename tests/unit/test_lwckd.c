@@ -316,7 +316,7 @@ static void lwc_sampled_softmax(void **state)
     ccd_csr_free(&rel);
     free(tg), free(nb), free(g);
 
-    /* more targets than one group (1,024): three groups, three draws; the loss of one call
+    /* more targets than one group (256): ten groups, ten draws; the loss of one call
      * averages over many targets, so a single call is close to the exact one */
     enum { N2 = 2500, M2 = 3000, DRAW2 = 300 };
     float *tg2 = malloc((size_t)N2 * D * sizeof *tg2), *nb2 = malloc((size_t)M2 * D * sizeof *nb2);
