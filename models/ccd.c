@@ -56,6 +56,7 @@ void ccd_config_yelp(ccd_config *c)
     c->kd_uninteresting_items = CCD_AUTO; /* ccd_rule_unint_items: 10,000 on Yelp */
     c->kd_uninteresting_users = CCD_AUTO; /* ccd_rule_unint_users: 11,500 on Yelp */
     c->batch_growth_pairs = 120000;       /* Yelp's block 0 (117,367 pairs) keeps its batches */
+    c->batch_growth_nodes = 32768;        /* and Yelp's largest id space (27,211) too */
     c->kd_lambda = 0.01f;
     c->exclusion_topk = 40;
     static const ccd_student_block_opts s[5] = {
@@ -250,11 +251,18 @@ int ccd_rule_unint_users(int n_users)
     return n < 11500 ? n : 11500;
 }
 
-double ccd_batch_growth(const ccd_config *c, int64_t train_pairs)
+double ccd_batch_growth(const ccd_config *c, int64_t train_pairs, int64_t nodes)
 {
-    if (c->batch_growth_pairs <= 0 || train_pairs <= c->batch_growth_pairs)
-        return 1.0;
-    return (double)train_pairs / (double)c->batch_growth_pairs;
+    double g = 1.0;
+    if (c->batch_growth_pairs > 0 && train_pairs > c->batch_growth_pairs)
+        g = (double)train_pairs / (double)c->batch_growth_pairs;
+    /* A step costs the whole model (full propagation, dense Adam) and the replay sets grow with
+     * the users, so the id space bounds the steps too: an incremental block on a large model
+     * would otherwise take as many whole-model steps as its pairs or replay pairs ask for. */
+    if (c->batch_growth_nodes > 0 && nodes > c->batch_growth_nodes &&
+        (double)nodes / (double)c->batch_growth_nodes > g)
+        g = (double)nodes / (double)c->batch_growth_nodes;
+    return g;
 }
 
 static float *copy_floats(const float *src, size_t n)
@@ -1123,7 +1131,7 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     b.pi = st->n_items;
     b.lg = (logger){hooks ? hooks->log : NULL, hooks ? hooks->ctx : NULL};
     b.stop = hooks ? hooks->stop : NULL;
-    b.growth = ccd_batch_growth(cfg, blk->train.nnz);
+    b.growth = ccd_batch_growth(cfg, blk->train.nnz, (int64_t)blk->n_users + blk->n_items);
     b.rep = rep;
     ensemble_model e_prev = {0}, e_cur = {0};
     lwc_data ld;

@@ -67,6 +67,7 @@ typedef struct {
     ccd_stage_opts teacher;      /* teacher update */
     int64_t batch_growth_pairs;  /* blocks with more train pairs grow every batch in proportion
                                     (ccd_batch_growth); 0: fixed batches, as the reference */
+    int64_t batch_growth_nodes;  /* and so do blocks whose id space (users + items) is larger */
 
     /* distillation (section 4) */
     int kd_interesting;          /* 40 */
@@ -117,12 +118,13 @@ typedef struct {
  * them on Yelp and keep the cost per row fixed on larger catalogues:
  *   nui = 92.5% of the block's items, at most 10,000 (Yelp: 10,000 on every block);
  *   nuu = 94% of the block's users, at most 11,500 (Yelp: 11,500 on every block);
- *   batch growth = train pairs / batch_growth_pairs when above 1, else 1: every stage's batch,
- *   the replay batches and the item-pass chunks grow by it, so an epoch takes at most the
- *   steps it takes at batch_growth_pairs pairs and its cost grows linearly with the data. */
+ *   batch growth = the larger of train pairs / batch_growth_pairs, (users + items) /
+ *   batch_growth_nodes and 1: every stage's batch, the replay batches and the item-pass chunks
+ *   grow by it, so an epoch takes at most the steps it takes at the reference size (each step
+ *   costs the whole model) and its cost grows linearly with the data. */
 int ccd_rule_unint_items(int n_items);
 int ccd_rule_unint_users(int n_users);
-double ccd_batch_growth(const ccd_config *c, int64_t train_pairs);
+double ccd_batch_growth(const ccd_config *c, int64_t train_pairs, int64_t nodes);
 
 /* The reference's Yelp settings (run.sh; sections 2.5, 5.6, 6.7): five LightGCN teachers,
  * d = 128, seeds 0..4; LightGCN student d = 8. Epoch counts: 6 for every continual stage

@@ -154,11 +154,14 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
         return ccd_parse_int(v, 0, 1 << 30, &c->lwc_max_neighbours);
     if (!strcmp(key, "parallel_teachers_max_mb"))
         return ccd_parse_int(v, 0, 1 << 30, &c->parallel_teachers_max_mb);
-    if (!strcmp(key, "batch_growth_pairs")) {
+    if (!strcmp(key, "batch_growth_pairs") || !strcmp(key, "batch_growth_nodes")) {
         int x;
         if (ccd_parse_int(v, 0, 1 << 30, &x) != 0)
             return -1;
-        c->batch_growth_pairs = x;
+        if (!strcmp(key, "batch_growth_pairs"))
+            c->batch_growth_pairs = x;
+        else
+            c->batch_growth_nodes = x;
         return 0;
     }
     if (!strcmp(key, "kd_lambda"))

@@ -481,6 +481,7 @@ int main(int argc, char **argv)
                        "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
                        "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %d, "
                        "\"kd_uninteresting_users\": %d, \"batch_growth_pairs\": %lld, "
+                       "\"batch_growth_nodes\": %lld, \"lwc_max_neighbours\": %d, "
                        "\"blocks\": %d, \"first_block\": %d}\n}\n",
                     config ? config : "(defaults)", (unsigned long long)cfg.seed, ccd_threads(),
                     cfg.n_teachers, cfg.student_dim, cfg.replay ? "true" : "false",
@@ -489,7 +490,8 @@ int main(int argc, char **argv)
                     cfg.collaborative ? "true" : "false", cfg.distill ? "true" : "false",
                     cfg.student_continues ? "true" : "false", cfg.kd_warm_start ? "true" : "false",
                     cfg.kd_uninteresting_items, cfg.kd_uninteresting_users,
-                    (long long)cfg.batch_growth_pairs, done, first);
+                    (long long)cfg.batch_growth_pairs, (long long)cfg.batch_growth_nodes,
+                    cfg.lwc_max_neighbours, done, first);
             if (fclose(f) != 0)
                 rc = 1;
         }

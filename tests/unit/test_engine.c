@@ -130,10 +130,14 @@ static void data_size_rules_give_yelps_numbers(void **state)
     ccd_config c;
     ccd_config_yelp(&c);
     assert_int_equal(c.kd_uninteresting_items, CCD_AUTO);
-    assert_true(ccd_batch_growth(&c, 117367) == 1.0); /* Yelp's block 0 */
-    assert_true(ccd_batch_growth(&c, 2 * c.batch_growth_pairs) == 2.0);
+    assert_true(ccd_batch_growth(&c, 117367, 12248 + 10822) == 1.0); /* Yelp's block 0 */
+    assert_true(ccd_batch_growth(&c, 32691, 14950 + 12261) == 1.0);  /* and its largest ids */
+    assert_true(ccd_batch_growth(&c, 2 * c.batch_growth_pairs, 1000) == 2.0);
+    /* a small window on a large model: the id space sets the growth */
+    assert_true(ccd_batch_growth(&c, 30000, 3 * c.batch_growth_nodes) == 3.0);
     c.batch_growth_pairs = 0;
-    assert_true(ccd_batch_growth(&c, 10000000) == 1.0);
+    c.batch_growth_nodes = 0;
+    assert_true(ccd_batch_growth(&c, 10000000, 10000000) == 1.0);
 }
 
 static void proxy_merge_blends_old_rows_and_copies_new_ones(void **state)
@@ -472,8 +476,9 @@ static void grown_batches_run_every_stage(void **state)
         ccd_config cfg;
         small_config(&cfg);
         cfg.batch_growth_pairs = grow ? 150 : 0;
+        cfg.batch_growth_nodes = 0;
         cfg.lwc_max_neighbours = grow ? 20 : 0; /* and LWC-KD's sampled softmax */
-        assert_true(ccd_batch_growth(&cfg, blocks[0].train.nnz) > (grow ? 2.0 : 0.99));
+        assert_true(ccd_batch_growth(&cfg, blocks[0].train.nnz, 0) > (grow ? 2.0 : 0.99));
         ccd_state st;
         ccd_state_init(&st);
         char err[256];
