@@ -275,6 +275,16 @@ static int write_html(const char *path, const char *config, const char *data, co
     return rc;
 }
 
+/* A sample size for the JSON report: the number, or "auto" for the data-size rule. */
+static const char *size_or_auto(char *buf, size_t len, int v)
+{
+    if (v == CCD_AUTO)
+        snprintf(buf, len, "\"auto\"");
+    else
+        snprintf(buf, len, "%d", v);
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     ccd_omp_env(argv);
@@ -475,12 +485,13 @@ int main(int argc, char **argv)
             }
             fprintf(f, "], \"total\": %.3f},\n", total);
             fprintf(f, "  \"peak_rss_mb\": %.1f,\n", peak_rss_mb());
+            char nui[16], nuu[16];
             fprintf(f, "  \"config\": {\"file\": \"%s\", \"seed\": %llu, \"threads\": %d, "
                        "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
                        "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
                        "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
-                       "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %d, "
-                       "\"kd_uninteresting_users\": %d, \"batch_growth_pairs\": %lld, "
+                       "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %s, "
+                       "\"kd_uninteresting_users\": %s, \"batch_growth_pairs\": %lld, "
                        "\"batch_growth_nodes\": %lld, \"lwc_max_neighbours\": %d, "
                        "\"blocks\": %d, \"first_block\": %d}\n}\n",
                     config ? config : "(defaults)", (unsigned long long)cfg.seed, ccd_threads(),
@@ -489,7 +500,8 @@ int main(int argc, char **argv)
                     cfg.use_cl ? "true" : "false", cfg.update_teachers ? "true" : "false",
                     cfg.collaborative ? "true" : "false", cfg.distill ? "true" : "false",
                     cfg.student_continues ? "true" : "false", cfg.kd_warm_start ? "true" : "false",
-                    cfg.kd_uninteresting_items, cfg.kd_uninteresting_users,
+                    size_or_auto(nui, sizeof nui, cfg.kd_uninteresting_items),
+                    size_or_auto(nuu, sizeof nuu, cfg.kd_uninteresting_users),
                     (long long)cfg.batch_growth_pairs, (long long)cfg.batch_growth_nodes,
                     cfg.lwc_max_neighbours, done, first);
             if (fclose(f) != 0)
