@@ -203,12 +203,14 @@ int ccd_evaluate_scorer_tee(const ccd_scorer *sc, const ccd_block *blocks, int n
                             ccd_block_metrics *out, ccd_rows_fn tee, void *tee_ctx)
 {
     const int n_users = sc->n_users, n_items = sc->n_items;
-    memset(out, 0, (size_t)n_blocks * sizeof *out);
+    if (n_blocks > 0)
+        memset(out, 0, (size_t)n_blocks * sizeof *out);
     /* Users scored: anyone some block evaluates. */
     int *users = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof *users);
     /* Per (block, mode, user): R@20, R@50, N@20, N@50, summed in user order afterwards so the
      * result does not depend on the thread count. */
-    double *per = calloc((size_t)n_blocks * 2 * 4 * (size_t)(n_users > 0 ? n_users : 1), sizeof *per);
+    double *per = calloc((size_t)(n_blocks > 0 ? n_blocks : 1) * 2 * 4 * (size_t)(n_users > 0 ? n_users : 1),
+                         sizeof *per);
     if (!users || !per) {
         free(users), free(per);
         return -1;

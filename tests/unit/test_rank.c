@@ -168,6 +168,34 @@ static void topk_items_matches_brute_force(void **state)
     fixture_free(&x);
 }
 
+/* Both top lists from one stream (ccd_topk_items_users), and fed by an evaluation pass
+ * (ccd_evaluate_scorer_tee with ccd_topk_stream_feed), equal the separate calls. */
+static void topk_both_from_one_pass(void **state)
+{
+    (void)state;
+    fixture x;
+    fixture_make(&x);
+    size_t ni = (size_t)NU * K, nu = (size_t)NI * K;
+    int *items = malloc(ni * sizeof *items), *users = malloc(nu * sizeof *users);
+    int *items2 = malloc(ni * sizeof *items2), *users2 = malloc(nu * sizeof *users2);
+    assert_non_null(items), assert_non_null(users), assert_non_null(items2), assert_non_null(users2);
+    assert_int_equal(ccd_topk_items(&x.s, &x.f, K, items), 0);
+    assert_int_equal(ccd_topk_users(&x.s, &x.f, K, users), 0);
+    assert_int_equal(ccd_topk_items_users(&x.s, &x.f, K, items2, K, users2), 0);
+    assert_memory_equal(items, items2, ni * sizeof *items);
+    assert_memory_equal(users, users2, nu * sizeof *users);
+    memset(items2, 0xff, ni * sizeof *items2);
+    memset(users2, 0xff, nu * sizeof *users2);
+    ccd_topk_stream *t = ccd_topk_stream_new(NI, &x.f, K, items2, K, users2);
+    assert_non_null(t);
+    assert_int_equal(ccd_evaluate_scorer_tee(&x.s, NULL, 0, NULL, ccd_topk_stream_feed, t), 0);
+    ccd_topk_stream_finish(t);
+    assert_memory_equal(items, items2, ni * sizeof *items);
+    assert_memory_equal(users, users2, nu * sizeof *users);
+    free(items), free(users), free(items2), free(users2);
+    fixture_free(&x);
+}
+
 static void topk_users_matches_brute_force(void **state)
 {
     (void)state;
@@ -453,6 +481,7 @@ int main(void)
         cmocka_unit_test(topk_items_matches_brute_force),
         cmocka_unit_test(topk_users_matches_brute_force),
         cmocka_unit_test(row_ranks_match_brute_force),
+        cmocka_unit_test(topk_both_from_one_pass),
         cmocka_unit_test(ensemble_matches_brute_force),
         cmocka_unit_test(ensemble_by_hand),
         cmocka_unit_test(ensemble_evaluates),
