@@ -40,6 +40,7 @@ done
 for tool in ccd-replay ccd-offline; do
     [ -x "$build/$tool" ] || { echo "bench_scale: $build/$tool missing (cmake --build $build)" >&2; exit 1; }
 done
+[ -x /usr/bin/time ] || { echo "bench_scale: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
 mkdir -p "$out"
 one_epoch=(-X ccd.base.epochs=1 -X ccd.kd.epochs=1 -X ccd.student.epochs=1 -X ccd.teacher.epochs=1)
 
