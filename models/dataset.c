@@ -115,16 +115,10 @@ int ccd_read_int_tsv(const char *path, int two_cols, int limit_a, int limit_b, i
     return 0;
 }
 
-static int cmp_int(const void *x, const void *y)
-{
-    int a = *(const int *)x, b = *(const int *)y;
-    return (a > b) - (a < b);
-}
-
 /* Sort and deduplicate; returns the new length. */
 static int sort_unique(int *v, int64_t n)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_int);
+    qsort(v, (size_t)n, sizeof *v, ccd_cmp_int);
     int64_t w = 0;
     for (int64_t k = 0; k < n; k++)
         if (k == 0 || v[k] != v[w - 1])

@@ -35,12 +35,6 @@ static int cmp_popularity(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
 static void add_row(double *acc, const float *row, int d)
 {
     for (int k = 0; k < d; k++)
@@ -112,7 +106,7 @@ static int init_side(const float *own_old, int old_a, const float *other_old, in
                     taken++;
                 }
         } else {
-            qsort(cand, (size_t)c, sizeof *cand, cmp_int);
+            qsort(cand, (size_t)c, sizeof *cand, ccd_cmp_int);
             for (int j = 0; j < K; j++)
                 add_row(two, own_old + (size_t)order[cand[j]] * d, d);
         }

@@ -119,12 +119,6 @@ double ccd_lwc_term(const float *targets, const float *weights, int n, double n_
                     d_neighbours);
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
 /* Targets per sample: each group of targets gets its own draw, so the columns a term scores
  * (the group's relation columns plus the draw) stay bounded however large the batch grows. */
 #define SAMPLE_ROWS 256
@@ -189,7 +183,7 @@ double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, d
                 cols[nc++] = j;
             }
         }
-        qsort(cols, (size_t)nc, sizeof *cols, cmp_int); /* column order, as the full softmax */
+        qsort(cols, (size_t)nc, sizeof *cols, ccd_cmp_int); /* column order, as the full softmax */
         /* The draws' exps estimate the sum over the columns outside R: weight (m - |R|) / |U|. */
         const float lw = want > 0 ? (float)log((double)(m - n_rel) / (double)want) : 0.0f;
         for (int q = 0; q < nc; q++) {

@@ -30,12 +30,6 @@
 #define MAX_ITER 100
 #define TOLERANCE 0.6
 
-static int cmp_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -118,7 +112,7 @@ static int64_t row_kept(const ccd_csr *b, const ccd_csr *bt, const double *sq, i
         }
     }
     if (idx) {
-        qsort(idx, (size_t)n, sizeof *idx, cmp_int);
+        qsort(idx, (size_t)n, sizeof *idx, ccd_cmp_int);
         for (int64_t k = 0; k < n; k++)
             val[k] = cosine(s->acc[idx[k]], sq[u], sq[idx[k]]);
     }

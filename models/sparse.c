@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_int(const void *a, const void *b)
+int ccd_cmp_int(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;
     return (x > y) - (x < y);
@@ -36,7 +36,7 @@ int ccd_csr_from_pairs(ccd_csr *out, int n_rows, int n_cols, const int *rows, co
     int64_t w = 0;
     for (int r = 0; r < n_rows; r++) {
         int64_t b = ptr[r], e = ptr[r + 1];
-        qsort(idx + b, (size_t)(e - b), sizeof *idx, cmp_int);
+        qsort(idx + b, (size_t)(e - b), sizeof *idx, ccd_cmp_int);
         ptr[r] = w;
         for (int64_t k = b; k < e; k++)
             if (k == b || idx[k] != idx[k - 1])

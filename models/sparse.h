@@ -18,6 +18,9 @@ typedef struct {
     float *values;   /* (nnz) or NULL for a 0/1 pattern */
 } ccd_csr;
 
+/* qsort comparator for ints, ascending. */
+int ccd_cmp_int(const void *a, const void *b);
+
 /* Build a 0/1 pattern from n (row, col) pairs: duplicates are removed and rows sorted.
  * Returns 0, or -1 if an index is out of range or memory runs out (out is then zeroed). */
 int ccd_csr_from_pairs(ccd_csr *out, int n_rows, int n_cols, const int *rows, const int *cols,
