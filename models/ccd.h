@@ -68,6 +68,9 @@ typedef struct {
     int64_t batch_growth_pairs;  /* blocks with more train pairs grow every batch in proportion
                                     (ccd_batch_growth); 0: fixed batches, as the reference */
     int64_t batch_growth_nodes;  /* and so do blocks whose id space (users + items) is larger */
+    int eval_users;              /* model selection and metrics on about this many users when a
+                                    block has more with held-out items (ccd_block_sample_eval,
+                                    applied by the caller that owns the blocks); 0: every user */
 
     /* distillation (section 4) */
     int kd_interesting;          /* 40 */

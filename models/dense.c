@@ -7,11 +7,29 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_MIN ((size_t)4 << 20) /* smaller buffers stay on 4 KB pages */
 
 float *ccd_floats(size_t n)
 {
     size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    if (bytes >= HUGE_MIN) {
+        /* Embedding tables, gradients and score chunks are gathered at random rows: on 4 KB
+         * pages every row of a table past a few MB is a TLB miss, so ask for 2 MB pages (the
+         * kernel's default THP mode is madvise) before the memset faults them in. */
+        bytes = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        float *p = aligned_alloc(HUGE_PAGE, bytes);
+        if (p) {
+#ifdef MADV_HUGEPAGE
+            madvise(p, bytes, MADV_HUGEPAGE); /* advice only: a refusal changes nothing */
+#endif
+            memset(p, 0, bytes);
+        }
+        return p;
+    }
     float *p = aligned_alloc(64, bytes ? bytes : 64);
     if (p)
         memset(p, 0, bytes);

@@ -7,7 +7,8 @@
 
 #include <stddef.h>
 
-/* 64-byte aligned, zeroed; free with free(). NULL on failure. */
+/* 64-byte aligned, zeroed; free with free(). NULL on failure. Buffers of 4 MB or more are
+ * 2 MB aligned, rounded up to 2 MB and advised as transparent huge pages. */
 float *ccd_floats(size_t n);
 /* C (m x n) = A (m x k) B^T, B being (n x k): the "score rows against all items" product. */
 void ccd_matmul_nt(const float *a, const float *b, float *c, int m, int n, int k);

@@ -150,6 +150,8 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
         return parse_int_or_auto(v, 0, 1 << 30, &c->kd_uninteresting_items);
     if (!strcmp(key, "kd_uninteresting_users"))
         return parse_int_or_auto(v, 0, 1 << 30, &c->kd_uninteresting_users);
+    if (!strcmp(key, "eval_users"))
+        return ccd_parse_int(v, 0, 1 << 30, &c->eval_users);
     if (!strcmp(key, "lwc_max_neighbours"))
         return ccd_parse_int(v, 0, 1 << 30, &c->lwc_max_neighbours);
     if (!strcmp(key, "parallel_teachers_max_mb"))

@@ -39,8 +39,9 @@ static void usage(FILE *f)
                "  --report FILE      write the JSON report\n"
                "  --html FILE        write an HTML report with charts (after every block)\n"
                "  --eval-users N     evaluate (model selection and reported metrics) on about N\n"
-               "                     users per block, sampled by a hash of the user id (large\n"
-               "                     catalogues; default: every user with test items)\n"
+               "                     users per block when more have test items, sampled by a\n"
+               "                     hash of the user id; 0: every user (default: the config's\n"
+               "                     ccd.eval_users, 32768)\n"
                "  --checkpoint DIR   save the engine state after each block as DIR/state-<k>.bin\n"
                "  --resume FILE      start from a saved state (blocks up to its block are skipped)\n"
                "  --threads T        BLAS and OpenMP threads (default: all cores)\n"
@@ -298,7 +299,7 @@ int main(int argc, char **argv)
         {0, 0, 0, 0}};
     const char *config = NULL, *data = NULL, *report = NULL, *ckpt_dir = NULL, *resume = NULL, *html = NULL;
     const char *overrides[64];
-    int n_overrides = 0, max_blocks = 0, threads = 0, quiet = 0, eval_users = 0, c;
+    int n_overrides = 0, max_blocks = 0, threads = 0, quiet = 0, eval_users = -1, c;
     while ((c = getopt_long(argc, argv, "c:X:", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
@@ -318,8 +319,8 @@ int main(int argc, char **argv)
         case 't': threads = atoi(optarg); break;
         case 'q': quiet = 1; break;
         case 'E':
-            if (ccd_parse_int(optarg, 1, 1 << 30, &eval_users) != 0) {
-                fprintf(stderr, "ccd-offline: --eval-users: not a number in 1..2^30: %s\n", optarg);
+            if (ccd_parse_int(optarg, 0, 1 << 30, &eval_users) != 0) {
+                fprintf(stderr, "ccd-offline: --eval-users: not a number in 0..2^30: %s\n", optarg);
                 return 2;
             }
             break;
@@ -364,10 +365,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "ccd-offline: %s\n", err);
         return 1;
     }
-    for (int k = 0; k < ds.n_blocks && eval_users > 0; k++) {
-        int kept = ccd_block_sample_eval(&ds.blocks[k], eval_users, cfg.seed);
-        if (!quiet)
-            fprintf(stderr, "block %d: evaluating on %d sampled users\n", k, kept);
+    if (eval_users >= 0)
+        cfg.eval_users = eval_users;
+    for (int k = 0; k < ds.n_blocks && cfg.eval_users > 0; k++) {
+        const ccd_csr *t = &ds.blocks[k].test;
+        int all = 0;
+        for (int u = 0; u < t->n_rows; u++)
+            all += t->indptr[u + 1] > t->indptr[u];
+        int kept = ccd_block_sample_eval(&ds.blocks[k], cfg.eval_users, cfg.seed);
+        if (!quiet && kept < all)
+            fprintf(stderr, "block %d: evaluating on %d of its %d users with test items (eval_users)\n",
+                    k, kept, all);
     }
     const int n = ds.n_blocks;
     double *store = calloc((size_t)n * n * 6, sizeof *store);
@@ -492,7 +500,7 @@ int main(int argc, char **argv)
                        "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
                        "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %s, "
                        "\"kd_uninteresting_users\": %s, \"batch_growth_pairs\": %lld, "
-                       "\"batch_growth_nodes\": %lld, \"lwc_max_neighbours\": %d, "
+                       "\"batch_growth_nodes\": %lld, \"lwc_max_neighbours\": %d, \"eval_users\": %d, "
                        "\"blocks\": %d, \"first_block\": %d}\n}\n",
                     config ? config : "(defaults)", (unsigned long long)cfg.seed, ccd_threads(),
                     cfg.n_teachers, cfg.student_dim, cfg.replay ? "true" : "false",
@@ -503,7 +511,7 @@ int main(int argc, char **argv)
                     size_or_auto(nui, sizeof nui, cfg.kd_uninteresting_items),
                     size_or_auto(nuu, sizeof nuu, cfg.kd_uninteresting_users),
                     (long long)cfg.batch_growth_pairs, (long long)cfg.batch_growth_nodes,
-                    cfg.lwc_max_neighbours, done, first);
+                    cfg.lwc_max_neighbours, cfg.eval_users, done, first);
             if (fclose(f) != 0)
                 rc = 1;
         }

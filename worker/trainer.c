@@ -197,6 +197,8 @@ static void run_job(trainer *t, trainer_job *j)
         snprintf(j->err, sizeof j->err, "out of memory building block %d", cw->block);
         return;
     }
+    /* Large windows: model selection on a hashed sample of the held-out users (ccd.eval_users). */
+    ccd_block_sample_eval(&blk, t->cfg->ccd.eval_users, t->cfg->ccd.seed);
     /* the offsets this block makes durable */
     for (int64_t e = 0; e < cw->n_ev; e++) {
         model_part *p = &j->parts[cw->ev[e].part];

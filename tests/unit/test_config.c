@@ -49,6 +49,8 @@ static void shipped_configs_load(void **state)
     assert_int_equal(c.kd.patience, 0);
     assert_int_equal(ref.kd.epochs, 20);
     assert_true(c.kd_train_items_first && c.distill && c.collaborative);
+    assert_int_equal(c.eval_users, 0); /* the reference evaluates every user */
+    assert_int_equal(ref.eval_users, 32768);
 }
 
 static void overrides_set_values(void **state)
@@ -68,6 +70,8 @@ static void overrides_set_values(void **state)
     assert_int_equal(c.n_student_blocks, 7);
     assert_int_equal(c.student_blocks[6].ab, 77);
     assert_int_equal(c.student_blocks[5].ab, c.student_blocks[4].ab); /* filled from the last */
+    assert_int_equal(ccd_config_override(&c, "ccd.eval_users=1000", err, sizeof err), 0);
+    assert_int_equal(c.eval_users, 1000);
 }
 
 static void bad_input_names_the_key(void **state)
@@ -84,6 +88,8 @@ static void bad_input_names_the_key(void **state)
     assert_non_null(strstr(err, "ccd.teachers"));
     assert_int_equal(ccd_config_override(&c, "ccd.replay=maybe", err, sizeof err), -1);
     assert_non_null(strstr(err, "ccd.replay"));
+    assert_int_equal(ccd_config_override(&c, "ccd.eval_users=-5", err, sizeof err), -1);
+    assert_non_null(strstr(err, "ccd.eval_users"));
     assert_int_equal(ccd_config_override(&c, "noequals", err, sizeof err), -1);
     assert_int_equal(ccd_config_override(&c, "ccd.nope.x=1", err, sizeof err), -1);
     assert_non_null(strstr(err, "ccd.nope"));
