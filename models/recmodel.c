@@ -30,7 +30,8 @@ int ccd_recmodel_init(ccd_recmodel *m, ccd_model_type type, int n_users, int n_i
         m->final = ccd_floats(n);
         m->dfinal = ccd_floats(n);
         m->scratch = ccd_floats(n);
-        if (!m->layer1 || !m->final || !m->dfinal || !m->scratch)
+        m->mark = calloc(2 * (size_t)(n_users + n_items), 1);
+        if (!m->layer1 || !m->final || !m->dfinal || !m->scratch || !m->mark)
             goto fail;
     } else {
         m->final = m->emb0; /* MF: the final embedding is the layer-0 table */
@@ -54,6 +55,7 @@ void ccd_recmodel_free(ccd_recmodel *m)
         free(m->layer1);
         free(m->final);
         free(m->scratch);
+        free(m->mark);
     }
     free(m->dfinal);
     free(m->emb0);
@@ -92,34 +94,29 @@ void ccd_recmodel_backward(ccd_recmodel *m, const int *rows, int n)
         return;
     }
     const ccd_csr *a = m->graph;
-    float *h1 = m->scratch; /* (nodes, d) A_hat G: zero except next to the batch rows */
-    /* dE0 = (G + A_hat G + A_hat^2 G) / 3 with G = dfinal (A_hat is symmetric).
-     * A_hat G by scattering each batch row to its neighbours, since G is zero elsewhere. */
-    for (int k = 0; k < n; k++) {
-        int r = rows[k];
-        const float *g = m->dfinal + (size_t)r * d;
-        for (int64_t e = a->indptr[r]; e < a->indptr[r + 1]; e++) {
-            if (e + 4 < a->indptr[r + 1])
-                __builtin_prefetch(h1 + (size_t)a->indices[e + 4] * d, 1);
-            float w = a->values[e];
-            float *h = h1 + (size_t)a->indices[e] * d;
-            for (int j = 0; j < d; j++)
-                h[j] += w * g[j];
-        }
+    const int nodes = ccd_recmodel_nodes(m);
+    float *h1 = m->scratch;                          /* (nodes, d) A_hat G */
+    unsigned char *in_batch = m->mark;               /* (nodes) G's nonzero rows */
+    unsigned char *near_batch = m->mark + nodes;     /* (nodes) H1's nonzero rows */
+    /* dE0 = (G + A_hat G + A_hat^2 G) / 3 with G = dfinal (A_hat is symmetric). G lives on the
+     * batch rows and A_hat G next to them, so both products read only those rows: each output
+     * row pulls its masked neighbours in the graph's order (no scatter, so the rows split over
+     * the threads and the sums do not depend on their number). Without scratch for the masks'
+     * lists the plain products give the same values, more slowly. */
+    for (int k = 0; k < n; k++)
+        in_batch[rows[k]] = 1;
+    if (ccd_spmm_masked(a, m->dfinal, in_batch, h1, d, near_batch) != 0 ||
+        ccd_spmm_add_masked(a, h1, near_batch, m->grad, d, h1, 1.0f / 3.0f) != 0) {
+        ccd_spmm(a, m->dfinal, h1, d);
+        ccd_spmm_add(a, h1, m->grad, d, h1, 1.0f / 3.0f);
     }
-    ccd_spmm_add(a, h1, m->grad, d, h1, 1.0f / 3.0f); /* grad = (A_hat^2 G + A_hat G) / 3 */
     for (int k = 0; k < n; k++) {
         size_t off = (size_t)rows[k] * d;
         for (int j = 0; j < d; j++) {
             m->grad[off + j] += m->dfinal[off + j] * (1.0f / 3.0f);
             m->dfinal[off + j] = 0.0f;
         }
-    }
-    /* Leave h1 zero for the next batch: clear only the rows the scatter touched. */
-    for (int k = 0; k < n; k++) {
-        int r = rows[k];
-        for (int64_t e = a->indptr[r]; e < a->indptr[r + 1]; e++)
-            memset(h1 + (size_t)a->indices[e] * d, 0, (size_t)d * sizeof *h1);
+        in_batch[rows[k]] = 0;
     }
 }
 

@@ -11,9 +11,9 @@
  *   recmodel_forward(m, rows, n)   fills final[rows] (and layer1 in full, which it needs)
  *   ... loss forward/backward writes dL/dE into dfinal[rows] ...
  *   recmodel_backward(m, rows, n)  grad = dL/dE0 over all rows; clears dfinal[rows]
- * Only the batch rows of the second layer are propagated, and the backward pass scatters the
- * batch gradient to its neighbours before one full propagation, so a batch costs about one full
- * sparse product each way instead of two. */
+ * Only the batch rows of the second layer are propagated, and the backward products read only
+ * the rows where the gradient lives (the batch, then its neighbours), so a batch costs about one
+ * full sparse product forward and one product over the batch's neighbourhood back. */
 #ifndef CCD_RECMODEL_H
 #define CCD_RECMODEL_H
 
@@ -37,6 +37,7 @@ typedef struct {
     float *final;  /* (n_users + n_items, dim) final embeddings; for MF this aliases emb0 */
     float *dfinal; /* (n_users + n_items, dim) dL/dE, nonzero only at the batch rows */
     float *scratch;/* (n_users + n_items, dim) backward temporaries */
+    unsigned char *mark; /* (2, n_users + n_items) backward row masks, zero between batches */
 } ccd_recmodel;
 
 /* Allocate and initialise E0 ~ N(0, 0.01^2). graph must outlive the model (LightGCN only). */

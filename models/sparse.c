@@ -201,13 +201,11 @@ SPMM_SLICE(32)
 SPMM_SLICE(16)
 SPMM_SLICE(8)
 
-static inline void spmm_row(const ccd_csr *a, const float *restrict x, float *restrict yr, int d,
-                            int r)
+/* y_r from the neighbour list ind[b..e) with weights val[b..e). */
+static inline void spmm_list(const int *restrict ind, const float *restrict val, int64_t b,
+                             int64_t e, const float *restrict x, float *restrict yr, int d)
 {
     /* x and yr never overlap: callers pass distinct buffers. */
-    const int64_t b = a->indptr[r], e = a->indptr[r + 1];
-    const int *ind = a->indices;
-    const float *val = a->values;
     const size_t ld = (size_t)d;
     int j = 0;
     for (; j + 64 <= d; j += 64)
@@ -228,6 +226,12 @@ static inline void spmm_row(const ccd_csr *a, const float *restrict x, float *re
                 yr[c] += w * xr[c];
         }
     }
+}
+
+static inline void spmm_row(const ccd_csr *a, const float *restrict x, float *restrict yr, int d,
+                            int r)
+{
+    spmm_list(a->indices, a->values, a->indptr[r], a->indptr[r + 1], x, yr, d);
 }
 
 void ccd_spmm(const ccd_csr *a, const float *x, float *y, int d)
@@ -254,4 +258,72 @@ void ccd_spmm_rows(const ccd_csr *a, const float *x, float *y, int d, const int 
 #pragma omp parallel for schedule(dynamic, 64)
     for (int k = 0; k < n; k++)
         spmm_row(a, x, y + (size_t)rows[k] * d, d, rows[k]);
+}
+
+/* The masked products: a row's neighbours with mask set are first copied into a short list (a
+ * pass over indices and one byte each), so the kernel loads, and prefetches, only rows that
+ * count. Each thread's list holds the longest row. */
+static int64_t max_row_len(const ccd_csr *a)
+{
+    int64_t m = 1;
+    for (int r = 0; r < a->n_rows; r++)
+        if (a->indptr[r + 1] - a->indptr[r] > m)
+            m = a->indptr[r + 1] - a->indptr[r];
+    return m;
+}
+
+static int spmm_masked_run(const ccd_csr *a, const float *x, const unsigned char *mask, float *y,
+                           int d, unsigned char *ymask, const float *add, float scale)
+{
+    const int64_t cap = max_row_len(a);
+    int failed = 0;
+#pragma omp parallel
+    {
+        int *ind = malloc((size_t)cap * sizeof *ind);  /* (cap) this row's kept neighbours */
+        float *val = malloc((size_t)cap * sizeof *val);
+        if (!ind || !val) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        if (!failed) {
+#pragma omp for schedule(dynamic, 256)
+            for (int r = 0; r < a->n_rows; r++) {
+                int64_t n = 0;
+                for (int64_t k = a->indptr[r]; k < a->indptr[r + 1]; k++) {
+                    const int c = a->indices[k];
+                    ind[n] = c;
+                    val[n] = a->values[k];
+                    n += mask[c] != 0;
+                }
+                float *yr = y + (size_t)r * d;
+                if (n)
+                    spmm_list(ind, val, 0, n, x, yr, d);
+                else
+                    memset(yr, 0, (size_t)d * sizeof *yr);
+                if (ymask)
+                    ymask[r] = n != 0;
+                if (add) {
+                    const float *ar = add + (size_t)r * d;
+                    for (int j = 0; j < d; j++)
+                        yr[j] = scale * (yr[j] + ar[j]);
+                }
+            }
+        }
+        free(ind);
+        free(val);
+    }
+    return failed ? -1 : 0;
+}
+
+int ccd_spmm_masked(const ccd_csr *a, const float *x, const unsigned char *mask, float *y, int d,
+                    unsigned char *ymask)
+{
+    return spmm_masked_run(a, x, mask, y, d, ymask, NULL, 1.0f);
+}
+
+int ccd_spmm_add_masked(const ccd_csr *a, const float *x, const unsigned char *mask, float *y,
+                        int d, const float *add, float scale)
+{
+    return spmm_masked_run(a, x, mask, y, d, NULL, add, scale);
 }

@@ -46,6 +46,14 @@ int ccd_graph_build(ccd_csr *out, const ccd_csr *r, int n_users, int n_items);
 void ccd_spmm(const ccd_csr *a, const float *x, float *y, int d);
 /* Y = scale (A X + ADD), ADD shaped like Y: a product and an update in one pass over Y. */
 void ccd_spmm_add(const ccd_csr *a, const float *x, float *y, int d, const float *add, float scale);
+/* The same products over the rows of X whose mask byte is set (the others count as zero and are
+ * never read): what a backward pass needs when the gradient lives on a few rows. ymask (may be
+ * NULL) receives, per row of Y, whether any masked neighbour contributed. Y is written in full.
+ * Returns 0, or -1 when scratch memory runs out. */
+int ccd_spmm_masked(const ccd_csr *a, const float *x, const unsigned char *mask, float *y, int d,
+                    unsigned char *ymask);
+int ccd_spmm_add_masked(const ccd_csr *a, const float *x, const unsigned char *mask, float *y,
+                        int d, const float *add, float scale);
 /* Y[r] = (A X)[r] for the n listed rows only; other rows of Y are untouched. */
 void ccd_spmm_rows(const ccd_csr *a, const float *x, float *y, int d, const int *rows, int n);
 
