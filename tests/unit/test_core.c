@@ -193,6 +193,38 @@ static void spmm_matches_plain_products(void **state)
                 assert_float_equal(z[(size_t)r * d + j], picked ? ref[(size_t)r * d + j] : -7.0,
                                    1e-4);
         }
+        /* Masked: rows of x without their mask byte count as zero and may hold anything. */
+        unsigned char mask[C], ymask[R];
+        double *mref = calloc((size_t)R * d, sizeof *mref);
+        assert_non_null(mref);
+        for (int c = 0; c < C; c++)
+            mask[c] = c % 3 == 1;
+        for (int c = 0; c < C; c++)
+            if (!mask[c])
+                for (int j = 0; j < d; j++)
+                    x[(size_t)c * d + j] = NAN; /* never read */
+        for (int r = 0; r < R; r++)
+            for (int64_t k = a.indptr[r]; k < a.indptr[r + 1]; k++)
+                if (mask[a.indices[k]])
+                    for (int j = 0; j < d; j++)
+                        mref[(size_t)r * d + j] +=
+                            (double)a.values[k] * x[(size_t)a.indices[k] * d + j];
+        memset(ymask, 2, sizeof ymask); /* both are written in full */
+        for (int k = 0; k < R * d; k++)
+            y[k] = NAN;
+        assert_int_equal(ccd_spmm_masked(&a, x, mask, y, d, ymask), 0);
+        for (int r = 0; r < R; r++) {
+            bool any = false;
+            for (int64_t k = a.indptr[r]; k < a.indptr[r + 1]; k++)
+                any |= mask[a.indices[k]] != 0;
+            assert_int_equal(ymask[r], any);
+            for (int j = 0; j < d; j++)
+                assert_float_equal(y[(size_t)r * d + j], mref[(size_t)r * d + j], 1e-4);
+        }
+        assert_int_equal(ccd_spmm_add_masked(&a, x, mask, y, d, add, 0.5f), 0);
+        for (int k = 0; k < R * d; k++)
+            assert_float_equal(y[k], 0.5 * (mref[k] + add[k]), 1e-4);
+        free(mref);
         free(x), free(y), free(add), free(z), free(ref);
     }
     ccd_csr_free(&a);
