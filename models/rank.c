@@ -405,44 +405,91 @@ static inline int radix_pass(int n, const uint64_t *src, uint64_t *dst, const in
     return 1;
 }
 
-void ccd_row_sort(const float *row, int n, uint64_t *sorted, uint64_t *scratch)
+/* The packing pass and the two low passes of the sort: returns the buffer (a or b) that holds
+ * the row ordered by the low 22 key bits, and the top digit's histogram in top. */
+static uint64_t *row_sort_low(const float *row, int n, uint64_t *a, uint64_t *b,
+                              int top[RADIX_SIZE])
 {
-    if (n <= 0)
-        return;
-    int hist[RADIX_PASSES][RADIX_SIZE]; /* hist[p][d]: keys with digit d in pass p */
-    int top_odd[RADIX_SIZE];            /* the top digits of odd i, merged into hist[2] after */
+    int hist[2][RADIX_SIZE]; /* hist[p][d]: keys with digit d in pass p */
+    int top_odd[RADIX_SIZE]; /* the top digits of odd i, merged into top after */
     memset(hist, 0, sizeof hist);
     memset(top_odd, 0, sizeof top_odd);
+    memset(top, 0, RADIX_SIZE * sizeof *top);
     /* The top digit repeats along a row far more than the others; counting odd and even i in
      * separate tables breaks the chain of updates to one counter. Ids ascend in the packed
      * input, so the stable passes leave ties in increasing id. */
     for (int i = 0; i < n; i += 2) {
         const uint32_t key = desc_key(row[i]);
-        sorted[i] = (uint64_t)key << 32 | (uint32_t)i;
+        a[i] = (uint64_t)key << 32 | (uint32_t)i;
         hist[0][key & (RADIX_SIZE - 1)]++;
         hist[1][(key >> RADIX_BITS) & (RADIX_SIZE - 1)]++;
-        hist[2][key >> (2 * RADIX_BITS)]++;
+        top[key >> (2 * RADIX_BITS)]++;
         if (i + 1 < n) {
             const uint32_t k1 = desc_key(row[i + 1]);
-            sorted[i + 1] = (uint64_t)k1 << 32 | (uint32_t)(i + 1);
+            a[i + 1] = (uint64_t)k1 << 32 | (uint32_t)(i + 1);
             hist[0][k1 & (RADIX_SIZE - 1)]++;
             hist[1][(k1 >> RADIX_BITS) & (RADIX_SIZE - 1)]++;
             top_odd[k1 >> (2 * RADIX_BITS)]++;
         }
     }
     for (int d = 0; d < RADIX_SIZE; d++)
-        hist[2][d] += top_odd[d];
-    /* Ping-pong between sorted and scratch; the passes are written out so each shift is a
-     * constant. */
-    uint64_t *src = sorted, *dst = scratch, *t;
+        top[d] += top_odd[d];
+    uint64_t *src = a, *dst = b, *t;
     if (radix_pass(n, src, dst, hist[0], 32))
         t = src, src = dst, dst = t;
     if (radix_pass(n, src, dst, hist[1], 32 + RADIX_BITS))
         t = src, src = dst, dst = t;
-    if (radix_pass(n, src, dst, hist[2], 32 + 2 * RADIX_BITS))
-        t = src, src = dst, dst = t;
+    return src;
+}
+
+void ccd_row_sort(const float *row, int n, uint64_t *sorted, uint64_t *scratch)
+{
+    if (n <= 0)
+        return;
+    int top[RADIX_SIZE];
+    uint64_t *src = row_sort_low(row, n, sorted, scratch, top);
+    uint64_t *dst = src == sorted ? scratch : sorted;
+    if (radix_pass(n, src, dst, top, 32 + 2 * RADIX_BITS))
+        src = dst;
     if (src != sorted)
         memcpy(sorted, src, (size_t)n * sizeof *sorted);
+}
+
+void ccd_row_rank_weights(const float *row, int n, const float *w, float *out, bool add,
+                          uint64_t *scratch)
+{
+    if (n <= 0)
+        return;
+    int top[RADIX_SIZE];
+    const uint64_t *src = row_sort_low(row, n, scratch, scratch + n, top);
+    /* The top pass, fused: an entry's slot in it is its rank, so weigh it there instead of
+     * writing the sorted row out and reading it back (two chains, as in radix_pass). */
+    int first[RADIX_SIZE], end[RADIX_SIZE];
+    int sum = 0;
+    for (int d = 0; d < RADIX_SIZE; d++) {
+        first[d] = sum;
+        sum += top[d];
+        end[d] = sum;
+    }
+    const int shift = 32 + 2 * RADIX_BITS;
+    int q = 0, q2 = n - 1;
+    if (add) {
+        for (; q < q2; q++, q2--) {
+            const uint64_t a = src[q], b = src[q2];
+            out[(uint32_t)a] += w[first[a >> shift]++];
+            out[(uint32_t)b] += w[--end[b >> shift]];
+        }
+        if (q == q2)
+            out[(uint32_t)src[q]] += w[first[src[q] >> shift]++];
+    } else {
+        for (; q < q2; q++, q2--) {
+            const uint64_t a = src[q], b = src[q2];
+            out[(uint32_t)a] = w[first[a >> shift]++];
+            out[(uint32_t)b] = w[--end[b >> shift]];
+        }
+        if (q == q2)
+            out[(uint32_t)src[q]] = w[first[src[q] >> shift]++];
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -486,18 +533,10 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
                 break;
             }
 #pragma omp parallel for schedule(dynamic, 8)
-            for (int r = 0; r < bn; r++) {
-                uint64_t *sorted = scratch + (size_t)omp_get_thread_num() * 2 * n_items;
-                ccd_row_sort(buf + (size_t)r * tw, n_items, sorted, sorted + n_items);
-                float *o = out + (size_t)(b0 + r) * n_items; /* (n_items) row b0 + r of out */
-                /* position p holds item (uint32_t)sorted[p]: its weight is w(p) */
-                if (m == 0)
-                    for (int p = 0; p < n_items; p++)
-                        o[(uint32_t)sorted[p]] = w[p];
-                else
-                    for (int p = 0; p < n_items; p++)
-                        o[(uint32_t)sorted[p]] += w[p];
-            }
+            for (int r = 0; r < bn; r++)
+                ccd_row_rank_weights(buf + (size_t)r * tw, n_items, w,
+                                     out + (size_t)(b0 + r) * n_items, m > 0,
+                                     scratch + (size_t)omp_get_thread_num() * 2 * n_items);
         }
     }
     free(w);

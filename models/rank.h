@@ -7,6 +7,7 @@
 #ifndef CCD_RANK_H
 #define CCD_RANK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "scorer.h"
@@ -51,6 +52,10 @@ void ccd_topk_stream_finish(ccd_topk_stream *t);
  * (n) each and must not overlap. A stable LSD radix sort of packed (key, id) pairs on the float
  * bits: O(n), no comparisons, no allocation. -0.0 ties with +0.0; row must not contain NaN. */
 void ccd_row_sort(const float *row, int n, uint64_t *sorted, uint64_t *scratch);
+/* out[i] = w[rank of i] (add: +=) for the same order, without writing the sorted row: the
+ * ensemble's step. scratch is (2 n). */
+void ccd_row_rank_weights(const float *row, int n, const float *w, float *out, bool add,
+                          uint64_t *scratch);
 
 /* The rank-importance ensemble of section 3: E(u, i) = (1/M) sum_m (r_m(u, i) + 1)^-0.05, with
  * r_m the rank of item i in teacher m's unmasked row. All teachers share the ensemble's shape

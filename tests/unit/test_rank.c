@@ -241,6 +241,19 @@ static void check_ranks(const float *row, int n)
         idx[p] = (int)(uint32_t)sorted[p];
         rank[idx[p]] = p;
     }
+    /* The fused ensemble step weighs every item by its rank, setting then adding. */
+    float *w = malloc((size_t)(n + 1) * sizeof *w), *out = malloc((size_t)(n + 1) * sizeof *out);
+    uint64_t *two = malloc((size_t)(2 * n + 1) * sizeof *two);
+    assert_true(w && out && two);
+    for (int p = 0; p < n; p++)
+        w[p] = (float)p * 0.5f + 1.0f; /* exact in float for these n */
+    ccd_row_rank_weights(row, n, w, out, false, two);
+    for (int i = 0; i < n; i++)
+        assert_true(out[i] == w[rank[i]]);
+    ccd_row_rank_weights(row, n, w, out, true, two);
+    for (int i = 0; i < n; i++)
+        assert_true(out[i] == 2.0f * w[rank[i]]);
+    free(w), free(out), free(two);
     free(sorted);
     free(scratch);
     for (int i = 0; i < n; i++) {
