@@ -90,4 +90,4 @@ done
 echo
 echo "demo: recommendations for user 7 from the live version (ccd-topk):"
 "$bin/ccd-topk" --redis "127.0.0.1:$port" --model shop --user 7 --k 10 | sed 's/^/  /'
-echo "demo: done (run your own: README, \"Running the worker\")"
+echo "demo: done (run your own: docs/operations.md, \"Replaying a dataset through the worker\")"

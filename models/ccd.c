@@ -44,7 +44,7 @@ void ccd_config_yelp(ccd_config *c)
     c->base.patience = 10;
     /* Distillation: up to 20 epochs, stopping after 3 evaluations without a better valid R@20.
      * The reference's 6 epochs (of which only 1 and 6 could be kept, 9.8) leave D_0 short of
-     * its teachers; see README "The CCD engine" for the measured difference. */
+     * its teachers; see docs/performance.md, "The CCD engine", for the measured difference. */
     c->kd = stage(5e-3f, 1024, 1, 20);
     c->kd.patience = 3;
     c->student = stage(1e-3f, 2048, 1, 6);
@@ -83,7 +83,7 @@ void ccd_config_yelp(ccd_config *c)
     c->parallel_teachers = true;
     c->parallel_teachers_max_mb = 512; /* Yelp: 203 MB, side by side; 4x Yelp: one at a time */
     /* not the reference's fresh student per block: measured better on every Yelp figure past
-     * block 1 (README); configs/yelp-reference.ini turns it off */
+     * block 1 (docs/performance.md); configs/yelp-reference.ini turns it off */
     c->kd_warm_start = true;
 }
 

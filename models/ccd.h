@@ -129,9 +129,11 @@ int ccd_rule_unint_items(int n_items);
 int ccd_rule_unint_users(int n_users);
 double ccd_batch_growth(const ccd_config *c, int64_t train_pairs, int64_t nodes);
 
-/* The reference's Yelp settings (run.sh; sections 2.5, 5.6, 6.7): five LightGCN teachers,
- * d = 128, seeds 0..4; LightGCN student d = 8. Epoch counts: 6 for every continual stage
- * (the reference trains 10 but can only select among its first 6), base teachers `base_epochs`. */
+/* The engine's Yelp settings (run.sh; sections 2.5, 5.6, 6.7): five LightGCN teachers,
+ * d = 128, seeds 0..4; LightGCN student d = 8. Student and teacher updates 6 epochs (the
+ * reference trains 10 but can only select among its first 6; teachers stop after 2
+ * evaluations without progress), distillation up to 20 with patience 3 (9.8), base teachers
+ * up to 100 with patience 10. configs/yelp-reference.ini holds the reference's own. */
 void ccd_config_yelp(ccd_config *c);
 /* Fine-tune only: no replay, no proxies, no teacher side. */
 void ccd_config_finetune(ccd_config *c);

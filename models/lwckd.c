@@ -28,7 +28,7 @@
 #include "dense.h"
 #include "rng.h"
 
-#define CHUNK 256 /* rows per gathered block; 32-128 measured no faster (README) */
+#define CHUNK 256 /* rows per gathered block; 32-128 measured no faster (docs/performance.md) */
 
 /* The loss of one gathered row, with its logit gradient left in z up to a per-row factor:
  * on return G_tj = *row_scale * z_tj. Folding the factor into the row's target (d values)

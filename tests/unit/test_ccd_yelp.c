@@ -1,7 +1,7 @@
 /* Yelp smoke of the whole CCD pipeline (shortened: two blocks, two small teachers, few epochs):
  * every stage runs on real data, and the continual student, the ensemble and the distilled
  * student are all well above the popularity baseline on both blocks. The full-size figures come
- * from ccd-offline (README). */
+ * from ccd-offline (docs/performance.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

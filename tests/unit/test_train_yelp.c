@@ -1,6 +1,6 @@
 /* End-to-end quality on real data: a short LightGCN run on Yelp block 0 must clearly beat the
  * popularity baseline, and training must be reproducible from its seed. Two epochs at d = 64
- * keep it to seconds; the full base-teacher figures come from ccd-train (README). */
+ * keep it to seconds; the full base-teacher figures come from ccd-train (docs/performance.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
