@@ -780,6 +780,7 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     if (ccd_recmodel_init(&m, spec->type, b->nu, b->ni, d,
                           spec->type == CCD_MODEL_LIGHTGCN ? &b->g_cur : NULL, &init) != 0)
         goto done;
+    m.layer1_everywhere = true; /* LWC-KD reads the present layer 1 of every old user and item */
     float *expanded = expand(b, st->teacher[t], d);
     if (!expanded)
         goto done;

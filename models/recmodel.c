@@ -30,8 +30,9 @@ int ccd_recmodel_init(ccd_recmodel *m, ccd_model_type type, int n_users, int n_i
         m->final = ccd_floats(n);
         m->dfinal = ccd_floats(n);
         m->scratch = ccd_floats(n);
-        m->mark = calloc(2 * (size_t)(n_users + n_items), 1);
-        if (!m->layer1 || !m->final || !m->dfinal || !m->scratch || !m->mark)
+        m->mark = calloc(3 * (size_t)(n_users + n_items), 1);
+        m->near = malloc((size_t)(n_users + n_items) * sizeof *m->near);
+        if (!m->layer1 || !m->final || !m->dfinal || !m->scratch || !m->mark || !m->near)
             goto fail;
     } else {
         m->final = m->emb0; /* MF: the final embedding is the layer-0 table */
@@ -56,6 +57,7 @@ void ccd_recmodel_free(ccd_recmodel *m)
         free(m->final);
         free(m->scratch);
         free(m->mark);
+        free(m->near);
     }
     free(m->dfinal);
     free(m->emb0);
@@ -63,13 +65,38 @@ void ccd_recmodel_free(ccd_recmodel *m)
     memset(m, 0, sizeof *m);
 }
 
+/* The batch rows and their neighbours, in increasing order, into m->near; returns how many.
+ * The third mask marks them and is cleared again by the scan that lists them. */
+static int near_rows(ccd_recmodel *m, const int *rows, int n)
+{
+    const ccd_csr *a = m->graph;
+    const int nodes = ccd_recmodel_nodes(m);
+    unsigned char *near = m->mark + 2 * (size_t)nodes;
+    for (int k = 0; k < n; k++) {
+        near[rows[k]] = 1;
+        for (int64_t e = a->indptr[rows[k]]; e < a->indptr[rows[k] + 1]; e++)
+            near[a->indices[e]] = 1;
+    }
+    int w = 0;
+    for (int v = 0; v < nodes; v++) {
+        m->near[w] = v;
+        w += near[v];
+        near[v] = 0;
+    }
+    return w;
+}
+
 void ccd_recmodel_forward(ccd_recmodel *m, const int *rows, int n)
 {
     if (m->type == CCD_MODEL_MF)
         return; /* final aliases emb0 */
     const int d = m->dim;
-    /* E1 = A_hat E0 everywhere: the batch rows' second layer reads E1 at their neighbours. */
-    ccd_spmm(m->graph, m->emb0, m->layer1, d);
+    /* E1 = A_hat E0 where it is read: at the batch rows' neighbours (their second layer) and at
+     * the rows themselves (the layer mean), or everywhere when a hook reads it there. */
+    if (m->layer1_everywhere)
+        ccd_spmm(m->graph, m->emb0, m->layer1, d);
+    else
+        ccd_spmm_rows(m->graph, m->emb0, m->layer1, d, m->near, near_rows(m, rows, n));
     /* E2 only at the batch rows, straight into final, then the layer mean. */
     ccd_spmm_rows(m->graph, m->layer1, m->final, d, rows, n);
 #pragma omp parallel for schedule(static)

@@ -8,7 +8,8 @@
  * A_hat back to E0.
  *
  * Training is a forward/backward pair over the batch's node rows (users u, items n_users + i):
- *   recmodel_forward(m, rows, n)   fills final[rows] (and layer1 in full, which it needs)
+ *   recmodel_forward(m, rows, n)   fills final[rows] (and layer1 at rows and their neighbours,
+ *                                  or everywhere with layer1_everywhere)
  *   ... loss forward/backward writes dL/dE into dfinal[rows] ...
  *   recmodel_backward(m, rows, n)  grad = dL/dE0 over all rows; clears dfinal[rows]
  * Only the batch rows of the second layer are propagated, and the backward products read only
@@ -17,6 +18,7 @@
 #ifndef CCD_RECMODEL_H
 #define CCD_RECMODEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rng.h"
@@ -37,7 +39,10 @@ typedef struct {
     float *final;  /* (n_users + n_items, dim) final embeddings; for MF this aliases emb0 */
     float *dfinal; /* (n_users + n_items, dim) dL/dE, nonzero only at the batch rows */
     float *scratch;/* (n_users + n_items, dim) backward temporaries */
-    unsigned char *mark; /* (2, n_users + n_items) backward row masks, zero between batches */
+    unsigned char *mark; /* (3, n_users + n_items) row masks, zero between batches */
+    int *near;     /* (n_users + n_items) the rows where the forward pass needs layer1 */
+    bool layer1_everywhere; /* forward computes layer1 for every row (a hook reads it there);
+                               false: only next to the batch rows */
 } ccd_recmodel;
 
 /* Allocate and initialise E0 ~ N(0, 0.01^2). graph must outlive the model (LightGCN only). */
