@@ -325,7 +325,7 @@ typedef struct {
     const float *old[2];     /* frozen layer-l tables of the old model ((old_users + old_items) x d) */
     float tau, scale[2];
     int max_neighbours;      /* lwc_max_neighbours: sampled softmax past this many (0: never) */
-    uint64_t seed, calls;    /* the sampled softmax's RNG: stream = calls, one per term */
+    uint64_t seed, stream, calls; /* the sampled softmax's RNG: stream + calls, one per term */
     /* scratch */
     float *targets;          /* (max(n_bu, n_bi) x d) */
     float *weights;          /* (batch) */
@@ -350,7 +350,7 @@ static double lwc_one(lwc_ctx *c, int d, const float *old_side, const int *compa
     }
     return ccd_lwc_term_sampled(c->targets, c->weights, n, n_count, pres, m, d, rel, c->rel_rows,
                                 c->tau, scale, dpres, c->max_neighbours, c->seed,
-                                ((uint64_t)0x4c57 << 48) | c->calls++);
+                                c->stream + c->calls++);
 }
 
 static double lwc_batch_hook(void *vctx, ccd_recmodel *m, const int *user, const int *pos,
@@ -591,7 +591,8 @@ typedef struct {
 
 static int grown(int batch, double growth) { return (int)ceil(batch * growth); }
 
-static ccd_train_opts train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t seed)
+static ccd_train_opts train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t seed,
+                                 ccd_stream_kind sampler)
 {
     return (ccd_train_opts){.stop = b->stop,
                             .eval_seconds = &b->rep->seconds_eval,
@@ -602,7 +603,8 @@ static ccd_train_opts train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t
                             .max_epochs = s->epochs,
                             .eval_every = s->eval_every,
                             .patience = s->patience,
-                            .seed = seed};
+                            .seed = seed,
+                            .stream = ccd_stream(sampler, b->k, 0)};
 }
 
 /* The fast path: hand CL_k's propagated embeddings to the caller before the teacher side. */
@@ -695,7 +697,7 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
 
     /* Replay set (section 5.3) from S and/or P against W = the starting model. */
     ccd_rng rng;
-    ccd_rng_init(&rng, cfg->seed, 0x5300 + (uint64_t)b->k);
+    ccd_rng_init(&rng, cfg->seed, ccd_stream(CCD_STREAM_STUDENT_REPLAY, b->k, 0));
     ccd_filter f = {.sets = {&b->filter_both}, .n_sets = 1};
     if (cfg->replay && (cfg->use_s || cfg->use_p)) {
         int use_s = cfg->use_s, use_p = cfg->use_p && (b->k >= 2 || !cfg->use_s);
@@ -711,7 +713,7 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
 
     /* Expand and train CL_k. */
     ccd_rng init;
-    ccd_rng_init(&init, cfg->seed, 0x5301);
+    ccd_rng_init(&init, cfg->seed, ccd_stream(CCD_STREAM_STUDENT_INIT, b->k, 0));
     if (ccd_recmodel_init(&m, CCD_MODEL_LIGHTGCN, b->nu, b->ni, ds, &b->g_cur, &init) != 0)
         goto done;
     float *expanded = expand(b, start, ds);
@@ -723,9 +725,9 @@ static int student_update(block_ctx *b, ccd_state *st, int *best_epoch)
                          .batch = grown(cfg->student.batch, b->growth),
                          .lambda = cfg->student_replay_lambda,
                          .anneal = cfg->student_anneal};
-    ccd_rng_init(&rc_ctx.rng, cfg->seed, 0x5302);
+    ccd_rng_init(&rc_ctx.rng, cfg->seed, ccd_stream(CCD_STREAM_STUDENT_SHUFFLE, b->k, 0));
     ccd_train_hooks hooks = {.epoch = rs.n ? replay_epoch_hook : NULL, .ctx = &rc_ctx};
-    ccd_train_opts o = train_opts(b, &cfg->student, cfg->seed + 101 * (uint64_t)b->k);
+    ccd_train_opts o = train_opts(b, &cfg->student, cfg->seed, CCD_STREAM_STUDENT_SAMPLER);
     say(&b->lg, "student update: %lld replay pairs, %lld exclusions", (long long)rs.n, (long long)excl.nnz);
     if (ccd_train_stage(&m, b->blk, &excl, &o, false, &hooks, NULL, NULL, NULL, best_epoch) != 0)
         goto done;
@@ -776,7 +778,7 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     if (score_model(&old, spec->type, st->teacher[t], b->pu, b->pi, d, &b->g_prev, 1) != 0)
         goto done;
     ccd_rng init;
-    ccd_rng_init(&init, spec->seed, 0x5400 + (uint64_t)b->k);
+    ccd_rng_init(&init, spec->seed, ccd_stream(CCD_STREAM_TEACHER_INIT, b->k, 0));
     if (ccd_recmodel_init(&m, spec->type, b->nu, b->ni, d,
                           spec->type == CCD_MODEL_LIGHTGCN ? &b->g_cur : NULL, &init) != 0)
         goto done;
@@ -789,7 +791,7 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
 
     /* Replay from the student side (section 6.5), ranked against the expanded teacher T_0. */
     ccd_rng rng;
-    ccd_rng_init(&rng, spec->seed, 0x5500 + (uint64_t)b->k);
+    ccd_rng_init(&rng, spec->seed, ccd_stream(CCD_STREAM_TEACHER_REPLAY, b->k, 0));
     if (collab && cfg->replay) {
         if (score_model(&t0, spec->type, m.emb0, b->nu, b->ni, d, &b->g_cur, 0) != 0)
             goto done;
@@ -821,7 +823,8 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     lc.tau = cfg->lwc_tau;
     lc.scale[0] = lc.scale[1] = cfg->lwc_lambda * (lc.n_layers == 2 ? 0.5f + 1e-8f : 1.0f);
     lc.max_neighbours = cfg->lwc_max_neighbours;
-    lc.seed = spec->seed + 1000 * (uint64_t)b->k;
+    lc.seed = spec->seed;
+    lc.stream = ccd_stream(CCD_STREAM_LWC, b->k, 0);
     int nmax = ld->n_bu > ld->n_bi ? ld->n_bu : ld->n_bi;
     lc.targets = ccd_floats((size_t)nmax * d);
     const int tbatch = grown(cfg->teacher.batch, b->growth);
@@ -840,10 +843,10 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
         goto done;
     replay_ctx rctx = {.set = &rs, .batch = tbatch, .lambda = cfg->teacher_replay_lambda,
                        .anneal = cfg->teacher_anneal};
-    ccd_rng_init(&rctx.rng, spec->seed, 0x5600 + (uint64_t)b->k);
+    ccd_rng_init(&rctx.rng, spec->seed, ccd_stream(CCD_STREAM_TEACHER_SHUFFLE, b->k, 0));
     teacher_hooks th = {.lwc = &lc, .replay = rs.n ? &rctx : NULL};
     ccd_train_hooks hooks = {.batch = teacher_batch, .epoch = teacher_epoch, .ctx = &th};
-    ccd_train_opts o = train_opts(b, &cfg->teacher, spec->seed + 1000 * (uint64_t)b->k);
+    ccd_train_opts o = train_opts(b, &cfg->teacher, spec->seed, CCD_STREAM_TEACHER_SAMPLER);
     int best_epoch = 0;
     ccd_block_metrics best;
     if (ccd_train_stage(&m, b->blk, &excl, &o, false, &hooks, NULL, NULL, &best, &best_epoch) != 0)
@@ -933,7 +936,7 @@ static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int
     if (ccd_csr_from_pairs(&excl, b->nu, b->ni, x.u, x.i, x.n) != 0)
         goto done;
     ccd_rng init;
-    ccd_rng_init(&init, cfg->seed, 0x4b00 + (uint64_t)b->k);
+    ccd_rng_init(&init, cfg->seed, ccd_stream(CCD_STREAM_KD_INIT, b->k, 0));
     if (ccd_recmodel_init(&m, CCD_MODEL_LIGHTGCN, b->nu, b->ni, ds, &b->g_cur, &init) != 0)
         goto done;
     /* Warm start: D_k continues CL_k's lineage, so the next student (which starts from D_k)
@@ -953,8 +956,9 @@ static int distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int
                                              : cfg->kd_uninteresting_users,
                         .item_chunk = grown(1024, b->growth),
                         .lambda = cfg->kd_lambda,
-                        .train_items_first = cfg->kd_train_items_first};
-    ccd_train_opts o = train_opts(b, &cfg->kd, cfg->seed + 7 * (uint64_t)b->k);
+                        .train_items_first = cfg->kd_train_items_first,
+                        .block = b->k};
+    ccd_train_opts o = train_opts(b, &cfg->kd, cfg->seed, CCD_STREAM_KD_SAMPLER);
     if (ccd_distill(&m, b->blk, &in, &o, NULL, best_epoch) != 0)
         goto done;
     *out = copy_floats(m.emb0, (size_t)(b->nu + b->ni) * ds);
@@ -1044,12 +1048,12 @@ static int base_teacher(void *vctx, int m)
     block_ctx *b = c->b;
     const ccd_teacher_spec *spec = &c->st->teacher_spec[m];
     ccd_rng init;
-    ccd_rng_init(&init, spec->seed, 0x1417);
+    ccd_rng_init(&init, spec->seed, ccd_stream(CCD_STREAM_TEACHER_INIT, 0, 0));
     ccd_recmodel tm;
     if (ccd_recmodel_init(&tm, spec->type, b->nu, b->ni, spec->dim,
                           spec->type == CCD_MODEL_LIGHTGCN ? &b->g_cur : NULL, &init) != 0)
         return -1;
-    ccd_train_opts o = train_opts(b, &b->cfg->base, spec->seed);
+    ccd_train_opts o = train_opts(b, &b->cfg->base, spec->seed, CCD_STREAM_TEACHER_SAMPLER);
     ccd_block_metrics best;
     int best_epoch = 0;
     int rc = ccd_train_stage(&tm, b->blk, NULL, &o, false, NULL, NULL, NULL, &best, &best_epoch);

@@ -332,7 +332,7 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
     c.k = k;
     c.seed = o->seed;
     c.item_chunk = in->item_chunk > 0 ? in->item_chunk : 1024;
-    ccd_rng_init(&c.rng, o->seed, 0x4b44); /* the item pass's stream */
+    ccd_rng_init(&c.rng, o->seed, ccd_stream(CCD_STREAM_KD_ITEM_ORDER, in->block, 0));
     int *a = malloc((size_t)nu * k * sizeof *a);       /* (nu x k) A_u */
     int *b = malloc((size_t)ni * k * sizeof *b);       /* (ni x k) B_i */
     c.stamp = malloc((size_t)nu * sizeof *c.stamp);
@@ -401,10 +401,10 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
      * lists a row regenerates the same set (once per block, as the reference draws them). */
     c.users = (rrd_side){.row_base = 0, .col_base = nu, .n_cols = ni, .lists = a,
                          .inelig = &inelig, .want = in->n_unint_items,
-                         .stream = (uint64_t)0x554e << 32};
+                         .stream = ccd_stream(CCD_STREAM_KD_UNINT_ITEMS, in->block, 0)};
     c.items = (rrd_side){.row_base = nu, .col_base = 0, .n_cols = nu, .lists = b,
                          .inelig = &inelig_t, .want = in->n_unint_users,
-                         .stream = (uint64_t)0x554f << 32};
+                         .stream = ccd_stream(CCD_STREAM_KD_UNINT_USERS, in->block, 0)};
 
     ccd_train_hooks hooks = {.batch = kd_batch, .epoch = kd_epoch, .ctx = &c};
     rc = ccd_train_stage(m, blk, &excl, o, true, &hooks, NULL, NULL, best, best_epoch);

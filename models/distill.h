@@ -40,6 +40,7 @@ typedef struct {
     float lambda;               /* 0.01 */
     int item_chunk;             /* items per Adam step of the item pass (0: 1024) */
     bool train_items_first;     /* the reference's NaN-first interesting lists (section 9.3) */
+    int block;                  /* k: names the item pass's and the uninteresting draws' streams */
 } ccd_kd_inputs;
 
 /* The relaxed ranking loss of one row and its gradient (exposed for tests):

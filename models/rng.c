@@ -13,8 +13,12 @@ static uint64_t splitmix64(uint64_t *x)
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
+void (*ccd_rng_trace)(uint64_t seed, uint64_t stream, const void *caller);
+
 void ccd_rng_init(ccd_rng *rng, uint64_t seed, uint64_t stream)
 {
+    if (ccd_rng_trace)
+        ccd_rng_trace(seed, stream, __builtin_return_address(0));
     uint64_t x = seed ^ (stream * 0xd1342543de82ef95ULL + 0x2545f4914f6cdd1dULL);
     for (int i = 0; i < 4; i++)
         rng->s[i] = splitmix64(&x);

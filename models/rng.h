@@ -14,8 +14,38 @@ typedef struct {
     uint64_t s[4];
 } ccd_rng;
 
+/* Every stream the engine draws from has a kind, so two consumers can never share a sequence:
+ * a stream is ccd_stream(kind, block, index), the kind in the top byte, the block in the next
+ * 16 bits, an index (a row, a call) in the low 40. Seeds are the run's seed for the student side
+ * and a teacher's own seed for its stages. */
+typedef enum {
+    CCD_STREAM_TEST = 0,           /* tests and tools outside the engine */
+    CCD_STREAM_TEACHER_INIT,       /* a teacher's table before training or expansion */
+    CCD_STREAM_TEACHER_SAMPLER,    /* a teacher stage's BPR triples */
+    CCD_STREAM_TEACHER_REPLAY,     /* a teacher update's replay draws */
+    CCD_STREAM_TEACHER_SHUFFLE,    /* a teacher update's replay-epoch shuffles */
+    CCD_STREAM_LWC,                /* LWC-KD's sampled softmax, one index per term */
+    CCD_STREAM_STUDENT_INIT,       /* CL_k's table before expansion */
+    CCD_STREAM_STUDENT_SAMPLER,    /* the student update's BPR triples */
+    CCD_STREAM_STUDENT_REPLAY,     /* the student update's replay draws (S and P) */
+    CCD_STREAM_STUDENT_SHUFFLE,    /* the student update's replay-epoch shuffles */
+    CCD_STREAM_KD_INIT,            /* D_k's table when it starts fresh */
+    CCD_STREAM_KD_SAMPLER,         /* distillation's BPR triples */
+    CCD_STREAM_KD_ITEM_ORDER,      /* distillation's item-pass shuffles */
+    CCD_STREAM_KD_UNINT_ITEMS,     /* a user's uninteresting items (index: the user) */
+    CCD_STREAM_KD_UNINT_USERS,     /* an item's uninteresting users (index: the item) */
+} ccd_stream_kind;
+
+static inline uint64_t ccd_stream(ccd_stream_kind kind, int block, uint64_t index)
+{
+    return (uint64_t)kind << 56 | ((uint64_t)block & 0xFFFF) << 40 | (index & 0xFFFFFFFFFFull);
+}
+
 /* Seed from (seed, stream): different streams of one seed are independent sequences. */
 void ccd_rng_init(ccd_rng *rng, uint64_t seed, uint64_t stream);
+/* Tests only: when set, every ccd_rng_init reports its seed, stream and caller (from any thread;
+ * the hook synchronises itself). NULL (the default) costs one load per init. */
+extern void (*ccd_rng_trace)(uint64_t seed, uint64_t stream, const void *caller);
 uint64_t ccd_rng_next(ccd_rng *rng);
 /* Uniform integer in [0, n), unbiased (Lemire's multiply-and-reject). n > 0. */
 uint32_t ccd_rng_below(ccd_rng *rng, uint32_t n);

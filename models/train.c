@@ -16,7 +16,8 @@ ccd_train_opts ccd_train_opts_base_teacher(void)
                             .max_epochs = 100,
                             .eval_every = 1,
                             .patience = 10,
-                            .seed = 0};
+                            .seed = 0,
+                            .stream = ccd_stream(CCD_STREAM_TEACHER_SAMPLER, 0, 0)};
 }
 
 int ccd_recmodel_evaluate(ccd_recmodel *m, const ccd_block *blocks, int n, ccd_block_metrics *out)
@@ -93,7 +94,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
     }
     memcpy(best_emb, m->emb0, n_params * sizeof *best_emb);
     ccd_rng rng;
-    ccd_rng_init(&rng, o->seed, 0x5a3b1e); /* the sampler's stream */
+    ccd_rng_init(&rng, o->seed, o->stream);
     double best_r20 = -1.0;
     int stale = 0, rc = 0, chosen = 0;
     ccd_block_metrics chosen_metrics;

@@ -27,6 +27,7 @@ typedef struct {
     int eval_every;     /* evaluate after epochs 1, 1 + N, 1 + 2N, ... and the last */
     int patience;       /* evaluations without improvement before stopping: 10 */
     uint64_t seed;
+    uint64_t stream;    /* the sampler's stream (ccd_stream) */
     const volatile int *stop; /* optional: nonzero stops before the next epoch (CCD_STOPPED) */
     double *eval_seconds;     /* optional: evaluation time is added here (atomically) */
 } ccd_train_opts;

@@ -208,7 +208,7 @@ int main(int argc, char **argv)
     if (type == CCD_MODEL_LIGHTGCN && ccd_graph_build(&graph, &b->train, b->n_users, b->n_items) != 0)
         goto done;
     ccd_rng init_rng;
-    ccd_rng_init(&init_rng, (uint64_t)seed, 0x1417);
+    ccd_rng_init(&init_rng, (uint64_t)seed, ccd_stream(CCD_STREAM_TEACHER_INIT, 0, 0)); /* as the engine's base teachers */
     if (ccd_recmodel_init(&m, type, b->n_users, b->n_items, dim,
                           type == CCD_MODEL_LIGHTGCN ? &graph : NULL, &init_rng) != 0)
         goto done;
