@@ -164,6 +164,7 @@ static int score_model(scored_model *sm, ccd_model_type type, const float *emb0,
                              dim, sm->final, sm->layer1) != 0) {
         free(sm->final);
         free(sm->layer1);
+        memset(sm, 0, sizeof *sm); /* callers free it again on their error paths */
         return -1;
     }
     sm->scorer = ccd_scorer_embeddings(sm->final, sm->final + (size_t)n_users * dim, n_users,
@@ -997,31 +998,56 @@ static int ensemble_tops(const ccd_config *cfg, const ccd_scorer *ens, const ccd
     return -1;
 }
 
-static int keep_block_data(ccd_state *st, const ccd_block *blk)
+/* What the state keeps of block k: R_k and the block's active users and items. Copied before
+ * the commit (which may then not fail) and swapped in by block_data_commit. */
+typedef struct {
+    ccd_csr train;
+    int *users, *items;
+} block_data;
+
+static void block_data_free(block_data *d)
+{
+    ccd_csr_free(&d->train);
+    free(d->users);
+    free(d->items);
+    memset(d, 0, sizeof *d);
+}
+
+static int block_data_copy(block_data *d, const ccd_block *blk)
+{
+    memset(d, 0, sizeof *d);
+    const ccd_csr *t = &blk->train;
+    d->users = malloc((size_t)(blk->n_active_users > 0 ? blk->n_active_users : 1) * sizeof(int));
+    d->items = malloc((size_t)(blk->n_active_items > 0 ? blk->n_active_items : 1) * sizeof(int));
+    d->train = (ccd_csr){.n_rows = t->n_rows, .n_cols = t->n_cols, .nnz = t->nnz};
+    d->train.indptr = malloc(((size_t)t->n_rows + 1) * sizeof(int64_t));
+    d->train.indices = malloc((size_t)(t->nnz > 0 ? t->nnz : 1) * sizeof(int));
+    if (!d->users || !d->items || !d->train.indptr || !d->train.indices) {
+        block_data_free(d);
+        return -1;
+    }
+    memcpy(d->train.indptr, t->indptr, ((size_t)t->n_rows + 1) * sizeof(int64_t));
+    memcpy(d->train.indices, t->indices, (size_t)t->nnz * sizeof(int));
+    memcpy(d->users, blk->users, (size_t)blk->n_active_users * sizeof(int));
+    memcpy(d->items, blk->items, (size_t)blk->n_active_items * sizeof(int));
+    return 0;
+}
+
+/* Cannot fail: d's buffers move into the state. */
+static void block_data_commit(ccd_state *st, block_data *d, const ccd_block *blk)
 {
     ccd_csr_free(&st->train);
     free(st->active_users);
     free(st->active_items);
-    st->active_users = malloc((size_t)(blk->n_active_users > 0 ? blk->n_active_users : 1) * sizeof(int));
-    st->active_items = malloc((size_t)(blk->n_active_items > 0 ? blk->n_active_items : 1) * sizeof(int));
-    ccd_csr t = blk->train;
-    st->train.n_rows = t.n_rows;
-    st->train.n_cols = t.n_cols;
-    st->train.nnz = t.nnz;
-    st->train.indptr = malloc(((size_t)t.n_rows + 1) * sizeof(int64_t));
-    st->train.indices = malloc((size_t)(t.nnz > 0 ? t.nnz : 1) * sizeof(int));
-    if (!st->active_users || !st->active_items || !st->train.indptr || !st->train.indices)
-        return -1;
-    memcpy(st->train.indptr, t.indptr, ((size_t)t.n_rows + 1) * sizeof(int64_t));
-    memcpy(st->train.indices, t.indices, (size_t)t.nnz * sizeof(int));
-    memcpy(st->active_users, blk->users, (size_t)blk->n_active_users * sizeof(int));
-    memcpy(st->active_items, blk->items, (size_t)blk->n_active_items * sizeof(int));
+    st->train = d->train;
+    st->active_users = d->users;
+    st->active_items = d->items;
+    memset(d, 0, sizeof *d);
     st->n_active_users = blk->n_active_users;
     st->n_active_items = blk->n_active_items;
     st->n_users = blk->n_users;
     st->n_items = blk->n_items;
     st->block = blk->index;
-    return 0;
 }
 
 static int report_init(ccd_block_report *rep, int k, int n_eval)
@@ -1123,7 +1149,7 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
         return -1;
     }
     if (report_init(rep, blk->index, n_eval) != 0) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "block %d: out of memory for its report", blk->index);
         return -1;
     }
     block_ctx b;
@@ -1145,6 +1171,7 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     float *new_teachers[CCD_MAX_TEACHERS] = {0};
     float *dk = NULL;
     int *e_cur_top = NULL; /* E_k's top lists, Tr_k filtered: the state's after the commit */
+    block_data kept = {0};  /* R_k and the active ids, the state's after the commit */
     int rc = -1;
     if (ccd_graph_build(&b.g_cur, &blk->train, b.nu, b.ni) != 0) {
         snprintf(err, errlen, "out of memory building block %d's graph", b.k);
@@ -1159,11 +1186,12 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
         if (score_model(&b.cl, CCD_MODEL_LIGHTGCN, st->student, b.nu, b.ni, st->student_dim, &b.g_cur, 0) != 0 ||
             announce_student(&b, hooks, st->student_dim) != 0 ||
             (n_eval > 0 && ccd_evaluate_scorer(&b.cl.scorer, eval, n_eval, rep->student) != 0) ||
-            keep_block_data(st, blk) != 0) {
+            block_data_copy(&kept, blk) != 0) {
             ccd_state_free(st);
             ccd_state_init(st);
             goto oom;
         }
+        block_data_commit(st, &kept, blk);
         memcpy(rep->distilled, rep->student, (size_t)n_eval * sizeof *rep->distilled);
         rc = 0;
         goto done;
@@ -1261,7 +1289,9 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
         }
     }
 
-    /* Commit the new state. */
+    /* Commit the new state: everything it takes is allocated by now, so it cannot fail. */
+    if (block_data_copy(&kept, blk) != 0)
+        goto oom;
     if (b.e_prev_top == st->ensemble_top)
         b.e_prev_top = NULL; /* freed just below, as the state's */
     free(st->ensemble_top);
@@ -1290,8 +1320,7 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
         st->proxy_users = b.pu;
         st->proxy_items = b.pi;
     }
-    if (keep_block_data(st, blk) != 0)
-        goto oom;
+    block_data_commit(st, &kept, blk);
     rc = 0;
     goto done;
 oom:
@@ -1303,6 +1332,7 @@ oom:
     }
 done:
     rep->seconds_total = ccd_now() - start;
+    block_data_free(&kept);
     for (int m = 0; m < CCD_MAX_TEACHERS; m++)
         free(new_teachers[m]);
     free(dk);
