@@ -14,7 +14,7 @@
 set -euo pipefail
 
 if [ "${1:-}" = "--runtime" ]; then
-    packages=(librdkafka1 libavro23 libhiredis0.14 libopenblas0-pthread libinih1 libmicrohttpd12
+    packages=(librdkafka1 libavro23 libhiredis0.14 libopenblas0-pthread libinih1 libmicrohttpd12 zlib1g
               libgomp1 ca-certificates curl)
 else
     packages=(
@@ -26,6 +26,7 @@ else
         libinih-dev         # INI config files
         libcmocka-dev       # unit tests
         libmicrohttpd-dev   # the Prometheus /metrics endpoint
+        zlib1g-dev          # CRC-32 of checkpoints
         curl                # the demo and tests scrape /metrics
         redis-server        # the demo's and tests' Redis
     )

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "dense.h"
 
@@ -11,21 +12,15 @@
 
 uint32_t ccd_crc32(const unsigned char *p, size_t n)
 {
-    static uint32_t table[256];
-    static int ready; /* benign: every thread would compute the same table */
-    if (!ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
+    /* zlib's crc32 takes at most UINT_MAX bytes per call; states can be larger */
+    uLong c = crc32(0L, Z_NULL, 0);
+    while (n > 0) {
+        uInt part = n > 1u << 30 ? 1u << 30 : (uInt)n;
+        c = crc32(c, p, part);
+        p += part;
+        n -= part;
     }
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++)
-        c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-    return c ^ 0xffffffffu;
+    return (uint32_t)c;
 }
 
 /* ------------------------------------------------------------------------------------------ */

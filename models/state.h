@@ -29,7 +29,7 @@ int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len);
 int ccd_state_deserialize(ccd_state *st, const unsigned char *buf, size_t len, char *err,
                           size_t errlen);
 
-/* CRC-32 (IEEE 802.3, as zlib's crc32), exposed for tests. */
+/* CRC-32 (IEEE 802.3): zlib's crc32 over any length. */
 uint32_t ccd_crc32(const unsigned char *p, size_t n);
 
 #endif

@@ -771,9 +771,19 @@ static void full_disk_keeps_previous(void **state)
     checkpoint_free(&c);
 }
 
+/* The checksum is the standard CRC-32: its check value, and the same over a split input. */
+static void crc32_is_the_standard_one(void **state)
+{
+    (void)state;
+    const unsigned char check[] = "123456789";
+    assert_int_equal(ccd_crc32(check, 9), 0xCBF43926u);
+    assert_int_equal(ccd_crc32(check, 0), 0u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(crc32_is_the_standard_one),
         cmocka_unit_test(round_trip_realistic),
         cmocka_unit_test(encode_refuses_what_decode_would),
         cmocka_unit_test(every_truncation_refused),
