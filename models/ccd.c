@@ -585,7 +585,7 @@ typedef struct {
     float *student;          /* CL_k */
     scored_model cl;         /* CL_k on R_k */
     logger lg;
-    const volatile int *stop;/* hooks->stop, polled by every training loop */
+    const atomic_int *stop;  /* hooks->stop, polled by every training loop */
     double growth;           /* ccd_batch_growth of the block: every batch is this much larger */
     ccd_block_report *rep;   /* its seconds_eval collects the stages' evaluation time */
 } block_ctx;
@@ -1324,7 +1324,7 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     rc = 0;
     goto done;
 oom:
-    if (b.stop && *b.stop) {
+    if (b.stop && atomic_load_explicit(b.stop, memory_order_relaxed)) {
         rc = CCD_STOPPED;
         snprintf(err, errlen, "block %d: stopped on request", b.k);
     } else {

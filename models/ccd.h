@@ -15,6 +15,7 @@
 #ifndef CCD_CCD_H
 #define CCD_CCD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -194,7 +195,7 @@ typedef struct {
     ccd_log_fn log;
     int (*student_ready)(void *ctx, const float *final, int n_users, int n_items, int dim,
                          const ccd_block_metrics *metrics);
-    const volatile int *stop;
+    const atomic_int *stop;
     void *ctx;
 } ccd_block_hooks;
 

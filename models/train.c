@@ -100,7 +100,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
     ccd_block_metrics chosen_metrics;
     memset(&chosen_metrics, 0, sizeof chosen_metrics);
     for (int epoch = 1; epoch <= o->max_epochs; epoch++) {
-        if (o->stop && *o->stop) {
+        if (o->stop && atomic_load_explicit(o->stop, memory_order_relaxed)) {
             rc = CCD_STOPPED;
             break;
         }

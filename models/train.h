@@ -8,6 +8,7 @@
 #ifndef CCD_TRAIN_H
 #define CCD_TRAIN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,7 +29,8 @@ typedef struct {
     int patience;       /* evaluations without improvement before stopping: 10 */
     uint64_t seed;
     uint64_t stream;    /* the sampler's stream (ccd_stream) */
-    const volatile int *stop; /* optional: nonzero stops before the next epoch (CCD_STOPPED) */
+    const atomic_int *stop;   /* optional: nonzero stops before the next epoch (CCD_STOPPED);
+                                 raised by another thread */
     double *eval_seconds;     /* optional: evaluation time is added here (atomically) */
 } ccd_train_opts;
 

@@ -21,7 +21,7 @@ static void sleep_ms(int ms)
 /* Wait about ms, returning early when the job is stopped. */
 static void backoff(const trainer_job *j, int ms)
 {
-    for (int waited = 0; waited < ms && !j->stop; waited += 50)
+    for (int waited = 0; waited < ms && !atomic_load(&j->stop); waited += 50)
         sleep_ms(50);
 }
 
@@ -87,7 +87,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
         wlog(WLOG_WARN, "model %s block %d: publish failed (%s); retrying in %d ms", j->m->id, j->cw->block, err,
              wait);
         backoff(j, wait);
-        if (j->stop)
+        if (atomic_load(&j->stop))
             return -1;
         wait = wait * 2 < 10000 ? wait * 2 : 10000; /* doubling, at most 10 s */
     }
@@ -175,7 +175,7 @@ static int write_checkpoint(trainer *t, trainer_job *j)
         wlog(WLOG_ERROR, "model %s block %d: checkpoint failed (%s); retrying in %d ms", j->m->id, cw->block, err,
              wait);
         backoff(j, wait);
-        if (j->stop)
+        if (atomic_load(&j->stop))
             break;
         wait = wait * 2 < 30000 ? wait * 2 : 30000; /* doubling, at most 30 s */
     }
@@ -223,7 +223,7 @@ static void run_job(trainer *t, trainer_job *j)
     double t1 = ccd_now();
     if (write_checkpoint(t, j) != 0) {
         /* the state holds the block but it is not durable: the consumer drops the model */
-        j->rc = j->stop ? CCD_STOPPED : -1;
+        j->rc = atomic_load(&j->stop) ? CCD_STOPPED : -1;
         snprintf(j->err, sizeof j->err, "checkpoint of block %d not written", cw->block);
         return;
     }
@@ -257,7 +257,7 @@ static void *trainer_main(void *arg)
             t->queue_tail = NULL;
         t->running = j;
         pthread_mutex_unlock(&t->mu);
-        if (j->stop) {
+        if (atomic_load(&j->stop)) {
             j->rc = CCD_STOPPED;
             snprintf(j->err, sizeof j->err, "stopped before it started");
         } else {
@@ -315,9 +315,9 @@ void trainer_stop_model(trainer *t, const model *m)
     pthread_mutex_lock(&t->mu);
     for (trainer_job *j = t->queue; j; j = j->next)
         if (j->m == m)
-            j->stop = 1;
+            atomic_store(&j->stop, 1);
     if (t->running && t->running->m == m)
-        t->running->stop = 1;
+        atomic_store(&t->running->stop, 1);
     for (;;) {
         bool left = t->running && t->running->m == m;
         for (trainer_job *j = t->queue; j && !left; j = j->next)

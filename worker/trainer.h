@@ -12,6 +12,7 @@
 #define CCD_TRAINER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,7 +30,7 @@ typedef struct trainer_job {
     int n_parts;
     model_part *parts;             /* (n_parts) copy of m->parts; durable_next updated by the trainer */
     int64_t events_total;          /* m->events_total before this block */
-    volatile int stop;
+    atomic_int stop; /* raised by the consumer thread, polled by the engine */
     /* results, written by the trainer before done is set */
     int rc;                        /* 0 done, CCD_STOPPED, -1 failed */
     char err[512];

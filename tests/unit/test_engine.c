@@ -238,7 +238,7 @@ static void pipeline_runs_and_resumes_from_a_checkpoint(void **state)
 typedef struct {
     int calls, n_users, n_items, dim;
     float first, recall;
-    volatile int stop;
+    atomic_int stop;
     int stop_at_call; /* raise stop from inside student_ready at this call (0: never) */
 } hook_probe;
 
@@ -251,7 +251,7 @@ static int probe_ready(void *ctx, const float *final, int n_users, int n_items, 
     p->first = final[0];
     p->recall = (float)metrics->test.recall[CCD_K20];
     if (p->calls == p->stop_at_call)
-        p->stop = 1;
+        atomic_store(&p->stop, 1);
     return 0;
 }
 
@@ -289,7 +289,7 @@ static void hooks_publish_early_and_stop_cleanly(void **state)
     assert_memory_equal(after, before, before_len);
     free(after);
     /* lowered again, the same block runs to the end */
-    p.stop = 0;
+    atomic_store(&p.stop, 0);
     p.stop_at_call = 0;
     assert_int_equal(ccd_block_step(&st, &cfg, &blocks[1], blocks, 2, &rep, &hooks, err, sizeof err), 0);
     ccd_block_report_free(&rep);
@@ -297,7 +297,7 @@ static void hooks_publish_early_and_stop_cleanly(void **state)
     /* a stop raised before the bootstrap leaves an empty state */
     ccd_state fresh;
     ccd_state_init(&fresh);
-    p.stop = 1;
+    atomic_store(&p.stop, 1);
     assert_int_equal(ccd_block_step(&fresh, &cfg, &blocks[0], blocks, 1, &rep, &hooks, err, sizeof err), CCD_STOPPED);
     ccd_block_report_free(&rep);
     assert_int_equal(fresh.block, -1);
