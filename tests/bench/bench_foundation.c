@@ -1,17 +1,21 @@
 /* bench_foundation: seconds of the foundation's hot paths on a real block (not a test).
  *
- *   bench_foundation DATA_DIR [--epoch]
+ *   bench_foundation DATA_DIR [--epoch] [--step BATCH]
  *
  * Reports, on block 0 of DATA_DIR with base-teacher shapes (LightGCN d = 128):
  *   - SGEMM GFLOP/s for the evaluation's scoring shape (chunk x d times d x items);
  *   - one full propagation, one sparse product, one Adam step, one training mini-batch;
  *   - one full evaluation (valid + test of block 0);
- *   - with --epoch, one whole base-teacher epoch (sampling included).
+ *   - with --epoch, one whole base-teacher epoch (sampling included);
+ *   - with --step BATCH, a training step of BATCH triples split into its phases (forward,
+ *     BPR loss and its gradient, backward, Adam), the mean of 20 steps: the grown batch of a
+ *     large block (ccd.batch_growth_pairs) is 512 x train pairs / 120,000.
  * Each timing is the median of several repetitions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bpr.h"
 #include "dataset.h"
 #include "dense.h"
 #include "eval.h"
@@ -35,10 +39,20 @@ int main(int argc, char **argv)
 {
     ccd_omp_env(argv);
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_foundation DATA_DIR [--epoch]\n");
+        fprintf(stderr, "usage: bench_foundation DATA_DIR [--epoch] [--step BATCH]\n");
         return 2;
     }
-    int do_epoch = argc > 2 && strcmp(argv[2], "--epoch") == 0;
+    int do_epoch = 0, step_batch = 0;
+    for (int a = 2; a < argc; a++) {
+        if (strcmp(argv[a], "--epoch") == 0)
+            do_epoch = 1;
+        else if (strcmp(argv[a], "--step") == 0 && a + 1 < argc)
+            step_batch = atoi(argv[++a]);
+        else {
+            fprintf(stderr, "bench_foundation: unknown argument %s\n", argv[a]);
+            return 2;
+        }
+    }
     char err[512];
     ccd_dataset ds;
     if (ccd_dataset_load(&ds, argv[1], 1, err, sizeof err) != 0) {
@@ -121,6 +135,54 @@ int main(int argc, char **argv)
     }
     printf("full evaluation of block 0 (valid + test, %d users): %.3f s\n", bm.test.n_users,
            median(t, 3));
+
+    if (step_batch > 0) {
+        /* The phases of ccd_bpr_epoch's loop, timed one by one. */
+        const int steps = 20;
+        ccd_triples ep;
+        ccd_bpr_sample(&ep, &b->train, NULL, ni, 2, &rng);
+        if (ep.n < (int64_t)step_batch * steps) {
+            fprintf(stderr, "bench_foundation: --step %d needs %d triples, block 0 has %lld\n",
+                    step_batch, step_batch * steps, (long long)ep.n);
+            return 2;
+        }
+        const int nodes = nu + ni;
+        int *stamp = malloc((size_t)nodes * sizeof *stamp), *rows = malloc((size_t)step_batch * 3 * sizeof *rows);
+        float *dx = malloc((size_t)step_batch * sizeof *dx);
+        for (int v = 0; v < nodes; v++)
+            stamp[v] = -1;
+        double ph[4] = {0};
+        long n_rows = 0;
+        for (int step = 0; step < steps; step++) {
+            const int64_t b0 = (int64_t)step * step_batch;
+            const int *u = ep.user + b0, *p = ep.pos + b0, *q = ep.neg + b0;
+            int n = 0;
+            for (int k = 0; k < step_batch; k++) {
+                int v[3] = {u[k], nu + p[k], nu + q[k]};
+                for (int c = 0; c < 3; c++)
+                    if (stamp[v[c]] != step)
+                        stamp[v[c]] = step, rows[n++] = v[c];
+            }
+            n_rows += n;
+            double t1 = ccd_now();
+            ccd_recmodel_forward(&m, rows, n);
+            double t2 = ccd_now();
+            ccd_bpr_forward(m.final, nu, d, u, p, q, step_batch, false, dx);
+            ccd_bpr_backward(m.final, m.dfinal, nu, d, u, p, q, step_batch, dx);
+            double t3 = ccd_now();
+            ccd_recmodel_backward(&m, rows, n);
+            double t4 = ccd_now();
+            ccd_adam_step(&adam, m.emb0, m.grad);
+            double t5 = ccd_now();
+            ph[0] += t2 - t1, ph[1] += t3 - t2, ph[2] += t4 - t3, ph[3] += t5 - t4;
+        }
+        printf("training step of %d triples (%ld distinct rows): forward %.1f ms, BPR %.1f ms, "
+               "backward %.1f ms, Adam %.1f ms, total %.1f ms\n",
+               step_batch, n_rows / steps, 1e3 * ph[0] / steps, 1e3 * ph[1] / steps,
+               1e3 * ph[2] / steps, 1e3 * ph[3] / steps, 1e3 * (ph[0] + ph[1] + ph[2] + ph[3]) / steps);
+        free(stamp), free(rows), free(dx);
+        ccd_triples_free(&ep);
+    }
 
     if (do_epoch) {
         t0 = ccd_now();
