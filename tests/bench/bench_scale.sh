@@ -99,6 +99,19 @@ def table(title, k, stages):
             t1, t2 = b1[k][key], b2[k][key]
             parts.append(f"{name} {math.log(t2 / t1) / f:.2f}" if t1 > 0 and t2 > 0 else f"{name} -")
         print(f"- {s1}x -> {s2}x: " + ", ".join(parts))
+    # least-squares slope of log t on log pairs over every size that ran this block
+    pts = [(math.log(p[k]), b[k]) for _, _, p, b, _ in rows if k < len(b) and p[k] > 0]
+    if len(pts) > 2:
+        parts = []
+        for name, key in stages + [("total", "total")]:
+            xy = [(x, math.log(b[key])) for x, b in pts if b[key] > 0]
+            mx = sum(x for x, _ in xy) / len(xy)
+            my = sum(y for _, y in xy) / len(xy)
+            sxx = sum((x - mx) ** 2 for x, _ in xy)
+            parts.append(f"{name} {sum((x - mx) * (y - my) for x, y in xy) / sxx:.2f}"
+                         if len(xy) == len(pts) and sxx > 0 else f"{name} -")
+        print(f"- fit over {', '.join(str(r[0]) + 'x' for r in rows if k < len(r[3]))}: " +
+              ", ".join(parts))
 
 table("Bootstrap block (base teachers, E_0, D_0), one epoch per stage", 0,
       [("base teachers s", "teachers"), ("ensemble s", "ensemble"), ("distillation s", "distill"),
