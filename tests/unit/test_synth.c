@@ -18,6 +18,8 @@
 #include "eval.h"
 #include "synth.h"
 
+#include "engine_fixture.h" /* small_config */
+
 /* A small stream: big enough for the statistics below, fast under the sanitizers. */
 static void small_opts(ccd_synth_opts *o)
 {
@@ -457,29 +459,6 @@ static void centres_drift_by_the_configured_step(void **state)
         free(before);
         ccd_synth_free(&s);
     }
-}
-
-/* The engine's small configuration of test_engine. */
-static void small_config(ccd_config *c)
-{
-    ccd_config_yelp(c);
-    c->n_teachers = 2;
-    c->teachers[0] = (ccd_teacher_spec){CCD_MODEL_LIGHTGCN, 8, 0};
-    c->teachers[1] = (ccd_teacher_spec){CCD_MODEL_MF, 8, 1};
-    c->student_dim = 4;
-    c->base.epochs = 4;
-    c->base.batch = 64;
-    c->kd.epochs = c->student.epochs = c->teacher.epochs = 2;
-    c->kd.batch = c->student.batch = c->teacher.batch = 64;
-    c->kd_interesting = 5;
-    c->kd_uninteresting_items = 30;
-    c->kd_uninteresting_users = 40;
-    c->exclusion_topk = 5;
-    c->init_topk = 3;
-    for (int k = 0; k < c->n_student_blocks; k++)
-        c->student_blocks[k].ab = 10;
-    for (int k = 0; k < c->n_teacher_blocks; k++)
-        c->teacher_blocks[k].ab = 10;
 }
 
 /* The stream is learnable: after each of three blocks, the continual student's test R@20 on that
