@@ -1,0 +1,117 @@
+/* stage_student: S_update(k), the continual student of block k (algorithm section 5): CL_k
+ * expanded from D_{k-1} (or CL_{k-1}), trained on block k with the F_S / F_P exclusion lists and
+ * the replay of pairs drawn from the stability and plasticity proxies S_{k-1} and P_{k-1}. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "block.h"
+#include "dense.h"
+
+static const ccd_student_block_opts *student_opts(const ccd_config *c, int k)
+{
+    int idx = k - 1 < c->n_student_blocks ? k - 1 : c->n_student_blocks - 1;
+    return &c->student_blocks[idx < 0 ? 0 : idx];
+}
+
+/* Student update S_update(k) (section 5): proxies, exclusion, replay, expansion, training. */
+int stage_student_update(block_ctx *b, ccd_state *st, int *best_epoch)
+{
+    const ccd_config *cfg = b->cfg;
+    const ccd_student_block_opts *so = student_opts(cfg, b->k);
+    const int ds = st->student_dim, K = cfg->exclusion_topk;
+    /* The model the student continues from: D_{k-1} as in the reference, or CL_{k-1} (when not
+     * distilling, or when student_continues). The proxies are EMAs of the distilled students, so
+     * that the teachers' knowledge reaches CL_k through them in both cases. */
+    const float *start = cfg->distill && !cfg->student_continues ? st->distilled : st->student;
+    const float *base = cfg->distill ? st->distilled : st->student;
+    scored_model w = {0};
+    pairs x = {0};
+    ccd_csr excl = {0};
+    ccd_replay_set rs = {0}, part = {0};
+    ccd_recmodel m = {0};
+    int rc = -1;
+    if (block_score(&w, CCD_MODEL_LIGHTGCN, start, b->pu, b->pi, ds, &b->g_prev, 0) != 0)
+        goto done;
+
+    /* Proxies S_{k-1}, P_{k-1}: copies of D_0 at k = 1, EMA merges later. */
+    if (cfg->use_s || cfg->use_p) {
+        if (b->k == 1) {
+            b->proxy_s = block_copy_floats(base, (size_t)(b->pu + b->pi) * ds);
+            b->proxy_p = block_copy_floats(base, (size_t)(b->pu + b->pi) * ds);
+        } else {
+            b->proxy_s = ccd_proxy_merge(st->proxy_s, st->proxy_users, st->proxy_items, base, b->pu,
+                                     b->pi, ds, so->sw);
+            b->proxy_p = ccd_proxy_merge(st->proxy_p, st->proxy_users, st->proxy_items, base, b->pu,
+                                     b->pi, ds, so->pw);
+        }
+        if (!b->proxy_s || !b->proxy_p ||
+            block_score(&b->s_proxy, CCD_MODEL_LIGHTGCN, b->proxy_s, b->pu, b->pi, ds, &b->g_prev, 0) != 0 ||
+            block_score(&b->p_proxy, CCD_MODEL_LIGHTGCN, b->proxy_p, b->pu, b->pi, ds, &b->g_prev, 0) != 0)
+            goto done;
+        b->s_top = block_topk_of(&b->s_proxy.scorer, &b->filter_both, NULL, K);
+        b->p_top = b->k == 1 ? NULL : block_topk_of(&b->p_proxy.scorer, &b->filter_both, NULL, K);
+        if (!b->s_top || (b->k > 1 && !b->p_top))
+            goto done;
+    }
+
+    /* Exclusion (section 5.1): E_{k-1} (filtered) and D_{k-1}; S and P (unfiltered) at k >= 2. */
+    if (cfg->distill) {
+        if (block_pairs_add_topk(&x, b->e_prev_top, b->pu, K) != 0 || block_add_topk(&x, &w.scorer, NULL, NULL, K) != 0)
+            goto done;
+        if (b->k >= 2 && (cfg->use_s || cfg->use_p) &&
+            (block_add_topk(&x, &b->s_proxy.scorer, NULL, NULL, K) != 0 ||
+             block_add_topk(&x, &b->p_proxy.scorer, NULL, NULL, K) != 0))
+            goto done;
+    }
+    if (ccd_csr_from_pairs(&excl, b->pu, b->pi, x.u, x.i, x.n) != 0)
+        goto done;
+
+    /* Replay set (section 5.3) from S and/or P against W = the starting model. */
+    ccd_rng rng;
+    ccd_rng_init(&rng, cfg->seed, ccd_stream(CCD_STREAM_STUDENT_REPLAY, b->k, 0));
+    ccd_filter f = {.sets = {&b->filter_both}, .n_sets = 1};
+    if (cfg->replay && (cfg->use_s || cfg->use_p)) {
+        int use_s = cfg->use_s, use_p = cfg->use_p && (b->k >= 2 || !cfg->use_s);
+        if (use_s && so->ss > 0 &&
+            ccd_replay_sample(&b->s_proxy.scorer, &f, &w.scorer, so->ab, so->ss, cfg->replay_eps, &rng, &rs) != 0)
+            goto done;
+        if (use_p && so->ps > 0) {
+            if (ccd_replay_sample(&b->p_proxy.scorer, &f, &w.scorer, so->ab, so->ps, cfg->replay_eps, &rng, &part) != 0 ||
+                ccd_replay_merge(&rs, &part) != 0)
+                goto done;
+        }
+    }
+
+    /* Expand and train CL_k. */
+    ccd_rng init;
+    ccd_rng_init(&init, cfg->seed, ccd_stream(CCD_STREAM_STUDENT_INIT, b->k, 0));
+    if (ccd_recmodel_init(&m, CCD_MODEL_LIGHTGCN, b->nu, b->ni, ds, &b->g_cur, &init) != 0)
+        goto done;
+    float *expanded = block_expand(b, start, ds);
+    if (!expanded)
+        goto done;
+    memcpy(m.emb0, expanded, (size_t)(b->nu + b->ni) * ds * sizeof(float));
+    free(expanded);
+    replay_ctx rc_ctx = {.set = &rs,
+                         .batch = block_grown(cfg->student.batch, b->growth),
+                         .lambda = cfg->student_replay_lambda,
+                         .anneal = cfg->student_anneal};
+    ccd_rng_init(&rc_ctx.rng, cfg->seed, ccd_stream(CCD_STREAM_STUDENT_SHUFFLE, b->k, 0));
+    ccd_train_hooks hooks = {.epoch = rs.n ? block_replay_epoch : NULL, .ctx = &rc_ctx};
+    ccd_train_opts o = block_train_opts(b, &cfg->student, cfg->seed, CCD_STREAM_STUDENT_SAMPLER);
+    block_say(&b->lg, "student update: %lld replay pairs, %lld exclusions", (long long)rs.n, (long long)excl.nnz);
+    if (ccd_train_stage(&m, b->blk, &excl, &o, false, &hooks, NULL, NULL, NULL, best_epoch) != 0)
+        goto done;
+    b->student = block_copy_floats(m.emb0, (size_t)(b->nu + b->ni) * ds);
+    if (!b->student || block_score(&b->cl, CCD_MODEL_LIGHTGCN, b->student, b->nu, b->ni, ds, &b->g_cur, 0) != 0)
+        goto done;
+    rc = 0;
+done:
+    block_scored_free(&w);
+    block_pairs_free(&x);
+    ccd_csr_free(&excl);
+    ccd_replay_free(&rs);
+    ccd_replay_free(&part);
+    ccd_recmodel_free(&m);
+    return rc;
+}
