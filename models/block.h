@@ -77,7 +77,7 @@ typedef struct {
 } ensemble_model;
 
 /* The caller's log callback, printf-style (a no-op without one). */
-void block_say(const logger *lg, const char *fmt, ...);
+void block_say(const logger *lg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Final embeddings of a layer-0 table on a graph (NULL for MF) and their scorer; keep_layer1
  * also keeps A_hat E0. On failure sm is zeroed. */
 int block_score(scored_model *sm, ccd_model_type type, const float *emb0, int n_users, int n_items,
