@@ -1,5 +1,6 @@
 /* ccd_config: INI (libinih) -> ccd_config. See ccd_config.h. */
 #include "ccd_config.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -21,10 +22,8 @@ int ccd_parse_bool(const char *v, bool *out)
 
 int ccd_parse_int(const char *v, int min, int max, int *out)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno || x < min || x > max)
+    int64_t x;
+    if (cli_parse_int64(v, min, max, &x) != 0)
         return -1;
     *out = (int)x;
     return 0;

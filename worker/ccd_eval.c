@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "cli.h"
 #include "dense.h"
 #include "eval.h"
 #include "omp_env.h"
@@ -160,7 +161,10 @@ int main(int argc, char **argv)
         case O_PREFIX: prefix = optarg; break;
         case O_MODEL: model = optarg; break;
         case O_DATA: data = optarg; break;
-        case O_VERSION: version = atoll(optarg); break;
+        case O_VERSION:
+            if (cli_int64("ccd-eval", "version", optarg, 1, INT64_MAX, &version) != 0)
+                return 2;
+            break;
         case O_ALL: all = 1; break;
         case O_JSON: json = optarg; break;
         case O_HTML: html = optarg; break;

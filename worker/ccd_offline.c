@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ccd.h"
+#include "cli.h"
 #include "ccd_config.h"
 #include "checkpoint.h"
 #include "dataset.h"
@@ -315,14 +316,18 @@ int main(int argc, char **argv)
         case 'H': html = optarg; break;
         case 'C': ckpt_dir = optarg; break;
         case 'R': resume = optarg; break;
-        case 'b': max_blocks = atoi(optarg); break;
-        case 't': threads = atoi(optarg); break;
+        case 'b':
+            if (cli_int("ccd-offline", "blocks", optarg, 1, 1 << 20, &max_blocks) != 0)
+                return 2;
+            break;
+        case 't':
+            if (cli_int("ccd-offline", "threads", optarg, 1, 4096, &threads) != 0)
+                return 2;
+            break;
         case 'q': quiet = 1; break;
         case 'E':
-            if (ccd_parse_int(optarg, 0, 1 << 30, &eval_users) != 0) {
-                fprintf(stderr, "ccd-offline: --eval-users: not a number in 0..2^30: %s\n", optarg);
+            if (cli_int("ccd-offline", "eval-users", optarg, 0, 1 << 30, &eval_users) != 0)
                 return 2;
-            }
             break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ccd-offline " VERSION "\n"); return 0;

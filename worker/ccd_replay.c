@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "dataset.h"
+#include "cli.h"
 #include "event_codec.h"
 #include "synth.h"
 #include "worker_config.h"
@@ -107,27 +108,18 @@ static void usage(FILE *f)
             d.valid_fraction, d.test_fraction);
 }
 
-/* Strict number parsing: the whole argument, in range; a typo is an error, not a zero. */
-static int arg_ll(const char *name, const char *arg, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(arg, &end, 10);
-    if (end == arg || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "ccd-replay: --%s: expected an integer in [%lld, %lld], got \"%s\"\n", name, lo, hi,
-                arg);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
+/* Strict numbers (cli.h): the whole argument, in range; a typo is an error, not a zero. */
 static int arg_int(const char *name, const char *arg, int lo, int *out)
 {
-    long long v;
-    if (arg_ll(name, arg, lo, INT32_MAX, &v) != 0)
+    return cli_int("ccd-replay", name, arg, lo, INT32_MAX, out);
+}
+
+static int arg_ll(const char *name, const char *arg, long long lo, long long hi, long long *out)
+{
+    int64_t v;
+    if (cli_int64("ccd-replay", name, arg, lo, hi, &v) != 0)
         return -1;
-    *out = (int)v;
+    *out = v;
     return 0;
 }
 
@@ -404,15 +396,15 @@ static int replay_main(int argc, char **argv, rd_kafka_conf_t **confp)
         {"synth-test", required_argument, NULL, O_S_TEST},
         {NULL, 0, NULL, 0}};
     int c, bad = 0;
-    long long ll;
+    long long ll = 0;
     while (!bad && (c = getopt_long(argc, argv, "X:h", opts, NULL)) != -1) {
         switch (c) {
         case O_BROKERS: brokers = optarg; break;
         case O_TOPIC: topic = optarg; break;
         case O_MODEL: model = optarg; break;
         case O_DATA: data = optarg; break;
-        case O_BLOCKS: max_blocks = atoi(optarg); break;
-        case O_FROM: from_block = atoi(optarg); break;
+        case O_BLOCKS: bad = arg_int("blocks", optarg, 0, &max_blocks); break;
+        case O_FROM: bad = arg_int("from-block", optarg, 0, &from_block); break;
         case O_RATE: rate = atof(optarg); break;
         case O_FORMAT:
             if (event_format_parse(optarg, &format) != 0 || format == EVENT_FORMAT_AUTO) {
@@ -420,10 +412,10 @@ static int replay_main(int argc, char **argv, rd_kafka_conf_t **confp)
                 return 2;
             }
             break;
-        case O_SID: schema_id = (int32_t)atoi(optarg); break;
+        case O_SID: bad = arg_ll("schema-id", optarg, 0, INT32_MAX, &ll); schema_id = (int32_t)ll; break;
         case O_SCHEMA: schema = optarg; break;
-        case O_BASE: base = atoll(optarg); break;
-        case O_BMS: block_ms = atoll(optarg); break;
+        case O_BASE: bad = arg_ll("base-time-ms", optarg, 0, INT64_MAX, &ll); base = ll; break;
+        case O_BMS: bad = arg_ll("block-ms", optarg, 0, INT64_MAX, &ll); block_ms = ll; break;
         case O_QUIET: quiet = 1; break;
         case O_SYNTH: synthetic = 1; break;
         case O_WRITE: write_dir = optarg; break;

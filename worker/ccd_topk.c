@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "rank.h"
+#include "cli.h"
 #include "redis_sink.h"
 #include "scorer.h"
 
@@ -70,8 +71,14 @@ int main(int argc, char **argv)
         case O_PREFIX: prefix = optarg; break;
         case O_MODEL: model = optarg; break;
         case O_USER: user = optarg; break;
-        case O_K: k = atoi(optarg); break;
-        case O_VERSION: version = atoll(optarg); break;
+        case O_K:
+            if (cli_int("ccd-topk", "k", optarg, 1, 1000000, &k) != 0)
+                return 2;
+            break;
+        case O_VERSION:
+            if (cli_int64("ccd-topk", "version", optarg, 1, INT64_MAX, &version) != 0)
+                return 2;
+            break;
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: ccd-topk --model M --user ID [--k 10] [--version N] [--redis HOST:PORT]\n"

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "cli.h"
 #include "dense.h"
 #include "omp_env.h"
 #include "eval.h"
@@ -82,14 +83,7 @@ static void on_epoch(const ccd_epoch_report *r, void *vctx)
 
 static int parse_int_arg(const char *name, const char *v, int min, int *out)
 {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || x < min || x > 1000000000) {
-        fprintf(stderr, "ccd-train: --%s: expected an integer >= %d, got \"%s\"\n", name, min, v);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
+    return cli_int("ccd-train", name, v, min, 1000000000, out);
 }
 
 static int parse_float_arg(const char *name, const char *v, float *out)

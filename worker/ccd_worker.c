@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "cli.h"
 #include "dense.h"
 #include "event_codec.h"
 #include "idmap.h"
@@ -1079,13 +1080,16 @@ int main(int argc, char **argv)
         case 'c': config = optarg; break;
         case 'X': break;
         case OPT_CHECK: check_only = true; break;
-        case OPT_EXIT_IDLE: w.exit_idle_ms = atoll(optarg); break;
-        case OPT_EMBEDDED:
-            w.embedded_partitions = atoi(optarg);
-            if (w.embedded_partitions < 1 || w.embedded_partitions > 1000) {
-                fprintf(stderr, "ccd-worker: --embedded-kafka: partitions must be 1..1000\n");
+        case OPT_EXIT_IDLE: {
+            int64_t ms;
+            if (cli_int64("ccd-worker", "exit-when-idle", optarg, 1, INT64_MAX, &ms) != 0)
                 return 2;
-            }
+            w.exit_idle_ms = ms;
+            break;
+        }
+        case OPT_EMBEDDED:
+            if (cli_int("ccd-worker", "embedded-kafka", optarg, 1, 1000, &w.embedded_partitions) != 0)
+                return 2;
             break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("ccd-worker %s (librdkafka %s)\n", VERSION, rd_kafka_version_str()); return 0;

@@ -1,0 +1,37 @@
+/* cli: see cli.h. */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int cli_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno || v < min || v > max)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+int cli_int64(const char *tool, const char *name, const char *s, int64_t min, int64_t max,
+              int64_t *out)
+{
+    if (cli_parse_int64(s, min, max, out) == 0)
+        return 0;
+    fprintf(stderr, "%s: --%s: expected an integer in [%" PRId64 ", %" PRId64 "], got \"%s\"\n",
+            tool, name, min, max, s);
+    return -1;
+}
+
+int cli_int(const char *tool, const char *name, const char *s, int min, int max, int *out)
+{
+    int64_t v;
+    if (cli_int64(tool, name, s, min, max, &v) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
