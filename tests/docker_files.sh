@@ -16,7 +16,7 @@ bins=$(grep -o '/src/build/ccd-[a-z-]*' "$src/docker/Dockerfile" | sed 's|/src/b
 for b in $bins; do [ -x "$build/$b" ] || fail "Dockerfile copies $b, which the build does not make"; done
 
 # 2. Runtime packages provide every shared library the binaries load (outside libc/libm/...).
-runtime=$(sed -n '/--runtime" \]; then/,/^else/p' "$src/docker/setup.sh" | grep -o 'lib[a-z0-9.+-]*[0-9a-z]' | sort -u)
+runtime=$(sed -n '/--runtime" \]; then/,/^else/p' "$src/docker/setup.sh" | grep -oE '(^|[ (])z?lib[a-z0-9.+-]*[0-9a-z]' | tr -d ' (' | sort -u)
 [ -n "$runtime" ] || fail "cannot read the --runtime package list"
 for b in $bins; do
     for lib in $(ldd "$build/$b" | awk '$3 ~ /^\// {print $3}'); do
