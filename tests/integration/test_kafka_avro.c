@@ -107,20 +107,9 @@ int main(void)
     rd_kafka_destroy(producer);
 
     /* Consume in a group, decode and compare. */
-    rd_kafka_conf_t *cconf = rd_kafka_conf_new();
     char group[160];
     snprintf(group, sizeof group, "%s-group", topic);
-    const char *settings[][2] = {{"bootstrap.servers", bootstrap}, {"group.id", group},
-                                 {"auto.offset.reset", "earliest"}, {"enable.auto.commit", "false"}};
-    for (size_t s = 0; s < sizeof settings / sizeof settings[0]; s++)
-        CHECK(rd_kafka_conf_set(cconf, settings[s][0], settings[s][1], err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
-    rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
-    CHECK(consumer, "consumer: %s", err);
-    rd_kafka_poll_set_consumer(consumer);
-    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
-    CHECK(rd_kafka_subscribe(consumer, sub) == RD_KAFKA_RESP_ERR_NO_ERROR, "subscribe");
-    rd_kafka_topic_partition_list_destroy(sub);
+    rd_kafka_t *consumer = harness_consumer(bootstrap, group, topic);
     int seen[N_RECORDS] = {0}, got = 0, partitions_used[3] = {0};
     time_t deadline = time(NULL) + 60;
     while (got < N_RECORDS && time(NULL) < deadline) {

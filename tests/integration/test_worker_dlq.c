@@ -9,60 +9,22 @@
 #include <math.h>
 #include <stdbool.h>
 
+#include "avro_bytes.h"
+#include "live_version.h"
 #include "worker_harness.h"
 
 #define N_VALID 600
 #define BLOCK 300
 
-typedef struct {
-    unsigned char b[80000];
-    size_t n;
-} buf;
-
-static void put_varint(buf *o, int64_t v)
+/* A raw record without event_type; weight NAN means "absent". */
+static void record(avro_bytes *o, const char *user, const char *item, int64_t t, float weight)
 {
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    while (z > 0x7f) {
-        o->b[o->n++] = (unsigned char)(z | 0x80);
-        z >>= 7;
-    }
-    o->b[o->n++] = (unsigned char)z;
-}
-
-static void put_str(buf *o, const char *s, size_t len)
-{
-    put_varint(o, (int64_t)len);
-    memcpy(o->b + o->n, s, len);
-    o->n += len;
-}
-
-static void put_float(buf *o, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    for (int i = 0; i < 4; i++)
-        o->b[o->n++] = (unsigned char)(u >> (8 * i));
-}
-
-/* A raw record; weight NAN means "absent". */
-static void record(buf *o, const char *user, const char *item, int64_t t, float weight)
-{
-    o->n = 0;
-    put_str(o, user, strlen(user));
-    put_str(o, item, strlen(item));
-    put_varint(o, t);
-    put_varint(o, 0); /* event_type: null */
-    if (!isnan(weight)) {
-        put_varint(o, 1);
-        put_float(o, weight);
-    } else {
-        put_varint(o, 0);
-    }
+    avro_put_interaction(o, user, item, t, NULL, !isnan(weight), weight);
 }
 
 typedef struct {
     const char *key;
-    buf value;
+    avro_bytes value;
     const char *reason; /* expected substring of the ccd.error header ("" = any) */
     int seen;
 } bad_record;
@@ -88,19 +50,15 @@ static void make_bad_records(void)
     record(&r->value, "bad-trunc", "i1", t, NAN);
     r->value.n -= 5;
     r = add_bad("m1", "unknown schema id");
-    r->value.b[0] = 0;
-    r->value.b[1] = 0, r->value.b[2] = 0, r->value.b[3] = 0, r->value.b[4] = 99;
-    r->value.n = 5;
-    { buf tmp; record(&tmp, "bad-schema", "i1", t, NAN); memcpy(r->value.b + 5, tmp.b, tmp.n); r->value.n += tmp.n; }
+    avro_put_confluent(&r->value, 99);
+    record(&r->value, "bad-schema", "i1", t, NAN);
     r = add_bad("m1", "");            /* Confluent frame too short */
     r->value.b[0] = 0, r->value.b[1] = 0, r->value.n = 2;
     r = add_bad("m1", "");            /* a string length of 2^40 */
-    r->value.n = 0;
-    put_varint(&r->value, INT64_C(1) << 40);
-    put_str(&r->value, "x", 1);
+    avro_put_long(&r->value, INT64_C(1) << 40);
+    avro_put_string(&r->value, "x", 1);
     r = add_bad("m1", "");            /* a negative length */
-    r->value.n = 0;
-    put_varint(&r->value, -7);
+    avro_put_long(&r->value, -7);
     r = add_bad("m1", "");            /* union branch 7 for event_type: wrong type */
     record(&r->value, "bad-union", "i1", t, NAN);
     r->value.b[r->value.n - 2] = 14;
@@ -120,16 +78,14 @@ static void make_bad_records(void)
     r = add_bad("m1", "event_time");  /* before 1970 */
     record(&r->value, "bad-past", "i1", -5, NAN);
     r = add_bad("m1", "weight");      /* NaN weight: written as a present float */
-    record(&r->value, "bad-nan", "i1", t, 1.0f);
-    { float nanv = NAN; memcpy(r->value.b + r->value.n - 4, &nanv, 4); }
+    avro_put_interaction(&r->value, "bad-nan", "i1", t, NULL, true, NAN);
     r = add_bad("m1", "weight");      /* negative weight */
     record(&r->value, "bad-neg", "i1", t, -2.0f);
     r = add_bad("m1", "trailing");    /* trailing bytes */
     record(&r->value, "bad-trail", "i1", t, NAN);
     r->value.b[r->value.n++] = 0x42;
     r = add_bad("m1", "");            /* oversized value (70 kB id) */
-    r->value.n = 0;
-    put_varint(&r->value, 70000);
+    avro_put_long(&r->value, 70000);
     memset(r->value.b + r->value.n, 'z', 70000);
     r->value.n += 70000;
     r = add_bad(NULL, "key");         /* no key: no model */
@@ -137,12 +93,11 @@ static void make_bad_records(void)
     r = add_bad("../etc", "model id");/* a key that cannot be a model id */
     record(&r->value, "bad-key", "i1", t, NAN);
     r = add_bad("m1", "");            /* empty value */
-    r->value.n = 0;
 }
 
 int main(void)
 {
-    char bootstrap[256], redis_port[32], err[512];
+    char bootstrap[256], redis_port[32];
     CHECK(services_env("KAFKA_BOOTSTRAP", bootstrap, sizeof bootstrap) == 0, "no broker");
     CHECK(services_env("REDIS_PORT", redis_port, sizeof redis_port) == 0, "no redis");
     const char *worker_bin = getenv("CCD_WORKER_BIN"), *schema_dir = getenv("CCD_SCHEMA_DIR");
@@ -160,7 +115,8 @@ int main(void)
     rd_kafka_t *p = harness_producer(bootstrap);
     int next_bad = 0;
     for (int i = 0; i < N_VALID; i++) {
-        buf v;
+        avro_bytes v;
+        v.n = 0;
         char user[32], item[32];
         int u = i % 50;
         snprintf(user, sizeof user, "u%d", u);
@@ -198,26 +154,14 @@ int main(void)
     snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
     char *argv[] = {(char *)worker_bin, "-c", path, "--exit-when-idle", "6000", NULL};
     int rc = harness_wait(harness_spawn(argv, log_path), 240, "ccd-worker");
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "tail -n 40 %s >&2", log_path);
-    if (rc != 0 && system(cmd) != 0)
-        fprintf(stderr, "(no log)\n");
+    if (rc != 0)
+        harness_sh("tail -n 40 %s >&2", log_path);
     CHECK(rc == 0, "ccd-worker exited with %d", rc);
 
     /* every bad record is in the dead-letter topic, with its key, value and a reason */
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char group[64];
     snprintf(group, sizeof group, "dlq-reader-%d", (int)getpid());
-    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
-    CHECK(rd_kafka_conf_set(conf, "group.id", group, err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
-    CHECK(rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    CHECK(c, "%s", err);
-    rd_kafka_poll_set_consumer(c);
-    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(t, dlq_topic, RD_KAFKA_PARTITION_UA);
-    CHECK(rd_kafka_subscribe(c, t) == 0, "subscribe");
-    rd_kafka_topic_partition_list_destroy(t);
+    rd_kafka_t *c = harness_consumer(bootstrap, group, dlq_topic);
     int got = 0;
     time_t until = time(NULL) + 60;
     while (got < n_bad && time(NULL) < until) {
@@ -258,20 +202,11 @@ int main(void)
     /* the valid events, and only they, went into the blocks */
     redisContext *r = redisConnect("127.0.0.1", atoi(redis_port));
     CHECK(r && !r->err, "redis connect");
-    redisReply *cur = redisCommand(r, "GET ccddlq:{m1}:current");
-    CHECK(cur && cur->type == REDIS_REPLY_STRING, "no current version of m1");
-    redisReply *meta = redisCommand(r, "HMGET ccddlq:{m1}:v%s:meta block events_total", cur->str);
-    CHECK(meta && meta->type == REDIS_REPLY_ARRAY && meta->elements == 2 && meta->element[0]->str &&
-              meta->element[1]->str, "meta missing");
-    CHECK(atoi(meta->element[0]->str) == N_VALID / BLOCK - 1, "last block %s, expected %d", meta->element[0]->str,
-          N_VALID / BLOCK - 1);
-    CHECK(atoll(meta->element[1]->str) == N_VALID, "events_total %s, expected %d", meta->element[1]->str, N_VALID);
-    freeReplyObject(meta);
-    freeReplyObject(cur);
+    live_version live = live_version_read(r, "ccddlq", "m1");
+    CHECK(live.block == N_VALID / BLOCK - 1, "last block %d, expected %d", live.block, N_VALID / BLOCK - 1);
+    CHECK(live.events_total == N_VALID, "events_total %lld, expected %d", live.events_total, N_VALID);
     redisFree(r);
-    snprintf(cmd, sizeof cmd, "grep -c 'dead letter' %s >&2; rm -rf %s", log_path, dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    harness_sh("grep -c 'dead letter' %s >&2; rm -rf %s", log_path, dir);
     fprintf(stderr, "ok: %d bad records dead-lettered with reasons, %d valid events in %d blocks\n", n_bad, N_VALID,
             N_VALID / BLOCK);
     return 0;

@@ -11,36 +11,13 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 
+#include "avro_bytes.h"
+#include "live_version.h"
 #include "worker_harness.h"
 
 #define N_MODELS 6
 #define N_EVENTS 1200 /* per model */
 #define BLOCK 400     /* bootstrap and tumbling windows: blocks 0, 1, 2 */
-
-static void put_varint(unsigned char *b, size_t *n, int64_t v)
-{
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    while (z > 0x7f) {
-        b[(*n)++] = (unsigned char)(z | 0x80);
-        z >>= 7;
-    }
-    b[(*n)++] = (unsigned char)z;
-}
-
-static size_t encode(unsigned char *b, const char *user, const char *item, int64_t t)
-{
-    size_t n = 0;
-    put_varint(b, &n, (int64_t)strlen(user));
-    memcpy(b + n, user, strlen(user));
-    n += strlen(user);
-    put_varint(b, &n, (int64_t)strlen(item));
-    memcpy(b + n, item, strlen(item));
-    n += strlen(item);
-    put_varint(b, &n, t);
-    put_varint(b, &n, 0);
-    put_varint(b, &n, 0);
-    return n;
-}
 
 /* Events [from, to) of every model, interleaved, keyed by model id (the partitioner spreads them). */
 static void produce_events(const char *bootstrap, const char *topic, int from, int to)
@@ -49,12 +26,14 @@ static void produce_events(const char *bootstrap, const char *topic, int from, i
     for (int i = from; i < to; i++)
         for (int m = 0; m < N_MODELS; m++) {
             char key[32], user[32], item[32];
-            unsigned char v[128];
+            avro_bytes v;
+            v.n = 0;
             snprintf(key, sizeof key, "model%d", m);
             int u = (i * 7 + m) % 80;
             snprintf(user, sizeof user, "u%d", u);
             snprintf(item, sizeof item, "i%d", (u % 8) * 6 + (i / 80 + m) % 6);
-            harness_produce(p, topic, -1, key, v, encode(v, user, item, 1700000000000LL + i));
+            avro_put_interaction(&v, user, item, 1700000000000LL + i, NULL, false, 0.0f);
+            harness_produce(p, topic, -1, key, v.b, v.n);
         }
     harness_flush(p);
     rd_kafka_destroy(p);
@@ -136,38 +115,25 @@ int main(void)
     produce_events(bootstrap, topic, N_EVENTS / 2, N_EVENTS);
 
     int rc = harness_wait(survivor, 400, "the surviving worker");
-    char cmd[2000];
-    if (rc != 0) {
-        snprintf(cmd, sizeof cmd, "tail -n 30 %s %s >&2", log_a, log_b);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no logs)\n");
-    }
+    if (rc != 0)
+        harness_sh("tail -n 30 %s %s >&2", log_a, log_b);
     CHECK(rc == 0, "the surviving worker exited with %d", rc);
     CHECK(log_has(log_s, "resumed from its block-"), "the surviving worker resumed no model from a checkpoint");
 
     redisContext *r = redisConnect("127.0.0.1", atoi(redis_port));
     CHECK(r && !r->err, "redis connect");
     for (int m = 0; m < N_MODELS; m++) {
-        redisReply *cur = redisCommand(r, "GET %s:{model%d}:current", prefix, m);
-        CHECK(cur && cur->type == REDIS_REPLY_STRING, "model%d has no live version", m);
-        redisReply *meta = redisCommand(r, "HMGET %s:{model%d}:v%s:meta block events_total users", prefix, m, cur->str);
-        CHECK(meta && meta->elements == 3 && meta->element[0]->str && meta->element[1]->str, "model%d: no meta", m);
-        CHECK(atoi(meta->element[0]->str) == N_EVENTS / BLOCK - 1, "model%d: live block %s", m, meta->element[0]->str);
-        CHECK(atoll(meta->element[1]->str) == N_EVENTS, "model%d: %s events in its blocks, %d produced", m,
-              meta->element[1]->str, N_EVENTS);
-        redisReply *hlen = redisCommand(r, "HLEN %s:{model%d}:v%s:user", prefix, m, cur->str);
-        CHECK(hlen && hlen->type == REDIS_REPLY_INTEGER && hlen->integer == atoll(meta->element[2]->str),
-              "model%d: live version incomplete", m);
-        fprintf(stderr, "model%d: v%s, block %s, %s events\n", m, cur->str, meta->element[0]->str,
-                meta->element[1]->str);
-        freeReplyObject(hlen);
-        freeReplyObject(meta);
-        freeReplyObject(cur);
+        char model[32];
+        snprintf(model, sizeof model, "model%d", m);
+        live_version live = live_version_read(r, prefix, model);
+        CHECK(live.block == N_EVENTS / BLOCK - 1, "%s: live block %d", model, live.block);
+        CHECK(live.events_total == N_EVENTS, "%s: %lld events in its blocks, %d produced", model, live.events_total,
+              N_EVENTS);
+        CHECK(live.user_fields == live.users, "%s: live version incomplete", model);
+        fprintf(stderr, "%s: v%lld, block %d, %lld events\n", model, live.version, live.block, live.events_total);
     }
     redisFree(r);
-    snprintf(cmd, sizeof cmd, "grep -h 'resumed from' %s >&2; rm -rf %s", log_s, dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    harness_sh("grep -h 'resumed from' %s >&2; rm -rf %s", log_s, dir);
     fprintf(stderr, "ok: %d models finished after a SIGKILL, every event counted once (checkpoints: %s)\n",
             N_MODELS, store);
     return 0;
