@@ -40,6 +40,8 @@ bin=$(cd "${1:?usage: outage.sh BUILD_DIR SOURCE_DIR [a] [b] [c]}" && pwd)
 src=$(cd "${2:?usage: outage.sh BUILD_DIR SOURCE_DIR [a] [b] [c]}" && pwd)
 shift 2
 scenarios=${*:-a b c}
+# shellcheck source=lib.sh
+source "$src/tests/lib.sh"
 export OMP_WAIT_POLICY=passive
 for t in ccd-worker ccd-replay; do [ -x "$bin/$t" ] || { echo "FAIL: $bin/$t not built" >&2; exit 1; }; done
 for t in redis-server redis-cli curl python3 java; do
@@ -53,10 +55,7 @@ mounted=
 cleanup() {
     local p
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
+    for p in "${pids[@]}"; do stop_pid "$p" 50; done
     [ -n "$mounted" ] && { umount "$mounted" 2>/dev/null || umount -l "$mounted" 2>/dev/null || true; }
     [ -f "$svc/services.env" ] && bash "$src/tests/services.sh" stop "$svc" >/dev/null 2>&1
     if [ -n "${CCD_OUTAGE_KEEP:-}" ]; then echo "outage: files kept in $work" >&2; else rm -rf "$work"; fi
@@ -85,10 +84,8 @@ say() { printf 'outage: %s\n' "$*"; }
 # reconnecting, and an outgoing connection must not be able to take the port it restarts on.
 ephemeral_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 if [ "${ephemeral_lo:-0}" -gt 21000 ]; then
-    export CCD_SERVICES_PORTS="20000-$((ephemeral_lo - 1))"
+    export CCD_SERVICES_PORTS="20000-$((ephemeral_lo - 1))"   # free_port and services.sh honour it
 fi
-# shellcheck source=ports.sh
-source "$src/tests/ports.sh"   # free_port honours CCD_SERVICES_PORTS
 bash "$src/tests/services.sh" start "$svc" || fail "the test services (Kafka, Redis) did not start"
 # shellcheck disable=SC1091
 source "$svc/services.env"
@@ -257,24 +254,10 @@ topics = $2
 reader_schema = $src/schemas/interaction.avsc
 dead_letter_topic =
 max_buffered_events = ${BOUND:-100000}
-[window]
-; ccd-replay's event times: block k in [1600000000000 + k * 86400000, ...)
-bootstrap_until_ms = 1600086400000
-duration_ms = 86400000
-idle_ms = 0
+$(replay_window_ini)
 [holdout]
 fraction = 0.1
-[ccd]
-teachers = mf:16:0
-student_dim = 8
-[ccd.base]
-epochs = 2
-[ccd.kd]
-epochs = 1
-[ccd.student]
-epochs = 1
-[ccd.teacher]
-epochs = 1
+$(engine_ini mf:16:0 8 2 1 1 1)
 [redis]
 host = 127.0.0.1
 port = $REDIS_PORT
