@@ -95,6 +95,85 @@ static void make_bad_records(void)
     r = add_bad("m1", "");            /* empty value */
 }
 
+/* N_VALID events for model m1 on partition 0, the bad records spread among them (keyless ones on
+ * partition 1). */
+static void produce_stream(const char *bootstrap, const char *topic)
+{
+    rd_kafka_t *p = harness_producer(bootstrap);
+    int next_bad = 0;
+    for (int i = 0; i < N_VALID; i++) {
+        avro_bytes v;
+        v.n = 0;
+        char user[32], item[32];
+        int u = i % 50;
+        snprintf(user, sizeof user, "u%d", u);
+        snprintf(item, sizeof item, "i%d", (u * 7 + i / 50) % 40);
+        record(&v, user, item, 1700000000000LL + i, i % 3 ? NAN : 1.5f);
+        harness_produce(p, topic, 0, "m1", v.b, v.n);
+        if (i % 31 == 7 && next_bad < n_bad) {
+            bad_record *r = &bad[next_bad++];
+            harness_produce(p, topic, r->key ? 0 : 1, r->key, r->value.b, r->value.n);
+        }
+    }
+    for (; next_bad < n_bad; next_bad++)
+        harness_produce(p, topic, bad[next_bad].key ? 0 : 1, bad[next_bad].key, bad[next_bad].value.b,
+                        bad[next_bad].value.n);
+    harness_flush(p);
+    rd_kafka_destroy(p);
+    fprintf(stderr, "produced %d valid events and %d bad records\n", N_VALID, n_bad);
+}
+
+/* One dead letter: its key and value are those of a bad record not seen yet, its ccd.error header
+ * holds that record's reason, and it has a ccd.source header. */
+static void match_dead_letter(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *reason = NULL, *source = NULL;
+    size_t rlen = 0, slen = 0;
+    CHECK(rd_kafka_message_headers(m, &h) == 0, "dead letter without headers");
+    CHECK(rd_kafka_header_get_last(h, "ccd.error", &reason, &rlen) == 0, "no ccd.error header");
+    CHECK(rd_kafka_header_get_last(h, "ccd.source", &source, &slen) == 0, "no ccd.source header");
+    char why[300];
+    snprintf(why, sizeof why, "%.*s", (int)rlen, (const char *)reason);
+    int matched = 0;
+    for (int b = 0; b < n_bad && !matched; b++) {
+        bad_record *r = &bad[b];
+        bool same_key = r->key ? (m->key_len == strlen(r->key) && !memcmp(m->key, r->key, m->key_len))
+                               : m->key_len == 0;
+        if (r->seen || !same_key || m->len != r->value.n || (m->len && memcmp(m->payload, r->value.b, m->len)))
+            continue;
+        CHECK(strstr(why, r->reason), "bad record %d: reason '%s' lacks '%s'", b, why, r->reason);
+        r->seen = matched = 1;
+    }
+    CHECK(matched, "unexpected dead letter (reason '%s', %zu bytes)", why, m->len);
+    fprintf(stderr, "dead letter: %s (%.*s)\n", why, (int)slen, (const char *)source);
+}
+
+/* Every bad record is in the dead-letter topic (within 60 s), with its key, value and a reason. */
+static void check_dead_letters(const char *bootstrap, const char *dlq_topic)
+{
+    char group[64];
+    snprintf(group, sizeof group, "dlq-reader-%d", (int)getpid());
+    rd_kafka_t *c = harness_consumer(bootstrap, group, dlq_topic);
+    int got = 0;
+    time_t until = time(NULL) + 60;
+    while (got < n_bad && time(NULL) < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 500);
+        if (!m)
+            continue;
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        got++;
+        match_dead_letter(m);
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    CHECK(got == n_bad, "%d dead letters, expected %d", got, n_bad);
+}
+
 int main(void)
 {
     char bootstrap[256], redis_port[32];
@@ -109,31 +188,8 @@ int main(void)
     snprintf(dlq_topic, sizeof dlq_topic, "dlq-out-%d-%ld", (int)getpid(), (long)time(NULL));
     harness_create_topic(bootstrap, in_topic, 2);
     harness_create_topic(bootstrap, dlq_topic, 1);
-
-    /* valid events for model m1, with the bad records spread among them */
     make_bad_records();
-    rd_kafka_t *p = harness_producer(bootstrap);
-    int next_bad = 0;
-    for (int i = 0; i < N_VALID; i++) {
-        avro_bytes v;
-        v.n = 0;
-        char user[32], item[32];
-        int u = i % 50;
-        snprintf(user, sizeof user, "u%d", u);
-        snprintf(item, sizeof item, "i%d", (u * 7 + i / 50) % 40);
-        record(&v, user, item, 1700000000000LL + i, i % 3 ? NAN : 1.5f);
-        harness_produce(p, in_topic, 0, "m1", v.b, v.n);
-        if (i % 31 == 7 && next_bad < n_bad) {
-            bad_record *r = &bad[next_bad++];
-            harness_produce(p, in_topic, r->key ? 0 : 1, r->key, r->value.b, r->value.n);
-        }
-    }
-    for (; next_bad < n_bad; next_bad++)
-        harness_produce(p, in_topic, bad[next_bad].key ? 0 : 1, bad[next_bad].key, bad[next_bad].value.b,
-                        bad[next_bad].value.n);
-    harness_flush(p);
-    rd_kafka_destroy(p);
-    fprintf(stderr, "produced %d valid events and %d bad records\n", N_VALID, n_bad);
+    produce_stream(bootstrap, in_topic);
 
     /* the worker, with a tiny engine so that two blocks train in seconds */
     char config[4096], path[600], log_path[600];
@@ -158,46 +214,7 @@ int main(void)
         harness_sh("tail -n 40 %s >&2", log_path);
     CHECK(rc == 0, "ccd-worker exited with %d", rc);
 
-    /* every bad record is in the dead-letter topic, with its key, value and a reason */
-    char group[64];
-    snprintf(group, sizeof group, "dlq-reader-%d", (int)getpid());
-    rd_kafka_t *c = harness_consumer(bootstrap, group, dlq_topic);
-    int got = 0;
-    time_t until = time(NULL) + 60;
-    while (got < n_bad && time(NULL) < until) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 500);
-        if (!m)
-            continue;
-        if (m->err) {
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        got++;
-        rd_kafka_headers_t *h = NULL;
-        const void *reason = NULL, *source = NULL;
-        size_t rlen = 0, slen = 0;
-        CHECK(rd_kafka_message_headers(m, &h) == 0, "dead letter without headers");
-        CHECK(rd_kafka_header_get_last(h, "ccd.error", &reason, &rlen) == 0, "no ccd.error header");
-        CHECK(rd_kafka_header_get_last(h, "ccd.source", &source, &slen) == 0, "no ccd.source header");
-        char why[300];
-        snprintf(why, sizeof why, "%.*s", (int)rlen, (const char *)reason);
-        int matched = 0;
-        for (int b = 0; b < n_bad && !matched; b++) {
-            bad_record *r = &bad[b];
-            bool same_key = r->key ? (m->key_len == strlen(r->key) && !memcmp(m->key, r->key, m->key_len))
-                                   : m->key_len == 0;
-            if (r->seen || !same_key || m->len != r->value.n || (m->len && memcmp(m->payload, r->value.b, m->len)))
-                continue;
-            CHECK(strstr(why, r->reason), "bad record %d: reason '%s' lacks '%s'", b, why, r->reason);
-            r->seen = matched = 1;
-        }
-        CHECK(matched, "unexpected dead letter (reason '%s', %zu bytes)", why, m->len);
-        fprintf(stderr, "dead letter: %s (%.*s)\n", why, (int)slen, (const char *)source);
-        rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
-    CHECK(got == n_bad, "%d dead letters, expected %d", got, n_bad);
+    check_dead_letters(bootstrap, dlq_topic);
 
     /* the valid events, and only they, went into the blocks */
     redisContext *r = redisConnect("127.0.0.1", atoi(redis_port));

@@ -52,6 +52,24 @@ static bool log_has(const char *path, const char *needle)
     return found;
 }
 
+/* Every model's live version: the last block, complete, holding exactly the events produced. */
+static void check_models(int redis_port, const char *prefix)
+{
+    redisContext *r = redisConnect("127.0.0.1", redis_port);
+    CHECK(r && !r->err, "redis connect");
+    for (int m = 0; m < N_MODELS; m++) {
+        char model[32];
+        snprintf(model, sizeof model, "model%d", m);
+        live_version live = live_version_read(r, prefix, model);
+        CHECK(live.block == N_EVENTS / BLOCK - 1, "%s: live block %d", model, live.block);
+        CHECK(live.events_total == N_EVENTS, "%s: %lld events in its blocks, %d produced", model, live.events_total,
+              N_EVENTS);
+        CHECK(live.user_fields == live.users, "%s: live version incomplete", model);
+        fprintf(stderr, "%s: v%lld, block %d, %lld events\n", model, live.version, live.block, live.events_total);
+    }
+    redisFree(r);
+}
+
 int main(void)
 {
     char bootstrap[256], redis_port[32];
@@ -120,19 +138,7 @@ int main(void)
     CHECK(rc == 0, "the surviving worker exited with %d", rc);
     CHECK(log_has(log_s, "resumed from its block-"), "the surviving worker resumed no model from a checkpoint");
 
-    redisContext *r = redisConnect("127.0.0.1", atoi(redis_port));
-    CHECK(r && !r->err, "redis connect");
-    for (int m = 0; m < N_MODELS; m++) {
-        char model[32];
-        snprintf(model, sizeof model, "model%d", m);
-        live_version live = live_version_read(r, prefix, model);
-        CHECK(live.block == N_EVENTS / BLOCK - 1, "%s: live block %d", model, live.block);
-        CHECK(live.events_total == N_EVENTS, "%s: %lld events in its blocks, %d produced", model, live.events_total,
-              N_EVENTS);
-        CHECK(live.user_fields == live.users, "%s: live version incomplete", model);
-        fprintf(stderr, "%s: v%lld, block %d, %lld events\n", model, live.version, live.block, live.events_total);
-    }
-    redisFree(r);
+    check_models(atoi(redis_port), prefix);
     harness_sh("grep -h 'resumed from' %s >&2; rm -rf %s", log_s, dir);
     fprintf(stderr, "ok: %d models finished after a SIGKILL, every event counted once (checkpoints: %s)\n",
             N_MODELS, store);
