@@ -65,8 +65,9 @@ static inline void avro_put_confluent(avro_bytes *m, uint32_t schema_id)
 
 /* One Interaction record in the reader schema's field order: user_id, item_id, event_time,
  * event_type (null when type is NULL), weight (null unless has_weight). */
-static inline void avro_put_interaction(avro_bytes *m, const char *user, const char *item, int64_t event_time,
-                                        const char *type, bool has_weight, float weight)
+static inline void avro_put_interaction(avro_bytes *m, const char *user, const char *item,
+                                        int64_t event_time, const char *type, bool has_weight,
+                                        float weight)
 {
     avro_put_string(m, user, strlen(user));
     avro_put_string(m, item, strlen(item));

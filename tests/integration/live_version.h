@@ -15,7 +15,8 @@ typedef struct {
     int block;
     long long events_total; /* events counted into blocks 0..block */
     long long users;        /* the meta's user count */
-    long long user_fields;  /* fields of the user hash: equal to users when the version is complete */
+    long long
+        user_fields; /* fields of the user hash: equal to users when the version is complete */
 } live_version;
 
 static inline live_version live_version_read(redisContext *r, const char *prefix, const char *model)
@@ -25,7 +26,8 @@ static inline live_version live_version_read(redisContext *r, const char *prefix
     CHECK(cur && cur->type == REDIS_REPLY_STRING, "%s: no live version", model);
     v.version = atoll(cur->str);
     freeReplyObject(cur);
-    redisReply *meta = redisCommand(r, "HMGET %s:{%s}:v%lld:meta block events_total users", prefix, model, v.version);
+    redisReply *meta = redisCommand(r, "HMGET %s:{%s}:v%lld:meta block events_total users", prefix,
+                                    model, v.version);
     CHECK(meta && meta->type == REDIS_REPLY_ARRAY && meta->elements == 3 && meta->element[0]->str &&
               meta->element[1]->str && meta->element[2]->str,
           "%s: v%lld has no meta", model, v.version);
@@ -34,7 +36,8 @@ static inline live_version live_version_read(redisContext *r, const char *prefix
     v.users = atoll(meta->element[2]->str);
     freeReplyObject(meta);
     redisReply *hlen = redisCommand(r, "HLEN %s:{%s}:v%lld:user", prefix, model, v.version);
-    CHECK(hlen && hlen->type == REDIS_REPLY_INTEGER, "%s: v%lld: HLEN of its users failed", model, v.version);
+    CHECK(hlen && hlen->type == REDIS_REPLY_INTEGER, "%s: v%lld: HLEN of its users failed", model,
+          v.version);
     v.user_fields = hlen->integer;
     freeReplyObject(hlen);
     return v;

@@ -42,7 +42,10 @@ static char *read_file(const char *path, size_t *len)
 }
 
 /* The key (model id) of record k. */
-static const char *key_of(int k) { return k % 3 ? "model-a" : "model-b"; }
+static const char *key_of(int k)
+{
+    return k % 3 ? "model-a" : "model-b";
+}
 
 /* Record k: user-(k % 17), item-k, event_time 1700000000000 + k, event_type null (even k) or
  * "click" (odd k), weight 0.5 k. */
@@ -75,8 +78,12 @@ static void produce_records(const char *bootstrap, const char *topic, avro_value
 {
     char err[512];
     rd_kafka_conf_t *pconf = rd_kafka_conf_new();
-    CHECK(rd_kafka_conf_set(pconf, "bootstrap.servers", bootstrap, err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
-    CHECK(rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
+    CHECK(rd_kafka_conf_set(pconf, "bootstrap.servers", bootstrap, err, sizeof err) ==
+              RD_KAFKA_CONF_OK,
+          "%s", err);
+    CHECK(rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err) ==
+              RD_KAFKA_CONF_OK,
+          "%s", err);
     rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
     rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
     CHECK(producer, "producer: %s", err);
@@ -151,7 +158,8 @@ static void consume_records(rd_kafka_t *consumer, avro_value_t *rec, int partiti
         if (!m)
             continue;
         if (m->err) {
-            CHECK(m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF, "consume: %s", rd_kafka_message_errstr(m));
+            CHECK(m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF, "consume: %s",
+                  rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             continue;
         }
@@ -197,7 +205,8 @@ int main(void)
     size_t json_len;
     char *json = read_file(path, &json_len);
     avro_schema_t schema;
-    CHECK(avro_schema_from_json_length(json, json_len, &schema) == 0, "schema: %s", avro_strerror());
+    CHECK(avro_schema_from_json_length(json, json_len, &schema) == 0, "schema: %s",
+          avro_strerror());
     avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
     CHECK(iface, "%s", avro_strerror());
     avro_value_t rec;

@@ -52,47 +52,47 @@ static void make_bad_records(void)
     r = add_bad("m1", "unknown schema id");
     avro_put_confluent(&r->value, 99);
     record(&r->value, "bad-schema", "i1", t, NAN);
-    r = add_bad("m1", "");            /* Confluent frame too short */
+    r = add_bad("m1", ""); /* Confluent frame too short */
     r->value.b[0] = 0, r->value.b[1] = 0, r->value.n = 2;
-    r = add_bad("m1", "");            /* a string length of 2^40 */
+    r = add_bad("m1", ""); /* a string length of 2^40 */
     avro_put_long(&r->value, INT64_C(1) << 40);
     avro_put_string(&r->value, "x", 1);
-    r = add_bad("m1", "");            /* a negative length */
+    r = add_bad("m1", ""); /* a negative length */
     avro_put_long(&r->value, -7);
-    r = add_bad("m1", "");            /* union branch 7 for event_type: wrong type */
+    r = add_bad("m1", ""); /* union branch 7 for event_type: wrong type */
     record(&r->value, "bad-union", "i1", t, NAN);
     r->value.b[r->value.n - 2] = 14;
-    r = add_bad("m1", "");            /* empty user id: its first byte is 0x00, so auto mode reads a
-                                         * Confluent frame with a nonsense schema id; refused either way */
+    r = add_bad("m1", ""); /* empty user id: its first byte is 0x00, so auto mode reads a
+                            * Confluent frame with a nonsense schema id; refused either way */
     record(&r->value, "", "i1", t, NAN);
-    r = add_bad("m1", "item_id");     /* empty item id */
+    r = add_bad("m1", "item_id"); /* empty item id */
     record(&r->value, "bad-noitem", "", t, NAN);
-    r = add_bad("m1", "user_id");     /* control character */
+    r = add_bad("m1", "user_id"); /* control character */
     record(&r->value, "bad\x01user", "i1", t, NAN);
-    r = add_bad("m1", "");            /* id longer than 256 bytes */
+    r = add_bad("m1", ""); /* id longer than 256 bytes */
     memset(id, 'u', 300);
     id[300] = '\0';
     record(&r->value, id, "i1", t, NAN);
-    r = add_bad("m1", "event_time");  /* year 3000 */
+    r = add_bad("m1", "event_time"); /* year 3000 */
     record(&r->value, "bad-future", "i1", 32503680000000LL, NAN);
-    r = add_bad("m1", "event_time");  /* before 1970 */
+    r = add_bad("m1", "event_time"); /* before 1970 */
     record(&r->value, "bad-past", "i1", -5, NAN);
-    r = add_bad("m1", "weight");      /* NaN weight: written as a present float */
+    r = add_bad("m1", "weight"); /* NaN weight: written as a present float */
     avro_put_interaction(&r->value, "bad-nan", "i1", t, NULL, true, NAN);
-    r = add_bad("m1", "weight");      /* negative weight */
+    r = add_bad("m1", "weight"); /* negative weight */
     record(&r->value, "bad-neg", "i1", t, -2.0f);
-    r = add_bad("m1", "trailing");    /* trailing bytes */
+    r = add_bad("m1", "trailing"); /* trailing bytes */
     record(&r->value, "bad-trail", "i1", t, NAN);
     r->value.b[r->value.n++] = 0x42;
-    r = add_bad("m1", "");            /* oversized value (70 kB id) */
+    r = add_bad("m1", ""); /* oversized value (70 kB id) */
     avro_put_long(&r->value, 70000);
     memset(r->value.b + r->value.n, 'z', 70000);
     r->value.n += 70000;
-    r = add_bad(NULL, "key");         /* no key: no model */
+    r = add_bad(NULL, "key"); /* no key: no model */
     record(&r->value, "bad-nokey", "i1", t, NAN);
-    r = add_bad("../etc", "model id");/* a key that cannot be a model id */
+    r = add_bad("../etc", "model id"); /* a key that cannot be a model id */
     record(&r->value, "bad-key", "i1", t, NAN);
-    r = add_bad("m1", "");            /* empty value */
+    r = add_bad("m1", ""); /* empty value */
 }
 
 /* N_VALID events for model m1 on partition 0, the bad records spread among them (keyless ones on
@@ -116,8 +116,8 @@ static void produce_stream(const char *bootstrap, const char *topic)
         }
     }
     for (; next_bad < n_bad; next_bad++)
-        harness_produce(p, topic, bad[next_bad].key ? 0 : 1, bad[next_bad].key, bad[next_bad].value.b,
-                        bad[next_bad].value.n);
+        harness_produce(p, topic, bad[next_bad].key ? 0 : 1, bad[next_bad].key,
+                        bad[next_bad].value.b, bad[next_bad].value.n);
     harness_flush(p);
     rd_kafka_destroy(p);
     fprintf(stderr, "produced %d valid events and %d bad records\n", N_VALID, n_bad);
@@ -138,9 +138,11 @@ static void match_dead_letter(const rd_kafka_message_t *m)
     int matched = 0;
     for (int b = 0; b < n_bad && !matched; b++) {
         bad_record *r = &bad[b];
-        bool same_key = r->key ? (m->key_len == strlen(r->key) && !memcmp(m->key, r->key, m->key_len))
-                               : m->key_len == 0;
-        if (r->seen || !same_key || m->len != r->value.n || (m->len && memcmp(m->payload, r->value.b, m->len)))
+        bool same_key = r->key
+                            ? (m->key_len == strlen(r->key) && !memcmp(m->key, r->key, m->key_len))
+                            : m->key_len == 0;
+        if (r->seen || !same_key || m->len != r->value.n ||
+            (m->len && memcmp(m->payload, r->value.b, m->len)))
             continue;
         CHECK(strstr(why, r->reason), "bad record %d: reason '%s' lacks '%s'", b, why, r->reason);
         r->seen = matched = 1;
@@ -180,7 +182,8 @@ int main(void)
     CHECK(services_env("KAFKA_BOOTSTRAP", bootstrap, sizeof bootstrap) == 0, "no broker");
     CHECK(services_env("REDIS_PORT", redis_port, sizeof redis_port) == 0, "no redis");
     const char *worker_bin = getenv("CCD_WORKER_BIN"), *schema_dir = getenv("CCD_SCHEMA_DIR");
-    CHECK(worker_bin && schema_dir, "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
+    CHECK(worker_bin && schema_dir,
+          "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
     char dir[] = "/tmp/ccd-dlq-XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
     char in_topic[96], dlq_topic[96];
@@ -198,13 +201,15 @@ int main(void)
              "[input]\ntopics = %s\nformat = auto\nreader_schema = %s/interaction.avsc\n"
              "dead_letter_topic = %s\nmax_buffered_events = 10000\n"
              "[window]\nbootstrap_events = %d\nevents = %d\nidle_ms = 3000\n"
-             "[ccd]\nteachers = mf:8:0\nstudent_dim = 4\nkd_interesting = 5\nexclusion_topk = 5\ninit_topk = 3\n"
+             "[ccd]\nteachers = mf:8:0\nstudent_dim = 4\nkd_interesting = 5\nexclusion_topk = "
+             "5\ninit_topk = 3\n"
              "kd_uninteresting_items = 30\nkd_uninteresting_users = 40\n"
              "[ccd.base]\nepochs = 2\nbatch = 64\n[ccd.kd]\nepochs = 1\nbatch = 64\n"
              "[ccd.student]\nepochs = 1\nbatch = 64\n[ccd.teacher]\nepochs = 1\nbatch = 64\n"
              "[redis]\nhost = 127.0.0.1\nport = %s\nprefix = ccddlq\nkeep_versions = 5\n"
              "[checkpoint]\ndir = %s/ckpt\n[worker]\nthreads = 2\n",
-             bootstrap, (int)getpid(), in_topic, schema_dir, dlq_topic, BLOCK, BLOCK, redis_port, dir);
+             bootstrap, (int)getpid(), in_topic, schema_dir, dlq_topic, BLOCK, BLOCK, redis_port,
+             dir);
     snprintf(path, sizeof path, "%s/worker.ini", dir);
     harness_write_file(path, config);
     snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
@@ -220,11 +225,13 @@ int main(void)
     redisContext *r = redisConnect("127.0.0.1", atoi(redis_port));
     CHECK(r && !r->err, "redis connect");
     live_version live = live_version_read(r, "ccddlq", "m1");
-    CHECK(live.block == N_VALID / BLOCK - 1, "last block %d, expected %d", live.block, N_VALID / BLOCK - 1);
-    CHECK(live.events_total == N_VALID, "events_total %lld, expected %d", live.events_total, N_VALID);
+    CHECK(live.block == N_VALID / BLOCK - 1, "last block %d, expected %d", live.block,
+          N_VALID / BLOCK - 1);
+    CHECK(live.events_total == N_VALID, "events_total %lld, expected %d", live.events_total,
+          N_VALID);
     redisFree(r);
     harness_sh("grep -c 'dead letter' %s >&2; rm -rf %s", log_path, dir);
-    fprintf(stderr, "ok: %d bad records dead-lettered with reasons, %d valid events in %d blocks\n", n_bad, N_VALID,
-            N_VALID / BLOCK);
+    fprintf(stderr, "ok: %d bad records dead-lettered with reasons, %d valid events in %d blocks\n",
+            n_bad, N_VALID, N_VALID / BLOCK);
     return 0;
 }

@@ -19,7 +19,8 @@
 #define N_EVENTS 1200 /* per model */
 #define BLOCK 400     /* bootstrap and tumbling windows: blocks 0, 1, 2 */
 
-/* Events [from, to) of every model, interleaved, keyed by model id (the partitioner spreads them). */
+/* Events [from, to) of every model, interleaved, keyed by model id (the partitioner spreads them).
+ */
 static void produce_events(const char *bootstrap, const char *topic, int from, int to)
 {
     rd_kafka_t *p = harness_producer(bootstrap);
@@ -62,10 +63,11 @@ static void check_models(int redis_port, const char *prefix)
         snprintf(model, sizeof model, "model%d", m);
         live_version live = live_version_read(r, prefix, model);
         CHECK(live.block == N_EVENTS / BLOCK - 1, "%s: live block %d", model, live.block);
-        CHECK(live.events_total == N_EVENTS, "%s: %lld events in its blocks, %d produced", model, live.events_total,
-              N_EVENTS);
+        CHECK(live.events_total == N_EVENTS, "%s: %lld events in its blocks, %d produced", model,
+              live.events_total, N_EVENTS);
         CHECK(live.user_fields == live.users, "%s: live version incomplete", model);
-        fprintf(stderr, "%s: v%lld, block %d, %lld events\n", model, live.version, live.block, live.events_total);
+        fprintf(stderr, "%s: v%lld, block %d, %lld events\n", model, live.version, live.block,
+                live.events_total);
     }
     redisFree(r);
 }
@@ -76,7 +78,8 @@ int main(void)
     CHECK(services_env("KAFKA_BOOTSTRAP", bootstrap, sizeof bootstrap) == 0, "no broker");
     CHECK(services_env("REDIS_PORT", redis_port, sizeof redis_port) == 0, "no redis");
     const char *worker_bin = getenv("CCD_WORKER_BIN"), *schema_dir = getenv("CCD_SCHEMA_DIR");
-    CHECK(worker_bin && schema_dir, "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
+    CHECK(worker_bin && schema_dir,
+          "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
     /* CCD_CKPT_STORE=redis runs the same scenario with the checkpoints in Redis */
     const char *store = getenv("CCD_CKPT_STORE") ? getenv("CCD_CKPT_STORE") : "dir";
     char dir[] = "/tmp/ccd-group-XXXXXX";
@@ -89,18 +92,20 @@ int main(void)
     produce_events(bootstrap, topic, 0, N_EVENTS / 2);
 
     char config[4096], path[600], log_a[600], log_b[600];
-    snprintf(config, sizeof config,
-             "[kafka]\nbootstrap.servers = %s\ngroup.id = group-test-%d\nsession.timeout.ms = 6000\n"
-             "heartbeat.interval.ms = 1000\n"
-             "[input]\ntopics = %s\nreader_schema = %s/interaction.avsc\nmax_buffered_events = 100000\n"
-             "[window]\nbootstrap_events = %d\nevents = %d\nidle_ms = 0\n"
-             "[ccd]\nteachers = mf:8:0, lightgcn:8:1\nstudent_dim = 4\nkd_interesting = 5\nexclusion_topk = 5\n"
-             "init_topk = 3\nkd_uninteresting_items = 30\nkd_uninteresting_users = 40\n"
-             "[ccd.base]\nepochs = 3\nbatch = 64\n[ccd.kd]\nepochs = 2\nbatch = 64\n"
-             "[ccd.student]\nepochs = 2\nbatch = 64\n[ccd.teacher]\nepochs = 2\nbatch = 64\n"
-             "[redis]\nport = %s\nprefix = %s\nkeep_versions = 10\n"
-             "[checkpoint]\nstore = %s\ndir = %s/ckpt\n[worker]\nthreads = 1\n",
-             bootstrap, (int)getpid(), topic, schema_dir, BLOCK, BLOCK, redis_port, prefix, store, dir);
+    snprintf(
+        config, sizeof config,
+        "[kafka]\nbootstrap.servers = %s\ngroup.id = group-test-%d\nsession.timeout.ms = 6000\n"
+        "heartbeat.interval.ms = 1000\n"
+        "[input]\ntopics = %s\nreader_schema = %s/interaction.avsc\nmax_buffered_events = 100000\n"
+        "[window]\nbootstrap_events = %d\nevents = %d\nidle_ms = 0\n"
+        "[ccd]\nteachers = mf:8:0, lightgcn:8:1\nstudent_dim = 4\nkd_interesting = "
+        "5\nexclusion_topk = 5\n"
+        "init_topk = 3\nkd_uninteresting_items = 30\nkd_uninteresting_users = 40\n"
+        "[ccd.base]\nepochs = 3\nbatch = 64\n[ccd.kd]\nepochs = 2\nbatch = 64\n"
+        "[ccd.student]\nepochs = 2\nbatch = 64\n[ccd.teacher]\nepochs = 2\nbatch = 64\n"
+        "[redis]\nport = %s\nprefix = %s\nkeep_versions = 10\n"
+        "[checkpoint]\nstore = %s\ndir = %s/ckpt\n[worker]\nthreads = 1\n",
+        bootstrap, (int)getpid(), topic, schema_dir, BLOCK, BLOCK, redis_port, prefix, store, dir);
     snprintf(path, sizeof path, "%s/worker.ini", dir);
     harness_write_file(path, config);
     snprintf(log_a, sizeof log_a, "%s/a.log", dir);
@@ -114,13 +119,14 @@ int main(void)
     /* once both own partitions and one has published, kill the one that published (while it
      * holds open windows whose events are not committed) */
     time_t until = time(NULL) + 120;
-    while (!((log_has(log_a, " live (") || log_has(log_b, " live (")) && log_has(log_a, "assigned ") &&
-             log_has(log_b, "assigned ")) &&
+    while (!((log_has(log_a, " live (") || log_has(log_b, " live (")) &&
+             log_has(log_a, "assigned ") && log_has(log_b, "assigned ")) &&
            time(NULL) < until) {
         struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);
     }
-    CHECK(log_has(log_a, " live (") || log_has(log_b, " live ("), "no worker published within 120 s");
+    CHECK(log_has(log_a, " live (") || log_has(log_b, " live ("),
+          "no worker published within 120 s");
     CHECK(log_has(log_a, "assigned ") && log_has(log_b, "assigned "),
           "a worker owned no partition: the group did not spread the work");
     struct timespec settle = {1, 0};
@@ -136,11 +142,13 @@ int main(void)
     if (rc != 0)
         harness_sh("tail -n 30 %s %s >&2", log_a, log_b);
     CHECK(rc == 0, "the surviving worker exited with %d", rc);
-    CHECK(log_has(log_s, "resumed from its block-"), "the surviving worker resumed no model from a checkpoint");
+    CHECK(log_has(log_s, "resumed from its block-"),
+          "the surviving worker resumed no model from a checkpoint");
 
     check_models(atoi(redis_port), prefix);
     harness_sh("grep -h 'resumed from' %s >&2; rm -rf %s", log_s, dir);
-    fprintf(stderr, "ok: %d models finished after a SIGKILL, every event counted once (checkpoints: %s)\n",
+    fprintf(stderr,
+            "ok: %d models finished after a SIGKILL, every event counted once (checkpoints: %s)\n",
             N_MODELS, store);
     return 0;
 }

@@ -57,7 +57,8 @@ static void model_holdout_split(void **state)
 
 static model_event ev(int32_t user, int32_t item, int32_t part, int32_t holdout, int64_t offset)
 {
-    return (model_event){.user = user, .item = item, .part = part, .holdout = holdout, .offset = offset};
+    return (model_event){
+        .user = user, .item = item, .part = part, .holdout = holdout, .offset = offset};
 }
 
 /* Parts are found or added; the first pending offset of a part is the oldest one still buffered,
@@ -140,9 +141,9 @@ static void model_pending_offsets(void **state)
     model_free(m);
 }
 
-/* A hand-made closed window: train pairs deduplicated (n_train_lines counts the raw ones), valid and
- * test from holdout 1 and 2, active users = every user of the window, active items = items with a
- * train pair. */
+/* A hand-made closed window: train pairs deduplicated (n_train_lines counts the raw ones), valid
+ * and test from holdout 1 and 2, active users = every user of the window, active items = items with
+ * a train pair. */
 static void model_build_block_by_hand(void **state)
 {
     (void)state;
@@ -150,7 +151,8 @@ static void model_build_block_by_hand(void **state)
         ev(0, 0, 0, 0, 1), ev(0, 0, 0, 0, 2), ev(1, 2, 0, 0, 3), ev(0, 3, 0, 1, 4),
         ev(2, 1, 0, 2, 5), ev(3, 4, 0, 1, 6), ev(1, 2, 0, 0, 7), ev(2, 0, 0, 0, 8),
     };
-    closed_window cw = {.block = 2, .ev = e, .n_ev = 8, .n_users = 5, .n_items = 5, .reason = "count"};
+    closed_window cw = {
+        .block = 2, .ev = e, .n_ev = 8, .n_users = 5, .n_items = 5, .reason = "count"};
     ccd_block b;
     assert_int_equal(model_build_block(&cw, 2, 3, &b), 0);
     assert_int_equal(b.index, 2);
@@ -198,8 +200,8 @@ static void model_build_block_by_hand(void **state)
 
 /* A real engine state after block 0 over 3 users and 2 items (one MF teacher of dim 2, student
  * dim 2), serialised into a checkpoint with ids, three partitions and windowing state. */
-static void make_restorable(checkpoint *c, const char *const *users, int n_users, const char *const *items,
-                            int n_items)
+static void make_restorable(checkpoint *c, const char *const *users, int n_users,
+                            const char *const *items, int n_items)
 {
     ccd_state st;
     ccd_state_init(&st);

@@ -35,7 +35,10 @@ static step_result step(const window_rules *r, window_state *w, int64_t t)
     return s;
 }
 
-static window_state fresh_window(void) { return (window_state){.next_block = 0, .start_ms = INT64_MIN}; }
+static window_state fresh_window(void)
+{
+    return (window_state){.next_block = 0, .start_ms = INT64_MIN};
+}
 
 /* Bootstrap by count closes exactly at the N-th event whatever the event times, then tumbling count
  * windows close every `events` events. */
@@ -76,7 +79,8 @@ static void window_bootstrap_and_tumbling_by_count(void **state)
 }
 
 /* Bootstrap by time: closes before the first event at or past `until` (not one ms earlier), only
- * when it holds events; the next window is the grid window [until + j D, ...) holding that event. */
+ * when it holds events; the next window is the grid window [until + j D, ...) holding that event.
+ */
 static void window_bootstrap_by_time(void **state)
 {
     (void)state;
@@ -137,7 +141,7 @@ static void window_tumbling_by_time(void **state)
     assert_false(window_closes_before(&r, &w, INT64_MAX - 1));
     step_result s = step(&r, &w, 1050);
     assert_false(s.late);
-    assert_true(w.start_ms == 1050);      /* block 1 = [1050, 1150) */
+    assert_true(w.start_ms == 1050); /* block 1 = [1050, 1150) */
     assert_false(step(&r, &w, 1149).late);
     assert_false(step(&r, &w, 1050).late);
     assert_false(window_full(&r, &w));
@@ -146,7 +150,7 @@ static void window_tumbling_by_time(void **state)
     assert_false(window_closes_before(&r, &w, 1149));
     s = step(&r, &w, 1150);
     assert_int_equal(s.closed_before, 1);
-    assert_true(w.start_ms == 1150);      /* block 2 = [1150, 1250) */
+    assert_true(w.start_ms == 1150); /* block 2 = [1150, 1250) */
     assert_int_equal(w.count, 1);
     /* a gap: [1250, 1350), [1350, 1450), [1450, 1550) are empty; block 3 = [1550, 1650) */
     s = step(&r, &w, 1600);
@@ -177,8 +181,8 @@ static void window_idle_close_then_realign(void **state)
     window_rules r = {.bootstrap_events = 1, .duration_ms = 100};
     window_state w = fresh_window();
     assert_int_equal(step(&r, &w, 42).closed_after, 0);
-    step(&r, &w, 1550);                   /* block 1 = [1550, 1650) */
-    window_close(&r, &w, INT64_MIN);      /* idle */
+    step(&r, &w, 1550);              /* block 1 = [1550, 1650) */
+    window_close(&r, &w, INT64_MIN); /* idle */
     assert_int_equal(w.next_block, 2);
     assert_int_equal(w.count, 0);
     assert_true(w.start_ms == 1650);
@@ -186,7 +190,7 @@ static void window_idle_close_then_realign(void **state)
     step_result s = step(&r, &w, 10000);
     assert_int_equal(s.closed_before, -1);
     assert_false(s.late);
-    assert_true(w.start_ms == 9950);      /* 1650 + 83 * 100 <= 10000 < 10050 */
+    assert_true(w.start_ms == 9950); /* 1650 + 83 * 100 <= 10000 < 10050 */
     assert_false(window_closes_before(&r, &w, 10049));
     assert_int_equal(step(&r, &w, 10050).closed_before, 2);
     assert_true(w.start_ms == 10050);

@@ -104,7 +104,8 @@ static void wcfg_shipped_files(void **state)
 }
 
 /* Load text as an INI file; returns the error (or "" on success) and the file's path. */
-static int load_text(worker_config *w, const char *text, char *err, size_t errlen, char *path, size_t pathlen)
+static int load_text(worker_config *w, const char *text, char *err, size_t errlen, char *path,
+                     size_t pathlen)
 {
     write_ini(path, pathlen, text);
     err[0] = '\0';
@@ -134,7 +135,8 @@ static void wcfg_file_errors(void **state)
         {"[holdout]\nfraction = 1.0\n", ":2: ", "holdout.fraction"},
         {"[input]\nformat = json\n", ":2: ", "input.format"},
         {"[log]\nlevel = verbose\n", ":2: ", "log.level"},
-        {"[kafka]\nbootstrap.servers = h:1\nno.such.property = 1\n", ":3: ", "kafka.no.such.property"},
+        {"[kafka]\nbootstrap.servers = h:1\nno.such.property = 1\n",
+         ":3: ", "kafka.no.such.property"},
         {"[kafka]\nsecurity.protocol = carrier_pigeon\n", ":2: ", "kafka.security.protocol"},
         {"[ccd]\nstudent_dim = -3\n", ":2: ", "ccd.student_dim"},
         {"[ccd.student]\nepohcs = 3\n", ":2: ", "ccd.student.epohcs"},
@@ -166,12 +168,14 @@ static void wcfg_kafka_passthrough(void **state)
     char err[1024], path[512];
     worker_config w;
     worker_config_init(&w);
-    assert_int_equal(load_text(&w,
-                               "[kafka]\nbootstrap.servers = b1:9092,b2:9092\nsecurity.protocol = SASL_SSL\n"
-                               "sasl.mechanisms = SCRAM-SHA-512\nsasl.username = svc\nsasl.password = p@ss.w=rd\n"
-                               "session.timeout.ms = 45000\n",
-                               err, sizeof err, path, sizeof path),
-                     0);
+    assert_int_equal(
+        load_text(
+            &w,
+            "[kafka]\nbootstrap.servers = b1:9092,b2:9092\nsecurity.protocol = SASL_SSL\n"
+            "sasl.mechanisms = SCRAM-SHA-512\nsasl.username = svc\nsasl.password = p@ss.w=rd\n"
+            "session.timeout.ms = 45000\n",
+            err, sizeof err, path, sizeof path),
+        0);
     assert_int_equal(w.n_kafka, 6);
     assert_string_equal(w.kafka[0].key, "bootstrap.servers");
     assert_string_equal(w.kafka[0].value, "b1:9092,b2:9092");
@@ -183,7 +187,8 @@ static void wcfg_kafka_passthrough(void **state)
     /* -X: everything after "kafka." is the key, everything after the first '=' the value */
     assert_int_equal(worker_config_override(&w, "kafka.sasl.password=x.y=z", err, sizeof err), 0);
     assert_string_equal(kafka_value(&w, "sasl.password"), "x.y=z");
-    assert_int_equal(worker_config_override(&w, "kafka.client.id=ccd-worker-1", err, sizeof err), 0);
+    assert_int_equal(worker_config_override(&w, "kafka.client.id=ccd-worker-1", err, sizeof err),
+                     0);
     assert_string_equal(kafka_value(&w, "client.id"), "ccd-worker-1");
     assert_int_equal(w.n_kafka, 7);
     assert_null(kafka_value(&w, "sasl"));
@@ -192,9 +197,11 @@ static void wcfg_kafka_passthrough(void **state)
     /* librdkafka refuses: unknown key, bad enum value, bad integer; nothing is stored */
     assert_int_equal(worker_config_override(&w, "kafka.bogus.key=1", err, sizeof err), -1);
     assert_contains(err, "kafka.bogus.key");
-    assert_int_equal(worker_config_override(&w, "kafka.security.protocol=TLS", err, sizeof err), -1);
+    assert_int_equal(worker_config_override(&w, "kafka.security.protocol=TLS", err, sizeof err),
+                     -1);
     assert_contains(err, "kafka.security.protocol");
-    assert_int_equal(worker_config_override(&w, "kafka.session.timeout.ms=soon", err, sizeof err), -1);
+    assert_int_equal(worker_config_override(&w, "kafka.session.timeout.ms=soon", err, sizeof err),
+                     -1);
     assert_contains(err, "kafka.session.timeout.ms");
     assert_int_equal(worker_config_set(&w, "kafka", "group.idd", "g", err, sizeof err), -1);
     assert_contains(err, "kafka.group.idd");
@@ -213,9 +220,12 @@ static void wcfg_overrides(void **state)
     char err[1024];
     worker_config w;
     worker_config_init(&w);
-    assert_int_equal(worker_config_override(&w, "input.schema.5=schemas/v5.avsc", err, sizeof err), 0);
-    assert_int_equal(worker_config_override(&w, "input.schema.12=/abs/v12.avsc", err, sizeof err), 0);
-    assert_int_equal(worker_config_override(&w, "input.schema.5=schemas/v5b.avsc", err, sizeof err), 0);
+    assert_int_equal(worker_config_override(&w, "input.schema.5=schemas/v5.avsc", err, sizeof err),
+                     0);
+    assert_int_equal(worker_config_override(&w, "input.schema.12=/abs/v12.avsc", err, sizeof err),
+                     0);
+    assert_int_equal(worker_config_override(&w, "input.schema.5=schemas/v5b.avsc", err, sizeof err),
+                     0);
     assert_int_equal(w.n_schemas, 2);
     assert_int_equal(w.schema_ids[0], 5);
     assert_string_equal(w.schema_paths[0], "schemas/v5b.avsc");
@@ -237,7 +247,8 @@ static void wcfg_overrides(void **state)
     assert_int_equal(worker_config_override(&w, "input.topics=z", err, sizeof err), 0);
     assert_int_equal(w.n_topics, 1);
     assert_string_equal(w.topics[0], "z");
-    assert_int_equal(worker_config_override(&w, "window.bootstrap_until_ms=-5", err, sizeof err), 0);
+    assert_int_equal(worker_config_override(&w, "window.bootstrap_until_ms=-5", err, sizeof err),
+                     0);
     assert_true(w.bootstrap_until_ms == -5);
     assert_int_equal(worker_config_override(&w, "window.bootstrap_until_ms=", err, sizeof err), 0);
     assert_true(w.bootstrap_until_ms == INT64_MIN);
@@ -246,8 +257,8 @@ static void wcfg_overrides(void **state)
     assert_int_equal(worker_config_override(&w, "log.format=json", err, sizeof err), 0);
     assert_true(w.log_json);
 
-    const char *bad[] = {"window.events", "windowevents=3", ".events=3", "window.=3", "window.events=-1",
-                         "window.events=1e3", "redis.port=0", "nosuch.key=1"};
+    const char *bad[] = {"window.events",    "windowevents=3",    ".events=3",    "window.=3",
+                         "window.events=-1", "window.events=1e3", "redis.port=0", "nosuch.key=1"};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         err[0] = '\0';
         if (worker_config_override(&w, bad[k], err, sizeof err) != -1)
@@ -267,8 +278,9 @@ static void valid_config(worker_config *w)
 {
     char err[512];
     worker_config_init(w);
-    const char *x[] = {"kafka.bootstrap.servers=h:9092", "input.topics=t", "window.bootstrap_events=100",
-                       "window.events=10", "input.max_buffered_events=1000"};
+    const char *x[] = {"kafka.bootstrap.servers=h:9092", "input.topics=t",
+                       "window.bootstrap_events=100", "window.events=10",
+                       "input.max_buffered_events=1000"};
     for (size_t k = 0; k < sizeof x / sizeof *x; k++)
         if (worker_config_override(w, x[k], err, sizeof err) != 0)
             fail_msg("-X %s: %s", x[k], err);
@@ -285,10 +297,10 @@ static void wcfg_check(void **state)
         const char *x[3];
         const char *names;
     } cases[] = {
-        {{"window.bootstrap_until_ms=5"}, "window.bootstrap_events"},      /* both bootstrap rules */
-        {{"window.bootstrap_events=0"}, "window.bootstrap_until_ms"},      /* neither */
-        {{"window.duration_ms=1000"}, "window.duration_ms"},               /* both window rules */
-        {{"window.events=0"}, "window.events"},                            /* neither */
+        {{"window.bootstrap_until_ms=5"}, "window.bootstrap_events"}, /* both bootstrap rules */
+        {{"window.bootstrap_events=0"}, "window.bootstrap_until_ms"}, /* neither */
+        {{"window.duration_ms=1000"}, "window.duration_ms"},          /* both window rules */
+        {{"window.events=0"}, "window.events"},                       /* neither */
         {{"window.bootstrap_events=501"}, "input.max_buffered_events"},
         {{"window.events=501"}, "input.max_buffered_events"},
         {{"window.bootstrap_events=0", "window.bootstrap_until_ms=5", "window.events=600"},
@@ -334,7 +346,8 @@ static void wcfg_check(void **state)
     assert_int_equal(worker_config_override(&w, "window.events=10", err, sizeof err), 0);
     assert_int_equal(worker_config_check(&w, err, sizeof err), -1);
     assert_contains(err, "input.topics");
-    assert_int_equal(worker_config_override(&w, "input.topics= , ", err, sizeof err), -1); /* no topic */
+    assert_int_equal(worker_config_override(&w, "input.topics= , ", err, sizeof err),
+                     -1); /* no topic */
     assert_contains(err, "input.topics");
     worker_config_free(&w);
 }
@@ -343,26 +356,31 @@ static void wcfg_check(void **state)
 static void wcfg_secrets(void **state)
 {
     (void)state;
-    const char *secret[] = {"password", "sasl.password", "ssl.key.password", "sasl.oauthbearer.client.secret",
-                            "sasl.jaas.config", "ssl.key.pem", "SASL.PASSWORD", "sasl.oauthbearer.token.endpoint.url"};
+    const char *secret[] = {"password",         "sasl.password",
+                            "ssl.key.password", "sasl.oauthbearer.client.secret",
+                            "sasl.jaas.config", "ssl.key.pem",
+                            "SASL.PASSWORD",    "sasl.oauthbearer.token.endpoint.url"};
     for (size_t k = 0; k < sizeof secret / sizeof *secret; k++)
         if (!worker_config_is_secret(secret[k]))
             fail_msg("%s not secret", secret[k]);
-    const char *plain[] = {"bootstrap.servers", "group.id", "sasl.username", "user", "security.protocol",
-                           "sasl.mechanisms", "ssl.ca.location", "host", "topics"};
+    const char *plain[] = {
+        "bootstrap.servers", "group.id",        "sasl.username", "user",  "security.protocol",
+        "sasl.mechanisms",   "ssl.ca.location", "host",          "topics"};
     for (size_t k = 0; k < sizeof plain / sizeof *plain; k++)
         if (worker_config_is_secret(plain[k]))
             fail_msg("%s secret", plain[k]);
 
-    /* redis.password takes any value; malformed or misplaced assignments carrying one never echo it */
+    /* redis.password takes any value; malformed or misplaced assignments carrying one never echo it
+     */
     char err[1024], path[512];
     worker_config w;
     worker_config_init(&w);
     assert_int_equal(worker_config_override(&w, "redis.password=hunter2 x;y", err, sizeof err), 0);
     assert_string_equal(w.redis_password, "hunter2 x;y");
-    const char *bad[] = {"redis_password=hunter2", "redis:password=hunter2", ".password=hunter2",
-                         "redis.=hunter2", "redis.passwd=hunter2", "kafka.sasl.passwd=hunter2",
-                         "kafka.=hunter2", "nosuch.password=hunter2", "redis.password:hunter2"};
+    const char *bad[] = {
+        "redis_password=hunter2", "redis:password=hunter2",  ".password=hunter2",
+        "redis.=hunter2",         "redis.passwd=hunter2",    "kafka.sasl.passwd=hunter2",
+        "kafka.=hunter2",         "nosuch.password=hunter2", "redis.password:hunter2"};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         err[0] = '\0';
         assert_int_equal(worker_config_override(&w, bad[k], err, sizeof err), -1);
@@ -372,12 +390,13 @@ static void wcfg_secrets(void **state)
     }
     assert_string_equal(w.redis_password, "hunter2 x;y");
     /* in a file: an error on the password's line or after it never shows the password */
-    assert_int_equal(load_text(&w, "[redis]\npassword = hunter2\nport = hunter2port\n", err, sizeof err, path,
-                               sizeof path),
+    assert_int_equal(load_text(&w, "[redis]\npassword = hunter2\nport = hunter2port\n", err,
+                               sizeof err, path, sizeof path),
                      -1);
     assert_contains(err, "redis.port");
     assert_contains(err, ":3: ");
-    assert_int_equal(load_text(&w, "[redis]\npasword = hunter2\n", err, sizeof err, path, sizeof path), -1);
+    assert_int_equal(
+        load_text(&w, "[redis]\npasword = hunter2\n", err, sizeof err, path, sizeof path), -1);
     assert_contains(err, "redis.pasword");
     assert_null(strstr(err, "hunter2"));
     worker_config_free(&w);
