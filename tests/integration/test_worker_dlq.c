@@ -178,21 +178,16 @@ static void check_dead_letters(const char *bootstrap, const char *dlq_topic)
 
 int main(void)
 {
-    char bootstrap[256], redis_port[32];
-    CHECK(services_env("KAFKA_BOOTSTRAP", bootstrap, sizeof bootstrap) == 0, "no broker");
-    CHECK(services_env("REDIS_PORT", redis_port, sizeof redis_port) == 0, "no redis");
-    const char *worker_bin = getenv("CCD_WORKER_BIN"), *schema_dir = getenv("CCD_SCHEMA_DIR");
-    CHECK(worker_bin && schema_dir,
-          "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
+    harness_env env = harness_env_read();
     char dir[] = "/tmp/ccd-dlq-XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
     char in_topic[96], dlq_topic[96];
     snprintf(in_topic, sizeof in_topic, "dlq-in-%d-%ld", (int)getpid(), (long)time(NULL));
     snprintf(dlq_topic, sizeof dlq_topic, "dlq-out-%d-%ld", (int)getpid(), (long)time(NULL));
-    harness_create_topic(bootstrap, in_topic, 2);
-    harness_create_topic(bootstrap, dlq_topic, 1);
+    harness_create_topic(env.bootstrap, in_topic, 2);
+    harness_create_topic(env.bootstrap, dlq_topic, 1);
     make_bad_records();
-    produce_stream(bootstrap, in_topic);
+    produce_stream(env.bootstrap, in_topic);
 
     /* the worker, with a tiny engine so that two blocks train in seconds */
     char config[4096], path[600], log_path[600];
@@ -208,21 +203,21 @@ int main(void)
              "[ccd.student]\nepochs = 1\nbatch = 64\n[ccd.teacher]\nepochs = 1\nbatch = 64\n"
              "[redis]\nhost = 127.0.0.1\nport = %s\nprefix = ccddlq\nkeep_versions = 5\n"
              "[checkpoint]\ndir = %s/ckpt\n[worker]\nthreads = 2\n",
-             bootstrap, (int)getpid(), in_topic, schema_dir, dlq_topic, BLOCK, BLOCK, redis_port,
-             dir);
+             env.bootstrap, (int)getpid(), in_topic, env.schema_dir, dlq_topic, BLOCK, BLOCK,
+             env.redis_port, dir);
     snprintf(path, sizeof path, "%s/worker.ini", dir);
     harness_write_file(path, config);
     snprintf(log_path, sizeof log_path, "%s/worker.log", dir);
-    char *argv[] = {(char *)worker_bin, "-c", path, "--exit-when-idle", "6000", NULL};
+    char *argv[] = {(char *)env.worker_bin, "-c", path, "--exit-when-idle", "6000", NULL};
     int rc = harness_wait(harness_spawn(argv, log_path), 240, "ccd-worker");
     if (rc != 0)
         harness_sh("tail -n 40 %s >&2", log_path);
     CHECK(rc == 0, "ccd-worker exited with %d", rc);
 
-    check_dead_letters(bootstrap, dlq_topic);
+    check_dead_letters(env.bootstrap, dlq_topic);
 
     /* the valid events, and only they, went into the blocks */
-    redisContext *r = redisConnect("127.0.0.1", atoi(redis_port));
+    redisContext *r = redisConnect("127.0.0.1", atoi(env.redis_port));
     CHECK(r && !r->err, "redis connect");
     live_version live = live_version_read(r, "ccddlq", "m1");
     CHECK(live.block == N_VALID / BLOCK - 1, "last block %d, expected %d", live.block,

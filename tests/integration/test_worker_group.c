@@ -74,12 +74,7 @@ static void check_models(int redis_port, const char *prefix)
 
 int main(void)
 {
-    char bootstrap[256], redis_port[32];
-    CHECK(services_env("KAFKA_BOOTSTRAP", bootstrap, sizeof bootstrap) == 0, "no broker");
-    CHECK(services_env("REDIS_PORT", redis_port, sizeof redis_port) == 0, "no redis");
-    const char *worker_bin = getenv("CCD_WORKER_BIN"), *schema_dir = getenv("CCD_SCHEMA_DIR");
-    CHECK(worker_bin && schema_dir,
-          "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
+    harness_env env = harness_env_read();
     /* CCD_CKPT_STORE=redis runs the same scenario with the checkpoints in Redis */
     const char *store = getenv("CCD_CKPT_STORE") ? getenv("CCD_CKPT_STORE") : "dir";
     char dir[] = "/tmp/ccd-group-XXXXXX";
@@ -87,9 +82,9 @@ int main(void)
     char topic[96], prefix[64];
     snprintf(topic, sizeof topic, "group-in-%d-%ld", (int)getpid(), (long)time(NULL));
     snprintf(prefix, sizeof prefix, "ccdgrp%d", (int)getpid());
-    harness_create_topic(bootstrap, topic, 4);
+    harness_create_topic(env.bootstrap, topic, 4);
 
-    produce_events(bootstrap, topic, 0, N_EVENTS / 2);
+    produce_events(env.bootstrap, topic, 0, N_EVENTS / 2);
 
     char config[4096], path[600], log_a[600], log_b[600];
     snprintf(
@@ -105,14 +100,15 @@ int main(void)
         "[ccd.student]\nepochs = 2\nbatch = 64\n[ccd.teacher]\nepochs = 2\nbatch = 64\n"
         "[redis]\nport = %s\nprefix = %s\nkeep_versions = 10\n"
         "[checkpoint]\nstore = %s\ndir = %s/ckpt\n[worker]\nthreads = 1\n",
-        bootstrap, (int)getpid(), topic, schema_dir, BLOCK, BLOCK, redis_port, prefix, store, dir);
+        env.bootstrap, (int)getpid(), topic, env.schema_dir, BLOCK, BLOCK, env.redis_port, prefix,
+        store, dir);
     snprintf(path, sizeof path, "%s/worker.ini", dir);
     harness_write_file(path, config);
     snprintf(log_a, sizeof log_a, "%s/a.log", dir);
     snprintf(log_b, sizeof log_b, "%s/b.log", dir);
     /* both exit on their own once idle; whichever joined first may take all the partitions first */
-    char *argv_a[] = {(char *)worker_bin, "-c", path, "--exit-when-idle", "20000", NULL};
-    char *argv_b[] = {(char *)worker_bin, "-c", path, "--exit-when-idle", "20000", NULL};
+    char *argv_a[] = {(char *)env.worker_bin, "-c", path, "--exit-when-idle", "20000", NULL};
+    char *argv_b[] = {(char *)env.worker_bin, "-c", path, "--exit-when-idle", "20000", NULL};
     pid_t a = harness_spawn(argv_a, log_a);
     pid_t b = harness_spawn(argv_b, log_b);
 
@@ -136,7 +132,7 @@ int main(void)
     const char *log_s = kill_a ? log_b : log_a;
     harness_kill(victim);
     fprintf(stderr, "worker %s killed; producing the second half\n", kill_a ? "A" : "B");
-    produce_events(bootstrap, topic, N_EVENTS / 2, N_EVENTS);
+    produce_events(env.bootstrap, topic, N_EVENTS / 2, N_EVENTS);
 
     int rc = harness_wait(survivor, 400, "the surviving worker");
     if (rc != 0)
@@ -145,7 +141,7 @@ int main(void)
     CHECK(log_has(log_s, "resumed from its block-"),
           "the surviving worker resumed no model from a checkpoint");
 
-    check_models(atoi(redis_port), prefix);
+    check_models(atoi(env.redis_port), prefix);
     harness_sh("grep -h 'resumed from' %s >&2; rm -rf %s", log_s, dir);
     fprintf(stderr,
             "ok: %d models finished after a SIGKILL, every event counted once (checkpoints: %s)\n",

@@ -17,6 +17,26 @@
 
 #include "services_env.h"
 
+/* What a worker test reads from its environment (ctest sets it): the services' addresses
+ * (services.env), the ccd-worker binary and the schema directory. */
+typedef struct {
+    char bootstrap[256];  /* Kafka, host:port */
+    char redis_port[32];  /* redis-server on 127.0.0.1 */
+    const char *worker_bin;
+    const char *schema_dir;
+} harness_env;
+
+static inline harness_env harness_env_read(void)
+{
+    harness_env e;
+    CHECK(services_env("KAFKA_BOOTSTRAP", e.bootstrap, sizeof e.bootstrap) == 0, "no broker");
+    CHECK(services_env("REDIS_PORT", e.redis_port, sizeof e.redis_port) == 0, "no redis");
+    e.worker_bin = getenv("CCD_WORKER_BIN");
+    e.schema_dir = getenv("CCD_SCHEMA_DIR");
+    CHECK(e.worker_bin && e.schema_dir, "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
+    return e;
+}
+
 static inline void harness_create_topic(const char *bootstrap, const char *topic, int partitions)
 {
     char err[512];
