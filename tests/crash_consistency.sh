@@ -19,6 +19,8 @@ bin=$(cd "$1" && pwd) src=$(cd "$2" && pwd) kills=${3:-10}
 cd "$src" # ccd-replay reads schemas/interaction.avsc relative to the root
 # shellcheck disable=SC1090
 source "${CCD_SERVICES_ENV:?run under CTest with the services fixture}"
+# shellcheck source=lib.sh
+source "$src/tests/lib.sh"
 out=$(mktemp -d)
 pids=()
 cleanup() {
@@ -53,26 +55,15 @@ heartbeat.interval.ms = 1000
 topics = $topic
 reader_schema = $src/schemas/interaction.avsc
 max_buffered_events = 1000000
-[window]
-bootstrap_until_ms = 1600086400000
-duration_ms = 86400000
-idle_ms = 0
+$(replay_window_ini)
 [holdout]
 fraction = 0.1
 seed = 0
 [ccd]
 seed = 1
-teachers = lightgcn:32:0, lightgcn:32:1, mf:32:2
-student_dim = 8
+$(engine_ini "lightgcn:32:0, lightgcn:32:1, mf:32:2" 8 12 5 4 4)
 [ccd.base]
-epochs = 12
 patience = 0
-[ccd.kd]
-epochs = 5
-[ccd.student]
-epochs = 4
-[ccd.teacher]
-epochs = 4
 [redis]
 host = $REDIS_HOST
 port = $REDIS_PORT

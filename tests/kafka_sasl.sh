@@ -24,13 +24,8 @@ state=${2:?usage: kafka_sasl.sh start|stop|acl STATE_DIR ...}
 shift 2
 
 log() { printf 'kafka_sasl: %s\n' "$*" >&2; }
-# shellcheck source=ports.sh
-source "$here/ports.sh"
-
-jvm() {
-    java -Xms128m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-        "-Dlog4j.configuration=file:$state/log4j.properties" -cp "$(kafka_jars)" "$@"
-}
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 # A test CA, the broker's certificate for 127.0.0.1 signed by it (in a PKCS12 keystore with a
 # random password), and a second CA that signed nothing (a client trusting only it must fail).
@@ -69,15 +64,13 @@ start() {
     while [ "$cport" = "$port" ] || [ "$cport" = "$sport" ]; do cport=$(free_port); done
     make_certs || return 1
     local jaas="org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"$admin_pw\"$users;"
-    (umask 077; cat > "$state/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
+    (umask 077; {
+        kafka_kraft_properties "$cport" "$state/data" false
+        cat <<PROPS
 listeners=CLIENT://127.0.0.1:$port,SECURE://127.0.0.1:$sport,CONTROLLER://127.0.0.1:$cport
 advertised.listeners=CLIENT://127.0.0.1:$port,SECURE://127.0.0.1:$sport
 listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,SECURE:SASL_SSL,CONTROLLER:SASL_PLAINTEXT
 inter.broker.listener.name=CLIENT
-controller.listener.names=CONTROLLER
 sasl.enabled.mechanisms=PLAIN
 sasl.mechanism.inter.broker.protocol=PLAIN
 sasl.mechanism.controller.protocol=PLAIN
@@ -92,66 +85,27 @@ ssl.client.auth=none
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:admin
-log.dirs=$state/data
-num.partitions=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
 PROPS
+    } > "$state/server.properties"
     cat > "$state/admin.properties" <<PROPS
 security.protocol=SASL_PLAINTEXT
 sasl.mechanism=PLAIN
 sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$admin_pw";
 PROPS
     )
-    cat > "$state/log4j.properties" <<'PROPS'
-log4j.rootLogger=WARN, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.server.KafkaServer=INFO
-log4j.logger.kafka.server.BrokerServer=INFO
-log4j.logger.kafka.authorizer.logger=INFO
-PROPS
-    local id
-    id=$(jvm kafka.tools.StorageTool random-uuid)
-    jvm kafka.tools.StorageTool format -t "$id" -c "$state/server.properties" >"$state/format.log" 2>&1 ||
-        { cat "$state/format.log" >&2; return 1; }
-    nohup java -Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true \
-        "-Dlog4j.configuration=file:$state/log4j.properties" -cp "$(kafka_jars)" \
-        kafka.Kafka "$state/server.properties" >"$state/broker.log" 2>&1 &
-    echo $! > "$state/pid"
+    kafka_log4j_properties log4j.logger.kafka.authorizer.logger=INFO > "$state/log4j.properties"
+    kafka_format "$state" || return 1
     { echo "KAFKA_SASL_BOOTSTRAP=127.0.0.1:$port"
       echo "KAFKA_SASL_SSL_BOOTSTRAP=127.0.0.1:$sport"
       echo "KAFKA_SSL_CA=$state/tls/ca.pem"
       echo "KAFKA_SSL_OTHER_CA=$state/tls/other-ca.pem"; } > "$state/kafka_sasl.env"
-    local i
-    for i in $(seq 1 360); do
-        if ! kill -0 "$(cat "$state/pid")" 2>/dev/null; then
-            log "Kafka (SASL) exited during start-up:"; tail -30 "$state/broker.log" >&2; return 1
-        fi
-        if port_open "$port" && grep -q "Kafka Server started\|\[BrokerServer id=1\] Transition from STARTING to STARTED" "$state/broker.log"; then
-            log "Kafka 3.9 (KRaft, SASL/PLAIN, StandardAuthorizer) ready: SASL_PLAINTEXT 127.0.0.1:$port, SASL_SSL 127.0.0.1:$sport, after $((i / 4)) s"
-            return 0
-        fi
-        sleep 0.25
-    done
-    log "Kafka (SASL) did not become ready in 90 s:"; tail -30 "$state/broker.log" >&2
-    return 1
+    local secs
+    secs=$(kafka_launch "$state" "$port" 90) || return 1
+    log "Kafka 3.9 (KRaft, SASL/PLAIN, StandardAuthorizer) ready: SASL_PLAINTEXT 127.0.0.1:$port, SASL_SSL 127.0.0.1:$sport, after $secs s"
 }
 
 stop() {
-    local f="$state/pid" pid
-    if [ -f "$f" ]; then
-        pid=$(cat "$f")
-        if kill "$pid" 2>/dev/null; then
-            for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-    fi
+    [ ! -f "$state/pid" ] || stop_pid "$(cat "$state/pid")" 150
     rm -rf "$state"
 }
 
@@ -161,7 +115,7 @@ stop) stop ;;
 acl)
     # shellcheck disable=SC1091
     source "$state/kafka_sasl.env"
-    jvm kafka.admin.AclCommand --bootstrap-server "$KAFKA_SASL_BOOTSTRAP" \
+    kafka_tool "$state" kafka.admin.AclCommand --bootstrap-server "$KAFKA_SASL_BOOTSTRAP" \
         --command-config "$state/admin.properties" "$@"
     ;;
 *) echo "usage: kafka_sasl.sh start|stop|acl STATE_DIR ..." >&2; exit 2 ;;

@@ -40,6 +40,8 @@ bin=$(cd "${1:?usage: outage.sh BUILD_DIR SOURCE_DIR [a] [b] [c]}" && pwd)
 src=$(cd "${2:?usage: outage.sh BUILD_DIR SOURCE_DIR [a] [b] [c]}" && pwd)
 shift 2
 scenarios=${*:-a b c}
+# shellcheck source=lib.sh
+source "$src/tests/lib.sh"
 export OMP_WAIT_POLICY=passive
 for t in ccd-worker ccd-replay; do [ -x "$bin/$t" ] || { echo "FAIL: $bin/$t not built" >&2; exit 1; }; done
 for t in redis-server redis-cli curl python3 java; do
@@ -53,10 +55,7 @@ mounted=
 cleanup() {
     local p
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
+    for p in "${pids[@]}"; do stop_pid "$p" 50; done
     [ -n "$mounted" ] && { umount "$mounted" 2>/dev/null || umount -l "$mounted" 2>/dev/null || true; }
     [ -f "$svc/services.env" ] && bash "$src/tests/services.sh" stop "$svc" >/dev/null 2>&1
     if [ -n "${CCD_OUTAGE_KEEP:-}" ]; then echo "outage: files kept in $work" >&2; else rm -rf "$work"; fi
@@ -85,10 +84,8 @@ say() { printf 'outage: %s\n' "$*"; }
 # reconnecting, and an outgoing connection must not be able to take the port it restarts on.
 ephemeral_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 if [ "${ephemeral_lo:-0}" -gt 21000 ]; then
-    export CCD_SERVICES_PORTS="20000-$((ephemeral_lo - 1))"
+    export CCD_SERVICES_PORTS="20000-$((ephemeral_lo - 1))"   # free_port and services.sh honour it
 fi
-# shellcheck source=ports.sh
-source "$src/tests/ports.sh"   # free_port honours CCD_SERVICES_PORTS
 bash "$src/tests/services.sh" start "$svc" || fail "the test services (Kafka, Redis) did not start"
 # shellcheck disable=SC1091
 source "$svc/services.env"
@@ -236,6 +233,14 @@ record_blocks() {
         EXP[$k]=$n
     done < <(sed -n 's/^ccd-replay: block \([0-9]*\): \([0-9]*\) events.*/\1 \2/p' "$1.err")
 }
+# replay_blocks TAG OUT TOPIC [ccd-replay options]: replay (a failure, with TAG, if it fails), then
+# record_blocks
+replay_blocks() {
+    local tag=$1 out=$2
+    shift 2
+    replay "$out" "$@" || fail "$tag ccd-replay: $(cat "$out.err")"
+    record_blocks "$out"
+}
 sum_blocks() { # events of blocks 0..$1
     local k s=0
     for k in $(seq 0 "$1"); do s=$((s + EXP[$k])); done
@@ -257,24 +262,10 @@ topics = $2
 reader_schema = $src/schemas/interaction.avsc
 dead_letter_topic =
 max_buffered_events = ${BOUND:-100000}
-[window]
-; ccd-replay's event times: block k in [1600000000000 + k * 86400000, ...)
-bootstrap_until_ms = 1600086400000
-duration_ms = 86400000
-idle_ms = 0
+$(replay_window_ini)
 [holdout]
 fraction = 0.1
-[ccd]
-teachers = mf:16:0
-student_dim = 8
-[ccd.base]
-epochs = 2
-[ccd.kd]
-epochs = 1
-[ccd.student]
-epochs = 1
-[ccd.teacher]
-epochs = 1
+$(engine_ini mf:16:0 8 2 1 1 1)
 [redis]
 host = 127.0.0.1
 port = $REDIS_PORT
@@ -375,28 +366,10 @@ live_block() { # the block of KEY's live version ("" when none)
 live_block_is() { [ "$(live_block "$1")" = "$2" ]; }
 version_live() { [ -n "$(rc GET "$1:current" 2>/dev/null)" ]; }
 
-scenario_a() {
-    local d=$work/a topic="outage-a-$$" group="outage-a-$$" key="outa$$:{m}" bound=3200 mport w rpid t0=$SECONDS
-    mkdir -p "$d"
-    mport=$(free_port)
-    SENT=0
-    BOUND=$bound write_config a "$topic" "$d/ckpt" "$mport"
-    # block 0 first (its window stays open until block 1's first event), then the rest at
-    # 1000 events/s while the worker runs: the first version goes live as block 1 starts
-    replay "$d/replay0" "$topic" --create-topic 1 --blocks 1 || fail "(a) ccd-replay: $(cat "$d/replay0.err")"
-    record_blocks "$d/replay0"
-    start_worker a "$d/worker.log" --exit-when-idle 6000
-    w=$wpid
-    wait_for 60 "(a) the worker owning the partition" log_has "$d/worker.log" "assigned $topic/0"
-    replay "$d/replay" "$topic" --from-block 1 --rate 1000 &
-    rpid=$!
-    pids+=("$rpid")
-    wait_for 120 "(a) the first version in Redis" version_live "$key"
-    bash "$src/tests/services.sh" stop-redis "$svc" 2>> "$d/services.log" || fail "(a) stop-redis: $(cat "$d/services.log")"
-    local t_down=$SECONDS
-    say "(a) redis-server stopped as soon as a version was live; 30 s without Redis"
-    # one sample a second of /metrics and of the group's committed offset on the broker
-    local samples=$d/samples.tsv t m
+# sample_outage FILE T_DOWN WORKER_PID METRICS_PORT GROUP TOPIC: until 30 s after T_DOWN, one
+# sample a second of /metrics and of the group's committed offset on the broker, as TSV in FILE
+sample_outage() {
+    local samples=$1 t_down=$2 w=$3 mport=$4 group=$5 topic=$6 t m
     printf 't\tpaused\tbuffered\tevents_in\tpublish_errors\tlag\tcommitted\n' > "$samples"
     while [ $((SECONDS - t_down)) -lt 30 ]; do
         alive "$w" || fail "(a) the worker exited while Redis was down"
@@ -411,6 +384,29 @@ scenario_a() {
             "$(committed "$group" "$topic" 2>/dev/null || echo error)" >> "$samples"
         sleep 1
     done
+}
+
+scenario_a() {
+    local d=$work/a topic="outage-a-$$" group="outage-a-$$" key="outa$$:{m}" bound=3200 mport w rpid t0=$SECONDS
+    mkdir -p "$d"
+    mport=$(free_port)
+    SENT=0
+    BOUND=$bound write_config a "$topic" "$d/ckpt" "$mport"
+    # block 0 first (its window stays open until block 1's first event), then the rest at
+    # 1000 events/s while the worker runs: the first version goes live as block 1 starts
+    replay_blocks "(a)" "$d/replay0" "$topic" --create-topic 1 --blocks 1
+    start_worker a "$d/worker.log" --exit-when-idle 6000
+    w=$wpid
+    wait_for 60 "(a) the worker owning the partition" log_has "$d/worker.log" "assigned $topic/0"
+    replay "$d/replay" "$topic" --from-block 1 --rate 1000 &
+    rpid=$!
+    pids+=("$rpid")
+    wait_for 120 "(a) the first version in Redis" version_live "$key"
+    bash "$src/tests/services.sh" stop-redis "$svc" 2>> "$d/services.log" || fail "(a) stop-redis: $(cat "$d/services.log")"
+    local t_down=$SECONDS
+    say "(a) redis-server stopped as soon as a version was live; 30 s without Redis"
+    local samples=$d/samples.tsv
+    sample_outage "$samples" "$t_down" "$w" "$mport" "$group" "$topic"
     wait "$rpid" || fail "(a) ccd-replay failed: $(cat "$d/replay.txt" "$d/replay.err")"
     record_blocks "$d/replay"
     bash "$src/tests/services.sh" start-redis "$svc" 2>> "$d/services.log" || fail "(a) start-redis: $(cat "$d/services.log")"
@@ -478,8 +474,7 @@ scenario_b() {
     mport=$(free_port)
     SENT=0
     SESSION_MS=$session write_config "$name" "$topic" "$d/ckpt" "$mport"
-    replay "$d/replay0" "$topic" --create-topic 1 --blocks 1 || fail "$tag ccd-replay: $(cat "$d/replay0.err")"
-    record_blocks "$d/replay0"
+    replay_blocks "$tag" "$d/replay0" "$topic" --create-topic 1 --blocks 1
     # it would exit after 120 s without messages: the outage does not come near that
     start_worker "$name" "$d/worker.log" --exit-when-idle 120000
     w=$wpid
@@ -540,6 +535,17 @@ fill_disk() { # make the next checkpoint write fail: $1 = worker pid (fsize mode
         prlimit --pid "$1" --fsize=4096: || fail "(c) prlimit"
     fi
 }
+# the disk that can be filled: a 16 MiB tmpfs mounted on $ckdir (disk_mode=tmpfs), or, where
+# mounting is not permitted or CCD_OUTAGE_DISK=fsize, the worker's RLIMIT_FSIZE (disk_mode=fsize)
+use_checkpoint_disk() {
+    disk_mode=${CCD_OUTAGE_DISK:-}
+    if [ -z "$disk_mode" ]; then
+        if mount -t tmpfs -o size=16m tmpfs "$ckdir" 2>/dev/null; then disk_mode=tmpfs; mounted=$ckdir; else disk_mode=fsize; fi
+    elif [ "$disk_mode" = tmpfs ]; then
+        mount -t tmpfs -o size=16m tmpfs "$ckdir" || fail "(c) mount tmpfs"
+        mounted=$ckdir
+    fi
+}
 free_disk() { # (in fsize mode a worker started afterwards has no limit)
     if [ "$disk_mode" = tmpfs ]; then
         rm -f "$ckdir/filler"
@@ -552,28 +558,20 @@ scenario_c() {
     local d=$work/c topic="outage-c-$$" group="outage-c-$$" key="outc$$:{m}" mport w t0=$SECONDS
     mkdir -p "$d/ckpt"
     ckdir=$d/ckpt
-    disk_mode=${CCD_OUTAGE_DISK:-}
-    if [ -z "$disk_mode" ]; then
-        if mount -t tmpfs -o size=16m tmpfs "$ckdir" 2>/dev/null; then disk_mode=tmpfs; mounted=$ckdir; else disk_mode=fsize; fi
-    elif [ "$disk_mode" = tmpfs ]; then
-        mount -t tmpfs -o size=16m tmpfs "$ckdir" || fail "(c) mount tmpfs"
-        mounted=$ckdir
-    fi
+    use_checkpoint_disk
     local how="checkpoint.dir on a 16 MiB tmpfs filled up"
     [ "$disk_mode" = tmpfs ] || how="RLIMIT_FSIZE of the worker lowered to 4 KiB (no tmpfs: CCD_OUTAGE_DISK=fsize, or mount not permitted)"
     mport=$(free_port)
     SENT=0
     write_config c "$topic" "$ckdir" "$mport"
-    replay "$d/replay01" "$topic" --create-topic 1 --blocks 2 || fail "(c) ccd-replay: $(cat "$d/replay01.err")"
-    record_blocks "$d/replay01"
+    replay_blocks "(c)" "$d/replay01" "$topic" --create-topic 1 --blocks 2
     start_worker c "$d/worker1.log"
     w=$wpid
     wait_for 120 "(c) block 0 checkpointed" log_has "$d/worker1.log" "block 0: done in"
     [ -f "$ckdir/m/block-00000000.ckpt" ] || fail "(c) no block-0 checkpoint file"
     fill_disk "$w"
     say "(c) $how; block 2 sent (closes block 1)"
-    replay "$d/replay2" "$topic" --blocks 3 --from-block 2 || fail "(c) ccd-replay: $(cat "$d/replay2.err")"
-    record_blocks "$d/replay2"
+    replay_blocks "(c)" "$d/replay2" "$topic" --blocks 3 --from-block 2
     errors_at_least() { [ "$(metric "$mport" ccd_checkpoint_errors_total)" -ge "$1" ] 2>/dev/null; }
     wait_for 60 "(c) 3 failed checkpoint writes counted" errors_at_least 3
     local errs1 line files
@@ -602,8 +600,7 @@ scenario_c() {
     say "(c) disk full: $errs1 checkpoint errors counted, committed held at $c; space freed: block-1 checkpoint written ${t_write} s later, committed $c01"
     # full again, then the worker dies (SIGKILL) with block 2 published but not checkpointed
     fill_disk "$w"
-    replay "$d/replay3" "$topic" --blocks 4 --from-block 3 || fail "(c) ccd-replay: $(cat "$d/replay3.err")"
-    record_blocks "$d/replay3"
+    replay_blocks "(c)" "$d/replay3" "$topic" --blocks 4 --from-block 3
     errs1=$(metric "$mport" ccd_checkpoint_errors_total)
     wait_for 60 "(c) block 2's checkpoint failing" errors_at_least $((errs1 + 2))
     live_block_is "$key" 2 || fail "(c) block 2 not published"
@@ -623,8 +620,7 @@ scenario_c() {
     wait_for 120 "(c) the restarted worker resuming" log_has "$d/worker2.log" "resumed from its block-"
     grep -q "model m: resumed from its block-1 checkpoint (.*, $c01 events" "$d/worker2.log" ||
         fail "(c) the restarted worker did not resume from block 1: $(grep 'resumed from' "$d/worker2.log")"
-    replay "$d/replay4" "$topic" --blocks "$blocks" --from-block 4 || fail "(c) ccd-replay: $(cat "$d/replay4.err")"
-    record_blocks "$d/replay4"
+    replay_blocks "(c)" "$d/replay4" "$topic" --blocks "$blocks" --from-block 4
     local want
     want=$(sum_blocks "$last")
     wait_for 120 "(c) block $last live" live_block_is "$key" "$last"

@@ -30,6 +30,8 @@ bin=$(cd "${1:?usage: security.sh BUILD_DIR SOURCE_DIR}" && pwd)
 src=$(cd "${2:?usage: security.sh BUILD_DIR SOURCE_DIR}" && pwd)
 # the tools default to schemas/interaction.avsc and the configs name it relative to the root
 cd "$src"
+# shellcheck source=lib.sh
+source "$src/tests/lib.sh"
 t0=$SECONDS
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ccd-security.XXXXXX")
 chmod 700 "$tmp"
@@ -39,11 +41,7 @@ cleanup() {
     local p
     for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${bg_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ -f "$tmp/redis/pid" ]; then
-        p=$(cat "$tmp/redis/pid")
-        kill "$p" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    fi
+    [ ! -f "$tmp/redis/pid" ] || stop_pid "$(cat "$tmp/redis/pid")" 50
     bash "$src/tests/kafka_sasl.sh" stop "$kstate" 2>/dev/null || true
     rm -rf "$tmp"
 }
@@ -72,8 +70,6 @@ secrets=("$K_ADMIN" "$K_WORKER" "$K_PRODUCER" "$K_OTHER" "$K_WRONG" "$K_SSLKEY" 
          "$R_READER" "$R_WRONG")
 scan=()  # files that must hold no secret
 
-# shellcheck source=ports.sh
-source "$src/tests/ports.sh"
 
 # ---- services ----
 say "starting Kafka 3.9.1 (KRaft, SASL/PLAIN, SASL_SSL, StandardAuthorizer)"
@@ -102,12 +98,8 @@ user ccd-reader on >$R_READER resetkeys %R~ccd:* resetchannels -@all +get +hget 
 CONF
 )
 redis-server "$tmp/redis/redis.conf" >/dev/null || die "redis-server did not start"
-for _ in $(seq 1 100); do
-    REDISCLI_AUTH=$R_ADMIN redis-cli -p "$rport" --user admin ping 2>/dev/null | grep -q PONG && break
-    sleep 0.1
-done
-REDISCLI_AUTH=$R_ADMIN redis-cli -p "$rport" --user admin ping 2>/dev/null | grep -q PONG ||
-    { tail -20 "$tmp/redis/redis.log" >&2; die "redis-server did not answer"; }
+admin_ping() { REDISCLI_AUTH=$R_ADMIN redis-cli -p "$rport" --user admin ping 2>/dev/null | grep -q PONG; }
+wait_until 100 admin_ping || { tail -20 "$tmp/redis/redis.log" >&2; die "redis-server did not answer"; }
 say "redis-server on 127.0.0.1:$rport; Kafka SASL_PLAINTEXT $KAFKA_SASL_BOOTSTRAP, SASL_SSL $KAFKA_SASL_SSL_BOOTSTRAP"
 radmin() { REDISCLI_AUTH=$R_ADMIN redis-cli -p "$rport" --user admin "$@"; }
 ras() { local u=$1 p=$2; shift 2; REDISCLI_AUTH=$p redis-cli -p "$rport" --user "$u" "$@" 2>&1; }
@@ -363,7 +355,7 @@ OMP_WAIT_POLICY=passive "$bin/ccd-worker" -c "$src/configs/demo.ini" "${common[@
     -X "redis.password=$R_WRONG" > "$tmp/redis-wrong.out" 2> "$log" &
 rwpid=$!
 bg_pids+=("$rwpid")
-for _ in $(seq 1 100); do grep -q WRONGPASS "$log" && break; sleep 0.1; done
+wait_until 100 grep -q WRONGPASS "$log" || true
 kill "$rwpid" 2>/dev/null || true
 wait "$rwpid" 2>/dev/null || true
 scan+=("$log" "$tmp/redis-wrong.out")

@@ -25,71 +25,34 @@ state=${2:?$usage}
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
-# shellcheck source=ports.sh
-source "$here/ports.sh"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 start_kafka() {
-    local cp port cport dir id
-    cp=$(kafka_jars)
+    local port cport dir="$state/kafka"
     port=$(free_port); cport=$(free_port)
     while [ "$cport" = "$port" ]; do cport=$(free_port); done
-    dir="$state/kafka"; mkdir -p "$dir/data"
-    cat > "$dir/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
+    mkdir -p "$dir/data"
+    {
+        kafka_kraft_properties "$cport" "$dir/data" true
+        cat <<PROPS
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
-controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$dir/data
-num.partitions=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
 PROPS
-    cat > "$dir/log4j.properties" <<'PROPS'
-log4j.rootLogger=WARN, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.server.KafkaServer=INFO
-log4j.logger.kafka.server.BrokerServer=INFO
-PROPS
-    local jvm=(java -Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true
-               "-Dlog4j.configuration=file:$dir/log4j.properties" -cp "$cp")
-    id=$("${jvm[@]}" kafka.tools.StorageTool random-uuid)
-    "${jvm[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
-        >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; return 1; }
+    } > "$dir/server.properties"
+    kafka_log4j_properties > "$dir/log4j.properties"
+    kafka_format "$dir" || return 1
     echo "KAFKA_BOOTSTRAP=127.0.0.1:$port" >> "$state/services.env"
     launch_kafka "$port"
 }
 
 # Start the broker of $state/kafka (formatted, configured) and wait until it serves on port $1.
 launch_kafka() {
-    local port=$1 dir="$state/kafka" cp
-    cp=$(kafka_jars)
-    local jvm=(java -Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true
-               "-Dlog4j.configuration=file:$dir/log4j.properties" -cp "$cp")
-    nohup "${jvm[@]}" kafka.Kafka "$dir/server.properties" >"$dir/broker.log" 2>&1 &
-    echo $! > "$dir/pid"
-    # Ready = the port accepts connections and the broker logged that it started serving.
-    local i
-    for i in $(seq 1 240); do
-        if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
-            log "Kafka exited during start-up:"; tail -30 "$dir/broker.log" >&2; return 1
-        fi
-        if port_open "$port" && grep -q "Kafka Server started\|\[BrokerServer id=1\] Transition from STARTING to STARTED" "$dir/broker.log"; then
-            log "Kafka 3.9 (KRaft) ready on 127.0.0.1:$port after $((i / 4)) s"; return 0
-        fi
-        sleep 0.25
-    done
-    log "Kafka did not become ready in 60 s:"; tail -30 "$dir/broker.log" >&2
-    return 1
+    local secs
+    secs=$(kafka_launch "$state/kafka" "$1" 60) || return 1
+    log "Kafka 3.9 (KRaft) ready on 127.0.0.1:$1 after $secs s"
 }
 
 start_redis() {
@@ -100,29 +63,24 @@ start_redis() {
     launch_redis "$port"
 }
 
+redis_answers() { redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG; }
+# true once redis-server (pid $1; may be empty) has exited and nothing answers on port $2
+redis_stopped() { ! { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; } && ! port_open "$2"; }
+port_closed() { ! port_open "$1"; }
+
 # Start redis-server on port $1 with its data in $state/redis (it loads dump.rdb if there is one).
 launch_redis() {
-    local port=$1 dir="$state/redis" i
+    local port=$1 dir="$state/redis"
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
         --daemonize yes --pidfile "$dir/pid" --logfile "$dir/redis.log" >/dev/null
-    for i in $(seq 1 100); do
-        if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
-            log "redis-server ready on 127.0.0.1:$port"; return 0
-        fi
-        sleep 0.1
-    done
+    if wait_until 100 redis_answers "$port"; then
+        log "redis-server ready on 127.0.0.1:$port"; return 0
+    fi
     log "redis-server did not start:"; tail -20 "$dir/redis.log" >&2
     return 1
 }
 
-stop_pidfile() {
-    local f=$1 tenths=${2:-100} pid i
-    [ -f "$f" ] || return 0
-    pid=$(cat "$f")
-    kill "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 "$tenths"); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-}
+stop_pidfile() { [ ! -f "$1" ] || stop_pid "$(cat "$1")" "${2:-100}"; }
 
 # A value of services.env (the ports of a started state directory).
 env_value() {
@@ -150,10 +108,7 @@ stop-redis)
     pid=$(cat "$state/redis/pid" 2>/dev/null || true)
     # SHUTDOWN SAVE writes the dataset to $state/redis/dump.rdb even with saving disabled
     redis-cli -h 127.0.0.1 -p "$port" shutdown save >/dev/null 2>&1 || true
-    for i in $(seq 1 100); do
-        { [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; } || port_open "$port" || break
-        sleep 0.1
-    done
+    wait_until 100 redis_stopped "$pid" "$port" || true
     if port_open "$port"; then log "redis-server on port $port did not stop"; exit 1; fi
     rm -f "$state/redis/pid"
     [ -s "$state/redis/dump.rdb" ] || { log "redis-server did not save its dataset"; exit 1; }
@@ -167,7 +122,7 @@ start-redis)
 stop-kafka)
     port=$(env_value KAFKA_BOOTSTRAP) || exit 1
     stop_pidfile "$state/kafka/pid" 600   # a controlled shutdown takes a few seconds
-    for i in $(seq 1 100); do port_open "${port##*:}" || break; sleep 0.1; done
+    wait_until 100 port_closed "${port##*:}" || true
     if port_open "${port##*:}"; then log "Kafka on $port did not stop"; exit 1; fi
     rm -f "$state/kafka/pid"
     log "Kafka on $port stopped"

@@ -32,8 +32,8 @@ bash "$src/tests/services.sh" start "$svc" > /dev/null
 # shellcheck disable=SC1091
 source "$svc/services.env"
 bound=200000
-# shellcheck source=ports.sh
-source "$src/tests/ports.sh"
+# shellcheck source=lib.sh
+source "$src/tests/lib.sh"
 mport=$(free_port) || mport=0
 cat > "$out/worker.ini" <<EOF
 [kafka]
@@ -44,21 +44,8 @@ topics = soak
 reader_schema = $src/schemas/interaction.avsc
 dead_letter_topic = soak.dlq
 max_buffered_events = $bound
-[window]
-bootstrap_until_ms = 1600086400000
-duration_ms = 86400000
-idle_ms = 0
-[ccd]
-teachers = mf:16:0, lightgcn:16:1
-student_dim = 8
-[ccd.base]
-epochs = 3
-[ccd.kd]
-epochs = 1
-[ccd.student]
-epochs = 2
-[ccd.teacher]
-epochs = 1
+$(replay_window_ini)
+$(engine_ini "mf:16:0, lightgcn:16:1" 8 3 1 2 1)
 [redis]
 host = $REDIS_HOST
 port = $REDIS_PORT

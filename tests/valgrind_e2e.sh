@@ -34,8 +34,8 @@ printf 'not avro at all' | kcat -P -b "$KAFKA_BOOTSTRAP" -t "$topic" -k vg
 printf '\x00\x00\x00' | kcat -P -b "$KAFKA_BOOTSTRAP" -t "$topic" -k vg
 printf '\x02a\x02b' | kcat -P -b "$KAFKA_BOOTSTRAP" -t "$topic" -k vg
 
-# shellcheck source=ports.sh
-source "$src/tests/ports.sh"
+# shellcheck source=lib.sh
+source "$src/tests/lib.sh"
 mport=$(free_port) || mport=0
 [ "$mport" -gt 0 ] || fail "no free port"
 cat > "$out/worker.ini" <<EOF
@@ -46,21 +46,8 @@ group.id = $topic
 topics = $topic
 reader_schema = $src/schemas/interaction.avsc
 dead_letter_topic = $topic.dlq
-[window]
-bootstrap_until_ms = 1600086400000
-duration_ms = 86400000
-idle_ms = 0
-[ccd]
-teachers = mf:8:0, lightgcn:8:1
-student_dim = 4
-[ccd.base]
-epochs = 2
-[ccd.kd]
-epochs = 1
-[ccd.student]
-epochs = 1
-[ccd.teacher]
-epochs = 1
+$(replay_window_ini)
+$(engine_ini "mf:8:0, lightgcn:8:1" 4 2 1 1 1)
 [redis]
 host = $REDIS_HOST
 port = $REDIS_PORT

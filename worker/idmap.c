@@ -27,7 +27,7 @@ void idmap_free(idmap *m)
 }
 
 /* FNV-1a, then a multiply-xorshift finaliser so that linear probing sees well-mixed low bits. */
-static uint64_t hash_id(const char *s)
+uint64_t idmap_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++)
@@ -43,7 +43,7 @@ int idmap_find(const idmap *m, const char *id)
     if (!m->n_slots)
         return -1;
     size_t mask = m->n_slots - 1;
-    for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+    for (size_t i = idmap_hash(id) & mask;; i = (i + 1) & mask) {
         int32_t s = m->slots[i];
         if (s == 0)
             return -1;
@@ -59,7 +59,7 @@ static int grow_slots(idmap *m)
     if (!slots)
         return -1;
     for (int r = 0; r < m->n; r++) {
-        size_t i = hash_id(m->ids[r]) & (n - 1);
+        size_t i = idmap_hash(m->ids[r]) & (n - 1);
         while (slots[i])
             i = (i + 1) & (n - 1);
         slots[i] = r + 1;
@@ -113,7 +113,7 @@ int idmap_add(idmap *m, const char *id, int *added)
         return -1;
     row = m->n++;
     m->ids[row] = copy;
-    size_t mask = m->n_slots - 1, i = hash_id(id) & mask;
+    size_t mask = m->n_slots - 1, i = idmap_hash(id) & mask;
     while (m->slots[i])
         i = (i + 1) & mask;
     m->slots[i] = row + 1;

@@ -37,4 +37,8 @@ static inline const char *idmap_id(const idmap *m, int row) { return m->ids[row]
 /* A malloc'd copy of the row -> id pointers of rows 0..n-1 (n <= m->n), or NULL. */
 const char **idmap_snapshot(const idmap *m, int n);
 
+/* The hash of an id; its low bits (& n_slots - 1) are the id's home slot. Public for the tests,
+ * which build ids that collide. */
+uint64_t idmap_hash(const char *id);
+
 #endif

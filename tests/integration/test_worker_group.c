@@ -11,50 +11,30 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 
+#include "avro_bytes.h"
+#include "live_version.h"
 #include "worker_harness.h"
 
 #define N_MODELS 6
 #define N_EVENTS 1200 /* per model */
 #define BLOCK 400     /* bootstrap and tumbling windows: blocks 0, 1, 2 */
 
-static void put_varint(unsigned char *b, size_t *n, int64_t v)
-{
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    while (z > 0x7f) {
-        b[(*n)++] = (unsigned char)(z | 0x80);
-        z >>= 7;
-    }
-    b[(*n)++] = (unsigned char)z;
-}
-
-static size_t encode(unsigned char *b, const char *user, const char *item, int64_t t)
-{
-    size_t n = 0;
-    put_varint(b, &n, (int64_t)strlen(user));
-    memcpy(b + n, user, strlen(user));
-    n += strlen(user);
-    put_varint(b, &n, (int64_t)strlen(item));
-    memcpy(b + n, item, strlen(item));
-    n += strlen(item);
-    put_varint(b, &n, t);
-    put_varint(b, &n, 0);
-    put_varint(b, &n, 0);
-    return n;
-}
-
-/* Events [from, to) of every model, interleaved, keyed by model id (the partitioner spreads them). */
+/* Events [from, to) of every model, interleaved, keyed by model id (the partitioner spreads them).
+ */
 static void produce_events(const char *bootstrap, const char *topic, int from, int to)
 {
     rd_kafka_t *p = harness_producer(bootstrap);
     for (int i = from; i < to; i++)
         for (int m = 0; m < N_MODELS; m++) {
             char key[32], user[32], item[32];
-            unsigned char v[128];
+            avro_bytes v;
+            v.n = 0;
             snprintf(key, sizeof key, "model%d", m);
             int u = (i * 7 + m) % 80;
             snprintf(user, sizeof user, "u%d", u);
             snprintf(item, sizeof item, "i%d", (u % 8) * 6 + (i / 80 + m) % 6);
-            harness_produce(p, topic, -1, key, v, encode(v, user, item, 1700000000000LL + i));
+            avro_put_interaction(&v, user, item, 1700000000000LL + i, NULL, false, 0.0f);
+            harness_produce(p, topic, -1, key, v.b, v.n);
         }
     harness_flush(p);
     rd_kafka_destroy(p);
@@ -73,13 +53,28 @@ static bool log_has(const char *path, const char *needle)
     return found;
 }
 
+/* Every model's live version: the last block, complete, holding exactly the events produced. */
+static void check_models(int redis_port, const char *prefix)
+{
+    redisContext *r = redisConnect("127.0.0.1", redis_port);
+    CHECK(r && !r->err, "redis connect");
+    for (int m = 0; m < N_MODELS; m++) {
+        char model[32];
+        snprintf(model, sizeof model, "model%d", m);
+        live_version live = live_version_read(r, prefix, model);
+        CHECK(live.block == N_EVENTS / BLOCK - 1, "%s: live block %d", model, live.block);
+        CHECK(live.events_total == N_EVENTS, "%s: %lld events in its blocks, %d produced", model,
+              live.events_total, N_EVENTS);
+        CHECK(live.user_fields == live.users, "%s: live version incomplete", model);
+        fprintf(stderr, "%s: v%lld, block %d, %lld events\n", model, live.version, live.block,
+                live.events_total);
+    }
+    redisFree(r);
+}
+
 int main(void)
 {
-    char bootstrap[256], redis_port[32];
-    CHECK(services_env("KAFKA_BOOTSTRAP", bootstrap, sizeof bootstrap) == 0, "no broker");
-    CHECK(services_env("REDIS_PORT", redis_port, sizeof redis_port) == 0, "no redis");
-    const char *worker_bin = getenv("CCD_WORKER_BIN"), *schema_dir = getenv("CCD_SCHEMA_DIR");
-    CHECK(worker_bin && schema_dir, "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
+    harness_env env = harness_env_read();
     /* CCD_CKPT_STORE=redis runs the same scenario with the checkpoints in Redis */
     const char *store = getenv("CCD_CKPT_STORE") ? getenv("CCD_CKPT_STORE") : "dir";
     char dir[] = "/tmp/ccd-group-XXXXXX";
@@ -87,43 +82,47 @@ int main(void)
     char topic[96], prefix[64];
     snprintf(topic, sizeof topic, "group-in-%d-%ld", (int)getpid(), (long)time(NULL));
     snprintf(prefix, sizeof prefix, "ccdgrp%d", (int)getpid());
-    harness_create_topic(bootstrap, topic, 4);
+    harness_create_topic(env.bootstrap, topic, 4);
 
-    produce_events(bootstrap, topic, 0, N_EVENTS / 2);
+    produce_events(env.bootstrap, topic, 0, N_EVENTS / 2);
 
     char config[4096], path[600], log_a[600], log_b[600];
-    snprintf(config, sizeof config,
-             "[kafka]\nbootstrap.servers = %s\ngroup.id = group-test-%d\nsession.timeout.ms = 6000\n"
-             "heartbeat.interval.ms = 1000\n"
-             "[input]\ntopics = %s\nreader_schema = %s/interaction.avsc\nmax_buffered_events = 100000\n"
-             "[window]\nbootstrap_events = %d\nevents = %d\nidle_ms = 0\n"
-             "[ccd]\nteachers = mf:8:0, lightgcn:8:1\nstudent_dim = 4\nkd_interesting = 5\nexclusion_topk = 5\n"
-             "init_topk = 3\nkd_uninteresting_items = 30\nkd_uninteresting_users = 40\n"
-             "[ccd.base]\nepochs = 3\nbatch = 64\n[ccd.kd]\nepochs = 2\nbatch = 64\n"
-             "[ccd.student]\nepochs = 2\nbatch = 64\n[ccd.teacher]\nepochs = 2\nbatch = 64\n"
-             "[redis]\nport = %s\nprefix = %s\nkeep_versions = 10\n"
-             "[checkpoint]\nstore = %s\ndir = %s/ckpt\n[worker]\nthreads = 1\n",
-             bootstrap, (int)getpid(), topic, schema_dir, BLOCK, BLOCK, redis_port, prefix, store, dir);
+    snprintf(
+        config, sizeof config,
+        "[kafka]\nbootstrap.servers = %s\ngroup.id = group-test-%d\nsession.timeout.ms = 6000\n"
+        "heartbeat.interval.ms = 1000\n"
+        "[input]\ntopics = %s\nreader_schema = %s/interaction.avsc\nmax_buffered_events = 100000\n"
+        "[window]\nbootstrap_events = %d\nevents = %d\nidle_ms = 0\n"
+        "[ccd]\nteachers = mf:8:0, lightgcn:8:1\nstudent_dim = 4\nkd_interesting = "
+        "5\nexclusion_topk = 5\n"
+        "init_topk = 3\nkd_uninteresting_items = 30\nkd_uninteresting_users = 40\n"
+        "[ccd.base]\nepochs = 3\nbatch = 64\n[ccd.kd]\nepochs = 2\nbatch = 64\n"
+        "[ccd.student]\nepochs = 2\nbatch = 64\n[ccd.teacher]\nepochs = 2\nbatch = 64\n"
+        "[redis]\nport = %s\nprefix = %s\nkeep_versions = 10\n"
+        "[checkpoint]\nstore = %s\ndir = %s/ckpt\n[worker]\nthreads = 1\n",
+        env.bootstrap, (int)getpid(), topic, env.schema_dir, BLOCK, BLOCK, env.redis_port, prefix,
+        store, dir);
     snprintf(path, sizeof path, "%s/worker.ini", dir);
     harness_write_file(path, config);
     snprintf(log_a, sizeof log_a, "%s/a.log", dir);
     snprintf(log_b, sizeof log_b, "%s/b.log", dir);
     /* both exit on their own once idle; whichever joined first may take all the partitions first */
-    char *argv_a[] = {(char *)worker_bin, "-c", path, "--exit-when-idle", "20000", NULL};
-    char *argv_b[] = {(char *)worker_bin, "-c", path, "--exit-when-idle", "20000", NULL};
+    char *argv_a[] = {(char *)env.worker_bin, "-c", path, "--exit-when-idle", "20000", NULL};
+    char *argv_b[] = {(char *)env.worker_bin, "-c", path, "--exit-when-idle", "20000", NULL};
     pid_t a = harness_spawn(argv_a, log_a);
     pid_t b = harness_spawn(argv_b, log_b);
 
     /* once both own partitions and one has published, kill the one that published (while it
      * holds open windows whose events are not committed) */
     time_t until = time(NULL) + 120;
-    while (!((log_has(log_a, " live (") || log_has(log_b, " live (")) && log_has(log_a, "assigned ") &&
-             log_has(log_b, "assigned ")) &&
+    while (!((log_has(log_a, " live (") || log_has(log_b, " live (")) &&
+             log_has(log_a, "assigned ") && log_has(log_b, "assigned ")) &&
            time(NULL) < until) {
         struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);
     }
-    CHECK(log_has(log_a, " live (") || log_has(log_b, " live ("), "no worker published within 120 s");
+    CHECK(log_has(log_a, " live (") || log_has(log_b, " live ("),
+          "no worker published within 120 s");
     CHECK(log_has(log_a, "assigned ") && log_has(log_b, "assigned "),
           "a worker owned no partition: the group did not spread the work");
     struct timespec settle = {1, 0};
@@ -133,42 +132,19 @@ int main(void)
     const char *log_s = kill_a ? log_b : log_a;
     harness_kill(victim);
     fprintf(stderr, "worker %s killed; producing the second half\n", kill_a ? "A" : "B");
-    produce_events(bootstrap, topic, N_EVENTS / 2, N_EVENTS);
+    produce_events(env.bootstrap, topic, N_EVENTS / 2, N_EVENTS);
 
     int rc = harness_wait(survivor, 400, "the surviving worker");
-    char cmd[2000];
-    if (rc != 0) {
-        snprintf(cmd, sizeof cmd, "tail -n 30 %s %s >&2", log_a, log_b);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no logs)\n");
-    }
+    if (rc != 0)
+        harness_sh("tail -n 30 %s %s >&2", log_a, log_b);
     CHECK(rc == 0, "the surviving worker exited with %d", rc);
-    CHECK(log_has(log_s, "resumed from its block-"), "the surviving worker resumed no model from a checkpoint");
+    CHECK(log_has(log_s, "resumed from its block-"),
+          "the surviving worker resumed no model from a checkpoint");
 
-    redisContext *r = redisConnect("127.0.0.1", atoi(redis_port));
-    CHECK(r && !r->err, "redis connect");
-    for (int m = 0; m < N_MODELS; m++) {
-        redisReply *cur = redisCommand(r, "GET %s:{model%d}:current", prefix, m);
-        CHECK(cur && cur->type == REDIS_REPLY_STRING, "model%d has no live version", m);
-        redisReply *meta = redisCommand(r, "HMGET %s:{model%d}:v%s:meta block events_total users", prefix, m, cur->str);
-        CHECK(meta && meta->elements == 3 && meta->element[0]->str && meta->element[1]->str, "model%d: no meta", m);
-        CHECK(atoi(meta->element[0]->str) == N_EVENTS / BLOCK - 1, "model%d: live block %s", m, meta->element[0]->str);
-        CHECK(atoll(meta->element[1]->str) == N_EVENTS, "model%d: %s events in its blocks, %d produced", m,
-              meta->element[1]->str, N_EVENTS);
-        redisReply *hlen = redisCommand(r, "HLEN %s:{model%d}:v%s:user", prefix, m, cur->str);
-        CHECK(hlen && hlen->type == REDIS_REPLY_INTEGER && hlen->integer == atoll(meta->element[2]->str),
-              "model%d: live version incomplete", m);
-        fprintf(stderr, "model%d: v%s, block %s, %s events\n", m, cur->str, meta->element[0]->str,
-                meta->element[1]->str);
-        freeReplyObject(hlen);
-        freeReplyObject(meta);
-        freeReplyObject(cur);
-    }
-    redisFree(r);
-    snprintf(cmd, sizeof cmd, "grep -h 'resumed from' %s >&2; rm -rf %s", log_s, dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
-    fprintf(stderr, "ok: %d models finished after a SIGKILL, every event counted once (checkpoints: %s)\n",
+    check_models(atoi(env.redis_port), prefix);
+    harness_sh("grep -h 'resumed from' %s >&2; rm -rf %s", log_s, dir);
+    fprintf(stderr,
+            "ok: %d models finished after a SIGKILL, every event counted once (checkpoints: %s)\n",
             N_MODELS, store);
     return 0;
 }

@@ -1,10 +1,12 @@
-/* worker_harness: what the worker integration tests share: topics, producing raw bytes, running
- * the ccd-worker binary with a generated config, reading a topic back. Header-only, for tests. */
+/* worker_harness: what the worker integration tests share: topics, producing raw bytes, a
+ * consumer to read a topic back, running the ccd-worker binary with a generated config, shell
+ * commands. Header-only, for tests. */
 #ifndef CCD_WORKER_HARNESS_H
 #define CCD_WORKER_HARNESS_H
 
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,26 @@
 #include <unistd.h>
 
 #include "services_env.h"
+
+/* What a worker test reads from its environment (ctest sets it): the services' addresses
+ * (services.env), the ccd-worker binary and the schema directory. */
+typedef struct {
+    char bootstrap[256];  /* Kafka, host:port */
+    char redis_port[32];  /* redis-server on 127.0.0.1 */
+    const char *worker_bin;
+    const char *schema_dir;
+} harness_env;
+
+static inline harness_env harness_env_read(void)
+{
+    harness_env e;
+    CHECK(services_env("KAFKA_BOOTSTRAP", e.bootstrap, sizeof e.bootstrap) == 0, "no broker");
+    CHECK(services_env("REDIS_PORT", e.redis_port, sizeof e.redis_port) == 0, "no redis");
+    e.worker_bin = getenv("CCD_WORKER_BIN");
+    e.schema_dir = getenv("CCD_SCHEMA_DIR");
+    CHECK(e.worker_bin && e.schema_dir, "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
+    return e;
+}
 
 static inline void harness_create_topic(const char *bootstrap, const char *topic, int partitions)
 {
@@ -50,6 +72,26 @@ static inline rd_kafka_t *harness_producer(const char *bootstrap)
     CHECK(rd_kafka_conf_set(conf, "message.max.bytes", "2000000", err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     CHECK(rk, "producer: %s", err);
+    return rk;
+}
+
+/* A consumer in group `group` subscribed to `topic`, reading from the earliest offset; it commits
+ * only when the test calls rd_kafka_commit. */
+static inline rd_kafka_t *harness_consumer(const char *bootstrap, const char *group, const char *topic)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *settings[][2] = {{"bootstrap.servers", bootstrap}, {"group.id", group},
+                                 {"auto.offset.reset", "earliest"}, {"enable.auto.commit", "false"}};
+    for (size_t s = 0; s < sizeof settings / sizeof settings[0]; s++)
+        CHECK(rd_kafka_conf_set(conf, settings[s][0], settings[s][1], err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    CHECK(rk, "consumer: %s", err);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+    CHECK(rd_kafka_subscribe(rk, sub) == RD_KAFKA_RESP_ERR_NO_ERROR, "subscribe to %s", topic);
+    rd_kafka_topic_partition_list_destroy(sub);
     return rk;
 }
 
@@ -138,6 +180,20 @@ static inline void harness_write_file(const char *path, const char *text)
     CHECK(f, "cannot write %s", path);
     fputs(text, f);
     fclose(f);
+}
+
+/* Runs a shell command built like printf (showing a log, removing a directory); a failure is
+ * reported on stderr, never fatal. */
+static inline void harness_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    CHECK(n >= 0 && (size_t)n < sizeof cmd, "shell command too long");
+    if (system(cmd) != 0)
+        fprintf(stderr, "(failed: %s)\n", cmd);
 }
 
 #endif

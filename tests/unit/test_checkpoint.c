@@ -24,6 +24,7 @@
 
 #include "checkpoint.h"
 #include "state.h"
+#include "test_util.h" /* xstrdup, write_file, rm_tree */
 
 /* ------------------------------------------------------------------------------------------ */
 /* fixtures */
@@ -35,14 +36,6 @@ static uint64_t rng_next(uint64_t *s)
     *s ^= *s << 25;
     *s ^= *s >> 27;
     return *s * 0x2545f4914f6cdd1dull;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = malloc(strlen(s) + 1);
-    assert_non_null(d);
-    strcpy(d, s);
-    return d;
 }
 
 /* A checkpoint shaped like the worker's: Yelp-like ids, offsets on a few partitions of two
@@ -185,30 +178,6 @@ static char *make_tmpdir(void)
     return t;
 }
 
-static void rm_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                char sub[4096];
-                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-                rm_tree(sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 /* Each store test gets a fresh directory as its state; the teardown removes it even when the
  * test failed. */
 static int setup_dir(void **state)
@@ -244,14 +213,6 @@ static int file_exists(const char *dir, const char *model, int block)
     char p[4400];
     snprintf(p, sizeof p, "%s/%s/block-%08d.ckpt", dir, model, block);
     return access(p, F_OK) == 0;
-}
-
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
 }
 
 typedef struct {

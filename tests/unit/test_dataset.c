@@ -12,17 +12,16 @@
 #include <cmocka.h>
 
 #include "dataset.h"
+#include "test_util.h" /* write_file, rm_tree */
 
 static char dir[256];
 
-static void write_file(const char *name, const char *text)
+/* Writes text to the file name of the dataset directory. */
+static void write_dataset_file(const char *name, const char *text)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    write_file(path, text, strlen(text));
 }
 
 static int make_dataset(void **state)
@@ -34,26 +33,25 @@ static int make_dataset(void **state)
     char sub[600];
     if (snprintf(sub, sizeof sub, "mkdir -p %s/block0 %s/block1", dir, dir) < 0 || system(sub) != 0)
         return -1;
-    write_file("blocks.tsv", "block\tnum_users\tnum_items\n0\t3\t4\n1\t5\t6\n");
-    write_file("block0/train.tsv", "0\t1\n0\t1\n1\t2\n2\t3\n0\t0\n");
-    write_file("block0/valid.tsv", "0\t2\n");
-    write_file("block0/test.tsv", "0\t3\n1\t0\n");
-    write_file("block0/users.tsv", "0\n1\n2\n");
-    write_file("block0/items.tsv", "0\n1\n2\n3\n");
-    write_file("block1/train.tsv", "3\t4\n4\t5\n");
-    write_file("block1/valid.tsv", "3\t5\n");
-    write_file("block1/test.tsv", "4\t4\n");
-    write_file("block1/users.tsv", "4\n3\n1\n");
-    write_file("block1/items.tsv", "4\n5\n");
+    write_dataset_file("blocks.tsv", "block\tnum_users\tnum_items\n0\t3\t4\n1\t5\t6\n");
+    write_dataset_file("block0/train.tsv", "0\t1\n0\t1\n1\t2\n2\t3\n0\t0\n");
+    write_dataset_file("block0/valid.tsv", "0\t2\n");
+    write_dataset_file("block0/test.tsv", "0\t3\n1\t0\n");
+    write_dataset_file("block0/users.tsv", "0\n1\n2\n");
+    write_dataset_file("block0/items.tsv", "0\n1\n2\n3\n");
+    write_dataset_file("block1/train.tsv", "3\t4\n4\t5\n");
+    write_dataset_file("block1/valid.tsv", "3\t5\n");
+    write_dataset_file("block1/test.tsv", "4\t4\n");
+    write_dataset_file("block1/users.tsv", "4\n3\n1\n");
+    write_dataset_file("block1/items.tsv", "4\n5\n");
     return 0;
 }
 
 static int remove_dataset(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    rm_tree(dir);
+    return 0;
 }
 
 static void loads_blocks_with_deduplicated_train(void **state)
@@ -86,17 +84,17 @@ static void malformed_line_is_named(void **state)
     (void)state;
     char err[512];
     ccd_dataset ds;
-    write_file("block1/train.tsv", "3\t4\n4 5\n");
+    write_dataset_file("block1/train.tsv", "3\t4\n4 5\n");
     assert_int_equal(ccd_dataset_load(&ds, dir, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "block1/train.tsv:2"));
-    write_file("block1/train.tsv", "3\t4\n4\t6\n"); /* item 6 outside block 1's 6 items */
+    write_dataset_file("block1/train.tsv", "3\t4\n4\t6\n"); /* item 6 outside block 1's 6 items */
     assert_int_equal(ccd_dataset_load(&ds, dir, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "block1/train.tsv:2"));
-    write_file("block1/train.tsv", "3\t4\n4\t5\n");
-    write_file("blocks.tsv", "block\tnum_users\tnum_items\n0\t3\t4\n1\t2\t6\n"); /* shrinks */
+    write_dataset_file("block1/train.tsv", "3\t4\n4\t5\n");
+    write_dataset_file("blocks.tsv", "block\tnum_users\tnum_items\n0\t3\t4\n1\t2\t6\n"); /* shrinks */
     assert_int_equal(ccd_dataset_load(&ds, dir, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "blocks.tsv:3"));
-    write_file("blocks.tsv", "block\tnum_users\tnum_items\n0\t3\t4\n1\t5\t6\n");
+    write_dataset_file("blocks.tsv", "block\tnum_users\tnum_items\n0\t3\t4\n1\t5\t6\n");
     assert_int_equal(ccd_dataset_load(&ds, dir, 0, err, sizeof err), 0);
     ccd_dataset_free(&ds);
 }

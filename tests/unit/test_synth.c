@@ -19,6 +19,7 @@
 #include "synth.h"
 
 #include "engine_fixture.h" /* small_config */
+#include "test_util.h"      /* rm_tree */
 
 /* A small stream: big enough for the statistics below, fast under the sanitizers. */
 static void small_opts(ccd_synth_opts *o)
@@ -38,6 +39,14 @@ static void fail_err(int rc, const char *err)
 {
     if (rc != 0)
         fail_msg("%s", err);
+}
+
+/* The stream of small_opts, started (options in *o). */
+static void start_small_stream(ccd_synth *s, ccd_synth_opts *o)
+{
+    char err[256];
+    small_opts(o);
+    fail_err(ccd_synth_init(s, o, err, sizeof err), err);
 }
 
 static void assert_csr_equal(const ccd_csr *a, const ccd_csr *b)
@@ -215,9 +224,8 @@ static void blocks_keep_every_dataset_invariant(void **state)
     (void)state;
     char err[256];
     ccd_synth_opts o;
-    small_opts(&o);
     ccd_synth s;
-    fail_err(ccd_synth_init(&s, &o, err, sizeof err), err);
+    start_small_stream(&s, &o);
     int k = 0;
     while (ccd_synth_next(&s, err, sizeof err) == 1) {
         ccd_block b;
@@ -292,25 +300,6 @@ static void blocks_keep_every_dataset_invariant(void **state)
     ccd_synth_free(&s);
 }
 
-static void rm_tree(const char *dir, int n_blocks)
-{
-    static const char *files[] = {"train.tsv", "valid.tsv", "test.tsv", "users.tsv", "items.tsv"};
-    char path[4096];
-    for (int k = 0; k < n_blocks; k++) {
-        for (int f = 0; f < 5; f++) {
-            snprintf(path, sizeof path, "%s/block%d/%s", dir, k, files[f]);
-            unlink(path);
-        }
-        snprintf(path, sizeof path, "%s/block%d", dir, k);
-        rmdir(path);
-    }
-    snprintf(path, sizeof path, "%s/blocks.tsv", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/synth.txt", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
 /* Written to files and read back by the dataset loader: the very same blocks. */
 static void written_dataset_loads_back_identical(void **state)
 {
@@ -332,7 +321,7 @@ static void written_dataset_loads_back_identical(void **state)
     assert_int_equal(disk.n_blocks, 2);
     ccd_dataset_free(&disk);
     ccd_dataset_free(&mem);
-    rm_tree(dir, o.n_blocks);
+    rm_tree(dir);
     /* an unwritable place is an error with a message, not a crash */
     assert_int_equal(ccd_synth_write(&o, "/proc/ccd-synth-no/such", err, sizeof err), -1);
     assert_true(strlen(err) > 0);
@@ -391,9 +380,8 @@ static void new_users_and_items_arrive_in_their_block(void **state)
     (void)state;
     char err[256];
     ccd_synth_opts o;
-    small_opts(&o);
     ccd_synth s;
-    fail_err(ccd_synth_init(&s, &o, err, sizeof err), err);
+    start_small_stream(&s, &o);
     while (ccd_synth_next(&s, err, sizeof err) == 1) {
         int *per_user = calloc((size_t)s.n_users, sizeof *per_user);
         char *item_seen = calloc((size_t)s.n_items, 1);
