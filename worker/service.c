@@ -1,0 +1,1105 @@
+/* service: the ccd-worker service; see service.h. Kafka in, windows, one CCD block per window
+ * (the trainer thread), students out to Redis, checkpoints, commits.
+ *
+ * Threads: the consumer thread (the caller of service_run) polls Kafka, decodes, dead-letters
+ * bad records, maps ids, cuts windows, commits offsets and handles rebalances (librdkafka serves
+ * its callbacks from this thread's polls); the trainer thread (trainer.c) runs the engine,
+ * publishes and checkpoints. librdkafka and libmicrohttpd have threads of their own. The only
+ * flag shared across threads here is `stopping` (an atomic, set by service_stop from a signal
+ * handler or another thread); everything the trainer shares goes through trainer.h.
+ *
+ * Delivery: a partition's committed offset never passes an event that is not in a checkpoint:
+ * it is the smallest offset still pending in any model's windows, or the consumed position when
+ * nothing is pending. After a restart or a rebalance the partition is read again from there, and
+ * each model skips the messages below its checkpoint's `durable_next`, so every event is counted
+ * into exactly one block. Dead letters are flushed to their topic before each commit. */
+#include "service.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "dense.h"
+#include "errmsg.h"
+#include "event_codec.h"
+#include "idmap.h"
+#include "metrics.h"
+#include "model.h"
+#include "model_id.h"
+#include "redis_sink.h"
+#include "train.h"
+#include "trainer.h"
+#include "window.h"
+#include "wlog.h"
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* state of the consumer thread */
+
+typedef struct {
+    char topic[CKPT_MAX_TOPIC + 1];
+    int32_t partition;
+    int64_t position;      /* next offset after the last message consumed; -1 unknown */
+    int64_t committed;     /* last offset committed by us; -1 none */
+    bool assigned;
+} part_state;
+
+typedef struct job_node {
+    struct job_node *next;
+    trainer_job *job;
+} job_node;
+
+typedef struct {
+    worker_config cfg;
+    window_rules rules;
+    event_format format;
+    event_codec *codec;
+    rd_kafka_t *rk;        /* consumer */
+    rd_kafka_t *dlq;       /* dead-letter producer, or NULL */
+    rd_kafka_t *mock_host; /* --embedded-kafka: the handle that hosts librdkafka's mock cluster */
+    rd_kafka_mock_cluster_t *mock;
+    metrics_server *metrics;
+    int embedded_partitions;
+    redis_sink *sink;      /* publication, or NULL */
+    ckpt_store load_store; /* the consumer thread's checkpoint store (it loads models) */
+    ckpt_store save_store; /* the trainer thread's (it saves blocks) */
+    trainer tr;
+    idmap model_ids;       /* model id -> slot in models */
+    model **models;        /* (model_ids.n) NULL when not loaded */
+    int cap_models;
+    part_state *parts;
+    int n_parts;
+    job_node *jobs;        /* in flight */
+    bool paused;
+    bool fatal;
+    int64_t exit_idle_ms;
+    int64_t last_message_ms;
+    bool joined; /* the group gave this worker an assignment (maybe empty) at least once */
+    double first_message_s, last_message_s; /* wall clock of the first and last message (ingest rate) */
+    /* counters */
+    int64_t messages, decoded, dead_letters, duplicates, late, dlq_delivery_errors, blocks_closed;
+} worker;
+
+/* Raised by service_stop, possibly from a signal handler: lock-free, so async-signal-safe. */
+static atomic_bool stopping;
+_Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "service_stop must be async-signal-safe");
+
+void service_stop(void) { atomic_store(&stopping, true); }
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static part_state *part_find(worker *w, const char *topic, int32_t partition, bool add)
+{
+    for (int i = 0; i < w->n_parts; i++)
+        if (w->parts[i].partition == partition && !strcmp(w->parts[i].topic, topic))
+            return &w->parts[i];
+    if (!add)
+        return NULL;
+    part_state *p = realloc(w->parts, (size_t)(w->n_parts + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    w->parts = p;
+    p = &w->parts[w->n_parts++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->topic, sizeof p->topic, "%s", topic);
+    p->partition = partition;
+    p->position = -1;
+    p->committed = -1;
+    return p;
+}
+
+/* Index of (topic, partition) in m->parts without adding; -1 when the model never read it. */
+static int model_part_find(const model *m, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < m->n_parts; i++)
+        if (m->parts[i].partition == partition && !strcmp(m->parts[i].topic, topic))
+            return i;
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* dead letters */
+
+/* Errors that retrying cannot cure: wrong credentials (SASL), a principal without the ACLs it
+ * needs (the group's Read, the input topics' Read, the dead-letter topic's Write), an unusable
+ * client. librdkafka retries them forever while the worker looks alive (and --exit-when-idle
+ * then exits 0 without having read anything; a dead letter refused by the broker was lost while
+ * its offset was committed), so the worker stops with status 1 instead, as Java clients throw. */
+static bool kafka_err_fatal(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__FATAL ||
+           err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
+}
+
+static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    worker *w = opaque;
+    if (m->err) {
+        w->dlq_delivery_errors++;
+        wlog(WLOG_ERROR, "dead letter not delivered: %s", rd_kafka_err2str(m->err));
+        if (kafka_err_fatal(m->err)) {
+            wlog(WLOG_ERROR, "dead-letter topic: %s (fatal: check the [kafka] credentials and ACLs; stopping "
+                 "without committing past it)", rd_kafka_err2name(m->err));
+            w->fatal = true;
+        }
+    }
+}
+
+static void dead_letter(worker *w, const rd_kafka_message_t *msg, const char *reason)
+{
+    w->dead_letters++;
+    char source[CKPT_MAX_TOPIC + 48];
+    snprintf(source, sizeof source, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(msg->rkt), msg->partition,
+             msg->offset);
+    wlog(WLOG_WARN, "dead letter %s: %s", source, reason);
+    if (!w->dlq)
+        return;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, "ccd.error", -1, reason, -1);
+    rd_kafka_header_add(h, "ccd.source", -1, source, -1);
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            w->dlq, RD_KAFKA_V_TOPIC(w->cfg.dead_letter_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(msg->key, msg->key_len), RD_KAFKA_V_VALUE(msg->payload, msg->len),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (!err)
+            return; /* the headers now belong to the message */
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 100) {
+            w->dlq_delivery_errors++;
+            wlog(WLOG_ERROR, "dead letter %s not produced: %s", source, rd_kafka_err2str(err));
+            rd_kafka_headers_destroy(h);
+            return;
+        }
+        rd_kafka_poll(w->dlq, 100);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* commits */
+
+/* The offset that may be committed for one partition: see the comment at the top. */
+static int64_t commit_point(const worker *w, const part_state *p)
+{
+    int64_t c = p->position;
+    if (c < 0)
+        return -1;
+    for (int s = 0; s < w->model_ids.n; s++) {
+        const model *m = w->models[s];
+        if (!m)
+            continue;
+        int i = model_part_find(m, p->topic, p->partition);
+        if (i < 0)
+            continue;
+        int64_t first = model_first_pending(m, i);
+        if (first >= 0 && first < c)
+            c = first;
+    }
+    return c;
+}
+
+/* Commit every assigned partition (only those in `only` when given) whose commit point moved. */
+static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *only)
+{
+    if (w->dlq) {
+        rd_kafka_flush(w->dlq, 10000); /* dead letters first: committing passes their offsets */
+        if (w->fatal && w->dlq_delivery_errors > 0)
+            return; /* one may be lost (no Write ACL): its offset stays uncommitted, read again */
+    }
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(w->n_parts > 0 ? w->n_parts : 1);
+    for (int i = 0; i < w->n_parts; i++) {
+        part_state *p = &w->parts[i];
+        if (!p->assigned)
+            continue;
+        if (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition))
+            continue;
+        int64_t c = commit_point(w, p);
+        if (c < 0 || c <= p->committed)
+            continue;
+        rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = c;
+    }
+    if (list->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(w->rk, list, 0);
+        if (err) {
+            wlog(WLOG_WARN, "commit failed: %s", rd_kafka_err2str(err));
+        } else {
+            for (int i = 0; i < list->cnt; i++) {
+                part_state *p = part_find(w, list->elems[i].topic, list->elems[i].partition, false);
+                if (list->elems[i].err) {
+                    wlog(WLOG_WARN, "commit of %s/%d failed: %s", list->elems[i].topic, list->elems[i].partition,
+                         rd_kafka_err2str(list->elems[i].err));
+                } else if (p) {
+                    p->committed = list->elems[i].offset;
+                    wlog(WLOG_DEBUG, "committed %s/%d at %" PRId64, p->topic, p->partition, p->committed);
+                }
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* models and jobs */
+
+static void submit_next(worker *w, model *m)
+{
+    if (m->busy || !m->closed || !w->cfg.train)
+        return;
+    closed_window *cw = m->closed;
+    trainer_job *j = calloc(1, sizeof *j);
+    job_node *jn = calloc(1, sizeof *jn);
+    if (j) {
+        j->user_ids = idmap_snapshot(&m->users, cw->n_users);
+        j->item_ids = idmap_snapshot(&m->items, cw->n_items);
+        j->parts = malloc((size_t)(m->n_parts > 0 ? m->n_parts : 1) * sizeof *j->parts);
+    }
+    if (!j || !jn || !j->user_ids || !j->item_ids || !j->parts) {
+        wlog(WLOG_ERROR, "model %s: out of memory submitting block %d", m->id, cw->block);
+        w->fatal = true;
+        if (j)
+            free(j->user_ids), free(j->item_ids), free(j->parts);
+        free(j), free(jn);
+        return;
+    }
+    j->m = m;
+    j->cw = cw;
+    j->n_parts = m->n_parts;
+    memcpy(j->parts, m->parts, (size_t)m->n_parts * sizeof *j->parts);
+    j->events_total = m->events_total;
+    m->busy = true;
+    jn->job = j;
+    jn->next = w->jobs;
+    w->jobs = jn;
+    trainer_submit(&w->tr, j);
+}
+
+static void job_free(trainer_job *j)
+{
+    free(j->user_ids);
+    free(j->item_ids);
+    free(j->parts);
+    free(j);
+}
+
+/* Fold finished jobs into their models; returns how many finished. */
+static int collect_jobs(worker *w)
+{
+    int n = 0;
+    for (job_node **pp = &w->jobs; *pp;) {
+        job_node *jn = *pp;
+        trainer_job *j = jn->job;
+        if (!trainer_job_done(&w->tr, j)) {
+            pp = &jn->next;
+            continue;
+        }
+        *pp = jn->next;
+        free(jn);
+        n++;
+        model *m = j->m;
+        m->busy = false;
+        if (j->rc == 0) {
+            closed_window *cw = m->closed;
+            m->closed = cw->next;
+            if (!m->closed)
+                m->closed_tail = NULL;
+            m->events_total += cw->n_ev;
+            for (int i = 0; i < j->n_parts; i++)
+                m->parts[i].durable_next = j->parts[i].durable_next;
+            if (j->version > 0)
+                m->published_version = j->version;
+            free(cw->ev);
+            free(cw);
+            submit_next(w, m);
+        } else if (j->rc == CCD_STOPPED) {
+            m->failed = true; /* dropped by whoever stopped it */
+            wlog(WLOG_INFO, "model %s: block abandoned (%s)", m->id, j->err);
+        } else {
+            m->failed = true;
+            w->fatal = true;
+            wlog(WLOG_ERROR, "model %s: %s", m->id, j->err);
+        }
+        job_free(j);
+    }
+    return n;
+}
+
+static void model_drop(worker *w, int slot)
+{
+    model *m = w->models[slot];
+    if (!m)
+        return;
+    trainer_stop_model(&w->tr, m);
+    collect_jobs(w);
+    wlog(WLOG_INFO, "model %s released (%lld events in %d blocks)", m->id, (long long)m->events_total,
+         m->state.block + 1);
+    model_free(m);
+    w->models[slot] = NULL;
+}
+
+static void warn_cb(void *ctx, const char *msg)
+{
+    (void)ctx;
+    wlog(WLOG_WARN, "%s", msg);
+}
+
+/* The model for a key, loading its checkpoint the first time it is seen. */
+static model *model_get(worker *w, const char *id)
+{
+    int added;
+    int slot = idmap_add(&w->model_ids, id, &added);
+    if (slot < 0)
+        return NULL;
+    if (slot >= w->cap_models) {
+        int cap = w->cap_models ? w->cap_models * 2 : 64;
+        while (cap <= slot)
+            cap *= 2;
+        model **mm = realloc(w->models, (size_t)cap * sizeof *mm);
+        if (!mm)
+            return NULL;
+        memset(mm + w->cap_models, 0, (size_t)(cap - w->cap_models) * sizeof *mm);
+        w->models = mm;
+        w->cap_models = cap;
+    }
+    if (w->models[slot])
+        return w->models[slot];
+    checkpoint c;
+    char err[512];
+    int r = ckpt_store_load_latest(&w->load_store, id, &c, warn_cb, NULL, err, sizeof err);
+    if (r < 0) {
+        wlog(WLOG_ERROR, "model %s: cannot read checkpoints: %s", id, err);
+        w->fatal = true;
+        return NULL;
+    }
+    model *m = model_new(id, r == 1 ? &c : NULL, err, sizeof err);
+    if (r == 1)
+        checkpoint_free(&c);
+    if (!m) {
+        wlog(WLOG_ERROR, "model %s: %s", id, err);
+        w->fatal = true;
+        return NULL;
+    }
+    if (r == 1)
+        wlog(WLOG_INFO, "model %s: resumed from its block-%d checkpoint (%d users, %d items, %lld events, v%lld)",
+             id, m->state.block, m->users.n, m->items.n, (long long)m->events_total,
+             (long long)m->published_version);
+    else
+        wlog(WLOG_INFO, "model %s: new", id);
+    m->last_event_ms = now_ms();
+    w->models[slot] = m;
+    return m;
+}
+
+static void close_window(worker *w, model *m, const char *reason, int64_t next_t)
+{
+    int block = m->win.next_block;
+    int64_t n = m->n_ev;
+    window_close(&w->rules, &m->win, next_t);
+    if (model_close_window(m, block, m->win.start_ms, reason) != 0) {
+        wlog(WLOG_ERROR, "model %s: out of memory closing block %d", m->id, block);
+        w->fatal = true;
+        return;
+    }
+    w->blocks_closed++;
+    wlog(WLOG_INFO, "model %s: window of block %d closed by %s (%lld events)", m->id, block, reason, (long long)n);
+    if (!w->cfg.train) {
+        /* ingest only: count the block and forget it */
+        closed_window *cw = m->closed;
+        m->closed = cw->next;
+        if (!m->closed)
+            m->closed_tail = NULL;
+        m->events_total += cw->n_ev;
+        free(cw->ev);
+        free(cw);
+        return;
+    }
+    submit_next(w, m);
+}
+
+static void handle_message(worker *w, const rd_kafka_message_t *msg)
+{
+    w->messages++;
+    w->last_message_ms = now_ms();
+    w->last_message_s = ccd_now();
+    if (w->messages == 1)
+        w->first_message_s = w->last_message_s;
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    part_state *ps = part_find(w, topic, msg->partition, true);
+    if (!ps) {
+        w->fatal = true;
+        return;
+    }
+    if (!ps->assigned)
+        return; /* fetched before a revoke: the partition's new owner reads it */
+    ps->position = msg->offset + 1;
+    char model_id[128];
+    if (msg->key_len == 0 || !msg->key) {
+        if (!w->cfg.default_model[0]) {
+            dead_letter(w, msg, "missing key (model id)");
+            return;
+        }
+        snprintf(model_id, sizeof model_id, "%s", w->cfg.default_model);
+    } else if (!model_id_valid(msg->key, msg->key_len)) {
+        dead_letter(w, msg, "bad model id in key");
+        return;
+    } else {
+        memcpy(model_id, msg->key, msg->key_len);
+        model_id[msg->key_len] = '\0';
+    }
+    ccd_event ev;
+    char reason[256];
+    if (event_decode(w->codec, w->format, msg->payload, msg->len, &ev, reason, sizeof reason) != 0) {
+        dead_letter(w, msg, reason);
+        return;
+    }
+    w->decoded++;
+    model *m = model_get(w, model_id);
+    if (!m)
+        return;
+    int part = model_part_index(m, topic, msg->partition);
+    if (part < 0) {
+        w->fatal = true;
+        return;
+    }
+    if (msg->offset < m->parts[part].durable_next) {
+        w->duplicates++; /* already folded into the checkpointed state */
+        return;
+    }
+    m->last_event_ms = w->last_message_ms;
+    if (window_closes_before(&w->rules, &m->win, ev.event_time_ms))
+        close_window(w, m, "time", ev.event_time_ms);
+    int added_u, added_i;
+    model_event e = {.part = part, .offset = msg->offset};
+    e.user = idmap_add(&m->users, ev.user_id, &added_u);
+    e.item = idmap_add(&m->items, ev.item_id, &added_i);
+    if (e.user < 0 || e.item < 0) {
+        wlog(WLOG_ERROR, "model %s: id map full or out of memory", m->id);
+        w->fatal = true;
+        return;
+    }
+    e.holdout = model_holdout(ev.user_id, ev.item_id, w->cfg.holdout_seed, w->cfg.holdout_fraction);
+    if (window_add(&w->rules, &m->win, ev.event_time_ms)) {
+        m->late_events++;
+        w->late++;
+    }
+    if (model_push(m, &e) != 0) {
+        w->fatal = true;
+        return;
+    }
+    if (window_full(&w->rules, &m->win))
+        close_window(w, m, "count", INT64_MIN);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* rebalances */
+
+/* Stop, checkpoint-wait and drop every model that reads any of parts, after committing them. */
+static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int s = 0; s < w->model_ids.n; s++) {
+        model *m = w->models[s];
+        if (!m)
+            continue;
+        bool hit = false;
+        for (int i = 0; i < m->n_parts && !hit; i++)
+            hit = rd_kafka_topic_partition_list_find(parts, m->parts[i].topic, m->parts[i].partition) != NULL;
+        if (hit) {
+            trainer_stop_model(&w->tr, m);
+            collect_jobs(w);
+        }
+    }
+    commit_offsets(w, parts);
+    for (int s = 0; s < w->model_ids.n; s++) {
+        model *m = w->models[s];
+        if (!m)
+            continue;
+        for (int i = 0; i < m->n_parts; i++)
+            if (rd_kafka_topic_partition_list_find(parts, m->parts[i].topic, m->parts[i].partition)) {
+                model_drop(w, s);
+                break;
+            }
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        part_state *p = part_find(w, parts->elems[i].topic, parts->elems[i].partition, false);
+        if (p) {
+            p->assigned = false;
+            p->position = -1;
+            p->committed = -1;
+        }
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
+{
+    worker *w = opaque;
+    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        w->joined = true;
+        for (int i = 0; i < parts->cnt; i++) {
+            part_state *p = part_find(w, parts->elems[i].topic, parts->elems[i].partition, true);
+            if (p) {
+                p->assigned = true;
+                p->position = -1;
+                p->committed = -1;
+            }
+            wlog(WLOG_INFO, "assigned %s/%d", parts->elems[i].topic, parts->elems[i].partition);
+        }
+        rd_kafka_error_t *e = NULL;
+        if (coop)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (e) {
+            wlog(WLOG_ERROR, "assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        if (w->paused)
+            rd_kafka_pause_partitions(rk, parts);
+    } else {
+        if (rd_kafka_assignment_lost(rk))
+            wlog(WLOG_WARN, "assignment lost: dropping its models without committing");
+        for (int i = 0; i < parts->cnt; i++)
+            wlog(WLOG_INFO, "revoked %s/%d", parts->elems[i].topic, parts->elems[i].partition);
+        release_partitions(w, parts);
+        rd_kafka_error_t *e = NULL;
+        if (coop)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+        if (e) {
+            wlog(WLOG_ERROR, "unassign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* housekeeping between polls */
+
+static int64_t buffered_events(const worker *w)
+{
+    int64_t n = 0;
+    for (int s = 0; s < w->model_ids.n; s++)
+        if (w->models[s])
+            n += model_buffered(w->models[s]);
+    return n;
+}
+
+static void set_paused(worker *w, bool pause)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(w->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(w->rk, a);
+    else
+        rd_kafka_resume_partitions(w->rk, a);
+    rd_kafka_topic_partition_list_destroy(a);
+    w->paused = pause;
+    /* no message comes while the input is paused: --exit-when-idle counts from the resumption,
+     * not from the last message before the pause (the partitions still hold unread events) */
+    w->last_message_ms = now_ms();
+    wlog(WLOG_INFO, "input %s (%lld events buffered, bound %lld)", pause ? "paused" : "resumed",
+         (long long)buffered_events(w), (long long)w->cfg.max_buffered_events);
+}
+
+static void housekeeping(worker *w)
+{
+    int64_t now = now_ms();
+    if (w->cfg.idle_ms > 0)
+        for (int s = 0; s < w->model_ids.n; s++) {
+            model *m = w->models[s];
+            if (m && m->n_ev > 0 && now - m->last_event_ms >= w->cfg.idle_ms)
+                close_window(w, m, "idle", INT64_MIN);
+        }
+    int64_t buffered = buffered_events(w);
+    if (!w->paused && buffered >= w->cfg.max_buffered_events)
+        set_paused(w, true);
+    else if (w->paused && buffered < w->cfg.max_buffered_events / 2)
+        set_paused(w, false);
+    if (w->paused && !w->jobs) {
+        /* nothing is training, so nothing will free the buffer: cut the largest open window */
+        model *big = NULL;
+        for (int s = 0; s < w->model_ids.n; s++)
+            if (w->models[s] && w->models[s]->n_ev > 0 && (!big || w->models[s]->n_ev > big->n_ev))
+                big = w->models[s];
+        if (big)
+            close_window(w, big, "buffer bound", INT64_MIN);
+    }
+}
+
+/* The numbers /metrics shows, taken by the consumer thread (it owns them) about once a second. */
+static void publish_metrics(worker *w)
+{
+    metrics_snapshot m;
+    memset(&m, 0, sizeof m);
+    m.messages = w->messages;
+    m.decoded = w->decoded;
+    m.dead_letters = w->dead_letters;
+    m.dlq_delivery_errors = w->dlq_delivery_errors;
+    m.duplicates = w->duplicates;
+    m.late = w->late;
+    m.windows_closed = w->blocks_closed;
+    m.buffered_events = buffered_events(w);
+    m.max_buffered_events = w->cfg.max_buffered_events;
+    m.paused = w->paused;
+    for (int s = 0; s < w->model_ids.n; s++)
+        m.models += w->models[s] != NULL;
+    trainer_stats t = trainer_get_stats(&w->tr);
+    m.blocks_done = t.blocks_done;
+    m.publish_errors = t.publish_errors;
+    m.checkpoint_errors = t.checkpoint_errors;
+    m.publish_rows = t.publish_rows;
+    m.live_version = t.live_version;
+    m.last_fast_seconds = t.last_fast_seconds;
+    m.last_total_seconds = t.last_total_seconds;
+    m.last_publish_seconds = t.last_publish_seconds;
+    m.holdout_recall20 = t.last_holdout_recall20;
+    m.holdout_ndcg20 = t.last_holdout_ndcg20;
+    m.last_window_events = t.last_window_events;
+    bool query = w->paused;
+    for (int i = 0; i < w->n_parts && m.n_parts < METRICS_MAX_PARTS; i++) {
+        const part_state *p = &w->parts[i];
+        int64_t lo, hi;
+        if (!p->assigned || p->position < 0)
+            continue;
+        /* The cached high watermark comes with fetch responses, and a paused partition is not
+         * fetched: at the buffer bound it would stay put while the backlog grows. Then ask the
+         * broker (briefly: this thread has nothing else to do while paused; after one failure,
+         * e.g. the broker is down, the others keep their cached value this round). */
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__STATE;
+        if (query) {
+            e = rd_kafka_query_watermark_offsets(w->rk, p->topic, p->partition, &lo, &hi, 200);
+            query = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            e = rd_kafka_get_watermark_offsets(w->rk, p->topic, p->partition, &lo, &hi);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+            continue;
+        snprintf(m.parts[m.n_parts].topic, sizeof m.parts[m.n_parts].topic, "%s", p->topic);
+        m.parts[m.n_parts].partition = p->partition;
+        m.parts[m.n_parts].lag = hi > p->position ? hi - p->position : 0;
+        m.n_parts++;
+    }
+    metrics_publish(w->metrics, &m);
+}
+
+/* Nothing to wait for: no block training or queued, and no open window that the idle timeout
+ * will still close (with idle_ms = 0 open windows stay open: their events remain uncommitted
+ * and are read again by whoever consumes the partition next). */
+static bool all_quiet(const worker *w)
+{
+    if (w->jobs || w->paused)
+        return false;
+    for (int s = 0; s < w->model_ids.n; s++)
+        if (w->models[s] && ((w->cfg.idle_ms > 0 && w->models[s]->n_ev > 0) || w->models[s]->closed))
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* start-up */
+
+/* librdkafka's own log lines (syslog levels) through the worker's logger, so that JSON logging
+ * covers them too. */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    wlog(level <= 3 ? WLOG_ERROR : level == 4 ? WLOG_WARN : level <= 6 ? WLOG_INFO : WLOG_DEBUG, "kafka %s: %s",
+         fac, buf);
+}
+
+/* librdkafka's error events (served by the poll calls of this thread); without this callback
+ * librdkafka only logs them. */
+static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    worker *w = opaque;
+    if (kafka_err_fatal((rd_kafka_resp_err_t)err)) {
+        wlog(WLOG_ERROR, "kafka %s: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
+             rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        w->fatal = true;
+    } else {
+        /* transient (a broker down, a connection refused): librdkafka retries, and its log
+         * callback has already reported it */
+        wlog(WLOG_DEBUG, "kafka %s: %s", rd_kafka_name(rk), reason);
+    }
+}
+
+static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* our defaults first: the user's [kafka] keys override them */
+    if (consumer) {
+        const char *defaults[][2] = {{"enable.auto.commit", "false"},
+                                     {"enable.auto.offset.store", "false"},
+                                     {"auto.offset.reset", "earliest"},
+                                     {"partition.assignment.strategy", "cooperative-sticky"},
+                                     {"group.id", "ccd-worker"},
+                                     /* interaction events are small (~40 bytes): librdkafka's 1 MiB
+                                      * per-partition fetch made ingest wait on round trips
+                                      * (230k events/s measured, 960k with 10 MiB) */
+                                     {"max.partition.fetch.bytes", "10485760"}};
+        for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
+            rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], NULL, 0);
+    } else {
+        rd_kafka_conf_set(conf, "linger.ms", "20", NULL, 0);
+    }
+    for (int i = 0; i < w->cfg.n_kafka; i++) {
+        const char *k = w->cfg.kafka[i].key;
+        /* consumer-only or producer-only keys would only produce warnings on the other client */
+        if (!consumer && (!strcmp(k, "group.id") || !strncmp(k, "enable.auto", 11) ||
+                          !strcmp(k, "auto.offset.reset") || !strcmp(k, "partition.assignment.strategy") ||
+                          !strcmp(k, "group.instance.id") || !strcmp(k, "session.timeout.ms") ||
+                          !strcmp(k, "max.poll.interval.ms") || !strcmp(k, "isolation.level")))
+            continue;
+        if (rd_kafka_conf_set(conf, k, w->cfg.kafka[i].value, err, errlen) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_set_opaque(conf, w);
+    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    rd_kafka_conf_set_error_cb(conf, kafka_error);
+    if (consumer)
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    else
+        rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
+    return conf;
+}
+
+/* The demo's broker: librdkafka's mock cluster, hosted by a producer handle of its own, with the
+ * input topics (and the dead-letter topic) created; its address replaces bootstrap.servers so
+ * that the consumer, the dead-letter producer and other processes (ccd-replay) use it. */
+static int start_embedded_kafka(worker *w, char *err, size_t errlen)
+{
+    char msg[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!(w->mock_host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, msg, sizeof msg))) {
+        errmsg_set(err, errlen, "embedded kafka: %s", msg);
+        return -1;
+    }
+    if (!(w->mock = rd_kafka_mock_cluster_new(w->mock_host, 1))) {
+        errmsg_set(err, errlen, "embedded kafka: cannot start the mock cluster");
+        return -1;
+    }
+    for (int i = 0; i < w->cfg.n_topics; i++)
+        if (rd_kafka_mock_topic_create(w->mock, w->cfg.topics[i], w->embedded_partitions, 1)) {
+            errmsg_set(err, errlen, "embedded kafka: cannot create topic %s", w->cfg.topics[i]);
+            return -1;
+        }
+    if (w->cfg.dead_letter_topic[0])
+        rd_kafka_mock_topic_create(w->mock, w->cfg.dead_letter_topic, 1, 1);
+    const char *addr = rd_kafka_mock_cluster_bootstraps(w->mock);
+    if (worker_config_set(&w->cfg, "kafka", "bootstrap.servers", addr, err, errlen) != 0)
+        return -1;
+    wlog(WLOG_INFO, "embedded Kafka (librdkafka mock cluster, in memory) at %s", addr);
+    return 0;
+}
+
+/* A Redis connection with the [redis] settings. Redis may be down at start-up: retry like a
+ * publication would, but give up after a minute so that a wrong address fails visibly. */
+static redis_sink *open_redis(const worker_config *c, char *msg, size_t msglen)
+{
+    redis_sink_opts o;
+    redis_sink_opts_default_at(&o, c->redis_host, c->redis_port, c->redis_user[0] ? c->redis_user : NULL,
+                               c->redis_password[0] ? c->redis_password : NULL, c->redis_prefix);
+    o.db = c->redis_db;
+    o.timeout_ms = c->redis_timeout_ms;
+    o.keep_versions = c->redis_keep_versions;
+    redis_sink *s;
+    for (int attempt = 0; !(s = redis_sink_open(&o, msg, msglen)); attempt++) {
+        if (attempt == 30 || atomic_load(&stopping))
+            return NULL;
+        wlog(WLOG_WARN, "redis: %s; retrying", msg);
+        sleep(2);
+    }
+    return s;
+}
+
+/* One thread's checkpoint store, as checkpoint.store says: the directory, or Redis on a
+ * connection of its own. */
+static int open_store(const worker_config *c, ckpt_store *store, char *err, size_t errlen)
+{
+    if (!c->checkpoint_redis)
+        return ckpt_store_open_dir(store, c->checkpoint_dir, c->checkpoint_keep, err, errlen);
+    char msg[512];
+    redis_sink *r = open_redis(c, msg, sizeof msg);
+    if (!r) {
+        errmsg_set(err, errlen, "redis (checkpoint store): %s", msg);
+        return -1;
+    }
+    return ckpt_store_open_redis(store, r, c->checkpoint_keep, err, errlen);
+}
+
+/* Windows and the event decoder. */
+static int setup_input(worker *w, char *err, size_t errlen)
+{
+    const worker_config *c = &w->cfg;
+    w->rules = (window_rules){.bootstrap_events = c->bootstrap_events,
+                              .bootstrap_until_ms = c->bootstrap_until_ms,
+                              .events = c->window_events,
+                              .duration_ms = c->window_duration_ms};
+    if (event_format_parse(c->format, &w->format) != 0) {
+        errmsg_set(err, errlen, "input.format: bad value");
+        return -1;
+    }
+    char msg[512];
+    w->codec = event_codec_new(c->reader_schema, c->min_event_time_ms, c->max_event_time_ms, msg, sizeof msg);
+    if (!w->codec) {
+        errmsg_set(err, errlen, "input.reader_schema: %s", msg);
+        return -1;
+    }
+    for (int i = 0; i < c->n_schemas; i++)
+        if (event_codec_register(w->codec, c->schema_ids[i], c->schema_paths[i], msg, sizeof msg) != 0) {
+            errmsg_set(err, errlen, "input.schema.%d: %s", c->schema_ids[i], msg);
+            return -1;
+        }
+    return 0;
+}
+
+/* Checkpoint stores, the publication connection and the trainer thread. */
+static int setup_output(worker *w, char *err, size_t errlen)
+{
+    const worker_config *c = &w->cfg;
+    if (open_store(c, &w->load_store, err, errlen) != 0 || open_store(c, &w->save_store, err, errlen) != 0)
+        return -1;
+    char msg[512];
+    if (c->redis_publish && c->train && !(w->sink = open_redis(c, msg, sizeof msg))) {
+        errmsg_set(err, errlen, "redis: %s", msg);
+        return -1;
+    }
+    trainer_sink sink = w->sink ? trainer_sink_redis(w->sink) : (trainer_sink){0};
+    if (trainer_start(&w->tr, c, sink, &w->save_store) != 0) {
+        errmsg_set(err, errlen, "cannot start the trainer thread");
+        return -1;
+    }
+    return 0;
+}
+
+/* The dead-letter producer (when configured) and the consumer, subscribed. */
+static int setup_kafka(worker *w, char *err, size_t errlen)
+{
+    const worker_config *c = &w->cfg;
+    char msg[512];
+    rd_kafka_conf_t *conf;
+    if (c->dead_letter_topic[0]) {
+        if (!(conf = kafka_conf(w, false, msg, sizeof msg))) {
+            errmsg_set(err, errlen, "kafka: %s", msg);
+            return -1;
+        }
+        if (!(w->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, msg, sizeof msg))) {
+            errmsg_set(err, errlen, "kafka producer: %s", msg);
+            return -1;
+        }
+    }
+    if (!(conf = kafka_conf(w, true, msg, sizeof msg))) {
+        errmsg_set(err, errlen, "kafka: %s", msg);
+        return -1;
+    }
+    if (!(w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof msg))) {
+        errmsg_set(err, errlen, "kafka consumer: %s", msg);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(w->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(c->n_topics);
+    for (int i = 0; i < c->n_topics; i++)
+        rd_kafka_topic_partition_list_add(topics, c->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(w->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        errmsg_set(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+static int setup(worker *w, char *err, size_t errlen)
+{
+    const worker_config *c = &w->cfg;
+    wlog_setup(c->log_level, c->log_json);
+    if (c->threads > 0)
+        ccd_set_threads(c->threads);
+    if (setup_input(w, err, errlen) != 0 || setup_output(w, err, errlen) != 0)
+        return -1;
+    if (w->embedded_partitions > 0 && start_embedded_kafka(w, err, errlen) != 0)
+        return -1;
+    if (c->metrics_listen[0]) {
+        char msg[512];
+        if (!(w->metrics = metrics_start(c->metrics_listen, msg, sizeof msg))) {
+            errmsg_set(err, errlen, "%s", msg);
+            return -1;
+        }
+        wlog(WLOG_INFO, "metrics on http://%s/metrics", c->metrics_listen);
+    }
+    return setup_kafka(w, err, errlen);
+}
+
+static void log_totals(const worker *w)
+{
+    wlog(WLOG_INFO, "stopped: %lld messages, %lld decoded, %lld dead letters, %lld duplicates skipped, "
+         "%lld late, %lld windows closed", (long long)w->messages, (long long)w->decoded,
+         (long long)w->dead_letters, (long long)w->duplicates, (long long)w->late, (long long)w->blocks_closed);
+    if (w->messages > 1)
+        wlog(WLOG_INFO, "ingest: %lld messages in %.3f s from the first to the last (%.0f messages/s)",
+             (long long)w->messages, w->last_message_s - w->first_message_s,
+             (double)(w->messages - 1) / (w->last_message_s - w->first_message_s + 1e-9));
+}
+
+static void shutdown_worker(worker *w)
+{
+    /* abandon running blocks, commit what is durable, leave the group */
+    if (w->rk) {
+        for (int s = 0; s < w->model_ids.n; s++)
+            if (w->models[s])
+                trainer_stop_model(&w->tr, w->models[s]);
+        collect_jobs(w);
+        commit_offsets(w, NULL);
+        rd_kafka_consumer_close(w->rk); /* revokes: the rebalance callback drops the models */
+        rd_kafka_destroy(w->rk);
+    }
+    if (w->tr.thread)
+        trainer_join(&w->tr);
+    for (int s = 0; s < w->model_ids.n; s++)
+        if (w->models[s])
+            model_free(w->models[s]);
+    free(w->models);
+    idmap_free(&w->model_ids);
+    if (w->dlq) {
+        rd_kafka_flush(w->dlq, 10000);
+        rd_kafka_destroy(w->dlq);
+    }
+    metrics_stop(w->metrics);
+    if (w->mock)
+        rd_kafka_mock_cluster_destroy(w->mock);
+    if (w->mock_host)
+        rd_kafka_destroy(w->mock_host);
+    if (w->sink)
+        redis_sink_close(w->sink);
+    ckpt_store_close(&w->load_store);
+    ckpt_store_close(&w->save_store);
+    if (w->codec)
+        event_codec_free(w->codec);
+    free(w->parts);
+    log_totals(w);
+    worker_config_free(&w->cfg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the consumer loop */
+
+/* A batch of messages (one queue lock per batch, which is what lets ingest keep up with kcat);
+ * rebalance callbacks are served from the same queue. */
+static void consume_batch(worker *w, rd_kafka_queue_t *queue)
+{
+    enum { BATCH = 4096 };
+    static rd_kafka_message_t *batch[BATCH];
+    ssize_t got = rd_kafka_consume_batch_queue(queue, 100, batch, BATCH);
+    for (ssize_t i = 0; i < got; i++) {
+        rd_kafka_message_t *msg = batch[i];
+        if (w->fatal || atomic_load(&stopping))
+            ; /* not handled: the uncommitted offsets bring it back */
+        else if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            handle_message(w, msg);
+        else if (kafka_err_fatal(msg->err)) {
+            wlog(WLOG_ERROR, "consumer: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
+                 rd_kafka_err2name(msg->err), rd_kafka_message_errstr(msg));
+            w->fatal = true;
+        } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            wlog(WLOG_WARN, "consumer: %s", rd_kafka_message_errstr(msg));
+        rd_kafka_message_destroy(msg);
+    }
+}
+
+/* --exit-when-idle: true when it is time to leave the loop. */
+static bool idle_exit(worker *w, int64_t now)
+{
+    if (w->exit_idle_ms <= 0 || now - w->last_message_ms < w->exit_idle_ms || !all_quiet(w))
+        return false;
+    if (!w->joined) {
+        /* nothing read because nothing could be: an unreachable broker, a TLS handshake that never
+         * succeeds (librdkafka retries those forever); not a clean finish */
+        wlog(WLOG_ERROR, "idle for %lld ms without ever joining the consumer group (broker unreachable? TLS or "
+             "authentication failing? see the kafka lines above): exiting with an error",
+             (long long)w->exit_idle_ms);
+        w->fatal = true;
+    } else {
+        wlog(WLOG_INFO, "idle for %lld ms with nothing pending: exiting", (long long)w->exit_idle_ms);
+    }
+    return true;
+}
+
+/* Until stopped, a fatal error, or --exit-when-idle. The housekeeping runs once per batch, not
+ * once per message. */
+static void consume_loop(worker *w)
+{
+    w->last_message_ms = now_ms();
+    int64_t last_commit = now_ms(), last_metrics = 0;
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(w->rk);
+    while (!atomic_load(&stopping) && !w->fatal) {
+        consume_batch(w, queue);
+        if (w->dlq)
+            rd_kafka_poll(w->dlq, 0);
+        bool finished = collect_jobs(w) > 0;
+        housekeeping(w);
+        int64_t now = now_ms();
+        if (w->metrics && now - last_metrics >= 1000) {
+            publish_metrics(w);
+            last_metrics = now;
+        }
+        if (finished || now - last_commit >= 5000) {
+            commit_offsets(w, NULL);
+            last_commit = now;
+        }
+        if (idle_exit(w, now))
+            break;
+    }
+    rd_kafka_queue_destroy(queue);
+}
+
+int service_run(worker_config *cfg, const service_opts *o)
+{
+    worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        fprintf(stderr, "ccd-worker: out of memory\n");
+        worker_config_free(cfg);
+        return 2;
+    }
+    w->cfg = *cfg; /* the service owns the config's strings from here on */
+    memset(cfg, 0, sizeof *cfg);
+    idmap_init(&w->model_ids);
+    w->exit_idle_ms = o->exit_idle_ms;
+    w->embedded_partitions = o->embedded_partitions;
+    char err[1024];
+    if (setup(w, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-worker: %s\n", err);
+        shutdown_worker(w);
+        free(w);
+        return 2;
+    }
+    const char *group = "ccd-worker";
+    for (int i = 0; i < w->cfg.n_kafka; i++)
+        if (!strcmp(w->cfg.kafka[i].key, "group.id"))
+            group = w->cfg.kafka[i].value;
+    wlog(WLOG_INFO, "ccd-worker %s started: %d topic(s) from %s, group %s, librdkafka %s", SERVICE_VERSION,
+         w->cfg.n_topics, w->cfg.topics[0], group, rd_kafka_version_str());
+    consume_loop(w);
+    bool fatal = w->fatal;
+    shutdown_worker(w);
+    free(w);
+    return fatal ? 1 : 0;
+}
