@@ -41,7 +41,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     /* the quality reported is the test half of the holdout: selection never saw it */
     const ccd_metrics *q = &metrics->test;
     j->holdout = *q;
-    if (!t->sink)
+    if (!t->sink.publish)
         return 0;
     char events[24], total[24], r20[32], n20[32], hu[16], users_new[16], items_new[16], secs[32];
     snprintf(events, sizeof events, "%lld", (long long)j->cw->n_ev);
@@ -71,7 +71,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     for (;;) {
         char err[512];
         double t0 = ccd_now();
-        int64_t ver = redis_publish(t->sink, &v, err, sizeof err);
+        int64_t ver = t->sink.publish(t->sink.ctx, &v, err, sizeof err);
         if (ver > 0) {
             j->version = ver;
             pthread_mutex_lock(&t->mu);
@@ -117,22 +117,6 @@ static int hook_ready(void *ctx, const float *final, int n_users, int n_items, i
     return publish_student(((hook_ctx *)ctx)->pc, final, n_users, n_items, dim, v);
 }
 
-/* Into the configured store: the directory (atomic file), or Redis (checkpoint.store = redis). */
-static int store_checkpoint(trainer *t, const checkpoint *c, char *err, size_t errlen)
-{
-    if (!t->ckpt_sink)
-        return checkpoint_save(t->cfg->checkpoint_dir, c, t->cfg->checkpoint_keep, err, errlen);
-    unsigned char *buf;
-    size_t len;
-    if (checkpoint_encode(c, &buf, &len) != 0) {
-        snprintf(err, errlen, "checkpoint encoding failed");
-        return -1;
-    }
-    int rc = redis_checkpoint_save(t->ckpt_sink, c->model, c->block, buf, len, t->cfg->checkpoint_keep, err, errlen);
-    free(buf);
-    return rc;
-}
-
 /* The checkpoint of the block just folded into m->state. */
 static int write_checkpoint(trainer *t, trainer_job *j)
 {
@@ -165,7 +149,7 @@ static int write_checkpoint(trainer *t, trainer_job *j)
     int wait = 200, rc = -1;
     for (;;) {
         char err[512];
-        if (store_checkpoint(t, &c, err, sizeof err) == 0) {
+        if (ckpt_store_save(t->store, &c, err, sizeof err) == 0) {
             rc = 0;
             break;
         }
@@ -272,12 +256,19 @@ static void *trainer_main(void *arg)
     return NULL;
 }
 
-int trainer_start(trainer *t, const worker_config *cfg, redis_sink *sink, redis_sink *ckpt_sink)
+static int64_t publish_redis(void *ctx, const redis_version *v, char *err, size_t errlen)
+{
+    return redis_publish(ctx, v, err, errlen);
+}
+
+trainer_sink trainer_sink_redis(redis_sink *s) { return (trainer_sink){.publish = publish_redis, .ctx = s}; }
+
+int trainer_start(trainer *t, const worker_config *cfg, trainer_sink sink, ckpt_store *store)
 {
     memset(t, 0, sizeof *t);
     t->cfg = cfg;
     t->sink = sink;
-    t->ckpt_sink = ckpt_sink;
+    t->store = store;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     if (pthread_create(&t->thread, NULL, trainer_main, t) != 0)
@@ -327,6 +318,14 @@ void trainer_stop_model(trainer *t, const model *m)
         pthread_cond_wait(&t->cv, &t->mu);
     }
     pthread_mutex_unlock(&t->mu);
+}
+
+bool trainer_job_done(trainer *t, const trainer_job *j)
+{
+    pthread_mutex_lock(&t->mu);
+    bool done = j->done;
+    pthread_mutex_unlock(&t->mu);
+    return done;
 }
 
 trainer_stats trainer_get_stats(trainer *t)
