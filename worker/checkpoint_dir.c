@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -145,15 +146,9 @@ static int fsync_dir_fd(int fd)
 /* Make a newly created directory's entry durable in its parent. */
 static int fsync_parent(const char *path)
 {
-    char parent[PATH_CAP];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(parent, sizeof parent, ".");
-    else if (slash == path)
-        snprintf(parent, sizeof parent, "/");
-    else
-        snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
-    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char copy[PATH_CAP];
+    snprintf(copy, sizeof copy, "%s", path); /* dirname may write into its argument */
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     int rc = fsync_dir_fd(fd);

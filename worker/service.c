@@ -100,6 +100,14 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A partition just assigned or revoked: nothing consumed or committed by this worker yet. */
+static void part_reset(part_state *p, bool assigned)
+{
+    p->assigned = assigned;
+    p->position = -1;
+    p->committed = -1;
+}
+
 static part_state *part_find(worker *w, const char *topic, int32_t partition, bool add)
 {
     for (int i = 0; i < w->n_parts; i++)
@@ -115,8 +123,7 @@ static part_state *part_find(worker *w, const char *topic, int32_t partition, bo
     memset(p, 0, sizeof *p);
     snprintf(p->topic, sizeof p->topic, "%s", topic);
     p->partition = partition;
-    p->position = -1;
-    p->committed = -1;
+    part_reset(p, false);
     return p;
 }
 
@@ -535,11 +542,23 @@ static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t 
     }
     for (int i = 0; i < parts->cnt; i++) {
         part_state *p = part_find(w, parts->elems[i].topic, parts->elems[i].partition, false);
-        if (p) {
-            p->assigned = false;
-            p->position = -1;
-            p->committed = -1;
-        }
+        if (p)
+            part_reset(p, false);
+    }
+}
+
+/* Hand a change of assignment to librdkafka: incrementally under the cooperative protocol,
+ * wholesale under the eager one. */
+static void change_assignment(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, bool assign)
+{
+    rd_kafka_error_t *e = NULL;
+    if (!strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE"))
+        e = assign ? rd_kafka_incremental_assign(rk, parts) : rd_kafka_incremental_unassign(rk, parts);
+    else
+        rd_kafka_assign(rk, assign ? parts : NULL);
+    if (e) {
+        wlog(WLOG_ERROR, "%s: %s", assign ? "assign" : "unassign", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
     }
 }
 
@@ -547,27 +566,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                          void *opaque)
 {
     worker *w = opaque;
-    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         w->joined = true;
         for (int i = 0; i < parts->cnt; i++) {
             part_state *p = part_find(w, parts->elems[i].topic, parts->elems[i].partition, true);
-            if (p) {
-                p->assigned = true;
-                p->position = -1;
-                p->committed = -1;
-            }
+            if (p)
+                part_reset(p, true);
             wlog(WLOG_INFO, "assigned %s/%d", parts->elems[i].topic, parts->elems[i].partition);
         }
-        rd_kafka_error_t *e = NULL;
-        if (coop)
-            e = rd_kafka_incremental_assign(rk, parts);
-        else
-            rd_kafka_assign(rk, parts);
-        if (e) {
-            wlog(WLOG_ERROR, "assign: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
+        change_assignment(rk, parts, true);
         if (w->paused)
             rd_kafka_pause_partitions(rk, parts);
     } else {
@@ -576,15 +583,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         for (int i = 0; i < parts->cnt; i++)
             wlog(WLOG_INFO, "revoked %s/%d", parts->elems[i].topic, parts->elems[i].partition);
         release_partitions(w, parts);
-        rd_kafka_error_t *e = NULL;
-        if (coop)
-            e = rd_kafka_incremental_unassign(rk, parts);
-        else
-            rd_kafka_assign(rk, NULL);
-        if (e) {
-            wlog(WLOG_ERROR, "unassign: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
+        change_assignment(rk, parts, false);
     }
 }
 
@@ -891,30 +890,31 @@ static int setup_output(worker *w, char *err, size_t errlen)
     return 0;
 }
 
+/* The consumer, or the dead-letter producer, with kafka_conf's settings. NULL with err. */
+static rd_kafka_t *kafka_client(worker *w, bool consumer, char *err, size_t errlen)
+{
+    char msg[512];
+    rd_kafka_conf_t *conf = kafka_conf(w, consumer, msg, sizeof msg);
+    if (!conf) {
+        errmsg_set(err, errlen, "kafka: %s", msg);
+        return NULL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, msg, sizeof msg);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes it over only when it succeeds */
+        errmsg_set(err, errlen, "kafka %s: %s", consumer ? "consumer" : "producer", msg);
+    }
+    return rk;
+}
+
 /* The dead-letter producer (when configured) and the consumer, subscribed. */
 static int setup_kafka(worker *w, char *err, size_t errlen)
 {
     const worker_config *c = &w->cfg;
-    char msg[512];
-    rd_kafka_conf_t *conf;
-    if (c->dead_letter_topic[0]) {
-        if (!(conf = kafka_conf(w, false, msg, sizeof msg))) {
-            errmsg_set(err, errlen, "kafka: %s", msg);
-            return -1;
-        }
-        if (!(w->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, msg, sizeof msg))) {
-            errmsg_set(err, errlen, "kafka producer: %s", msg);
-            return -1;
-        }
-    }
-    if (!(conf = kafka_conf(w, true, msg, sizeof msg))) {
-        errmsg_set(err, errlen, "kafka: %s", msg);
+    if (c->dead_letter_topic[0] && !(w->dlq = kafka_client(w, false, err, errlen)))
         return -1;
-    }
-    if (!(w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof msg))) {
-        errmsg_set(err, errlen, "kafka consumer: %s", msg);
+    if (!(w->rk = kafka_client(w, true, err, errlen)))
         return -1;
-    }
     rd_kafka_poll_set_consumer(w->rk);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(c->n_topics);
     for (int i = 0; i < c->n_topics; i++)
