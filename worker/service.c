@@ -810,6 +810,14 @@ static int start_embedded_kafka(worker *w, char *err, size_t errlen)
     return 0;
 }
 
+static void stop_embedded_kafka(worker *w)
+{
+    if (w->mock)
+        rd_kafka_mock_cluster_destroy(w->mock);
+    if (w->mock_host)
+        rd_kafka_destroy(w->mock_host);
+}
+
 /* A Redis connection with the [redis] settings. Redis may be down at start-up: retry like a
  * publication would, but give up after a minute so that a wrong address fails visibly. */
 static redis_sink *open_redis(const worker_config *c, char *msg, size_t msglen)
@@ -984,16 +992,11 @@ static void shutdown_worker(worker *w)
         rd_kafka_destroy(w->dlq);
     }
     metrics_stop(w->metrics);
-    if (w->mock)
-        rd_kafka_mock_cluster_destroy(w->mock);
-    if (w->mock_host)
-        rd_kafka_destroy(w->mock_host);
-    if (w->sink)
-        redis_sink_close(w->sink);
+    stop_embedded_kafka(w);
+    redis_sink_close(w->sink);
     ckpt_store_close(&w->load_store);
     ckpt_store_close(&w->save_store);
-    if (w->codec)
-        event_codec_free(w->codec);
+    event_codec_free(w->codec);
     free(w->parts);
     log_totals(w);
     worker_config_free(&w->cfg);

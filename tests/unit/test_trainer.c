@@ -37,12 +37,30 @@ static void log_call(call_log *l, const char *kind, const char *model, int block
         snprintf(l->what[l->n++], sizeof l->what[0], "%s %s block %d", kind, model, block);
 }
 
-/* The sink: fails its first `failures` calls (all of them when < 0), and raises the job's stop
- * once it has failed `stop_after` times (0: never); then hands out versions from 41. */
+/* Failures on demand, for both fakes: the first `failures` calls fail (all of them when < 0), and
+ * after `stop_after` failures (0: never) the job's stop is raised, as a rebalance would. */
 typedef struct {
-    call_log *log;
     int failures, stop_after, calls, failed;
     trainer_job *job;
+} fault;
+
+/* Counts a call; true when it is to fail (err says so). */
+static bool fault_now(fault *f, char *err, size_t errlen, const char *why)
+{
+    f->calls++;
+    if (f->failures >= 0 && f->failed >= f->failures)
+        return false;
+    f->failed++;
+    if (f->stop_after > 0 && f->failed >= f->stop_after)
+        atomic_store(&f->job->stop, 1);
+    snprintf(err, errlen, "%s", why);
+    return true;
+}
+
+/* The sink: versions from 41 once it works. */
+typedef struct {
+    call_log *log;
+    fault fault;
     int64_t next_version;
     /* the last publication */
     int block, dim, n_users, n_items;
@@ -53,14 +71,8 @@ typedef struct {
 static int64_t fake_publish(void *ctx, const redis_version *v, char *err, size_t errlen)
 {
     fake_sink *f = ctx;
-    f->calls++;
-    if (f->failures < 0 || f->failed < f->failures) {
-        f->failed++;
-        if (f->stop_after > 0 && f->failed >= f->stop_after)
-            atomic_store(&f->job->stop, 1);
-        snprintf(err, errlen, "fake sink down");
+    if (fault_now(&f->fault, err, errlen, "fake sink down"))
         return -1;
-    }
     log_call(f->log, "publish", v->model, v->block);
     f->block = v->block;
     f->dim = v->dim;
@@ -79,12 +91,11 @@ static int64_t fake_publish(void *ctx, const redis_version *v, char *err, size_t
     return f->next_version++;
 }
 
-/* The store: put fails the first `failures` times (all when < 0) and raises the job's stop after
- * `stop_after` failures; a successful put keeps the bytes of the last checkpoint. */
+/* The store: a successful put keeps the bytes of the last checkpoint. */
 typedef struct {
     call_log *log;
-    int failures, stop_after, puts, failed, keep;
-    trainer_job *job;
+    fault fault;
+    int keep;
     unsigned char *bytes;
     size_t len;
 } fake_store;
@@ -93,14 +104,8 @@ static int fake_put(void *impl, const char *model, int block, const unsigned cha
                     char *err, size_t errlen)
 {
     fake_store *f = impl;
-    f->puts++;
-    if (f->failures < 0 || f->failed < f->failures) {
-        f->failed++;
-        if (f->stop_after > 0 && f->failed >= f->stop_after)
-            atomic_store(&f->job->stop, 1);
-        snprintf(err, errlen, "fake disk full");
+    if (fault_now(&f->fault, err, errlen, "fake disk full"))
         return -1;
-    }
     log_call(f->log, "save", model, block);
     free(f->bytes);
     f->bytes = malloc(len);
@@ -257,11 +262,21 @@ static void start(rig *g, bool publish)
 static trainer_job *run_one(rig *g, bool stop_first)
 {
     trainer_job *j = job_for(g->m);
-    g->sink.job = g->store_impl.job = j;
+    g->sink.fault.job = g->store_impl.fault.job = j;
     if (stop_first)
         atomic_store(&j->stop, 1);
     trainer_submit(&g->t, j);
     wait_done(&g->t, j);
+    return j;
+}
+
+/* Start the trainer (publishing or not), run one job to its end, take the counters and join. */
+static trainer_job *run_to_end(rig *g, bool publish, bool stop_first, trainer_stats *st)
+{
+    start(g, publish);
+    trainer_job *j = run_one(g, stop_first);
+    *st = trainer_get_stats(&g->t);
+    trainer_join(&g->t);
     return j;
 }
 
@@ -281,10 +296,8 @@ static checkpoint saved(const rig *g)
 static void publishes_then_checkpoints(void **state)
 {
     rig *g = *state;
-    start(g, true);
-    trainer_job *j = run_one(g, false);
-    trainer_stats st = trainer_get_stats(&g->t);
-    trainer_join(&g->t);
+    trainer_stats st;
+    trainer_job *j = run_to_end(g, true, false, &st);
     if (j->rc != 0)
         fail_msg("job failed: %s", j->err);
 
@@ -345,11 +358,10 @@ static void publishes_then_checkpoints(void **state)
 static void publication_off_still_checkpoints(void **state)
 {
     rig *g = *state;
-    start(g, false);
-    trainer_job *j = run_one(g, false);
-    trainer_join(&g->t);
+    trainer_stats st;
+    trainer_job *j = run_to_end(g, false, false, &st);
     assert_int_equal(j->rc, 0);
-    assert_int_equal(g->sink.calls, 0);
+    assert_int_equal(g->sink.fault.calls, 0);
     assert_int_equal(j->version, 0);
     checkpoint c = saved(g);
     assert_int_equal(c.published_version, 0);
@@ -368,7 +380,7 @@ static void jobs_in_submission_order(void **state)
     fill_window(m1, 7);
     start(g, true);
     trainer_job *a = job_for(g->m), *b = job_for(m1);
-    g->sink.job = g->store_impl.job = a;
+    g->sink.fault.job = g->store_impl.fault.job = a;
     trainer_submit(&g->t, a);
     trainer_submit(&g->t, b);
     wait_done(&g->t, b);
@@ -392,110 +404,84 @@ static void jobs_in_submission_order(void **state)
     model_free(m1);
 }
 
-/* Redis down for two attempts: retried with backoff, counted, and the version that finally went
- * live is the one checkpointed. */
-static void sink_failures_retried(void **state)
+/* Redis down for two attempts, then the disk full once: both retried with backoff and counted,
+ * the student published once, and the version that went live is the one checkpointed. */
+static void failures_retried(void **state)
 {
     rig *g = *state;
-    g->sink.failures = 2;
-    start(g, true);
-    trainer_job *j = run_one(g, false);
-    trainer_stats st = trainer_get_stats(&g->t);
-    trainer_join(&g->t);
+    g->sink.fault.failures = 2;
+    g->store_impl.fault.failures = 1;
+    trainer_stats st;
+    trainer_job *j = run_to_end(g, true, false, &st);
     assert_int_equal(j->rc, 0);
-    assert_int_equal(g->sink.calls, 3);
+    assert_int_equal(g->sink.fault.calls, 3);
+    assert_int_equal(g->store_impl.fault.calls, 2);
     assert_int_equal(st.publish_errors, 2);
+    assert_int_equal(st.checkpoint_errors, 1);
     assert_int_equal(st.live_version, 41);
-    assert_int_equal(g->store_impl.puts, 1);
+    assert_int_equal(st.blocks_done, 1);
+    assert_int_equal(g->log.n, 2);
     checkpoint c = saved(g);
     assert_int_equal(c.published_version, 41);
     checkpoint_free(&c);
     job_free(j);
 }
 
-/* A full disk once: the checkpoint is retried and counted; nothing is published twice. */
-static void store_failures_retried(void **state)
+/* Redis (sink_down) or the disk down until the job is stopped (a rebalance): the job ends
+ * CCD_STOPPED with nothing checkpointed, so the consumer thread commits none of its offsets.
+ * With Redis down the block is abandoned before the state changes; with the disk full the
+ * student went live but the job still says the block was not written. */
+static void stopped_while_down(rig *g, bool sink_down)
 {
-    rig *g = *state;
-    g->store_impl.failures = 1;
-    start(g, true);
-    trainer_job *j = run_one(g, false);
-    trainer_stats st = trainer_get_stats(&g->t);
-    trainer_join(&g->t);
-    assert_int_equal(j->rc, 0);
-    assert_int_equal(g->store_impl.puts, 2);
-    assert_int_equal(st.checkpoint_errors, 1);
-    assert_int_equal(st.blocks_done, 1);
-    assert_int_equal(g->sink.calls, 1);
-    assert_int_equal(g->log.n, 2);
-    job_free(j);
-}
-
-/* Redis down until the job is stopped (a rebalance): abandoned, nothing saved, the state as it
- * was before the block. */
-static void stop_while_sink_down(void **state)
-{
-    rig *g = *state;
-    g->sink.failures = -1;
-    g->sink.stop_after = 2;
-    start(g, true);
-    trainer_job *j = run_one(g, false);
-    trainer_stats st = trainer_get_stats(&g->t);
-    trainer_join(&g->t);
+    if (sink_down)
+        g->sink.fault = (fault){.failures = -1, .stop_after = 2};
+    else
+        g->store_impl.fault = (fault){.failures = -1, .stop_after = 2};
+    trainer_stats st;
+    trainer_job *j = run_to_end(g, true, false, &st);
     assert_int_equal(j->rc, CCD_STOPPED);
-    assert_int_equal(j->version, 0);
-    assert_int_equal(g->sink.calls, 2);
-    assert_int_equal(g->store_impl.puts, 0);
-    assert_int_equal(st.blocks_done, 0);
-    assert_int_equal(g->m->state.block, -1);
-    job_free(j);
-}
-
-/* The disk full until the job is stopped: published, but not durable, so not done: the job says
- * so and the consumer thread must not commit its offsets. */
-static void stop_while_store_down(void **state)
-{
-    rig *g = *state;
-    g->store_impl.failures = -1;
-    g->store_impl.stop_after = 2;
-    start(g, true);
-    trainer_job *j = run_one(g, false);
-    trainer_stats st = trainer_get_stats(&g->t);
-    trainer_join(&g->t);
-    assert_int_equal(j->rc, CCD_STOPPED);
-    assert_non_null(strstr(j->err, "checkpoint of block 0 not written"));
-    assert_int_equal(j->version, 41);
-    assert_int_equal(g->store_impl.puts, 2);
     assert_null(g->store_impl.bytes);
-    assert_int_equal(st.checkpoint_errors, 2);
     assert_int_equal(st.blocks_done, 0);
+    assert_int_equal(sink_down ? g->sink.fault.calls : g->store_impl.fault.calls, 2);
+    assert_int_equal(sink_down ? st.publish_errors : st.checkpoint_errors, 2);
+    assert_int_equal(j->version, sink_down ? 0 : 41);
+    assert_int_equal(g->store_impl.fault.calls, sink_down ? 0 : 2);
+    if (sink_down)
+        assert_int_equal(g->m->state.block, -1);
+    else
+        assert_non_null(strstr(j->err, "checkpoint of block 0 not written"));
     job_free(j);
 }
+
+static void stop_while_sink_down(void **state) { stopped_while_down(*state, true); }
+
+static void stop_while_store_down(void **state) { stopped_while_down(*state, false); }
 
 static void stop_before_start(void **state)
 {
     rig *g = *state;
-    start(g, true);
-    trainer_job *j = run_one(g, true);
-    trainer_join(&g->t);
+    trainer_stats st;
+    trainer_job *j = run_to_end(g, true, true, &st);
     assert_int_equal(j->rc, CCD_STOPPED);
     assert_string_equal(j->err, "stopped before it started");
-    assert_int_equal(g->sink.calls + g->store_impl.puts, 0);
+    assert_int_equal(g->sink.fault.calls + g->store_impl.fault.calls, 0);
     assert_int_equal(g->m->state.block, -1);
     job_free(j);
 }
 
+/* every test gets a fresh trainer, fakes and model */
+#define RIG_TEST(f) cmocka_unit_test_setup_teardown(f, rig_setup, rig_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(publishes_then_checkpoints, rig_setup, rig_teardown),
-        cmocka_unit_test_setup_teardown(publication_off_still_checkpoints, rig_setup, rig_teardown),
-        cmocka_unit_test_setup_teardown(jobs_in_submission_order, rig_setup, rig_teardown),
-        cmocka_unit_test_setup_teardown(sink_failures_retried, rig_setup, rig_teardown),
-        cmocka_unit_test_setup_teardown(store_failures_retried, rig_setup, rig_teardown),
-        cmocka_unit_test_setup_teardown(stop_while_sink_down, rig_setup, rig_teardown),
-        cmocka_unit_test_setup_teardown(stop_while_store_down, rig_setup, rig_teardown),
-        cmocka_unit_test_setup_teardown(stop_before_start, rig_setup, rig_teardown),
+        RIG_TEST(publishes_then_checkpoints),
+        RIG_TEST(publication_off_still_checkpoints),
+        RIG_TEST(jobs_in_submission_order),
+        RIG_TEST(failures_retried),
+        RIG_TEST(stop_while_sink_down),
+        RIG_TEST(stop_while_store_down),
+        RIG_TEST(stop_before_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
