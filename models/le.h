@@ -63,9 +63,15 @@ static inline float le_get_f32(const unsigned char *p)
     return f;
 }
 
-static inline int32_t le_i32(uint32_t u) { return u <= INT32_MAX ? (int32_t)u : -(int32_t)(UINT32_MAX - u) - 1; }
+static inline int32_t le_i32(uint32_t u)
+{
+    return u <= INT32_MAX ? (int32_t)u : -(int32_t)(UINT32_MAX - u) - 1;
+}
 
-static inline int64_t le_i64(uint64_t u) { return u <= INT64_MAX ? (int64_t)u : -(int64_t)(UINT64_MAX - u) - 1; }
+static inline int64_t le_i64(uint64_t u)
+{
+    return u <= INT64_MAX ? (int64_t)u : -(int64_t)(UINT64_MAX - u) - 1;
+}
 
 static inline uint32_t ccd_crc32(const unsigned char *p, size_t n)
 {
@@ -82,7 +88,8 @@ static inline uint32_t ccd_crc32(const unsigned char *p, size_t n)
 enum { CCD_FRAME_BYTES = 24 }; /* magic 8 + version 4 + crc 4 + payload length 8 */
 
 /* buf holds CCD_FRAME_BYTES + payload_len bytes, the payload already in place. */
-static inline void ccd_frame_seal(unsigned char *buf, const char magic[8], uint32_t version, size_t payload_len)
+static inline void ccd_frame_seal(unsigned char *buf, const char magic[8], uint32_t version,
+                                  size_t payload_len)
 {
     memcpy(buf, magic, 8);
     unsigned char *p = le_put_u32(buf + 8, version);
@@ -93,8 +100,9 @@ static inline void ccd_frame_seal(unsigned char *buf, const char magic[8], uint3
 /* Returns 0 with the payload's length (it starts at buf + CCD_FRAME_BYTES), or -1 with a reason
  * in why. A short buffer that does not even start like the magic is "bad magic", not "truncated":
  * a file of another kind is named as such. */
-static inline int ccd_frame_open(const unsigned char *buf, size_t len, const char magic[8], uint32_t version,
-                                 const char *kind, size_t *payload_len, char *why, size_t whylen)
+static inline int ccd_frame_open(const unsigned char *buf, size_t len, const char magic[8],
+                                 uint32_t version, const char *kind, size_t *payload_len, char *why,
+                                 size_t whylen)
 {
     if (len >= 8 && memcmp(buf, magic, 8) != 0) {
         snprintf(why, whylen, "bad magic (not a ccd-stream %s)", kind);
@@ -107,12 +115,14 @@ static inline int ccd_frame_open(const unsigned char *buf, size_t len, const cha
     const uint32_t got_version = le_get_u32(buf + 8), crc = le_get_u32(buf + 12);
     const uint64_t payload = le_get_u64(buf + 16), present = len - CCD_FRAME_BYTES;
     if (got_version != version) {
-        snprintf(why, whylen, "format version %" PRIu32 " not supported (this build reads %" PRIu32 ")",
+        snprintf(why, whylen,
+                 "format version %" PRIu32 " not supported (this build reads %" PRIu32 ")",
                  got_version, version);
         return -1;
     }
     if (payload > present) {
-        snprintf(why, whylen, "truncated (header says %" PRIu64 " payload bytes, %" PRIu64 " present)", payload,
+        snprintf(why, whylen,
+                 "truncated (header says %" PRIu64 " payload bytes, %" PRIu64 " present)", payload,
                  present);
         return -1;
     }

@@ -80,8 +80,8 @@ int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len)
     out_buf o = {0};
     unsigned char zero[CCD_FRAME_BYTES] = {0};
     put(&o, zero, CCD_FRAME_BYTES); /* the frame, sealed once the payload is complete */
-    const int ints[] = {st->block, st->n_users, st->n_items, st->n_teachers, st->student_dim,
-                        st->proxy_users, st->proxy_items};
+    const int ints[] = {st->block,       st->n_users,     st->n_items,    st->n_teachers,
+                        st->student_dim, st->proxy_users, st->proxy_items};
     put_i32s(&o, ints, sizeof ints / sizeof ints[0]);
     const size_t nodes = (size_t)st->n_users + (size_t)st->n_items;
     for (int m = 0; m < st->n_teachers; m++) {
@@ -218,14 +218,15 @@ static const char *read_sizes(in_buf *in, ccd_state *st)
         t->type = (ccd_model_type)get_u32(in);
         t->dim = (int)get_u32(in);
         t->seed = get_u64(in);
-        if (in->failed || (t->type != CCD_MODEL_LIGHTGCN && t->type != CCD_MODEL_MF) || t->dim <= 0 ||
-            t->dim > 65536)
+        if (in->failed || (t->type != CCD_MODEL_LIGHTGCN && t->type != CCD_MODEL_MF) ||
+            t->dim <= 0 || t->dim > 65536)
             return "bad teacher spec";
     }
     return NULL;
 }
 
-/* teachers (n_users + n_items) x dim_m each; D_k and CL_k, the proxies (proxy nodes) x student_dim */
+/* teachers (n_users + n_items) x dim_m each; D_k and CL_k, the proxies (proxy nodes) x student_dim
+ */
 static const char *read_tables(in_buf *in, ccd_state *st)
 {
     const uint64_t nodes = (uint64_t)st->n_users + (uint64_t)st->n_items;
@@ -249,7 +250,8 @@ static const char *read_train(in_buf *in, ccd_state *st)
     ccd_csr *tr = &st->train;
     int rows = (int)get_u32(in), cols = (int)get_u32(in);
     uint64_t nnz = get_u64(in);
-    if (in->failed || rows != st->n_users || cols != st->n_items || !have(in, 2 * ((uint64_t)rows + 1) + nnz))
+    if (in->failed || rows != st->n_users || cols != st->n_items ||
+        !have(in, 2 * ((uint64_t)rows + 1) + nnz))
         return "bad train matrix header";
     tr->n_rows = rows;
     tr->n_cols = cols;
@@ -312,7 +314,8 @@ int ccd_state_deserialize(ccd_state *st, const unsigned char *buf, size_t len, c
     ccd_state_init(st);
     char why[160];
     size_t payload;
-    if (ccd_frame_open(buf, len, MAGIC, CCD_STATE_VERSION, "state", &payload, why, sizeof why) != 0) {
+    if (ccd_frame_open(buf, len, MAGIC, CCD_STATE_VERSION, "state", &payload, why, sizeof why) !=
+        0) {
         snprintf(err, errlen, "state: %s", why);
         return -1;
     }

@@ -88,7 +88,9 @@ int checkpoint_check(const checkpoint *c, char *why, size_t whylen)
         const ckpt_offset *o = &c->offsets[k];
         size_t n = strnlen(o->topic, sizeof o->topic);
         if (n == 0 || n > CKPT_MAX_TOPIC || o->partition < 0 || o->next_offset < 0) {
-            errmsg_set(why, whylen, "offset %d: empty or unterminated topic, or negative partition or offset", k);
+            errmsg_set(why, whylen,
+                       "offset %d: empty or unterminated topic, or negative partition or offset",
+                       k);
             return -1;
         }
     }
@@ -200,8 +202,8 @@ static int get_u64(reader *r, uint64_t *v)
  * anything is allocated, and it must not contain a NUL (it becomes a C string). On success *s
  * points into the buffer (not terminated) and *n is its length. idx >= 0 numbers the string in
  * the message. */
-static int get_str(reader *r, const char *what, int idx, size_t max, const unsigned char **s, size_t *n,
-                   char *why, size_t whylen)
+static int get_str(reader *r, const char *what, int idx, size_t max, const unsigned char **s,
+                   size_t *n, char *why, size_t whylen)
 {
     char name[64];
     if (idx >= 0)
@@ -214,7 +216,8 @@ static int get_str(reader *r, const char *what, int idx, size_t max, const unsig
         return -1;
     }
     if (len > r->left) {
-        errmsg_set(why, whylen, "%s: length %" PRIu32 " too large for the %zu bytes left", name, len, r->left);
+        errmsg_set(why, whylen, "%s: length %" PRIu32 " too large for the %zu bytes left", name,
+                   len, r->left);
         return -1;
     }
     if (len > max) {
@@ -245,7 +248,8 @@ static char *dup_span(const unsigned char *s, size_t n)
 
 /* A count followed by that many records of at least `min_bytes` each: checked against the bytes
  * left so a corrupt count can never drive a huge allocation. */
-static int get_count(reader *r, const char *what, size_t min_bytes, int *count, char *why, size_t whylen)
+static int get_count(reader *r, const char *what, size_t min_bytes, int *count, char *why,
+                     size_t whylen)
 {
     uint32_t n;
     if (get_u32(r, &n) != 0) {
@@ -253,7 +257,8 @@ static int get_count(reader *r, const char *what, size_t min_bytes, int *count, 
         return -1;
     }
     if (n > INT_MAX || n > r->left / min_bytes) {
-        errmsg_set(why, whylen, "%s count %" PRIu32 " too large for the %zu bytes left", what, n, r->left);
+        errmsg_set(why, whylen, "%s count %" PRIu32 " too large for the %zu bytes left", what, n,
+                   r->left);
         return -1;
     }
     *count = (int)n;
@@ -300,7 +305,8 @@ static int get_block_fields(reader *r, checkpoint *c, char *why, size_t whylen)
     c->model[n] = '\0';
     uint32_t block;
     uint64_t window, events, published;
-    if (get_u32(r, &block) || get_u64(r, &window) || get_u64(r, &events) || get_u64(r, &published)) {
+    if (get_u32(r, &block) || get_u64(r, &window) || get_u64(r, &events) ||
+        get_u64(r, &published)) {
         errmsg_set(why, whylen, "truncated payload (block fields)");
         return -1;
     }
@@ -309,7 +315,8 @@ static int get_block_fields(reader *r, checkpoint *c, char *why, size_t whylen)
     c->events_total = le_i64(events);
     c->published_version = le_i64(published);
     if (c->block < -1 || c->events_total < 0 || c->published_version < 0) {
-        errmsg_set(why, whylen, "block %d, events %" PRId64 ", published version %" PRId64 ": out of range",
+        errmsg_set(why, whylen,
+                   "block %d, events %" PRId64 ", published version %" PRId64 ": out of range",
                    c->block, c->events_total, c->published_version);
         return -1;
     }
@@ -325,7 +332,8 @@ static int get_state(reader *r, checkpoint *c, char *why, size_t whylen)
         return -1;
     }
     if (state_len > r->left) {
-        errmsg_set(why, whylen, "state length %" PRIu64 " too large for the %zu bytes left", state_len, r->left);
+        errmsg_set(why, whylen, "state length %" PRIu64 " too large for the %zu bytes left",
+                   state_len, r->left);
         return -1;
     }
     if (state_len == 0)
@@ -386,7 +394,8 @@ static int decode(checkpoint *c, const unsigned char *buf, size_t len, char *why
     reader r = {.p = buf + CCD_FRAME_BYTES, .left = payload};
     if (get_block_fields(&r, c, why, whylen) != 0 || get_state(&r, c, why, whylen) != 0 ||
         get_ids(&r, "user id", &c->user_ids, &c->n_users, why, whylen) != 0 ||
-        get_ids(&r, "item id", &c->item_ids, &c->n_items, why, whylen) != 0 || get_offsets(&r, c, why, whylen) != 0) {
+        get_ids(&r, "item id", &c->item_ids, &c->n_items, why, whylen) != 0 ||
+        get_offsets(&r, c, why, whylen) != 0) {
         checkpoint_free(c);
         return -1;
     }

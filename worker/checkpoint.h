@@ -54,10 +54,10 @@ typedef struct {
     unsigned char *state;      /* ccd_state_serialize bytes (owned) */
     size_t state_len;
     int n_users, n_items;
-    char **user_ids;           /* (n_users) owned strings, row order */
-    char **item_ids;           /* (n_items) */
+    char **user_ids; /* (n_users) owned strings, row order */
+    char **item_ids; /* (n_items) */
     int n_offsets;
-    ckpt_offset *offsets;      /* (n_offsets) owned */
+    ckpt_offset *offsets; /* (n_offsets) owned */
 } checkpoint;
 
 void checkpoint_init(checkpoint *c);
@@ -70,9 +70,11 @@ int checkpoint_check(const checkpoint *c, char *why, size_t whylen);
  * memory). */
 int checkpoint_encode(const checkpoint *c, unsigned char **buf, size_t *len);
 /* Decode (c is initialised here; on failure it is left empty). Returns 0 or -1 with err. */
-int checkpoint_decode(checkpoint *c, const unsigned char *buf, size_t len, char *err, size_t errlen);
+int checkpoint_decode(checkpoint *c, const unsigned char *buf, size_t len, char *err,
+                      size_t errlen);
 
-/* mkdir -p path (0755), new directories fsynced into their parents. Returns 0 or -1 with err. */
+/* mkdir -p path (0755), new directories fsynced into their parents (the directory backend's, in
+ * checkpoint_dir.c; ccd-offline uses it too). Returns 0 or -1 with err. */
 int checkpoint_make_dirs(const char *path, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -84,15 +86,15 @@ typedef struct {
     /* Store buf as the model's checkpoint of block, replacing one of the same block, then keep
      * only the newest `keep` blocks. 0 once the checkpoint is durable (pruning may fail quietly:
      * the next save retries it). */
-    int (*put)(void *impl, const char *model, int block, const unsigned char *buf, size_t len, int keep,
-               char *err, size_t errlen);
+    int (*put)(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
+               int keep, char *err, size_t errlen);
     /* The stored blocks, newest first, in a malloc'd array (*blocks, NULL when none). Returns the
      * count (0: no checkpoint, not even a place for them yet) or -1. */
     int (*list)(void *impl, const char *model, int **blocks, char *err, size_t errlen);
     /* One stored checkpoint into a malloc'd buffer: 1 read, 0 to be skipped (gone since it was
      * listed, or unreadable: the reason in err), -1 when the store itself fails (stop loading). */
-    int (*get)(void *impl, const char *model, int block, unsigned char **buf, size_t *len, char *err,
-               size_t errlen);
+    int (*get)(void *impl, const char *model, int block, unsigned char **buf, size_t *len,
+               char *err, size_t errlen);
     /* Where a block lives (block -1: where the model's checkpoints live), for messages. */
     void (*where)(const void *impl, const char *model, int block, char *out, size_t outlen);
     void (*close)(void *impl);
@@ -121,6 +123,7 @@ int ckpt_store_save(ckpt_store *s, const checkpoint *c, char *err, size_t errlen
  * (none stored: c is empty) or -1 (err; c is empty). warn (may be NULL) receives a message for
  * each checkpoint skipped. */
 int ckpt_store_load_latest(ckpt_store *s, const char *model, checkpoint *c,
-                           void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err, size_t errlen);
+                           void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err,
+                           size_t errlen);
 
 #endif

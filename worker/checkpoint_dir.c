@@ -30,7 +30,10 @@ typedef struct {
     char dir[PATH_CAP];
 } dir_store;
 
-static void block_name(char *out, int block) { snprintf(out, NAME_CAP, "block-%08d.ckpt", block); }
+static void block_name(char *out, int block)
+{
+    snprintf(out, NAME_CAP, "block-%08d.ckpt", block);
+}
 
 /* DIR/<model>, leaving room for a file name below it. */
 static int model_dir(const dir_store *d, const char *model, char *mdir, char *err, size_t errlen)
@@ -175,7 +178,8 @@ int checkpoint_make_dirs(const char *path, char *err, size_t errlen)
         buf[i] = '\0';
         if (mkdir(buf, 0755) == 0) {
             if (fsync_parent(buf) != 0) {
-                errmsg_set(err, errlen, "checkpoint: fsync the parent of %s: %s", buf, strerror(errno));
+                errmsg_set(err, errlen, "checkpoint: fsync the parent of %s: %s", buf,
+                           strerror(errno));
                 return -1;
             }
         } else if (errno != EEXIST) {
@@ -244,8 +248,8 @@ static int create_tmp(int dfd, int block, char *tname)
 }
 
 /* buf into mdir/name through a temporary file, then the rename made durable. */
-static int write_durably(int dfd, const char *mdir, const char *name, int block, const unsigned char *buf,
-                         size_t len, char *err, size_t errlen)
+static int write_durably(int dfd, const char *mdir, const char *name, int block,
+                         const unsigned char *buf, size_t len, char *err, size_t errlen)
 {
     char tname[NAME_CAP];
     int fd = create_tmp(dfd, block, tname);
@@ -263,7 +267,8 @@ static int write_durably(int dfd, const char *mdir, const char *name, int block,
     if (close(fd) != 0 && !step)
         step = "close", saved = errno;
     if (!step && renameat(dfd, tname, dfd, name) != 0) {
-        errmsg_set(err, errlen, "checkpoint: rename %s/%s to %s/%s: %s", mdir, tname, mdir, name, strerror(errno));
+        errmsg_set(err, errlen, "checkpoint: rename %s/%s to %s/%s: %s", mdir, tname, mdir, name,
+                   strerror(errno));
         unlinkat(dfd, tname, 0);
         return -1;
     }
@@ -281,11 +286,12 @@ static int write_durably(int dfd, const char *mdir, const char *name, int block,
     return 0;
 }
 
-static int dir_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len, int keep,
-                   char *err, size_t errlen)
+static int dir_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
+                   int keep, char *err, size_t errlen)
 {
     char mdir[PATH_CAP], name[NAME_CAP];
-    if (model_dir(impl, model, mdir, err, errlen) != 0 || checkpoint_make_dirs(mdir, err, errlen) != 0)
+    if (model_dir(impl, model, mdir, err, errlen) != 0 ||
+        checkpoint_make_dirs(mdir, err, errlen) != 0)
         return -1;
     block_name(name, block);
     int dfd = open(mdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -362,8 +368,8 @@ static void dir_where(const void *impl, const char *model, int block, char *out,
 }
 
 /* A file that cannot be read is skipped like one that does not decode (0, the reason in err). */
-static int dir_get(void *impl, const char *model, int block, unsigned char **buf, size_t *len, char *err,
-                   size_t errlen)
+static int dir_get(void *impl, const char *model, int block, unsigned char **buf, size_t *len,
+                   char *err, size_t errlen)
 {
     char path[PATH_CAP];
     if (block_path(impl, model, block, path, sizeof path) != 0) {
@@ -377,7 +383,10 @@ static int dir_get(void *impl, const char *model, int block, unsigned char **buf
     return 1;
 }
 
-static void dir_close(void *impl) { free(impl); }
+static void dir_close(void *impl)
+{
+    free(impl);
+}
 
 static const ckpt_backend dir_backend = {dir_put, dir_list, dir_get, dir_where, dir_close};
 

@@ -74,8 +74,8 @@ static void prune(redis_sink *r, const char *model, int keep)
         freeReplyObject(x);
 }
 
-static int redis_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len, int keep,
-                     char *err, size_t errlen)
+static int redis_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
+                     int keep, char *err, size_t errlen)
 {
     redis_sink *r = impl;
     char key[KEY_CAP], set[KEY_CAP], member[16];
@@ -107,7 +107,8 @@ static int redis_list(void *impl, const char *model, int **blocks, char *err, si
     if (!x)
         return -1;
     int n = 0;
-    if (x->type == REDIS_REPLY_ARRAY && x->elements > 0 && !(*blocks = malloc(x->elements * sizeof **blocks))) {
+    if (x->type == REDIS_REPLY_ARRAY && x->elements > 0 &&
+        !(*blocks = malloc(x->elements * sizeof **blocks))) {
         errmsg_set(err, errlen, "checkpoint: out of memory listing %s", set);
         n = -1;
     }
@@ -119,8 +120,8 @@ static int redis_list(void *impl, const char *model, int **blocks, char *err, si
 }
 
 /* A listed block whose value is gone (pruned by a newer owner meanwhile) is skipped. */
-static int redis_get(void *impl, const char *model, int block, unsigned char **buf, size_t *len, char *err,
-                     size_t errlen)
+static int redis_get(void *impl, const char *model, int block, unsigned char **buf, size_t *len,
+                     char *err, size_t errlen)
 {
     redis_sink *r = impl;
     char key[KEY_CAP];
@@ -157,15 +158,20 @@ static void redis_where(const void *impl, const char *model, int block, char *ou
     snprintf(out, outlen, "Redis key %s", key);
 }
 
-static void redis_close(void *impl) { redis_sink_close(impl); }
+static void redis_close(void *impl)
+{
+    redis_sink_close(impl);
+}
 
-static const ckpt_backend redis_backend = {redis_put, redis_list, redis_get, redis_where, redis_close};
+static const ckpt_backend redis_backend = {redis_put, redis_list, redis_get, redis_where,
+                                           redis_close};
 
 int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     if (keep < 1 || !sink) {
-        errmsg_set(err, errlen, "checkpoint: keep must be at least 1 (got %d) and a connection given", keep);
+        errmsg_set(err, errlen,
+                   "checkpoint: keep must be at least 1 (got %d) and a connection given", keep);
         redis_sink_close(sink);
         return -1;
     }

@@ -16,7 +16,8 @@ static int check_model(const char *model, char *err, size_t errlen)
     size_t n = strnlen(model, 128);
     if (n < 128 && model_id_valid(model, n))
         return 0;
-    errmsg_set(err, errlen, "checkpoint: bad model id \"%.127s\" (1..127 of [A-Za-z0-9._-], no leading '.')",
+    errmsg_set(err, errlen,
+               "checkpoint: bad model id \"%.127s\" (1..127 of [A-Za-z0-9._-], no leading '.')",
                model);
     return -1;
 }
@@ -26,8 +27,8 @@ int ckpt_store_save(ckpt_store *s, const checkpoint *c, char *err, size_t errlen
     if (check_model(c->model, err, errlen) != 0)
         return -1;
     if (c->block < 0) {
-        errmsg_set(err, errlen, "checkpoint: model %s: block %d: only a folded block can be saved", c->model,
-                   c->block);
+        errmsg_set(err, errlen, "checkpoint: model %s: block %d: only a folded block can be saved",
+                   c->model, c->block);
         return -1;
     }
     char why[256];
@@ -38,7 +39,8 @@ int ckpt_store_save(ckpt_store *s, const checkpoint *c, char *err, size_t errlen
     unsigned char *buf;
     size_t len;
     if (checkpoint_encode(c, &buf, &len) != 0) {
-        errmsg_set(err, errlen, "checkpoint: model %s block %d: out of memory encoding it", c->model, c->block);
+        errmsg_set(err, errlen, "checkpoint: model %s block %d: out of memory encoding it",
+                   c->model, c->block);
         return -1;
     }
     int rc = s->be->put(s->impl, c->model, c->block, buf, len, s->keep, err, errlen);
@@ -91,7 +93,8 @@ static int load_block(ckpt_store *s, const char *model, int block, checkpoint *c
 }
 
 int ckpt_store_load_latest(ckpt_store *s, const char *model, checkpoint *c,
-                           void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err, size_t errlen)
+                           void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err,
+                           size_t errlen)
 {
     checkpoint_init(c);
     if (check_model(model, err, errlen) != 0)
@@ -109,7 +112,8 @@ int ckpt_store_load_latest(ckpt_store *s, const char *model, checkpoint *c,
          * input, so the caller must decide. */
         char where[WHERE_CAP];
         s->be->where(s->impl, model, -1, where, sizeof where);
-        errmsg_set(err, errlen, "checkpoint: none of the %d checkpoints in %s can be loaded", n, where);
+        errmsg_set(err, errlen, "checkpoint: none of the %d checkpoints in %s can be loaded", n,
+                   where);
         return -1;
     }
     return loaded;

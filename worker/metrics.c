@@ -18,7 +18,8 @@ struct metrics_server {
     metrics_snapshot snap;
 };
 
-static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
 {
     if (n >= cap)
@@ -38,9 +39,13 @@ typedef struct {
     bool real; /* a double printed with 6 decimals, else an int64_t */
 } metric_def;
 /* (_Generic: a field of another type does not compile) */
-#define AT(field, type) offsetof(metrics_snapshot, field) + 0 * sizeof(_Generic(((metrics_snapshot *)0)->field, type: 1))
+#define AT(field, type)                                                                            \
+    offsetof(metrics_snapshot, field) +                                                            \
+        0 * sizeof(_Generic(((metrics_snapshot *)0)->field, type : 1))
 #define I64(field) AT(field, int64_t), false
 #define F64(field) AT(field, double), true
+/* one metric a line, past the column limit where it must */
+// clang-format off
 static const metric_def single[] = {
     {"ccd_events_in_total", "Kafka messages consumed.", I64(messages)},
     {"ccd_events_decoded_total", "Messages decoded into valid events.", I64(decoded)},
@@ -62,6 +67,7 @@ static const metric_def single[] = {
     {"ccd_holdout_recall20", "Holdout R@20 of the last published student.", F64(holdout_recall20)},
     {"ccd_holdout_ndcg20", "Holdout N@20 of the last published student.", F64(holdout_ndcg20)},
 };
+// clang-format on
 
 size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
 {
@@ -83,26 +89,30 @@ size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
         }
     }
     n = put(buf, cap, n,
-            "# HELP ccd_stage_seconds Seconds of the last block's stages.\n# TYPE ccd_stage_seconds gauge\n"
+            "# HELP ccd_stage_seconds Seconds of the last block's stages.\n"
+            "# TYPE ccd_stage_seconds gauge\n"
             "ccd_stage_seconds{stage=\"fast_path\"} %.3f\nccd_stage_seconds{stage=\"block\"} %.3f\n"
             "ccd_stage_seconds{stage=\"publish\"} %.3f\n",
             s->last_fast_seconds, s->last_total_seconds, s->last_publish_seconds);
-    n = put(buf, cap, n, "# HELP ccd_consumer_lag Messages between the position and the high watermark.\n"
-                         "# TYPE ccd_consumer_lag gauge\n");
+    n = put(buf, cap, n,
+            "# HELP ccd_consumer_lag Messages between the position and the high watermark.\n"
+            "# TYPE ccd_consumer_lag gauge\n");
     for (int i = 0; i < s->n_parts; i++)
-        n = put(buf, cap, n, "ccd_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n", s->parts[i].topic,
-                s->parts[i].partition, (long long)s->parts[i].lag);
+        n = put(buf, cap, n, "ccd_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
+                s->parts[i].topic, s->parts[i].partition, (long long)s->parts[i].lag);
     return n < cap ? n : cap - 1;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const char *version, const char *upload, size_t *upload_size, void **state)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **state)
 {
     (void)version, (void)upload, (void)upload_size, (void)state;
     metrics_server *m = cls;
     if (strcmp(method, "GET") || strcmp(url, "/metrics")) {
         static const char nf[] = "not found: GET /metrics\n";
-        struct MHD_Response *r = MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
         enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, r);
         MHD_destroy_response(r);
         return ret;
@@ -149,8 +159,9 @@ metrics_server *metrics_start(const char *listen, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&m->mu, NULL);
-    m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, on_request, m,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
+    m->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, on_request, m,
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
     if (!m->daemon) {
         snprintf(err, errlen, "metrics.listen: cannot listen on %s", listen);
         pthread_mutex_destroy(&m->mu);

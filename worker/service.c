@@ -39,15 +39,14 @@
 #include "window.h"
 #include "wlog.h"
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* state of the consumer thread */
 
 typedef struct {
     char topic[CKPT_MAX_TOPIC + 1];
     int32_t partition;
-    int64_t position;      /* next offset after the last message consumed; -1 unknown */
-    int64_t committed;     /* last offset committed by us; -1 none */
+    int64_t position;  /* next offset after the last message consumed; -1 unknown */
+    int64_t committed; /* last offset committed by us; -1 none */
     bool assigned;
 } part_state;
 
@@ -71,18 +70,19 @@ typedef struct {
     ckpt_store load_store; /* the consumer thread's checkpoint store (it loads models) */
     ckpt_store save_store; /* the trainer thread's (it saves blocks) */
     trainer tr;
-    idmap model_ids;       /* model id -> slot in models */
-    model **models;        /* (model_ids.n) NULL when not loaded */
+    idmap model_ids; /* model id -> slot in models */
+    model **models;  /* (model_ids.n) NULL when not loaded */
     int cap_models;
     part_state *parts;
     int n_parts;
-    job_node *jobs;        /* in flight */
+    job_node *jobs; /* in flight */
     bool paused;
     bool fatal;
     int64_t exit_idle_ms;
     int64_t last_message_ms;
     bool joined; /* the group gave this worker an assignment (maybe empty) at least once */
-    double first_message_s, last_message_s; /* wall clock of the first and last message (ingest rate) */
+    /* wall clock of the first and last message (ingest rate) */
+    double first_message_s, last_message_s;
     /* counters */
     int64_t messages, decoded, dead_letters, duplicates, late, dlq_delivery_errors, blocks_closed;
 } worker;
@@ -91,7 +91,10 @@ typedef struct {
 static atomic_bool stopping;
 _Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "service_stop must be async-signal-safe");
 
-void service_stop(void) { atomic_store(&stopping, true); }
+void service_stop(void)
+{
+    atomic_store(&stopping, true);
+}
 
 static int64_t now_ms(void)
 {
@@ -161,8 +164,10 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
         w->dlq_delivery_errors++;
         wlog(WLOG_ERROR, "dead letter not delivered: %s", rd_kafka_err2str(m->err));
         if (kafka_err_fatal(m->err)) {
-            wlog(WLOG_ERROR, "dead-letter topic: %s (fatal: check the [kafka] credentials and ACLs; stopping "
-                 "without committing past it)", rd_kafka_err2name(m->err));
+            wlog(WLOG_ERROR,
+                 "dead-letter topic: %s (fatal: check the [kafka] credentials and ACLs; stopping "
+                 "without committing past it)",
+                 rd_kafka_err2name(m->err));
             w->fatal = true;
         }
     }
@@ -172,8 +177,8 @@ static void dead_letter(worker *w, const rd_kafka_message_t *msg, const char *re
 {
     w->dead_letters++;
     char source[CKPT_MAX_TOPIC + 48];
-    snprintf(source, sizeof source, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(msg->rkt), msg->partition,
-             msg->offset);
+    snprintf(source, sizeof source, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(msg->rkt),
+             msg->partition, msg->offset);
     wlog(WLOG_WARN, "dead letter %s: %s", source, reason);
     if (!w->dlq)
         return;
@@ -182,9 +187,9 @@ static void dead_letter(worker *w, const rd_kafka_message_t *msg, const char *re
     rd_kafka_header_add(h, "ccd.source", -1, source, -1);
     for (int attempt = 0;; attempt++) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            w->dlq, RD_KAFKA_V_TOPIC(w->cfg.dead_letter_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(msg->key, msg->key_len), RD_KAFKA_V_VALUE(msg->payload, msg->len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            w->dlq, RD_KAFKA_V_TOPIC(w->cfg.dead_letter_topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(msg->key, msg->key_len),
+            RD_KAFKA_V_VALUE(msg->payload, msg->len), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
         if (!err)
             return; /* the headers now belong to the message */
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 100) {
@@ -228,7 +233,8 @@ static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *onl
         if (w->fatal && w->dlq_delivery_errors > 0)
             return; /* one may be lost (no Write ACL): its offset stays uncommitted, read again */
     }
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(w->n_parts > 0 ? w->n_parts : 1);
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_new(w->n_parts > 0 ? w->n_parts : 1);
     for (int i = 0; i < w->n_parts; i++) {
         part_state *p = &w->parts[i];
         if (!p->assigned)
@@ -248,11 +254,12 @@ static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *onl
             for (int i = 0; i < list->cnt; i++) {
                 part_state *p = part_find(w, list->elems[i].topic, list->elems[i].partition, false);
                 if (list->elems[i].err) {
-                    wlog(WLOG_WARN, "commit of %s/%d failed: %s", list->elems[i].topic, list->elems[i].partition,
-                         rd_kafka_err2str(list->elems[i].err));
+                    wlog(WLOG_WARN, "commit of %s/%d failed: %s", list->elems[i].topic,
+                         list->elems[i].partition, rd_kafka_err2str(list->elems[i].err));
                 } else if (p) {
                     p->committed = list->elems[i].offset;
-                    wlog(WLOG_DEBUG, "committed %s/%d at %" PRId64, p->topic, p->partition, p->committed);
+                    wlog(WLOG_DEBUG, "committed %s/%d at %" PRId64, p->topic, p->partition,
+                         p->committed);
                 }
             }
         }
@@ -352,8 +359,8 @@ static void model_drop(worker *w, int slot)
         return;
     trainer_stop_model(&w->tr, m);
     collect_jobs(w);
-    wlog(WLOG_INFO, "model %s released (%lld events in %d blocks)", m->id, (long long)m->events_total,
-         m->state.block + 1);
+    wlog(WLOG_INFO, "model %s released (%lld events in %d blocks)", m->id,
+         (long long)m->events_total, m->state.block + 1);
     model_free(m);
     w->models[slot] = NULL;
 }
@@ -401,7 +408,9 @@ static model *model_get(worker *w, const char *id)
         return NULL;
     }
     if (r == 1)
-        wlog(WLOG_INFO, "model %s: resumed from its block-%d checkpoint (%d users, %d items, %lld events, v%lld)",
+        wlog(WLOG_INFO,
+             "model %s: resumed from its block-%d checkpoint (%d users, %d items, %lld events, "
+             "v%lld)",
              id, m->state.block, m->users.n, m->items.n, (long long)m->events_total,
              (long long)m->published_version);
     else
@@ -422,7 +431,8 @@ static void close_window(worker *w, model *m, const char *reason, int64_t next_t
         return;
     }
     w->blocks_closed++;
-    wlog(WLOG_INFO, "model %s: window of block %d closed by %s (%lld events)", m->id, block, reason, (long long)n);
+    wlog(WLOG_INFO, "model %s: window of block %d closed by %s (%lld events)", m->id, block, reason,
+         (long long)n);
     if (!w->cfg.train) {
         /* ingest only: count the block and forget it */
         closed_window *cw = m->closed;
@@ -469,7 +479,8 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
     }
     ccd_event ev;
     char reason[256];
-    if (event_decode(w->codec, w->format, msg->payload, msg->len, &ev, reason, sizeof reason) != 0) {
+    if (event_decode(w->codec, w->format, msg->payload, msg->len, &ev, reason, sizeof reason) !=
+        0) {
         dead_letter(w, msg, reason);
         return;
     }
@@ -523,7 +534,8 @@ static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t 
             continue;
         bool hit = false;
         for (int i = 0; i < m->n_parts && !hit; i++)
-            hit = rd_kafka_topic_partition_list_find(parts, m->parts[i].topic, m->parts[i].partition) != NULL;
+            hit = rd_kafka_topic_partition_list_find(parts, m->parts[i].topic,
+                                                     m->parts[i].partition) != NULL;
         if (hit) {
             trainer_stop_model(&w->tr, m);
             collect_jobs(w);
@@ -535,7 +547,8 @@ static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t 
         if (!m)
             continue;
         for (int i = 0; i < m->n_parts; i++)
-            if (rd_kafka_topic_partition_list_find(parts, m->parts[i].topic, m->parts[i].partition)) {
+            if (rd_kafka_topic_partition_list_find(parts, m->parts[i].topic,
+                                                   m->parts[i].partition)) {
                 model_drop(w, s);
                 break;
             }
@@ -553,7 +566,8 @@ static void change_assignment(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *p
 {
     rd_kafka_error_t *e = NULL;
     if (!strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE"))
-        e = assign ? rd_kafka_incremental_assign(rk, parts) : rd_kafka_incremental_unassign(rk, parts);
+        e = assign ? rd_kafka_incremental_assign(rk, parts)
+                   : rd_kafka_incremental_unassign(rk, parts);
     else
         rd_kafka_assign(rk, assign ? parts : NULL);
     if (e) {
@@ -562,8 +576,8 @@ static void change_assignment(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *p
     }
 }
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
-                         void *opaque)
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     worker *w = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -706,7 +720,8 @@ static bool all_quiet(const worker *w)
     if (w->jobs || w->paused)
         return false;
     for (int s = 0; s < w->model_ids.n; s++)
-        if (w->models[s] && ((w->cfg.idle_ms > 0 && w->models[s]->n_ev > 0) || w->models[s]->closed))
+        if (w->models[s] &&
+            ((w->cfg.idle_ms > 0 && w->models[s]->n_ev > 0) || w->models[s]->closed))
             return false;
     return true;
 }
@@ -719,8 +734,11 @@ static bool all_quiet(const worker *w)
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    wlog(level <= 3 ? WLOG_ERROR : level == 4 ? WLOG_WARN : level <= 6 ? WLOG_INFO : WLOG_DEBUG, "kafka %s: %s",
-         fac, buf);
+    wlog(level <= 3   ? WLOG_ERROR
+         : level == 4 ? WLOG_WARN
+         : level <= 6 ? WLOG_INFO
+                      : WLOG_DEBUG,
+         "kafka %s: %s", fac, buf);
 }
 
 /* librdkafka's error events (served by the poll calls of this thread); without this callback
@@ -729,7 +747,8 @@ static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaqu
 {
     worker *w = opaque;
     if (kafka_err_fatal((rd_kafka_resp_err_t)err)) {
-        wlog(WLOG_ERROR, "kafka %s: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
+        wlog(WLOG_ERROR,
+             "kafka %s: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
              rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
         w->fatal = true;
     } else {
@@ -761,10 +780,11 @@ static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t e
     for (int i = 0; i < w->cfg.n_kafka; i++) {
         const char *k = w->cfg.kafka[i].key;
         /* consumer-only or producer-only keys would only produce warnings on the other client */
-        if (!consumer && (!strcmp(k, "group.id") || !strncmp(k, "enable.auto", 11) ||
-                          !strcmp(k, "auto.offset.reset") || !strcmp(k, "partition.assignment.strategy") ||
-                          !strcmp(k, "group.instance.id") || !strcmp(k, "session.timeout.ms") ||
-                          !strcmp(k, "max.poll.interval.ms") || !strcmp(k, "isolation.level")))
+        if (!consumer &&
+            (!strcmp(k, "group.id") || !strncmp(k, "enable.auto", 11) ||
+             !strcmp(k, "auto.offset.reset") || !strcmp(k, "partition.assignment.strategy") ||
+             !strcmp(k, "group.instance.id") || !strcmp(k, "session.timeout.ms") ||
+             !strcmp(k, "max.poll.interval.ms") || !strcmp(k, "isolation.level")))
             continue;
         if (rd_kafka_conf_set(conf, k, w->cfg.kafka[i].value, err, errlen) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
@@ -823,7 +843,8 @@ static void stop_embedded_kafka(worker *w)
 static redis_sink *open_redis(const worker_config *c, char *msg, size_t msglen)
 {
     redis_sink_opts o;
-    redis_sink_opts_default_at(&o, c->redis_host, c->redis_port, c->redis_user[0] ? c->redis_user : NULL,
+    redis_sink_opts_default_at(&o, c->redis_host, c->redis_port,
+                               c->redis_user[0] ? c->redis_user : NULL,
                                c->redis_password[0] ? c->redis_password : NULL, c->redis_prefix);
     o.db = c->redis_db;
     o.timeout_ms = c->redis_timeout_ms;
@@ -866,13 +887,15 @@ static int setup_input(worker *w, char *err, size_t errlen)
         return -1;
     }
     char msg[512];
-    w->codec = event_codec_new(c->reader_schema, c->min_event_time_ms, c->max_event_time_ms, msg, sizeof msg);
+    w->codec = event_codec_new(c->reader_schema, c->min_event_time_ms, c->max_event_time_ms, msg,
+                               sizeof msg);
     if (!w->codec) {
         errmsg_set(err, errlen, "input.reader_schema: %s", msg);
         return -1;
     }
     for (int i = 0; i < c->n_schemas; i++)
-        if (event_codec_register(w->codec, c->schema_ids[i], c->schema_paths[i], msg, sizeof msg) != 0) {
+        if (event_codec_register(w->codec, c->schema_ids[i], c->schema_paths[i], msg, sizeof msg) !=
+            0) {
             errmsg_set(err, errlen, "input.schema.%d: %s", c->schema_ids[i], msg);
             return -1;
         }
@@ -883,7 +906,8 @@ static int setup_input(worker *w, char *err, size_t errlen)
 static int setup_output(worker *w, char *err, size_t errlen)
 {
     const worker_config *c = &w->cfg;
-    if (open_store(c, &w->load_store, err, errlen) != 0 || open_store(c, &w->save_store, err, errlen) != 0)
+    if (open_store(c, &w->load_store, err, errlen) != 0 ||
+        open_store(c, &w->save_store, err, errlen) != 0)
         return -1;
     char msg[512];
     if (c->redis_publish && c->train && !(w->sink = open_redis(c, msg, sizeof msg))) {
@@ -907,7 +931,8 @@ static rd_kafka_t *kafka_client(worker *w, bool consumer, char *err, size_t errl
         errmsg_set(err, errlen, "kafka: %s", msg);
         return NULL;
     }
-    rd_kafka_t *rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, msg, sizeof msg);
+    rd_kafka_t *rk =
+        rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, msg, sizeof msg);
     if (!rk) {
         rd_kafka_conf_destroy(conf); /* rd_kafka_new takes it over only when it succeeds */
         errmsg_set(err, errlen, "kafka %s: %s", consumer ? "consumer" : "producer", msg);
@@ -959,11 +984,14 @@ static int setup(worker *w, char *err, size_t errlen)
 
 static void log_totals(const worker *w)
 {
-    wlog(WLOG_INFO, "stopped: %lld messages, %lld decoded, %lld dead letters, %lld duplicates skipped, "
-         "%lld late, %lld windows closed", (long long)w->messages, (long long)w->decoded,
-         (long long)w->dead_letters, (long long)w->duplicates, (long long)w->late, (long long)w->blocks_closed);
+    wlog(WLOG_INFO,
+         "stopped: %lld messages, %lld decoded, %lld dead letters, %lld duplicates skipped, "
+         "%lld late, %lld windows closed",
+         (long long)w->messages, (long long)w->decoded, (long long)w->dead_letters,
+         (long long)w->duplicates, (long long)w->late, (long long)w->blocks_closed);
     if (w->messages > 1)
-        wlog(WLOG_INFO, "ingest: %lld messages in %.3f s from the first to the last (%.0f messages/s)",
+        wlog(WLOG_INFO,
+             "ingest: %lld messages in %.3f s from the first to the last (%.0f messages/s)",
              (long long)w->messages, w->last_message_s - w->first_message_s,
              (double)(w->messages - 1) / (w->last_message_s - w->first_message_s + 1e-9));
 }
@@ -1019,7 +1047,8 @@ static void consume_batch(worker *w, rd_kafka_queue_t *queue)
         else if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             handle_message(w, msg);
         else if (kafka_err_fatal(msg->err)) {
-            wlog(WLOG_ERROR, "consumer: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
+            wlog(WLOG_ERROR,
+                 "consumer: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
                  rd_kafka_err2name(msg->err), rd_kafka_message_errstr(msg));
             w->fatal = true;
         } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -1036,12 +1065,14 @@ static bool idle_exit(worker *w, int64_t now)
     if (!w->joined) {
         /* nothing read because nothing could be: an unreachable broker, a TLS handshake that never
          * succeeds (librdkafka retries those forever); not a clean finish */
-        wlog(WLOG_ERROR, "idle for %lld ms without ever joining the consumer group (broker unreachable? TLS or "
+        wlog(WLOG_ERROR,
+             "idle for %lld ms without ever joining the consumer group (broker unreachable? TLS or "
              "authentication failing? see the kafka lines above): exiting with an error",
              (long long)w->exit_idle_ms);
         w->fatal = true;
     } else {
-        wlog(WLOG_INFO, "idle for %lld ms with nothing pending: exiting", (long long)w->exit_idle_ms);
+        wlog(WLOG_INFO, "idle for %lld ms with nothing pending: exiting",
+             (long long)w->exit_idle_ms);
     }
     return true;
 }
@@ -1098,8 +1129,8 @@ int service_run(worker_config *cfg, const service_opts *o)
     for (int i = 0; i < w->cfg.n_kafka; i++)
         if (!strcmp(w->cfg.kafka[i].key, "group.id"))
             group = w->cfg.kafka[i].value;
-    wlog(WLOG_INFO, "ccd-worker %s started: %d topic(s) from %s, group %s, librdkafka %s", SERVICE_VERSION,
-         w->cfg.n_topics, w->cfg.topics[0], group, rd_kafka_version_str());
+    wlog(WLOG_INFO, "ccd-worker %s started: %d topic(s) from %s, group %s, librdkafka %s",
+         SERVICE_VERSION, w->cfg.n_topics, w->cfg.topics[0], group, rd_kafka_version_str());
     consume_loop(w);
     bool fatal = w->fatal;
     shutdown_worker(w);

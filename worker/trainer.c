@@ -52,8 +52,9 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     snprintf(users_new, sizeof users_new, "%d", n_users - pc->blk->prev_users);
     snprintf(items_new, sizeof items_new, "%d", n_items - pc->blk->prev_items);
     snprintf(secs, sizeof secs, "%.3f", t_fast - j->t_start);
-    const char *names[] = {"model", "events", "events_total", "holdout_recall20", "holdout_ndcg20",
-                           "holdout_users", "new_users", "new_items", "train_seconds"};
+    const char *names[] = {"model",          "events",        "events_total", "holdout_recall20",
+                           "holdout_ndcg20", "holdout_users", "new_users",    "new_items",
+                           "train_seconds"};
     const char *values[] = {j->m->id, events, total, r20, n20, hu, users_new, items_new, secs};
     redis_version v = {.model = j->m->id,
                        .block = j->cw->block,
@@ -84,17 +85,18 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
         pthread_mutex_lock(&t->mu);
         t->stats.publish_errors++;
         pthread_mutex_unlock(&t->mu);
-        wlog(WLOG_WARN, "model %s block %d: publish failed (%s); retrying in %d ms", j->m->id, j->cw->block, err,
-             wait);
+        wlog(WLOG_WARN, "model %s block %d: publish failed (%s); retrying in %d ms", j->m->id,
+             j->cw->block, err, wait);
         backoff(j, wait);
         if (atomic_load(&j->stop))
             return -1;
         wait = wait * 2 < 10000 ? wait * 2 : 10000; /* doubling, at most 10 s */
     }
     j->seconds_fast = ccd_now() - t_fast;
-    wlog(WLOG_INFO, "model %s block %d: student v%lld live (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
-         j->m->id, j->cw->block, (long long)j->version, n_users, n_items, j->holdout.recall[CCD_K20],
-         j->holdout.ndcg[CCD_K20]);
+    wlog(WLOG_INFO,
+         "model %s block %d: student v%lld live (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
+         j->m->id, j->cw->block, (long long)j->version, n_users, n_items,
+         j->holdout.recall[CCD_K20], j->holdout.ndcg[CCD_K20]);
     return 0;
 }
 
@@ -109,7 +111,10 @@ typedef struct {
     publish_ctx *pc;
 } hook_ctx;
 
-static void hook_log(void *ctx, const char *msg) { engine_log(((hook_ctx *)ctx)->j, msg); }
+static void hook_log(void *ctx, const char *msg)
+{
+    engine_log(((hook_ctx *)ctx)->j, msg);
+}
 
 static int hook_ready(void *ctx, const float *final, int n_users, int n_items, int dim,
                       const ccd_block_metrics *v)
@@ -156,8 +161,8 @@ static int write_checkpoint(trainer *t, trainer_job *j)
         pthread_mutex_lock(&t->mu);
         t->stats.checkpoint_errors++;
         pthread_mutex_unlock(&t->mu);
-        wlog(WLOG_ERROR, "model %s block %d: checkpoint failed (%s); retrying in %d ms", j->m->id, cw->block, err,
-             wait);
+        wlog(WLOG_ERROR, "model %s block %d: checkpoint failed (%s); retrying in %d ms", j->m->id,
+             cw->block, err, wait);
         backoff(j, wait);
         if (atomic_load(&j->stop))
             break;
@@ -191,13 +196,17 @@ static void run_job(trainer *t, trainer_job *j)
     }
     publish_ctx pc = {t, j, &blk};
     hook_ctx hc = {j, &pc};
-    ccd_block_hooks hooks = {.log = hook_log, .student_ready = hook_ready, .stop = &j->stop, .ctx = &hc};
+    ccd_block_hooks hooks = {
+        .log = hook_log, .student_ready = hook_ready, .stop = &j->stop, .ctx = &hc};
     ccd_block_report rep;
-    wlog(WLOG_INFO, "model %s block %d: %lld events (%lld train pairs, %lld holdout), %d users (+%d), "
-         "%d items (+%d), closed by %s", m->id, cw->block, (long long)cw->n_ev, (long long)blk.train.nnz,
-         (long long)(blk.valid.nnz + blk.test.nnz), blk.n_users, blk.n_users - blk.prev_users, blk.n_items,
-         blk.n_items - blk.prev_items, cw->reason);
-    int rc = ccd_block_step(&m->state, &t->cfg->ccd, &blk, &blk, 1, &rep, &hooks, j->err, sizeof j->err);
+    wlog(WLOG_INFO,
+         "model %s block %d: %lld events (%lld train pairs, %lld holdout), %d users (+%d), "
+         "%d items (+%d), closed by %s",
+         m->id, cw->block, (long long)cw->n_ev, (long long)blk.train.nnz,
+         (long long)(blk.valid.nnz + blk.test.nnz), blk.n_users, blk.n_users - blk.prev_users,
+         blk.n_items, blk.n_items - blk.prev_items, cw->reason);
+    int rc =
+        ccd_block_step(&m->state, &t->cfg->ccd, &blk, &blk, 1, &rep, &hooks, j->err, sizeof j->err);
     ccd_block_report_free(&rep);
     model_block_free(&blk);
     if (rc != 0) {
@@ -222,8 +231,8 @@ static void run_job(trainer *t, trainer_job *j)
     t->stats.last_holdout_ndcg20 = j->holdout.ndcg[CCD_K20];
     t->stats.last_window_events = cw->n_ev;
     pthread_mutex_unlock(&t->mu);
-    wlog(WLOG_INFO, "model %s block %d: done in %.1f s (checkpoint %.2f s)", m->id, cw->block, j->seconds_total,
-         j->seconds_checkpoint);
+    wlog(WLOG_INFO, "model %s block %d: done in %.1f s (checkpoint %.2f s)", m->id, cw->block,
+         j->seconds_total, j->seconds_checkpoint);
 }
 
 static void *trainer_main(void *arg)
@@ -261,7 +270,10 @@ static int64_t publish_redis(void *ctx, const redis_version *v, char *err, size_
     return redis_publish(ctx, v, err, errlen);
 }
 
-trainer_sink trainer_sink_redis(redis_sink *s) { return (trainer_sink){.publish = publish_redis, .ctx = s}; }
+trainer_sink trainer_sink_redis(redis_sink *s)
+{
+    return (trainer_sink){.publish = publish_redis, .ctx = s};
+}
 
 int trainer_start(trainer *t, const worker_config *cfg, trainer_sink sink, ckpt_store *store)
 {

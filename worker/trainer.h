@@ -33,19 +33,19 @@ typedef struct trainer_job {
     struct trainer_job *next;
     /* set by the consumer thread at submit (snapshots: the consumer keeps growing the originals) */
     model *m;
-    closed_window *cw;             /* m->closed head */
-    const char **user_ids;         /* (cw->n_users) row -> id */
-    const char **item_ids;         /* (cw->n_items) */
+    closed_window *cw;     /* m->closed head */
+    const char **user_ids; /* (cw->n_users) row -> id */
+    const char **item_ids; /* (cw->n_items) */
     int n_parts;
-    model_part *parts;             /* (n_parts) copy of m->parts; durable_next updated by the trainer */
-    int64_t events_total;          /* m->events_total before this block */
-    atomic_int stop; /* raised by the consumer thread, polled by the engine */
+    model_part *parts;    /* (n_parts) copy of m->parts; durable_next updated by the trainer */
+    int64_t events_total; /* m->events_total before this block */
+    atomic_int stop;      /* raised by the consumer thread, polled by the engine */
     /* results, written by the trainer before done is set */
-    int rc;                        /* 0 done, CCD_STOPPED, -1 failed */
+    int rc; /* 0 done, CCD_STOPPED, -1 failed */
     char err[512];
-    int64_t version;               /* published version (0: not published) */
-    ccd_metrics holdout;           /* CL_k on the window's holdout */
-    double t_start;                /* ccd_now() when training started */
+    int64_t version;     /* published version (0: not published) */
+    ccd_metrics holdout; /* CL_k on the window's holdout */
+    double t_start;      /* ccd_now() when training started */
     double seconds_fast, seconds_total, seconds_checkpoint;
     bool done;
 } trainer_job;
@@ -70,8 +70,8 @@ trainer_sink trainer_sink_redis(redis_sink *s);
 
 typedef struct {
     const worker_config *cfg;
-    trainer_sink sink;             /* publish NULL: publication is off */
-    ckpt_store *store;             /* the trainer thread's own store (checkpoint.h) */
+    trainer_sink sink; /* publish NULL: publication is off */
+    ckpt_store *store; /* the trainer thread's own store (checkpoint.h) */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;

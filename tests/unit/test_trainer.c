@@ -82,11 +82,13 @@ static int64_t fake_publish(void *ctx, const redis_version *v, char *err, size_t
     snprintf(f->item_last, sizeof f->item_last, "%s", v->item_ids[v->n_items - 1]);
     f->finite = 1;
     for (size_t k = 0; k < (size_t)v->n_users * v->dim; k++)
-        f->finite &= v->user_vecs[k] == v->user_vecs[k] && v->user_vecs[k] < 1e30f && v->user_vecs[k] > -1e30f;
+        f->finite &= v->user_vecs[k] == v->user_vecs[k] && v->user_vecs[k] < 1e30f &&
+                     v->user_vecs[k] > -1e30f;
     f->meta[0] = '\0';
     for (int k = 0; k < v->n_meta; k++) {
         size_t used = strlen(f->meta);
-        snprintf(f->meta + used, sizeof f->meta - used, "%s=%s;", v->meta_names[k], v->meta_values[k]);
+        snprintf(f->meta + used, sizeof f->meta - used, "%s=%s;", v->meta_names[k],
+                 v->meta_values[k]);
     }
     return f->next_version++;
 }
@@ -100,8 +102,8 @@ typedef struct {
     size_t len;
 } fake_store;
 
-static int fake_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len, int keep,
-                    char *err, size_t errlen)
+static int fake_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
+                    int keep, char *err, size_t errlen)
 {
     fake_store *f = impl;
     if (fault_now(&f->fault, err, errlen, "fake disk full"))
@@ -123,8 +125,8 @@ static int fake_list(void *impl, const char *model, int **blocks, char *err, siz
     return 0;
 }
 
-static int fake_get(void *impl, const char *model, int block, unsigned char **buf, size_t *len, char *err,
-                    size_t errlen)
+static int fake_get(void *impl, const char *model, int block, unsigned char **buf, size_t *len,
+                    char *err, size_t errlen)
 {
     (void)impl, (void)model, (void)block, (void)buf, (void)len;
     snprintf(err, errlen, "not used");
@@ -137,7 +139,10 @@ static void fake_where(const void *impl, const char *model, int block, char *out
     snprintf(out, outlen, "fake %s %d", model, block);
 }
 
-static void fake_close(void *impl) { (void)impl; }
+static void fake_close(void *impl)
+{
+    (void)impl;
+}
 
 static const ckpt_backend fake_backend = {fake_put, fake_list, fake_get, fake_where, fake_close};
 
@@ -167,7 +172,8 @@ static int64_t fill_window(model *m, uint64_t seed)
             snprintf(uid, sizeof uid, "u%d", u);
             snprintf(iid, sizeof iid, "i%d", i);
             int added;
-            model_event ev = {.part = part, .holdout = e == 0 ? 1 : e == 1 ? 2 : 0, .offset = offset};
+            /* holdout: 1 valid (e == 0), 2 test (e == 1), 0 train */
+            model_event ev = {.part = part, .holdout = e < 2 ? e + 1 : 0, .offset = offset};
             ev.user = idmap_add(&m->users, uid, &added);
             ev.item = idmap_add(&m->items, iid, &added);
             assert_int_equal(model_push(m, &ev), 0);
@@ -453,9 +459,15 @@ static void stopped_while_down(rig *g, bool sink_down)
     job_free(j);
 }
 
-static void stop_while_sink_down(void **state) { stopped_while_down(*state, true); }
+static void stop_while_sink_down(void **state)
+{
+    stopped_while_down(*state, true);
+}
 
-static void stop_while_store_down(void **state) { stopped_while_down(*state, false); }
+static void stop_while_store_down(void **state)
+{
+    stopped_while_down(*state, false);
+}
 
 static void stop_before_start(void **state)
 {
@@ -475,12 +487,9 @@ static void stop_before_start(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        RIG_TEST(publishes_then_checkpoints),
-        RIG_TEST(publication_off_still_checkpoints),
-        RIG_TEST(jobs_in_submission_order),
-        RIG_TEST(failures_retried),
-        RIG_TEST(stop_while_sink_down),
-        RIG_TEST(stop_while_store_down),
+        RIG_TEST(publishes_then_checkpoints), RIG_TEST(publication_off_still_checkpoints),
+        RIG_TEST(jobs_in_submission_order),   RIG_TEST(failures_retried),
+        RIG_TEST(stop_while_sink_down),       RIG_TEST(stop_while_store_down),
         RIG_TEST(stop_before_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

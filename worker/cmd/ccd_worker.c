@@ -19,15 +19,18 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ccd-worker -c CONFIG [-X section.key=value ...] [options]\n"
-               "  -c, --config FILE     worker config (INI; see configs/worker.ini)\n"
-               "  -X section.key=VALUE  override a config key; kafka.<property> goes to librdkafka\n"
-               "  --check               load and check the config, print it (secrets hidden), exit\n"
-               "  --exit-when-idle MS   exit cleanly once no message came for MS and nothing is pending\n"
-               "  --embedded-kafka P    run an in-process Kafka (librdkafka's mock cluster, for demos and\n"
-               "                        trials: nothing is persisted) with the input topics created with\n"
-               "                        P partitions; its address is logged and replaces bootstrap.servers\n"
-               "  --help, --version\n");
+    fputs("usage: ccd-worker -c CONFIG [-X section.key=value ...] [options]\n"
+          "  -c, --config FILE     worker config (INI; see configs/worker.ini)\n"
+          "  -X section.key=VALUE  override a config key; kafka.<property> goes to librdkafka\n"
+          "  --check               load and check the config, print it (secrets hidden), exit\n"
+          "  --exit-when-idle MS   exit cleanly once no message came for MS and nothing is\n"
+          "                        pending\n"
+          "  --embedded-kafka P    run an in-process Kafka (librdkafka's mock cluster, for demos\n"
+          "                        and trials: nothing is persisted) with the input topics\n"
+          "                        created with P partitions; its address is logged and\n"
+          "                        replaces bootstrap.servers\n"
+          "  --help, --version\n",
+          f);
 }
 
 static void print_config(const worker_config *c)
@@ -37,22 +40,25 @@ static void print_config(const worker_config *c)
                worker_config_is_secret(c->kafka[i].key) ? "(hidden)" : c->kafka[i].value);
     for (int i = 0; i < c->n_topics; i++)
         printf("input.topic = %s\n", c->topics[i]);
-    printf("input.format = %s\ninput.dead_letter_topic = %s\nwindow.bootstrap_events = %lld\n"
-           "window.events = %lld\nwindow.duration_ms = %lld\nwindow.idle_ms = %lld\nredis = %s:%d (user '%s', "
-           "password %s)\ncheckpoint.dir = %s\n",
-           c->format, c->dead_letter_topic, (long long)c->bootstrap_events, (long long)c->window_events,
-           (long long)c->window_duration_ms, (long long)c->idle_ms, c->redis_host, c->redis_port, c->redis_user,
-           c->redis_password[0] ? "(hidden)" : "(none)", c->checkpoint_dir);
+    printf("input.format = %s\ninput.dead_letter_topic = %s\n", c->format, c->dead_letter_topic);
+    printf("window.bootstrap_events = %lld\nwindow.events = %lld\nwindow.duration_ms = %lld\n"
+           "window.idle_ms = %lld\n",
+           (long long)c->bootstrap_events, (long long)c->window_events,
+           (long long)c->window_duration_ms, (long long)c->idle_ms);
+    printf("redis = %s:%d (user '%s', password %s)\ncheckpoint.dir = %s\n", c->redis_host,
+           c->redis_port, c->redis_user, c->redis_password[0] ? "(hidden)" : "(none)",
+           c->checkpoint_dir);
 }
 
 enum { OPT_CHECK = 1000, OPT_EXIT_IDLE, OPT_VERSION, OPT_EMBEDDED };
-static const struct option long_opts[] = {{"config", required_argument, NULL, 'c'},
-                                          {"check", no_argument, NULL, OPT_CHECK},
-                                          {"exit-when-idle", required_argument, NULL, OPT_EXIT_IDLE},
-                                          {"embedded-kafka", required_argument, NULL, OPT_EMBEDDED},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {"version", no_argument, NULL, OPT_VERSION},
-                                          {NULL, 0, NULL, 0}};
+static const struct option long_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"exit-when-idle", required_argument, NULL, OPT_EXIT_IDLE},
+    {"embedded-kafka", required_argument, NULL, OPT_EMBEDDED},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0}};
 
 typedef struct {
     const char *config;
@@ -66,27 +72,41 @@ static int parse_options(int argc, char **argv, cmdline *cl)
     int c;
     while ((c = getopt_long(argc, argv, "c:X:h", long_opts, NULL)) != -1) {
         switch (c) {
-        case 'c': cl->config = optarg; break;
-        case 'X': break;
-        case OPT_CHECK: cl->check_only = true; break;
+        case 'c':
+            cl->config = optarg;
+            break;
+        case 'X':
+            break;
+        case OPT_CHECK:
+            cl->check_only = true;
+            break;
         case OPT_EXIT_IDLE:
-            if (cli_int64("ccd-worker", "exit-when-idle", optarg, 1, INT64_MAX, &cl->service.exit_idle_ms) != 0)
+            if (cli_int64("ccd-worker", "exit-when-idle", optarg, 1, INT64_MAX,
+                          &cl->service.exit_idle_ms) != 0)
                 return 2;
             break;
         case OPT_EMBEDDED:
-            if (cli_int("ccd-worker", "embedded-kafka", optarg, 1, 1000, &cl->service.embedded_partitions) != 0)
+            if (cli_int("ccd-worker", "embedded-kafka", optarg, 1, 1000,
+                        &cl->service.embedded_partitions) != 0)
                 return 2;
             break;
-        case 'h': usage(stdout); return 0;
-        case OPT_VERSION: printf("ccd-worker %s (librdkafka %s)\n", SERVICE_VERSION, rd_kafka_version_str()); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            printf("ccd-worker %s (librdkafka %s)\n", SERVICE_VERSION, rd_kafka_version_str());
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     return -1;
 }
 
 /* The file, then the -X overrides in order, then the cross-key checks. 0 or -1 with err. */
-static int load_config(int argc, char **argv, const cmdline *cl, worker_config *cfg, char *err, size_t errlen)
+static int load_config(int argc, char **argv, const cmdline *cl, worker_config *cfg, char *err,
+                       size_t errlen)
 {
     if (cl->config && worker_config_load(cfg, cl->config, err, errlen) != 0)
         return -1;
