@@ -1,27 +1,14 @@
-/* state: see state.h. */
+/* state: see state.h. The frame (magic, version, CRC, length) and the byte order are le.h's. */
 #include "state.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "dense.h"
+#include "le.h"
 
-#define HEADER 24 /* magic 8 + version 4 + crc 4 + length 8 */
-
-uint32_t ccd_crc32(const unsigned char *p, size_t n)
-{
-    /* zlib's crc32 takes at most UINT_MAX bytes per call; states can be larger */
-    uLong c = crc32(0L, Z_NULL, 0);
-    while (n > 0) {
-        uInt part = n > 1u << 30 ? 1u << 30 : (uInt)n;
-        c = crc32(c, p, part);
-        p += part;
-        n -= part;
-    }
-    return (uint32_t)c;
-}
+#define MAGIC "CCDSTATE"
 
 /* ------------------------------------------------------------------------------------------ */
 /* writing */
@@ -52,19 +39,18 @@ static void put(out_buf *o, const void *src, size_t n)
     o->n += n;
 }
 
-/* Little-endian writers (the in-memory float/int layout of x86 and ARM is already LE; the
- * explicit byte order keeps the format portable). */
 static void put_u32(out_buf *o, uint32_t v)
 {
-    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 24)};
+    unsigned char b[4];
+    le_put_u32(b, v);
     put(o, b, 4);
 }
 
 static void put_u64(out_buf *o, uint64_t v)
 {
-    put_u32(o, (uint32_t)v);
-    put_u32(o, (uint32_t)(v >> 32));
+    unsigned char b[8];
+    le_put_u64(b, v);
+    put(o, b, 8);
 }
 
 static void put_i32s(out_buf *o, const int *v, size_t n)
@@ -76,9 +62,9 @@ static void put_i32s(out_buf *o, const int *v, size_t n)
 static void put_floats(out_buf *o, const float *v, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
-        uint32_t u;
-        memcpy(&u, &v[k], 4);
-        put_u32(o, u);
+        unsigned char b[4];
+        le_put_f32(b, v[k]);
+        put(o, b, 4);
     }
 }
 
@@ -92,10 +78,10 @@ static void put_table(out_buf *o, const float *t, size_t n)
 int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len)
 {
     out_buf o = {0};
-    unsigned char zero[HEADER] = {0};
-    put(&o, zero, HEADER);
-    const int ints[] = {st->block, st->n_users, st->n_items, st->n_teachers, st->student_dim,
-                        st->proxy_users, st->proxy_items};
+    unsigned char zero[CCD_FRAME_BYTES] = {0};
+    put(&o, zero, CCD_FRAME_BYTES); /* the frame, sealed once the payload is complete */
+    const int ints[] = {st->block,       st->n_users,     st->n_items,    st->n_teachers,
+                        st->student_dim, st->proxy_users, st->proxy_items};
     put_i32s(&o, ints, sizeof ints / sizeof ints[0]);
     const size_t nodes = (size_t)st->n_users + (size_t)st->n_items;
     for (int m = 0; m < st->n_teachers; m++) {
@@ -127,20 +113,16 @@ int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len)
         free(o.p);
         return -1;
     }
-    /* header */
-    size_t payload = o.n - HEADER;
-    memcpy(o.p, "CCDSTATE", 8);
-    out_buf h = {.p = o.p + 8, .cap = 16};
-    put_u32(&h, CCD_STATE_VERSION);
-    put_u32(&h, ccd_crc32(o.p + HEADER, payload));
-    put_u64(&h, payload);
+    ccd_frame_seal(o.p, MAGIC, CCD_STATE_VERSION, o.n - CCD_FRAME_BYTES);
     *buf = o.p;
     *len = o.n;
     return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* reading */
+/* reading: every get past the end (or after a failure) sets `failed` and yields 0, so a run of
+ * reads is checked once at its end; every size is checked against the bytes left before it
+ * drives an allocation. */
 
 typedef struct {
     const unsigned char *p;
@@ -154,9 +136,8 @@ static uint32_t get_u32(in_buf *in)
         in->failed = 1;
         return 0;
     }
-    const unsigned char *b = in->p + in->at;
     in->at += 4;
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return le_get_u32(in->p + in->at - 4);
 }
 
 static uint64_t get_u64(in_buf *in)
@@ -206,43 +187,21 @@ static float *get_table(in_buf *in, uint64_t n, int *present_out)
         in->failed = 1;
         return NULL;
     }
-    for (uint64_t k = 0; k < n; k++) {
-        uint32_t u = get_u32(in);
-        memcpy(&t[k], &u, 4);
-    }
+    for (uint64_t k = 0; k < n; k++)
+        t[k] = le_get_f32(in->p + in->at + 4 * k);
+    in->at += 4 * (size_t)n;
     *present_out = 1;
     return t;
 }
 
-static int fail(ccd_state *st, char *err, size_t errlen, const char *why)
-{
-    ccd_state_free(st);
-    snprintf(err, errlen, "state: %s", why);
-    return -1;
-}
+/* The readers below return NULL when what they read is consistent, else the reason. */
 
-int ccd_state_deserialize(ccd_state *st, const unsigned char *buf, size_t len, char *err,
-                          size_t errlen)
+/* sizes and teacher specs */
+static const char *read_sizes(in_buf *in, ccd_state *st)
 {
-    ccd_state_init(st);
-    if (len < HEADER || memcmp(buf, "CCDSTATE", 8) != 0)
-        return fail(st, err, errlen, len < HEADER ? "truncated header" : "not a ccd-stream state (bad magic)");
-    in_buf h = {.p = buf + 8, .n = 16};
-    uint32_t version = get_u32(&h), crc = get_u32(&h);
-    uint64_t payload = get_u64(&h);
-    if (version != CCD_STATE_VERSION) {
-        snprintf(err, errlen, "state: format version %u, this build reads %d", version, CCD_STATE_VERSION);
-        return -1;
-    }
-    if (payload != len - HEADER)
-        return fail(st, err, errlen, payload > len - HEADER ? "truncated (payload shorter than its header says)"
-                                                            : "trailing bytes after the payload");
-    if (ccd_crc32(buf + HEADER, (size_t)payload) != crc)
-        return fail(st, err, errlen, "checksum mismatch (corrupted)");
-    in_buf in = {.p = buf + HEADER, .n = (size_t)payload};
     int v[7];
     for (int k = 0; k < 7; k++)
-        v[k] = (int)get_u32(&in);
+        v[k] = (int)get_u32(in);
     st->block = v[0];
     st->n_users = v[1];
     st->n_items = v[2];
@@ -250,78 +209,127 @@ int ccd_state_deserialize(ccd_state *st, const unsigned char *buf, size_t len, c
     st->student_dim = v[4];
     st->proxy_users = v[5];
     st->proxy_items = v[6];
-    if (in.failed || st->block < -1 || st->n_users < 0 || st->n_items < 0 || st->n_teachers < 0 ||
+    if (in->failed || st->block < -1 || st->n_users < 0 || st->n_items < 0 || st->n_teachers < 0 ||
         st->n_teachers > CCD_MAX_TEACHERS || st->student_dim < 0 || st->proxy_users < 0 ||
         st->proxy_items < 0 || st->proxy_users > st->n_users || st->proxy_items > st->n_items)
-        return fail(st, err, errlen, "inconsistent sizes");
+        return "inconsistent sizes";
     for (int m = 0; m < st->n_teachers; m++) {
-        st->teacher_spec[m].type = (ccd_model_type)get_u32(&in);
-        st->teacher_spec[m].dim = (int)get_u32(&in);
-        st->teacher_spec[m].seed = get_u64(&in);
-        if (in.failed || (st->teacher_spec[m].type != CCD_MODEL_LIGHTGCN && st->teacher_spec[m].type != CCD_MODEL_MF) ||
-            st->teacher_spec[m].dim <= 0 || st->teacher_spec[m].dim > 65536)
-            return fail(st, err, errlen, "bad teacher spec");
+        ccd_teacher_spec *t = &st->teacher_spec[m];
+        t->type = (ccd_model_type)get_u32(in);
+        t->dim = (int)get_u32(in);
+        t->seed = get_u64(in);
+        if (in->failed || (t->type != CCD_MODEL_LIGHTGCN && t->type != CCD_MODEL_MF) ||
+            t->dim <= 0 || t->dim > 65536)
+            return "bad teacher spec";
     }
+    return NULL;
+}
+
+/* teachers (n_users + n_items) x dim_m each; D_k and CL_k, the proxies (proxy nodes) x student_dim
+ */
+static const char *read_tables(in_buf *in, ccd_state *st)
+{
     const uint64_t nodes = (uint64_t)st->n_users + (uint64_t)st->n_items;
     const uint64_t pnodes = (uint64_t)st->proxy_users + (uint64_t)st->proxy_items;
     int present;
     for (int m = 0; m < st->n_teachers; m++) {
-        st->teacher[m] = get_table(&in, nodes * (uint64_t)st->teacher_spec[m].dim, &present);
-        if (in.failed || !present)
-            return fail(st, err, errlen, "missing or truncated teacher table");
+        st->teacher[m] = get_table(in, nodes * (uint64_t)st->teacher_spec[m].dim, &present);
+        if (in->failed || !present)
+            return "missing or truncated teacher table";
     }
-    st->distilled = get_table(&in, nodes * (uint64_t)st->student_dim, &present);
-    st->student = get_table(&in, nodes * (uint64_t)st->student_dim, &present);
-    st->proxy_s = get_table(&in, pnodes * (uint64_t)st->student_dim, &present);
-    st->proxy_p = get_table(&in, pnodes * (uint64_t)st->student_dim, &present);
-    if (in.failed)
-        return fail(st, err, errlen, "truncated student tables");
-    int rows = (int)get_u32(&in), cols = (int)get_u32(&in);
-    uint64_t nnz = get_u64(&in);
-    if (in.failed || rows != st->n_users || cols != st->n_items || !have(&in, 2 * ((uint64_t)rows + 1) + nnz))
-        return fail(st, err, errlen, "bad train matrix header");
-    st->train.n_rows = rows;
-    st->train.n_cols = cols;
-    st->train.nnz = (int64_t)nnz;
-    st->train.indptr = malloc(((size_t)rows + 1) * sizeof *st->train.indptr);
-    if (!st->train.indptr)
-        return fail(st, err, errlen, "out of memory");
+    st->distilled = get_table(in, nodes * (uint64_t)st->student_dim, &present);
+    st->student = get_table(in, nodes * (uint64_t)st->student_dim, &present);
+    st->proxy_s = get_table(in, pnodes * (uint64_t)st->student_dim, &present);
+    st->proxy_p = get_table(in, pnodes * (uint64_t)st->student_dim, &present);
+    return in->failed ? "truncated student tables" : NULL;
+}
+
+/* block k's train pairs: CSR (n_users x n_items), row pointers non-decreasing from 0 to nnz */
+static const char *read_train(in_buf *in, ccd_state *st)
+{
+    ccd_csr *tr = &st->train;
+    int rows = (int)get_u32(in), cols = (int)get_u32(in);
+    uint64_t nnz = get_u64(in);
+    if (in->failed || rows != st->n_users || cols != st->n_items ||
+        !have(in, 2 * ((uint64_t)rows + 1) + nnz))
+        return "bad train matrix header";
+    tr->n_rows = rows;
+    tr->n_cols = cols;
+    tr->nnz = (int64_t)nnz;
+    if (!(tr->indptr = malloc(((size_t)rows + 1) * sizeof *tr->indptr)))
+        return "out of memory";
     for (int r = 0; r <= rows; r++) {
-        st->train.indptr[r] = (int64_t)get_u64(&in);
-        if (st->train.indptr[r] < (r ? st->train.indptr[r - 1] : 0) || (uint64_t)st->train.indptr[r] > nnz)
-            return fail(st, err, errlen, "bad train row pointers");
+        tr->indptr[r] = (int64_t)get_u64(in);
+        if (tr->indptr[r] < (r ? tr->indptr[r - 1] : 0) || (uint64_t)tr->indptr[r] > nnz)
+            return "bad train row pointers";
     }
-    if (st->train.indptr[0] != 0 || (uint64_t)st->train.indptr[rows] != nnz)
-        return fail(st, err, errlen, "bad train row pointers");
-    st->train.indices = get_i32s(&in, nnz);
-    for (uint64_t e = 0; !in.failed && e < nnz; e++)
-        if (st->train.indices[e] < 0 || st->train.indices[e] >= cols)
-            return fail(st, err, errlen, "train item id out of range");
-    st->n_active_users = (int)get_u32(&in);
-    st->active_users = st->n_active_users >= 0 ? get_i32s(&in, (uint64_t)st->n_active_users) : NULL;
-    st->n_active_items = (int)get_u32(&in);
-    st->active_items = st->n_active_items >= 0 ? get_i32s(&in, (uint64_t)st->n_active_items) : NULL;
-    if (in.failed || !st->active_users || !st->active_items)
-        return fail(st, err, errlen, "truncated active lists");
-    for (int k = 0; k < st->n_active_users; k++)
-        if (st->active_users[k] < 0 || st->active_users[k] >= st->n_users)
-            return fail(st, err, errlen, "active user out of range");
-    for (int k = 0; k < st->n_active_items; k++)
-        if (st->active_items[k] < 0 || st->active_items[k] >= st->n_items)
-            return fail(st, err, errlen, "active item out of range");
-    uint32_t topk = get_u32(&in);
-    if (in.failed || topk > 100000)
-        return fail(st, err, errlen, "bad ensemble top-list size");
+    if (tr->indptr[0] != 0 || (uint64_t)tr->indptr[rows] != nnz)
+        return "bad train row pointers";
+    tr->indices = get_i32s(in, nnz);
+    for (uint64_t e = 0; !in->failed && e < nnz; e++)
+        if (tr->indices[e] < 0 || tr->indices[e] >= cols)
+            return "train item id out of range";
+    return NULL;
+}
+
+/* n ids, each in [lo, hi) */
+static int in_range(const int *v, uint64_t n, int lo, int hi)
+{
+    for (uint64_t k = 0; k < n; k++)
+        if (v[k] < lo || v[k] >= hi)
+            return 0;
+    return 1;
+}
+
+/* the active users and items, then E_k's top lists (n_users x top_k, -1 padded) */
+static const char *read_lists(in_buf *in, ccd_state *st)
+{
+    st->n_active_users = (int)get_u32(in);
+    st->active_users = st->n_active_users >= 0 ? get_i32s(in, (uint64_t)st->n_active_users) : NULL;
+    st->n_active_items = (int)get_u32(in);
+    st->active_items = st->n_active_items >= 0 ? get_i32s(in, (uint64_t)st->n_active_items) : NULL;
+    if (in->failed || !st->active_users || !st->active_items)
+        return "truncated active lists";
+    if (!in_range(st->active_users, (uint64_t)st->n_active_users, 0, st->n_users))
+        return "active user out of range";
+    if (!in_range(st->active_items, (uint64_t)st->n_active_items, 0, st->n_items))
+        return "active item out of range";
+    uint32_t topk = get_u32(in);
+    if (in->failed || topk > 100000)
+        return "bad ensemble top-list size";
     if (topk > 0) {
         st->ensemble_top_k = (int)topk;
-        st->ensemble_top = get_i32s(&in, (uint64_t)st->n_users * topk);
-        if (in.failed)
-            return fail(st, err, errlen, "truncated ensemble top lists");
-        for (uint64_t e = 0; e < (uint64_t)st->n_users * topk; e++)
-            if (st->ensemble_top[e] < -1 || st->ensemble_top[e] >= st->n_items)
-                return fail(st, err, errlen, "ensemble top item out of range");
+        st->ensemble_top = get_i32s(in, (uint64_t)st->n_users * topk);
+        if (in->failed)
+            return "truncated ensemble top lists";
+        if (!in_range(st->ensemble_top, (uint64_t)st->n_users * topk, -1, st->n_items))
+            return "ensemble top item out of range";
     }
-    if (in.at != in.n)
-        return fail(st, err, errlen, "unexpected bytes at the end of the payload");
+    return NULL;
+}
+
+int ccd_state_deserialize(ccd_state *st, const unsigned char *buf, size_t len, char *err,
+                          size_t errlen)
+{
+    ccd_state_init(st);
+    char why[160];
+    size_t payload;
+    if (ccd_frame_open(buf, len, MAGIC, CCD_STATE_VERSION, "state", &payload, why, sizeof why) !=
+        0) {
+        snprintf(err, errlen, "state: %s", why);
+        return -1;
+    }
+    in_buf in = {.p = buf + CCD_FRAME_BYTES, .n = payload};
+    const char *bad = read_sizes(&in, st);
+    bad = bad ? bad : read_tables(&in, st);
+    bad = bad ? bad : read_train(&in, st);
+    bad = bad ? bad : read_lists(&in, st);
+    if (!bad && in.at != in.n)
+        bad = "unexpected bytes at the end of the payload";
+    if (bad) {
+        ccd_state_free(st);
+        snprintf(err, errlen, "state: %s", bad);
+        return -1;
+    }
     return 0;
 }

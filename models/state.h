@@ -1,12 +1,18 @@
 /* state: the engine state as bytes, for the worker's checkpoints.
  *
- * Format (all integers and floats little-endian):
+ * Format (all integers and floats little-endian; the frame and the codec are le.h's):
  *   "CCDSTATE"  8 bytes magic
  *   u32         format version (1)
  *   u32         CRC-32 (IEEE) of the payload
  *   u64         payload length in bytes
- *   payload     sizes and teacher specs, then the tables (teachers, D_k, CL_k, proxies),
- *               then block k's train pairs (CSR) and active users and items
+ *   payload     i32 block, n_users, n_items, n_teachers, student_dim, proxy_users, proxy_items;
+ *               per teacher u32 type, u32 dim, u64 seed;
+ *               tables, each u32 present (0/1) then its floats: every teacher's
+ *               (n_users + n_items) x dim, D_k and CL_k (n_users + n_items) x student_dim, the
+ *               two proxies (proxy_users + proxy_items) x student_dim;
+ *               block k's train pairs: u32 rows, u32 cols, u64 nnz, (rows + 1) u64 row
+ *               pointers, nnz i32 items; u32 n + n i32 active users, the same for items;
+ *               u32 top_k (0: none) + n_users x top_k i32 of E_k's top lists
  * Loading checks the magic, the version, the length and the checksum before it reads anything,
  * then every size against what the payload holds, so a truncated or corrupted file is refused
  * with a message and never half-loaded. Where the bytes go (a file written atomically, Redis) is
@@ -28,8 +34,5 @@ int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len);
  * why. Returns 0 or -1. */
 int ccd_state_deserialize(ccd_state *st, const unsigned char *buf, size_t len, char *err,
                           size_t errlen);
-
-/* CRC-32 (IEEE 802.3): zlib's crc32 over any length. */
-uint32_t ccd_crc32(const unsigned char *p, size_t n);
 
 #endif

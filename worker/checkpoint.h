@@ -3,17 +3,33 @@
  * A checkpoint holds everything a worker needs to take over a model: the engine state
  * (state.h bytes), the id maps (external ids in row order), the input offsets the model has
  * durably consumed (per topic partition: the next offset to read for this model), and the
- * windowing state. Format (little-endian):
+ * windowing state. Format (little-endian, le.h's frame):
  *   "CCDCKPT1" magic, u32 format version, u32 CRC-32 of the payload, u64 payload length, payload.
  * Decoding checks magic, version, length and CRC before reading anything, then every count
- * against the bytes left, so a truncated or corrupted file is refused with a message.
+ * against the bytes left, so a truncated or corrupted checkpoint is refused with a message.
  *
- * Directory store: DIR/<model>/block-<k, 8 digits>.ckpt. A save writes DIR/<model>/.tmp-*,
- * fsyncs it, renames it into place and fsyncs the directory, so a reader (or a crash) only ever
- * sees complete files; then it deletes all but the newest `keep`. Loading takes the newest file
- * that decodes; a newer file that does not decode is reported (warning) and skipped, so a torn
- * or corrupted newest checkpoint falls back to the previous one. A full disk fails the save with
- * a clear error, removes the temporary file, and leaves the previous checkpoints untouched. */
+ * The store: one interface, two backends, chosen once at start-up from the worker config
+ * (checkpoint.store = dir | redis). It is a small vtable over bytes: a backend only puts, lists
+ * and gets encoded checkpoints under (model, block). What must not depend on where the bytes
+ * live is written once, in checkpoint_store.c: the checks before a save (a save never writes
+ * what a load would refuse), encoding, and the load's fallback: newest first, skipping (with a
+ * warning) a checkpoint that cannot be read, does not decode, or holds another model or block,
+ * and failing when none of those stored loads (a silent fresh start would re-consume or skip
+ * input). A store is used by one thread at a time: the worker opens one per thread (the
+ * directory backend has no state; the Redis one owns its connection).
+ *
+ * Directory backend (checkpoint_dir.c): DIR/<model>/block-<k, 8 digits>.ckpt. A save writes
+ * DIR/<model>/.tmp-*, fsyncs it, renames it into place and fsyncs the directory, so a reader (or
+ * a crash) only ever sees complete files; then it deletes all but the newest `keep`. A full disk
+ * fails the save with a clear error, removes the temporary file, and leaves the previous
+ * checkpoints untouched. One writer per model directory at a time: a save removes any .tmp-*
+ * file it finds there as the leftover of a crashed writer.
+ *
+ * Redis backend (checkpoint_redis.c), for groups without a shared volume (P = [redis] prefix):
+ *   P:{M}:ckpt:<block, 8 digits>   one encoded checkpoint
+ *   P:{M}:ckpts                    sorted set of the stored blocks (score = block)
+ * A save writes the value, then lists it (so a listed checkpoint is always complete), then
+ * deletes all but the newest `keep`. */
 #ifndef CCD_CHECKPOINT_H
 #define CCD_CHECKPOINT_H
 
@@ -38,31 +54,76 @@ typedef struct {
     unsigned char *state;      /* ccd_state_serialize bytes (owned) */
     size_t state_len;
     int n_users, n_items;
-    char **user_ids;           /* (n_users) owned strings, row order */
-    char **item_ids;           /* (n_items) */
+    char **user_ids; /* (n_users) owned strings, row order */
+    char **item_ids; /* (n_items) */
     int n_offsets;
-    ckpt_offset *offsets;      /* (n_offsets) owned */
+    ckpt_offset *offsets; /* (n_offsets) owned */
 } checkpoint;
 
 void checkpoint_init(checkpoint *c);
 void checkpoint_free(checkpoint *c);
 
-/* Serialise into a malloc'd buffer. Returns 0 or -1 (out of memory). */
+/* What the decoder would refuse (bad model id, negative counts, missing arrays, ...): 0, or -1
+ * with a reason in why. */
+int checkpoint_check(const checkpoint *c, char *why, size_t whylen);
+/* Serialise into a malloc'd buffer. Returns 0 or -1 (checkpoint_check refuses it, or out of
+ * memory). */
 int checkpoint_encode(const checkpoint *c, unsigned char **buf, size_t *len);
 /* Decode (c is initialised here; on failure it is left empty). Returns 0 or -1 with err. */
-int checkpoint_decode(checkpoint *c, const unsigned char *buf, size_t len, char *err, size_t errlen);
+int checkpoint_decode(checkpoint *c, const unsigned char *buf, size_t len, char *err,
+                      size_t errlen);
 
-/* mkdir -p path (0755), new directories fsynced into their parents. Returns 0 or -1 with err. */
+/* mkdir -p path (0755), new directories fsynced into their parents (the directory backend's, in
+ * checkpoint_dir.c; ccd-offline uses it too). Returns 0 or -1 with err. */
 int checkpoint_make_dirs(const char *path, char *err, size_t errlen);
 
-/* Save as DIR/<model>/block-<k>.ckpt atomically, keeping the newest `keep` (>= 1).
- * Returns 0 or -1 with a message (errno text, path). */
-int checkpoint_save(const char *dir, const checkpoint *c, int keep, char *err, size_t errlen);
+/* ------------------------------------------------------------------------------------------ */
+/* the store */
 
-/* Load the newest checkpoint of model that decodes. Returns 1 (loaded into c), 0 (none: c is
- * empty), or -1 (the directory cannot be read; err). warn (may be NULL) receives messages about
- * files that were skipped. */
-int checkpoint_load_latest(const char *dir, const char *model, checkpoint *c,
-                           void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err, size_t errlen);
+/* A backend: bytes under (model, block). Every function returns -1 with a message on a store
+ * error; model ids reach it already checked (model_id.h). */
+typedef struct {
+    /* Store buf as the model's checkpoint of block, replacing one of the same block, then keep
+     * only the newest `keep` blocks. 0 once the checkpoint is durable (pruning may fail quietly:
+     * the next save retries it). */
+    int (*put)(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
+               int keep, char *err, size_t errlen);
+    /* The stored blocks, newest first, in a malloc'd array (*blocks, NULL when none). Returns the
+     * count (0: no checkpoint, not even a place for them yet) or -1. */
+    int (*list)(void *impl, const char *model, int **blocks, char *err, size_t errlen);
+    /* One stored checkpoint into a malloc'd buffer: 1 read, 0 to be skipped (gone since it was
+     * listed, or unreadable: the reason in err), -1 when the store itself fails (stop loading). */
+    int (*get)(void *impl, const char *model, int block, unsigned char **buf, size_t *len,
+               char *err, size_t errlen);
+    /* Where a block lives (block -1: where the model's checkpoints live), for messages. */
+    void (*where)(const void *impl, const char *model, int block, char *out, size_t outlen);
+    void (*close)(void *impl);
+} ckpt_backend;
+
+typedef struct {
+    const ckpt_backend *be;
+    void *impl;
+    int keep; /* blocks kept per model (>= 1) */
+} ckpt_store;
+
+typedef struct redis_sink redis_sink;
+
+/* The directory backend at dir (created, with its parents, when missing). Returns 0 or -1. */
+int ckpt_store_open_dir(ckpt_store *s, const char *dir, int keep, char *err, size_t errlen);
+/* The Redis backend on an open sink connection, which the store owns from this call on (closed
+ * with the store, or here on failure). Returns 0 or -1. */
+int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, char *err, size_t errlen);
+/* Closes the backend; a zeroed store is closed as well. */
+void ckpt_store_close(ckpt_store *s);
+
+/* Save a folded block (c->block >= 0). Returns 0 once it is durable, or -1 with a message. */
+int ckpt_store_save(ckpt_store *s, const checkpoint *c, char *err, size_t errlen);
+
+/* Load the newest checkpoint of model that loads (see the top). Returns 1 (loaded into c), 0
+ * (none stored: c is empty) or -1 (err; c is empty). warn (may be NULL) receives a message for
+ * each checkpoint skipped. */
+int ckpt_store_load_latest(ckpt_store *s, const char *model, checkpoint *c,
+                           void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err,
+                           size_t errlen);
 
 #endif

@@ -15,8 +15,8 @@
 typedef struct {
     int64_t messages, decoded, dead_letters, dlq_delivery_errors, duplicates, late, windows_closed;
     int64_t buffered_events, max_buffered_events;
-    int paused;
-    int models;
+    int64_t paused; /* 0 or 1 */
+    int64_t models;
     /* from the trainer */
     int64_t blocks_done, publish_errors, checkpoint_errors, publish_rows, live_version;
     double last_fast_seconds, last_total_seconds, last_publish_seconds;

@@ -26,8 +26,7 @@
  * the callback returns non-zero (it stops the scan). HSCAN repeats fields only when a hash
  * shrinks, which a complete version's never does; a repeat would fail the count check anyway.
  *
- * Vectors travel as little-endian float32, converted byte by byte so big-endian hosts write
- * the same bytes (the compiler turns it into a plain store on little-endian ones).
+ * Vectors travel as little-endian float32 (le.h), so big-endian hosts write the same bytes.
  *
  * Connections: any I/O error (or a timeout, after which the reply stream can no longer be
  * trusted) frees the context; the next call reconnects, AUTHs and SELECTs again. Error replies
@@ -38,13 +37,14 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "errmsg.h"
+#include "le.h"
 #include "model_id.h"
 
 enum {
@@ -71,36 +71,6 @@ struct redis_sink {
 
 /* Meta fields the sink writes itself; a caller's extra field may not reuse them. */
 static const char *const reserved_meta[] = {"dim", "dtype", "users", "items", "block", "created_ms"};
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* ---- bytes ---------------------------------------------------------------------------------- */
-
-static inline void put_f32le(unsigned char *p, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    p[0] = (unsigned char)u;
-    p[1] = (unsigned char)(u >> 8);
-    p[2] = (unsigned char)(u >> 16);
-    p[3] = (unsigned char)(u >> 24);
-}
-
-static inline float get_f32le(const unsigned char *p)
-{
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 /* A non-negative decimal (what the sink stores) without sign, spaces or overflow. */
 static int parse_u63(const char *p, size_t len, int64_t *out)
@@ -130,18 +100,18 @@ static int reply_u63(const redisReply *r, int64_t *out)
 static int check_model(const char *model, char *err, size_t errlen)
 {
     if (!model || !*model) {
-        set_err(err, errlen, "redis: empty model id");
+        errmsg_set(err, errlen, "redis: empty model id");
         return -1;
     }
     size_t n = strlen(model);
     if (n > ID_MAX) {
-        set_err(err, errlen, "redis: model id of %zu bytes (at most %d)", n, ID_MAX);
+        errmsg_set(err, errlen, "redis: model id of %zu bytes (at most %d)", n, ID_MAX);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)model[i];
         if (!model_id_char(ch)) {
-            set_err(err, errlen, "redis: model id has byte 0x%02x at %zu (only A-Z a-z 0-9 . _ -)", ch, i);
+            errmsg_set(err, errlen, "redis: model id has byte 0x%02x at %zu (only A-Z a-z 0-9 . _ -)", ch, i);
             return -1;
         }
     }
@@ -152,7 +122,7 @@ static int check_side(const char *side, char *err, size_t errlen)
 {
     if (side && (strcmp(side, "user") == 0 || strcmp(side, "item") == 0))
         return 0;
-    set_err(err, errlen, "redis: side must be \"user\" or \"item\"");
+    errmsg_set(err, errlen, "redis: side must be \"user\" or \"item\"");
     return -1;
 }
 
@@ -182,13 +152,13 @@ static void sink_drop(redis_sink *s)
 static void io_error(redis_sink *s, const char *what, char *err, size_t errlen)
 {
     const char *why = s->c && s->c->errstr[0] ? s->c->errstr : "connection lost";
-    set_err(err, errlen, "redis %s:%d: %s: %s", s->host, s->port, what, why);
+    errmsg_set(err, errlen, "redis %s:%d: %s: %s", s->host, s->port, what, why);
     sink_drop(s);
 }
 
 static void reply_error(const redis_sink *s, const char *what, const redisReply *r, char *err, size_t errlen)
 {
-    set_err(err, errlen, "redis %s:%d: %s: %.*s", s->host, s->port, what, (int)(r->len < 300 ? r->len : 300),
+    errmsg_set(err, errlen, "redis %s:%d: %s: %.*s", s->host, s->port, what, (int)(r->len < 300 ? r->len : 300),
             r->str ? r->str : "");
 }
 
@@ -199,11 +169,11 @@ static int sink_connect(redis_sink *s, char *err, size_t errlen)
     struct timeval tv = {.tv_sec = s->timeout_ms / 1000, .tv_usec = (s->timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
     if (!c) {
-        set_err(err, errlen, "redis %s:%d: connect: out of memory", s->host, s->port);
+        errmsg_set(err, errlen, "redis %s:%d: connect: out of memory", s->host, s->port);
         return -1;
     }
     if (c->err) {
-        set_err(err, errlen, "redis %s:%d: connect: %s", s->host, s->port, c->errstr);
+        errmsg_set(err, errlen, "redis %s:%d: connect: %s", s->host, s->port, c->errstr);
         redisFree(c);
         return -1;
     }
@@ -259,19 +229,12 @@ static int sink_connect(redis_sink *s, char *err, size_t errlen)
     return 0;
 }
 
-/* One command of NUL-terminated arguments. Returns its reply, or NULL with a message on an I/O
- * error (connection dropped) or an error reply (connection kept). */
-static redisReply *sink_cmd(redis_sink *s, int argc, const char **argv, char *err, size_t errlen)
+struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv, const size_t *argvlen, char *err,
+                                     size_t errlen)
 {
-    enum { ARGS_MAX = 16 };
-    size_t len[ARGS_MAX];
-    if (argc > ARGS_MAX)
-        abort(); /* a programming error in this file */
-    for (int i = 0; i < argc; i++)
-        len[i] = strlen(argv[i]);
     if (sink_connect(s, err, errlen) != 0)
         return NULL;
-    redisReply *r = redisCommandArgv(s->c, argc, argv, len);
+    redisReply *r = redisCommandArgv(s->c, argc, argv, argvlen);
     if (!r) {
         io_error(s, argv[0], err, errlen);
         return NULL;
@@ -282,6 +245,20 @@ static redisReply *sink_cmd(redis_sink *s, int argc, const char **argv, char *er
         return NULL;
     }
     return r;
+}
+
+const char *redis_sink_prefix(const redis_sink *s) { return s->prefix; }
+
+/* One command of NUL-terminated arguments: redis_sink_command. */
+static redisReply *sink_cmd(redis_sink *s, int argc, const char **argv, char *err, size_t errlen)
+{
+    enum { ARGS_MAX = 16 };
+    size_t len[ARGS_MAX];
+    if (argc > ARGS_MAX)
+        abort(); /* a programming error in this file */
+    for (int i = 0; i < argc; i++)
+        len[i] = strlen(argv[i]);
+    return redis_sink_command(s, argc, argv, len, err, errlen);
 }
 
 /* ---- pipelines ------------------------------------------------------------------------------ */
@@ -361,7 +338,7 @@ static int unlink_versions(redis_sink *s, const char *model, const int64_t *vers
     size_t *len = malloc((3 * cap + 2) * sizeof *len);
     if (!keys || !nums || !argv || !len) {
         free(keys), free(nums), free(argv), free(len);
-        set_err(err, errlen, "redis: out of memory");
+        errmsg_set(err, errlen, "redis: out of memory");
         return -1;
     }
     pipeline p = {.s = s, .what = zrem ? "prune" : "delete orphan versions", .err = err, .errlen = errlen};
@@ -413,33 +390,45 @@ void redis_sink_opts_default(redis_sink_opts *o)
     };
 }
 
+void redis_sink_opts_default_at(redis_sink_opts *o, const char *host, int port, const char *user,
+                                const char *password, const char *prefix)
+{
+    redis_sink_opts_default(o);
+    o->host = host;
+    o->port = port;
+    o->user = user;
+    o->password = password;
+    if (prefix)
+        o->prefix = prefix;
+}
+
 static int check_opts(const redis_sink_opts *o, char *err, size_t errlen)
 {
     if (!o->host || !*o->host) {
-        set_err(err, errlen, "redis: no host");
+        errmsg_set(err, errlen, "redis: no host");
         return -1;
     }
     if (o->port < 1 || o->port > 65535 || o->db < 0 || o->timeout_ms < 1 || o->keep_versions < 1 ||
         o->batch_fields < 1 || o->batch_fields > BATCH_MAX) {
-        set_err(err, errlen,
+        errmsg_set(err, errlen,
                 "redis: bad option (port 1..65535, db >= 0, timeout_ms >= 1, keep_versions >= 1, "
                 "batch_fields 1..%d)", BATCH_MAX);
         return -1;
     }
     if (o->user && !o->password) {
-        set_err(err, errlen, "redis: ACL user %s given without a password", o->user);
+        errmsg_set(err, errlen, "redis: ACL user %s given without a password", o->user);
         return -1;
     }
     const char *p = o->prefix;
     size_t n = p ? strlen(p) : 0;
     if (n == 0 || n > ID_MAX) {
-        set_err(err, errlen, "redis: key prefix must have 1 to %d bytes", ID_MAX);
+        errmsg_set(err, errlen, "redis: key prefix must have 1 to %d bytes", ID_MAX);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
         if (p[i] <= ' ' || p[i] > '~' || p[i] == '{' || p[i] == '}') {
             /* braces would become the cluster hash tag; spaces and controls have no place in keys */
-            set_err(err, errlen, "redis: key prefix has byte 0x%02x at %zu", (unsigned char)p[i], i);
+            errmsg_set(err, errlen, "redis: key prefix has byte 0x%02x at %zu", (unsigned char)p[i], i);
             return -1;
         }
     return 0;
@@ -469,14 +458,14 @@ static void wipe_free(char *p)
 redis_sink *redis_sink_open(const redis_sink_opts *o, char *err, size_t errlen)
 {
     if (!o) {
-        set_err(err, errlen, "redis: no options");
+        errmsg_set(err, errlen, "redis: no options");
         return NULL;
     }
     if (check_opts(o, err, errlen) != 0)
         return NULL;
     redis_sink *s = calloc(1, sizeof *s);
     if (!s) {
-        set_err(err, errlen, "redis: out of memory");
+        errmsg_set(err, errlen, "redis: out of memory");
         return NULL;
     }
     bool oom = false;
@@ -493,7 +482,7 @@ redis_sink *redis_sink_open(const redis_sink_opts *o, char *err, size_t errlen)
     s->argv = malloc(nargv * sizeof *s->argv);
     s->argvlen = malloc(nargv * sizeof *s->argvlen);
     if (oom || !s->argv || !s->argvlen) {
-        set_err(err, errlen, "redis: out of memory");
+        errmsg_set(err, errlen, "redis: out of memory");
         redis_sink_close(s);
         return NULL;
     }
@@ -522,35 +511,35 @@ static int check_version(const redis_version *v, char *err, size_t errlen)
     if (check_model(v->model, err, errlen) != 0)
         return -1;
     if (v->dim < 1 || v->dim > DIM_MAX || v->n_users < 0 || v->n_items < 0 || v->n_meta < 0) {
-        set_err(err, errlen, "redis: bad version shape (dim %d, users %d, items %d, meta %d)", v->dim,
+        errmsg_set(err, errlen, "redis: bad version shape (dim %d, users %d, items %d, meta %d)", v->dim,
                 v->n_users, v->n_items, v->n_meta);
         return -1;
     }
     if ((v->n_users > 0 && (!v->user_ids || !v->user_vecs)) ||
         (v->n_items > 0 && (!v->item_ids || !v->item_vecs)) ||
         (v->n_meta > 0 && (!v->meta_names || !v->meta_values))) {
-        set_err(err, errlen, "redis: version %s: missing ids, vectors or meta arrays", v->model);
+        errmsg_set(err, errlen, "redis: version %s: missing ids, vectors or meta arrays", v->model);
         return -1;
     }
     /* A NULL id found halfway would leave a partial version behind; look before writing. */
     for (int i = 0; i < v->n_users; i++)
         if (!v->user_ids[i]) {
-            set_err(err, errlen, "redis: version %s: user id %d is NULL", v->model, i);
+            errmsg_set(err, errlen, "redis: version %s: user id %d is NULL", v->model, i);
             return -1;
         }
     for (int i = 0; i < v->n_items; i++)
         if (!v->item_ids[i]) {
-            set_err(err, errlen, "redis: version %s: item id %d is NULL", v->model, i);
+            errmsg_set(err, errlen, "redis: version %s: item id %d is NULL", v->model, i);
             return -1;
         }
     for (int i = 0; i < v->n_meta; i++) {
         if (!v->meta_names[i] || !v->meta_values[i]) {
-            set_err(err, errlen, "redis: version %s: meta field %d is NULL", v->model, i);
+            errmsg_set(err, errlen, "redis: version %s: meta field %d is NULL", v->model, i);
             return -1;
         }
         for (size_t k = 0; k < sizeof reserved_meta / sizeof *reserved_meta; k++)
             if (strcmp(v->meta_names[i], reserved_meta[k]) == 0) {
-                set_err(err, errlen, "redis: version %s: meta field \"%s\" is written by the sink", v->model,
+                errmsg_set(err, errlen, "redis: version %s: meta field \"%s\" is written by the sink", v->model,
                         reserved_meta[k]);
                 return -1;
             }
@@ -594,9 +583,9 @@ static int next_version(redis_sink *s, const char *model, int64_t *n, int64_t *n
     else if (r[1]->type == REDIS_REPLY_ERROR)
         reply_error(s, "ZRANGE versions", r[1], err, errlen);
     else if (r[0]->type != REDIS_REPLY_INTEGER || r[0]->integer < 1 || r[1]->type != REDIS_REPLY_ARRAY)
-        set_err(err, errlen, "redis: model %s: unexpected reply to INCR seq / ZRANGE versions", model);
+        errmsg_set(err, errlen, "redis: model %s: unexpected reply to INCR seq / ZRANGE versions", model);
     else if (r[1]->elements > 0 && reply_u63(r[1]->element[0], newest) != 0)
-        set_err(err, errlen, "redis: model %s: `versions` holds a member that is not a version number",
+        errmsg_set(err, errlen, "redis: model %s: `versions` holds a member that is not a version number",
                 model);
     else {
         if (r[1]->elements == 0)
@@ -614,7 +603,7 @@ static int next_version(redis_sink *s, const char *model, int64_t *n, int64_t *n
         if (!q)
             return -1;
         if (q->type != REDIS_REPLY_INTEGER || q->integer <= *newest) {
-            set_err(err, errlen, "redis: model %s: cannot move seq past version %" PRId64, model, *newest);
+            errmsg_set(err, errlen, "redis: model %s: cannot move seq past version %" PRId64, model, *newest);
             rc = -1;
         } else {
             *n = q->integer;
@@ -646,7 +635,7 @@ static int reserve_vals(redis_sink *s, int dim, char *err, size_t errlen)
         return 0;
     unsigned char *p = realloc(s->vals, need);
     if (!p) {
-        set_err(err, errlen, "redis: out of memory (%zu bytes of vectors per batch)", need);
+        errmsg_set(err, errlen, "redis: out of memory (%zu bytes of vectors per batch)", need);
         return -1;
     }
     s->vals = p;
@@ -678,7 +667,7 @@ static int write_side(redis_sink *s, const redis_version *v, int64_t n, bool use
             const float *x = vecs + (size_t)(r0 + k) * dim;
             unsigned char *val = s->vals + (size_t)k * vbytes;
             for (size_t d = 0; d < dim; d++)
-                put_f32le(val + 4 * d, x[d]);
+                le_put_f32(val + 4 * d, x[d]);
             argv[2 + 2 * k] = ids[r0 + k], len[2 + 2 * k] = strlen(ids[r0 + k]);
             argv[3 + 2 * k] = (const char *)val, len[3 + 2 * k] = vbytes;
         }
@@ -688,7 +677,7 @@ static int write_side(redis_sink *s, const redis_version *v, int64_t n, bool use
     if (pipe_drain(&p) != 0)
         return -1;
     if (p.added != rows) {
-        set_err(err, errlen, "redis: version %s/%" PRId64 ": %d %s ids but %lld distinct (duplicate ids)",
+        errmsg_set(err, errlen, "redis: version %s/%" PRId64 ": %d %s ids but %lld distinct (duplicate ids)",
                 v->model, n, rows, user ? "user" : "item", p.added);
         return -1;
     }
@@ -713,7 +702,7 @@ static int write_meta(redis_sink *s, const redis_version *v, int64_t n, char *er
     size_t *len = malloc((size_t)argc * sizeof *len);
     if (!argv || !len) {
         free(argv), free(len);
-        set_err(err, errlen, "redis: out of memory");
+        errmsg_set(err, errlen, "redis: out of memory");
         return -1;
     }
     argv[0] = "HSET", len[0] = 4;
@@ -744,7 +733,7 @@ static int prune(redis_sink *s, const char *model, char *err, size_t errlen)
         return -1;
     if (r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
-        set_err(err, errlen, "redis: model %s: unexpected reply to ZRANGE versions", model);
+        errmsg_set(err, errlen, "redis: model %s: unexpected reply to ZRANGE versions", model);
         return -1;
     }
     int rc = 0;
@@ -752,7 +741,7 @@ static int prune(redis_sink *s, const char *model, char *err, size_t errlen)
         int64_t *old = malloc(r->elements * sizeof *old);
         size_t m = 0;
         if (!old) {
-            set_err(err, errlen, "redis: out of memory");
+            errmsg_set(err, errlen, "redis: out of memory");
             rc = -1;
         } else {
             for (size_t i = 0; i < r->elements; i++)
@@ -779,7 +768,7 @@ static void discard_partial(redis_sink *s, const char *model, int64_t n)
 int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t errlen)
 {
     if (!s || !v) {
-        set_err(err, errlen, "redis: no sink or version");
+        errmsg_set(err, errlen, "redis: no sink or version");
         return -1;
     }
     if (check_version(v, err, errlen) != 0 || reserve_vals(s, v->dim, err, errlen) != 0 ||
@@ -816,7 +805,7 @@ int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t e
     bool ok = r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
     if (!ok) {
-        set_err(err, errlen, "redis: model %s: unexpected reply to SET current", model);
+        errmsg_set(err, errlen, "redis: model %s: unexpected reply to SET current", model);
         return -1;
     }
     /* The switch is done; a failure below is still reported (the caller may publish again, which
@@ -825,13 +814,13 @@ int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t e
     const char *pub[3] = {"PUBLISH", chan, num};
     r = sink_cmd(s, 3, pub, why, sizeof why);
     if (!r) {
-        set_err(err, errlen, "version %" PRId64 " of %s is live, but announcing it failed: %s", n, model,
+        errmsg_set(err, errlen, "version %" PRId64 " of %s is live, but announcing it failed: %s", n, model,
                 why);
         return -1;
     }
     freeReplyObject(r);
     if (prune(s, model, why, sizeof why) != 0) {
-        set_err(err, errlen, "version %" PRId64 " of %s is live, but pruning failed: %s", n, model, why);
+        errmsg_set(err, errlen, "version %" PRId64 " of %s is live, but pruning failed: %s", n, model, why);
         return -1;
     }
     return n;
@@ -853,11 +842,31 @@ int64_t redis_current_version(redis_sink *s, const char *model, char *err, size_
     if (r->type == REDIS_REPLY_NIL)
         v = 0;
     else if (reply_u63(r, &v) != 0 || v < 1) {
-        set_err(err, errlen, "redis: %s is not a version number", key);
+        errmsg_set(err, errlen, "redis: %s is not a version number", key);
         v = -1;
     }
     freeReplyObject(r);
     return v;
+}
+
+/* HGET key field: 1 with the string reply in *out (the caller frees it), 0 when the field or the
+ * key is absent, -1 on an error. */
+static int hget(redis_sink *s, const char *key, const char *field, redisReply **out, char *err, size_t errlen)
+{
+    const char *argv[3] = {"HGET", key, field};
+    redisReply *r = sink_cmd(s, 3, argv, err, errlen);
+    *out = NULL;
+    if (!r)
+        return -1;
+    if (r->type == REDIS_REPLY_STRING) {
+        *out = r;
+        return 1;
+    }
+    int rc = r->type == REDIS_REPLY_NIL ? 0 : -1;
+    if (rc < 0)
+        errmsg_set(err, errlen, "redis: unexpected reply to HGET %s", key);
+    freeReplyObject(r);
+    return rc;
 }
 
 int redis_read_meta(redis_sink *s, const char *model, int64_t version, const char *field, char **out,
@@ -867,30 +876,23 @@ int redis_read_meta(redis_sink *s, const char *model, int64_t version, const cha
         return -1;
     *out = NULL;
     if (version < 1) {
-        set_err(err, errlen, "redis: bad version %" PRId64, version);
+        errmsg_set(err, errlen, "redis: bad version %" PRId64, version);
         return -1;
     }
     char key[KEY_MAX];
     version_key(key, s, model, version, "meta");
-    const char *argv[3] = {"HGET", key, field};
-    redisReply *r = sink_cmd(s, 3, argv, err, errlen);
-    if (!r)
-        return -1;
-    int rc;
-    if (r->type == REDIS_REPLY_NIL) {
-        rc = 0;
-    } else if (r->type != REDIS_REPLY_STRING) {
-        set_err(err, errlen, "redis: unexpected reply to HGET %s", key);
-        rc = -1;
-    } else if (!(*out = malloc(r->len + 1))) {
-        set_err(err, errlen, "redis: out of memory");
-        rc = -1;
-    } else {
-        memcpy(*out, r->str, r->len);
-        (*out)[r->len] = '\0';
-        rc = 1;
+    redisReply *r;
+    int rc = hget(s, key, field, &r, err, errlen);
+    if (rc == 1) {
+        if (!(*out = malloc(r->len + 1))) {
+            errmsg_set(err, errlen, "redis: out of memory");
+            rc = -1;
+        } else {
+            memcpy(*out, r->str, r->len);
+            (*out)[r->len] = '\0';
+        }
+        freeReplyObject(r);
     }
-    freeReplyObject(r);
     return rc;
 }
 
@@ -908,16 +910,16 @@ static int read_shape(redis_sink *s, const char *model, int64_t version, const c
     int rc = -1;
     int64_t d = 0, c = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
-        set_err(err, errlen, "redis: unexpected reply to HMGET %s", key);
+        errmsg_set(err, errlen, "redis: unexpected reply to HMGET %s", key);
     else if (r->element[0]->type == REDIS_REPLY_NIL)
-        set_err(err, errlen, "redis: version %" PRId64 " of %s is not published (no meta)", version, model);
+        errmsg_set(err, errlen, "redis: version %" PRId64 " of %s is not published (no meta)", version, model);
     else if (reply_u63(r->element[0], &d) != 0 || d < 1 || d > DIM_MAX)
-        set_err(err, errlen, "redis: %s: bad dim", key);
+        errmsg_set(err, errlen, "redis: %s: bad dim", key);
     else if (r->element[1]->type != REDIS_REPLY_STRING || r->element[1]->len != 5 ||
              memcmp(r->element[1]->str, "f32le", 5) != 0)
-        set_err(err, errlen, "redis: %s: dtype is not f32le", key);
+        errmsg_set(err, errlen, "redis: %s: dtype is not f32le", key);
     else if (count && reply_u63(r->element[2], &c) != 0)
-        set_err(err, errlen, "redis: %s: bad %s count", key, argv[4]);
+        errmsg_set(err, errlen, "redis: %s: bad %s count", key, argv[4]);
     else {
         *dim = (int)d;
         if (count)
@@ -934,7 +936,7 @@ int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, co
     if (!s || !dim || !fn || check_model(model, err, errlen) != 0 || check_side(side, err, errlen) != 0)
         return -1;
     if (version < 1) {
-        set_err(err, errlen, "redis: bad version %" PRId64, version);
+        errmsg_set(err, errlen, "redis: bad version %" PRId64, version);
         return -1;
     }
     int64_t expect = 0;
@@ -943,7 +945,7 @@ int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, co
     size_t vbytes = 4 * (size_t)*dim;
     float *vec = malloc(vbytes);
     if (!vec) {
-        set_err(err, errlen, "redis: out of memory");
+        errmsg_set(err, errlen, "redis: out of memory");
         return -1;
     }
     char key[KEY_MAX], cursor[32] = "0", count[16];
@@ -961,7 +963,7 @@ int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, co
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
             r->element[0]->len >= sizeof cursor || r->element[1]->type != REDIS_REPLY_ARRAY ||
             r->element[1]->elements % 2 != 0) {
-            set_err(err, errlen, "redis: unexpected reply to HSCAN %s", key);
+            errmsg_set(err, errlen, "redis: unexpected reply to HSCAN %s", key);
             freeReplyObject(r);
             rc = -1;
             break;
@@ -972,18 +974,18 @@ int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, co
         for (size_t i = 0; i < kv->elements && rc == 0; i += 2) {
             const redisReply *id = kv->element[i], *val = kv->element[i + 1];
             if (id->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING || val->len != vbytes) {
-                set_err(err, errlen, "redis: %s: field %.*s holds %zu bytes, not %zu", key,
+                errmsg_set(err, errlen, "redis: %s: field %.*s holds %zu bytes, not %zu", key,
                         (int)(id->len < 64 ? id->len : 64), id->str ? id->str : "", val->len, vbytes);
                 rc = -1;
                 break;
             }
             const unsigned char *p = (const unsigned char *)val->str;
             for (int d = 0; d < *dim; d++)
-                vec[d] = get_f32le(p + 4 * d);
+                vec[d] = le_get_f32(p + 4 * d);
             /* hiredis NUL-terminates string replies, so the id can be passed as it is */
             int stop = fn(ctx, id->str, vec, *dim);
             if (stop != 0) {
-                set_err(err, errlen, "redis: reading %s stopped by the callback (%d)", key, stop);
+                errmsg_set(err, errlen, "redis: reading %s stopped by the callback (%d)", key, stop);
                 rc = -1;
             }
             got++;
@@ -995,7 +997,7 @@ int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, co
         return -1;
     /* A hash smaller than its meta says was pruned (or deleted) while it was being read. */
     if (got != expect) {
-        set_err(err, errlen, "redis: %s: read %" PRId64 " vectors, meta says %" PRId64
+        errmsg_set(err, errlen, "redis: %s: read %" PRId64 " vectors, meta says %" PRId64
                 " (pruned while reading?)", key, got, expect);
         return -1;
     }
@@ -1009,144 +1011,32 @@ int redis_read_vector(redis_sink *s, const char *model, int64_t version, const c
         check_side(side, err, errlen) != 0)
         return -1;
     if (version < 1) {
-        set_err(err, errlen, "redis: bad version %" PRId64, version);
+        errmsg_set(err, errlen, "redis: bad version %" PRId64, version);
         return -1;
     }
     int d = 0;
     if (read_shape(s, model, version, side, &d, NULL, err, errlen) != 0)
         return -1;
     if (d > max_dim) {
-        set_err(err, errlen, "redis: version %" PRId64 " of %s has dim %d, more than the %d given", version,
+        errmsg_set(err, errlen, "redis: version %" PRId64 " of %s has dim %d, more than the %d given", version,
                 model, d, max_dim);
         return -1;
     }
     *dim = d;
     char key[KEY_MAX];
     version_key(key, s, model, version, side);
-    const char *argv[3] = {"HGET", key, id};
-    redisReply *r = sink_cmd(s, 3, argv, err, errlen);
-    if (!r)
-        return -1;
-    int rc;
-    if (r->type == REDIS_REPLY_NIL) {
-        rc = 0;
-    } else if (r->type != REDIS_REPLY_STRING || r->len != 4 * (size_t)d) {
-        set_err(err, errlen, "redis: %s: the value of %s is not %d float32", key, id, d);
-        rc = -1;
-    } else {
-        for (int k = 0; k < d; k++)
-            vec[k] = get_f32le((const unsigned char *)r->str + 4 * k);
-        rc = 1;
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
-/* ---- checkpoints (the second checkpoint store) ---------------------------------------------- */
-
-/* P:{M}:ckpt:<block, 8 digits> holds one encoded checkpoint (checkpoint.h bytes, CRC-checked by
- * their reader); P:{M}:ckpts is the sorted set of the blocks stored (score = block). The value is
- * written before its block joins the set, so a listed checkpoint is always complete. */
-int redis_checkpoint_save(redis_sink *s, const char *model, int block, const void *buf, size_t len, int keep,
-                          char *err, size_t errlen)
-{
-    if (check_model(model, err, errlen) != 0)
-        return -1;
-    if (block < 0 || keep < 1) {
-        set_err(err, errlen, "redis: checkpoint block %d / keep %d out of range", block, keep);
-        return -1;
-    }
-    char key[KEY_MAX], set[KEY_MAX], member[16];
-    snprintf(key, sizeof key, "%s:{%s}:ckpt:%08d", s->prefix, model, block);
-    snprintf(set, sizeof set, "%s:{%s}:ckpts", s->prefix, model);
-    snprintf(member, sizeof member, "%d", block);
-    if (sink_connect(s, err, errlen) != 0)
-        return -1;
-    const char *argv[3] = {"SET", key, buf};
-    size_t argl[3] = {3, strlen(key), len};
-    redisReply *r = redisCommandArgv(s->c, 3, argv, argl);
-    if (!r) {
-        io_error(s, "SET checkpoint", err, errlen);
-        return -1;
-    }
-    bool bad = r->type == REDIS_REPLY_ERROR;
-    if (bad)
-        reply_error(s, "SET checkpoint", r, err, errlen);
-    freeReplyObject(r);
-    if (bad)
-        return -1;
-    const char *zadd[4] = {"ZADD", set, member, member};
-    if (!(r = sink_cmd(s, 4, zadd, err, errlen)))
-        return -1;
-    freeReplyObject(r);
-    /* prune: every block below the newest `keep` */
-    char stop[16];
-    snprintf(stop, sizeof stop, "%d", -keep - 1);
-    const char *zr[4] = {"ZRANGE", set, "0", stop};
-    if (!(r = sink_cmd(s, 4, zr, err, errlen)))
-        return 0; /* the checkpoint itself is stored; pruning is retried next time */
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_STRING)
-            continue;
-        char old[KEY_MAX];
-        snprintf(old, sizeof old, "%s:{%s}:ckpt:%08d", s->prefix, model, atoi(e->str));
-        const char *zrem[3] = {"ZREM", set, e->str};
-        const char *unl[2] = {"UNLINK", old};
-        redisReply *x = sink_cmd(s, 3, zrem, err, errlen);
-        if (x)
-            freeReplyObject(x);
-        if (x && (x = sink_cmd(s, 2, unl, err, errlen)))
-            freeReplyObject(x);
-    }
-    freeReplyObject(r);
-    return 0;
-}
-
-int redis_checkpoint_blocks(redis_sink *s, const char *model, int *blocks, int max, char *err, size_t errlen)
-{
-    if (check_model(model, err, errlen) != 0 || max < 1)
-        return -1;
-    char set[KEY_MAX], stop[16];
-    snprintf(set, sizeof set, "%s:{%s}:ckpts", s->prefix, model);
-    snprintf(stop, sizeof stop, "%d", max - 1);
-    const char *argv[4] = {"ZREVRANGE", set, "0", stop};
-    redisReply *r = sink_cmd(s, 4, argv, err, errlen);
-    if (!r)
-        return -1;
-    int n = 0;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && n < max; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            blocks[n++] = atoi(r->element[i]->str);
-    freeReplyObject(r);
-    return n;
-}
-
-int redis_checkpoint_get(redis_sink *s, const char *model, int block, unsigned char **buf, size_t *len, char *err,
-                         size_t errlen)
-{
-    *buf = NULL;
-    *len = 0;
-    if (check_model(model, err, errlen) != 0)
-        return -1;
-    char key[KEY_MAX];
-    snprintf(key, sizeof key, "%s:{%s}:ckpt:%08d", s->prefix, model, block);
-    const char *argv[2] = {"GET", key};
-    redisReply *r = sink_cmd(s, 2, argv, err, errlen);
-    if (!r)
-        return -1;
-    int rc = 0;
-    if (r->type == REDIS_REPLY_STRING) {
-        if (!(*buf = malloc(r->len > 0 ? r->len : 1))) {
-            set_err(err, errlen, "out of memory");
+    redisReply *r;
+    int rc = hget(s, key, id, &r, err, errlen);
+    if (rc == 1) {
+        if (r->len != 4 * (size_t)d) {
+            errmsg_set(err, errlen, "redis: %s: the value of %s is not %d float32", key, id, d);
             rc = -1;
         } else {
-            memcpy(*buf, r->str, r->len);
-            *len = r->len;
-            rc = 1;
+            for (int k = 0; k < d; k++)
+                vec[k] = le_get_f32((const unsigned char *)r->str + 4 * k);
         }
+        freeReplyObject(r);
     }
-    freeReplyObject(r);
     return rc;
 }
 
@@ -1160,24 +1050,18 @@ redis_sink *redis_sink_open_address(const char *addr, const char *user, const ch
         char *end;
         long p = strtol(colon + 1, &end, 10);
         if (*end || p < 1 || p > 65535) {
-            set_err(err, errlen, "redis address '%s': bad port", addr);
+            errmsg_set(err, errlen, "redis address '%s': bad port", addr);
             return NULL;
         }
         port = (int)p;
     }
     int n = colon ? (int)(colon - addr) : (int)strlen(addr);
     if (n <= 0 || n >= (int)sizeof host) {
-        set_err(err, errlen, "redis address '%s': bad host", addr);
+        errmsg_set(err, errlen, "redis address '%s': bad host", addr);
         return NULL;
     }
     snprintf(host, sizeof host, "%.*s", n, addr);
     redis_sink_opts o;
-    redis_sink_opts_default(&o);
-    o.host = host;
-    o.port = port;
-    o.user = user;
-    o.password = password;
-    if (prefix)
-        o.prefix = prefix;
+    redis_sink_opts_default_at(&o, host, port, user, password, prefix);
     return redis_sink_open(&o, err, errlen);
 }

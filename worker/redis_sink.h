@@ -41,6 +41,10 @@ typedef struct redis_sink redis_sink;
 
 /* Defaults as documented above. */
 void redis_sink_opts_default(redis_sink_opts *o);
+/* The defaults, for this server and user: user and password may be NULL (the default user, no
+ * AUTH), prefix too (the default prefix). The strings are borrowed until redis_sink_open. */
+void redis_sink_opts_default_at(redis_sink_opts *o, const char *host, int port, const char *user,
+                                const char *password, const char *prefix);
 
 /* Connect (AUTH and SELECT as configured). Returns NULL with a message in err. */
 redis_sink *redis_sink_open(const redis_sink_opts *o, char *err, size_t errlen);
@@ -88,16 +92,13 @@ int redis_read_vector(redis_sink *s, const char *model, int64_t version, const c
 int redis_read_meta(redis_sink *s, const char *model, int64_t version, const char *field, char **out,
                     char *err, size_t errlen);
 
-/* The checkpoint store in Redis (checkpoint.store = redis), for groups without a shared volume:
- *   P:{M}:ckpt:<block, 8 digits>   one encoded checkpoint (checkpoint_encode bytes)
- *   P:{M}:ckpts                    sorted set of the stored blocks
- * save writes the value, then lists it, then deletes all but the newest `keep`; blocks lists the
- * stored blocks newest first (at most max; returns how many, or -1); get reads one (1 found,
- * 0 absent, -1 error; *buf malloc'd). Decoding and fallback are the caller's (checkpoint.h). */
-int redis_checkpoint_save(redis_sink *s, const char *model, int block, const void *buf, size_t len, int keep,
-                          char *err, size_t errlen);
-int redis_checkpoint_blocks(redis_sink *s, const char *model, int *blocks, int max, char *err, size_t errlen);
-int redis_checkpoint_get(redis_sink *s, const char *model, int block, unsigned char **buf, size_t *len, char *err,
-                         size_t errlen);
+/* For the other users of a [redis] connection (the checkpoint store, checkpoint.h): one command
+ * with binary-safe arguments (argvlen[i] bytes each), connecting again first when the connection
+ * was dropped. Returns hiredis's reply (the caller frees it with freeReplyObject), or NULL with a
+ * message on an I/O error (the connection is dropped) or an error reply (it is kept). */
+struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv, const size_t *argvlen, char *err,
+                                     size_t errlen);
+/* The key prefix every key of this connection starts with ("ccd"). */
+const char *redis_sink_prefix(const redis_sink *s);
 
 #endif

@@ -41,7 +41,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     /* the quality reported is the test half of the holdout: selection never saw it */
     const ccd_metrics *q = &metrics->test;
     j->holdout = *q;
-    if (!t->sink)
+    if (!t->sink.publish)
         return 0;
     char events[24], total[24], r20[32], n20[32], hu[16], users_new[16], items_new[16], secs[32];
     snprintf(events, sizeof events, "%lld", (long long)j->cw->n_ev);
@@ -52,8 +52,9 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     snprintf(users_new, sizeof users_new, "%d", n_users - pc->blk->prev_users);
     snprintf(items_new, sizeof items_new, "%d", n_items - pc->blk->prev_items);
     snprintf(secs, sizeof secs, "%.3f", t_fast - j->t_start);
-    const char *names[] = {"model", "events", "events_total", "holdout_recall20", "holdout_ndcg20",
-                           "holdout_users", "new_users", "new_items", "train_seconds"};
+    const char *names[] = {"model",          "events",        "events_total", "holdout_recall20",
+                           "holdout_ndcg20", "holdout_users", "new_users",    "new_items",
+                           "train_seconds"};
     const char *values[] = {j->m->id, events, total, r20, n20, hu, users_new, items_new, secs};
     redis_version v = {.model = j->m->id,
                        .block = j->cw->block,
@@ -71,7 +72,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     for (;;) {
         char err[512];
         double t0 = ccd_now();
-        int64_t ver = redis_publish(t->sink, &v, err, sizeof err);
+        int64_t ver = t->sink.publish(t->sink.ctx, &v, err, sizeof err);
         if (ver > 0) {
             j->version = ver;
             pthread_mutex_lock(&t->mu);
@@ -84,17 +85,18 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
         pthread_mutex_lock(&t->mu);
         t->stats.publish_errors++;
         pthread_mutex_unlock(&t->mu);
-        wlog(WLOG_WARN, "model %s block %d: publish failed (%s); retrying in %d ms", j->m->id, j->cw->block, err,
-             wait);
+        wlog(WLOG_WARN, "model %s block %d: publish failed (%s); retrying in %d ms", j->m->id,
+             j->cw->block, err, wait);
         backoff(j, wait);
         if (atomic_load(&j->stop))
             return -1;
         wait = wait * 2 < 10000 ? wait * 2 : 10000; /* doubling, at most 10 s */
     }
     j->seconds_fast = ccd_now() - t_fast;
-    wlog(WLOG_INFO, "model %s block %d: student v%lld live (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
-         j->m->id, j->cw->block, (long long)j->version, n_users, n_items, j->holdout.recall[CCD_K20],
-         j->holdout.ndcg[CCD_K20]);
+    wlog(WLOG_INFO,
+         "model %s block %d: student v%lld live (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
+         j->m->id, j->cw->block, (long long)j->version, n_users, n_items,
+         j->holdout.recall[CCD_K20], j->holdout.ndcg[CCD_K20]);
     return 0;
 }
 
@@ -109,28 +111,15 @@ typedef struct {
     publish_ctx *pc;
 } hook_ctx;
 
-static void hook_log(void *ctx, const char *msg) { engine_log(((hook_ctx *)ctx)->j, msg); }
+static void hook_log(void *ctx, const char *msg)
+{
+    engine_log(((hook_ctx *)ctx)->j, msg);
+}
 
 static int hook_ready(void *ctx, const float *final, int n_users, int n_items, int dim,
                       const ccd_block_metrics *v)
 {
     return publish_student(((hook_ctx *)ctx)->pc, final, n_users, n_items, dim, v);
-}
-
-/* Into the configured store: the directory (atomic file), or Redis (checkpoint.store = redis). */
-static int store_checkpoint(trainer *t, const checkpoint *c, char *err, size_t errlen)
-{
-    if (!t->ckpt_sink)
-        return checkpoint_save(t->cfg->checkpoint_dir, c, t->cfg->checkpoint_keep, err, errlen);
-    unsigned char *buf;
-    size_t len;
-    if (checkpoint_encode(c, &buf, &len) != 0) {
-        snprintf(err, errlen, "checkpoint encoding failed");
-        return -1;
-    }
-    int rc = redis_checkpoint_save(t->ckpt_sink, c->model, c->block, buf, len, t->cfg->checkpoint_keep, err, errlen);
-    free(buf);
-    return rc;
 }
 
 /* The checkpoint of the block just folded into m->state. */
@@ -165,15 +154,15 @@ static int write_checkpoint(trainer *t, trainer_job *j)
     int wait = 200, rc = -1;
     for (;;) {
         char err[512];
-        if (store_checkpoint(t, &c, err, sizeof err) == 0) {
+        if (ckpt_store_save(t->store, &c, err, sizeof err) == 0) {
             rc = 0;
             break;
         }
         pthread_mutex_lock(&t->mu);
         t->stats.checkpoint_errors++;
         pthread_mutex_unlock(&t->mu);
-        wlog(WLOG_ERROR, "model %s block %d: checkpoint failed (%s); retrying in %d ms", j->m->id, cw->block, err,
-             wait);
+        wlog(WLOG_ERROR, "model %s block %d: checkpoint failed (%s); retrying in %d ms", j->m->id,
+             cw->block, err, wait);
         backoff(j, wait);
         if (atomic_load(&j->stop))
             break;
@@ -207,13 +196,17 @@ static void run_job(trainer *t, trainer_job *j)
     }
     publish_ctx pc = {t, j, &blk};
     hook_ctx hc = {j, &pc};
-    ccd_block_hooks hooks = {.log = hook_log, .student_ready = hook_ready, .stop = &j->stop, .ctx = &hc};
+    ccd_block_hooks hooks = {
+        .log = hook_log, .student_ready = hook_ready, .stop = &j->stop, .ctx = &hc};
     ccd_block_report rep;
-    wlog(WLOG_INFO, "model %s block %d: %lld events (%lld train pairs, %lld holdout), %d users (+%d), "
-         "%d items (+%d), closed by %s", m->id, cw->block, (long long)cw->n_ev, (long long)blk.train.nnz,
-         (long long)(blk.valid.nnz + blk.test.nnz), blk.n_users, blk.n_users - blk.prev_users, blk.n_items,
-         blk.n_items - blk.prev_items, cw->reason);
-    int rc = ccd_block_step(&m->state, &t->cfg->ccd, &blk, &blk, 1, &rep, &hooks, j->err, sizeof j->err);
+    wlog(WLOG_INFO,
+         "model %s block %d: %lld events (%lld train pairs, %lld holdout), %d users (+%d), "
+         "%d items (+%d), closed by %s",
+         m->id, cw->block, (long long)cw->n_ev, (long long)blk.train.nnz,
+         (long long)(blk.valid.nnz + blk.test.nnz), blk.n_users, blk.n_users - blk.prev_users,
+         blk.n_items, blk.n_items - blk.prev_items, cw->reason);
+    int rc =
+        ccd_block_step(&m->state, &t->cfg->ccd, &blk, &blk, 1, &rep, &hooks, j->err, sizeof j->err);
     ccd_block_report_free(&rep);
     model_block_free(&blk);
     if (rc != 0) {
@@ -238,8 +231,8 @@ static void run_job(trainer *t, trainer_job *j)
     t->stats.last_holdout_ndcg20 = j->holdout.ndcg[CCD_K20];
     t->stats.last_window_events = cw->n_ev;
     pthread_mutex_unlock(&t->mu);
-    wlog(WLOG_INFO, "model %s block %d: done in %.1f s (checkpoint %.2f s)", m->id, cw->block, j->seconds_total,
-         j->seconds_checkpoint);
+    wlog(WLOG_INFO, "model %s block %d: done in %.1f s (checkpoint %.2f s)", m->id, cw->block,
+         j->seconds_total, j->seconds_checkpoint);
 }
 
 static void *trainer_main(void *arg)
@@ -272,12 +265,22 @@ static void *trainer_main(void *arg)
     return NULL;
 }
 
-int trainer_start(trainer *t, const worker_config *cfg, redis_sink *sink, redis_sink *ckpt_sink)
+static int64_t publish_redis(void *ctx, const redis_version *v, char *err, size_t errlen)
+{
+    return redis_publish(ctx, v, err, errlen);
+}
+
+trainer_sink trainer_sink_redis(redis_sink *s)
+{
+    return (trainer_sink){.publish = publish_redis, .ctx = s};
+}
+
+int trainer_start(trainer *t, const worker_config *cfg, trainer_sink sink, ckpt_store *store)
 {
     memset(t, 0, sizeof *t);
     t->cfg = cfg;
     t->sink = sink;
-    t->ckpt_sink = ckpt_sink;
+    t->store = store;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     if (pthread_create(&t->thread, NULL, trainer_main, t) != 0)
@@ -327,6 +330,14 @@ void trainer_stop_model(trainer *t, const model *m)
         pthread_cond_wait(&t->cv, &t->mu);
     }
     pthread_mutex_unlock(&t->mu);
+}
+
+bool trainer_job_done(trainer *t, const trainer_job *j)
+{
+    pthread_mutex_lock(&t->mu);
+    bool done = j->done;
+    pthread_mutex_unlock(&t->mu);
+    return done;
 }
 
 trainer_stats trainer_get_stats(trainer *t)

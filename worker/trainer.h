@@ -7,7 +7,15 @@
  * Publication and checkpoint failures (Redis down, disk full) are retried with exponential
  * backoff until they succeed or the job is stopped, so nothing is committed that is not durable.
  * A stop (rebalance, shutdown) abandons the block at the next epoch boundary; the state is left
- * as it was before the block and the window's events stay uncommitted for whoever replays them. */
+ * as it was before the block and the window's events stay uncommitted for whoever replays them.
+ *
+ * Seams: the trainer publishes through a trainer_sink (a function and its context: the Redis
+ * sink in the service, trainer_sink_redis; a fake in tests/unit/test_trainer.c) and checkpoints
+ * through a ckpt_store (checkpoint.h, itself a vtable), so both can be replaced by fakes that
+ * record calls or fail on demand, while the engine runs for real.
+ *
+ * Threads: the job queue, `running`, `quit`, each job's results and `done`, and the stats are
+ * guarded by `mu`; a job's `stop` is an atomic (the engine polls it without the lock). */
 #ifndef CCD_TRAINER_H
 #define CCD_TRAINER_H
 
@@ -16,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "model.h"
 #include "redis_sink.h"
 #include "worker_config.h"
@@ -24,19 +33,19 @@ typedef struct trainer_job {
     struct trainer_job *next;
     /* set by the consumer thread at submit (snapshots: the consumer keeps growing the originals) */
     model *m;
-    closed_window *cw;             /* m->closed head */
-    const char **user_ids;         /* (cw->n_users) row -> id */
-    const char **item_ids;         /* (cw->n_items) */
+    closed_window *cw;     /* m->closed head */
+    const char **user_ids; /* (cw->n_users) row -> id */
+    const char **item_ids; /* (cw->n_items) */
     int n_parts;
-    model_part *parts;             /* (n_parts) copy of m->parts; durable_next updated by the trainer */
-    int64_t events_total;          /* m->events_total before this block */
-    atomic_int stop; /* raised by the consumer thread, polled by the engine */
+    model_part *parts;    /* (n_parts) copy of m->parts; durable_next updated by the trainer */
+    int64_t events_total; /* m->events_total before this block */
+    atomic_int stop;      /* raised by the consumer thread, polled by the engine */
     /* results, written by the trainer before done is set */
-    int rc;                        /* 0 done, CCD_STOPPED, -1 failed */
+    int rc; /* 0 done, CCD_STOPPED, -1 failed */
     char err[512];
-    int64_t version;               /* published version (0: not published) */
-    ccd_metrics holdout;           /* CL_k on the window's holdout */
-    double t_start;                /* ccd_now() when training started */
+    int64_t version;     /* published version (0: not published) */
+    ccd_metrics holdout; /* CL_k on the window's holdout */
+    double t_start;      /* ccd_now() when training started */
     double seconds_fast, seconds_total, seconds_checkpoint;
     bool done;
 } trainer_job;
@@ -50,10 +59,19 @@ typedef struct {
     int64_t last_window_events;
 } trainer_stats;
 
+/* Where students go: publish writes version v and returns its number (> 0), or -1 with err. */
+typedef struct {
+    int64_t (*publish)(void *ctx, const redis_version *v, char *err, size_t errlen);
+    void *ctx;
+} trainer_sink;
+
+/* The sink for a Redis connection (redis_publish). */
+trainer_sink trainer_sink_redis(redis_sink *s);
+
 typedef struct {
     const worker_config *cfg;
-    redis_sink *sink;              /* NULL when publication is off */
-    redis_sink *ckpt_sink;         /* checkpoint.store = redis: the trainer's own connection */
+    trainer_sink sink; /* publish NULL: publication is off */
+    ckpt_store *store; /* the trainer thread's own store (checkpoint.h) */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -63,12 +81,17 @@ typedef struct {
     trainer_stats stats;
 } trainer;
 
-int trainer_start(trainer *t, const worker_config *cfg, redis_sink *sink, redis_sink *ckpt_sink);
+/* Start the thread. sink.publish may be NULL (publication off); store stays the caller's and must
+ * outlive trainer_join. The engine settings are cfg->ccd. */
+int trainer_start(trainer *t, const worker_config *cfg, trainer_sink sink, ckpt_store *store);
 /* Stop the thread after the running job (raise its stop first if you want it abandoned). */
 void trainer_join(trainer *t);
 
-/* Queue a job (ownership of j passes to the trainer until j->done, read under t->mu). */
+/* Queue a job (ownership of j passes to the trainer until trainer_job_done says so). */
 void trainer_submit(trainer *t, trainer_job *j);
+
+/* Whether j is done (its results may then be read without the lock). */
+bool trainer_job_done(trainer *t, const trainer_job *j);
 
 /* Raise the stop flag of every queued or running job of model m and wait until none is left
  * in the trainer. */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "redis_sink.h"
 #include "services_env.h"
 
@@ -100,15 +101,9 @@ static void model_id(char *out, size_t n, const char *what)
 static redis_sink *open_sink(int keep, int batch, const char *prefix, const char *user, const char *password)
 {
     redis_sink_opts o;
-    redis_sink_opts_default(&o);
-    o.host = g_host;
-    o.port = g_port;
+    redis_sink_opts_default_at(&o, g_host, g_port, user, password, prefix);
     o.keep_versions = keep;
     o.batch_fields = batch;
-    if (prefix)
-        o.prefix = prefix;
-    o.user = user;
-    o.password = password;
     char err[512] = "";
     redis_sink *s = redis_sink_open(&o, err, sizeof err);
     CHECK(s, "redis_sink_open: %s", err);
@@ -723,6 +718,88 @@ static void test_acl(void)
     printf("acl: a user limited to ccdtest:* publishes, reads back and reconnects\n");
 }
 
+/* ---- the checkpoint store's Redis backend -------------------------------------------------- */
+
+static int g_skipped;          /* checkpoints the last load skipped */
+static char g_last_skip[1024]; /* and the last reason */
+
+static void count_skip(void *ctx, const char *msg)
+{
+    (void)ctx;
+    g_skipped++;
+    snprintf(g_last_skip, sizeof g_last_skip, "%s", msg);
+}
+
+/* Block b of model with one user and one offset; events_total tells the blocks apart. */
+static void save_block(ckpt_store *st, const char *model, int b)
+{
+    checkpoint c;
+    checkpoint_init(&c);
+    snprintf(c.model, sizeof c.model, "%s", model);
+    c.block = b;
+    c.events_total = 1000 + b;
+    char *users[1] = {"u1"};
+    ckpt_offset off = {.topic = "in", .partition = 2, .next_offset = 77 + b};
+    c.n_users = 1;
+    c.user_ids = users;
+    c.n_offsets = 1;
+    c.offsets = &off;
+    char err[512];
+    CHECK(ckpt_store_save(st, &c, err, sizeof err) == 0, "checkpoint save of block %d: %s", b, err);
+}
+
+/* The block loaded (its contents checked), -2 when none is stored, -1 on an error. */
+static int load_block(ckpt_store *st, const char *model, char *err, size_t errlen)
+{
+    checkpoint c;
+    g_skipped = 0;
+    int r = ckpt_store_load_latest(st, model, &c, count_skip, NULL, err, errlen);
+    if (r != 1)
+        return r == 0 ? -2 : -1;
+    CHECK(c.events_total == 1000 + c.block && c.n_users == 1 && strcmp(c.user_ids[0], "u1") == 0 &&
+              c.n_offsets == 1 && c.offsets[0].next_offset == 77 + c.block,
+          "checkpoint of block %d loaded with other contents", c.block);
+    int b = c.block;
+    checkpoint_free(&c);
+    return b;
+}
+
+/* Keys P:{M}:ckpt:<8 digits> and P:{M}:ckpts, pruning to `keep`, and the load's fallback past a
+ * damaged value and a listed value that is gone, then the error when none loads. */
+static void test_checkpoint_store(void)
+{
+    char model[64], err[512];
+    model_id(model, sizeof model, "ckpt");
+    ckpt_store st;
+    CHECK(ckpt_store_open_redis(&st, open_sink(3, 512, NULL, NULL, NULL), 2, err, sizeof err) == 0, "open: %s", err);
+    CHECK(load_block(&st, model, err, sizeof err) == -2, "a model never saved loads nothing: %s", err);
+    for (int b = 0; b < 4; b++)
+        save_block(&st, model, b);
+    CHECK(cmd_int(g_admin, "ZCARD ccd:{%s}:ckpts", model) == 2, "keep 2: the set");
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000000 ccd:{%s}:ckpt:00000001", model, model) == 0 &&
+              cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000002 ccd:{%s}:ckpt:00000003", model, model) == 2,
+          "keep 2: the values");
+    redisReply *r = cmd(g_admin, "GET ccd:{%s}:ckpt:00000003", model);
+    CHECK(r->type == REDIS_REPLY_STRING && r->len > 24 && memcmp(r->str, "CCDCKPT1", 8) == 0, "the value's format");
+    freeReplyObject(r);
+    CHECK(load_block(&st, model, err, sizeof err) == 3 && g_skipped == 0, "newest: %s", err);
+
+    /* a damaged newest value: block 2, with a warning naming the key */
+    freeReplyObject(cmd(g_admin, "SETRANGE ccd:{%s}:ckpt:00000003 40 garbage", model));
+    CHECK(load_block(&st, model, err, sizeof err) == 2 && g_skipped == 1 && strstr(g_last_skip, ":ckpt:00000003") &&
+              strstr(g_last_skip, "checksum mismatch"),
+          "fallback past a damaged value: %s", g_last_skip);
+    /* block 2 listed but its value gone, block 3 damaged: an error, not a fresh start */
+    CHECK(cmd_int(g_admin, "DEL ccd:{%s}:ckpt:00000002", model) == 1, "DEL");
+    CHECK(load_block(&st, model, err, sizeof err) == -1 && g_skipped == 2 && strstr(err, "none of the 2"),
+          "nothing loadable: %s / %s", err, g_last_skip);
+    /* the next save is the newest again, and prunes the damaged ones' neighbours to keep 2 */
+    save_block(&st, model, 4);
+    CHECK(load_block(&st, model, err, sizeof err) == 4 && g_skipped == 0, "after a new save: %s", err);
+    CHECK(cmd_int(g_admin, "ZCARD ccd:{%s}:ckpts", model) == 2, "keep 2 after the new save");
+    ckpt_store_close(&st);
+}
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 static void cleanup(const char *pattern)
@@ -756,6 +833,7 @@ int main(void)
     test_big();
     test_db();
     test_acl();
+    test_checkpoint_store();
     char pattern[96];
     snprintf(pattern, sizeof pattern, "ccd:{sinktest-%d-*", g_pid);
     cleanup(pattern);

@@ -1,47 +1,43 @@
-/* ccd-worker: Avro interaction events from Kafka -> windows -> one CCD block per window ->
- * student embeddings in Redis.
+/* service: the ccd-worker service; see service.h. Kafka in, windows, one CCD block per window
+ * (the trainer thread), students out to Redis, checkpoints, commits.
  *
- *   ccd-worker -c configs/worker.ini [-X section.key=value ...]
- *
- * Threads: this one (the consumer) polls Kafka, decodes, dead-letters bad records, maps ids,
- * cuts windows, commits offsets and handles rebalances; the trainer thread (trainer.c) runs the
- * engine, publishes and checkpoints. librdkafka has its own threads.
+ * Threads: the consumer thread (the caller of service_run) polls Kafka, decodes, dead-letters
+ * bad records, maps ids, cuts windows, commits offsets and handles rebalances (librdkafka serves
+ * its callbacks from this thread's polls); the trainer thread (trainer.c) runs the engine,
+ * publishes and checkpoints. librdkafka and libmicrohttpd have threads of their own. The only
+ * flag shared across threads here is `stopping` (an atomic, set by service_stop from a signal
+ * handler or another thread); everything the trainer shares goes through trainer.h.
  *
  * Delivery: a partition's committed offset never passes an event that is not in a checkpoint:
  * it is the smallest offset still pending in any model's windows, or the consumed position when
  * nothing is pending. After a restart or a rebalance the partition is read again from there, and
  * each model skips the messages below its checkpoint's `durable_next`, so every event is counted
  * into exactly one block. Dead letters are flushed to their topic before each commit. */
-#include <errno.h>
-#include <getopt.h>
+#include "service.h"
+
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "cli.h"
 #include "dense.h"
+#include "errmsg.h"
 #include "event_codec.h"
 #include "idmap.h"
-#include "model.h"
 #include "metrics.h"
+#include "model.h"
 #include "model_id.h"
-#include "omp_env.h"
 #include "redis_sink.h"
 #include "train.h"
 #include "trainer.h"
 #include "window.h"
 #include "wlog.h"
-#include "worker_config.h"
-
-#define VERSION "0.2.0"
 
 /* ------------------------------------------------------------------------------------------ */
 /* state of the consumer thread */
@@ -49,8 +45,8 @@
 typedef struct {
     char topic[CKPT_MAX_TOPIC + 1];
     int32_t partition;
-    int64_t position;      /* next offset after the last message consumed; -1 unknown */
-    int64_t committed;     /* last offset committed by us; -1 none */
+    int64_t position;  /* next offset after the last message consumed; -1 unknown */
+    int64_t committed; /* last offset committed by us; -1 none */
     bool assigned;
 } part_state;
 
@@ -70,31 +66,34 @@ typedef struct {
     rd_kafka_mock_cluster_t *mock;
     metrics_server *metrics;
     int embedded_partitions;
-    redis_sink *sink;
-    redis_sink *ckpt_load, *ckpt_save; /* checkpoint.store = redis: one connection per thread */
+    redis_sink *sink;      /* publication, or NULL */
+    ckpt_store load_store; /* the consumer thread's checkpoint store (it loads models) */
+    ckpt_store save_store; /* the trainer thread's (it saves blocks) */
     trainer tr;
-    idmap model_ids;       /* model id -> slot in models */
-    model **models;        /* (model_ids.n) NULL when not loaded */
+    idmap model_ids; /* model id -> slot in models */
+    model **models;  /* (model_ids.n) NULL when not loaded */
     int cap_models;
     part_state *parts;
     int n_parts;
-    job_node *jobs;        /* in flight */
+    job_node *jobs; /* in flight */
     bool paused;
     bool fatal;
     int64_t exit_idle_ms;
     int64_t last_message_ms;
     bool joined; /* the group gave this worker an assignment (maybe empty) at least once */
-    double first_message_s, last_message_s; /* wall clock of the first and last message (ingest rate) */
+    /* wall clock of the first and last message (ingest rate) */
+    double first_message_s, last_message_s;
     /* counters */
     int64_t messages, decoded, dead_letters, duplicates, late, dlq_delivery_errors, blocks_closed;
 } worker;
 
-static volatile sig_atomic_t stopping;
+/* Raised by service_stop, possibly from a signal handler: lock-free, so async-signal-safe. */
+static atomic_bool stopping;
+_Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "service_stop must be async-signal-safe");
 
-static void on_signal(int sig)
+void service_stop(void)
 {
-    (void)sig;
-    stopping = 1;
+    atomic_store(&stopping, true);
 }
 
 static int64_t now_ms(void)
@@ -102,6 +101,14 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A partition just assigned or revoked: nothing consumed or committed by this worker yet. */
+static void part_reset(part_state *p, bool assigned)
+{
+    p->assigned = assigned;
+    p->position = -1;
+    p->committed = -1;
 }
 
 static part_state *part_find(worker *w, const char *topic, int32_t partition, bool add)
@@ -119,8 +126,7 @@ static part_state *part_find(worker *w, const char *topic, int32_t partition, bo
     memset(p, 0, sizeof *p);
     snprintf(p->topic, sizeof p->topic, "%s", topic);
     p->partition = partition;
-    p->position = -1;
-    p->committed = -1;
+    part_reset(p, false);
     return p;
 }
 
@@ -158,8 +164,10 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
         w->dlq_delivery_errors++;
         wlog(WLOG_ERROR, "dead letter not delivered: %s", rd_kafka_err2str(m->err));
         if (kafka_err_fatal(m->err)) {
-            wlog(WLOG_ERROR, "dead-letter topic: %s (fatal: check the [kafka] credentials and ACLs; stopping "
-                 "without committing past it)", rd_kafka_err2name(m->err));
+            wlog(WLOG_ERROR,
+                 "dead-letter topic: %s (fatal: check the [kafka] credentials and ACLs; stopping "
+                 "without committing past it)",
+                 rd_kafka_err2name(m->err));
             w->fatal = true;
         }
     }
@@ -169,8 +177,8 @@ static void dead_letter(worker *w, const rd_kafka_message_t *msg, const char *re
 {
     w->dead_letters++;
     char source[CKPT_MAX_TOPIC + 48];
-    snprintf(source, sizeof source, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(msg->rkt), msg->partition,
-             msg->offset);
+    snprintf(source, sizeof source, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(msg->rkt),
+             msg->partition, msg->offset);
     wlog(WLOG_WARN, "dead letter %s: %s", source, reason);
     if (!w->dlq)
         return;
@@ -179,9 +187,9 @@ static void dead_letter(worker *w, const rd_kafka_message_t *msg, const char *re
     rd_kafka_header_add(h, "ccd.source", -1, source, -1);
     for (int attempt = 0;; attempt++) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            w->dlq, RD_KAFKA_V_TOPIC(w->cfg.dead_letter_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(msg->key, msg->key_len), RD_KAFKA_V_VALUE(msg->payload, msg->len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            w->dlq, RD_KAFKA_V_TOPIC(w->cfg.dead_letter_topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(msg->key, msg->key_len),
+            RD_KAFKA_V_VALUE(msg->payload, msg->len), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
         if (!err)
             return; /* the headers now belong to the message */
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt == 100) {
@@ -225,7 +233,8 @@ static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *onl
         if (w->fatal && w->dlq_delivery_errors > 0)
             return; /* one may be lost (no Write ACL): its offset stays uncommitted, read again */
     }
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(w->n_parts > 0 ? w->n_parts : 1);
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_new(w->n_parts > 0 ? w->n_parts : 1);
     for (int i = 0; i < w->n_parts; i++) {
         part_state *p = &w->parts[i];
         if (!p->assigned)
@@ -245,11 +254,12 @@ static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *onl
             for (int i = 0; i < list->cnt; i++) {
                 part_state *p = part_find(w, list->elems[i].topic, list->elems[i].partition, false);
                 if (list->elems[i].err) {
-                    wlog(WLOG_WARN, "commit of %s/%d failed: %s", list->elems[i].topic, list->elems[i].partition,
-                         rd_kafka_err2str(list->elems[i].err));
+                    wlog(WLOG_WARN, "commit of %s/%d failed: %s", list->elems[i].topic,
+                         list->elems[i].partition, rd_kafka_err2str(list->elems[i].err));
                 } else if (p) {
                     p->committed = list->elems[i].offset;
-                    wlog(WLOG_DEBUG, "committed %s/%d at %" PRId64, p->topic, p->partition, p->committed);
+                    wlog(WLOG_DEBUG, "committed %s/%d at %" PRId64, p->topic, p->partition,
+                         p->committed);
                 }
             }
         }
@@ -307,10 +317,7 @@ static int collect_jobs(worker *w)
     for (job_node **pp = &w->jobs; *pp;) {
         job_node *jn = *pp;
         trainer_job *j = jn->job;
-        pthread_mutex_lock(&w->tr.mu);
-        bool done = j->done;
-        pthread_mutex_unlock(&w->tr.mu);
-        if (!done) {
+        if (!trainer_job_done(&w->tr, j)) {
             pp = &jn->next;
             continue;
         }
@@ -352,8 +359,8 @@ static void model_drop(worker *w, int slot)
         return;
     trainer_stop_model(&w->tr, m);
     collect_jobs(w);
-    wlog(WLOG_INFO, "model %s released (%lld events in %d blocks)", m->id, (long long)m->events_total,
-         m->state.block + 1);
+    wlog(WLOG_INFO, "model %s released (%lld events in %d blocks)", m->id,
+         (long long)m->events_total, m->state.block + 1);
     model_free(m);
     w->models[slot] = NULL;
 }
@@ -362,40 +369,6 @@ static void warn_cb(void *ctx, const char *msg)
 {
     (void)ctx;
     wlog(WLOG_WARN, "%s", msg);
-}
-
-/* The newest checkpoint in Redis that decodes (older ones when the newest is damaged, as the
- * directory store does). 1 loaded, 0 none, -1 error. */
-static int load_redis_checkpoint(worker *w, const char *id, checkpoint *c, char *err, size_t errlen)
-{
-    int blocks[64];
-    int n = redis_checkpoint_blocks(w->ckpt_load, id, blocks, 64, err, errlen);
-    if (n < 0)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        unsigned char *buf;
-        size_t len;
-        int r = redis_checkpoint_get(w->ckpt_load, id, blocks[i], &buf, &len, err, errlen);
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            continue;
-        char why[512];
-        r = checkpoint_decode(c, buf, len, why, sizeof why);
-        free(buf);
-        if (r == 0 && !strcmp(c->model, id) && c->block == blocks[i])
-            return 1;
-        if (r == 0)
-            checkpoint_free(c);
-        wlog(WLOG_WARN, "model %s: checkpoint of block %d in Redis skipped: %s", id, blocks[i],
-             r == 0 ? "it belongs elsewhere" : why);
-    }
-    if (n > 0) {
-        snprintf(err, errlen, "none of the %d checkpoints in Redis can be loaded", n);
-        return -1;
-    }
-    checkpoint_init(c);
-    return 0;
 }
 
 /* The model for a key, loading its checkpoint the first time it is seen. */
@@ -420,8 +393,7 @@ static model *model_get(worker *w, const char *id)
         return w->models[slot];
     checkpoint c;
     char err[512];
-    int r = w->ckpt_load ? load_redis_checkpoint(w, id, &c, err, sizeof err)
-                         : checkpoint_load_latest(w->cfg.checkpoint_dir, id, &c, warn_cb, NULL, err, sizeof err);
+    int r = ckpt_store_load_latest(&w->load_store, id, &c, warn_cb, NULL, err, sizeof err);
     if (r < 0) {
         wlog(WLOG_ERROR, "model %s: cannot read checkpoints: %s", id, err);
         w->fatal = true;
@@ -436,7 +408,9 @@ static model *model_get(worker *w, const char *id)
         return NULL;
     }
     if (r == 1)
-        wlog(WLOG_INFO, "model %s: resumed from its block-%d checkpoint (%d users, %d items, %lld events, v%lld)",
+        wlog(WLOG_INFO,
+             "model %s: resumed from its block-%d checkpoint (%d users, %d items, %lld events, "
+             "v%lld)",
              id, m->state.block, m->users.n, m->items.n, (long long)m->events_total,
              (long long)m->published_version);
     else
@@ -457,7 +431,8 @@ static void close_window(worker *w, model *m, const char *reason, int64_t next_t
         return;
     }
     w->blocks_closed++;
-    wlog(WLOG_INFO, "model %s: window of block %d closed by %s (%lld events)", m->id, block, reason, (long long)n);
+    wlog(WLOG_INFO, "model %s: window of block %d closed by %s (%lld events)", m->id, block, reason,
+         (long long)n);
     if (!w->cfg.train) {
         /* ingest only: count the block and forget it */
         closed_window *cw = m->closed;
@@ -504,7 +479,8 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
     }
     ccd_event ev;
     char reason[256];
-    if (event_decode(w->codec, w->format, msg->payload, msg->len, &ev, reason, sizeof reason) != 0) {
+    if (event_decode(w->codec, w->format, msg->payload, msg->len, &ev, reason, sizeof reason) !=
+        0) {
         dead_letter(w, msg, reason);
         return;
     }
@@ -558,7 +534,8 @@ static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t 
             continue;
         bool hit = false;
         for (int i = 0; i < m->n_parts && !hit; i++)
-            hit = rd_kafka_topic_partition_list_find(parts, m->parts[i].topic, m->parts[i].partition) != NULL;
+            hit = rd_kafka_topic_partition_list_find(parts, m->parts[i].topic,
+                                                     m->parts[i].partition) != NULL;
         if (hit) {
             trainer_stop_model(&w->tr, m);
             collect_jobs(w);
@@ -570,46 +547,48 @@ static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t 
         if (!m)
             continue;
         for (int i = 0; i < m->n_parts; i++)
-            if (rd_kafka_topic_partition_list_find(parts, m->parts[i].topic, m->parts[i].partition)) {
+            if (rd_kafka_topic_partition_list_find(parts, m->parts[i].topic,
+                                                   m->parts[i].partition)) {
                 model_drop(w, s);
                 break;
             }
     }
     for (int i = 0; i < parts->cnt; i++) {
         part_state *p = part_find(w, parts->elems[i].topic, parts->elems[i].partition, false);
-        if (p) {
-            p->assigned = false;
-            p->position = -1;
-            p->committed = -1;
-        }
+        if (p)
+            part_reset(p, false);
     }
 }
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
-                         void *opaque)
+/* Hand a change of assignment to librdkafka: incrementally under the cooperative protocol,
+ * wholesale under the eager one. */
+static void change_assignment(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, bool assign)
+{
+    rd_kafka_error_t *e = NULL;
+    if (!strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE"))
+        e = assign ? rd_kafka_incremental_assign(rk, parts)
+                   : rd_kafka_incremental_unassign(rk, parts);
+    else
+        rd_kafka_assign(rk, assign ? parts : NULL);
+    if (e) {
+        wlog(WLOG_ERROR, "%s: %s", assign ? "assign" : "unassign", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     worker *w = opaque;
-    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         w->joined = true;
         for (int i = 0; i < parts->cnt; i++) {
             part_state *p = part_find(w, parts->elems[i].topic, parts->elems[i].partition, true);
-            if (p) {
-                p->assigned = true;
-                p->position = -1;
-                p->committed = -1;
-            }
+            if (p)
+                part_reset(p, true);
             wlog(WLOG_INFO, "assigned %s/%d", parts->elems[i].topic, parts->elems[i].partition);
         }
-        rd_kafka_error_t *e = NULL;
-        if (coop)
-            e = rd_kafka_incremental_assign(rk, parts);
-        else
-            rd_kafka_assign(rk, parts);
-        if (e) {
-            wlog(WLOG_ERROR, "assign: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
+        change_assignment(rk, parts, true);
         if (w->paused)
             rd_kafka_pause_partitions(rk, parts);
     } else {
@@ -618,15 +597,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         for (int i = 0; i < parts->cnt; i++)
             wlog(WLOG_INFO, "revoked %s/%d", parts->elems[i].topic, parts->elems[i].partition);
         release_partitions(w, parts);
-        rd_kafka_error_t *e = NULL;
-        if (coop)
-            e = rd_kafka_incremental_unassign(rk, parts);
-        else
-            rd_kafka_assign(rk, NULL);
-        if (e) {
-            wlog(WLOG_ERROR, "unassign: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
+        change_assignment(rk, parts, false);
     }
 }
 
@@ -685,9 +656,6 @@ static void housekeeping(worker *w)
     }
 }
 
-/* Nothing to wait for: no block training or queued, and no open window that the idle timeout
- * will still close (with idle_ms = 0 open windows stay open: their events remain uncommitted
- * and are read again by whoever consumes the partition next). */
 /* The numbers /metrics shows, taken by the consumer thread (it owns them) about once a second. */
 static void publish_metrics(worker *w)
 {
@@ -744,12 +712,16 @@ static void publish_metrics(worker *w)
     metrics_publish(w->metrics, &m);
 }
 
+/* Nothing to wait for: no block training or queued, and no open window that the idle timeout
+ * will still close (with idle_ms = 0 open windows stay open: their events remain uncommitted
+ * and are read again by whoever consumes the partition next). */
 static bool all_quiet(const worker *w)
 {
     if (w->jobs || w->paused)
         return false;
     for (int s = 0; s < w->model_ids.n; s++)
-        if (w->models[s] && ((w->cfg.idle_ms > 0 && w->models[s]->n_ev > 0) || w->models[s]->closed))
+        if (w->models[s] &&
+            ((w->cfg.idle_ms > 0 && w->models[s]->n_ev > 0) || w->models[s]->closed))
             return false;
     return true;
 }
@@ -757,41 +729,16 @@ static bool all_quiet(const worker *w)
 /* ------------------------------------------------------------------------------------------ */
 /* start-up */
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: ccd-worker -c CONFIG [-X section.key=value ...] [options]\n"
-               "  -c, --config FILE     worker config (INI; see configs/worker.ini)\n"
-               "  -X section.key=VALUE  override a config key; kafka.<property> goes to librdkafka\n"
-               "  --check               load and check the config, print it (secrets hidden), exit\n"
-               "  --exit-when-idle MS   exit cleanly once no message came for MS and nothing is pending\n"
-               "  --embedded-kafka P    run an in-process Kafka (librdkafka's mock cluster, for demos and\n"
-               "                        trials: nothing is persisted) with the input topics created with\n"
-               "                        P partitions; its address is logged and replaces bootstrap.servers\n"
-               "  --help, --version\n");
-}
-
-static void print_config(const worker_config *c)
-{
-    for (int i = 0; i < c->n_kafka; i++)
-        printf("kafka.%s = %s\n", c->kafka[i].key,
-               worker_config_is_secret(c->kafka[i].key) ? "(hidden)" : c->kafka[i].value);
-    for (int i = 0; i < c->n_topics; i++)
-        printf("input.topic = %s\n", c->topics[i]);
-    printf("input.format = %s\ninput.dead_letter_topic = %s\nwindow.bootstrap_events = %lld\n"
-           "window.events = %lld\nwindow.duration_ms = %lld\nwindow.idle_ms = %lld\nredis = %s:%d (user '%s', "
-           "password %s)\ncheckpoint.dir = %s\n",
-           c->format, c->dead_letter_topic, (long long)c->bootstrap_events, (long long)c->window_events,
-           (long long)c->window_duration_ms, (long long)c->idle_ms, c->redis_host, c->redis_port, c->redis_user,
-           c->redis_password[0] ? "(hidden)" : "(none)", c->checkpoint_dir);
-}
-
 /* librdkafka's own log lines (syslog levels) through the worker's logger, so that JSON logging
  * covers them too. */
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    wlog(level <= 3 ? WLOG_ERROR : level == 4 ? WLOG_WARN : level <= 6 ? WLOG_INFO : WLOG_DEBUG, "kafka %s: %s",
-         fac, buf);
+    wlog(level <= 3   ? WLOG_ERROR
+         : level == 4 ? WLOG_WARN
+         : level <= 6 ? WLOG_INFO
+                      : WLOG_DEBUG,
+         "kafka %s: %s", fac, buf);
 }
 
 /* librdkafka's error events (served by the poll calls of this thread); without this callback
@@ -800,7 +747,8 @@ static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaqu
 {
     worker *w = opaque;
     if (kafka_err_fatal((rd_kafka_resp_err_t)err)) {
-        wlog(WLOG_ERROR, "kafka %s: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
+        wlog(WLOG_ERROR,
+             "kafka %s: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
              rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
         w->fatal = true;
     } else {
@@ -832,10 +780,11 @@ static rd_kafka_conf_t *kafka_conf(worker *w, bool consumer, char *err, size_t e
     for (int i = 0; i < w->cfg.n_kafka; i++) {
         const char *k = w->cfg.kafka[i].key;
         /* consumer-only or producer-only keys would only produce warnings on the other client */
-        if (!consumer && (!strcmp(k, "group.id") || !strncmp(k, "enable.auto", 11) ||
-                          !strcmp(k, "auto.offset.reset") || !strcmp(k, "partition.assignment.strategy") ||
-                          !strcmp(k, "group.instance.id") || !strcmp(k, "session.timeout.ms") ||
-                          !strcmp(k, "max.poll.interval.ms") || !strcmp(k, "isolation.level")))
+        if (!consumer &&
+            (!strcmp(k, "group.id") || !strncmp(k, "enable.auto", 11) ||
+             !strcmp(k, "auto.offset.reset") || !strcmp(k, "partition.assignment.strategy") ||
+             !strcmp(k, "group.instance.id") || !strcmp(k, "session.timeout.ms") ||
+             !strcmp(k, "max.poll.interval.ms") || !strcmp(k, "isolation.level")))
             continue;
         if (rd_kafka_conf_set(conf, k, w->cfg.kafka[i].value, err, errlen) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
@@ -860,16 +809,16 @@ static int start_embedded_kafka(worker *w, char *err, size_t errlen)
     char msg[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!(w->mock_host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, msg, sizeof msg))) {
-        snprintf(err, errlen, "embedded kafka: %s", msg);
+        errmsg_set(err, errlen, "embedded kafka: %s", msg);
         return -1;
     }
     if (!(w->mock = rd_kafka_mock_cluster_new(w->mock_host, 1))) {
-        snprintf(err, errlen, "embedded kafka: cannot start the mock cluster");
+        errmsg_set(err, errlen, "embedded kafka: cannot start the mock cluster");
         return -1;
     }
     for (int i = 0; i < w->cfg.n_topics; i++)
         if (rd_kafka_mock_topic_create(w->mock, w->cfg.topics[i], w->embedded_partitions, 1)) {
-            snprintf(err, errlen, "embedded kafka: cannot create topic %s", w->cfg.topics[i]);
+            errmsg_set(err, errlen, "embedded kafka: cannot create topic %s", w->cfg.topics[i]);
             return -1;
         }
     if (w->cfg.dead_letter_topic[0])
@@ -881,25 +830,12 @@ static int start_embedded_kafka(worker *w, char *err, size_t errlen)
     return 0;
 }
 
-/* mkdir -p: the checkpoint directory may be several levels deep on a fresh volume. */
-static int mkdir_parents(const char *path)
+static void stop_embedded_kafka(worker *w)
 {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return -1;
-            if (!c)
-                return 0;
-            *p = c;
-        }
-    }
+    if (w->mock)
+        rd_kafka_mock_cluster_destroy(w->mock);
+    if (w->mock_host)
+        rd_kafka_destroy(w->mock_host);
 }
 
 /* A Redis connection with the [redis] settings. Redis may be down at start-up: retry like a
@@ -907,23 +843,122 @@ static int mkdir_parents(const char *path)
 static redis_sink *open_redis(const worker_config *c, char *msg, size_t msglen)
 {
     redis_sink_opts o;
-    redis_sink_opts_default(&o);
-    o.host = c->redis_host;
-    o.port = c->redis_port;
-    o.user = c->redis_user[0] ? c->redis_user : NULL;
-    o.password = c->redis_password[0] ? c->redis_password : NULL;
+    redis_sink_opts_default_at(&o, c->redis_host, c->redis_port,
+                               c->redis_user[0] ? c->redis_user : NULL,
+                               c->redis_password[0] ? c->redis_password : NULL, c->redis_prefix);
     o.db = c->redis_db;
     o.timeout_ms = c->redis_timeout_ms;
-    o.prefix = c->redis_prefix;
     o.keep_versions = c->redis_keep_versions;
     redis_sink *s;
     for (int attempt = 0; !(s = redis_sink_open(&o, msg, msglen)); attempt++) {
-        if (attempt == 30 || stopping)
+        if (attempt == 30 || atomic_load(&stopping))
             return NULL;
         wlog(WLOG_WARN, "redis: %s; retrying", msg);
         sleep(2);
     }
     return s;
+}
+
+/* One thread's checkpoint store, as checkpoint.store says: the directory, or Redis on a
+ * connection of its own. */
+static int open_store(const worker_config *c, ckpt_store *store, char *err, size_t errlen)
+{
+    if (!c->checkpoint_redis)
+        return ckpt_store_open_dir(store, c->checkpoint_dir, c->checkpoint_keep, err, errlen);
+    char msg[512];
+    redis_sink *r = open_redis(c, msg, sizeof msg);
+    if (!r) {
+        errmsg_set(err, errlen, "redis (checkpoint store): %s", msg);
+        return -1;
+    }
+    return ckpt_store_open_redis(store, r, c->checkpoint_keep, err, errlen);
+}
+
+/* Windows and the event decoder. */
+static int setup_input(worker *w, char *err, size_t errlen)
+{
+    const worker_config *c = &w->cfg;
+    w->rules = (window_rules){.bootstrap_events = c->bootstrap_events,
+                              .bootstrap_until_ms = c->bootstrap_until_ms,
+                              .events = c->window_events,
+                              .duration_ms = c->window_duration_ms};
+    if (event_format_parse(c->format, &w->format) != 0) {
+        errmsg_set(err, errlen, "input.format: bad value");
+        return -1;
+    }
+    char msg[512];
+    w->codec = event_codec_new(c->reader_schema, c->min_event_time_ms, c->max_event_time_ms, msg,
+                               sizeof msg);
+    if (!w->codec) {
+        errmsg_set(err, errlen, "input.reader_schema: %s", msg);
+        return -1;
+    }
+    for (int i = 0; i < c->n_schemas; i++)
+        if (event_codec_register(w->codec, c->schema_ids[i], c->schema_paths[i], msg, sizeof msg) !=
+            0) {
+            errmsg_set(err, errlen, "input.schema.%d: %s", c->schema_ids[i], msg);
+            return -1;
+        }
+    return 0;
+}
+
+/* Checkpoint stores, the publication connection and the trainer thread. */
+static int setup_output(worker *w, char *err, size_t errlen)
+{
+    const worker_config *c = &w->cfg;
+    if (open_store(c, &w->load_store, err, errlen) != 0 ||
+        open_store(c, &w->save_store, err, errlen) != 0)
+        return -1;
+    char msg[512];
+    if (c->redis_publish && c->train && !(w->sink = open_redis(c, msg, sizeof msg))) {
+        errmsg_set(err, errlen, "redis: %s", msg);
+        return -1;
+    }
+    trainer_sink sink = w->sink ? trainer_sink_redis(w->sink) : (trainer_sink){0};
+    if (trainer_start(&w->tr, c, sink, &w->save_store) != 0) {
+        errmsg_set(err, errlen, "cannot start the trainer thread");
+        return -1;
+    }
+    return 0;
+}
+
+/* The consumer, or the dead-letter producer, with kafka_conf's settings. NULL with err. */
+static rd_kafka_t *kafka_client(worker *w, bool consumer, char *err, size_t errlen)
+{
+    char msg[512];
+    rd_kafka_conf_t *conf = kafka_conf(w, consumer, msg, sizeof msg);
+    if (!conf) {
+        errmsg_set(err, errlen, "kafka: %s", msg);
+        return NULL;
+    }
+    rd_kafka_t *rk =
+        rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, msg, sizeof msg);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes it over only when it succeeds */
+        errmsg_set(err, errlen, "kafka %s: %s", consumer ? "consumer" : "producer", msg);
+    }
+    return rk;
+}
+
+/* The dead-letter producer (when configured) and the consumer, subscribed. */
+static int setup_kafka(worker *w, char *err, size_t errlen)
+{
+    const worker_config *c = &w->cfg;
+    if (c->dead_letter_topic[0] && !(w->dlq = kafka_client(w, false, err, errlen)))
+        return -1;
+    if (!(w->rk = kafka_client(w, true, err, errlen)))
+        return -1;
+    rd_kafka_poll_set_consumer(w->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(c->n_topics);
+    for (int i = 0; i < c->n_topics; i++)
+        rd_kafka_topic_partition_list_add(topics, c->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(w->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        errmsg_set(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
 }
 
 static int setup(worker *w, char *err, size_t errlen)
@@ -932,81 +967,33 @@ static int setup(worker *w, char *err, size_t errlen)
     wlog_setup(c->log_level, c->log_json);
     if (c->threads > 0)
         ccd_set_threads(c->threads);
-    w->rules = (window_rules){.bootstrap_events = c->bootstrap_events,
-                              .bootstrap_until_ms = c->bootstrap_until_ms,
-                              .events = c->window_events,
-                              .duration_ms = c->window_duration_ms};
-    if (event_format_parse(c->format, &w->format) != 0) {
-        snprintf(err, errlen, "input.format: bad value");
+    if (setup_input(w, err, errlen) != 0 || setup_output(w, err, errlen) != 0)
         return -1;
-    }
-    char msg[512];
-    w->codec = event_codec_new(c->reader_schema, c->min_event_time_ms, c->max_event_time_ms, msg, sizeof msg);
-    if (!w->codec) {
-        snprintf(err, errlen, "input.reader_schema: %s", msg);
-        return -1;
-    }
-    for (int i = 0; i < c->n_schemas; i++)
-        if (event_codec_register(w->codec, c->schema_ids[i], c->schema_paths[i], msg, sizeof msg) != 0) {
-            snprintf(err, errlen, "input.schema.%d: %s", c->schema_ids[i], msg);
-            return -1;
-        }
-    if (!c->checkpoint_redis && mkdir_parents(c->checkpoint_dir) != 0) {
-        snprintf(err, errlen, "checkpoint.dir: %s: %s", c->checkpoint_dir, strerror(errno));
-        return -1;
-    }
-    if (c->redis_publish && c->train && !(w->sink = open_redis(c, msg, sizeof msg))) {
-        snprintf(err, errlen, "redis: %s", msg);
-        return -1;
-    }
-    if (c->checkpoint_redis && (!(w->ckpt_load = open_redis(c, msg, sizeof msg)) ||
-                                !(w->ckpt_save = open_redis(c, msg, sizeof msg)))) {
-        snprintf(err, errlen, "redis (checkpoint store): %s", msg);
-        return -1;
-    }
-    if (trainer_start(&w->tr, c, w->sink, w->ckpt_save) != 0) {
-        snprintf(err, errlen, "cannot start the trainer thread");
-        return -1;
-    }
     if (w->embedded_partitions > 0 && start_embedded_kafka(w, err, errlen) != 0)
         return -1;
     if (c->metrics_listen[0]) {
+        char msg[512];
         if (!(w->metrics = metrics_start(c->metrics_listen, msg, sizeof msg))) {
-            snprintf(err, errlen, "%s", msg);
+            errmsg_set(err, errlen, "%s", msg);
             return -1;
         }
         wlog(WLOG_INFO, "metrics on http://%s/metrics", c->metrics_listen);
     }
-    rd_kafka_conf_t *conf;
-    if (c->dead_letter_topic[0]) {
-        if (!(conf = kafka_conf(w, false, msg, sizeof msg))) {
-            snprintf(err, errlen, "kafka: %s", msg);
-            return -1;
-        }
-        if (!(w->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, msg, sizeof msg))) {
-            snprintf(err, errlen, "kafka producer: %s", msg);
-            return -1;
-        }
-    }
-    if (!(conf = kafka_conf(w, true, msg, sizeof msg))) {
-        snprintf(err, errlen, "kafka: %s", msg);
-        return -1;
-    }
-    if (!(w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof msg))) {
-        snprintf(err, errlen, "kafka consumer: %s", msg);
-        return -1;
-    }
-    rd_kafka_poll_set_consumer(w->rk);
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(c->n_topics);
-    for (int i = 0; i < c->n_topics; i++)
-        rd_kafka_topic_partition_list_add(topics, c->topics[i], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(w->rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (e) {
-        snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
-        return -1;
-    }
-    return 0;
+    return setup_kafka(w, err, errlen);
+}
+
+static void log_totals(const worker *w)
+{
+    wlog(WLOG_INFO,
+         "stopped: %lld messages, %lld decoded, %lld dead letters, %lld duplicates skipped, "
+         "%lld late, %lld windows closed",
+         (long long)w->messages, (long long)w->decoded, (long long)w->dead_letters,
+         (long long)w->duplicates, (long long)w->late, (long long)w->blocks_closed);
+    if (w->messages > 1)
+        wlog(WLOG_INFO,
+             "ingest: %lld messages in %.3f s from the first to the last (%.0f messages/s)",
+             (long long)w->messages, w->last_message_s - w->first_message_s,
+             (double)(w->messages - 1) / (w->last_message_s - w->first_message_s + 1e-9));
 }
 
 static void shutdown_worker(worker *w)
@@ -1033,162 +1020,120 @@ static void shutdown_worker(worker *w)
         rd_kafka_destroy(w->dlq);
     }
     metrics_stop(w->metrics);
-    if (w->mock)
-        rd_kafka_mock_cluster_destroy(w->mock);
-    if (w->mock_host)
-        rd_kafka_destroy(w->mock_host);
-    if (w->sink)
-        redis_sink_close(w->sink);
-    if (w->ckpt_load)
-        redis_sink_close(w->ckpt_load);
-    if (w->ckpt_save)
-        redis_sink_close(w->ckpt_save);
-    if (w->codec)
-        event_codec_free(w->codec);
+    stop_embedded_kafka(w);
+    redis_sink_close(w->sink);
+    ckpt_store_close(&w->load_store);
+    ckpt_store_close(&w->save_store);
+    event_codec_free(w->codec);
     free(w->parts);
-    wlog(WLOG_INFO, "stopped: %lld messages, %lld decoded, %lld dead letters, %lld duplicates skipped, "
-         "%lld late, %lld windows closed", (long long)w->messages, (long long)w->decoded,
-         (long long)w->dead_letters, (long long)w->duplicates, (long long)w->late, (long long)w->blocks_closed);
-    if (w->messages > 1)
-        wlog(WLOG_INFO, "ingest: %lld messages in %.3f s from the first to the last (%.0f messages/s)",
-             (long long)w->messages, w->last_message_s - w->first_message_s,
-             (double)(w->messages - 1) / (w->last_message_s - w->first_message_s + 1e-9));
+    log_totals(w);
     worker_config_free(&w->cfg);
 }
 
-int main(int argc, char **argv)
+/* ------------------------------------------------------------------------------------------ */
+/* the consumer loop */
+
+/* A batch of messages (one queue lock per batch, which is what lets ingest keep up with kcat);
+ * rebalance callbacks are served from the same queue. */
+static void consume_batch(worker *w, rd_kafka_queue_t *queue)
 {
-    ccd_omp_env(argv);
-    static worker w;
-    worker_config_init(&w.cfg);
-    idmap_init(&w.model_ids);
-    const char *config = NULL;
-    bool check_only = false;
-    char err[1024];
-    enum { OPT_CHECK = 1000, OPT_EXIT_IDLE, OPT_VERSION, OPT_EMBEDDED };
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check", no_argument, NULL, OPT_CHECK},
-                                         {"exit-when-idle", required_argument, NULL, OPT_EXIT_IDLE},
-                                         {"embedded-kafka", required_argument, NULL, OPT_EMBEDDED},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, OPT_VERSION},
-                                         {NULL, 0, NULL, 0}};
-    /* the file first, then every -X in order, whatever their order on the command line */
-    int c;
-    while ((c = getopt_long(argc, argv, "c:X:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config = optarg; break;
-        case 'X': break;
-        case OPT_CHECK: check_only = true; break;
-        case OPT_EXIT_IDLE: {
-            int64_t ms;
-            if (cli_int64("ccd-worker", "exit-when-idle", optarg, 1, INT64_MAX, &ms) != 0)
-                return 2;
-            w.exit_idle_ms = ms;
-            break;
-        }
-        case OPT_EMBEDDED:
-            if (cli_int("ccd-worker", "embedded-kafka", optarg, 1, 1000, &w.embedded_partitions) != 0)
-                return 2;
-            break;
-        case 'h': usage(stdout); return 0;
-        case OPT_VERSION: printf("ccd-worker %s (librdkafka %s)\n", VERSION, rd_kafka_version_str()); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (config && worker_config_load(&w.cfg, config, err, sizeof err) != 0) {
-        fprintf(stderr, "ccd-worker: %s\n", err);
-        return 2;
-    }
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:X:h", opts, NULL)) != -1)
-        if (c == 'X' && worker_config_override(&w.cfg, optarg, err, sizeof err) != 0) {
-            fprintf(stderr, "ccd-worker: %s\n", err);
-            return 2;
-        }
-    if (w.embedded_partitions > 0 &&
-        worker_config_set(&w.cfg, "kafka", "bootstrap.servers", "embedded", err, sizeof err) != 0) {
-        fprintf(stderr, "ccd-worker: %s\n", err);
-        return 2;
-    }
-    if (worker_config_check(&w.cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "ccd-worker: %s\n", err);
-        return 2;
-    }
-    if (check_only) {
-        print_config(&w.cfg);
-        return 0;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (setup(&w, err, sizeof err) != 0) {
-        fprintf(stderr, "ccd-worker: %s\n", err);
-        shutdown_worker(&w);
-        return 2;
-    }
-    const char *group = "ccd-worker";
-    for (int i = 0; i < w.cfg.n_kafka; i++)
-        if (!strcmp(w.cfg.kafka[i].key, "group.id"))
-            group = w.cfg.kafka[i].value;
-    wlog(WLOG_INFO, "ccd-worker %s started: %d topic(s) from %s, group %s, librdkafka %s", VERSION, w.cfg.n_topics,
-         w.cfg.topics[0], group, rd_kafka_version_str());
-    w.last_message_ms = now_ms();
-    int64_t last_commit = now_ms(), last_metrics = 0;
     enum { BATCH = 4096 };
     static rd_kafka_message_t *batch[BATCH];
-    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(w.rk);
-    while (!stopping && !w.fatal) {
-        /* a batch of messages per round (one queue lock per batch, which is what lets ingest
-         * keep up with kcat); rebalance callbacks are served from the same queue. The
-         * housekeeping below runs once per batch, not once per message. */
-        ssize_t got = rd_kafka_consume_batch_queue(queue, 100, batch, BATCH);
-        for (ssize_t i = 0; i < got; i++) {
-            rd_kafka_message_t *msg = batch[i];
-            if (w.fatal || stopping)
-                ; /* not handled: the uncommitted offsets bring it back */
-            else if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-                handle_message(&w, msg);
-            else if (kafka_err_fatal(msg->err)) {
-                wlog(WLOG_ERROR, "consumer: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
-                     rd_kafka_err2name(msg->err), rd_kafka_message_errstr(msg));
-                w.fatal = true;
-            } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                wlog(WLOG_WARN, "consumer: %s", rd_kafka_message_errstr(msg));
-            rd_kafka_message_destroy(msg);
-        }
-        if (w.dlq)
-            rd_kafka_poll(w.dlq, 0);
-        bool finished = collect_jobs(&w) > 0;
-        housekeeping(&w);
+    ssize_t got = rd_kafka_consume_batch_queue(queue, 100, batch, BATCH);
+    for (ssize_t i = 0; i < got; i++) {
+        rd_kafka_message_t *msg = batch[i];
+        if (w->fatal || atomic_load(&stopping))
+            ; /* not handled: the uncommitted offsets bring it back */
+        else if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            handle_message(w, msg);
+        else if (kafka_err_fatal(msg->err)) {
+            wlog(WLOG_ERROR,
+                 "consumer: %s: %s (fatal: check the [kafka] credentials and ACLs; stopping)",
+                 rd_kafka_err2name(msg->err), rd_kafka_message_errstr(msg));
+            w->fatal = true;
+        } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            wlog(WLOG_WARN, "consumer: %s", rd_kafka_message_errstr(msg));
+        rd_kafka_message_destroy(msg);
+    }
+}
+
+/* --exit-when-idle: true when it is time to leave the loop. */
+static bool idle_exit(worker *w, int64_t now)
+{
+    if (w->exit_idle_ms <= 0 || now - w->last_message_ms < w->exit_idle_ms || !all_quiet(w))
+        return false;
+    if (!w->joined) {
+        /* nothing read because nothing could be: an unreachable broker, a TLS handshake that never
+         * succeeds (librdkafka retries those forever); not a clean finish */
+        wlog(WLOG_ERROR,
+             "idle for %lld ms without ever joining the consumer group (broker unreachable? TLS or "
+             "authentication failing? see the kafka lines above): exiting with an error",
+             (long long)w->exit_idle_ms);
+        w->fatal = true;
+    } else {
+        wlog(WLOG_INFO, "idle for %lld ms with nothing pending: exiting",
+             (long long)w->exit_idle_ms);
+    }
+    return true;
+}
+
+/* Until stopped, a fatal error, or --exit-when-idle. The housekeeping runs once per batch, not
+ * once per message. */
+static void consume_loop(worker *w)
+{
+    w->last_message_ms = now_ms();
+    int64_t last_commit = now_ms(), last_metrics = 0;
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(w->rk);
+    while (!atomic_load(&stopping) && !w->fatal) {
+        consume_batch(w, queue);
+        if (w->dlq)
+            rd_kafka_poll(w->dlq, 0);
+        bool finished = collect_jobs(w) > 0;
+        housekeeping(w);
         int64_t now = now_ms();
-        if (w.metrics && now - last_metrics >= 1000) {
-            publish_metrics(&w);
+        if (w->metrics && now - last_metrics >= 1000) {
+            publish_metrics(w);
             last_metrics = now;
         }
         if (finished || now - last_commit >= 5000) {
-            commit_offsets(&w, NULL);
+            commit_offsets(w, NULL);
             last_commit = now;
         }
-        if (w.exit_idle_ms > 0 && now - w.last_message_ms >= w.exit_idle_ms && all_quiet(&w)) {
-            if (!w.joined) {
-                /* nothing read because nothing could be: an unreachable broker, a TLS handshake
-                 * that never succeeds (librdkafka retries those forever); not a clean finish */
-                wlog(WLOG_ERROR, "idle for %lld ms without ever joining the consumer group (broker "
-                     "unreachable? TLS or authentication failing? see the kafka lines above): exiting "
-                     "with an error", (long long)w.exit_idle_ms);
-                w.fatal = true;
-            } else {
-                wlog(WLOG_INFO, "idle for %lld ms with nothing pending: exiting", (long long)w.exit_idle_ms);
-            }
+        if (idle_exit(w, now))
             break;
-        }
     }
     rd_kafka_queue_destroy(queue);
-    bool fatal = w.fatal;
-    shutdown_worker(&w);
+}
+
+int service_run(worker_config *cfg, const service_opts *o)
+{
+    worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        fprintf(stderr, "ccd-worker: out of memory\n");
+        worker_config_free(cfg);
+        return 2;
+    }
+    w->cfg = *cfg; /* the service owns the config's strings from here on */
+    memset(cfg, 0, sizeof *cfg);
+    idmap_init(&w->model_ids);
+    w->exit_idle_ms = o->exit_idle_ms;
+    w->embedded_partitions = o->embedded_partitions;
+    char err[1024];
+    if (setup(w, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-worker: %s\n", err);
+        shutdown_worker(w);
+        free(w);
+        return 2;
+    }
+    const char *group = "ccd-worker";
+    for (int i = 0; i < w->cfg.n_kafka; i++)
+        if (!strcmp(w->cfg.kafka[i].key, "group.id"))
+            group = w->cfg.kafka[i].value;
+    wlog(WLOG_INFO, "ccd-worker %s started: %d topic(s) from %s, group %s, librdkafka %s",
+         SERVICE_VERSION, w->cfg.n_topics, w->cfg.topics[0], group, rd_kafka_version_str());
+    consume_loop(w);
+    bool fatal = w->fatal;
+    shutdown_worker(w);
+    free(w);
     return fatal ? 1 : 0;
 }
