@@ -57,11 +57,16 @@ float ccd_rng_uniform(ccd_rng *rng)
     return (float)(ccd_rng_next(rng) >> 40) * (1.0f / 16777216.0f);
 }
 
+double ccd_rng_uniform53(ccd_rng *rng)
+{
+    return (double)(ccd_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
 float ccd_rng_normal(ccd_rng *rng)
 {
     /* u1 in (0, 1] so the log is finite. */
     double u1 = ((double)(ccd_rng_next(rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-    double u2 = (double)(ccd_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
+    double u2 = ccd_rng_uniform53(rng);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 

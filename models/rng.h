@@ -51,6 +51,9 @@ uint64_t ccd_rng_next(ccd_rng *rng);
 uint32_t ccd_rng_below(ccd_rng *rng, uint32_t n);
 /* Uniform float in [0, 1) with 24 random bits. */
 float ccd_rng_uniform(ccd_rng *rng);
+/* Uniform double in [0, 1) with 53 random bits: for cumulative tables and weighted draws, where
+ * 24 bits would leave the tail of a long table unreachable. */
+double ccd_rng_uniform53(ccd_rng *rng);
 /* Standard normal (Box-Muller; one value per call, the pair's second half is discarded). */
 float ccd_rng_normal(ccd_rng *rng);
 /* Fisher-Yates shuffle of n ints. */

@@ -123,10 +123,6 @@ static double dot(const float *a, const float *b, int d)
     return s;
 }
 
-/* Uniform double in [0, 1) with 53 random bits: the tables can hold millions of items, and a
- * 24-bit float would leave the tail of a cumulative table unreachable. */
-static double uniform53(ccd_rng *r) { return (double)(ccd_rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
-
 int ccd_synth_init(ccd_synth *s, const ccd_synth_opts *o, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
@@ -225,7 +221,7 @@ static void add_entities(ccd_synth *s, ccd_rng *r, int from, int to, int ifrom, 
         /* a Zipf-Mandelbrot weight at a uniform relative rank u: the shares of the head do not
          * depend on the catalogue's size (at s = 1 the top 10% of ranks hold half the mass), and
          * a new item is as likely to be a hit as an old one */
-        double u = uniform53(r);
+        double u = ccd_rng_uniform53(r);
         s->item_logpop[i] = (float)(-s->o.popularity_exponent * log1p(ZIPF_SPAN * u));
     }
 }
@@ -300,7 +296,7 @@ static int draw_events(ccd_synth *s, int k, int64_t n_ev, char *err, size_t errl
     for (; t < n_new; t++)
         slot_user[t] = s->prev_users + (int)t; /* arrivals */
     for (; t < n_ev; t++)
-        slot_user[t] = cdf_pick(ucum, nu, uniform53(&r) * acc);
+        slot_user[t] = cdf_pick(ucum, nu, ccd_rng_uniform53(&r) * acc);
     ccd_rng_shuffle_int(&r, slot_user, (size_t)n_ev);
     for (t = 0; t < n_ev; t++) {
         int u = slot_user[t];
@@ -309,9 +305,9 @@ static int draw_events(ccd_synth *s, int k, int64_t n_ev, char *err, size_t errl
         double bound = sqrt(dot(off, off, d)) * ymax, total = row[ni - 1];
         int item = 0;
         for (int tries = 0; tries < MAX_TRIES; tries++) {
-            item = cdf_pick(row, ni, uniform53(&r) * total);
+            item = cdf_pick(row, ni, ccd_rng_uniform53(&r) * total);
             double a = dot(off, s->item_vec + (size_t)item * d, d);
-            if (uniform53(&r) < exp((a - bound) * inv_t))
+            if (ccd_rng_uniform53(&r) < exp((a - bound) * inv_t))
                 break;
         }
         s->events[t] = (ccd_synth_event){.user = u, .item = item, .block = k, .split = CCD_SYNTH_TRAIN};
