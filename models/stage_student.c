@@ -7,6 +7,25 @@
 #include "block.h"
 #include "dense.h"
 
+/* The EMA merge of a proxy (section 5.2); see ccd.h. */
+float *ccd_proxy_merge(const float *old, int old_users, int old_items, const float *dk,
+                       int n_users, int n_items, int dim, float w)
+{
+    float *p = block_copy_floats(dk, (size_t)(n_users + n_items) * dim);
+    if (!p || !old)
+        return p;
+    for (int u = 0; u < old_users; u++)
+        for (int c = 0; c < dim; c++)
+            p[(size_t)u * dim + c] = w * old[(size_t)u * dim + c] + (1.0f - w) * p[(size_t)u * dim + c];
+    for (int i = 0; i < old_items; i++) {
+        const float *o = old + (size_t)(old_users + i) * dim;
+        float *q = p + (size_t)(n_users + i) * dim;
+        for (int c = 0; c < dim; c++)
+            q[c] = w * o[c] + (1.0f - w) * q[c];
+    }
+    return p;
+}
+
 static const ccd_student_block_opts *student_opts(const ccd_config *c, int k)
 {
     int idx = k - 1 < c->n_student_blocks ? k - 1 : c->n_student_blocks - 1;
