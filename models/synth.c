@@ -316,90 +316,109 @@ static int draw_events(ccd_synth *s, int k, int64_t n_ev, char *err, size_t errl
     return 0;
 }
 
+/* A block's events grouped by (user, item) pair, and each pair's split. */
+typedef struct {
+    int64_t n, n_pairs, ni; /* events, distinct pairs, items */
+    pair_key *pk;           /* (n) events sorted by pair, then by position */
+    unsigned char *psplit;  /* (pairs <= n) split of each pair */
+    int *pitem;             /* (pairs) item of each pair */
+} pair_table;
+
+/* The events pk[e0..*e1) and pairs [p0, *p1) of the user whose first event is pk[e0]. */
+static void user_span(const pair_table *t, int64_t e0, int64_t p0, int64_t *e1, int64_t *p1)
+{
+    const int64_t user = t->pk[e0].key / t->ni;
+    *e1 = e0, *p1 = p0;
+    for (; *e1 < t->n && t->pk[*e1].key / t->ni == user; (*e1)++)
+        if (*e1 == e0 || t->pk[*e1].key != t->pk[*e1 - 1].key)
+            (*p1)++;
+}
+
+/* Every user with at least MIN_HOLDOUT pairs sends a random test_fraction of them to test and
+ * valid_fraction to valid (at least one each when the fraction is not 0); the rest train.
+ * perm (n) is scratch. */
+static void hold_out(pair_table *t, const ccd_synth_opts *o, ccd_rng *r, int *perm)
+{
+    for (int64_t p0 = 0, e0 = 0, p1, e1; p0 < t->n_pairs; p0 = p1, e0 = e1) {
+        user_span(t, e0, p0, &e1, &p1);
+        int cnt = (int)(p1 - p0);
+        memset(t->psplit + p0, CCD_SYNTH_TRAIN, (size_t)cnt);
+        if (cnt < MIN_HOLDOUT)
+            continue;
+        int n_test = o->test_fraction > 0 ? (int)fmax(1.0, floor(o->test_fraction * cnt)) : 0;
+        int n_valid = o->valid_fraction > 0 ? (int)fmax(1.0, floor(o->valid_fraction * cnt)) : 0;
+        for (int j = 0; j < cnt; j++)
+            perm[j] = j;
+        ccd_rng_shuffle_int(r, perm, (size_t)cnt);
+        for (int j = 0; j < n_test; j++)
+            t->psplit[p0 + perm[j]] = CCD_SYNTH_TEST;
+        for (int j = n_test; j < n_test + n_valid; j++)
+            t->psplit[p0 + perm[j]] = CCD_SYNTH_VALID;
+    }
+}
+
+/* Held-out pairs whose item nobody trains on in the block go back to train. trained (ni) is
+ * zeroed scratch. */
+static void return_untrained_items(pair_table *t, unsigned char *trained)
+{
+    for (int64_t p = 0; p < t->n_pairs; p++)
+        if (t->psplit[p] == CCD_SYNTH_TRAIN)
+            trained[t->pitem[p]] = 1;
+    for (int64_t p = 0; p < t->n_pairs; p++)
+        if (t->psplit[p] != CCD_SYNTH_TRAIN && !trained[t->pitem[p]])
+            t->psplit[p] = CCD_SYNTH_TRAIN;
+}
+
+/* A user whose valid or test list emptied (while the other did not) gives both back. */
+static void return_half_held_users(pair_table *t, const ccd_synth_opts *o)
+{
+    for (int64_t p0 = 0, e0 = 0, p1, e1; p0 < t->n_pairs; p0 = p1, e0 = e1) {
+        user_span(t, e0, p0, &e1, &p1);
+        int nv = 0, nt = 0;
+        for (int64_t p = p0; p < p1; p++) {
+            nv += t->psplit[p] == CCD_SYNTH_VALID;
+            nt += t->psplit[p] == CCD_SYNTH_TEST;
+        }
+        if ((nv || nt) && ((o->valid_fraction > 0 && !nv) || (o->test_fraction > 0 && !nt)))
+            memset(t->psplit + p0, CCD_SYNTH_TRAIN, (size_t)(p1 - p0));
+    }
+}
+
 /* Give every event its (user, item) pair's split; see synth.h for the rules. */
 static int split_events(ccd_synth *s, int k, char *err, size_t errlen)
 {
-    const ccd_synth_opts *o = &s->o;
-    int64_t n = s->n_events, ni = s->n_items;
-    pair_key *pk = malloc((size_t)n * sizeof *pk);          /* (n) events sorted by pair */
-    unsigned char *psplit = malloc((size_t)n);              /* (pairs <= n) split of each pair */
-    int *pitem = malloc((size_t)n * sizeof *pitem);         /* (pairs) item of each pair */
-    unsigned char *trained = calloc((size_t)ni, 1);         /* (ni) items with a train pair */
-    int *perm = malloc((size_t)n * sizeof *perm);           /* scratch: one user's pairs */
-    if (!pk || !psplit || !pitem || !trained || !perm) {
-        free(pk), free(psplit), free(pitem), free(trained), free(perm);
+    pair_table t = {.n = s->n_events, .ni = s->n_items};
+    const int64_t n = t.n;
+    t.pk = malloc((size_t)n * sizeof *t.pk);
+    t.psplit = malloc((size_t)n);
+    t.pitem = malloc((size_t)n * sizeof *t.pitem);
+    unsigned char *trained = calloc((size_t)t.ni, 1); /* (ni) items with a train pair */
+    int *perm = malloc((size_t)n * sizeof *perm);     /* scratch: one user's pairs */
+    if (!t.pk || !t.psplit || !t.pitem || !trained || !perm) {
+        free(t.pk), free(t.psplit), free(t.pitem), free(trained), free(perm);
         snprintf(err, errlen, "synthetic stream: out of memory");
         return -1;
     }
     for (int64_t e = 0; e < n; e++)
-        pk[e] = (pair_key){(int64_t)s->events[e].user * ni + s->events[e].item, e};
-    qsort(pk, (size_t)n, sizeof *pk, cmp_pair_key);
-    /* the distinct pairs, in (user, item) order */
-    int64_t n_pairs = 0;
-    for (int64_t e = 0; e < n; e++)
-        if (e == 0 || pk[e].key != pk[e - 1].key)
-            pitem[n_pairs++] = (int)(pk[e].key % ni);
+        t.pk[e] = (pair_key){(int64_t)s->events[e].user * t.ni + s->events[e].item, e};
+    qsort(t.pk, (size_t)n, sizeof *t.pk, cmp_pair_key);
+    for (int64_t e = 0; e < n; e++) /* the distinct pairs, in (user, item) order */
+        if (e == 0 || t.pk[e].key != t.pk[e - 1].key)
+            t.pitem[t.n_pairs++] = (int)(t.pk[e].key % t.ni);
     ccd_rng r;
-    ccd_rng_init(&r, o->seed, stream_of(k, STREAM_SPLIT));
-    /* walk users: pairs [p0, p1) share a user */
-    int64_t p0 = 0, e0 = 0;
-    while (p0 < n_pairs) {
-        int user = (int)(pk[e0].key / ni);
-        int64_t p1 = p0, e1 = e0;
-        while (e1 < n && pk[e1].key / ni == user) {
-            if (e1 == e0 || pk[e1].key != pk[e1 - 1].key)
-                p1++;
-            e1++;
-        }
-        int cnt = (int)(p1 - p0);
-        memset(psplit + p0, CCD_SYNTH_TRAIN, (size_t)cnt);
-        if (cnt >= MIN_HOLDOUT) {
-            int n_test = o->test_fraction > 0 ? (int)fmax(1.0, floor(o->test_fraction * cnt)) : 0;
-            int n_valid = o->valid_fraction > 0 ? (int)fmax(1.0, floor(o->valid_fraction * cnt)) : 0;
-            for (int j = 0; j < cnt; j++)
-                perm[j] = j;
-            ccd_rng_shuffle_int(&r, perm, (size_t)cnt);
-            for (int j = 0; j < n_test; j++)
-                psplit[p0 + perm[j]] = CCD_SYNTH_TEST;
-            for (int j = n_test; j < n_test + n_valid; j++)
-                psplit[p0 + perm[j]] = CCD_SYNTH_VALID;
-        }
-        p0 = p1, e0 = e1;
-    }
-    /* held-out items nobody trains on in the block go back to train */
-    for (int64_t p = 0; p < n_pairs; p++)
-        if (psplit[p] == CCD_SYNTH_TRAIN)
-            trained[pitem[p]] = 1;
-    for (int64_t p = 0; p < n_pairs; p++)
-        if (psplit[p] != CCD_SYNTH_TRAIN && !trained[pitem[p]])
-            psplit[p] = CCD_SYNTH_TRAIN;
-    /* a user whose valid or test list emptied gives both back; the pair walk again */
-    p0 = 0, e0 = 0;
-    while (p0 < n_pairs) {
-        int user = (int)(pk[e0].key / ni);
-        int64_t p1 = p0, e1 = e0;
-        int nv = 0, nt = 0;
-        while (e1 < n && pk[e1].key / ni == user) {
-            if (e1 == e0 || pk[e1].key != pk[e1 - 1].key) {
-                nv += psplit[p1] == CCD_SYNTH_VALID;
-                nt += psplit[p1] == CCD_SYNTH_TEST;
-                p1++;
-            }
-            e1++;
-        }
-        if ((nv || nt) && ((o->valid_fraction > 0 && !nv) || (o->test_fraction > 0 && !nt)))
-            memset(psplit + p0, CCD_SYNTH_TRAIN, (size_t)(p1 - p0));
-        p0 = p1, e0 = e1;
-    }
+    ccd_rng_init(&r, s->o.seed, stream_of(k, STREAM_SPLIT));
+    hold_out(&t, &s->o, &r, perm);
+    return_untrained_items(&t, trained);
+    return_half_held_users(&t, &s->o);
     /* events take their pair's split */
     memset(s->n_split, 0, sizeof s->n_split);
     for (int64_t e = 0, p = -1; e < n; e++) {
-        if (e == 0 || pk[e].key != pk[e - 1].key)
+        if (e == 0 || t.pk[e].key != t.pk[e - 1].key)
             p++;
-        s->events[pk[e].pos].split = psplit[p];
-        s->n_split[psplit[p]]++;
+        s->events[t.pk[e].pos].split = t.psplit[p];
+        s->n_split[t.psplit[p]]++;
     }
-    free(pk), free(psplit), free(pitem), free(trained), free(perm);
+    free(t.pk), free(t.psplit), free(t.pitem), free(trained), free(perm);
     return 0;
 }
 
