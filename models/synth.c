@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dense.h"
+
 #define ZIPF_SPAN 100.0    /* pop = (1 + ZIPF_SPAN u)^-s: the head is 100x the tail at s = 1 */
 #define ACTIVITY_SIGMA 0.8 /* log-normal spread of user activity */
 #define MAX_TRIES 100000   /* rejection tries before an event takes its last proposal */
@@ -226,18 +228,11 @@ static void add_entities(ccd_synth *s, ccd_rng *r, int from, int to, int ifrom, 
     }
 }
 
-/* Smallest i with cum[i] > x, cum (n) nondecreasing with cum[n-1] > x. */
+/* The entry of a cumulative table cum (n) that x (in [0, cum[n-1])) falls in: the first with
+ * cum[i] > x, and the last one when rounding puts x past every entry. */
 static int cdf_pick(const double *cum, int n, double x)
 {
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (cum[mid] > x)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
+    return (int)ccd_first_above(cum, n - 1, x);
 }
 
 typedef struct {
