@@ -23,6 +23,7 @@
 #include "eval.h"
 #include "recmodel.h"
 #include "sparse.h"
+#include "train.h" /* ccd_stage_opts */
 
 #define CCD_MAX_TEACHERS 16
 #define CCD_MAX_SCHEDULE 16 /* per-block settings for blocks 1..16; later blocks reuse the last */
@@ -32,17 +33,6 @@ typedef struct {
     int dim;
     uint64_t seed;
 } ccd_teacher_spec;
-
-/* Settings of one BPR-trained stage. */
-typedef struct {
-    float lr;
-    int batch;
-    int nns;           /* negatives per positive */
-    float weight_decay;
-    int epochs;        /* epochs trained; the best evaluated one is kept */
-    int eval_every;    /* evaluate on block k's valid split after epochs 1, 1+N, ... and the last */
-    int patience;      /* stop after this many evaluations without improvement (0: never) */
-} ccd_stage_opts;
 
 /* Per-block replay settings of the student update (section 5.6) and teacher update (6.7). */
 typedef struct {

@@ -4,10 +4,11 @@
 
 #include "ccd.h"
 
-static ccd_stage_opts stage(float lr, int batch, int nns, int epochs)
+/* A stage evaluated after every epoch, with the reference's weight decay. */
+static ccd_stage_opts stage(float lr, int batch, int nns, int epochs, int patience)
 {
     return (ccd_stage_opts){.lr = lr, .batch = batch, .nns = nns, .weight_decay = 1e-4f,
-                            .epochs = epochs, .eval_every = 1, .patience = 0};
+                            .epochs = epochs, .eval_every = 1, .patience = patience};
 }
 
 void ccd_config_yelp(ccd_config *c)
@@ -18,18 +19,15 @@ void ccd_config_yelp(ccd_config *c)
         c->teachers[m] = (ccd_teacher_spec){CCD_MODEL_LIGHTGCN, 128, (uint64_t)m};
     c->student_dim = 8;
     c->seed = 1;
-    c->base = stage(1e-3f, 512, 2, 100);
-    c->base.patience = 10;
+    c->base = ccd_train_opts_base_teacher().stage; /* section 2.5 */
     /* Distillation: up to 20 epochs, stopping after 3 evaluations without a better valid R@20.
      * The reference's 6 epochs (of which only 1 and 6 could be kept, 9.8) leave D_0 short of
      * its teachers; see docs/performance.md, "The CCD engine", for the measured difference. */
-    c->kd = stage(5e-3f, 1024, 1, 20);
-    c->kd.patience = 3;
-    c->student = stage(1e-3f, 2048, 1, 6);
-    c->teacher = stage(1e-3f, 2048, 1, 6);
+    c->kd = stage(5e-3f, 1024, 1, 20, 3);
+    c->student = stage(1e-3f, 2048, 1, 6, 0);
     /* Teachers: stop after 2 evaluations without a better valid R@20 (an epoch of LWC-KD costs
      * far more than an evaluation). */
-    c->teacher.patience = 2;
+    c->teacher = stage(1e-3f, 2048, 1, 6, 2);
     c->kd_interesting = 40;
     c->kd_uninteresting_items = CCD_AUTO; /* ccd_rule_unint_items: 10,000 on Yelp */
     c->kd_uninteresting_users = CCD_AUTO; /* ccd_rule_unint_users: 11,500 on Yelp */

@@ -404,7 +404,8 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
     int *a = malloc((size_t)nu * k * sizeof *a);       /* (nu x k) A_u */
     int *b = malloc((size_t)ni * k * sizeof *b);       /* (ni x k) B_i */
     c.stamp = calloc((size_t)nu, sizeof *c.stamp);     /* (nu) */
-    c.rows = malloc((size_t)(o->batch > c.item_chunk ? o->batch : c.item_chunk) * sizeof *c.rows);
+    c.rows = malloc((size_t)(o->stage.batch > c.item_chunk ? o->stage.batch : c.item_chunk) *
+                    sizeof *c.rows); /* (max(batch, item_chunk)) */
     ccd_csr inelig = {0}, inelig_t = {0}, excl = {0};
     int rc = -1;
     if (!a || !b || !c.stamp || !c.rows || scratch_alloc(&c, nu > ni ? nu : ni, k, m->dim) != 0 ||

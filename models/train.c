@@ -9,13 +9,13 @@
 
 ccd_train_opts ccd_train_opts_base_teacher(void)
 {
-    return (ccd_train_opts){.lr = 1e-3f,
-                            .batch = 512,
-                            .nns = 2,
-                            .weight_decay = 1e-4f,
-                            .max_epochs = 100,
-                            .eval_every = 1,
-                            .patience = 10,
+    return (ccd_train_opts){.stage = {.lr = 1e-3f,
+                                      .batch = 512,
+                                      .nns = 2,
+                                      .weight_decay = 1e-4f,
+                                      .epochs = 100,
+                                      .eval_every = 1,
+                                      .patience = 10},
                             .seed = 0,
                             .stream = ccd_stream(CCD_STREAM_TEACHER_SAMPLER, 0, 0)};
 }
@@ -87,9 +87,9 @@ static double train_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_block *blk,
                           const ccd_train_hooks *hooks, ccd_rng *rng, int epoch)
 {
     ccd_triples t;
-    if (ccd_bpr_sample(&t, &blk->train, exclude, m->n_items, o->nns, rng) != 0)
+    if (ccd_bpr_sample(&t, &blk->train, exclude, m->n_items, o->stage.nns, rng) != 0)
         return -1.0;
-    double loss = ccd_bpr_epoch(m, adam, &t, o->batch, clamp, hooks);
+    double loss = ccd_bpr_epoch(m, adam, &t, o->stage.batch, clamp, hooks);
     ccd_triples_free(&t);
     if (loss >= 0 && hooks && hooks->epoch) {
         double extra = hooks->epoch(hooks->ctx, m, adam, epoch - 1);
@@ -138,9 +138,10 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
                     const ccd_train_opts *o, bool clamp, const ccd_train_hooks *hooks,
                     ccd_epoch_fn on_epoch, void *ctx, ccd_block_metrics *best, int *best_epoch)
 {
+    const ccd_stage_opts *so = &o->stage;
     const size_t n_params = (size_t)ccd_recmodel_nodes(m) * m->dim;
     ccd_adam adam;
-    if (ccd_adam_init(&adam, n_params, o->lr, o->weight_decay) != 0)
+    if (ccd_adam_init(&adam, n_params, so->lr, so->weight_decay) != 0)
         return -1;
     selection sel = {.emb0 = ccd_floats(n_params), .r20 = -1.0};
     if (!sel.emb0) {
@@ -151,7 +152,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
     ccd_rng rng;
     ccd_rng_init(&rng, o->seed, o->stream);
     int rc = 0;
-    for (int epoch = 1; epoch <= o->max_epochs; epoch++) {
+    for (int epoch = 1; epoch <= so->epochs; epoch++) {
         if (o->stop && atomic_load_explicit(o->stop, memory_order_relaxed)) {
             rc = CCD_STOPPED;
             break;
@@ -168,14 +169,14 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
         r.train_seconds = ccd_now() - t0;
         /* epochs 1, 1 + N, 1 + 2N, ... and the last: with N = 5 and 6 epochs this is the
          * reference's schedule (it can only ever select epoch 1 or 6) */
-        if (((epoch - 1) % o->eval_every == 0 || epoch == o->max_epochs) &&
+        if (((epoch - 1) % so->eval_every == 0 || epoch == so->epochs) &&
             evaluate_and_select(m, blk, o, n_params, &r, &sel) != 0) {
             rc = -1;
             break;
         }
         if (on_epoch)
             on_epoch(&r, ctx);
-        if (r.evaluated && o->patience > 0 && sel.stale >= o->patience)
+        if (r.evaluated && so->patience > 0 && sel.stale >= so->patience)
             break;
     }
     memcpy(m->emb0, sel.emb0, n_params * sizeof *sel.emb0);
