@@ -66,16 +66,6 @@ void ccd_metrics_of_list(const int *ranked, int n_ranked, const int *mask_a, int
     }
 }
 
-static const int *row(const ccd_csr *a, int r, int *len)
-{
-    if (r < 0 || r >= a->n_rows) {
-        *len = 0;
-        return NULL;
-    }
-    *len = (int)(a->indptr[r + 1] - a->indptr[r]);
-    return a->indices + a->indptr[r];
-}
-
 /* Whether block b evaluates user u (section 7): u has test items, is active, and is modelled. */
 static bool evaluates(const ccd_block *b, int u, int n_users)
 {
@@ -151,8 +141,8 @@ static void evaluate_user(const eval_pass *e, int u, const float *s, int *idx, f
         if (!evaluates(b, u, e->n_users))
             continue;
         int ntr, nva, nte;
-        const int *tr = row(&b->train, u, &ntr), *va = row(&b->valid, u, &nva),
-                  *te = row(&b->test, u, &nte);
+        const int *tr = ccd_csr_row(&b->train, u, &ntr), *va = ccd_csr_row(&b->valid, u, &nva),
+                  *te = ccd_csr_row(&b->test, u, &nte);
         for (int mode = 0; mode < 2; mode++) {
             const int *gt = mode ? te : va, *other = mode ? va : te;
             int ngt = mode ? nte : nva, nother = mode ? nva : nte;

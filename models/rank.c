@@ -45,13 +45,6 @@
 /* ---------------------------------------------------------------------------------------------
  * Filters */
 
-/* Row u of set a as a pointer and length; rows past the set's end are empty. */
-static const int *set_row(const ccd_csr *a, int u, int64_t *len)
-{
-    *len = ccd_csr_row_len(a, u);
-    return *len ? a->indices + a->indptr[u] : NULL;
-}
-
 /* Overwrite the filtered entries of row u (n_items) with NaN, which fails every comparison
  * below and so never enters a heap. */
 static void mask_row(const ccd_filter *f, int u, float *row, int n_items)
@@ -59,9 +52,9 @@ static void mask_row(const ccd_filter *f, int u, float *row, int n_items)
     if (!f)
         return;
     for (int t = 0; t < f->n_sets; t++) {
-        int64_t len;
-        const int *e = set_row(f->sets[t], u, &len);
-        for (int64_t q = 0; q < len && e[q] < n_items; q++) /* rows are sorted */
+        int len;
+        const int *e = ccd_csr_row(f->sets[t], u, &len);
+        for (int q = 0; q < len && e[q] < n_items; q++) /* rows are sorted */
             if (e[q] >= 0)
                 row[e[q]] = NAN;
     }

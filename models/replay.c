@@ -161,12 +161,11 @@ static void mark_filtered(unsigned char *mask, const ccd_filter *f, int u, int n
                           unsigned char value)
 {
     for (int k = 0; f && k < f->n_sets; k++) {
-        const ccd_csr *set = f->sets[k];
-        if (!set || u >= set->n_rows)
-            continue;
-        for (int64_t e = set->indptr[u]; e < set->indptr[u + 1]; e++)
-            if (set->indices[e] < n_items)
-                mask[set->indices[e]] = value;
+        int len = 0;
+        const int *e = f->sets[k] ? ccd_csr_row(f->sets[k], u, &len) : NULL;
+        for (int q = 0; q < len; q++)
+            if (e[q] < n_items)
+                mask[e[q]] = value;
     }
 }
 
