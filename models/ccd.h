@@ -5,8 +5,10 @@
  * and block k's train data (the next block needs it as "block k-1": graphs, filters, LWC-KD).
  * The ensemble E_k is not stored: it is a scorer over the teachers, recomputed on demand.
  *
- *   ccd_state_init(&st, &cfg);
- *   for each block k: ccd_block_step(&st, &cfg, block_k, eval_blocks, n_eval, &report);
+ *   ccd_config_yelp(&cfg);  (defaults.c; then any changes)
+ *   ccd_state_init(&st);
+ *   for each block k: ccd_block_step(&st, &cfg, block_k, eval_blocks, n_eval, &report, hooks,
+ *                                    err, errlen);
  *
  * Block 0 bootstraps (base teachers, E_0, D_0; CL_0 = D_0). Every later block runs the student
  * update (CL_k, from D_{k-1}), the teacher updates (T_{m,k}), the ensemble (E_k) and the
