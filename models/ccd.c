@@ -110,7 +110,8 @@ static int report_init(ccd_block_report *rep, int k, int n_eval)
 }
 
 /* Bootstrap (section 10 step 0): base teachers, E_0, D_0; CL_0 = D_0. */
-static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const ccd_block *eval, int n_eval)
+static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const ccd_block *eval,
+                     int n_eval)
 {
     const ccd_config *cfg = b->cfg;
     st->n_teachers = cfg->n_teachers;
@@ -129,8 +130,8 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
     }
     float *d0 = NULL;
     int *e_top = NULL, *e_users = NULL;
-    int rc = stage_ensemble_tops(cfg, &e.scorer, b->blk, eval, n_eval, rep->ensemble, &e_top,
-                                 &e_users);
+    int rc =
+        stage_ensemble_tops(cfg, &e.scorer, b->blk, eval, n_eval, rep->ensemble, &e_top, &e_users);
     rep->seconds_ensemble = ccd_now() - t0;
     t0 = ccd_now();
     if (rc == 0)
@@ -155,9 +156,9 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
 /* What a block step produces before it commits: the state's after a successful commit. */
 typedef struct {
     float *teachers[CCD_MAX_TEACHERS]; /* T_{m,k} */
-    float *dk;                          /* D_k (NULL when not distilling) */
-    int *e_top;                         /* E_k's top lists, Tr_k filtered */
-    block_data kept;                    /* R_k and the active ids */
+    float *dk;                         /* D_k (NULL when not distilling) */
+    int *e_top;                        /* E_k's top lists, Tr_k filtered */
+    block_data kept;                   /* R_k and the active ids */
 } block_out;
 
 static void block_out_free(block_out *o)
@@ -171,7 +172,8 @@ static void block_out_free(block_out *o)
 }
 
 static void block_ctx_init(block_ctx *b, const ccd_state *st, const ccd_config *cfg,
-                           const ccd_block *blk, const ccd_block_hooks *hooks, ccd_block_report *rep)
+                           const ccd_block *blk, const ccd_block_hooks *hooks,
+                           ccd_block_report *rep)
 {
     memset(b, 0, sizeof *b);
     b->cfg = cfg;
@@ -208,7 +210,8 @@ static void block_ctx_free(block_ctx *b, const ccd_state *st)
 static int filter_both(ccd_csr *out, const ccd_state *st, const ccd_block *blk, int pu, int pi)
 {
     int64_t n = st->train.nnz + blk->train.nnz, w = 0;
-    int *u = malloc((size_t)(n > 0 ? n : 1) * sizeof *u), *i = malloc((size_t)(n > 0 ? n : 1) * sizeof *i);
+    int *u = malloc((size_t)(n > 0 ? n : 1) * sizeof *u),
+        *i = malloc((size_t)(n > 0 ? n : 1) * sizeof *i);
     int rc = -1;
     if (u && i) {
         const ccd_csr *sets[2] = {&st->train, &blk->train};
@@ -280,7 +283,8 @@ static int block_evaluate(block_ctx *b, const ccd_state *st, const ccd_block *ev
     if (!out->dk)
         return 0;
     scored_model dm;
-    if (block_score(&dm, CCD_MODEL_LIGHTGCN, out->dk, b->nu, b->ni, st->student_dim, &b->g_cur, 0) != 0)
+    if (block_score(&dm, CCD_MODEL_LIGHTGCN, out->dk, b->nu, b->ni, st->student_dim, &b->g_cur,
+                    0) != 0)
         return -1;
     int rc = ccd_evaluate_scorer(&dm.scorer, eval, n_eval, b->rep->distilled);
     block_scored_free(&dm);

@@ -7,8 +7,13 @@
 /* A stage evaluated after every epoch, with the reference's weight decay. */
 static ccd_stage_opts stage(float lr, int batch, int nns, int epochs, int patience)
 {
-    return (ccd_stage_opts){.lr = lr, .batch = batch, .nns = nns, .weight_decay = 1e-4f,
-                            .epochs = epochs, .eval_every = 1, .patience = patience};
+    return (ccd_stage_opts){.lr = lr,
+                            .batch = batch,
+                            .nns = nns,
+                            .weight_decay = 1e-4f,
+                            .epochs = epochs,
+                            .eval_every = 1,
+                            .patience = patience};
 }
 
 void ccd_config_yelp(ccd_config *c)
@@ -35,9 +40,11 @@ void ccd_config_yelp(ccd_config *c)
     c->batch_growth_nodes = 32768;        /* and Yelp's largest id space (27,211) too */
     c->kd_lambda = 0.01f;
     c->exclusion_topk = 40;
-    static const ccd_student_block_opts s[5] = {
-        {50, 1, 0, 1.0f, 0.0f}, {100, 3, 5, 1.0f, 0.1f}, {100, 5, 5, 0.9f, 0.0f},
-        {50, 1, 5, 0.9f, 0.0f}, {50, 3, 1, 0.9f, 0.0f}};
+    static const ccd_student_block_opts s[5] = {{50, 1, 0, 1.0f, 0.0f},
+                                                {100, 3, 5, 1.0f, 0.1f},
+                                                {100, 5, 5, 0.9f, 0.0f},
+                                                {50, 1, 5, 0.9f, 0.0f},
+                                                {50, 3, 1, 0.9f, 0.0f}};
     static const ccd_teacher_block_opts t[5] = {
         {100, 5, 0, 5}, {100, 1, 3, 5}, {50, 3, 5, 1}, {100, 1, 3, 1}, {100, 1, 5, 1}};
     c->n_student_blocks = c->n_teacher_blocks = 5;
@@ -52,7 +59,7 @@ void ccd_config_yelp(ccd_config *c)
     c->lwc_tau = 5.0f;
     c->lwc_lambda = 0.01f;
     c->lwc_graph_degree = 10.0;
-    c->eval_users = 32768; /* Yelp has about 12,000 users with test items: all of them */
+    c->eval_users = 32768;         /* Yelp has about 12,000 users with test items: all of them */
     c->lwc_max_neighbours = 12288; /* Yelp has at most 12,248 old users: exact there */
     c->replay = c->use_s = c->use_p = c->use_cl = true;
     c->update_teachers = c->collaborative = c->distill = true;

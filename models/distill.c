@@ -112,33 +112,33 @@ int ccd_uninteresting_draw(uint64_t seed, uint64_t stream, int n_cols, const int
 typedef struct {
     int row_base, col_base; /* where the row / column tables start in emb0 and grad (in rows) */
     int n_cols;
-    const int *lists;       /* (rows x k) interesting columns, -1 padded */
-    const ccd_csr *inelig;  /* (rows x n_cols) columns a row may not draw (sorted, unique) */
-    int want;               /* uninteresting draws per row (nui or nuu) */
-    uint64_t stream;        /* row e draws from stream + e */
+    const int *lists;      /* (rows x k) interesting columns, -1 padded */
+    const ccd_csr *inelig; /* (rows x n_cols) columns a row may not draw (sorted, unique) */
+    int want;              /* uninteresting draws per row (nui or nuu) */
+    uint64_t stream;       /* row e draws from stream + e */
 } rrd_side;
 
 /* Per-thread scratch, sized for the larger side. */
 typedef struct {
-    int *cols;       /* (n) drawn columns */
-    unsigned *mark;  /* (n) draw marks */
+    int *cols;      /* (n) drawn columns */
+    unsigned *mark; /* (n) draw marks */
     unsigned tag;
     float *neg, *dneg; /* (n) scores of the drawn columns, then dl/ds */
     float *pos, *dpos; /* (k) */
-    float *colgrad;  /* (n x d) this thread's share of the column gradient */
+    float *colgrad;    /* (n x d) this thread's share of the column gradient */
 } rrd_scratch;
 
 typedef struct {
     const ccd_kd_inputs *in;
     int k;
     uint64_t seed;
-    rrd_side users, items;  /* users x items (batch pass) and items x users (item pass) */
+    rrd_side users, items; /* users x items (batch pass) and items x users (item pass) */
     int n_threads;
-    rrd_scratch *scratch;   /* (n_threads) */
-    int *stamp;             /* (n_users) last batch that listed each user */
-    int *rows;              /* (max(batch, item_chunk)) row entities of a pass */
+    rrd_scratch *scratch; /* (n_threads) */
+    int *stamp;           /* (n_users) last batch that listed each user */
+    int *rows;            /* (max(batch, item_chunk)) row entities of a pass */
     int n_batch, item_chunk;
-    ccd_rng rng;            /* item-pass shuffles */
+    ccd_rng rng; /* item-pass shuffles */
 } kd_ctx;
 
 static float dot(const float *a, const float *b, int d)
@@ -179,10 +179,9 @@ static double rrd_rows(kd_ctx *c, ccd_recmodel *m, const int *rows, int n, const
             const float *x = m->emb0 + (size_t)(side->row_base + e) * d;
             const int *list = side->lists + (size_t)e * k;
             const ccd_csr *ie = side->inelig;
-            int nn = ccd_uninteresting_draw(c->seed, side->stream + (uint64_t)e, side->n_cols,
-                                            ie->indices + ie->indptr[e],
-                                            ie->indptr[e + 1] - ie->indptr[e], side->want,
-                                            sc->mark, &sc->tag, sc->cols);
+            int nn = ccd_uninteresting_draw(
+                c->seed, side->stream + (uint64_t)e, side->n_cols, ie->indices + ie->indptr[e],
+                ie->indptr[e + 1] - ie->indptr[e], side->want, sc->mark, &sc->tag, sc->cols);
             int kk = 0;
             while (kk < k && list[kk] >= 0) {
                 sc->pos[kk] = dot(x, y + (size_t)list[kk] * d, d);
@@ -352,9 +351,8 @@ static int kd_interesting_lists(const ccd_kd_inputs *in, const ccd_block *blk, i
 /* The pair sets of the distillation (O(pairs + (users + items) x k), never users x items):
  * excl = X u A, the BPR exclusion list, and inelig = train u X u A u B (with its transpose),
  * what the uninteresting draws may not take. */
-static int kd_pair_sets(const ccd_kd_inputs *in, const ccd_block *blk, int nu, int ni,
-                        const int *a, const int *b, ccd_csr *excl, ccd_csr *inelig,
-                        ccd_csr *inelig_t)
+static int kd_pair_sets(const ccd_kd_inputs *in, const ccd_block *blk, int nu, int ni, const int *a,
+                        const int *b, ccd_csr *excl, ccd_csr *inelig, ccd_csr *inelig_t)
 {
     const int k = in->n_interesting;
     const ccd_csr *x = in->exclude;
@@ -382,7 +380,8 @@ static int kd_pair_sets(const ccd_kd_inputs *in, const ccd_block *blk, int nu, i
         for (int j = 0; j < k; j++)
             if (b[(size_t)i * k + j] >= 0)
                 pu[np] = b[(size_t)i * k + j], pi[np++] = i;
-    if (ccd_csr_from_pairs(inelig, nu, ni, pu, pi, np) != 0 || ccd_csr_transpose(inelig_t, inelig) != 0)
+    if (ccd_csr_from_pairs(inelig, nu, ni, pu, pi, np) != 0 ||
+        ccd_csr_transpose(inelig_t, inelig) != 0)
         goto done;
     rc = 0;
 done:
@@ -401,9 +400,9 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
     c.seed = o->seed;
     c.item_chunk = in->item_chunk > 0 ? in->item_chunk : 1024;
     ccd_rng_init(&c.rng, o->seed, ccd_stream(CCD_STREAM_KD_ITEM_ORDER, in->block, 0));
-    int *a = malloc((size_t)nu * k * sizeof *a);       /* (nu x k) A_u */
-    int *b = malloc((size_t)ni * k * sizeof *b);       /* (ni x k) B_i */
-    c.stamp = calloc((size_t)nu, sizeof *c.stamp);     /* (nu) */
+    int *a = malloc((size_t)nu * k * sizeof *a);   /* (nu x k) A_u */
+    int *b = malloc((size_t)ni * k * sizeof *b);   /* (ni x k) B_i */
+    c.stamp = calloc((size_t)nu, sizeof *c.stamp); /* (nu) */
     c.rows = malloc((size_t)(o->stage.batch > c.item_chunk ? o->stage.batch : c.item_chunk) *
                     sizeof *c.rows); /* (max(batch, item_chunk)) */
     ccd_csr inelig = {0}, inelig_t = {0}, excl = {0};
@@ -414,11 +413,19 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
         goto done;
     /* The uninteresting sets are drawn per row from the row's own stream, so every batch that
      * lists a row regenerates the same set (once per block, as the reference draws them). */
-    c.users = (rrd_side){.row_base = 0, .col_base = nu, .n_cols = ni, .lists = a,
-                         .inelig = &inelig, .want = in->n_unint_items,
+    c.users = (rrd_side){.row_base = 0,
+                         .col_base = nu,
+                         .n_cols = ni,
+                         .lists = a,
+                         .inelig = &inelig,
+                         .want = in->n_unint_items,
                          .stream = ccd_stream(CCD_STREAM_KD_UNINT_ITEMS, in->block, 0)};
-    c.items = (rrd_side){.row_base = nu, .col_base = 0, .n_cols = nu, .lists = b,
-                         .inelig = &inelig_t, .want = in->n_unint_users,
+    c.items = (rrd_side){.row_base = nu,
+                         .col_base = 0,
+                         .n_cols = nu,
+                         .lists = b,
+                         .inelig = &inelig_t,
+                         .want = in->n_unint_users,
                          .stream = ccd_stream(CCD_STREAM_KD_UNINT_USERS, in->block, 0)};
     ccd_train_hooks hooks = {.batch = kd_batch, .epoch = kd_epoch, .ctx = &c};
     rc = ccd_train_stage(m, blk, &excl, o, true, &hooks, NULL, NULL, best, best_epoch);

@@ -224,11 +224,16 @@ int ccd_evaluate_scorer_tee(const ccd_scorer *sc, const ccd_block *blocks, int n
     if (n_blocks > 0)
         memset(out, 0, (size_t)n_blocks * sizeof *out);
     const int top = n_items < CCD_EVAL_TRUNCATE ? n_items : CCD_EVAL_TRUNCATE;
-    eval_pass e = {.blocks = blocks, .n_blocks = n_blocks, .n_users = n_users,
-                   .n_items = n_items, .top = top, .prefix = top < PREFIX ? top : PREFIX};
+    eval_pass e = {.blocks = blocks,
+                   .n_blocks = n_blocks,
+                   .n_users = n_users,
+                   .n_items = n_items,
+                   .top = top,
+                   .prefix = top < PREFIX ? top : PREFIX};
     int *users = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof *users); /* (n_users) */
-    e.per = calloc((size_t)(n_blocks > 0 ? n_blocks : 1) * 2 * 4 * (size_t)(n_users > 0 ? n_users : 1),
-                   sizeof *e.per);
+    e.per =
+        calloc((size_t)(n_blocks > 0 ? n_blocks : 1) * 2 * 4 * (size_t)(n_users > 0 ? n_users : 1),
+               sizeof *e.per);
     if (!users || !e.per) {
         free(users), free(e.per);
         return -1;

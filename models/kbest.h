@@ -36,6 +36,7 @@ void ccd_kbest_emit(float *hs, int *hu, int n, int k, int *out);
 int ccd_kbest_of_row(const float *row, int n, const unsigned char *mask, int k, float *hs, int *hu);
 
 /* The same, sorted best first into out ((k), -1 padded; out may be hu). hs is (k) scratch. */
-int ccd_kbest_sorted(const float *row, int n, const unsigned char *mask, int k, float *hs, int *out);
+int ccd_kbest_sorted(const float *row, int n, const unsigned char *mask, int k, float *hs,
+                     int *out);
 
 #endif

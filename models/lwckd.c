@@ -62,15 +62,16 @@ static double row_term(float *z, int m, const ccd_csr *rel, int r, double coef_w
 }
 
 static double lwc_term(const float *targets, const float *weights, int n, double n_count,
-                       const float *neighbours, int m, int d, const ccd_csr *rel, const int *rel_rows,
-                       float tau, float scale, const float *bias, float *d_neighbours)
+                       const float *neighbours, int m, int d, const ccd_csr *rel,
+                       const int *rel_rows, float tau, float scale, const float *bias,
+                       float *d_neighbours)
 {
     if (n <= 0 || m <= 0 || n_count <= 0.0)
         return 0.0;
     const int cap = n < CHUNK ? n : CHUNK;
-    float *tb = ccd_floats((size_t)cap * d);     /* (cap x d) gathered targets */
-    float *z = ccd_floats((size_t)cap * m);      /* (cap x m) logits, then dL/dz */
-    int *who = malloc((size_t)cap * sizeof *who); /* (cap) target index of each gathered row */
+    float *tb = ccd_floats((size_t)cap * d);       /* (cap x d) gathered targets */
+    float *z = ccd_floats((size_t)cap * m);        /* (cap x m) logits, then dL/dz */
+    int *who = malloc((size_t)cap * sizeof *who);  /* (cap) target index of each gathered row */
     double *lt = malloc((size_t)cap * sizeof *lt); /* (cap) w_t l_t of each gathered row */
     if (!tb || !z || !who || !lt) {
         free(tb), free(z), free(who), free(lt);
@@ -92,21 +93,22 @@ static double lwc_term(const float *targets, const float *weights, int n, double
         }
         if (rows == 0)
             break;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, d, inv_tau, tb, d,
-                    neighbours, d, 0.0f, z, m);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, d, inv_tau, tb, d, neighbours,
+                    d, 0.0f, z, m);
 #pragma omp parallel for schedule(dynamic, 8)
         for (int r = 0; r < rows; r++) {
             double w = weights ? (double)weights[who[r]] : 1.0;
             float gp;
-            lt[r] = w * row_term(z + (size_t)r * m, m, rel, rel_rows[who[r]], w / n_count, bias, &gp);
+            lt[r] =
+                w * row_term(z + (size_t)r * m, m, rel, rel_rows[who[r]], w / n_count, bias, &gp);
             for (int c = 0; c < d; c++) /* the row's gradient factor, moved onto its target */
                 tb[(size_t)r * d + c] *= gp;
         }
         for (int r = 0; r < rows; r++)
             total += lt[r];
         if (d_neighbours && scale != 0.0f)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, d, rows, scale * inv_tau, z,
-                        m, tb, d, 1.0f, d_neighbours, d);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, d, rows, scale * inv_tau, z, m,
+                        tb, d, 1.0f, d_neighbours, d);
     }
     free(tb), free(z), free(who), free(lt);
     return (double)scale * (-total / n_count);
@@ -159,8 +161,8 @@ static int sampled_alloc(sampled *w, int m, int d, int rows_max, int64_t rel_max
     w->rc.indptr = malloc(((size_t)rows_max + 1) * sizeof *w->rc.indptr);
     w->rc.indices = malloc(n_rel * sizeof *w->rc.indices);
     w->rc.values = with_values ? malloc(n_rel * sizeof *w->rc.values) : NULL;
-    return w->flag && w->pos && w->cols && w->nb && w->dnb && w->bias && w->rows &&
-                   w->rc.indptr && w->rc.indices && (!with_values || w->rc.values)
+    return w->flag && w->pos && w->cols && w->nb && w->dnb && w->bias && w->rows && w->rc.indptr &&
+                   w->rc.indices && (!with_values || w->rc.values)
                ? 0
                : -1;
 }
@@ -224,7 +226,8 @@ static void gather_group(sampled *w, int nc, float lw, const float *neighbours, 
 {
     for (int q = 0; q < nc; q++) {
         w->pos[w->cols[q]] = q;
-        memcpy(w->nb + (size_t)q * d, neighbours + (size_t)w->cols[q] * d, (size_t)d * sizeof *w->nb);
+        memcpy(w->nb + (size_t)q * d, neighbours + (size_t)w->cols[q] * d,
+               (size_t)d * sizeof *w->nb);
         w->bias[q] = w->flag[w->cols[q]] == 2 ? lw : 0.0f;
     }
     ccd_csr *rc = &w->rc;
@@ -260,7 +263,8 @@ double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, d
     const int rows_max = n < SAMPLE_ROWS ? n : SAMPLE_ROWS;
     const int64_t rel_max = group_rel_max(rel, rel_rows, n, rows_max);
     sampled w;
-    if (sampled_alloc(&w, m, d, rows_max, rel_max, rel_max + max_neighbours, rel->values != NULL) != 0) {
+    if (sampled_alloc(&w, m, d, rows_max, rel_max, rel_max + max_neighbours, rel->values != NULL) !=
+        0) {
         sampled_free(&w);
         return NAN;
     }
@@ -277,9 +281,9 @@ double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, d
         gather_group(&w, nc, lw, neighbours, d, rel, rel_rows, weights, t0, gn);
         if (d_neighbours)
             memset(w.dnb, 0, (size_t)nc * d * sizeof *w.dnb);
-        double l = lwc_term(targets + (size_t)t0 * d, weights ? weights + t0 : NULL, gn, n_count,
-                            w.nb, nc, d, &w.rc, w.rows, tau, scale, w.bias,
-                            d_neighbours ? w.dnb : NULL);
+        double l =
+            lwc_term(targets + (size_t)t0 * d, weights ? weights + t0 : NULL, gn, n_count, w.nb, nc,
+                     d, &w.rc, w.rows, tau, scale, w.bias, d_neighbours ? w.dnb : NULL);
         if (!(l == l)) {
             loss = NAN;
             break;

@@ -81,7 +81,7 @@ static int topk_items_chunk(const float *scores, int c0, int cn, int n_items, in
                 continue;
             const float *row = scores + (size_t)r * n_items;
             const int c = ccd_kbest_of_row(row, n_items, NULL, k, hs, hu); /* NaN: filtered */
-            ccd_kbest_emit(hs, hu, c, k, out + (size_t)(c0 + r) * k); /* (k) row of out */
+            ccd_kbest_emit(hs, hu, c, k, out + (size_t)(c0 + r) * k);      /* (k) row of out */
         }
         free(hs);
         free(hu);
@@ -428,8 +428,8 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
         width = t->n_items > width ? t->n_items : width;
     }
     const int n_threads = omp_get_max_threads();
-    float *w = malloc((size_t)n_items * sizeof *w);                /* (n_items) w(r) / M */
-    float *buf = ccd_floats((size_t)batch * width);                 /* (batch x teacher items) */
+    float *w = malloc((size_t)n_items * sizeof *w); /* (n_items) w(r) / M */
+    float *buf = ccd_floats((size_t)batch * width); /* (batch x teacher items) */
     /* (threads x 2 n_items): each thread's sorted row and its scratch */
     uint64_t *scratch = malloc((size_t)n_threads * 2 * n_items * sizeof *scratch);
     int rc = w && buf && scratch ? 0 : -1;
@@ -461,8 +461,6 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
 
 ccd_scorer ccd_scorer_ensemble(const ccd_ensemble *e)
 {
-    return (ccd_scorer){.n_users = e->n_users,
-                        .n_items = e->n_items,
-                        .rows = ensemble_rows,
-                        .ctx = e};
+    return (ccd_scorer){
+        .n_users = e->n_users, .n_items = e->n_items, .rows = ensemble_rows, .ctx = e};
 }

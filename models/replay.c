@@ -68,7 +68,6 @@ static int scratch_alloc(scratch *w, int n_items, int ab)
     return 0;
 }
 
-
 /* Insertion sort of candidate positions pos[0..c) by the ref score of cand[pos], best first.
  * c <= ab, which is small (50..100). */
 static void sort_by_ref(int *pos, int c, const int *cand, const float *ref)
@@ -282,14 +281,14 @@ int ccd_replay_sample(const ccd_scorer *src, const ccd_filter *src_filter, const
     chunk = chunk < chunk_ref ? chunk : chunk_ref;
     chunk = chunk < n_users ? chunk : n_users;
 
-    int *users = malloc((size_t)chunk * sizeof *users);          /* (chunk) */
-    float *s_buf = ccd_floats((size_t)chunk * n_items);           /* (chunk x n_items) */
-    float *r_buf = ccd_floats((size_t)chunk * n_ref);             /* (chunk x n_ref) */
-    int *cand = malloc((size_t)chunk * ab * sizeof *cand);        /* (chunk x ab) */
-    double *logw = malloc((size_t)chunk * ab * sizeof *logw);     /* (chunk x ab) */
-    float *label = malloc((size_t)chunk * ab * sizeof *label);    /* (chunk x ab) */
-    int *n_cand = malloc((size_t)chunk * sizeof *n_cand);         /* (chunk) */
-    double *wt = malloc((size_t)ab * sizeof *wt);                 /* (ab) pass-2 weights */
+    int *users = malloc((size_t)chunk * sizeof *users);        /* (chunk) */
+    float *s_buf = ccd_floats((size_t)chunk * n_items);        /* (chunk x n_items) */
+    float *r_buf = ccd_floats((size_t)chunk * n_ref);          /* (chunk x n_ref) */
+    int *cand = malloc((size_t)chunk * ab * sizeof *cand);     /* (chunk x ab) */
+    double *logw = malloc((size_t)chunk * ab * sizeof *logw);  /* (chunk x ab) */
+    float *label = malloc((size_t)chunk * ab * sizeof *label); /* (chunk x ab) */
+    int *n_cand = malloc((size_t)chunk * sizeof *n_cand);      /* (chunk) */
+    double *wt = malloc((size_t)ab * sizeof *wt);              /* (ab) pass-2 weights */
     int rc = users && s_buf && r_buf && cand && logw && label && n_cand && wt ? 0 : -1;
     int64_t cap = 0;
 
@@ -314,10 +313,10 @@ int ccd_replay_sample(const ccd_scorer *src, const ccd_filter *src_filter, const
             for (int k = 0; k < cn; k++) {
                 if (!ok)
                     continue;
-                n_cand[k] = user_candidates(u0 + k, s_buf + (size_t)k * n_items,
-                                            r_buf + (size_t)k * n_ref, n_items, src_filter, ab,
-                                            eps, &w, cand + (size_t)k * ab, logw + (size_t)k * ab,
-                                            label + (size_t)k * ab);
+                n_cand[k] =
+                    user_candidates(u0 + k, s_buf + (size_t)k * n_items, r_buf + (size_t)k * n_ref,
+                                    n_items, src_filter, ab, eps, &w, cand + (size_t)k * ab,
+                                    logw + (size_t)k * ab, label + (size_t)k * ab);
             }
             if (ok)
                 scratch_free(&w);
@@ -366,9 +365,9 @@ int ccd_replay_merge(ccd_replay_set *into, const ccd_replay_set *other)
     int64_t w = 0;
     for (int k = 0; k < 2; k++)
         for (int64_t e = 0; sets[k] && e < sets[k]->n; e++)
-            all[w++] = (keyed){((uint64_t)(uint32_t)sets[k]->user[e] << 32) |
-                                   (uint32_t)sets[k]->item[e],
-                               sets[k]->label[e]};
+            all[w++] =
+                (keyed){((uint64_t)(uint32_t)sets[k]->user[e] << 32) | (uint32_t)sets[k]->item[e],
+                        sets[k]->label[e]};
     qsort(all, (size_t)n, sizeof *all, cmp_keyed);
     int64_t m = 0; /* entries after collapsing duplicates into all[0..m) */
     for (int64_t e = 0; e < n; e++) {

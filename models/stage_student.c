@@ -8,15 +8,16 @@
 #include "dense.h"
 
 /* The EMA merge of a proxy (section 5.2); see ccd.h. */
-float *ccd_proxy_merge(const float *old, int old_users, int old_items, const float *dk,
-                       int n_users, int n_items, int dim, float w)
+float *ccd_proxy_merge(const float *old, int old_users, int old_items, const float *dk, int n_users,
+                       int n_items, int dim, float w)
 {
     float *p = block_copy_floats(dk, (size_t)(n_users + n_items) * dim);
     if (!p || !old)
         return p;
     for (int u = 0; u < old_users; u++)
         for (int c = 0; c < dim; c++)
-            p[(size_t)u * dim + c] = w * old[(size_t)u * dim + c] + (1.0f - w) * p[(size_t)u * dim + c];
+            p[(size_t)u * dim + c] =
+                w * old[(size_t)u * dim + c] + (1.0f - w) * p[(size_t)u * dim + c];
     for (int i = 0; i < old_items; i++) {
         const float *o = old + (size_t)(old_users + i) * dim;
         float *q = p + (size_t)(n_users + i) * dim;
@@ -49,8 +50,10 @@ static int student_proxies(block_ctx *b, const ccd_state *st, const ccd_student_
                                      b->pi, ds, so->pw);
     }
     if (!b->proxy_s || !b->proxy_p ||
-        block_score(&b->s_proxy, CCD_MODEL_LIGHTGCN, b->proxy_s, b->pu, b->pi, ds, &b->g_prev, 0) != 0 ||
-        block_score(&b->p_proxy, CCD_MODEL_LIGHTGCN, b->proxy_p, b->pu, b->pi, ds, &b->g_prev, 0) != 0)
+        block_score(&b->s_proxy, CCD_MODEL_LIGHTGCN, b->proxy_s, b->pu, b->pi, ds, &b->g_prev, 0) !=
+            0 ||
+        block_score(&b->p_proxy, CCD_MODEL_LIGHTGCN, b->proxy_p, b->pu, b->pi, ds, &b->g_prev, 0) !=
+            0)
         return -1;
     b->s_top = block_topk_of(&b->s_proxy.scorer, &b->filter_both, NULL, K);
     b->p_top = b->k == 1 ? NULL : block_topk_of(&b->p_proxy.scorer, &b->filter_both, NULL, K);
@@ -66,7 +69,8 @@ static int student_exclusions(const block_ctx *b, const scored_model *w, ccd_csr
     pairs x = {0};
     int rc = -1;
     if (cfg->distill) {
-        if (block_pairs_add_topk(&x, b->e_prev_top, b->pu, K) != 0 || block_add_topk(&x, &w->scorer, NULL, NULL, K) != 0)
+        if (block_pairs_add_topk(&x, b->e_prev_top, b->pu, K) != 0 ||
+            block_add_topk(&x, &w->scorer, NULL, NULL, K) != 0)
             goto done;
         if (b->k >= 2 && (cfg->use_s || cfg->use_p) &&
             (block_add_topk(&x, &b->s_proxy.scorer, NULL, NULL, K) != 0 ||
@@ -92,7 +96,8 @@ static int student_replay(const block_ctx *b, const ccd_student_block_opts *so,
     ccd_filter f = {.sets = {&b->filter_both}, .n_sets = 1};
     int use_s = cfg->use_s, use_p = cfg->use_p && (b->k >= 2 || !cfg->use_s);
     if (use_s && so->ss > 0 &&
-        ccd_replay_sample(&b->s_proxy.scorer, &f, &w->scorer, so->ab, so->ss, cfg->replay_eps, &rng, rs) != 0)
+        ccd_replay_sample(&b->s_proxy.scorer, &f, &w->scorer, so->ab, so->ss, cfg->replay_eps, &rng,
+                          rs) != 0)
         return -1;
     if (use_p && so->ps > 0) {
         ccd_replay_set part = {0};
@@ -131,11 +136,13 @@ static int student_train(block_ctx *b, int ds, const float *start, const ccd_csr
     ccd_rng_init(&rc_ctx.rng, cfg->seed, ccd_stream(CCD_STREAM_STUDENT_SHUFFLE, b->k, 0));
     ccd_train_hooks hooks = {.epoch = rs->n ? block_replay_epoch : NULL, .ctx = &rc_ctx};
     ccd_train_opts o = block_train_opts(b, &cfg->student, cfg->seed, CCD_STREAM_STUDENT_SAMPLER);
-    block_say(&b->lg, "student update: %lld replay pairs, %lld exclusions", (long long)rs->n, (long long)excl->nnz);
+    block_say(&b->lg, "student update: %lld replay pairs, %lld exclusions", (long long)rs->n,
+              (long long)excl->nnz);
     if (ccd_train_stage(&m, b->blk, excl, &o, false, &hooks, NULL, NULL, NULL, best_epoch) != 0)
         goto done;
     b->student = block_copy_floats(m.emb0, (size_t)(b->nu + b->ni) * ds);
-    if (!b->student || block_score(&b->cl, CCD_MODEL_LIGHTGCN, b->student, b->nu, b->ni, ds, &b->g_cur, 0) != 0)
+    if (!b->student ||
+        block_score(&b->cl, CCD_MODEL_LIGHTGCN, b->student, b->nu, b->ni, ds, &b->g_cur, 0) != 0)
         goto done;
     rc = 0;
 done:

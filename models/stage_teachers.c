@@ -15,10 +15,10 @@
 /* LWC-KD side data of one block (shared by all teachers) and one teacher's frozen tables. */
 typedef struct {
     int n_bu, n_bi;
-    const int *bu, *bi;   /* sorted old users / items (block k-1's train keys and item list) */
-    int *cu, *ci;         /* (U_{k-1}), (I_{k-1}): compact index or -1 */
-    ccd_csr b, bt;        /* (n_bu x n_bi) R_{k-1} in compact coordinates, and its transpose */
-    ccd_csr uu, ii;       /* (n_bu x n_bu), (n_bi x n_bi) cosine threshold graphs */
+    const int *bu, *bi; /* sorted old users / items (block k-1's train keys and item list) */
+    int *cu, *ci;       /* (U_{k-1}), (I_{k-1}): compact index or -1 */
+    ccd_csr b, bt;      /* (n_bu x n_bi) R_{k-1} in compact coordinates, and its transpose */
+    ccd_csr uu, ii;     /* (n_bu x n_bu), (n_bi x n_bi) cosine threshold graphs */
 } lwc_data;
 
 /* The distinct old users (or positive items) of a mini-batch, with their multiplicities. */
@@ -32,22 +32,22 @@ typedef struct {
 
 typedef struct {
     const lwc_data *data;
-    int n_layers;            /* 2 for LightGCN (layers 0 and 1 used), 1 for MF */
+    int n_layers; /* 2 for LightGCN (layers 0 and 1 used), 1 for MF */
     int old_users, old_items;
-    const float *old[2];     /* frozen layer-l tables of the old model ((old_users + old_items) x d) */
+    const float *old[2]; /* frozen layer-l tables of the old model ((old_users + old_items) x d) */
     float tau, scale[2];
-    int max_neighbours;      /* lwc_max_neighbours: sampled softmax past this many (0: never) */
+    int max_neighbours; /* lwc_max_neighbours: sampled softmax past this many (0: never) */
     uint64_t seed, stream, calls; /* the sampled softmax's RNG: stream + calls, one per term */
     /* scratch */
-    batch_set users, items;  /* the batch's old users and positive items */
-    float *targets;          /* (max(n_bu, n_bi) x d) */
-    float *weights;          /* (batch) */
-    int *rel_rows;           /* (batch) */
-    int *count_u, *count_i;  /* (n_bu), (n_bi) multiplicities in the batch */
-    float *pres_u, *pres_i;  /* (n_bu x d), (n_bi x d) present layer-l embeddings */
-    float *dpres_u, *dpres_i;/* same shapes: their gradients */
-    float *dlayer1;          /* (nodes x d): gradient w.r.t. layer 1, zero outside old entities */
-    float *tmp;              /* (nodes x d) */
+    batch_set users, items;   /* the batch's old users and positive items */
+    float *targets;           /* (max(n_bu, n_bi) x d) */
+    float *weights;           /* (batch) */
+    int *rel_rows;            /* (batch) */
+    int *count_u, *count_i;   /* (n_bu), (n_bi) multiplicities in the batch */
+    float *pres_u, *pres_i;   /* (n_bu x d), (n_bi x d) present layer-l embeddings */
+    float *dpres_u, *dpres_i; /* same shapes: their gradients */
+    float *dlayer1;           /* (nodes x d): gradient w.r.t. layer 1, zero outside old entities */
+    float *tmp;               /* (nodes x d) */
 } lwc_ctx;
 
 /* One of the four terms: the targets are the batch set's entities in the old table side
@@ -56,7 +56,8 @@ static double lwc_one(lwc_ctx *c, int d, const float *old_side, const batch_set 
                       const float *pres, int m, const ccd_csr *rel, float scale, float *dpres)
 {
     for (int t = 0; t < set->n; t++) {
-        memcpy(c->targets + (size_t)t * d, old_side + (size_t)set->raw[t] * d, (size_t)d * sizeof(float));
+        memcpy(c->targets + (size_t)t * d, old_side + (size_t)set->raw[t] * d,
+               (size_t)d * sizeof(float));
         c->weights[t] = (float)set->count[t];
         c->rel_rows[t] = set->compact[t];
     }
@@ -173,7 +174,8 @@ typedef struct {
     replay_ctx *replay;
 } teacher_hooks;
 
-static double teacher_batch(void *vctx, ccd_recmodel *m, const int *u, const int *p, const int *n, int b)
+static double teacher_batch(void *vctx, ccd_recmodel *m, const int *u, const int *p, const int *n,
+                            int b)
 {
     teacher_hooks *h = vctx;
     return h->lwc ? lwc_batch_hook(h->lwc, m, u, p, n, b) : 0.0;
@@ -306,7 +308,8 @@ static int teacher_exclusions(const block_ctx *b, ccd_csr *excl)
         goto done;
     if (collab && cfg->use_s && b->s_top && block_pairs_add_topk(&x, b->s_top, b->pu, K) != 0)
         goto done;
-    if (collab && cfg->use_p && b->k >= 2 && b->p_top && block_pairs_add_topk(&x, b->p_top, b->pu, K) != 0)
+    if (collab && cfg->use_p && b->k >= 2 && b->p_top &&
+        block_pairs_add_topk(&x, b->p_top, b->pu, K) != 0)
         goto done;
     if (collab && cfg->use_cl && block_add_topk(&x, &b->cl.scorer, NULL, NULL, K) != 0)
         goto done;
@@ -354,10 +357,14 @@ static int teacher_replay(const block_ctx *b, const ccd_teacher_spec *spec, cons
     ccd_rng rng;
     ccd_rng_init(&rng, spec->seed, ccd_stream(CCD_STREAM_TEACHER_REPLAY, b->k, 0));
     ccd_filter f = {.sets = {&b->filter_both}, .n_sets = 1};
-    struct { int on; const ccd_scorer *src; const ccd_filter *flt; int n; } src[3] = {
-        {cfg->use_s && b->proxy_s != NULL, &b->s_proxy.scorer, &f, to->ss},
-        {cfg->use_p && b->k >= 2 && b->proxy_p != NULL, &b->p_proxy.scorer, &f, to->ps},
-        {cfg->use_cl, &b->cl.scorer, NULL, to->cs}};
+    struct {
+        int on;
+        const ccd_scorer *src;
+        const ccd_filter *flt;
+        int n;
+    } src[3] = {{cfg->use_s && b->proxy_s != NULL, &b->s_proxy.scorer, &f, to->ss},
+                {cfg->use_p && b->k >= 2 && b->proxy_p != NULL, &b->p_proxy.scorer, &f, to->ps},
+                {cfg->use_cl, &b->cl.scorer, NULL, to->cs}};
     ccd_replay_set part = {0};
     int rc = 0;
     for (int s = 0; s < 3 && rc == 0; s++) {
@@ -427,8 +434,8 @@ static int lwc_ctx_init(lwc_ctx *lc, const block_ctx *b, const ccd_state *st, in
     lc->tmp = ccd_floats(nodes * d);
     if (batch_set_alloc(&lc->users, batch) != 0 || batch_set_alloc(&lc->items, batch) != 0)
         return -1;
-    return lc->targets && lc->weights && lc->rel_rows && lc->count_u && lc->count_i &&
-                   lc->pres_u && lc->pres_i && lc->dpres_u && lc->dpres_i && lc->dlayer1 && lc->tmp
+    return lc->targets && lc->weights && lc->rel_rows && lc->count_u && lc->count_i && lc->pres_u &&
+                   lc->pres_i && lc->dpres_u && lc->dpres_i && lc->dlayer1 && lc->tmp
                ? 0
                : -1;
 }
@@ -450,7 +457,9 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     if (teacher_exclusions(b, &excl) != 0 || teacher_start(b, st, t, &old, &m) != 0 ||
         teacher_replay(b, spec, &m, &rs) != 0 || lwc_ctx_init(&lc, b, st, t, ld, &old, tbatch) != 0)
         goto done;
-    replay_ctx rctx = {.set = &rs, .batch = tbatch, .lambda = cfg->teacher_replay_lambda,
+    replay_ctx rctx = {.set = &rs,
+                       .batch = tbatch,
+                       .lambda = cfg->teacher_replay_lambda,
                        .anneal = cfg->teacher_anneal};
     ccd_rng_init(&rctx.rng, spec->seed, ccd_stream(CCD_STREAM_TEACHER_SHUFFLE, b->k, 0));
     teacher_hooks th = {.lwc = &lc, .replay = rs.n ? &rctx : NULL};
@@ -460,8 +469,8 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     ccd_block_metrics best;
     if (ccd_train_stage(&m, b->blk, &excl, &o, false, &hooks, NULL, NULL, &best, &best_epoch) != 0)
         goto done;
-    block_say(&b->lg, "teacher %d updated: %lld replay pairs, epoch %d selected, valid R@20 %.4f", t,
-        (long long)rs.n, best_epoch, best.valid.recall[CCD_K20]);
+    block_say(&b->lg, "teacher %d updated: %lld replay pairs, epoch %d selected, valid R@20 %.4f",
+              t, (long long)rs.n, best_epoch, best.valid.recall[CCD_K20]);
     *out = block_copy_floats(m.emb0, (size_t)(b->nu + b->ni) * spec->dim);
     rc = *out ? 0 : -1;
 done:
@@ -512,7 +521,8 @@ static int base_teacher(void *vctx, int m)
     ccd_recmodel_free(&tm);
     if (rc != 0 || !c->st->teacher[m])
         return -1;
-    block_say(&b->lg, "base teacher %d (%s d=%d seed %llu): epoch %d, valid R@20 %.4f test R@20 %.4f", m,
+    block_say(
+        &b->lg, "base teacher %d (%s d=%d seed %llu): epoch %d, valid R@20 %.4f test R@20 %.4f", m,
         spec->type == CCD_MODEL_MF ? "MF" : "LightGCN", spec->dim, (unsigned long long)spec->seed,
         best_epoch, best.valid.recall[CCD_K20], best.test.recall[CCD_K20]);
     return 0;

@@ -18,7 +18,10 @@
 /* The rng streams of one block: a block's draws do not depend on how many earlier draws another
  * consumer made, so changing the split fractions leaves the events as they were. */
 enum { STREAM_LATENT = 1, STREAM_EVENTS = 2, STREAM_SPLIT = 3 };
-static uint64_t stream_of(int block, int what) { return (uint64_t)block * 8 + (uint64_t)what; }
+static uint64_t stream_of(int block, int what)
+{
+    return (uint64_t)block * 8 + (uint64_t)what;
+}
 
 void ccd_synth_defaults(ccd_synth_opts *o)
 {
@@ -45,7 +48,10 @@ void ccd_synth_defaults(ccd_synth_opts *o)
 }
 
 /* Written as !(lo <= x && x <= hi) so NaN fails too. */
-static int out_of(double x, double lo, double hi) { return !(x >= lo && x <= hi); }
+static int out_of(double x, double lo, double hi)
+{
+    return !(x >= lo && x <= hi);
+}
 
 int ccd_synth_check(const ccd_synth_opts *o, char *err, size_t errlen)
 {
@@ -62,9 +68,11 @@ int ccd_synth_check(const ccd_synth_opts *o, char *err, size_t errlen)
         bad = "too many users or items";
     else if (o->events0 < o->users0 || o->events0 > INT32_MAX)
         bad = "events0 must be in [users0, 2^31) (every user of block 0 has an event)";
-    else if (o->n_blocks > 1 && (o->events_per_block < 1 || o->events_per_block < o->new_users_per_block
-                                 || o->events_per_block > INT32_MAX))
-        bad = "events_per_block must be in [max(1, new_users_per_block), 2^31) (every new user has an event)";
+    else if (o->n_blocks > 1 &&
+             (o->events_per_block < 1 || o->events_per_block < o->new_users_per_block ||
+              o->events_per_block > INT32_MAX))
+        bad = "events_per_block must be in [max(1, new_users_per_block), 2^31) (every new user has "
+              "an event)";
     else if (o->clusters < 1 || o->clusters > 4096 || o->dim < 1 || o->dim > 4096)
         bad = "clusters and dim must be in [1, 4096]";
     else if (out_of(o->drift, 0, 1))
@@ -142,8 +150,8 @@ int ccd_synth_init(ccd_synth *s, const ccd_synth_opts *o, char *err, size_t errl
     s->item_cluster = malloc((size_t)s->cap_items * sizeof *s->item_cluster);
     s->item_vec = malloc((size_t)s->cap_items * d * sizeof *s->item_vec);
     s->item_logpop = malloc((size_t)s->cap_items * sizeof *s->item_logpop);
-    if (!s->centre || !s->user_cluster || !s->user_off || !s->user_act || !s->item_cluster || !s->item_vec ||
-        !s->item_logpop) {
+    if (!s->centre || !s->user_cluster || !s->user_off || !s->user_act || !s->item_cluster ||
+        !s->item_vec || !s->item_logpop) {
         ccd_synth_free(s);
         snprintf(err, errlen, "synthetic stream: out of memory");
         return -1;
@@ -173,8 +181,8 @@ int ccd_synth_init(ccd_synth *s, const ccd_synth_opts *o, char *err, size_t errl
     return 0;
 }
 
-/* Move every centre a step of size drift on the sphere: c <- sqrt(1 - drift^2) c + drift t, with t a
- * random unit vector orthogonal to c, so cos(old, new) is exactly sqrt(1 - drift^2). */
+/* Move every centre a step of size drift on the sphere: c <- sqrt(1 - drift^2) c + drift t, with t
+ * a random unit vector orthogonal to c, so cos(old, new) is exactly sqrt(1 - drift^2). */
 static void drift_centres(ccd_synth *s, ccd_rng *r, float *t /* (dim) scratch */)
 {
     int d = s->o.dim;
@@ -254,9 +262,9 @@ static int draw_events(ccd_synth *s, int k, int64_t n_ev, char *err, size_t errl
 {
     const ccd_synth_opts *o = &s->o;
     int d = o->dim, nu = s->n_users, ni = s->n_items, C = o->clusters;
-    double *table = malloc((size_t)C * ni * sizeof *table); /* (C x ni) cumulative w_c */
+    double *table = malloc((size_t)C * ni * sizeof *table);    /* (C x ni) cumulative w_c */
     double *ucum = malloc((size_t)nu * sizeof *ucum);          /* (nu) cumulative user weights */
-    int *slot_user = malloc((size_t)n_ev * sizeof *slot_user);  /* (n_ev) */
+    int *slot_user = malloc((size_t)n_ev * sizeof *slot_user); /* (n_ev) */
     if (!table || !ucum || !slot_user) {
         free(table), free(ucum), free(slot_user);
         snprintf(err, errlen, "synthetic stream: out of memory");
@@ -305,7 +313,8 @@ static int draw_events(ccd_synth *s, int k, int64_t n_ev, char *err, size_t errl
             if (ccd_rng_uniform53(&r) < exp((a - bound) * inv_t))
                 break;
         }
-        s->events[t] = (ccd_synth_event){.user = u, .item = item, .block = k, .split = CCD_SYNTH_TRAIN};
+        s->events[t] =
+            (ccd_synth_event){.user = u, .item = item, .block = k, .split = CCD_SYNTH_TRAIN};
     }
     free(table), free(ucum), free(slot_user);
     return 0;
@@ -497,7 +506,8 @@ int ccd_synth_block(const ccd_synth *s, ccd_block *b, char *err, size_t errlen)
     b->n_train_lines = s->n_split[CCD_SYNTH_TRAIN];
     int64_t n = s->n_events;
     size_t cap = (size_t)(n > 0 ? n : 1);
-    int *rows = malloc(cap * sizeof *rows), *cols = malloc(cap * sizeof *cols); /* (n) one split's pairs */
+    int *rows = malloc(cap * sizeof *rows),
+        *cols = malloc(cap * sizeof *cols); /* (n) one split's pairs */
     int rc = rows && cols ? 0 : -1;
     ccd_csr *dst[3] = {&b->train, &b->valid, &b->test};
     for (int split = 0; split < 3 && rc == 0; split++) {
@@ -534,7 +544,8 @@ int ccd_synth_blocks(const ccd_synth_opts *o, ccd_dataset *ds, char *err, size_t
     }
     ds->n_blocks = o->n_blocks; /* zeroed blocks free cleanly if a later one fails */
     for (int k = 0; k < o->n_blocks; k++)
-        if (ccd_synth_next(&s, err, errlen) != 1 || ccd_synth_block(&s, &ds->blocks[k], err, errlen) != 0) {
+        if (ccd_synth_next(&s, err, errlen) != 1 ||
+            ccd_synth_block(&s, &ds->blocks[k], err, errlen) != 0) {
             ccd_synth_free(&s);
             ccd_dataset_free(ds);
             return -1;
@@ -616,7 +627,8 @@ static int write_block(const ccd_synth *s, const char *dir, char *err, size_t er
     }
     int rc = 0;
     for (int which = 0; which < 2 && rc == 0; which++) {
-        FILE *f = open_out(path, sizeof path, dir, k, which ? "items.tsv" : "users.tsv", err, errlen);
+        FILE *f =
+            open_out(path, sizeof path, dir, k, which ? "items.tsv" : "users.tsv", err, errlen);
         if (!f) {
             rc = -1;
             break;
@@ -657,14 +669,16 @@ int ccd_synth_write(const ccd_synth_opts *o, const char *dir, char *err, size_t 
     /* the options, so the directory says how to make it again */
     if (!(f = open_out(path, sizeof path, dir, -1, "synth.txt", err, errlen)))
         return -1;
-    fprintf(f,
-            "seed = %llu\nblocks = %d\nusers0 = %d\nitems0 = %d\nnew_users_per_block = %d\n"
-            "new_items_per_block = %d\nevents0 = %lld\nevents_per_block = %lld\nclusters = %d\ndim = %d\n"
-            "drift = %g\npopularity_exponent = %g\ntemperature = %g\nuser_noise = %g\nitem_noise = %g\n"
-            "new_user_boost = %g\nvalid_fraction = %g\ntest_fraction = %g\n",
-            (unsigned long long)o->seed, o->n_blocks, o->users0, o->items0, o->new_users_per_block,
-            o->new_items_per_block, (long long)o->events0, (long long)o->events_per_block, o->clusters,
-            o->dim, o->drift, o->popularity_exponent, o->temperature, o->user_noise, o->item_noise,
-            o->new_user_boost, o->valid_fraction, o->test_fraction);
+    fprintf(
+        f,
+        "seed = %llu\nblocks = %d\nusers0 = %d\nitems0 = %d\nnew_users_per_block = %d\n"
+        "new_items_per_block = %d\nevents0 = %lld\nevents_per_block = %lld\nclusters = %d\ndim = "
+        "%d\n"
+        "drift = %g\npopularity_exponent = %g\ntemperature = %g\nuser_noise = %g\nitem_noise = %g\n"
+        "new_user_boost = %g\nvalid_fraction = %g\ntest_fraction = %g\n",
+        (unsigned long long)o->seed, o->n_blocks, o->users0, o->items0, o->new_users_per_block,
+        o->new_items_per_block, (long long)o->events0, (long long)o->events_per_block, o->clusters,
+        o->dim, o->drift, o->popularity_exponent, o->temperature, o->user_noise, o->item_noise,
+        o->new_user_boost, o->valid_fraction, o->test_fraction);
     return close_checked(f, path, err, errlen);
 }

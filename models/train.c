@@ -31,9 +31,9 @@ double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int 
                      const ccd_train_hooks *hooks)
 {
     const int nodes = ccd_recmodel_nodes(m);
-    int *stamp = malloc((size_t)nodes * sizeof *stamp); /* last batch that listed each node */
+    int *stamp = malloc((size_t)nodes * sizeof *stamp);   /* last batch that listed each node */
     int *rows = malloc((size_t)batch * 3 * sizeof *rows); /* (<= 3 batch) unique node rows */
-    float *dx = malloc((size_t)batch * sizeof *dx);     /* (batch) dL/dx per triple */
+    float *dx = malloc((size_t)batch * sizeof *dx);       /* (batch) dL/dx per triple */
     if (!stamp || !rows || !dx) {
         free(stamp), free(rows), free(dx);
         return -1.0;
@@ -100,11 +100,11 @@ static double train_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_block *blk,
 
 /* The best evaluated epoch so far. */
 typedef struct {
-    float *emb0;               /* (nodes x dim) its weights */
-    double r20;                /* its valid R@20 (-1 before the first evaluation) */
-    int epoch;                 /* 0 before the first evaluation */
+    float *emb0; /* (nodes x dim) its weights */
+    double r20;  /* its valid R@20 (-1 before the first evaluation) */
+    int epoch;   /* 0 before the first evaluation */
     ccd_block_metrics metrics;
-    int stale;                 /* evaluations since it */
+    int stale; /* evaluations since it */
 } selection;
 
 /* Evaluate m on blk's valid split into r, and select its weights when their valid R@20 beats

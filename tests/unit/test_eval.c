@@ -16,7 +16,10 @@
 #include "kbest.h"
 #include "rng.h"
 
-static double g(int pos) { return 1.0 / log2(pos + 1.0); } /* gain at 1-based rank */
+static double g(int pos)
+{
+    return 1.0 / log2(pos + 1.0);
+} /* gain at 1-based rank */
 
 static void metrics_of_list_by_hand(void **state)
 {
@@ -114,7 +117,7 @@ static void kbest_sorted_matches_a_full_sort(void **state)
         const int n = lengths[t];
         for (int trial = 0; trial < 4; trial++) {
             for (int k = 0; k < n; k++) { /* 0: many ties; 1: rising; 2: spread; 3: masks, NaN */
-                s[k] = trial == 0 ? (float)ccd_rng_below(&r, 40)
+                s[k] = trial == 0   ? (float)ccd_rng_below(&r, 40)
                        : trial == 1 ? (float)k
                                     : ccd_rng_normal(&r);
                 mask[k] = trial == 3 && ccd_rng_below(&r, 4) == 0;
