@@ -125,17 +125,13 @@ int block_grown(int batch, double growth) { return (int)ceil(batch * growth); }
 ccd_train_opts block_train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t seed,
                                 ccd_stream_kind sampler)
 {
-    return (ccd_train_opts){.stop = b->stop,
-                            .eval_seconds = &b->rep->seconds_eval,
-                            .lr = s->lr,
-                            .batch = block_grown(s->batch, b->growth),
-                            .nns = s->nns,
-                            .weight_decay = s->weight_decay,
-                            .max_epochs = s->epochs,
-                            .eval_every = s->eval_every,
-                            .patience = s->patience,
-                            .seed = seed,
-                            .stream = ccd_stream(sampler, b->k, 0)};
+    ccd_train_opts o = {.stage = *s,
+                        .seed = seed,
+                        .stream = ccd_stream(sampler, b->k, 0),
+                        .stop = b->stop,
+                        .eval_seconds = &b->rep->seconds_eval};
+    o.stage.batch = block_grown(s->batch, b->growth);
+    return o;
 }
 
 /* The fast path: hand CL_k's propagated embeddings to the caller before the teacher side. */

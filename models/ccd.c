@@ -1,4 +1,5 @@
-/* ccd: the engine's configuration, state and block step (algorithm section 10). See ccd.h.
+/* ccd: the engine's block step (algorithm section 10) and the state's lifecycle. See ccd.h;
+ * the default settings and the data-size rules are in defaults.c.
  *
  * A block step builds, once, what its stages share (block.h: the graphs of blocks k-1 and k, the
  * scored proxies and student, E_{k-1}'s top lists), runs the stages (stage_student.c,
@@ -8,80 +9,12 @@
  * ever held. */
 #include "ccd.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "block.h"
 #include "dense.h"
-
-static ccd_stage_opts stage(float lr, int batch, int nns, int epochs)
-{
-    return (ccd_stage_opts){.lr = lr, .batch = batch, .nns = nns, .weight_decay = 1e-4f,
-                            .epochs = epochs, .eval_every = 1, .patience = 0};
-}
-
-void ccd_config_yelp(ccd_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->n_teachers = 5;
-    for (int m = 0; m < 5; m++)
-        c->teachers[m] = (ccd_teacher_spec){CCD_MODEL_LIGHTGCN, 128, (uint64_t)m};
-    c->student_dim = 8;
-    c->seed = 1;
-    c->base = stage(1e-3f, 512, 2, 100);
-    c->base.patience = 10;
-    /* Distillation: up to 20 epochs, stopping after 3 evaluations without a better valid R@20.
-     * The reference's 6 epochs (of which only 1 and 6 could be kept, 9.8) leave D_0 short of
-     * its teachers; see docs/performance.md, "The CCD engine", for the measured difference. */
-    c->kd = stage(5e-3f, 1024, 1, 20);
-    c->kd.patience = 3;
-    c->student = stage(1e-3f, 2048, 1, 6);
-    c->teacher = stage(1e-3f, 2048, 1, 6);
-    /* Teachers: stop after 2 evaluations without a better valid R@20 (an epoch of LWC-KD costs
-     * far more than an evaluation). */
-    c->teacher.patience = 2;
-    c->kd_interesting = 40;
-    c->kd_uninteresting_items = CCD_AUTO; /* ccd_rule_unint_items: 10,000 on Yelp */
-    c->kd_uninteresting_users = CCD_AUTO; /* ccd_rule_unint_users: 11,500 on Yelp */
-    c->batch_growth_pairs = 120000;       /* Yelp's block 0 (117,367 pairs) keeps its batches */
-    c->batch_growth_nodes = 32768;        /* and Yelp's largest id space (27,211) too */
-    c->kd_lambda = 0.01f;
-    c->exclusion_topk = 40;
-    static const ccd_student_block_opts s[5] = {
-        {50, 1, 0, 1.0f, 0.0f}, {100, 3, 5, 1.0f, 0.1f}, {100, 5, 5, 0.9f, 0.0f},
-        {50, 1, 5, 0.9f, 0.0f}, {50, 3, 1, 0.9f, 0.0f}};
-    static const ccd_teacher_block_opts t[5] = {
-        {100, 5, 0, 5}, {100, 1, 3, 5}, {50, 3, 5, 1}, {100, 1, 3, 1}, {100, 1, 5, 1}};
-    c->n_student_blocks = c->n_teacher_blocks = 5;
-    memcpy(c->student_blocks, s, sizeof s);
-    memcpy(c->teacher_blocks, t, sizeof t);
-    c->student_replay_lambda = 0.5f;
-    c->student_anneal = 10.0f;
-    c->replay_eps = 1e-4f;
-    c->init_topk = 20;
-    c->teacher_replay_lambda = 0.5f;
-    c->teacher_anneal = 5.0f;
-    c->lwc_tau = 5.0f;
-    c->lwc_lambda = 0.01f;
-    c->lwc_graph_degree = 10.0;
-    c->eval_users = 32768; /* Yelp has about 12,000 users with test items: all of them */
-    c->lwc_max_neighbours = 12288; /* Yelp has at most 12,248 old users: exact there */
-    c->replay = c->use_s = c->use_p = c->use_cl = true;
-    c->update_teachers = c->collaborative = c->distill = true;
-    c->parallel_teachers = true;
-    c->parallel_teachers_max_mb = 512; /* Yelp: 203 MB, side by side; 4x Yelp: one at a time */
-    /* not the reference's fresh student per block: measured better on every Yelp figure past
-     * block 1 (docs/performance.md); configs/yelp-reference.ini turns it off */
-    c->kd_warm_start = true;
-}
-
-void ccd_config_finetune(ccd_config *c)
-{
-    c->replay = c->use_s = c->use_p = c->use_cl = false;
-    c->update_teachers = c->collaborative = c->distill = false;
-}
 
 void ccd_state_init(ccd_state *st)
 {
@@ -110,50 +43,6 @@ void ccd_block_report_free(ccd_block_report *r)
     free(r->ensemble);
     free(r->distilled);
     memset(r, 0, sizeof *r);
-}
-
-int ccd_rule_unint_items(int n_items)
-{
-    int n = (int)(0.925 * n_items);
-    return n < 10000 ? n : 10000;
-}
-
-int ccd_rule_unint_users(int n_users)
-{
-    int n = (int)(0.94 * n_users);
-    return n < 11500 ? n : 11500;
-}
-
-double ccd_batch_growth(const ccd_config *c, int64_t train_pairs, int64_t nodes)
-{
-    double g = 1.0;
-    if (c->batch_growth_pairs > 0 && train_pairs > c->batch_growth_pairs)
-        g = (double)train_pairs / (double)c->batch_growth_pairs;
-    /* A step costs the whole model (full propagation, dense Adam) and the replay sets grow with
-     * the users, so the id space bounds the steps too: an incremental block on a large model
-     * would otherwise take as many whole-model steps as its pairs or replay pairs ask for. */
-    if (c->batch_growth_nodes > 0 && nodes > c->batch_growth_nodes &&
-        (double)nodes / (double)c->batch_growth_nodes > g)
-        g = (double)nodes / (double)c->batch_growth_nodes;
-    return g;
-}
-
-float *ccd_proxy_merge(const float *old, int old_users, int old_items, const float *dk,
-                          int n_users, int n_items, int dim, float w)
-{
-    float *p = block_copy_floats(dk, (size_t)(n_users + n_items) * dim);
-    if (!p || !old)
-        return p;
-    for (int u = 0; u < old_users; u++)
-        for (int c = 0; c < dim; c++)
-            p[(size_t)u * dim + c] = w * old[(size_t)u * dim + c] + (1.0f - w) * p[(size_t)u * dim + c];
-    for (int i = 0; i < old_items; i++) {
-        const float *o = old + (size_t)(old_users + i) * dim;
-        float *q = p + (size_t)(n_users + i) * dim;
-        for (int c = 0; c < dim; c++)
-            q[c] = w * o[c] + (1.0f - w) * q[c];
-    }
-    return p;
 }
 
 /* What the state keeps of block k: R_k and the block's active users and items. Copied before
@@ -221,7 +110,8 @@ static int report_init(ccd_block_report *rep, int k, int n_eval)
 }
 
 /* Bootstrap (section 10 step 0): base teachers, E_0, D_0; CL_0 = D_0. */
-static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const ccd_block *eval, int n_eval)
+static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const ccd_block *eval,
+                     int n_eval)
 {
     const ccd_config *cfg = b->cfg;
     st->n_teachers = cfg->n_teachers;
@@ -240,8 +130,8 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
     }
     float *d0 = NULL;
     int *e_top = NULL, *e_users = NULL;
-    int rc = stage_ensemble_tops(cfg, &e.scorer, b->blk, eval, n_eval, rep->ensemble, &e_top,
-                                 &e_users);
+    int rc =
+        stage_ensemble_tops(cfg, &e.scorer, b->blk, eval, n_eval, rep->ensemble, &e_top, &e_users);
     rep->seconds_ensemble = ccd_now() - t0;
     t0 = ccd_now();
     if (rc == 0)
@@ -266,9 +156,9 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
 /* What a block step produces before it commits: the state's after a successful commit. */
 typedef struct {
     float *teachers[CCD_MAX_TEACHERS]; /* T_{m,k} */
-    float *dk;                          /* D_k (NULL when not distilling) */
-    int *e_top;                         /* E_k's top lists, Tr_k filtered */
-    block_data kept;                    /* R_k and the active ids */
+    float *dk;                         /* D_k (NULL when not distilling) */
+    int *e_top;                        /* E_k's top lists, Tr_k filtered */
+    block_data kept;                   /* R_k and the active ids */
 } block_out;
 
 static void block_out_free(block_out *o)
@@ -282,7 +172,8 @@ static void block_out_free(block_out *o)
 }
 
 static void block_ctx_init(block_ctx *b, const ccd_state *st, const ccd_config *cfg,
-                           const ccd_block *blk, const ccd_block_hooks *hooks, ccd_block_report *rep)
+                           const ccd_block *blk, const ccd_block_hooks *hooks,
+                           ccd_block_report *rep)
 {
     memset(b, 0, sizeof *b);
     b->cfg = cfg;
@@ -319,7 +210,8 @@ static void block_ctx_free(block_ctx *b, const ccd_state *st)
 static int filter_both(ccd_csr *out, const ccd_state *st, const ccd_block *blk, int pu, int pi)
 {
     int64_t n = st->train.nnz + blk->train.nnz, w = 0;
-    int *u = malloc((size_t)(n > 0 ? n : 1) * sizeof *u), *i = malloc((size_t)(n > 0 ? n : 1) * sizeof *i);
+    int *u = malloc((size_t)(n > 0 ? n : 1) * sizeof *u),
+        *i = malloc((size_t)(n > 0 ? n : 1) * sizeof *i);
     int rc = -1;
     if (u && i) {
         const ccd_csr *sets[2] = {&st->train, &blk->train};
@@ -391,7 +283,8 @@ static int block_evaluate(block_ctx *b, const ccd_state *st, const ccd_block *ev
     if (!out->dk)
         return 0;
     scored_model dm;
-    if (block_score(&dm, CCD_MODEL_LIGHTGCN, out->dk, b->nu, b->ni, st->student_dim, &b->g_cur, 0) != 0)
+    if (block_score(&dm, CCD_MODEL_LIGHTGCN, out->dk, b->nu, b->ni, st->student_dim, &b->g_cur,
+                    0) != 0)
         return -1;
     int rc = ccd_evaluate_scorer(&dm.scorer, eval, n_eval, b->rep->distilled);
     block_scored_free(&dm);

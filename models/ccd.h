@@ -5,8 +5,10 @@
  * and block k's train data (the next block needs it as "block k-1": graphs, filters, LWC-KD).
  * The ensemble E_k is not stored: it is a scorer over the teachers, recomputed on demand.
  *
- *   ccd_state_init(&st, &cfg);
- *   for each block k: ccd_block_step(&st, &cfg, block_k, eval_blocks, n_eval, &report);
+ *   ccd_config_yelp(&cfg);  (defaults.c; then any changes)
+ *   ccd_state_init(&st);
+ *   for each block k: ccd_block_step(&st, &cfg, block_k, eval_blocks, n_eval, &report, hooks,
+ *                                    err, errlen);
  *
  * Block 0 bootstraps (base teachers, E_0, D_0; CL_0 = D_0). Every later block runs the student
  * update (CL_k, from D_{k-1}), the teacher updates (T_{m,k}), the ensemble (E_k) and the
@@ -23,6 +25,7 @@
 #include "eval.h"
 #include "recmodel.h"
 #include "sparse.h"
+#include "train.h" /* ccd_stage_opts */
 
 #define CCD_MAX_TEACHERS 16
 #define CCD_MAX_SCHEDULE 16 /* per-block settings for blocks 1..16; later blocks reuse the last */
@@ -32,17 +35,6 @@ typedef struct {
     int dim;
     uint64_t seed;
 } ccd_teacher_spec;
-
-/* Settings of one BPR-trained stage. */
-typedef struct {
-    float lr;
-    int batch;
-    int nns;           /* negatives per positive */
-    float weight_decay;
-    int epochs;        /* epochs trained; the best evaluated one is kept */
-    int eval_every;    /* evaluate on block k's valid split after epochs 1, 1+N, ... and the last */
-    int patience;      /* stop after this many evaluations without improvement (0: never) */
-} ccd_stage_opts;
 
 /* Per-block replay settings of the student update (section 5.6) and teacher update (6.7). */
 typedef struct {

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
+
 #define MAX_BLOCKS 1024
 
 /* Parse one non-negative decimal int; *end is left after it. */
@@ -253,10 +255,7 @@ void ccd_dataset_free(ccd_dataset *ds)
 /* A user's place in the evaluation sample: a hash of (seed, user) as a fraction in [0, 1). */
 static double sample_point(uint64_t seed, int u)
 {
-    uint64_t z = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)u + 0x632be59bd9b4e019ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
+    uint64_t z = ccd_mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)u + 0x632be59bd9b4e019ULL);
     return (double)(z >> 11) * (1.0 / 9007199254740992.0);
 }
 

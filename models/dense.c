@@ -136,3 +136,16 @@ double ccd_vexp_shift_sum(float *x, int n, float shift)
     }
     return sum;
 }
+
+int64_t ccd_first_above(const double *v, int64_t n, double x)
+{
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (v[mid] > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}

@@ -6,6 +6,7 @@
 #define CCD_DENSE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* 64-byte aligned, zeroed; free with free(). NULL on failure. Buffers of 4 MB or more are
  * 2 MB aligned, rounded up to 2 MB and advised as transparent huge pages. */
@@ -25,6 +26,8 @@ float ccd_vmax(const float *x, int n);
 /* x[k] = exp(x[k] - shift) in place (ccd_vexp's accuracy); returns the sum of the new values.
  * One pass: the softmax's exponent and normaliser together. */
 double ccd_vexp_shift_sum(float *x, int n, float shift);
+/* The first index of the nondecreasing v (n) whose value is above x; n when there is none. */
+int64_t ccd_first_above(const double *v, int64_t n, double x);
 /* Wall-clock seconds from a monotonic clock. */
 double ccd_now(void);
 

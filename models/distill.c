@@ -112,33 +112,33 @@ int ccd_uninteresting_draw(uint64_t seed, uint64_t stream, int n_cols, const int
 typedef struct {
     int row_base, col_base; /* where the row / column tables start in emb0 and grad (in rows) */
     int n_cols;
-    const int *lists;       /* (rows x k) interesting columns, -1 padded */
-    const ccd_csr *inelig;  /* (rows x n_cols) columns a row may not draw (sorted, unique) */
-    int want;               /* uninteresting draws per row (nui or nuu) */
-    uint64_t stream;        /* row e draws from stream + e */
+    const int *lists;      /* (rows x k) interesting columns, -1 padded */
+    const ccd_csr *inelig; /* (rows x n_cols) columns a row may not draw (sorted, unique) */
+    int want;              /* uninteresting draws per row (nui or nuu) */
+    uint64_t stream;       /* row e draws from stream + e */
 } rrd_side;
 
 /* Per-thread scratch, sized for the larger side. */
 typedef struct {
-    int *cols;       /* (n) drawn columns */
-    unsigned *mark;  /* (n) draw marks */
+    int *cols;      /* (n) drawn columns */
+    unsigned *mark; /* (n) draw marks */
     unsigned tag;
     float *neg, *dneg; /* (n) scores of the drawn columns, then dl/ds */
     float *pos, *dpos; /* (k) */
-    float *colgrad;  /* (n x d) this thread's share of the column gradient */
+    float *colgrad;    /* (n x d) this thread's share of the column gradient */
 } rrd_scratch;
 
 typedef struct {
     const ccd_kd_inputs *in;
     int k;
     uint64_t seed;
-    rrd_side users, items;  /* users x items (batch pass) and items x users (item pass) */
+    rrd_side users, items; /* users x items (batch pass) and items x users (item pass) */
     int n_threads;
-    rrd_scratch *scratch;   /* (n_threads) */
-    int *stamp;             /* (n_users) last batch that listed each user */
-    int *rows;              /* (max(batch, item_chunk)) row entities of a pass */
+    rrd_scratch *scratch; /* (n_threads) */
+    int *stamp;           /* (n_users) last batch that listed each user */
+    int *rows;            /* (max(batch, item_chunk)) row entities of a pass */
     int n_batch, item_chunk;
-    ccd_rng rng;            /* item-pass shuffles */
+    ccd_rng rng; /* item-pass shuffles */
 } kd_ctx;
 
 static float dot(const float *a, const float *b, int d)
@@ -179,10 +179,9 @@ static double rrd_rows(kd_ctx *c, ccd_recmodel *m, const int *rows, int n, const
             const float *x = m->emb0 + (size_t)(side->row_base + e) * d;
             const int *list = side->lists + (size_t)e * k;
             const ccd_csr *ie = side->inelig;
-            int nn = ccd_uninteresting_draw(c->seed, side->stream + (uint64_t)e, side->n_cols,
-                                            ie->indices + ie->indptr[e],
-                                            ie->indptr[e + 1] - ie->indptr[e], side->want,
-                                            sc->mark, &sc->tag, sc->cols);
+            int nn = ccd_uninteresting_draw(
+                c->seed, side->stream + (uint64_t)e, side->n_cols, ie->indices + ie->indptr[e],
+                ie->indptr[e + 1] - ie->indptr[e], side->want, sc->mark, &sc->tag, sc->cols);
             int kk = 0;
             while (kk < k && list[kk] >= 0) {
                 sc->pos[kk] = dot(x, y + (size_t)list[kk] * d, d);
@@ -322,6 +321,74 @@ static void scratch_free(kd_ctx *c)
     free(c->scratch);
 }
 
+/* The interesting lists (n_interesting each, -1 padded): A_u (nu x k), the ensemble's best
+ * items per user, and B_i (ni x k), its best users per item, train pairs filtered out; taken
+ * from in when the caller has them. With train_items_first, the reference's NaN-first order. */
+static int kd_interesting_lists(const ccd_kd_inputs *in, const ccd_block *blk, int nu, int ni,
+                                int *a, int *b)
+{
+    const int k = in->n_interesting;
+    ccd_filter train_filter = {.sets = {&blk->train}, .n_sets = 1};
+    if (in->ensemble_top)
+        memcpy(a, in->ensemble_top, (size_t)nu * k * sizeof *a);
+    else if (ccd_topk_items(in->ensemble, &train_filter, k, a) != 0)
+        return -1;
+    if (in->ensemble_top_users)
+        memcpy(b, in->ensemble_top_users, (size_t)ni * k * sizeof *b);
+    else if (ccd_topk_users(in->ensemble, &train_filter, k, b) != 0)
+        return -1;
+    if (in->train_items_first) {
+        ccd_csr tt;
+        if (ccd_csr_transpose(&tt, &blk->train) != 0)
+            return -1;
+        train_first(a, a, nu, k, &blk->train);
+        train_first(b, b, ni, k, &tt);
+        ccd_csr_free(&tt);
+    }
+    return 0;
+}
+
+/* The pair sets of the distillation (O(pairs + (users + items) x k), never users x items):
+ * excl = X u A, the BPR exclusion list, and inelig = train u X u A u B (with its transpose),
+ * what the uninteresting draws may not take. */
+static int kd_pair_sets(const ccd_kd_inputs *in, const ccd_block *blk, int nu, int ni, const int *a,
+                        const int *b, ccd_csr *excl, ccd_csr *inelig, ccd_csr *inelig_t)
+{
+    const int k = in->n_interesting;
+    const ccd_csr *x = in->exclude;
+    int64_t cap = blk->train.nnz + (x ? x->nnz : 0) + (int64_t)nu * k + (int64_t)ni * k;
+    int *pu = malloc((size_t)cap * sizeof *pu), *pi = malloc((size_t)cap * sizeof *pi); /* (cap) */
+    int rc = -1;
+    if (!pu || !pi)
+        goto done;
+    int64_t np = 0;
+    /* X and A first: they also form the BPR exclusion list */
+    for (int u = 0; x && u < x->n_rows && u < nu; u++)
+        for (int64_t e = x->indptr[u]; e < x->indptr[u + 1]; e++)
+            if (x->indices[e] >= 0 && x->indices[e] < ni)
+                pu[np] = u, pi[np++] = x->indices[e];
+    for (int u = 0; u < nu; u++)
+        for (int j = 0; j < k; j++)
+            if (a[(size_t)u * k + j] >= 0)
+                pu[np] = u, pi[np++] = a[(size_t)u * k + j];
+    if (ccd_csr_from_pairs(excl, nu, ni, pu, pi, np) != 0)
+        goto done;
+    for (int u = 0; u < blk->train.n_rows; u++)
+        for (int64_t e = blk->train.indptr[u]; e < blk->train.indptr[u + 1]; e++)
+            pu[np] = u, pi[np++] = blk->train.indices[e];
+    for (int i = 0; i < ni; i++)
+        for (int j = 0; j < k; j++)
+            if (b[(size_t)i * k + j] >= 0)
+                pu[np] = b[(size_t)i * k + j], pi[np++] = i;
+    if (ccd_csr_from_pairs(inelig, nu, ni, pu, pi, np) != 0 ||
+        ccd_csr_transpose(inelig_t, inelig) != 0)
+        goto done;
+    rc = 0;
+done:
+    free(pu), free(pi);
+    return rc;
+}
+
 int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
                 const ccd_train_opts *o, ccd_block_metrics *best, int *best_epoch)
 {
@@ -333,85 +400,38 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
     c.seed = o->seed;
     c.item_chunk = in->item_chunk > 0 ? in->item_chunk : 1024;
     ccd_rng_init(&c.rng, o->seed, ccd_stream(CCD_STREAM_KD_ITEM_ORDER, in->block, 0));
-    int *a = malloc((size_t)nu * k * sizeof *a);       /* (nu x k) A_u */
-    int *b = malloc((size_t)ni * k * sizeof *b);       /* (ni x k) B_i */
-    c.stamp = malloc((size_t)nu * sizeof *c.stamp);
-    c.rows = malloc((size_t)(o->batch > c.item_chunk ? o->batch : c.item_chunk) * sizeof *c.rows);
-    int *pu = NULL, *pi = NULL;
+    int *a = malloc((size_t)nu * k * sizeof *a);   /* (nu x k) A_u */
+    int *b = malloc((size_t)ni * k * sizeof *b);   /* (ni x k) B_i */
+    c.stamp = calloc((size_t)nu, sizeof *c.stamp); /* (nu) */
+    c.rows = malloc((size_t)(o->stage.batch > c.item_chunk ? o->stage.batch : c.item_chunk) *
+                    sizeof *c.rows); /* (max(batch, item_chunk)) */
     ccd_csr inelig = {0}, inelig_t = {0}, excl = {0};
     int rc = -1;
-    if (!a || !b || !c.stamp || !c.rows || scratch_alloc(&c, nu > ni ? nu : ni, k, m->dim) != 0)
+    if (!a || !b || !c.stamp || !c.rows || scratch_alloc(&c, nu > ni ? nu : ni, k, m->dim) != 0 ||
+        kd_interesting_lists(in, blk, nu, ni, a, b) != 0 ||
+        kd_pair_sets(in, blk, nu, ni, a, b, &excl, &inelig, &inelig_t) != 0)
         goto done;
-    for (int u = 0; u < nu; u++)
-        c.stamp[u] = 0;
-
-    /* Interesting lists from the ensemble, train pairs filtered out. */
-    ccd_filter train_filter = {.sets = {&blk->train}, .n_sets = 1};
-    if (in->ensemble_top)
-        memcpy(a, in->ensemble_top, (size_t)nu * k * sizeof *a);
-    else if (ccd_topk_items(in->ensemble, &train_filter, k, a) != 0)
-        goto done;
-    if (in->ensemble_top_users)
-        memcpy(b, in->ensemble_top_users, (size_t)ni * k * sizeof *b);
-    else if (ccd_topk_users(in->ensemble, &train_filter, k, b) != 0)
-        goto done;
-    if (in->train_items_first) {
-        ccd_csr tt;
-        if (ccd_csr_transpose(&tt, &blk->train) != 0)
-            goto done;
-        train_first(a, a, nu, k, &blk->train);
-        train_first(b, b, ni, k, &tt);
-        ccd_csr_free(&tt);
-    }
-
-    /* Ineligible pairs: train, X, A, B (O(pairs + (users + items) x k), never users x items). */
-    int64_t n_x = in->exclude ? in->exclude->nnz : 0;
-    int64_t cap = blk->train.nnz + n_x + (int64_t)nu * k + (int64_t)ni * k;
-    pu = malloc((size_t)cap * sizeof *pu);
-    pi = malloc((size_t)cap * sizeof *pi);
-    if (!pu || !pi)
-        goto done;
-    int64_t np = 0, n_excl = 0;
-    /* X and A first: they also form the BPR exclusion list */
-    if (in->exclude)
-        for (int u = 0; u < in->exclude->n_rows && u < nu; u++)
-            for (int64_t e = in->exclude->indptr[u]; e < in->exclude->indptr[u + 1]; e++)
-                if (in->exclude->indices[e] >= 0 && in->exclude->indices[e] < ni)
-                    pu[np] = u, pi[np++] = in->exclude->indices[e];
-    for (int u = 0; u < nu; u++)
-        for (int j = 0; j < k; j++)
-            if (a[(size_t)u * k + j] >= 0)
-                pu[np] = u, pi[np++] = a[(size_t)u * k + j];
-    n_excl = np;
-    if (ccd_csr_from_pairs(&excl, nu, ni, pu, pi, n_excl) != 0)
-        goto done;
-    for (int u = 0; u < blk->train.n_rows; u++)
-        for (int64_t e = blk->train.indptr[u]; e < blk->train.indptr[u + 1]; e++)
-            pu[np] = u, pi[np++] = blk->train.indices[e];
-    for (int i = 0; i < ni; i++)
-        for (int j = 0; j < k; j++)
-            if (b[(size_t)i * k + j] >= 0)
-                pu[np] = b[(size_t)i * k + j], pi[np++] = i;
-    if (ccd_csr_from_pairs(&inelig, nu, ni, pu, pi, np) != 0 ||
-        ccd_csr_transpose(&inelig_t, &inelig) != 0)
-        goto done;
-    free(pu), free(pi);
-    pu = pi = NULL;
     /* The uninteresting sets are drawn per row from the row's own stream, so every batch that
      * lists a row regenerates the same set (once per block, as the reference draws them). */
-    c.users = (rrd_side){.row_base = 0, .col_base = nu, .n_cols = ni, .lists = a,
-                         .inelig = &inelig, .want = in->n_unint_items,
+    c.users = (rrd_side){.row_base = 0,
+                         .col_base = nu,
+                         .n_cols = ni,
+                         .lists = a,
+                         .inelig = &inelig,
+                         .want = in->n_unint_items,
                          .stream = ccd_stream(CCD_STREAM_KD_UNINT_ITEMS, in->block, 0)};
-    c.items = (rrd_side){.row_base = nu, .col_base = 0, .n_cols = nu, .lists = b,
-                         .inelig = &inelig_t, .want = in->n_unint_users,
+    c.items = (rrd_side){.row_base = nu,
+                         .col_base = 0,
+                         .n_cols = nu,
+                         .lists = b,
+                         .inelig = &inelig_t,
+                         .want = in->n_unint_users,
                          .stream = ccd_stream(CCD_STREAM_KD_UNINT_USERS, in->block, 0)};
-
     ccd_train_hooks hooks = {.batch = kd_batch, .epoch = kd_epoch, .ctx = &c};
     rc = ccd_train_stage(m, blk, &excl, o, true, &hooks, NULL, NULL, best, best_epoch);
 done:
     free(a), free(b), free(c.stamp), free(c.rows);
     scratch_free(&c);
-    free(pu), free(pi);
     ccd_csr_free(&inelig);
     ccd_csr_free(&inelig_t);
     ccd_csr_free(&excl);

@@ -7,106 +7,13 @@
 #include <string.h>
 
 #include "dense.h"
+#include "kbest.h"
 
 const int ccd_eval_k[CCD_NK] = {20, 50};
 #define KMAX 50
 /* First try: sort only this many of the top 1000; enough unless a user has more than
  * PREFIX - KMAX masked items among them, in which case the whole top 1000 is sorted. */
 #define PREFIX 160
-
-static inline bool better(int a, int b, const float *s)
-{
-    return s[a] > s[b] || (s[a] == s[b] && a < b);
-}
-
-void ccd_select_top(int *idx, int n, int k, const float *s)
-{
-    if (k <= 0 || k >= n)
-        return;
-    int lo = 0, hi = n - 1, target = k - 1;
-    while (lo < hi) {
-        /* median of three as the pivot */
-        int a = idx[lo], b = idx[lo + (hi - lo) / 2], c = idx[hi], p;
-        if (better(a, b, s))
-            p = better(b, c, s) ? b : (better(a, c, s) ? c : a);
-        else
-            p = better(a, c, s) ? a : (better(b, c, s) ? c : b);
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (better(idx[i], p, s))
-                i++;
-            while (better(p, idx[j], s))
-                j--;
-            if (i <= j) {
-                int t = idx[i];
-                idx[i] = idx[j];
-                idx[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (target <= j)
-            hi = j;
-        else if (target >= i)
-            lo = i;
-        else
-            break;
-    }
-}
-
-void ccd_heap_sift_down(int *h, int n, int i, const float *s)
-{
-    /* min-heap under "better": the root is the worst, so popping sorts best-first from the end */
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && better(h[w], h[l], s))
-            w = l;
-        if (r < n && better(h[w], h[r], s))
-            w = r;
-        if (w == i)
-            return;
-        int t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
-    }
-}
-
-void ccd_sort_by_score(int *idx, int n, const float *s)
-{
-    for (int i = n / 2 - 1; i >= 0; i--)
-        ccd_heap_sift_down(idx, n, i, s);
-    for (int end = n - 1; end > 0; end--) {
-        int t = idx[0];
-        idx[0] = idx[end];
-        idx[end] = t;
-        ccd_heap_sift_down(idx, end, 0, s);
-    }
-}
-
-void ccd_top_sorted(int *out, int n, int k, const float *s)
-{
-    if (k <= 0)
-        return;
-    if (k > n)
-        k = n;
-    /* A bounded heap whose root is the k-th best so far (as top_eligible in replay.c). Ids come
-     * in increasing order, so a tie with the root loses (the root's id is lower) and an entry
-     * enters only with a strictly greater score: one compare per entry against a cached bar, and
-     * about k ln(n / k) entries ever enter. */
-    for (int i = 0; i < k; i++)
-        out[i] = i;
-    for (int i = k / 2 - 1; i >= 0; i--)
-        ccd_heap_sift_down(out, k, i, s);
-    float bar = s[out[0]];
-    for (int i = k; i < n; i++)
-        if (s[i] > bar) {
-            out[0] = i;
-            ccd_heap_sift_down(out, k, 0, s);
-            bar = s[out[0]];
-        }
-    ccd_sort_by_score(out, k, s);
-}
 
 static bool in_sorted(const int *v, int n, int x)
 {
@@ -159,16 +66,6 @@ void ccd_metrics_of_list(const int *ranked, int n_ranked, const int *mask_a, int
     }
 }
 
-static const int *row(const ccd_csr *a, int r, int *len)
-{
-    if (r < 0 || r >= a->n_rows) {
-        *len = 0;
-        return NULL;
-    }
-    *len = (int)(a->indptr[r + 1] - a->indptr[r]);
-    return a->indices + a->indptr[r];
-}
-
 /* Whether block b evaluates user u (section 7): u has test items, is active, and is modelled. */
 static bool evaluates(const ccd_block *b, int u, int n_users)
 {
@@ -199,125 +96,163 @@ int ccd_evaluate_scorer(const ccd_scorer *sc, const ccd_block *blocks, int n_blo
     return ccd_evaluate_scorer_tee(sc, blocks, n_blocks, out, NULL, NULL);
 }
 
+/* What the steps of one evaluation pass share. */
+typedef struct {
+    const ccd_block *blocks;
+    int n_blocks, n_users, n_items;
+    int top;     /* the truncation: CCD_EVAL_TRUNCATE, or every item when there are fewer */
+    int prefix;  /* sorted first: min(top, PREFIX) */
+    double *per; /* (n_blocks x 2 modes x 4 figures x n_users) R@20, R@50, N@20, N@50 per user */
+} eval_pass;
+
+/* The figures of (block j, mode): figure q of user u is at [q * n_users + u]. */
+static double *per_figures(const eval_pass *e, int j, int mode)
+{
+    return e->per + (((size_t)j * 2 + mode) * 4) * e->n_users;
+}
+
+static bool evaluated_anywhere(const eval_pass *e, int u)
+{
+    bool evaluated = false;
+    for (int j = 0; j < e->n_blocks && !evaluated; j++)
+        evaluated = evaluates(&e->blocks[j], u, e->n_users);
+    return evaluated;
+}
+
+/* The users a pass scores, into users: anyone some block evaluates, or every user in order when
+ * the rows go on to a tee. Returns their count. */
+static int users_to_score(const eval_pass *e, bool everyone, int *users)
+{
+    int n = 0;
+    for (int u = 0; u < e->n_users; u++)
+        if (everyone || evaluated_anywhere(e, u))
+            users[n++] = u;
+    return n;
+}
+
+/* User u's figures on every block that evaluates it, from its score row s (n_items). idx
+ * (n_items) and hs (top) are scratch. */
+static void evaluate_user(const eval_pass *e, int u, const float *s, int *idx, float *hs)
+{
+    ccd_kbest_sorted(s, e->n_items, NULL, e->prefix, hs, idx); /* idx[0..prefix): the best */
+    bool all_sorted = e->prefix == e->top;
+    for (int j = 0; j < e->n_blocks; j++) {
+        const ccd_block *b = &e->blocks[j];
+        if (!evaluates(b, u, e->n_users))
+            continue;
+        int ntr, nva, nte;
+        const int *tr = ccd_csr_row(&b->train, u, &ntr), *va = ccd_csr_row(&b->valid, u, &nva),
+                  *te = ccd_csr_row(&b->test, u, &nte);
+        for (int mode = 0; mode < 2; mode++) {
+            const int *gt = mode ? te : va, *other = mode ? va : te;
+            int ngt = mode ? nte : nva, nother = mode ? nva : nte;
+            if (ngt == 0)
+                continue;
+            if (!all_sorted && survivors(idx, e->prefix, tr, ntr, other, nother) < KMAX) {
+                /* Rare: too many masked items near the top. Rank the whole top 1000. */
+                ccd_kbest_sorted(s, e->n_items, NULL, e->top, hs, idx);
+                all_sorted = true;
+            }
+            double rec[CCD_NK], nd[CCD_NK];
+            ccd_metrics_of_list(idx, all_sorted ? e->top : e->prefix, tr, ntr, other, nother, gt,
+                                ngt, rec, nd);
+            double *p = per_figures(e, j, mode);
+            p[0 * (size_t)e->n_users + u] = rec[0];
+            p[1 * (size_t)e->n_users + u] = rec[1];
+            p[2 * (size_t)e->n_users + u] = nd[0];
+            p[3 * (size_t)e->n_users + u] = nd[1];
+        }
+    }
+}
+
+/* The figures of the evaluated users among users[0..cn), whose rows are scores (cn x n_items),
+ * in parallel. Returns 0 or -1 (out of memory). */
+static int evaluate_chunk(const eval_pass *e, const int *users, int cn, const float *scores)
+{
+    int rc = 0;
+#pragma omp parallel
+    {
+        int *idx = malloc((size_t)(e->n_items > 0 ? e->n_items : 1) * sizeof *idx); /* (n_items) */
+        float *hs = malloc((size_t)(e->top > 0 ? e->top : 1) * sizeof *hs);         /* (top) */
+        if (!idx || !hs) {
+#pragma omp atomic write
+            rc = -1;
+        }
+#pragma omp for schedule(dynamic, 16)
+        for (int k = 0; k < cn; k++)
+            if (idx && hs && evaluated_anywhere(e, users[k])) /* else scored for the tee only */
+                evaluate_user(e, users[k], scores + (size_t)k * e->n_items, idx, hs);
+        free(idx);
+        free(hs);
+    }
+    return rc;
+}
+
+/* out[j]: block j's figures averaged over the users it evaluates, summed in user order so the
+ * result does not depend on the thread count. */
+static void average_figures(const eval_pass *e, ccd_block_metrics *out)
+{
+    const int n_users = e->n_users;
+    for (int j = 0; j < e->n_blocks; j++)
+        for (int mode = 0; mode < 2; mode++) {
+            ccd_metrics *m = mode ? &out[j].test : &out[j].valid;
+            const double *p = per_figures(e, j, mode);
+            const ccd_csr *g = mode ? &e->blocks[j].test : &e->blocks[j].valid;
+            int count = 0;
+            for (int u = 0; u < n_users; u++) {
+                if (!evaluates(&e->blocks[j], u, n_users) || ccd_csr_row_len(g, u) == 0)
+                    continue;
+                count++;
+                m->recall[0] += p[0 * (size_t)n_users + u];
+                m->recall[1] += p[1 * (size_t)n_users + u];
+                m->ndcg[0] += p[2 * (size_t)n_users + u];
+                m->ndcg[1] += p[3 * (size_t)n_users + u];
+            }
+            m->n_users = count;
+            for (int q = 0; q < CCD_NK; q++)
+                if (count) {
+                    m->recall[q] /= count;
+                    m->ndcg[q] /= count;
+                }
+        }
+}
+
 int ccd_evaluate_scorer_tee(const ccd_scorer *sc, const ccd_block *blocks, int n_blocks,
                             ccd_block_metrics *out, ccd_rows_fn tee, void *tee_ctx)
 {
     const int n_users = sc->n_users, n_items = sc->n_items;
     if (n_blocks > 0)
         memset(out, 0, (size_t)n_blocks * sizeof *out);
-    /* Users scored: anyone some block evaluates. */
-    int *users = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof *users);
-    /* Per (block, mode, user): R@20, R@50, N@20, N@50, summed in user order afterwards so the
-     * result does not depend on the thread count. */
-    double *per = calloc((size_t)(n_blocks > 0 ? n_blocks : 1) * 2 * 4 * (size_t)(n_users > 0 ? n_users : 1),
-                         sizeof *per);
-    if (!users || !per) {
-        free(users), free(per);
+    const int top = n_items < CCD_EVAL_TRUNCATE ? n_items : CCD_EVAL_TRUNCATE;
+    eval_pass e = {.blocks = blocks,
+                   .n_blocks = n_blocks,
+                   .n_users = n_users,
+                   .n_items = n_items,
+                   .top = top,
+                   .prefix = top < PREFIX ? top : PREFIX};
+    int *users = malloc((size_t)(n_users > 0 ? n_users : 1) * sizeof *users); /* (n_users) */
+    e.per =
+        calloc((size_t)(n_blocks > 0 ? n_blocks : 1) * 2 * 4 * (size_t)(n_users > 0 ? n_users : 1),
+               sizeof *e.per);
+    if (!users || !e.per) {
+        free(users), free(e.per);
         return -1;
     }
-    /* With a tee every user is scored, in order, and the rows handed on after evaluation. */
-    int n_eval = 0;
-    for (int u = 0; u < n_users; u++) {
-        bool take = tee != NULL;
-        for (int j = 0; j < n_blocks && !take; j++)
-            take = evaluates(&blocks[j], u, n_users);
-        if (take)
-            users[n_eval++] = u;
-    }
+    const int n_eval = users_to_score(&e, tee != NULL, users);
     const int chunk = ccd_scorer_chunk(sc);
     float *scores = ccd_floats((size_t)chunk * n_items); /* (chunk x n_items) */
     int rc = scores ? 0 : -1;
-    const int top = n_items < CCD_EVAL_TRUNCATE ? n_items : CCD_EVAL_TRUNCATE;
-    const int prefix = top < PREFIX ? top : PREFIX;
     for (int c0 = 0; rc == 0 && c0 < n_eval; c0 += chunk) {
         int cn = n_eval - c0 < chunk ? n_eval - c0 : chunk;
-        if (sc->rows(sc, users + c0, cn, scores) != 0) {
-            rc = -1;
-            break;
-        }
-#pragma omp parallel
-        {
-            int *idx = malloc((size_t)(n_items > 0 ? n_items : 1) * sizeof *idx);
-            if (!idx) {
-#pragma omp atomic write
-                rc = -1;
-            }
-#pragma omp for schedule(dynamic, 16)
-            for (int k = 0; k < cn; k++) {
-                if (!idx)
-                    continue;
-                const int u = users[c0 + k];
-                const float *s = scores + (size_t)k * n_items;
-                bool evaluated = false;
-                for (int j = 0; j < n_blocks && !evaluated; j++)
-                    evaluated = evaluates(&blocks[j], u, n_users);
-                if (!evaluated) /* scored for the tee only */
-                    continue;
-                ccd_top_sorted(idx, n_items, prefix, s); /* idx[0..prefix): the best, sorted */
-                bool all_sorted = prefix == top;
-                for (int j = 0; j < n_blocks; j++) {
-                    const ccd_block *b = &blocks[j];
-                    if (!evaluates(b, u, n_users))
-                        continue;
-                    int ntr, nva, nte;
-                    const int *tr = row(&b->train, u, &ntr), *va = row(&b->valid, u, &nva),
-                              *te = row(&b->test, u, &nte);
-                    for (int mode = 0; mode < 2; mode++) {
-                        const int *gt = mode ? te : va, *other = mode ? va : te;
-                        int ngt = mode ? nte : nva, nother = mode ? nva : nte;
-                        if (ngt == 0)
-                            continue;
-                        int n_ranked = prefix;
-                        if (!all_sorted && survivors(idx, prefix, tr, ntr, other, nother) < KMAX) {
-                            /* Rare: too many masked items near the top. Rank the whole top 1000. */
-                            for (int i = 0; i < n_items; i++)
-                                idx[i] = i;
-                            ccd_select_top(idx, n_items, top, s);
-                            ccd_sort_by_score(idx, top, s);
-                            all_sorted = true;
-                        }
-                        if (all_sorted)
-                            n_ranked = top;
-                        double rec[CCD_NK], nd[CCD_NK];
-                        ccd_metrics_of_list(idx, n_ranked, tr, ntr, other, nother, gt, ngt, rec, nd);
-                        double *p = per + (((size_t)j * 2 + mode) * 4) * n_users;
-                        p[0 * (size_t)n_users + u] = rec[0];
-                        p[1 * (size_t)n_users + u] = rec[1];
-                        p[2 * (size_t)n_users + u] = nd[0];
-                        p[3 * (size_t)n_users + u] = nd[1];
-                    }
-                }
-            }
-            free(idx);
-        }
-        if (rc == 0 && tee && tee(tee_ctx, c0, cn, scores) != 0)
+        if (sc->rows(sc, users + c0, cn, scores) != 0 ||
+            evaluate_chunk(&e, users + c0, cn, scores) != 0 ||
+            (tee && tee(tee_ctx, c0, cn, scores) != 0))
             rc = -1;
     }
     if (rc == 0)
-        for (int j = 0; j < n_blocks; j++)
-            for (int mode = 0; mode < 2; mode++) {
-                ccd_metrics *m = mode ? &out[j].test : &out[j].valid;
-                const double *p = per + (((size_t)j * 2 + mode) * 4) * n_users;
-                int count = 0;
-                for (int u = 0; u < n_users; u++) {
-                    const ccd_csr *g = mode ? &blocks[j].test : &blocks[j].valid;
-                    if (!evaluates(&blocks[j], u, n_users) || ccd_csr_row_len(g, u) == 0)
-                        continue;
-                    count++;
-                    m->recall[0] += p[0 * (size_t)n_users + u];
-                    m->recall[1] += p[1 * (size_t)n_users + u];
-                    m->ndcg[0] += p[2 * (size_t)n_users + u];
-                    m->ndcg[1] += p[3 * (size_t)n_users + u];
-                }
-                m->n_users = count;
-                for (int q = 0; q < CCD_NK; q++)
-                    if (count) {
-                        m->recall[q] /= count;
-                        m->ndcg[q] /= count;
-                    }
-            }
+        average_figures(&e, out);
     free(users);
-    free(per);
+    free(e.per);
     free(scores);
     return rc;
 }

@@ -45,20 +45,6 @@ void ccd_metrics_of_list(const int *ranked, int n_ranked, const int *mask_a, int
                          const int *mask_b, int n_mask_b, const int *gt, int n_gt,
                          double recall[CCD_NK], double ndcg[CCD_NK]);
 
-/* Partition idx[0..n) so that idx[0..k) are the k best items under (score desc, id asc), with
- * idx[k-1] the k-th best. Exposed for tests and for top-k lists elsewhere in libccd. */
-void ccd_select_top(int *idx, int n, int k, const float *score);
-/* Restore a heap of item ids whose root is the WORST kept item under the same order (a bounded
- * "k best so far" heap), sifting entry i down. */
-void ccd_heap_sift_down(int *h, int n, int i, const float *score);
-/* Sort idx[0..n) best first under the same order. */
-void ccd_sort_by_score(int *idx, int n, const float *score);
-/* The k best of items 0..n-1 under the same order, sorted best first, into out[0..k) (k <= n):
- * the same list as select_top + sort_by_score over 0..n-1, in one pass over the scores. */
-void ccd_top_sorted(int *out, int n, int k, const float *score);
-
-
-
 /* The popularity baseline: every user ranks items by their number of distinct train users in
  * `source` (ties by lower id), evaluated on blocks[0..n) like any model. */
 int ccd_evaluate_popularity(const ccd_block *source, const ccd_block *blocks, int n,

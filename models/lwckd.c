@@ -22,6 +22,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,15 +62,16 @@ static double row_term(float *z, int m, const ccd_csr *rel, int r, double coef_w
 }
 
 static double lwc_term(const float *targets, const float *weights, int n, double n_count,
-                       const float *neighbours, int m, int d, const ccd_csr *rel, const int *rel_rows,
-                       float tau, float scale, const float *bias, float *d_neighbours)
+                       const float *neighbours, int m, int d, const ccd_csr *rel,
+                       const int *rel_rows, float tau, float scale, const float *bias,
+                       float *d_neighbours)
 {
     if (n <= 0 || m <= 0 || n_count <= 0.0)
         return 0.0;
     const int cap = n < CHUNK ? n : CHUNK;
-    float *tb = ccd_floats((size_t)cap * d);     /* (cap x d) gathered targets */
-    float *z = ccd_floats((size_t)cap * m);      /* (cap x m) logits, then dL/dz */
-    int *who = malloc((size_t)cap * sizeof *who); /* (cap) target index of each gathered row */
+    float *tb = ccd_floats((size_t)cap * d);       /* (cap x d) gathered targets */
+    float *z = ccd_floats((size_t)cap * m);        /* (cap x m) logits, then dL/dz */
+    int *who = malloc((size_t)cap * sizeof *who);  /* (cap) target index of each gathered row */
     double *lt = malloc((size_t)cap * sizeof *lt); /* (cap) w_t l_t of each gathered row */
     if (!tb || !z || !who || !lt) {
         free(tb), free(z), free(who), free(lt);
@@ -91,21 +93,22 @@ static double lwc_term(const float *targets, const float *weights, int n, double
         }
         if (rows == 0)
             break;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, d, inv_tau, tb, d,
-                    neighbours, d, 0.0f, z, m);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, d, inv_tau, tb, d, neighbours,
+                    d, 0.0f, z, m);
 #pragma omp parallel for schedule(dynamic, 8)
         for (int r = 0; r < rows; r++) {
             double w = weights ? (double)weights[who[r]] : 1.0;
             float gp;
-            lt[r] = w * row_term(z + (size_t)r * m, m, rel, rel_rows[who[r]], w / n_count, bias, &gp);
+            lt[r] =
+                w * row_term(z + (size_t)r * m, m, rel, rel_rows[who[r]], w / n_count, bias, &gp);
             for (int c = 0; c < d; c++) /* the row's gradient factor, moved onto its target */
                 tb[(size_t)r * d + c] *= gp;
         }
         for (int r = 0; r < rows; r++)
             total += lt[r];
         if (d_neighbours && scale != 0.0f)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, d, rows, scale * inv_tau, z,
-                        m, tb, d, 1.0f, d_neighbours, d);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, d, rows, scale * inv_tau, z, m,
+                        tb, d, 1.0f, d_neighbours, d);
     }
     free(tb), free(z), free(who), free(lt);
     return (double)scale * (-total / n_count);
@@ -123,6 +126,130 @@ double ccd_lwc_term(const float *targets, const float *weights, int n, double n_
  * (the group's relation columns plus the draw) stay bounded however large the batch grows. */
 #define SAMPLE_ROWS 256
 
+/* Scratch of the sampled softmax, sized for its largest group. */
+typedef struct {
+    unsigned char *flag; /* (m) 1: relation column, 2: drawn, 0: out */
+    int *pos;            /* (m) compact index of a column in C */
+    int *cols;           /* (c_max) C, sorted */
+    float *nb, *dnb;     /* (c_max x d) its neighbours, and their gradient */
+    float *bias;         /* (c_max) log-weights */
+    int *rows;           /* (rows_max) row t of rc */
+    ccd_csr rc;          /* the group's relation rows in compact columns */
+} sampled;
+
+static void sampled_free(sampled *w)
+{
+    free(w->flag), free(w->pos), free(w->cols), free(w->nb), free(w->dnb), free(w->bias);
+    free(w->rows), free(w->rc.indptr), free(w->rc.indices), free(w->rc.values);
+    memset(w, 0, sizeof *w);
+}
+
+/* Groups of rows_max targets with at most rel_max relation entries each, C of at most c_max
+ * columns among m, neighbours of d values; with_values: the relation carries values. */
+static int sampled_alloc(sampled *w, int m, int d, int rows_max, int64_t rel_max, int64_t c_max,
+                         bool with_values)
+{
+    const size_t n_rel = (size_t)(rel_max > 0 ? rel_max : 1);
+    memset(w, 0, sizeof *w);
+    w->flag = calloc((size_t)m, 1);
+    w->pos = malloc((size_t)m * sizeof *w->pos);
+    w->cols = malloc((size_t)c_max * sizeof *w->cols);
+    w->nb = ccd_floats((size_t)c_max * d);
+    w->dnb = ccd_floats((size_t)c_max * d);
+    w->bias = ccd_floats((size_t)c_max);
+    w->rows = malloc((size_t)rows_max * sizeof *w->rows);
+    w->rc.indptr = malloc(((size_t)rows_max + 1) * sizeof *w->rc.indptr);
+    w->rc.indices = malloc(n_rel * sizeof *w->rc.indices);
+    w->rc.values = with_values ? malloc(n_rel * sizeof *w->rc.values) : NULL;
+    return w->flag && w->pos && w->cols && w->nb && w->dnb && w->bias && w->rows && w->rc.indptr &&
+                   w->rc.indices && (!with_values || w->rc.values)
+               ? 0
+               : -1;
+}
+
+/* Whether target t's relation row takes part: a valid row, and a non-zero weight. */
+static bool target_counts(const ccd_csr *rel, const int *rel_rows, const float *weights, int t)
+{
+    const int r = rel_rows[t];
+    return !(weights && weights[t] == 0.0f) && r >= 0 && r < rel->n_rows;
+}
+
+/* The most relation entries of one group of rows_max consecutive targets. */
+static int64_t group_rel_max(const ccd_csr *rel, const int *rel_rows, int n, int rows_max)
+{
+    int64_t rel_max = 0;
+    for (int t0 = 0; t0 < n; t0 += rows_max) {
+        int64_t g = 0;
+        for (int t = t0; t < n && t < t0 + rows_max; t++)
+            g += ccd_csr_row_len(rel, rel_rows[t]);
+        rel_max = g > rel_max ? g : rel_max;
+    }
+    return rel_max;
+}
+
+/* C for targets [t0, t0 + gn) into w->cols, sorted (column order, as the full softmax): their
+ * relation columns R (flag 1), then *want draws among the m - |R| others (flag 2). Returns |C|;
+ * *n_rel = |R|. */
+static int pick_columns(sampled *w, const ccd_csr *rel, const int *rel_rows, const float *weights,
+                        int t0, int gn, int m, int max_neighbours, ccd_rng *rng, int *n_rel,
+                        int *want)
+{
+    int nc = 0;
+    for (int t = t0; t < t0 + gn; t++) {
+        if (!target_counts(rel, rel_rows, weights, t))
+            continue;
+        const int r = rel_rows[t];
+        for (int64_t e = rel->indptr[r]; e < rel->indptr[r + 1]; e++)
+            if (!w->flag[rel->indices[e]]) {
+                w->flag[rel->indices[e]] = 1;
+                w->cols[nc++] = rel->indices[e];
+            }
+    }
+    *n_rel = nc;
+    *want = max_neighbours < m - nc ? max_neighbours : m - nc;
+    while (nc < *n_rel + *want) {
+        int j = (int)ccd_rng_below(rng, (uint32_t)m);
+        if (!w->flag[j]) {
+            w->flag[j] = 2;
+            w->cols[nc++] = j;
+        }
+    }
+    qsort(w->cols, (size_t)nc, sizeof *w->cols, ccd_cmp_int);
+    return nc;
+}
+
+/* C's neighbours (w->nb) and log-weights (w->bias: lw on the drawn columns), and the group's
+ * relation rows in C's compact columns (w->rc, w->rows). */
+static void gather_group(sampled *w, int nc, float lw, const float *neighbours, int d,
+                         const ccd_csr *rel, const int *rel_rows, const float *weights, int t0,
+                         int gn)
+{
+    for (int q = 0; q < nc; q++) {
+        w->pos[w->cols[q]] = q;
+        memcpy(w->nb + (size_t)q * d, neighbours + (size_t)w->cols[q] * d,
+               (size_t)d * sizeof *w->nb);
+        w->bias[q] = w->flag[w->cols[q]] == 2 ? lw : 0.0f;
+    }
+    ccd_csr *rc = &w->rc;
+    int64_t e_out = 0;
+    for (int t = 0; t < gn; t++) {
+        rc->indptr[t] = e_out;
+        w->rows[t] = t;
+        if (!target_counts(rel, rel_rows, weights, t0 + t))
+            continue;
+        const int r = rel_rows[t0 + t];
+        for (int64_t e = rel->indptr[r]; e < rel->indptr[r + 1]; e++) {
+            if (rc->values)
+                rc->values[e_out] = rel->values[e];
+            rc->indices[e_out++] = w->pos[rel->indices[e]]; /* increasing: C is sorted */
+        }
+    }
+    rc->indptr[gn] = e_out;
+    rc->nnz = e_out;
+    rc->n_rows = gn;
+    rc->n_cols = nc;
+}
+
 double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, double n_count,
                             const float *neighbours, int m, int d, const ccd_csr *rel,
                             const int *rel_rows, float tau, float scale, float *d_neighbours,
@@ -134,83 +261,29 @@ double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, d
     if (n <= 0 || n_count <= 0.0)
         return 0.0;
     const int rows_max = n < SAMPLE_ROWS ? n : SAMPLE_ROWS;
-    int64_t rel_max = 0; /* the most relation entries of one group */
-    for (int t0 = 0; t0 < n; t0 += rows_max) {
-        int64_t g = 0;
-        for (int t = t0; t < n && t < t0 + rows_max; t++)
-            g += ccd_csr_row_len(rel, rel_rows[t]);
-        rel_max = g > rel_max ? g : rel_max;
+    const int64_t rel_max = group_rel_max(rel, rel_rows, n, rows_max);
+    sampled w;
+    if (sampled_alloc(&w, m, d, rows_max, rel_max, rel_max + max_neighbours, rel->values != NULL) !=
+        0) {
+        sampled_free(&w);
+        return NAN;
     }
-    const int64_t c_max = rel_max + max_neighbours; /* columns of one group at most */
-    unsigned char *flag = calloc((size_t)m, 1);  /* (m) 1: relation column, 2: drawn, 0: out */
-    int *pos = malloc((size_t)m * sizeof *pos);   /* (m) compact index of a column in C */
-    int *cols = malloc((size_t)c_max * sizeof *cols);             /* (c_max) C, sorted */
-    float *nb = ccd_floats((size_t)c_max * d);                    /* (c_max x d) its neighbours */
-    float *dnb = ccd_floats((size_t)c_max * d);                   /* (c_max x d) their gradient */
-    float *bias = ccd_floats((size_t)c_max);                      /* (c_max) log-weights */
-    int *rows = malloc((size_t)rows_max * sizeof *rows);          /* (rows_max) row t of rc */
-    ccd_csr rc = {0}; /* the group's relation rows in compact columns */
-    rc.indptr = malloc(((size_t)rows_max + 1) * sizeof *rc.indptr);
-    rc.indices = malloc((size_t)(rel_max > 0 ? rel_max : 1) * sizeof *rc.indices);
-    rc.values = rel->values ? malloc((size_t)(rel_max > 0 ? rel_max : 1) * sizeof *rc.values) : NULL;
-    double loss = NAN;
-    if (!flag || !pos || !cols || !nb || !dnb || !bias || !rows || !rc.indptr || !rc.indices ||
-        (rel->values && !rc.values))
-        goto done;
     ccd_rng rng;
     ccd_rng_init(&rng, seed, stream);
-    loss = 0.0;
+    double loss = 0.0;
     for (int t0 = 0; t0 < n; t0 += rows_max) {
         const int gn = n - t0 < rows_max ? n - t0 : rows_max;
-        /* C = the group's relation columns (R) u max_neighbours draws among the others (U). */
-        int nc = 0;
-        for (int t = t0; t < t0 + gn; t++) {
-            const int r = rel_rows[t];
-            if ((weights && weights[t] == 0.0f) || r < 0 || r >= rel->n_rows)
-                continue;
-            for (int64_t e = rel->indptr[r]; e < rel->indptr[r + 1]; e++)
-                if (!flag[rel->indices[e]]) {
-                    flag[rel->indices[e]] = 1;
-                    cols[nc++] = rel->indices[e];
-                }
-        }
-        const int n_rel = nc;
-        const int want = max_neighbours < m - n_rel ? max_neighbours : m - n_rel;
-        while (nc < n_rel + want) {
-            int j = (int)ccd_rng_below(&rng, (uint32_t)m);
-            if (!flag[j]) {
-                flag[j] = 2;
-                cols[nc++] = j;
-            }
-        }
-        qsort(cols, (size_t)nc, sizeof *cols, ccd_cmp_int); /* column order, as the full softmax */
+        int n_rel, want;
+        const int nc = pick_columns(&w, rel, rel_rows, weights, t0, gn, m, max_neighbours, &rng,
+                                    &n_rel, &want);
         /* The draws' exps estimate the sum over the columns outside R: weight (m - |R|) / |U|. */
         const float lw = want > 0 ? (float)log((double)(m - n_rel) / (double)want) : 0.0f;
-        for (int q = 0; q < nc; q++) {
-            pos[cols[q]] = q;
-            memcpy(nb + (size_t)q * d, neighbours + (size_t)cols[q] * d, (size_t)d * sizeof *nb);
-            bias[q] = flag[cols[q]] == 2 ? lw : 0.0f;
-        }
-        int64_t w = 0;
-        for (int t = 0; t < gn; t++) {
-            const int r = rel_rows[t0 + t];
-            rc.indptr[t] = w;
-            rows[t] = t;
-            if (r >= 0 && r < rel->n_rows && !(weights && weights[t0 + t] == 0.0f))
-                for (int64_t e = rel->indptr[r]; e < rel->indptr[r + 1]; e++) {
-                    if (rc.values)
-                        rc.values[w] = rel->values[e];
-                    rc.indices[w++] = pos[rel->indices[e]]; /* increasing: C is sorted */
-                }
-        }
-        rc.indptr[gn] = w;
-        rc.nnz = w;
-        rc.n_rows = gn;
-        rc.n_cols = nc;
+        gather_group(&w, nc, lw, neighbours, d, rel, rel_rows, weights, t0, gn);
         if (d_neighbours)
-            memset(dnb, 0, (size_t)nc * d * sizeof *dnb);
-        double l = lwc_term(targets + (size_t)t0 * d, weights ? weights + t0 : NULL, gn, n_count,
-                            nb, nc, d, &rc, rows, tau, scale, bias, d_neighbours ? dnb : NULL);
+            memset(w.dnb, 0, (size_t)nc * d * sizeof *w.dnb);
+        double l =
+            lwc_term(targets + (size_t)t0 * d, weights ? weights + t0 : NULL, gn, n_count, w.nb, nc,
+                     d, &w.rc, w.rows, tau, scale, w.bias, d_neighbours ? w.dnb : NULL);
         if (!(l == l)) {
             loss = NAN;
             break;
@@ -218,16 +291,14 @@ double ccd_lwc_term_sampled(const float *targets, const float *weights, int n, d
         loss += l;
         if (d_neighbours)
             for (int q = 0; q < nc; q++) {
-                float *g = d_neighbours + (size_t)cols[q] * d;
-                const float *src = dnb + (size_t)q * d;
+                float *g = d_neighbours + (size_t)w.cols[q] * d;
+                const float *src = w.dnb + (size_t)q * d;
                 for (int c = 0; c < d; c++)
                     g[c] += src[c];
             }
         for (int q = 0; q < nc; q++)
-            flag[cols[q]] = 0;
+            w.flag[w.cols[q]] = 0;
     }
-done:
-    free(flag), free(pos), free(cols), free(nb), free(dnb), free(bias), free(rows);
-    free(rc.indptr), free(rc.indices), free(rc.values);
+    sampled_free(&w);
     return loss;
 }

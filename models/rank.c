@@ -5,13 +5,10 @@
  * next is scored; the scorer's rows() runs outside parallel regions (it uses BLAS threads), the
  * reduction inside them.
  *
- *  - Both top-k functions keep bounded heaps of (score, id) whose root is the current k-th best,
- *    and scan ids in increasing order, so an entry enters a full heap only with a strictly
- *    greater score than the root (a tie loses to the earlier, lower id). Once a heap is full
- *    this is one float compare per entry, and only about k ln(n / k) entries of a random column
- *    or row ever enter: several times faster than quickselect (ccd_select_top) over an index
- *    array, with the same order and results. Filtered pairs are overwritten with NaN in the
- *    chunk buffer (ours), which fails every comparison and so never enters.
+ *  - Both top-k functions keep the bounded heaps of kbest.h, whose root is the current k-th
+ *    best, and scan ids in increasing order: once a heap is full, one float compare per entry.
+ *    Filtered pairs are overwritten with NaN in the chunk buffer (ours), which fails every
+ *    comparison and so never enters.
  *  - ccd_topk_items: rows are independent, so OpenMP splits the rows of a chunk, one (k) heap
  *    per thread.
  *  - ccd_topk_users: one (k) heap per item, plus a contiguous worst[] copy of the roots so the
@@ -43,80 +40,10 @@
 #include <string.h>
 
 #include "dense.h"
+#include "kbest.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Filters */
-
-/* Row u of set a as a pointer and length; rows past the set's end are empty. */
-static const int *set_row(const ccd_csr *a, int u, int64_t *len)
-{
-    *len = ccd_csr_row_len(a, u);
-    return *len ? a->indices + a->indptr[u] : NULL;
-}
-
-/* ---------------------------------------------------------------------------------------------
- * Bounded heaps of (score, id) under (score desc, id asc) */
-
-/* a is worse than b. A heap's root is its worst entry, so a full heap's root is the bar that a
- * new entry must clear. */
-static inline int worse(float sa, int ua, float sb, int ub)
-{
-    return sa < sb || (sa == sb && ua > ub);
-}
-
-/* Restore the heap below position i, moving a hole down instead of swapping. */
-static void heap_sift_down(float *hs, int *hu, int n, int i)
-{
-    const float v = hs[i];
-    const int u = hu[i];
-    for (;;) {
-        int c = 2 * i + 1; /* the worse child */
-        if (c >= n)
-            break;
-        if (c + 1 < n && worse(hs[c + 1], hu[c + 1], hs[c], hu[c]))
-            c++;
-        if (!worse(hs[c], hu[c], v, u))
-            break;
-        hs[i] = hs[c];
-        hu[i] = hu[c];
-        i = c;
-    }
-    hs[i] = v;
-    hu[i] = u;
-}
-
-static void heap_push(float *hs, int *hu, int n, float v, int u)
-{
-    int i = n;
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!worse(v, u, hs[p], hu[p]))
-            break;
-        hs[i] = hs[p];
-        hu[i] = hu[p];
-        i = p;
-    }
-    hs[i] = v;
-    hu[i] = u;
-}
-
-/* Sort a heap of n entries best first in place (popping the worst to the end each time) and
- * write its ids to out[0..n) and -1 to out[n..k). */
-static void heap_emit(float *hs, int *hu, int n, int k, int *out)
-{
-    for (int end = n - 1; end > 0; end--) {
-        float ts = hs[0];
-        hs[0] = hs[end];
-        hs[end] = ts;
-        int tu = hu[0];
-        hu[0] = hu[end];
-        hu[end] = tu;
-        heap_sift_down(hs, hu, end, 0);
-    }
-    memcpy(out, hu, (size_t)n * sizeof *out);
-    for (int p = n; p < k; p++)
-        out[p] = -1;
-}
 
 /* Overwrite the filtered entries of row u (n_items) with NaN, which fails every comparison
  * below and so never enters a heap. */
@@ -125,9 +52,9 @@ static void mask_row(const ccd_filter *f, int u, float *row, int n_items)
     if (!f)
         return;
     for (int t = 0; t < f->n_sets; t++) {
-        int64_t len;
-        const int *e = set_row(f->sets[t], u, &len);
-        for (int64_t q = 0; q < len && e[q] < n_items; q++) /* rows are sorted */
+        int len;
+        const int *e = ccd_csr_row(f->sets[t], u, &len);
+        for (int q = 0; q < len && e[q] < n_items; q++) /* rows are sorted */
             if (e[q] >= 0)
                 row[e[q]] = NAN;
     }
@@ -153,21 +80,8 @@ static int topk_items_chunk(const float *scores, int c0, int cn, int n_items, in
             if (!hs || !hu)
                 continue;
             const float *row = scores + (size_t)r * n_items;
-            /* Items arrive in increasing id, so a tie with the root never enters a full
-             * heap. Once full, one compare per item: about k ln(n / k) items ever enter. */
-            int c = 0, i = 0;
-            for (; i < n_items && c < k; i++)
-                if (row[i] == row[i]) /* not filtered (NaN) */
-                    heap_push(hs, hu, c++, row[i], i);
-            float bar = c == k ? hs[0] : INFINITY;
-            for (; i < n_items; i++)
-                if (row[i] > bar) {
-                    hs[0] = row[i];
-                    hu[0] = i;
-                    heap_sift_down(hs, hu, k, 0);
-                    bar = hs[0];
-                }
-            heap_emit(hs, hu, c, k, out + (size_t)(c0 + r) * k); /* (k) row of out */
+            const int c = ccd_kbest_of_row(row, n_items, NULL, k, hs, hu); /* NaN: filtered */
+            ccd_kbest_emit(hs, hu, c, k, out + (size_t)(c0 + r) * k);      /* (k) row of out */
         }
         free(hs);
         free(hu);
@@ -243,14 +157,14 @@ static void topk_users_chunk(user_heaps *h, const float *scores, int c0, int cn)
                     float *hh = hs + (size_t)i * k;
                     int *g = hu + (size_t)i * k;
                     if (cnt[i] < k) {
-                        heap_push(hh, g, cnt[i]++, v, u);
+                        ccd_kbest_push(hh, g, cnt[i]++, v, u);
                         if (cnt[i] == k)
                             worst[i] = hh[0];
                     } else {
                         /* v is strictly better than the root (ties keep the earlier user) */
                         hh[0] = v;
                         g[0] = u;
-                        heap_sift_down(hh, g, k, 0);
+                        ccd_kbest_sift_down(hh, g, k, 0);
                         worst[i] = hh[0];
                     }
                 }
@@ -310,8 +224,8 @@ void ccd_topk_stream_finish(ccd_topk_stream *t)
         const int k = t->k_users;
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < t->n_items; i++) /* out row i: (k) */
-            heap_emit(t->h.hs + (size_t)i * k, t->h.hu + (size_t)i * k, t->h.cnt[i], k,
-                      t->out_users + (size_t)i * k);
+            ccd_kbest_emit(t->h.hs + (size_t)i * k, t->h.hu + (size_t)i * k, t->h.cnt[i], k,
+                           t->out_users + (size_t)i * k);
     }
     user_heaps_free(&t->h);
     free(t);
@@ -514,8 +428,8 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
         width = t->n_items > width ? t->n_items : width;
     }
     const int n_threads = omp_get_max_threads();
-    float *w = malloc((size_t)n_items * sizeof *w);                /* (n_items) w(r) / M */
-    float *buf = ccd_floats((size_t)batch * width);                 /* (batch x teacher items) */
+    float *w = malloc((size_t)n_items * sizeof *w); /* (n_items) w(r) / M */
+    float *buf = ccd_floats((size_t)batch * width); /* (batch x teacher items) */
     /* (threads x 2 n_items): each thread's sorted row and its scratch */
     uint64_t *scratch = malloc((size_t)n_threads * 2 * n_items * sizeof *scratch);
     int rc = w && buf && scratch ? 0 : -1;
@@ -547,8 +461,6 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
 
 ccd_scorer ccd_scorer_ensemble(const ccd_ensemble *e)
 {
-    return (ccd_scorer){.n_users = e->n_users,
-                        .n_items = e->n_items,
-                        .rows = ensemble_rows,
-                        .ctx = e};
+    return (ccd_scorer){
+        .n_users = e->n_users, .n_items = e->n_items, .rows = ensemble_rows, .ctx = e};
 }

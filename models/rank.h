@@ -1,8 +1,8 @@
 /* rank: top-k lists, per-item top users, row ranks and the teacher ensemble, all streamed from
  * a scorer (scorer.h) in chunks of rows, never a users x items matrix.
  *
- * Order everywhere: score descending, ties by lower id first (a strict total order, so results
- * are deterministic and independent of the thread count). "Filtered" entries, the
+ * Order everywhere: score descending, ties by lower id first (kbest.h: a strict total order, so
+ * results are deterministic and independent of the thread count). "Filtered" entries, the
  * reference's "set to -1e8", are simply not eligible. */
 #ifndef CCD_RANK_H
 #define CCD_RANK_H

@@ -23,24 +23,12 @@
 #include <string.h>
 
 #include "dense.h"
-#include "eval.h"
-
-/* The strict order of rank.h: score descending, ties by lower id. */
-static inline bool better(int a, int b, const float *s)
-{
-    return s[a] > s[b] || (s[a] == s[b] && a < b);
-}
-
-/* A double in [0, 1) with 53 random bits. */
-static inline double uniform53(ccd_rng *rng)
-{
-    return (double)(ccd_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
-}
+#include "kbest.h"
 
 /* Per-thread scratch of pass 1. */
 typedef struct {
     unsigned char *mask; /* (n_items) 1 = filtered; cleared again after each user */
-    int *heap;           /* (ab) the best eligible items so far, worst at the root */
+    float *heap_s;       /* (ab) scores of the candidate heap (kbest.h) */
     int *beat;           /* (n_items) items that beat the worst candidate in ref */
     int *by_ref;         /* (ab) candidate positions sorted by ref score, best first */
     float *key_s;        /* (pad) ref scores in by_ref order, then -inf */
@@ -52,7 +40,7 @@ typedef struct {
 
 static void scratch_free(scratch *w)
 {
-    free(w->mask), free(w->heap), free(w->beat), free(w->by_ref);
+    free(w->mask), free(w->heap_s), free(w->beat), free(w->by_ref);
     free(w->key_s), free(w->key_i), free(w->hist), free(w->rank);
 }
 
@@ -64,14 +52,14 @@ static int scratch_alloc(scratch *w, int n_items, int ab)
     while (w->pad <= ab)
         w->pad *= 2, w->log_pad++;
     w->mask = calloc(n, 1);
-    w->heap = malloc((size_t)ab * sizeof *w->heap);
+    w->heap_s = malloc((size_t)ab * sizeof *w->heap_s);
     w->beat = malloc(n * sizeof *w->beat);
     w->by_ref = malloc((size_t)ab * sizeof *w->by_ref);
     w->key_s = malloc((size_t)w->pad * sizeof *w->key_s);
     w->key_i = malloc((size_t)w->pad * sizeof *w->key_i);
     w->hist = malloc((size_t)w->pad * sizeof *w->hist);
     w->rank = malloc((size_t)ab * sizeof *w->rank);
-    if (!w->mask || !w->heap || !w->beat || !w->by_ref || !w->key_s || !w->key_i || !w->hist ||
+    if (!w->mask || !w->heap_s || !w->beat || !w->by_ref || !w->key_s || !w->key_i || !w->hist ||
         !w->rank) {
         scratch_free(w);
         memset(w, 0, sizeof *w);
@@ -80,52 +68,13 @@ static int scratch_alloc(scratch *w, int n_items, int ab)
     return 0;
 }
 
-
-static void heap_up(int *h, int i, const float *s)
-{
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!better(h[p], h[i], s))
-            return;
-        int t = h[i];
-        h[i] = h[p];
-        h[p] = t;
-        i = p;
-    }
-}
-
-/* The best min(k, #eligible) eligible items of row s into h, unordered; returns their count.
- * Items come in id order, so an item ties the root only with a higher id, i.e. loses: once the
- * heap is full the test is a single float comparison with the root's score, and on random rows
- * only O(k log(n/k)) items ever enter. */
-static int top_eligible(const float *s, int n, const unsigned char *mask, int k, int *h)
-{
-    int size = 0;
-    int j = 0;
-    for (; j < n && size < k; j++)
-        if (!mask[j]) {
-            h[size] = j;
-            heap_up(h, size++, s);
-        }
-    if (size < k)
-        return size;
-    float thr = s[h[0]];
-    for (; j < n; j++)
-        if (s[j] > thr && !mask[j]) {
-            h[0] = j;
-            ccd_heap_sift_down(h, k, 0, s);
-            thr = s[h[0]];
-        }
-    return k;
-}
-
 /* Insertion sort of candidate positions pos[0..c) by the ref score of cand[pos], best first.
  * c <= ab, which is small (50..100). */
 static void sort_by_ref(int *pos, int c, const int *cand, const float *ref)
 {
     for (int a = 1; a < c; a++) {
         int p = pos[a], b = a - 1;
-        while (b >= 0 && better(cand[p], cand[pos[b]], ref)) {
+        while (b >= 0 && ccd_ranks_before(ref[cand[p]], cand[p], ref[cand[pos[b]]], cand[pos[b]])) {
             pos[b + 1] = pos[b];
             b--;
         }
@@ -181,7 +130,7 @@ static void ref_ranks(const float *ref, int n, const int *cand, int c, scratch *
     }
     int nb = 0; /* the branch is rarely taken when m is small, so it predicts well */
     for (int j = 0; j < n; j++)
-        if (ref[j] > worst_s || (ref[j] == worst_s && j < worst_i))
+        if (ccd_ranks_before(ref[j], j, worst_s, worst_i))
             w->beat[nb++] = j;
     memset(w->hist, 0, (size_t)pad * sizeof *w->hist);
     for (int t = 0; t < nb; t++) {
@@ -190,6 +139,7 @@ static void ref_ranks(const float *ref, int n, const int *cand, int c, scratch *
         int lo = 0; /* the number of leading keys j does not beat: the first one it beats */
         for (int step = pad / 2; step > 0; step /= 2) {
             const int at = lo + step - 1;
+            /* ccd_ranks_before(rj, j, ks[at], ki[at]), written branch-free */
             const int beats = (rj > ks[at]) | ((rj == ks[at]) & (j < ki[at]));
             lo += beats ? 0 : step;
         }
@@ -210,12 +160,11 @@ static void mark_filtered(unsigned char *mask, const ccd_filter *f, int u, int n
                           unsigned char value)
 {
     for (int k = 0; f && k < f->n_sets; k++) {
-        const ccd_csr *set = f->sets[k];
-        if (!set || u >= set->n_rows)
-            continue;
-        for (int64_t e = set->indptr[u]; e < set->indptr[u + 1]; e++)
-            if (set->indices[e] < n_items)
-                mask[set->indices[e]] = value;
+        int len = 0;
+        const int *e = f->sets[k] ? ccd_csr_row(f->sets[k], u, &len) : NULL;
+        for (int q = 0; q < len; q++)
+            if (e[q] < n_items)
+                mask[e[q]] = value;
     }
 }
 
@@ -226,14 +175,12 @@ static int user_candidates(int u, const float *s, const float *ref, int n_items,
                            double *logw, float *label)
 {
     mark_filtered(w->mask, f, u, n_items, 1);
-    const int c = top_eligible(s, n_items, w->mask, ab, w->heap);
+    const int c = ccd_kbest_sorted(s, n_items, w->mask, ab, w->heap_s, cand);
     mark_filtered(w->mask, f, u, n_items, 0);
     if (c <= 0)
         return 0;
     /* Filtered entries rank after every eligible one, so the position among the eligible items
      * is the rank in the whole row. */
-    ccd_sort_by_score(w->heap, c, s);
-    memcpy(cand, w->heap, (size_t)c * sizeof *cand);
     ref_ranks(ref, n_items, cand, c, w, w->rank);
     for (int q = 0; q < c; q++) {
         logw[q] = (double)eps * (double)(w->rank[q] - q); /* q = rank_src */
@@ -290,7 +237,7 @@ static void draw_user(int u, int c, int m, int *cand, double *logw, float *label
             for (int q = 0; q < left; q++)
                 total += wt[q] = exp(logw[q] - mx);
         }
-        const double x = uniform53(rng) * total;
+        const double x = ccd_rng_uniform53(rng) * total;
         int pick = -1;
         double acc = 0.0;
         for (int q = 0; q < left; q++) {
@@ -334,14 +281,14 @@ int ccd_replay_sample(const ccd_scorer *src, const ccd_filter *src_filter, const
     chunk = chunk < chunk_ref ? chunk : chunk_ref;
     chunk = chunk < n_users ? chunk : n_users;
 
-    int *users = malloc((size_t)chunk * sizeof *users);          /* (chunk) */
-    float *s_buf = ccd_floats((size_t)chunk * n_items);           /* (chunk x n_items) */
-    float *r_buf = ccd_floats((size_t)chunk * n_ref);             /* (chunk x n_ref) */
-    int *cand = malloc((size_t)chunk * ab * sizeof *cand);        /* (chunk x ab) */
-    double *logw = malloc((size_t)chunk * ab * sizeof *logw);     /* (chunk x ab) */
-    float *label = malloc((size_t)chunk * ab * sizeof *label);    /* (chunk x ab) */
-    int *n_cand = malloc((size_t)chunk * sizeof *n_cand);         /* (chunk) */
-    double *wt = malloc((size_t)ab * sizeof *wt);                 /* (ab) pass-2 weights */
+    int *users = malloc((size_t)chunk * sizeof *users);        /* (chunk) */
+    float *s_buf = ccd_floats((size_t)chunk * n_items);        /* (chunk x n_items) */
+    float *r_buf = ccd_floats((size_t)chunk * n_ref);          /* (chunk x n_ref) */
+    int *cand = malloc((size_t)chunk * ab * sizeof *cand);     /* (chunk x ab) */
+    double *logw = malloc((size_t)chunk * ab * sizeof *logw);  /* (chunk x ab) */
+    float *label = malloc((size_t)chunk * ab * sizeof *label); /* (chunk x ab) */
+    int *n_cand = malloc((size_t)chunk * sizeof *n_cand);      /* (chunk) */
+    double *wt = malloc((size_t)ab * sizeof *wt);              /* (ab) pass-2 weights */
     int rc = users && s_buf && r_buf && cand && logw && label && n_cand && wt ? 0 : -1;
     int64_t cap = 0;
 
@@ -366,10 +313,10 @@ int ccd_replay_sample(const ccd_scorer *src, const ccd_filter *src_filter, const
             for (int k = 0; k < cn; k++) {
                 if (!ok)
                     continue;
-                n_cand[k] = user_candidates(u0 + k, s_buf + (size_t)k * n_items,
-                                            r_buf + (size_t)k * n_ref, n_items, src_filter, ab,
-                                            eps, &w, cand + (size_t)k * ab, logw + (size_t)k * ab,
-                                            label + (size_t)k * ab);
+                n_cand[k] =
+                    user_candidates(u0 + k, s_buf + (size_t)k * n_items, r_buf + (size_t)k * n_ref,
+                                    n_items, src_filter, ab, eps, &w, cand + (size_t)k * ab,
+                                    logw + (size_t)k * ab, label + (size_t)k * ab);
             }
             if (ok)
                 scratch_free(&w);
@@ -418,9 +365,9 @@ int ccd_replay_merge(ccd_replay_set *into, const ccd_replay_set *other)
     int64_t w = 0;
     for (int k = 0; k < 2; k++)
         for (int64_t e = 0; sets[k] && e < sets[k]->n; e++)
-            all[w++] = (keyed){((uint64_t)(uint32_t)sets[k]->user[e] << 32) |
-                                   (uint32_t)sets[k]->item[e],
-                               sets[k]->label[e]};
+            all[w++] =
+                (keyed){((uint64_t)(uint32_t)sets[k]->user[e] << 32) | (uint32_t)sets[k]->item[e],
+                        sets[k]->label[e]};
     qsort(all, (size_t)n, sizeof *all, cmp_keyed);
     int64_t m = 0; /* entries after collapsing duplicates into all[0..m) */
     for (int64_t e = 0; e < n; e++) {

@@ -3,12 +3,16 @@
 
 #include <math.h>
 
-static uint64_t splitmix64(uint64_t *x)
+uint64_t ccd_mix64(uint64_t z)
 {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    return ccd_mix64(*x += 0x9e3779b97f4a7c15ULL);
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -57,11 +61,16 @@ float ccd_rng_uniform(ccd_rng *rng)
     return (float)(ccd_rng_next(rng) >> 40) * (1.0f / 16777216.0f);
 }
 
+double ccd_rng_uniform53(ccd_rng *rng)
+{
+    return (double)(ccd_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
 float ccd_rng_normal(ccd_rng *rng)
 {
     /* u1 in (0, 1] so the log is finite. */
     double u1 = ((double)(ccd_rng_next(rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-    double u2 = (double)(ccd_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
+    double u2 = ccd_rng_uniform53(rng);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 

@@ -41,6 +41,9 @@ static inline uint64_t ccd_stream(ccd_stream_kind kind, int block, uint64_t inde
     return (uint64_t)kind << 56 | ((uint64_t)block & 0xFFFF) << 40 | (index & 0xFFFFFFFFFFull);
 }
 
+/* splitmix64's finalizer: a 64-bit mix in which every input bit reaches every output bit. A
+ * hash for choices that must follow from an id alone (which users an evaluation samples). */
+uint64_t ccd_mix64(uint64_t z);
 /* Seed from (seed, stream): different streams of one seed are independent sequences. */
 void ccd_rng_init(ccd_rng *rng, uint64_t seed, uint64_t stream);
 /* Tests only: when set, every ccd_rng_init reports its seed, stream and caller (from any thread;
@@ -51,6 +54,9 @@ uint64_t ccd_rng_next(ccd_rng *rng);
 uint32_t ccd_rng_below(ccd_rng *rng, uint32_t n);
 /* Uniform float in [0, 1) with 24 random bits. */
 float ccd_rng_uniform(ccd_rng *rng);
+/* Uniform double in [0, 1) with 53 random bits: for cumulative tables and weighted draws, where
+ * 24 bits would leave the tail of a long table unreachable. */
+double ccd_rng_uniform53(ccd_rng *rng);
 /* Standard normal (Box-Muller; one value per call, the pair's second half is discarded). */
 float ccd_rng_normal(ccd_rng *rng);
 /* Fisher-Yates shuffle of n ints. */

@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dense.h"
+
 #define LO 0.1001
 #define HI 0.8999
 #define MAX_ITER 100
@@ -180,20 +182,6 @@ static int kept_cosines(const ccd_csr *b, int64_t **indptr_out, int **idx_out, d
     return 0;
 }
 
-/* Entries of the ascending array v (n) strictly greater than t. */
-static int64_t count_above(const double *v, int64_t n, double t)
-{
-    int64_t lo = 0, hi = n; /* first index with v > t */
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (v[mid] > t)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return n - lo;
-}
-
 int ccd_cosine_graph(const ccd_csr *b, double target_degree, ccd_csr *out, double *threshold)
 {
     memset(out, 0, sizeof *out);
@@ -215,7 +203,7 @@ int ccd_cosine_graph(const ccd_csr *b, double target_degree, ccd_csr *out, doubl
     double lo = LO, hi = HI, t = 0.5 * (LO + HI);
     for (int it = 0; it < MAX_ITER; it++) {
         t = 0.5 * (lo + hi);
-        double avg = n > 0 ? (double)count_above(sorted, nk, t) / n : 0.0;
+        double avg = n > 0 ? (double)(nk - ccd_first_above(sorted, nk, t)) / n : 0.0;
         if (fabs(avg - target_degree) < TOLERANCE)
             break;
         if (avg > target_degree)

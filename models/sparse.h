@@ -8,6 +8,7 @@
 #define CCD_SPARSE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -31,6 +32,13 @@ void ccd_csr_free(ccd_csr *a);
 static inline int64_t ccd_csr_row_len(const ccd_csr *a, int r)
 {
     return r >= 0 && r < a->n_rows ? a->indptr[r + 1] - a->indptr[r] : 0;
+}
+/* Row r's column indices, *len of them (a row holds distinct int columns, so its length fits
+ * an int); rows past n_rows are empty (NULL). */
+static inline const int *ccd_csr_row(const ccd_csr *a, int r, int *len)
+{
+    *len = (int)ccd_csr_row_len(a, r);
+    return *len ? a->indices + a->indptr[r] : NULL;
 }
 /* Whether (r, c) is stored; rows past n_rows are empty. */
 bool ccd_csr_contains(const ccd_csr *a, int r, int c);

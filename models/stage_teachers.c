@@ -15,137 +15,157 @@
 /* LWC-KD side data of one block (shared by all teachers) and one teacher's frozen tables. */
 typedef struct {
     int n_bu, n_bi;
-    const int *bu, *bi;   /* sorted old users / items (block k-1's train keys and item list) */
-    int *cu, *ci;         /* (U_{k-1}), (I_{k-1}): compact index or -1 */
-    ccd_csr b, bt;        /* (n_bu x n_bi) R_{k-1} in compact coordinates, and its transpose */
-    ccd_csr uu, ii;       /* (n_bu x n_bu), (n_bi x n_bi) cosine threshold graphs */
+    const int *bu, *bi; /* sorted old users / items (block k-1's train keys and item list) */
+    int *cu, *ci;       /* (U_{k-1}), (I_{k-1}): compact index or -1 */
+    ccd_csr b, bt;      /* (n_bu x n_bi) R_{k-1} in compact coordinates, and its transpose */
+    ccd_csr uu, ii;     /* (n_bu x n_bu), (n_bi x n_bi) cosine threshold graphs */
 } lwc_data;
+
+/* The distinct old users (or positive items) of a mini-batch, with their multiplicities. */
+typedef struct {
+    int *raw;       /* (batch) ids in the model */
+    int *compact;   /* (batch) the same in lwc_data's compact coordinates */
+    int *count;     /* (batch) occurrences in the batch */
+    int n;          /* distinct entities */
+    double n_count; /* occurrences in all */
+} batch_set;
 
 typedef struct {
     const lwc_data *data;
-    int n_layers;            /* 2 for LightGCN (layers 0 and 1 used), 1 for MF */
+    int n_layers; /* 2 for LightGCN (layers 0 and 1 used), 1 for MF */
     int old_users, old_items;
-    const float *old[2];     /* frozen layer-l tables of the old model ((old_users + old_items) x d) */
+    const float *old[2]; /* frozen layer-l tables of the old model ((old_users + old_items) x d) */
     float tau, scale[2];
-    int max_neighbours;      /* lwc_max_neighbours: sampled softmax past this many (0: never) */
+    int max_neighbours; /* lwc_max_neighbours: sampled softmax past this many (0: never) */
     uint64_t seed, stream, calls; /* the sampled softmax's RNG: stream + calls, one per term */
     /* scratch */
-    float *targets;          /* (max(n_bu, n_bi) x d) */
-    float *weights;          /* (batch) */
-    int *rel_rows;           /* (batch) */
-    int *count_u, *count_i;  /* (n_bu), (n_bi) multiplicities in the batch */
-    float *pres_u, *pres_i;  /* (n_bu x d), (n_bi x d) present layer-l embeddings */
-    float *dpres_u, *dpres_i;/* same shapes: their gradients */
-    float *dlayer1;          /* (nodes x d): gradient w.r.t. layer 1, zero outside old entities */
-    float *tmp;              /* (nodes x d) */
+    batch_set users, items;   /* the batch's old users and positive items */
+    float *targets;           /* (max(n_bu, n_bi) x d) */
+    float *weights;           /* (batch) */
+    int *rel_rows;            /* (batch) */
+    int *count_u, *count_i;   /* (n_bu), (n_bi) multiplicities in the batch */
+    float *pres_u, *pres_i;   /* (n_bu x d), (n_bi x d) present layer-l embeddings */
+    float *dpres_u, *dpres_i; /* same shapes: their gradients */
+    float *dlayer1;           /* (nodes x d): gradient w.r.t. layer 1, zero outside old entities */
+    float *tmp;               /* (nodes x d) */
 } lwc_ctx;
 
-/* One of the four terms: targets are the distinct batch entities ids[0..n) (compact ids into the
- * old table side `side`), their counts, against neighbours pres (m x d). */
-static double lwc_one(lwc_ctx *c, int d, const float *old_side, const int *compact_ids,
-                      const int *raw_ids, const int *counts, int n, double n_count,
+/* One of the four terms: the targets are the batch set's entities in the old table side
+ * old_side, against neighbours pres (m x d) under relation rel. */
+static double lwc_one(lwc_ctx *c, int d, const float *old_side, const batch_set *set,
                       const float *pres, int m, const ccd_csr *rel, float scale, float *dpres)
 {
-    for (int t = 0; t < n; t++) {
-        memcpy(c->targets + (size_t)t * d, old_side + (size_t)raw_ids[t] * d, (size_t)d * sizeof(float));
-        c->weights[t] = (float)counts[t];
-        c->rel_rows[t] = compact_ids[t];
+    for (int t = 0; t < set->n; t++) {
+        memcpy(c->targets + (size_t)t * d, old_side + (size_t)set->raw[t] * d,
+               (size_t)d * sizeof(float));
+        c->weights[t] = (float)set->count[t];
+        c->rel_rows[t] = set->compact[t];
     }
-    return ccd_lwc_term_sampled(c->targets, c->weights, n, n_count, pres, m, d, rel, c->rel_rows,
-                                c->tau, scale, dpres, c->max_neighbours, c->seed,
+    return ccd_lwc_term_sampled(c->targets, c->weights, set->n, set->n_count, pres, m, d, rel,
+                                c->rel_rows, c->tau, scale, dpres, c->max_neighbours, c->seed,
                                 c->stream + c->calls++);
 }
 
+/* The distinct ids[k] (k < b) below n_old that have a compact index, in order of first
+ * appearance, with their counts. counter (compact ids) is zero on entry and on return. */
+static void collect_old(batch_set *s, const int *ids, int b, int n_old, const int *compact_of,
+                        int *counter)
+{
+    s->n = 0;
+    s->n_count = 0;
+    for (int k = 0; k < b; k++) {
+        const int id = ids[k];
+        if (id >= n_old || compact_of[id] < 0)
+            continue;
+        const int cid = compact_of[id];
+        if (counter[cid]++ == 0) {
+            s->raw[s->n] = id;
+            s->compact[s->n++] = cid;
+        }
+        s->n_count++;
+    }
+    for (int t = 0; t < s->n; t++)
+        s->count[t] = counter[s->compact[t]], counter[s->compact[t]] = 0;
+}
+
+/* The present layer-l rows of the old users and items (pres_u, pres_i), gradients zeroed. */
+static void gather_present(lwc_ctx *c, const ccd_recmodel *m, int l)
+{
+    const lwc_data *ld = c->data;
+    const int d = m->dim;
+    const float *layer = l == 0 ? m->emb0 : m->layer1; /* present layer l, (nodes x d) */
+    for (int t = 0; t < ld->n_bu; t++)
+        memcpy(c->pres_u + (size_t)t * d, layer + (size_t)ld->bu[t] * d, (size_t)d * sizeof(float));
+    for (int t = 0; t < ld->n_bi; t++)
+        memcpy(c->pres_i + (size_t)t * d, layer + (size_t)(m->n_users + ld->bi[t]) * d,
+               (size_t)d * sizeof(float));
+    memset(c->dpres_u, 0, (size_t)ld->n_bu * d * sizeof(float));
+    memset(c->dpres_i, 0, (size_t)ld->n_bi * d * sizeof(float));
+}
+
+/* The four relations of layer l (UI, UU for the batch's users; IU, II for its items). */
+static double layer_terms(lwc_ctx *c, int d, int l)
+{
+    const lwc_data *ld = c->data;
+    const float *old_u = c->old[l], *old_i = c->old[l] + (size_t)c->old_users * d;
+    const float s = c->scale[l];
+    double t = 0.0;
+    if (c->users.n) {
+        t += lwc_one(c, d, old_u, &c->users, c->pres_i, ld->n_bi, &ld->b, s, c->dpres_i);
+        t += lwc_one(c, d, old_u, &c->users, c->pres_u, ld->n_bu, &ld->uu, s, c->dpres_u);
+    }
+    if (c->items.n) {
+        t += lwc_one(c, d, old_i, &c->items, c->pres_u, ld->n_bu, &ld->bt, s, c->dpres_u);
+        t += lwc_one(c, d, old_i, &c->items, c->pres_i, ld->n_bi, &ld->ii, s, c->dpres_i);
+    }
+    return t;
+}
+
+/* The present rows' gradients back to E0: layer 0 directly; layer 1 = A_hat E0, so through
+ * A_hat (symmetric). */
+static void add_layer_gradient(lwc_ctx *c, ccd_recmodel *m, int l)
+{
+    const lwc_data *ld = c->data;
+    const int d = m->dim;
+    const size_t nodes = (size_t)ccd_recmodel_nodes(m);
+    float *dst = l == 0 ? m->grad : c->dlayer1;
+    if (l == 1)
+        memset(c->dlayer1, 0, nodes * d * sizeof(float));
+    for (int r = 0; r < ld->n_bu; r++) {
+        float *g = dst + (size_t)ld->bu[r] * d;
+        for (int q = 0; q < d; q++)
+            g[q] += c->dpres_u[(size_t)r * d + q];
+    }
+    for (int r = 0; r < ld->n_bi; r++) {
+        float *g = dst + (size_t)(m->n_users + ld->bi[r]) * d;
+        for (int q = 0; q < d; q++)
+            g[q] += c->dpres_i[(size_t)r * d + q];
+    }
+    if (l == 1) {
+        ccd_spmm(m->graph, c->dlayer1, c->tmp, d);
+        for (size_t q = 0; q < nodes * d; q++)
+            m->grad[q] += c->tmp[q];
+    }
+}
+
+/* The batch hook of a teacher update: LWC-KD's terms on the batch's old users and positive
+ * items, layer by layer, their gradient added to m->grad. */
 static double lwc_batch_hook(void *vctx, ccd_recmodel *m, const int *user, const int *pos,
                              const int *neg, int b)
 {
     (void)neg;
     lwc_ctx *c = vctx;
-    const lwc_data *ld = c->data;
-    const int d = m->dim;
-    /* Distinct old users / positive items of the batch with their multiplicities. */
-    int *uid = malloc((size_t)b * sizeof *uid), *ucomp = malloc((size_t)b * sizeof *ucomp);
-    int *ucnt = malloc((size_t)b * sizeof *ucnt);
-    int *iid = malloc((size_t)b * sizeof *iid), *icomp = malloc((size_t)b * sizeof *icomp);
-    int *icnt = malloc((size_t)b * sizeof *icnt);
-    if (!uid || !ucomp || !ucnt || !iid || !icomp || !icnt) {
-        free(uid), free(ucomp), free(ucnt), free(iid), free(icomp), free(icnt);
-        return -1.0;
-    }
-    int nu = 0, ni = 0;
-    double nu_count = 0, ni_count = 0;
-    for (int k = 0; k < b; k++) {
-        int u = user[k], i = pos[k];
-        if (u < c->old_users && ld->cu[u] >= 0) {
-            int cu = ld->cu[u];
-            if (c->count_u[cu]++ == 0) {
-                uid[nu] = u;
-                ucomp[nu++] = cu;
-            }
-            nu_count++;
-        }
-        if (i < c->old_items && ld->ci[i] >= 0) {
-            int ci = ld->ci[i];
-            if (c->count_i[ci]++ == 0) {
-                iid[ni] = i;
-                icomp[ni++] = ci;
-            }
-            ni_count++;
-        }
-    }
-    for (int t = 0; t < nu; t++)
-        ucnt[t] = c->count_u[ucomp[t]], c->count_u[ucomp[t]] = 0;
-    for (int t = 0; t < ni; t++)
-        icnt[t] = c->count_i[icomp[t]], c->count_i[icomp[t]] = 0;
-
+    collect_old(&c->users, user, b, c->old_users, c->data->cu, c->count_u);
+    collect_old(&c->items, pos, b, c->old_items, c->data->ci, c->count_i);
     double loss = 0.0;
-    const size_t nodes = (size_t)ccd_recmodel_nodes(m);
     for (int l = 0; l < c->n_layers && loss >= 0.0; l++) {
-        const float *layer = l == 0 ? m->emb0 : m->layer1; /* present layer l, (nodes x d) */
-        for (int t = 0; t < ld->n_bu; t++)
-            memcpy(c->pres_u + (size_t)t * d, layer + (size_t)ld->bu[t] * d, (size_t)d * sizeof(float));
-        for (int t = 0; t < ld->n_bi; t++)
-            memcpy(c->pres_i + (size_t)t * d, layer + (size_t)(m->n_users + ld->bi[t]) * d,
-                   (size_t)d * sizeof(float));
-        memset(c->dpres_u, 0, (size_t)ld->n_bu * d * sizeof(float));
-        memset(c->dpres_i, 0, (size_t)ld->n_bi * d * sizeof(float));
-        const float *old_u = c->old[l], *old_i = c->old[l] + (size_t)c->old_users * d;
-        float s = c->scale[l];
-        double t = 0.0;
-        if (nu) {
-            t += lwc_one(c, d, old_u, ucomp, uid, ucnt, nu, nu_count, c->pres_i, ld->n_bi, &ld->b, s, c->dpres_i);
-            t += lwc_one(c, d, old_u, ucomp, uid, ucnt, nu, nu_count, c->pres_u, ld->n_bu, &ld->uu, s, c->dpres_u);
-        }
-        if (ni) {
-            t += lwc_one(c, d, old_i, icomp, iid, icnt, ni, ni_count, c->pres_u, ld->n_bu, &ld->bt, s, c->dpres_u);
-            t += lwc_one(c, d, old_i, icomp, iid, icnt, ni, ni_count, c->pres_i, ld->n_bi, &ld->ii, s, c->dpres_i);
-        }
-        if (!(t == t)) {
-            loss = -1.0;
-            break;
-        }
+        gather_present(c, m, l);
+        const double t = layer_terms(c, m->dim, l);
+        if (!(t == t))
+            return -1.0;
         loss += t;
-        /* Back to E0: layer 0 directly; layer 1 = A_hat E0, so through A_hat (symmetric). */
-        float *dst = l == 0 ? m->grad : c->dlayer1;
-        if (l == 1)
-            memset(c->dlayer1, 0, nodes * d * sizeof(float));
-        for (int r = 0; r < ld->n_bu; r++) {
-            float *g = dst + (size_t)ld->bu[r] * d;
-            for (int q = 0; q < d; q++)
-                g[q] += c->dpres_u[(size_t)r * d + q];
-        }
-        for (int r = 0; r < ld->n_bi; r++) {
-            float *g = dst + (size_t)(m->n_users + ld->bi[r]) * d;
-            for (int q = 0; q < d; q++)
-                g[q] += c->dpres_i[(size_t)r * d + q];
-        }
-        if (l == 1) {
-            ccd_spmm(m->graph, c->dlayer1, c->tmp, d);
-            for (size_t q = 0; q < nodes * d; q++)
-                m->grad[q] += c->tmp[q];
-        }
+        add_layer_gradient(c, m, l);
     }
-    free(uid), free(ucomp), free(ucnt), free(iid), free(icomp), free(icnt);
     return loss;
 }
 
@@ -154,7 +174,8 @@ typedef struct {
     replay_ctx *replay;
 } teacher_hooks;
 
-static double teacher_batch(void *vctx, ccd_recmodel *m, const int *u, const int *p, const int *n, int b)
+static double teacher_batch(void *vctx, ccd_recmodel *m, const int *u, const int *p, const int *n,
+                            int b)
 {
     teacher_hooks *h = vctx;
     return h->lwc ? lwc_batch_hook(h->lwc, m, u, p, n, b) : 0.0;
@@ -275,103 +296,170 @@ static const ccd_teacher_block_opts *teacher_opts(const ccd_config *c, int k)
     return &c->teacher_blocks[idx < 0 ? 0 : idx];
 }
 
-/* Teacher update T_update(k, m) (section 6). Writes the new layer-0 table to *out. */
-static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld, float **out)
+/* The exclusion lists of a teacher update (section 6.1): E_{k-1}'s top lists and, with the
+ * student side (collaborative), F_S's, F_P's (k >= 2) and CL_k's. */
+static int teacher_exclusions(const block_ctx *b, ccd_csr *excl)
 {
     const ccd_config *cfg = b->cfg;
-    const ccd_teacher_block_opts *to = teacher_opts(cfg, b->k);
-    const ccd_teacher_spec *spec = &st->teacher_spec[t];
-    const int d = spec->dim, K = cfg->exclusion_topk;
-    const int collab = cfg->collaborative;
-    scored_model old = {0}, t0 = {0};
+    const int K = cfg->exclusion_topk, collab = cfg->collaborative;
     pairs x = {0};
-    ccd_csr excl = {0};
-    ccd_replay_set rs = {0}, part = {0};
-    ccd_recmodel m = {0};
-    lwc_ctx lc;
-    memset(&lc, 0, sizeof lc);
     int rc = -1;
-
-    /* Exclusion (section 6.1). */
     if (block_pairs_add_topk(&x, b->e_prev_top, b->pu, K) != 0)
         goto done;
     if (collab && cfg->use_s && b->s_top && block_pairs_add_topk(&x, b->s_top, b->pu, K) != 0)
         goto done;
-    if (collab && cfg->use_p && b->k >= 2 && b->p_top && block_pairs_add_topk(&x, b->p_top, b->pu, K) != 0)
+    if (collab && cfg->use_p && b->k >= 2 && b->p_top &&
+        block_pairs_add_topk(&x, b->p_top, b->pu, K) != 0)
         goto done;
     if (collab && cfg->use_cl && block_add_topk(&x, &b->cl.scorer, NULL, NULL, K) != 0)
         goto done;
-    if (ccd_csr_from_pairs(&excl, b->nu, b->ni, x.u, x.i, x.n) != 0)
-        goto done;
+    rc = ccd_csr_from_pairs(excl, b->nu, b->ni, x.u, x.i, x.n);
+done:
+    block_pairs_free(&x);
+    return rc;
+}
 
-    /* Frozen layer-wise tables of T_{m,k-1} on R_{k-1}, then expansion to block k. */
-    if (block_score(&old, spec->type, st->teacher[t], b->pu, b->pi, d, &b->g_prev, 1) != 0)
-        goto done;
+/* T_{m,k-1}'s frozen layer-wise tables on R_{k-1} into old, and the model to train, m:
+ * T_{m,k-1} expanded to block k (section 5.4). */
+static int teacher_start(const block_ctx *b, const ccd_state *st, int t, scored_model *old,
+                         ccd_recmodel *m)
+{
+    const ccd_teacher_spec *spec = &st->teacher_spec[t];
+    const int d = spec->dim;
+    if (block_score(old, spec->type, st->teacher[t], b->pu, b->pi, d, &b->g_prev, 1) != 0)
+        return -1;
     ccd_rng init;
     ccd_rng_init(&init, spec->seed, ccd_stream(CCD_STREAM_TEACHER_INIT, b->k, 0));
-    if (ccd_recmodel_init(&m, spec->type, b->nu, b->ni, d,
+    if (ccd_recmodel_init(m, spec->type, b->nu, b->ni, d,
                           spec->type == CCD_MODEL_LIGHTGCN ? &b->g_cur : NULL, &init) != 0)
-        goto done;
-    m.layer1_everywhere = true; /* LWC-KD reads the present layer 1 of every old user and item */
+        return -1;
+    m->layer1_everywhere = true; /* LWC-KD reads the present layer 1 of every old user and item */
     float *expanded = block_expand(b, st->teacher[t], d);
     if (!expanded)
-        goto done;
-    memcpy(m.emb0, expanded, (size_t)(b->nu + b->ni) * d * sizeof(float));
+        return -1;
+    memcpy(m->emb0, expanded, (size_t)(b->nu + b->ni) * d * sizeof(float));
     free(expanded);
+    return 0;
+}
 
-    /* Replay from the student side (section 6.5), ranked against the expanded teacher T_0. */
+/* The replay set of a teacher update (section 6.5) into rs: pairs drawn from the student side
+ * (S, P from block 2 on, CL_k), ranked against the expanded teacher T_0 (m's table). */
+static int teacher_replay(const block_ctx *b, const ccd_teacher_spec *spec, const ccd_recmodel *m,
+                          ccd_replay_set *rs)
+{
+    const ccd_config *cfg = b->cfg;
+    if (!cfg->collaborative || !cfg->replay)
+        return 0;
+    const ccd_teacher_block_opts *to = teacher_opts(cfg, b->k);
+    scored_model t0;
+    if (block_score(&t0, spec->type, m->emb0, b->nu, b->ni, spec->dim, &b->g_cur, 0) != 0)
+        return -1;
     ccd_rng rng;
     ccd_rng_init(&rng, spec->seed, ccd_stream(CCD_STREAM_TEACHER_REPLAY, b->k, 0));
-    if (collab && cfg->replay) {
-        if (block_score(&t0, spec->type, m.emb0, b->nu, b->ni, d, &b->g_cur, 0) != 0)
-            goto done;
-        ccd_filter f = {.sets = {&b->filter_both}, .n_sets = 1};
-        struct { int on; const ccd_scorer *src; const ccd_filter *flt; int n; } src[3] = {
-            {cfg->use_s && b->proxy_s != NULL, &b->s_proxy.scorer, &f, to->ss},
-            {cfg->use_p && b->k >= 2 && b->proxy_p != NULL, &b->p_proxy.scorer, &f, to->ps},
-            {cfg->use_cl, &b->cl.scorer, NULL, to->cs}};
-        for (int s = 0; s < 3; s++) {
-            if (!src[s].on || src[s].n <= 0)
-                continue;
-            if (ccd_replay_sample(src[s].src, src[s].flt, &t0.scorer, to->ab, src[s].n, cfg->replay_eps,
-                                  &rng, &part) != 0 ||
-                ccd_replay_merge(&rs, &part) != 0)
-                goto done;
-            ccd_replay_free(&part);
-        }
-        block_scored_free(&t0);
+    ccd_filter f = {.sets = {&b->filter_both}, .n_sets = 1};
+    struct {
+        int on;
+        const ccd_scorer *src;
+        const ccd_filter *flt;
+        int n;
+    } src[3] = {{cfg->use_s && b->proxy_s != NULL, &b->s_proxy.scorer, &f, to->ss},
+                {cfg->use_p && b->k >= 2 && b->proxy_p != NULL, &b->p_proxy.scorer, &f, to->ps},
+                {cfg->use_cl, &b->cl.scorer, NULL, to->cs}};
+    ccd_replay_set part = {0};
+    int rc = 0;
+    for (int s = 0; s < 3 && rc == 0; s++) {
+        if (!src[s].on || src[s].n <= 0)
+            continue;
+        if (ccd_replay_sample(src[s].src, src[s].flt, &t0.scorer, to->ab, src[s].n, cfg->replay_eps,
+                              &rng, &part) != 0 ||
+            ccd_replay_merge(rs, &part) != 0)
+            rc = -1;
+        ccd_replay_free(&part);
     }
+    block_scored_free(&t0);
+    return rc;
+}
 
-    /* LWC-KD (section 6.3): layers 0 and 1 for LightGCN, weight 1/2 each; layer 0 for MF. */
+static void lwc_ctx_free(lwc_ctx *lc)
+{
+    free(lc->users.raw), free(lc->users.compact), free(lc->users.count);
+    free(lc->items.raw), free(lc->items.compact), free(lc->items.count);
+    free(lc->targets), free(lc->weights), free(lc->rel_rows), free(lc->count_u), free(lc->count_i);
+    free(lc->pres_u), free(lc->pres_i), free(lc->dpres_u), free(lc->dpres_i), free(lc->dlayer1);
+    free(lc->tmp);
+    memset(lc, 0, sizeof *lc);
+}
+
+static int batch_set_alloc(batch_set *s, int batch)
+{
+    s->raw = malloc((size_t)batch * sizeof *s->raw);
+    s->compact = malloc((size_t)batch * sizeof *s->compact);
+    s->count = malloc((size_t)batch * sizeof *s->count);
+    return s->raw && s->compact && s->count ? 0 : -1;
+}
+
+/* LWC-KD for teacher t (section 6.3): layers 0 and 1 for LightGCN, weight 1/2 each; layer 0 for
+ * MF, against T_{m,k-1}'s frozen tables (old holds its layer 1). Scratch for batches of up to
+ * batch triples. On failure the caller frees lc. */
+static int lwc_ctx_init(lwc_ctx *lc, const block_ctx *b, const ccd_state *st, int t,
+                        const lwc_data *ld, const scored_model *old, int batch)
+{
+    const ccd_config *cfg = b->cfg;
+    const ccd_teacher_spec *spec = &st->teacher_spec[t];
+    const int d = spec->dim;
     const size_t nodes = (size_t)(b->nu + b->ni);
-    lc.data = ld;
-    lc.n_layers = spec->type == CCD_MODEL_LIGHTGCN ? 2 : 1;
-    lc.old_users = b->pu;
-    lc.old_items = b->pi;
-    lc.old[0] = st->teacher[t];
-    lc.old[1] = old.layer1;
-    lc.tau = cfg->lwc_tau;
-    lc.scale[0] = lc.scale[1] = cfg->lwc_lambda * (lc.n_layers == 2 ? 0.5f + 1e-8f : 1.0f);
-    lc.max_neighbours = cfg->lwc_max_neighbours;
-    lc.seed = spec->seed;
-    lc.stream = ccd_stream(CCD_STREAM_LWC, b->k, 0);
+    memset(lc, 0, sizeof *lc);
+    lc->data = ld;
+    lc->n_layers = spec->type == CCD_MODEL_LIGHTGCN ? 2 : 1;
+    lc->old_users = b->pu;
+    lc->old_items = b->pi;
+    lc->old[0] = st->teacher[t];
+    lc->old[1] = old->layer1;
+    lc->tau = cfg->lwc_tau;
+    lc->scale[0] = lc->scale[1] = cfg->lwc_lambda * (lc->n_layers == 2 ? 0.5f + 1e-8f : 1.0f);
+    lc->max_neighbours = cfg->lwc_max_neighbours;
+    lc->seed = spec->seed;
+    lc->stream = ccd_stream(CCD_STREAM_LWC, b->k, 0);
     int nmax = ld->n_bu > ld->n_bi ? ld->n_bu : ld->n_bi;
-    lc.targets = ccd_floats((size_t)nmax * d);
+    lc->targets = ccd_floats((size_t)nmax * d);
+    lc->weights = malloc((size_t)batch * sizeof *lc->weights);
+    lc->rel_rows = malloc((size_t)batch * sizeof *lc->rel_rows);
+    lc->count_u = calloc((size_t)ld->n_bu + 1, sizeof *lc->count_u);
+    lc->count_i = calloc((size_t)ld->n_bi + 1, sizeof *lc->count_i);
+    lc->pres_u = ccd_floats((size_t)ld->n_bu * d);
+    lc->pres_i = ccd_floats((size_t)ld->n_bi * d);
+    lc->dpres_u = ccd_floats((size_t)ld->n_bu * d);
+    lc->dpres_i = ccd_floats((size_t)ld->n_bi * d);
+    lc->dlayer1 = ccd_floats(nodes * d);
+    lc->tmp = ccd_floats(nodes * d);
+    if (batch_set_alloc(&lc->users, batch) != 0 || batch_set_alloc(&lc->items, batch) != 0)
+        return -1;
+    return lc->targets && lc->weights && lc->rel_rows && lc->count_u && lc->count_i && lc->pres_u &&
+                   lc->pres_i && lc->dpres_u && lc->dpres_i && lc->dlayer1 && lc->tmp
+               ? 0
+               : -1;
+}
+
+/* Teacher update T_update(k, m) (section 6): exclusions, the expanded teacher, replay and
+ * LWC-KD, then training on block k. Writes the new layer-0 table to *out. */
+static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld, float **out)
+{
+    const ccd_config *cfg = b->cfg;
+    const ccd_teacher_spec *spec = &st->teacher_spec[t];
     const int tbatch = block_grown(cfg->teacher.batch, b->growth);
-    lc.weights = malloc((size_t)tbatch * sizeof *lc.weights);
-    lc.rel_rows = malloc((size_t)tbatch * sizeof *lc.rel_rows);
-    lc.count_u = calloc((size_t)ld->n_bu + 1, sizeof *lc.count_u);
-    lc.count_i = calloc((size_t)ld->n_bi + 1, sizeof *lc.count_i);
-    lc.pres_u = ccd_floats((size_t)ld->n_bu * d);
-    lc.pres_i = ccd_floats((size_t)ld->n_bi * d);
-    lc.dpres_u = ccd_floats((size_t)ld->n_bu * d);
-    lc.dpres_i = ccd_floats((size_t)ld->n_bi * d);
-    lc.dlayer1 = ccd_floats(nodes * d);
-    lc.tmp = ccd_floats(nodes * d);
-    if (!lc.targets || !lc.weights || !lc.rel_rows || !lc.count_u || !lc.count_i || !lc.pres_u ||
-        !lc.pres_i || !lc.dpres_u || !lc.dpres_i || !lc.dlayer1 || !lc.tmp)
+    scored_model old = {0};
+    ccd_csr excl = {0};
+    ccd_replay_set rs = {0};
+    ccd_recmodel m = {0};
+    lwc_ctx lc;
+    memset(&lc, 0, sizeof lc);
+    int rc = -1;
+    if (teacher_exclusions(b, &excl) != 0 || teacher_start(b, st, t, &old, &m) != 0 ||
+        teacher_replay(b, spec, &m, &rs) != 0 || lwc_ctx_init(&lc, b, st, t, ld, &old, tbatch) != 0)
         goto done;
-    replay_ctx rctx = {.set = &rs, .batch = tbatch, .lambda = cfg->teacher_replay_lambda,
+    replay_ctx rctx = {.set = &rs,
+                       .batch = tbatch,
+                       .lambda = cfg->teacher_replay_lambda,
                        .anneal = cfg->teacher_anneal};
     ccd_rng_init(&rctx.rng, spec->seed, ccd_stream(CCD_STREAM_TEACHER_SHUFFLE, b->k, 0));
     teacher_hooks th = {.lwc = &lc, .replay = rs.n ? &rctx : NULL};
@@ -381,21 +469,16 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     ccd_block_metrics best;
     if (ccd_train_stage(&m, b->blk, &excl, &o, false, &hooks, NULL, NULL, &best, &best_epoch) != 0)
         goto done;
-    block_say(&b->lg, "teacher %d updated: %lld replay pairs, epoch %d selected, valid R@20 %.4f", t,
-        (long long)rs.n, best_epoch, best.valid.recall[CCD_K20]);
-    *out = block_copy_floats(m.emb0, nodes * d);
+    block_say(&b->lg, "teacher %d updated: %lld replay pairs, epoch %d selected, valid R@20 %.4f",
+              t, (long long)rs.n, best_epoch, best.valid.recall[CCD_K20]);
+    *out = block_copy_floats(m.emb0, (size_t)(b->nu + b->ni) * spec->dim);
     rc = *out ? 0 : -1;
 done:
     block_scored_free(&old);
-    block_scored_free(&t0);
-    block_pairs_free(&x);
     ccd_csr_free(&excl);
     ccd_replay_free(&rs);
-    ccd_replay_free(&part);
     ccd_recmodel_free(&m);
-    free(lc.targets), free(lc.weights), free(lc.rel_rows), free(lc.count_u), free(lc.count_i);
-    free(lc.pres_u), free(lc.pres_i), free(lc.dpres_u), free(lc.dpres_i), free(lc.dlayer1);
-    free(lc.tmp);
+    lwc_ctx_free(&lc);
     return rc;
 }
 
@@ -438,7 +521,8 @@ static int base_teacher(void *vctx, int m)
     ccd_recmodel_free(&tm);
     if (rc != 0 || !c->st->teacher[m])
         return -1;
-    block_say(&b->lg, "base teacher %d (%s d=%d seed %llu): epoch %d, valid R@20 %.4f test R@20 %.4f", m,
+    block_say(
+        &b->lg, "base teacher %d (%s d=%d seed %llu): epoch %d, valid R@20 %.4f test R@20 %.4f", m,
         spec->type == CCD_MODEL_MF ? "MF" : "LightGCN", spec->dim, (unsigned long long)spec->seed,
         best_epoch, best.valid.recall[CCD_K20], best.test.recall[CCD_K20]);
     return 0;

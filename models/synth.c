@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dense.h"
+
 #define ZIPF_SPAN 100.0    /* pop = (1 + ZIPF_SPAN u)^-s: the head is 100x the tail at s = 1 */
 #define ACTIVITY_SIGMA 0.8 /* log-normal spread of user activity */
 #define MAX_TRIES 100000   /* rejection tries before an event takes its last proposal */
@@ -16,7 +18,10 @@
 /* The rng streams of one block: a block's draws do not depend on how many earlier draws another
  * consumer made, so changing the split fractions leaves the events as they were. */
 enum { STREAM_LATENT = 1, STREAM_EVENTS = 2, STREAM_SPLIT = 3 };
-static uint64_t stream_of(int block, int what) { return (uint64_t)block * 8 + (uint64_t)what; }
+static uint64_t stream_of(int block, int what)
+{
+    return (uint64_t)block * 8 + (uint64_t)what;
+}
 
 void ccd_synth_defaults(ccd_synth_opts *o)
 {
@@ -43,7 +48,10 @@ void ccd_synth_defaults(ccd_synth_opts *o)
 }
 
 /* Written as !(lo <= x && x <= hi) so NaN fails too. */
-static int out_of(double x, double lo, double hi) { return !(x >= lo && x <= hi); }
+static int out_of(double x, double lo, double hi)
+{
+    return !(x >= lo && x <= hi);
+}
 
 int ccd_synth_check(const ccd_synth_opts *o, char *err, size_t errlen)
 {
@@ -60,9 +68,11 @@ int ccd_synth_check(const ccd_synth_opts *o, char *err, size_t errlen)
         bad = "too many users or items";
     else if (o->events0 < o->users0 || o->events0 > INT32_MAX)
         bad = "events0 must be in [users0, 2^31) (every user of block 0 has an event)";
-    else if (o->n_blocks > 1 && (o->events_per_block < 1 || o->events_per_block < o->new_users_per_block
-                                 || o->events_per_block > INT32_MAX))
-        bad = "events_per_block must be in [max(1, new_users_per_block), 2^31) (every new user has an event)";
+    else if (o->n_blocks > 1 &&
+             (o->events_per_block < 1 || o->events_per_block < o->new_users_per_block ||
+              o->events_per_block > INT32_MAX))
+        bad = "events_per_block must be in [max(1, new_users_per_block), 2^31) (every new user has "
+              "an event)";
     else if (o->clusters < 1 || o->clusters > 4096 || o->dim < 1 || o->dim > 4096)
         bad = "clusters and dim must be in [1, 4096]";
     else if (out_of(o->drift, 0, 1))
@@ -123,10 +133,6 @@ static double dot(const float *a, const float *b, int d)
     return s;
 }
 
-/* Uniform double in [0, 1) with 53 random bits: the tables can hold millions of items, and a
- * 24-bit float would leave the tail of a cumulative table unreachable. */
-static double uniform53(ccd_rng *r) { return (double)(ccd_rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
-
 int ccd_synth_init(ccd_synth *s, const ccd_synth_opts *o, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
@@ -144,8 +150,8 @@ int ccd_synth_init(ccd_synth *s, const ccd_synth_opts *o, char *err, size_t errl
     s->item_cluster = malloc((size_t)s->cap_items * sizeof *s->item_cluster);
     s->item_vec = malloc((size_t)s->cap_items * d * sizeof *s->item_vec);
     s->item_logpop = malloc((size_t)s->cap_items * sizeof *s->item_logpop);
-    if (!s->centre || !s->user_cluster || !s->user_off || !s->user_act || !s->item_cluster || !s->item_vec ||
-        !s->item_logpop) {
+    if (!s->centre || !s->user_cluster || !s->user_off || !s->user_act || !s->item_cluster ||
+        !s->item_vec || !s->item_logpop) {
         ccd_synth_free(s);
         snprintf(err, errlen, "synthetic stream: out of memory");
         return -1;
@@ -175,8 +181,8 @@ int ccd_synth_init(ccd_synth *s, const ccd_synth_opts *o, char *err, size_t errl
     return 0;
 }
 
-/* Move every centre a step of size drift on the sphere: c <- sqrt(1 - drift^2) c + drift t, with t a
- * random unit vector orthogonal to c, so cos(old, new) is exactly sqrt(1 - drift^2). */
+/* Move every centre a step of size drift on the sphere: c <- sqrt(1 - drift^2) c + drift t, with t
+ * a random unit vector orthogonal to c, so cos(old, new) is exactly sqrt(1 - drift^2). */
 static void drift_centres(ccd_synth *s, ccd_rng *r, float *t /* (dim) scratch */)
 {
     int d = s->o.dim;
@@ -225,23 +231,16 @@ static void add_entities(ccd_synth *s, ccd_rng *r, int from, int to, int ifrom, 
         /* a Zipf-Mandelbrot weight at a uniform relative rank u: the shares of the head do not
          * depend on the catalogue's size (at s = 1 the top 10% of ranks hold half the mass), and
          * a new item is as likely to be a hit as an old one */
-        double u = uniform53(r);
+        double u = ccd_rng_uniform53(r);
         s->item_logpop[i] = (float)(-s->o.popularity_exponent * log1p(ZIPF_SPAN * u));
     }
 }
 
-/* Smallest i with cum[i] > x, cum (n) nondecreasing with cum[n-1] > x. */
+/* The entry of a cumulative table cum (n) that x (in [0, cum[n-1])) falls in: the first with
+ * cum[i] > x, and the last one when rounding puts x past every entry. */
 static int cdf_pick(const double *cum, int n, double x)
 {
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (cum[mid] > x)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
+    return (int)ccd_first_above(cum, n - 1, x);
 }
 
 typedef struct {
@@ -263,9 +262,9 @@ static int draw_events(ccd_synth *s, int k, int64_t n_ev, char *err, size_t errl
 {
     const ccd_synth_opts *o = &s->o;
     int d = o->dim, nu = s->n_users, ni = s->n_items, C = o->clusters;
-    double *table = malloc((size_t)C * ni * sizeof *table); /* (C x ni) cumulative w_c */
+    double *table = malloc((size_t)C * ni * sizeof *table);    /* (C x ni) cumulative w_c */
     double *ucum = malloc((size_t)nu * sizeof *ucum);          /* (nu) cumulative user weights */
-    int *slot_user = malloc((size_t)n_ev * sizeof *slot_user);  /* (n_ev) */
+    int *slot_user = malloc((size_t)n_ev * sizeof *slot_user); /* (n_ev) */
     if (!table || !ucum || !slot_user) {
         free(table), free(ucum), free(slot_user);
         snprintf(err, errlen, "synthetic stream: out of memory");
@@ -300,7 +299,7 @@ static int draw_events(ccd_synth *s, int k, int64_t n_ev, char *err, size_t errl
     for (; t < n_new; t++)
         slot_user[t] = s->prev_users + (int)t; /* arrivals */
     for (; t < n_ev; t++)
-        slot_user[t] = cdf_pick(ucum, nu, uniform53(&r) * acc);
+        slot_user[t] = cdf_pick(ucum, nu, ccd_rng_uniform53(&r) * acc);
     ccd_rng_shuffle_int(&r, slot_user, (size_t)n_ev);
     for (t = 0; t < n_ev; t++) {
         int u = slot_user[t];
@@ -309,101 +308,121 @@ static int draw_events(ccd_synth *s, int k, int64_t n_ev, char *err, size_t errl
         double bound = sqrt(dot(off, off, d)) * ymax, total = row[ni - 1];
         int item = 0;
         for (int tries = 0; tries < MAX_TRIES; tries++) {
-            item = cdf_pick(row, ni, uniform53(&r) * total);
+            item = cdf_pick(row, ni, ccd_rng_uniform53(&r) * total);
             double a = dot(off, s->item_vec + (size_t)item * d, d);
-            if (uniform53(&r) < exp((a - bound) * inv_t))
+            if (ccd_rng_uniform53(&r) < exp((a - bound) * inv_t))
                 break;
         }
-        s->events[t] = (ccd_synth_event){.user = u, .item = item, .block = k, .split = CCD_SYNTH_TRAIN};
+        s->events[t] =
+            (ccd_synth_event){.user = u, .item = item, .block = k, .split = CCD_SYNTH_TRAIN};
     }
     free(table), free(ucum), free(slot_user);
     return 0;
 }
 
+/* A block's events grouped by (user, item) pair, and each pair's split. */
+typedef struct {
+    int64_t n, n_pairs, ni; /* events, distinct pairs, items */
+    pair_key *pk;           /* (n) events sorted by pair, then by position */
+    unsigned char *psplit;  /* (pairs <= n) split of each pair */
+    int *pitem;             /* (pairs) item of each pair */
+} pair_table;
+
+/* The events pk[e0..*e1) and pairs [p0, *p1) of the user whose first event is pk[e0]. */
+static void user_span(const pair_table *t, int64_t e0, int64_t p0, int64_t *e1, int64_t *p1)
+{
+    const int64_t user = t->pk[e0].key / t->ni;
+    *e1 = e0, *p1 = p0;
+    for (; *e1 < t->n && t->pk[*e1].key / t->ni == user; (*e1)++)
+        if (*e1 == e0 || t->pk[*e1].key != t->pk[*e1 - 1].key)
+            (*p1)++;
+}
+
+/* Every user with at least MIN_HOLDOUT pairs sends a random test_fraction of them to test and
+ * valid_fraction to valid (at least one each when the fraction is not 0); the rest train.
+ * perm (n) is scratch. */
+static void hold_out(pair_table *t, const ccd_synth_opts *o, ccd_rng *r, int *perm)
+{
+    for (int64_t p0 = 0, e0 = 0, p1, e1; p0 < t->n_pairs; p0 = p1, e0 = e1) {
+        user_span(t, e0, p0, &e1, &p1);
+        int cnt = (int)(p1 - p0);
+        memset(t->psplit + p0, CCD_SYNTH_TRAIN, (size_t)cnt);
+        if (cnt < MIN_HOLDOUT)
+            continue;
+        int n_test = o->test_fraction > 0 ? (int)fmax(1.0, floor(o->test_fraction * cnt)) : 0;
+        int n_valid = o->valid_fraction > 0 ? (int)fmax(1.0, floor(o->valid_fraction * cnt)) : 0;
+        for (int j = 0; j < cnt; j++)
+            perm[j] = j;
+        ccd_rng_shuffle_int(r, perm, (size_t)cnt);
+        for (int j = 0; j < n_test; j++)
+            t->psplit[p0 + perm[j]] = CCD_SYNTH_TEST;
+        for (int j = n_test; j < n_test + n_valid; j++)
+            t->psplit[p0 + perm[j]] = CCD_SYNTH_VALID;
+    }
+}
+
+/* Held-out pairs whose item nobody trains on in the block go back to train. trained (ni) is
+ * zeroed scratch. */
+static void return_untrained_items(pair_table *t, unsigned char *trained)
+{
+    for (int64_t p = 0; p < t->n_pairs; p++)
+        if (t->psplit[p] == CCD_SYNTH_TRAIN)
+            trained[t->pitem[p]] = 1;
+    for (int64_t p = 0; p < t->n_pairs; p++)
+        if (t->psplit[p] != CCD_SYNTH_TRAIN && !trained[t->pitem[p]])
+            t->psplit[p] = CCD_SYNTH_TRAIN;
+}
+
+/* A user whose valid or test list emptied (while the other did not) gives both back. */
+static void return_half_held_users(pair_table *t, const ccd_synth_opts *o)
+{
+    for (int64_t p0 = 0, e0 = 0, p1, e1; p0 < t->n_pairs; p0 = p1, e0 = e1) {
+        user_span(t, e0, p0, &e1, &p1);
+        int nv = 0, nt = 0;
+        for (int64_t p = p0; p < p1; p++) {
+            nv += t->psplit[p] == CCD_SYNTH_VALID;
+            nt += t->psplit[p] == CCD_SYNTH_TEST;
+        }
+        if ((nv || nt) && ((o->valid_fraction > 0 && !nv) || (o->test_fraction > 0 && !nt)))
+            memset(t->psplit + p0, CCD_SYNTH_TRAIN, (size_t)(p1 - p0));
+    }
+}
+
 /* Give every event its (user, item) pair's split; see synth.h for the rules. */
 static int split_events(ccd_synth *s, int k, char *err, size_t errlen)
 {
-    const ccd_synth_opts *o = &s->o;
-    int64_t n = s->n_events, ni = s->n_items;
-    pair_key *pk = malloc((size_t)n * sizeof *pk);          /* (n) events sorted by pair */
-    unsigned char *psplit = malloc((size_t)n);              /* (pairs <= n) split of each pair */
-    int *pitem = malloc((size_t)n * sizeof *pitem);         /* (pairs) item of each pair */
-    unsigned char *trained = calloc((size_t)ni, 1);         /* (ni) items with a train pair */
-    int *perm = malloc((size_t)n * sizeof *perm);           /* scratch: one user's pairs */
-    if (!pk || !psplit || !pitem || !trained || !perm) {
-        free(pk), free(psplit), free(pitem), free(trained), free(perm);
+    pair_table t = {.n = s->n_events, .ni = s->n_items};
+    const int64_t n = t.n;
+    t.pk = malloc((size_t)n * sizeof *t.pk);
+    t.psplit = malloc((size_t)n);
+    t.pitem = malloc((size_t)n * sizeof *t.pitem);
+    unsigned char *trained = calloc((size_t)t.ni, 1); /* (ni) items with a train pair */
+    int *perm = malloc((size_t)n * sizeof *perm);     /* scratch: one user's pairs */
+    if (!t.pk || !t.psplit || !t.pitem || !trained || !perm) {
+        free(t.pk), free(t.psplit), free(t.pitem), free(trained), free(perm);
         snprintf(err, errlen, "synthetic stream: out of memory");
         return -1;
     }
     for (int64_t e = 0; e < n; e++)
-        pk[e] = (pair_key){(int64_t)s->events[e].user * ni + s->events[e].item, e};
-    qsort(pk, (size_t)n, sizeof *pk, cmp_pair_key);
-    /* the distinct pairs, in (user, item) order */
-    int64_t n_pairs = 0;
-    for (int64_t e = 0; e < n; e++)
-        if (e == 0 || pk[e].key != pk[e - 1].key)
-            pitem[n_pairs++] = (int)(pk[e].key % ni);
+        t.pk[e] = (pair_key){(int64_t)s->events[e].user * t.ni + s->events[e].item, e};
+    qsort(t.pk, (size_t)n, sizeof *t.pk, cmp_pair_key);
+    for (int64_t e = 0; e < n; e++) /* the distinct pairs, in (user, item) order */
+        if (e == 0 || t.pk[e].key != t.pk[e - 1].key)
+            t.pitem[t.n_pairs++] = (int)(t.pk[e].key % t.ni);
     ccd_rng r;
-    ccd_rng_init(&r, o->seed, stream_of(k, STREAM_SPLIT));
-    /* walk users: pairs [p0, p1) share a user */
-    int64_t p0 = 0, e0 = 0;
-    while (p0 < n_pairs) {
-        int user = (int)(pk[e0].key / ni);
-        int64_t p1 = p0, e1 = e0;
-        while (e1 < n && pk[e1].key / ni == user) {
-            if (e1 == e0 || pk[e1].key != pk[e1 - 1].key)
-                p1++;
-            e1++;
-        }
-        int cnt = (int)(p1 - p0);
-        memset(psplit + p0, CCD_SYNTH_TRAIN, (size_t)cnt);
-        if (cnt >= MIN_HOLDOUT) {
-            int n_test = o->test_fraction > 0 ? (int)fmax(1.0, floor(o->test_fraction * cnt)) : 0;
-            int n_valid = o->valid_fraction > 0 ? (int)fmax(1.0, floor(o->valid_fraction * cnt)) : 0;
-            for (int j = 0; j < cnt; j++)
-                perm[j] = j;
-            ccd_rng_shuffle_int(&r, perm, (size_t)cnt);
-            for (int j = 0; j < n_test; j++)
-                psplit[p0 + perm[j]] = CCD_SYNTH_TEST;
-            for (int j = n_test; j < n_test + n_valid; j++)
-                psplit[p0 + perm[j]] = CCD_SYNTH_VALID;
-        }
-        p0 = p1, e0 = e1;
-    }
-    /* held-out items nobody trains on in the block go back to train */
-    for (int64_t p = 0; p < n_pairs; p++)
-        if (psplit[p] == CCD_SYNTH_TRAIN)
-            trained[pitem[p]] = 1;
-    for (int64_t p = 0; p < n_pairs; p++)
-        if (psplit[p] != CCD_SYNTH_TRAIN && !trained[pitem[p]])
-            psplit[p] = CCD_SYNTH_TRAIN;
-    /* a user whose valid or test list emptied gives both back; the pair walk again */
-    p0 = 0, e0 = 0;
-    while (p0 < n_pairs) {
-        int user = (int)(pk[e0].key / ni);
-        int64_t p1 = p0, e1 = e0;
-        int nv = 0, nt = 0;
-        while (e1 < n && pk[e1].key / ni == user) {
-            if (e1 == e0 || pk[e1].key != pk[e1 - 1].key) {
-                nv += psplit[p1] == CCD_SYNTH_VALID;
-                nt += psplit[p1] == CCD_SYNTH_TEST;
-                p1++;
-            }
-            e1++;
-        }
-        if ((nv || nt) && ((o->valid_fraction > 0 && !nv) || (o->test_fraction > 0 && !nt)))
-            memset(psplit + p0, CCD_SYNTH_TRAIN, (size_t)(p1 - p0));
-        p0 = p1, e0 = e1;
-    }
+    ccd_rng_init(&r, s->o.seed, stream_of(k, STREAM_SPLIT));
+    hold_out(&t, &s->o, &r, perm);
+    return_untrained_items(&t, trained);
+    return_half_held_users(&t, &s->o);
     /* events take their pair's split */
     memset(s->n_split, 0, sizeof s->n_split);
     for (int64_t e = 0, p = -1; e < n; e++) {
-        if (e == 0 || pk[e].key != pk[e - 1].key)
+        if (e == 0 || t.pk[e].key != t.pk[e - 1].key)
             p++;
-        s->events[pk[e].pos].split = psplit[p];
-        s->n_split[psplit[p]]++;
+        s->events[t.pk[e].pos].split = t.psplit[p];
+        s->n_split[t.psplit[p]]++;
     }
-    free(pk), free(psplit), free(pitem), free(trained), free(perm);
+    free(t.pk), free(t.psplit), free(t.pitem), free(trained), free(perm);
     return 0;
 }
 
@@ -487,7 +506,8 @@ int ccd_synth_block(const ccd_synth *s, ccd_block *b, char *err, size_t errlen)
     b->n_train_lines = s->n_split[CCD_SYNTH_TRAIN];
     int64_t n = s->n_events;
     size_t cap = (size_t)(n > 0 ? n : 1);
-    int *rows = malloc(cap * sizeof *rows), *cols = malloc(cap * sizeof *cols); /* (n) one split's pairs */
+    int *rows = malloc(cap * sizeof *rows),
+        *cols = malloc(cap * sizeof *cols); /* (n) one split's pairs */
     int rc = rows && cols ? 0 : -1;
     ccd_csr *dst[3] = {&b->train, &b->valid, &b->test};
     for (int split = 0; split < 3 && rc == 0; split++) {
@@ -524,7 +544,8 @@ int ccd_synth_blocks(const ccd_synth_opts *o, ccd_dataset *ds, char *err, size_t
     }
     ds->n_blocks = o->n_blocks; /* zeroed blocks free cleanly if a later one fails */
     for (int k = 0; k < o->n_blocks; k++)
-        if (ccd_synth_next(&s, err, errlen) != 1 || ccd_synth_block(&s, &ds->blocks[k], err, errlen) != 0) {
+        if (ccd_synth_next(&s, err, errlen) != 1 ||
+            ccd_synth_block(&s, &ds->blocks[k], err, errlen) != 0) {
             ccd_synth_free(&s);
             ccd_dataset_free(ds);
             return -1;
@@ -606,7 +627,8 @@ static int write_block(const ccd_synth *s, const char *dir, char *err, size_t er
     }
     int rc = 0;
     for (int which = 0; which < 2 && rc == 0; which++) {
-        FILE *f = open_out(path, sizeof path, dir, k, which ? "items.tsv" : "users.tsv", err, errlen);
+        FILE *f =
+            open_out(path, sizeof path, dir, k, which ? "items.tsv" : "users.tsv", err, errlen);
         if (!f) {
             rc = -1;
             break;
@@ -647,14 +669,16 @@ int ccd_synth_write(const ccd_synth_opts *o, const char *dir, char *err, size_t 
     /* the options, so the directory says how to make it again */
     if (!(f = open_out(path, sizeof path, dir, -1, "synth.txt", err, errlen)))
         return -1;
-    fprintf(f,
-            "seed = %llu\nblocks = %d\nusers0 = %d\nitems0 = %d\nnew_users_per_block = %d\n"
-            "new_items_per_block = %d\nevents0 = %lld\nevents_per_block = %lld\nclusters = %d\ndim = %d\n"
-            "drift = %g\npopularity_exponent = %g\ntemperature = %g\nuser_noise = %g\nitem_noise = %g\n"
-            "new_user_boost = %g\nvalid_fraction = %g\ntest_fraction = %g\n",
-            (unsigned long long)o->seed, o->n_blocks, o->users0, o->items0, o->new_users_per_block,
-            o->new_items_per_block, (long long)o->events0, (long long)o->events_per_block, o->clusters,
-            o->dim, o->drift, o->popularity_exponent, o->temperature, o->user_noise, o->item_noise,
-            o->new_user_boost, o->valid_fraction, o->test_fraction);
+    fprintf(
+        f,
+        "seed = %llu\nblocks = %d\nusers0 = %d\nitems0 = %d\nnew_users_per_block = %d\n"
+        "new_items_per_block = %d\nevents0 = %lld\nevents_per_block = %lld\nclusters = %d\ndim = "
+        "%d\n"
+        "drift = %g\npopularity_exponent = %g\ntemperature = %g\nuser_noise = %g\nitem_noise = %g\n"
+        "new_user_boost = %g\nvalid_fraction = %g\ntest_fraction = %g\n",
+        (unsigned long long)o->seed, o->n_blocks, o->users0, o->items0, o->new_users_per_block,
+        o->new_items_per_block, (long long)o->events0, (long long)o->events_per_block, o->clusters,
+        o->dim, o->drift, o->popularity_exponent, o->temperature, o->user_noise, o->item_noise,
+        o->new_user_boost, o->valid_fraction, o->test_fraction);
     return close_checked(f, path, err, errlen);
 }

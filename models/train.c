@@ -9,13 +9,13 @@
 
 ccd_train_opts ccd_train_opts_base_teacher(void)
 {
-    return (ccd_train_opts){.lr = 1e-3f,
-                            .batch = 512,
-                            .nns = 2,
-                            .weight_decay = 1e-4f,
-                            .max_epochs = 100,
-                            .eval_every = 1,
-                            .patience = 10,
+    return (ccd_train_opts){.stage = {.lr = 1e-3f,
+                                      .batch = 512,
+                                      .nns = 2,
+                                      .weight_decay = 1e-4f,
+                                      .epochs = 100,
+                                      .eval_every = 1,
+                                      .patience = 10},
                             .seed = 0,
                             .stream = ccd_stream(CCD_STREAM_TEACHER_SAMPLER, 0, 0)};
 }
@@ -31,9 +31,9 @@ double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int 
                      const ccd_train_hooks *hooks)
 {
     const int nodes = ccd_recmodel_nodes(m);
-    int *stamp = malloc((size_t)nodes * sizeof *stamp); /* last batch that listed each node */
+    int *stamp = malloc((size_t)nodes * sizeof *stamp);   /* last batch that listed each node */
     int *rows = malloc((size_t)batch * 3 * sizeof *rows); /* (<= 3 batch) unique node rows */
-    float *dx = malloc((size_t)batch * sizeof *dx);     /* (batch) dL/dx per triple */
+    float *dx = malloc((size_t)batch * sizeof *dx);       /* (batch) dL/dx per triple */
     if (!stamp || !rows || !dx) {
         free(stamp), free(rows), free(dx);
         return -1.0;
@@ -79,27 +79,80 @@ int ccd_train_bpr(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
     return ccd_train_stage(m, blk, exclude, o, false, NULL, on_epoch, ctx, best, best_epoch);
 }
 
+/* One epoch's training: a fresh sample of (train, exclusions) triples, its BPR mini-batches
+ * with the batch hook, then the epoch hook. Returns the summed loss; negative or NaN when memory
+ * runs out or a hook fails. */
+static double train_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_block *blk,
+                          const ccd_csr *exclude, const ccd_train_opts *o, bool clamp,
+                          const ccd_train_hooks *hooks, ccd_rng *rng, int epoch)
+{
+    ccd_triples t;
+    if (ccd_bpr_sample(&t, &blk->train, exclude, m->n_items, o->stage.nns, rng) != 0)
+        return -1.0;
+    double loss = ccd_bpr_epoch(m, adam, &t, o->stage.batch, clamp, hooks);
+    ccd_triples_free(&t);
+    if (loss >= 0 && hooks && hooks->epoch) {
+        double extra = hooks->epoch(hooks->ctx, m, adam, epoch - 1);
+        loss = extra >= 0.0 ? loss + extra : -1.0;
+    }
+    return loss;
+}
+
+/* The best evaluated epoch so far. */
+typedef struct {
+    float *emb0; /* (nodes x dim) its weights */
+    double r20;  /* its valid R@20 (-1 before the first evaluation) */
+    int epoch;   /* 0 before the first evaluation */
+    ccd_block_metrics metrics;
+    int stale; /* evaluations since it */
+} selection;
+
+/* Evaluate m on blk's valid split into r, and select its weights when their valid R@20 beats
+ * the best so far (strictly: the earlier epoch wins a tie). Returns 0 or -1 (out of memory). */
+static int evaluate_and_select(ccd_recmodel *m, const ccd_block *blk, const ccd_train_opts *o,
+                               size_t n_params, ccd_epoch_report *r, selection *sel)
+{
+    double t0 = ccd_now();
+    if (ccd_recmodel_evaluate(m, blk, 1, &r->metrics) != 0)
+        return -1;
+    r->eval_seconds = ccd_now() - t0;
+    if (o->eval_seconds) {
+#pragma omp atomic update
+        *o->eval_seconds += r->eval_seconds;
+    }
+    r->evaluated = true;
+    if (r->metrics.valid.recall[CCD_K20] > sel->r20) {
+        sel->r20 = r->metrics.valid.recall[CCD_K20];
+        memcpy(sel->emb0, m->emb0, n_params * sizeof *sel->emb0);
+        sel->epoch = r->epoch;
+        sel->metrics = r->metrics;
+        r->improved = true;
+        sel->stale = 0;
+    } else {
+        sel->stale++;
+    }
+    return 0;
+}
+
 int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
                     const ccd_train_opts *o, bool clamp, const ccd_train_hooks *hooks,
                     ccd_epoch_fn on_epoch, void *ctx, ccd_block_metrics *best, int *best_epoch)
 {
+    const ccd_stage_opts *so = &o->stage;
     const size_t n_params = (size_t)ccd_recmodel_nodes(m) * m->dim;
     ccd_adam adam;
-    if (ccd_adam_init(&adam, n_params, o->lr, o->weight_decay) != 0)
+    if (ccd_adam_init(&adam, n_params, so->lr, so->weight_decay) != 0)
         return -1;
-    float *best_emb = ccd_floats(n_params);
-    if (!best_emb) {
+    selection sel = {.emb0 = ccd_floats(n_params), .r20 = -1.0};
+    if (!sel.emb0) {
         ccd_adam_free(&adam);
         return -1;
     }
-    memcpy(best_emb, m->emb0, n_params * sizeof *best_emb);
+    memcpy(sel.emb0, m->emb0, n_params * sizeof *sel.emb0);
     ccd_rng rng;
     ccd_rng_init(&rng, o->seed, o->stream);
-    double best_r20 = -1.0;
-    int stale = 0, rc = 0, chosen = 0;
-    ccd_block_metrics chosen_metrics;
-    memset(&chosen_metrics, 0, sizeof chosen_metrics);
-    for (int epoch = 1; epoch <= o->max_epochs; epoch++) {
+    int rc = 0;
+    for (int epoch = 1; epoch <= so->epochs; epoch++) {
         if (o->stop && atomic_load_explicit(o->stop, memory_order_relaxed)) {
             rc = CCD_STOPPED;
             break;
@@ -108,17 +161,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
         memset(&r, 0, sizeof r);
         r.epoch = epoch;
         double t0 = ccd_now();
-        ccd_triples t;
-        if (ccd_bpr_sample(&t, &blk->train, exclude, m->n_items, o->nns, &rng) != 0) {
-            rc = -1;
-            break;
-        }
-        r.loss = ccd_bpr_epoch(m, &adam, &t, o->batch, clamp, hooks);
-        ccd_triples_free(&t);
-        if (r.loss >= 0 && hooks && hooks->epoch) {
-            double extra = hooks->epoch(hooks->ctx, m, &adam, epoch - 1);
-            r.loss = extra >= 0.0 ? r.loss + extra : -1.0;
-        }
+        r.loss = train_epoch(m, &adam, blk, exclude, o, clamp, hooks, &rng, epoch);
         if (!(r.loss >= 0)) {
             rc = -1;
             break;
@@ -126,41 +169,23 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
         r.train_seconds = ccd_now() - t0;
         /* epochs 1, 1 + N, 1 + 2N, ... and the last: with N = 5 and 6 epochs this is the
          * reference's schedule (it can only ever select epoch 1 or 6) */
-        if ((epoch - 1) % o->eval_every == 0 || epoch == o->max_epochs) {
-            t0 = ccd_now();
-            if (ccd_recmodel_evaluate(m, blk, 1, &r.metrics) != 0) {
-                rc = -1;
-                break;
-            }
-            r.eval_seconds = ccd_now() - t0;
-            if (o->eval_seconds) {
-#pragma omp atomic update
-                *o->eval_seconds += r.eval_seconds;
-            }
-            r.evaluated = true;
-            if (r.metrics.valid.recall[CCD_K20] > best_r20) {
-                best_r20 = r.metrics.valid.recall[CCD_K20];
-                memcpy(best_emb, m->emb0, n_params * sizeof *best_emb);
-                chosen = epoch;
-                chosen_metrics = r.metrics;
-                r.improved = true;
-                stale = 0;
-            } else {
-                stale++;
-            }
+        if (((epoch - 1) % so->eval_every == 0 || epoch == so->epochs) &&
+            evaluate_and_select(m, blk, o, n_params, &r, &sel) != 0) {
+            rc = -1;
+            break;
         }
         if (on_epoch)
             on_epoch(&r, ctx);
-        if (r.evaluated && o->patience > 0 && stale >= o->patience)
+        if (r.evaluated && so->patience > 0 && sel.stale >= so->patience)
             break;
     }
-    memcpy(m->emb0, best_emb, n_params * sizeof *best_emb);
+    memcpy(m->emb0, sel.emb0, n_params * sizeof *sel.emb0);
     ccd_recmodel_propagate_all(m);
     if (best)
-        *best = chosen_metrics;
+        *best = sel.metrics;
     if (best_epoch)
-        *best_epoch = chosen;
-    free(best_emb);
+        *best_epoch = sel.epoch;
+    free(sel.emb0);
     ccd_adam_free(&adam);
     return rc;
 }

@@ -19,31 +19,39 @@
 #include "recmodel.h"
 #include "replay.h"
 
+/* The settings of one BPR-trained stage: the engine's config holds one per stage (ccd.h), and
+ * ccd_train_opts carries them into the training loop. */
 typedef struct {
-    float lr;           /* 1e-3 */
-    int batch;          /* 512 */
-    int nns;            /* negatives per positive: 2 */
-    float weight_decay; /* coupled L2: 1e-4 */
-    int max_epochs;     /* 100 */
-    int eval_every;     /* evaluate after epochs 1, 1 + N, 1 + 2N, ... and the last */
-    int patience;       /* evaluations without improvement before stopping: 10 */
+    float lr;
+    int batch;
+    int nns;            /* negatives per positive */
+    float weight_decay; /* coupled L2 */
+    int epochs;         /* epochs trained at most; the best evaluated one is kept */
+    int eval_every; /* evaluate on the block's valid split after epochs 1, 1+N, ... and the last */
+    int patience;   /* stop after this many evaluations without improvement (0: never) */
+} ccd_stage_opts;
+
+/* One training run: a stage's settings and where its randomness and control come from. */
+typedef struct {
+    ccd_stage_opts stage;
     uint64_t seed;
-    uint64_t stream;    /* the sampler's stream (ccd_stream) */
-    const atomic_int *stop;   /* optional: nonzero stops before the next epoch (CCD_STOPPED);
-                                 raised by another thread */
-    double *eval_seconds;     /* optional: evaluation time is added here (atomically) */
+    uint64_t stream;        /* the sampler's stream (ccd_stream) */
+    const atomic_int *stop; /* optional: nonzero stops before the next epoch (CCD_STOPPED);
+                               raised by another thread */
+    double *eval_seconds;   /* optional: evaluation time is added here (atomically) */
 } ccd_train_opts;
 
 /* Returned by the training loops when opts.stop was raised: nothing is kept. */
 #define CCD_STOPPED (-2)
 
-/* The base-teacher settings of section 2.5. */
+/* The base-teacher settings of section 2.5: lr 1e-3, batch 512, 2 negatives, weight decay 1e-4,
+ * up to 100 epochs, evaluated after each, patience 10; seed 0. */
 ccd_train_opts ccd_train_opts_base_teacher(void);
 
 typedef struct {
-    int epoch;             /* 1-based */
-    double loss;           /* summed BPR loss of the epoch */
-    double train_seconds;  /* sampling + batches */
+    int epoch;            /* 1-based */
+    double loss;          /* summed BPR loss of the epoch */
+    double train_seconds; /* sampling + batches */
     double eval_seconds;
     bool evaluated, improved;
     ccd_block_metrics metrics; /* valid and test on the block, when evaluated */

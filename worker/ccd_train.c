@@ -123,15 +123,15 @@ int main(int argc, char **argv)
         case 'r': report = optarg; break;
         case 'k': bad = parse_int_arg("block", optarg, 0, &block); break;
         case 'D': bad = parse_int_arg("dim", optarg, 1, &dim); break;
-        case 'e': bad = parse_int_arg("epochs", optarg, 1, &o.max_epochs); break;
-        case 'p': bad = parse_int_arg("patience", optarg, 1, &o.patience); break;
-        case 'E': bad = parse_int_arg("eval-every", optarg, 1, &o.eval_every); break;
-        case 'b': bad = parse_int_arg("batch", optarg, 1, &o.batch); break;
-        case 'n': bad = parse_int_arg("negatives", optarg, 1, &o.nns); break;
+        case 'e': bad = parse_int_arg("epochs", optarg, 1, &o.stage.epochs); break;
+        case 'p': bad = parse_int_arg("patience", optarg, 1, &o.stage.patience); break;
+        case 'E': bad = parse_int_arg("eval-every", optarg, 1, &o.stage.eval_every); break;
+        case 'b': bad = parse_int_arg("batch", optarg, 1, &o.stage.batch); break;
+        case 'n': bad = parse_int_arg("negatives", optarg, 1, &o.stage.nns); break;
         case 's': bad = parse_int_arg("seed", optarg, 0, &seed); break;
         case 't': bad = parse_int_arg("threads", optarg, 1, &threads); break;
-        case 'l': bad = parse_float_arg("lr", optarg, &o.lr); break;
-        case 'w': bad = parse_float_arg("weight-decay", optarg, &o.weight_decay); break;
+        case 'l': bad = parse_float_arg("lr", optarg, &o.stage.lr); break;
+        case 'w': bad = parse_float_arg("weight-decay", optarg, &o.stage.weight_decay); break;
         case 'm':
             if (strcmp(optarg, "lightgcn") == 0)
                 type = CCD_MODEL_LIGHTGCN;
@@ -208,8 +208,8 @@ int main(int argc, char **argv)
         goto done;
     printf("training %s d=%d on %d threads: lr %g, batch %d, %d negatives, weight decay %g, "
            "up to %d epochs, patience %d\n",
-           type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN", dim, ccd_threads(), o.lr, o.batch, o.nns,
-           o.weight_decay, o.max_epochs, o.patience);
+           type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN", dim, ccd_threads(), o.stage.lr,
+           o.stage.batch, o.stage.nns, o.stage.weight_decay, o.stage.epochs, o.stage.patience);
     report_ctx ctx = {json, 1};
     ccd_block_metrics best;
     int best_epoch = 0;

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "ccd.h"
+#include "dense.h"
 #include "distill.h"
 #include "rng.h"
 #include "state.h"
@@ -467,7 +468,10 @@ static void grown_batches_run_every_stage(void **state)
             ccd_block_report rep;
             if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
                 fail_msg("growth %d, block %d: %s", grow, k, err);
-            assert_true(rep.seconds_eval > 0.0 && rep.seconds_eval <= rep.seconds_total);
+            /* summed over the teachers trained side by side, one thread each: it may pass the
+             * block's wall time on a busy machine, never that times the threads */
+            assert_true(rep.seconds_eval > 0.0 &&
+                        rep.seconds_eval <= rep.seconds_total * ccd_threads());
             assert_true(rep.ensemble[k].test.recall[CCD_K20] > 0.3);
             assert_true(rep.student[k].test.recall[CCD_K20] > 0.0);
             ccd_block_report_free(&rep);

@@ -13,9 +13,13 @@
 
 #include "dense.h"
 #include "eval.h"
+#include "kbest.h"
 #include "rng.h"
 
-static double g(int pos) { return 1.0 / log2(pos + 1.0); } /* gain at 1-based rank */
+static double g(int pos)
+{
+    return 1.0 / log2(pos + 1.0);
+} /* gain at 1-based rank */
 
 static void metrics_of_list_by_hand(void **state)
 {
@@ -55,53 +59,77 @@ static void hit_between_20_and_50_counts_only_at_50(void **state)
     assert_float_equal(nd[CCD_K50], g(31) / g(1), 1e-12);
 }
 
-static void select_top_and_sort(void **state)
+static void kbest_sorted_orders_by_score_then_id(void **state)
 {
     (void)state;
-    enum { N = 2000 };
-    float s[N];
-    int idx[N];
+    enum { N = 2000, K = 100 };
+    float s[N], hs[K];
+    int top[K];
     ccd_rng r;
     ccd_rng_init(&r, 9, 0);
-    for (int k = 0; k < N; k++) {
+    for (int k = 0; k < N; k++)
         s[k] = (float)ccd_rng_below(&r, 300); /* many ties */
-        idx[k] = k;
-    }
-    ccd_select_top(idx, N, 100, s);
-    ccd_sort_by_score(idx, 100, s);
-    /* the 100th best under (score desc, id asc) bounds every other item */
-    for (int k = 1; k < 100; k++)
-        assert_true(s[idx[k - 1]] > s[idx[k]] || (s[idx[k - 1]] == s[idx[k]] && idx[k - 1] < idx[k]));
-    for (int k = 100; k < N; k++)
-        assert_true(s[idx[99]] > s[idx[k]] || (s[idx[99]] == s[idx[k]] && idx[99] < idx[k]));
+    assert_int_equal(ccd_kbest_sorted(s, N, NULL, K, hs, top), K);
+    /* the K-th best under (score desc, id asc) bounds every item left out */
+    for (int k = 1; k < K; k++)
+        assert_true(ccd_ranks_before(s[top[k - 1]], top[k - 1], s[top[k]], top[k]));
+    unsigned char in_top[N] = {0};
+    for (int k = 0; k < K; k++)
+        in_top[top[k]] = 1;
+    for (int i = 0; i < N; i++)
+        if (!in_top[i])
+            assert_true(ccd_ranks_before(s[top[K - 1]], top[K - 1], s[i], i));
 }
 
-/* One pass with a bounded heap gives exactly quickselect + sort, ties included, for short and
- * long rows and for k from 1 to n. */
-static void top_sorted_matches_select_and_sort(void **state)
+/* The reference: every eligible id sorted by (score desc, id asc), by insertion. */
+static int reference_top(const float *s, int n, const unsigned char *mask, int k, int *out)
+{
+    int m = 0, sorted[700];
+    for (int i = 0; i < n; i++) {
+        if ((mask && mask[i]) || s[i] != s[i])
+            continue;
+        int p = m++;
+        while (p > 0 && ccd_ranks_before(s[i], i, s[sorted[p - 1]], sorted[p - 1])) {
+            sorted[p] = sorted[p - 1];
+            p--;
+        }
+        sorted[p] = i;
+    }
+    for (int q = 0; q < k; q++)
+        out[q] = q < m ? sorted[q] : -1;
+    return m < k ? m : k;
+}
+
+/* One pass with a bounded heap gives exactly a full sort's first k, ties included, for short
+ * and long rows, k from 1 to n, with masked and NaN entries left out (and -1 padding when
+ * fewer than k are eligible). */
+static void kbest_sorted_matches_a_full_sort(void **state)
 {
     (void)state;
     enum { N = 700 };
-    float s[N];
+    float s[N], hs[N];
     int a[N], b[N];
+    unsigned char mask[N];
     ccd_rng r;
     ccd_rng_init(&r, 11, 0);
     const int lengths[] = {1, 15, 16, 17, 100, 333, N};
     for (size_t t = 0; t < sizeof lengths / sizeof *lengths; t++) {
         const int n = lengths[t];
-        for (int trial = 0; trial < 3; trial++) {
-            for (int k = 0; k < n; k++) /* trial 0: many ties; 1: rising scores; 2: spread */
-                s[k] = trial == 0 ? (float)ccd_rng_below(&r, 40)
+        for (int trial = 0; trial < 4; trial++) {
+            for (int k = 0; k < n; k++) { /* 0: many ties; 1: rising; 2: spread; 3: masks, NaN */
+                s[k] = trial == 0   ? (float)ccd_rng_below(&r, 40)
                        : trial == 1 ? (float)k
                                     : ccd_rng_normal(&r);
+                mask[k] = trial == 3 && ccd_rng_below(&r, 4) == 0;
+                if (trial == 3 && ccd_rng_below(&r, 8) == 0)
+                    s[k] = NAN;
+            }
             const int ks[] = {1, 7, n / 2 > 0 ? n / 2 : 1, n};
             for (int q = 0; q < 4; q++) {
                 int k = ks[q] < n ? ks[q] : n;
-                for (int i = 0; i < n; i++)
-                    a[i] = i;
-                ccd_select_top(a, n, k, s);
-                ccd_sort_by_score(a, k, s);
-                ccd_top_sorted(b, n, k, s);
+                const unsigned char *m = trial == 3 ? mask : NULL;
+                int want = reference_top(s, n, m, k, a);
+                assert_int_equal(ccd_kbest_sorted(s, n, m, k, hs, b), want);
                 assert_memory_equal(a, b, (size_t)k * sizeof *a);
             }
         }
@@ -222,8 +250,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(metrics_of_list_by_hand),
         cmocka_unit_test(hit_between_20_and_50_counts_only_at_50),
-        cmocka_unit_test(select_top_and_sort),
-        cmocka_unit_test(top_sorted_matches_select_and_sort),
+        cmocka_unit_test(kbest_sorted_orders_by_score_then_id),
+        cmocka_unit_test(kbest_sorted_matches_a_full_sort),
         cmocka_unit_test(evaluate_masks_by_mode_and_truncates_at_1000),
         cmocka_unit_test(evaluate_uses_each_blocks_own_masks),
         cmocka_unit_test(popularity_ranks_by_train_count),

@@ -47,7 +47,7 @@ static void train(ccd_model_type type, int dim, int epochs, ccd_block_metrics *b
     assert_int_equal(ccd_recmodel_init(&m, type, b->n_users, b->n_items, dim,
                                        type == CCD_MODEL_LIGHTGCN ? &g : NULL, &rng), 0);
     ccd_train_opts o = ccd_train_opts_base_teacher();
-    o.max_epochs = epochs;
+    o.stage.epochs = epochs;
     o.seed = 1;
     int best_epoch;
     assert_int_equal(ccd_train_bpr(&m, b, NULL, &o, NULL, NULL, best, &best_epoch), 0);
