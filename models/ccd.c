@@ -305,11 +305,12 @@ static void block_commit(ccd_state *st, block_ctx *b, block_out *out)
         st->teacher[m] = out->teachers[m];
         out->teachers[m] = NULL;
     }
-    if (out->dk) {
-        free(st->distilled);
-        st->distilled = out->dk;
-        out->dk = NULL;
-    }
+    /* A block that does not distil (ccd.distill = false, after block 0) leaves no D_k: the old
+     * D_{k-1} is sized for the previous id space and nothing reads it again, so it goes rather
+     * than stay behind as a table the state's sizes no longer describe. */
+    free(st->distilled);
+    st->distilled = out->dk;
+    out->dk = NULL;
     free(st->student);
     st->student = b->student;
     b->student = NULL;

@@ -158,8 +158,11 @@ int stage_student_update(block_ctx *b, ccd_state *st, int *best_epoch)
     /* The model the student continues from: D_{k-1} as in the reference, or CL_{k-1} (when not
      * distilling, or when student_continues). The proxies are EMAs of the distilled students, so
      * that the teachers' knowledge reaches CL_k through them in both cases. */
-    const float *start = cfg->distill && !cfg->student_continues ? st->distilled : st->student;
-    const float *base = cfg->distill ? st->distilled : st->student;
+    /* st->distilled is absent after a block that did not distil (a state resumed with
+     * ccd.distill turned back on): the student stands in for it. */
+    const float *dk = cfg->distill && st->distilled ? st->distilled : st->student;
+    const float *start = cfg->student_continues ? st->student : dk;
+    const float *base = dk;
     scored_model w = {0};
     ccd_csr excl = {0};
     ccd_replay_set rs = {0};
