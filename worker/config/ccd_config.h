@@ -11,7 +11,12 @@
  *   [ccd.student.block<k>]  ab, ss, ps, sw, pw   (replay schedule of block k >= 1)
  *   [ccd.teacher.block<k>]  ab, ss, ps, cs
  * Other sections are left to their own parsers (a handler for them may be chained). An unknown
- * key or a bad value is an error naming section.key and the value. */
+ * key or a bad value is an error naming section.key and the value.
+ *
+ * worker/config/ is where configuration text becomes structs, and the only place in the tree that
+ * reads INI: this file fills the engine's ccd_config (ccd-offline reads it alone), and
+ * worker_config.h the whole ccd-worker file, handing its [ccd*] sections here so both read the
+ * engine's keys identically. The engine (models/) never sees a config file. */
 #ifndef CCD_WORKER_CONFIG_H
 #define CCD_WORKER_CONFIG_H
 
