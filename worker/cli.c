@@ -35,3 +35,25 @@ int cli_int(const char *tool, const char *name, const char *s, int min, int max,
     *out = (int)v;
     return 0;
 }
+
+int cli_parse_float(const char *s, float min, float max, float *out)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (end == s || *end != '\0' || errno || !(v >= min && v <= max))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno || !(v >= min && v <= max))
+        return -1;
+    *out = v;
+    return 0;
+}

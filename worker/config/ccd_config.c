@@ -39,17 +39,6 @@ static int parse_int_or_auto(const char *v, int min, int max, int *out)
     return ccd_parse_int(v, min, max, out);
 }
 
-static int parse_float(const char *v, float min, float max, float *out)
-{
-    char *end;
-    errno = 0;
-    float x = strtof(v, &end);
-    if (*v == '\0' || *end != '\0' || errno || !(x >= min && x <= max))
-        return -1;
-    *out = x;
-    return 0;
-}
-
 static int parse_teachers(const char *v, ccd_config *c)
 {
     char buf[1024];
@@ -66,10 +55,12 @@ static int parse_teachers(const char *v, ccd_config *c)
         char extra;
         if (n == CCD_MAX_TEACHERS || sscanf(tok, "%31[a-z]:%7[0-9]:%23[0-9] %c", type, dims, seeds, &extra) != 3)
             return -1;
-        errno = 0;
-        long dim = strtol(dims, NULL, 10);
+        int64_t dim;
+        if (cli_parse_int64(dims, 1, 4096, &dim) != 0)
+            return -1;
+        errno = 0; /* a seed takes all 64 bits, beyond cli_parse_int64's int64_t */
         unsigned long long seed = strtoull(seeds, NULL, 10);
-        if (errno || dim < 1 || dim > 4096)
+        if (errno)
             return -1;
         if (!strcmp(type, "lightgcn"))
             c->teachers[n].type = CCD_MODEL_LIGHTGCN;
@@ -90,13 +81,13 @@ static int parse_teachers(const char *v, ccd_config *c)
 static int stage_key(ccd_stage_opts *s, const char *key, const char *v)
 {
     if (!strcmp(key, "lr"))
-        return parse_float(v, 0.0f, 10.0f, &s->lr);
+        return cli_parse_float(v, 0.0f, 10.0f, &s->lr);
     if (!strcmp(key, "batch"))
         return ccd_parse_int(v, 1, 1 << 24, &s->batch);
     if (!strcmp(key, "negatives"))
         return ccd_parse_int(v, 1, 1000, &s->nns);
     if (!strcmp(key, "weight_decay"))
-        return parse_float(v, 0.0f, 10.0f, &s->weight_decay);
+        return cli_parse_float(v, 0.0f, 10.0f, &s->weight_decay);
     if (!strcmp(key, "epochs"))
         return ccd_parse_int(v, 1, 100000, &s->epochs);
     if (!strcmp(key, "eval_every"))
@@ -110,28 +101,9 @@ static int stage_key(ccd_stage_opts *s, const char *key, const char *v)
     if (!strcmp(key, #name))                                                                       \
     return ccd_parse_bool(v, &c->name)
 
-static int ccd_key(ccd_config *c, const char *key, const char *v)
+/* The [ccd] switches. -2: not one of them. */
+static int ccd_switch_key(ccd_config *c, const char *key, const char *v)
 {
-    int tmp;
-    if (!strcmp(key, "seed")) {
-        if (ccd_parse_int(v, 0, 2147483647, &tmp) != 0)
-            return -1;
-        c->seed = (uint64_t)tmp;
-        return 0;
-    }
-    if (!strcmp(key, "preset")) {
-        if (!strcmp(v, "full"))
-            return 0;
-        if (!strcmp(v, "finetune")) {
-            ccd_config_finetune(c);
-            return 0;
-        }
-        return -1;
-    }
-    if (!strcmp(key, "teachers"))
-        return parse_teachers(v, c);
-    if (!strcmp(key, "student_dim"))
-        return ccd_parse_int(v, 1, 4096, &c->student_dim);
     BOOL_KEY(replay);
     BOOL_KEY(use_s);
     BOOL_KEY(use_p);
@@ -143,6 +115,14 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
     BOOL_KEY(parallel_teachers);
     BOOL_KEY(kd_train_items_first);
     BOOL_KEY(kd_warm_start);
+    return -2;
+}
+
+/* The [ccd] counts and sizes. -2: not one of them. */
+static int ccd_size_key(ccd_config *c, const char *key, const char *v)
+{
+    if (!strcmp(key, "student_dim"))
+        return ccd_parse_int(v, 1, 4096, &c->student_dim);
     if (!strcmp(key, "kd_interesting"))
         return ccd_parse_int(v, 1, 1000, &c->kd_interesting);
     if (!strcmp(key, "kd_uninteresting_items"))
@@ -165,34 +145,69 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
             c->batch_growth_nodes = x;
         return 0;
     }
-    if (!strcmp(key, "kd_lambda"))
-        return parse_float(v, 0.0f, 1e6f, &c->kd_lambda);
     if (!strcmp(key, "exclusion_topk"))
         return ccd_parse_int(v, 0, 1000, &c->exclusion_topk);
     if (!strcmp(key, "init_topk"))
         return ccd_parse_int(v, 1, 100000, &c->init_topk);
+    return -2;
+}
+
+/* The [ccd] weights, temperatures and rates. -2: not one of them. */
+static int ccd_weight_key(ccd_config *c, const char *key, const char *v)
+{
+    if (!strcmp(key, "kd_lambda"))
+        return cli_parse_float(v, 0.0f, 1e6f, &c->kd_lambda);
     if (!strcmp(key, "replay_eps"))
-        return parse_float(v, 0.0f, 10.0f, &c->replay_eps);
+        return cli_parse_float(v, 0.0f, 10.0f, &c->replay_eps);
     if (!strcmp(key, "student_replay_lambda"))
-        return parse_float(v, 0.0f, 1e6f, &c->student_replay_lambda);
+        return cli_parse_float(v, 0.0f, 1e6f, &c->student_replay_lambda);
     if (!strcmp(key, "student_anneal"))
-        return parse_float(v, 1e-6f, 1e6f, &c->student_anneal);
+        return cli_parse_float(v, 1e-6f, 1e6f, &c->student_anneal);
     if (!strcmp(key, "teacher_replay_lambda"))
-        return parse_float(v, 0.0f, 1e6f, &c->teacher_replay_lambda);
+        return cli_parse_float(v, 0.0f, 1e6f, &c->teacher_replay_lambda);
     if (!strcmp(key, "teacher_anneal"))
-        return parse_float(v, 1e-6f, 1e6f, &c->teacher_anneal);
+        return cli_parse_float(v, 1e-6f, 1e6f, &c->teacher_anneal);
     if (!strcmp(key, "lwc_tau"))
-        return parse_float(v, 1e-6f, 1e6f, &c->lwc_tau);
+        return cli_parse_float(v, 1e-6f, 1e6f, &c->lwc_tau);
     if (!strcmp(key, "lwc_lambda"))
-        return parse_float(v, 0.0f, 1e6f, &c->lwc_lambda);
+        return cli_parse_float(v, 0.0f, 1e6f, &c->lwc_lambda);
     if (!strcmp(key, "lwc_graph_degree")) {
         float f;
-        if (parse_float(v, 0.0f, 1e6f, &f) != 0)
+        if (cli_parse_float(v, 0.0f, 1e6f, &f) != 0)
             return -1;
         c->lwc_graph_degree = f;
         return 0;
     }
     return -2;
+}
+
+/* One key of [ccd]: 0, -1 (bad value) or -2 (unknown key). */
+static int ccd_key(ccd_config *c, const char *key, const char *v)
+{
+    int tmp;
+    if (!strcmp(key, "seed")) {
+        if (ccd_parse_int(v, 0, 2147483647, &tmp) != 0)
+            return -1;
+        c->seed = (uint64_t)tmp;
+        return 0;
+    }
+    if (!strcmp(key, "preset")) {
+        if (!strcmp(v, "full"))
+            return 0;
+        if (!strcmp(v, "finetune")) {
+            ccd_config_finetune(c);
+            return 0;
+        }
+        return -1;
+    }
+    if (!strcmp(key, "teachers"))
+        return parse_teachers(v, c);
+    int r = ccd_switch_key(c, key, v);
+    if (r == -2)
+        r = ccd_size_key(c, key, v);
+    if (r == -2)
+        r = ccd_weight_key(c, key, v);
+    return r;
 }
 
 /* k of a section "<prefix><k>", k in 1..CCD_MAX_SCHEDULE written with digits only; 0 otherwise.
@@ -211,6 +226,39 @@ static int block_number(const char *section, const char *prefix)
     return k >= 1 && k <= CCD_MAX_SCHEDULE ? k : 0;
 }
 
+/* Row k (k >= 1) of a per-block schedule of *n_rows rows (row_size bytes each), extended to k rows
+ * when shorter: the new rows repeat the last row given, or row 0's defaults when none is. */
+static void *schedule_row(void *rows, size_t row_size, int *n_rows, int k)
+{
+    unsigned char *r = rows;
+    if (k > *n_rows) {
+        const unsigned char *last = r + (size_t)(*n_rows ? *n_rows - 1 : 0) * row_size;
+        for (int j = *n_rows; j < k; j++)
+            memmove(r + (size_t)j * row_size, last, row_size);
+        *n_rows = k;
+    }
+    return r + (size_t)(k - 1) * row_size;
+}
+
+static int student_block_key(ccd_student_block_opts *s, const char *key, const char *v)
+{
+    return !strcmp(key, "ab")   ? ccd_parse_int(v, 1, 1 << 30, &s->ab)
+           : !strcmp(key, "ss") ? ccd_parse_int(v, 0, 1 << 20, &s->ss)
+           : !strcmp(key, "ps") ? ccd_parse_int(v, 0, 1 << 20, &s->ps)
+           : !strcmp(key, "sw") ? cli_parse_float(v, 0.0f, 1.0f, &s->sw)
+           : !strcmp(key, "pw") ? cli_parse_float(v, 0.0f, 1.0f, &s->pw)
+                                : -2;
+}
+
+static int teacher_block_key(ccd_teacher_block_opts *t, const char *key, const char *v)
+{
+    return !strcmp(key, "ab")   ? ccd_parse_int(v, 1, 1 << 30, &t->ab)
+           : !strcmp(key, "ss") ? ccd_parse_int(v, 0, 1 << 20, &t->ss)
+           : !strcmp(key, "ps") ? ccd_parse_int(v, 0, 1 << 20, &t->ps)
+           : !strcmp(key, "cs") ? ccd_parse_int(v, 0, 1 << 20, &t->cs)
+                                : -2;
+}
+
 int ccd_config_set(ccd_config *c, const char *section, const char *key, const char *v, char *err,
                    size_t errlen)
 {
@@ -225,30 +273,13 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
         r = stage_key(&c->student, key, v);
     else if (!strcmp(section, "ccd.teacher"))
         r = stage_key(&c->teacher, key, v);
-    else if ((k = block_number(section, "ccd.student.block")) > 0) {
-        ccd_student_block_opts *s = &c->student_blocks[k - 1];
-        if (k > c->n_student_blocks) {
-            for (int j = c->n_student_blocks; j < k; j++)
-                c->student_blocks[j] = c->student_blocks[c->n_student_blocks ? c->n_student_blocks - 1 : 0];
-            c->n_student_blocks = k;
-        }
-        r = !strcmp(key, "ab") ? ccd_parse_int(v, 1, 1 << 30, &s->ab)
-            : !strcmp(key, "ss") ? ccd_parse_int(v, 0, 1 << 20, &s->ss)
-            : !strcmp(key, "ps") ? ccd_parse_int(v, 0, 1 << 20, &s->ps)
-            : !strcmp(key, "sw") ? parse_float(v, 0.0f, 1.0f, &s->sw)
-            : !strcmp(key, "pw") ? parse_float(v, 0.0f, 1.0f, &s->pw) : -2;
-    } else if ((k = block_number(section, "ccd.teacher.block")) > 0) {
-        ccd_teacher_block_opts *t = &c->teacher_blocks[k - 1];
-        if (k > c->n_teacher_blocks) {
-            for (int j = c->n_teacher_blocks; j < k; j++)
-                c->teacher_blocks[j] = c->teacher_blocks[c->n_teacher_blocks ? c->n_teacher_blocks - 1 : 0];
-            c->n_teacher_blocks = k;
-        }
-        r = !strcmp(key, "ab") ? ccd_parse_int(v, 1, 1 << 30, &t->ab)
-            : !strcmp(key, "ss") ? ccd_parse_int(v, 0, 1 << 20, &t->ss)
-            : !strcmp(key, "ps") ? ccd_parse_int(v, 0, 1 << 20, &t->ps)
-            : !strcmp(key, "cs") ? ccd_parse_int(v, 0, 1 << 20, &t->cs) : -2;
-    } else if (strncmp(section, "ccd", 3) == 0 && (section[3] == '\0' || section[3] == '.')) {
+    else if ((k = block_number(section, "ccd.student.block")) > 0)
+        r = student_block_key(schedule_row(c->student_blocks, sizeof *c->student_blocks, &c->n_student_blocks, k),
+                              key, v);
+    else if ((k = block_number(section, "ccd.teacher.block")) > 0)
+        r = teacher_block_key(schedule_row(c->teacher_blocks, sizeof *c->teacher_blocks, &c->n_teacher_blocks, k),
+                              key, v);
+    else if (strncmp(section, "ccd", 3) == 0 && (section[3] == '\0' || section[3] == '.')) {
         snprintf(err, errlen, "unknown section [%s]", section);
         return -1;
     } else {
