@@ -13,7 +13,7 @@
 
 #include "rank.h"
 #include "cli.h"
-#include "redis_sink.h"
+#include "redis_opts.h"
 #include "scorer.h"
 
 typedef struct {
@@ -45,38 +45,31 @@ static int on_item(void *ctx, const char *id, const float *vec, int dim)
     return 0;
 }
 
-int main(int argc, char **argv)
+typedef struct {
+    redis_opts redis;
+    const char *user;
+    int k;
+} topk_args;
+
+enum { ARGS_RUN = -1 };
+
+/* argv -> a. ARGS_RUN, or the exit status (0 after --help, 2 on a bad command line). */
+static int parse_args(int argc, char **argv, topk_args *a)
 {
-    const char *redis = "127.0.0.1:6379", *ruser = NULL, *pw_env = NULL, *prefix = "ccd", *model = NULL,
-               *user = NULL;
-    int k = 10;
-    int64_t version = 0;
-    enum { O_REDIS = 1000, O_RUSER, O_PWENV, O_PREFIX, O_MODEL, O_USER, O_K, O_VERSION };
-    static const struct option opts[] = {{"redis", required_argument, NULL, O_REDIS},
-                                         {"redis-user", required_argument, NULL, O_RUSER},
-                                         {"redis-password-env", required_argument, NULL, O_PWENV},
-                                         {"prefix", required_argument, NULL, O_PREFIX},
-                                         {"model", required_argument, NULL, O_MODEL},
+    *a = (topk_args){.redis = REDIS_OPTS_DEFAULTS, .k = 10};
+    enum { O_USER = 1000, O_K };
+    static const struct option opts[] = {REDIS_OPTS_LONGOPTS,
                                          {"user", required_argument, NULL, O_USER},
                                          {"k", required_argument, NULL, O_K},
-                                         {"version", required_argument, NULL, O_VERSION},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = redis_opts_getopt(&a->redis, "ccd-topk", argc, argv, opts)) != -1) {
         switch (c) {
-        case O_REDIS: redis = optarg; break;
-        case O_RUSER: ruser = optarg; break;
-        case O_PWENV: pw_env = optarg; break;
-        case O_PREFIX: prefix = optarg; break;
-        case O_MODEL: model = optarg; break;
-        case O_USER: user = optarg; break;
+        case REDIS_OPTS_BAD: return 2;
+        case O_USER: a->user = optarg; break;
         case O_K:
-            if (cli_int("ccd-topk", "k", optarg, 1, 1000000, &k) != 0)
-                return 2;
-            break;
-        case O_VERSION:
-            if (cli_int64("ccd-topk", "version", optarg, 1, INT64_MAX, &version) != 0)
+            if (cli_int("ccd-topk", "k", optarg, 1, 1000000, &a->k) != 0)
                 return 2;
             break;
         default:
@@ -86,52 +79,75 @@ int main(int argc, char **argv)
             return c == 'h' ? 0 : 2;
         }
     }
-    if (!model || !user || k < 1 || k > 10000) {
+    if (!a->redis.model || !a->user || a->k < 1 || a->k > 10000) {
         fprintf(stderr, "ccd-topk: --model and --user are required (--k 1..10000)\n");
         return 2;
     }
+    return ARGS_RUN;
+}
+
+/* The a->k best items of the version for the user's vector (libccd's scorer and top-k), printed
+ * best first. 0, or 1 on a failure (said on stderr). */
+static int print_top(const topk_args *a, int64_t version, const float *uvec, int dim, const item_table *items)
+{
+    int k = a->k > items->n ? (int)items->n : a->k;
+    ccd_scorer sc = ccd_scorer_embeddings(uvec, items->vecs, 1, (int)items->n, dim);
+    float *scores = malloc((size_t)items->n * sizeof *scores);
+    int *top = malloc((size_t)k * sizeof *top), zero = 0;
+    if (!scores || !top || sc.rows(&sc, &zero, 1, scores) != 0 || ccd_topk_items(&sc, NULL, k, top) != 0) {
+        fprintf(stderr, "ccd-topk: out of memory\n");
+        free(scores), free(top);
+        return 1;
+    }
+    printf("model %s, version %lld, user %s: top %d of %lld items\n", a->redis.model, (long long)version, a->user, k,
+           (long long)items->n);
+    for (int i = 0; i < k; i++)
+        printf("%3d  %-24s %.4f\n", i + 1, items->ids[top[i]], scores[top[i]]);
+    free(scores), free(top);
+    return 0;
+}
+
+/* Read the version's user vector and item table, then print the top k. */
+static int recommend(redis_sink *s, const topk_args *a)
+{
+    int64_t version = a->redis.version;
+    if (version <= 0 && (version = redis_opts_live_version(&a->redis, s, "ccd-topk")) == 0)
+        return 1;
     char err[512];
-    redis_sink *s = redis_sink_open_address(redis, ruser, pw_env ? getenv(pw_env) : NULL, prefix, err, sizeof err);
-    if (!s) {
-        fprintf(stderr, "ccd-topk: %s\n", err);
-        return 1;
-    }
-    if (version <= 0 && (version = redis_current_version(s, model, err, sizeof err)) <= 0) {
-        fprintf(stderr, "ccd-topk: model %s: %s\n", model, version < 0 ? err : "no version published");
-        return 1;
-    }
     float uvec[4096];
     int dim;
-    int r = redis_read_vector(s, model, version, "user", user, uvec, 4096, &dim, err, sizeof err);
+    int r = redis_read_vector(s, a->redis.model, version, "user", a->user, uvec, 4096, &dim, err, sizeof err);
     if (r <= 0) {
         fprintf(stderr, "ccd-topk: %s\n", r < 0 ? err : "unknown user in this version");
         return 1;
     }
     item_table items = {0};
-    if (redis_read_vectors(s, model, version, "item", &dim, on_item, &items, err, sizeof err) < 0) {
+    int rc = 1;
+    if (redis_read_vectors(s, a->redis.model, version, "item", &dim, on_item, &items, err, sizeof err) < 0)
+        fprintf(stderr, "ccd-topk: %s\n", err);
+    else if (items.n == 0)
+        fprintf(stderr, "ccd-topk: version %lld has no items\n", (long long)version);
+    else
+        rc = print_top(a, version, uvec, dim, &items);
+    for (int64_t i = 0; i < items.n; i++)
+        free(items.ids[i]);
+    free(items.ids), free(items.vecs);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    topk_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != ARGS_RUN)
+        return rc;
+    char err[512];
+    redis_sink *s = redis_opts_open(&a.redis, err, sizeof err);
+    if (!s) {
         fprintf(stderr, "ccd-topk: %s\n", err);
         return 1;
     }
-    if (items.n == 0) {
-        fprintf(stderr, "ccd-topk: version %lld has no items\n", (long long)version);
-        return 1;
-    }
-    if (k > items.n)
-        k = (int)items.n;
-    ccd_scorer sc = ccd_scorer_embeddings(uvec, items.vecs, 1, (int)items.n, dim);
-    float *scores = malloc((size_t)items.n * sizeof *scores);
-    int *top = malloc((size_t)k * sizeof *top), zero = 0;
-    if (!scores || !top || sc.rows(&sc, &zero, 1, scores) != 0 || ccd_topk_items(&sc, NULL, k, top) != 0) {
-        fprintf(stderr, "ccd-topk: out of memory\n");
-        return 1;
-    }
-    printf("model %s, version %lld, user %s: top %d of %lld items\n", model, (long long)version, user, k,
-           (long long)items.n);
-    for (int i = 0; i < k; i++)
-        printf("%3d  %-24s %.4f\n", i + 1, items.ids[top[i]], scores[top[i]]);
-    for (int64_t i = 0; i < items.n; i++)
-        free(items.ids[i]);
-    free(items.ids), free(items.vecs), free(scores), free(top);
+    rc = recommend(s, &a);
     redis_sink_close(s);
-    return 0;
+    return rc;
 }
