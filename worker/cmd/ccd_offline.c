@@ -287,46 +287,56 @@ static const char *size_or_auto(char *buf, size_t len, int v)
     return buf;
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+typedef struct {
+    const char *config, *data, *report, *ckpt_dir, *resume, *html; /* NULL: not given */
+    const char *overrides[64];                                      /* -X section.key=value */
+    int n_overrides;
+    int max_blocks, threads, quiet; /* 0: every block, every core */
+    int eval_users;                 /* -1: the config's */
+} offline_args;
+
+enum { ARGS_RUN = -1 };
+
+/* argv -> a. ARGS_RUN, or the exit status (0 after --help or --version, 2 on a bad command line). */
+static int parse_args(int argc, char **argv, offline_args *a)
 {
-    ccd_omp_env(argv);
     static const struct option longopts[] = {
-        {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"blocks", required_argument, 0, 'b'}, {"report", required_argument, 0, 'r'},
+        {"config", required_argument, 0, 'c'},     {"data", required_argument, 0, 'd'},
+        {"blocks", required_argument, 0, 'b'},     {"report", required_argument, 0, 'r'},
         {"checkpoint", required_argument, 0, 'C'}, {"resume", required_argument, 0, 'R'},
-        {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
-        {"html", required_argument, 0, 'H'}, {"eval-users", required_argument, 0, 'E'},
-        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+        {"threads", required_argument, 0, 't'},    {"quiet", no_argument, 0, 'q'},
+        {"html", required_argument, 0, 'H'},       {"eval-users", required_argument, 0, 'E'},
+        {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
-    const char *config = NULL, *data = NULL, *report = NULL, *ckpt_dir = NULL, *resume = NULL, *html = NULL;
-    const char *overrides[64];
-    int n_overrides = 0, max_blocks = 0, threads = 0, quiet = 0, eval_users = -1, c;
+    *a = (offline_args){.eval_users = -1};
+    int c;
     while ((c = getopt_long(argc, argv, "c:X:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
+        case 'c': a->config = optarg; break;
         case 'X':
-            if (n_overrides == 64) {
+            if (a->n_overrides == 64) {
                 fprintf(stderr, "ccd-offline: too many -X\n");
                 return 2;
             }
-            overrides[n_overrides++] = optarg;
+            a->overrides[a->n_overrides++] = optarg;
             break;
-        case 'd': data = optarg; break;
-        case 'r': report = optarg; break;
-        case 'H': html = optarg; break;
-        case 'C': ckpt_dir = optarg; break;
-        case 'R': resume = optarg; break;
+        case 'd': a->data = optarg; break;
+        case 'r': a->report = optarg; break;
+        case 'H': a->html = optarg; break;
+        case 'C': a->ckpt_dir = optarg; break;
+        case 'R': a->resume = optarg; break;
         case 'b':
-            if (cli_int("ccd-offline", "blocks", optarg, 1, 1 << 20, &max_blocks) != 0)
+            if (cli_int("ccd-offline", "blocks", optarg, 1, 1 << 20, &a->max_blocks) != 0)
                 return 2;
             break;
         case 't':
-            if (cli_int("ccd-offline", "threads", optarg, 1, 4096, &threads) != 0)
+            if (cli_int("ccd-offline", "threads", optarg, 1, 4096, &a->threads) != 0)
                 return 2;
             break;
-        case 'q': quiet = 1; break;
+        case 'q': a->quiet = 1; break;
         case 'E':
-            if (cli_int("ccd-offline", "eval-users", optarg, 0, 1 << 30, &eval_users) != 0)
+            if (cli_int("ccd-offline", "eval-users", optarg, 0, 1 << 30, &a->eval_users) != 0)
                 return 2;
             break;
         case 'h': usage(stdout); return 0;
@@ -334,201 +344,302 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (!data || optind < argc) {
-        fprintf(stderr, "ccd-offline: %s\n", data ? "unexpected argument" : "--data is required");
+    if (!a->data || optind < argc) {
+        fprintf(stderr, "ccd-offline: %s\n", a->data ? "unexpected argument" : "--data is required");
         usage(stderr);
         return 2;
     }
+    return ARGS_RUN;
+}
+
+/* The engine's config: the Yelp reference settings, then -c FILE, then every -X in order; then
+ * the outputs checked. 0, or 2 after saying why. */
+static int prepare(const offline_args *a, ccd_config *cfg)
+{
     char err[1024];
-    ccd_config cfg;
-    ccd_config_yelp(&cfg);
-    if (config && ccd_config_load(&cfg, config, err, sizeof err) != 0) {
+    ccd_config_yelp(cfg);
+    if (a->config && ccd_config_load(cfg, a->config, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-offline: %s\n", err);
         return 2;
     }
-    for (int k = 0; k < n_overrides; k++)
-        if (ccd_config_override(&cfg, overrides[k], err, sizeof err) != 0) {
+    for (int k = 0; k < a->n_overrides; k++)
+        if (ccd_config_override(cfg, a->overrides[k], err, sizeof err) != 0) {
             fprintf(stderr, "ccd-offline: %s\n", err);
             return 2;
         }
-    if (ckpt_dir && checkpoint_dir_ready(ckpt_dir, err, sizeof err) != 0) {
+    if (a->ckpt_dir && checkpoint_dir_ready(a->ckpt_dir, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-offline: --checkpoint: %s\n", err);
         return 2;
     }
-    if (report && output_file_ready(report, err, sizeof err) != 0) {
+    if (a->report && output_file_ready(a->report, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-offline: --report: %s\n", err);
         return 2;
     }
-    if (html && output_file_ready(html, err, sizeof err) != 0) {
+    if (a->html && output_file_ready(a->html, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-offline: --html: %s\n", err);
         return 2;
     }
-    ccd_set_threads(threads);
-    t_start = ccd_now();
-    ccd_dataset ds;
-    if (ccd_dataset_load(&ds, data, max_blocks, err, sizeof err) != 0) {
-        fprintf(stderr, "ccd-offline: %s\n", err);
-        return 1;
-    }
-    if (eval_users >= 0)
-        cfg.eval_users = eval_users;
-    for (int k = 0; k < ds.n_blocks && cfg.eval_users > 0; k++) {
-        const ccd_csr *t = &ds.blocks[k].test;
+    return 0;
+}
+
+/* Evaluation on about cfg->eval_users users of each block (ccd_block_sample_eval). */
+static void sample_eval_users(ccd_dataset *ds, const ccd_config *cfg, int quiet)
+{
+    for (int k = 0; k < ds->n_blocks && cfg->eval_users > 0; k++) {
+        const ccd_csr *t = &ds->blocks[k].test;
         int all = 0;
         for (int u = 0; u < t->n_rows; u++)
             all += t->indptr[u + 1] > t->indptr[u];
-        int kept = ccd_block_sample_eval(&ds.blocks[k], cfg.eval_users, cfg.seed);
+        int kept = ccd_block_sample_eval(&ds->blocks[k], cfg->eval_users, cfg->seed);
         if (!quiet && kept < all)
-            fprintf(stderr, "block %d: evaluating on %d of its %d users with test items (eval_users)\n",
-                    k, kept, all);
+            fprintf(stderr, "block %d: evaluating on %d of its %d users with test items (eval_users)\n", k, kept,
+                    all);
     }
-    const int n = ds.n_blocks;
-    double *store = calloc((size_t)n * n * 6, sizeof *store);
-    double **r[6]; /* student R, N; ensemble R, N; distilled R, N */
+}
+
+/* What the run measured, block by block (rows first..n-1 filled as they run). */
+typedef struct {
+    int n;                    /* blocks */
+    double *store;            /* (6 x n x n) */
+    double **r[6];            /* r[q][k][j]: student R, N; ensemble R, N; distilled R, N (n x n each) */
+    double (*secs)[5];        /* (n) student, teachers, ensemble, distill, total */
+    double (*block_extra)[2]; /* (n) evaluation s, peak RSS MB */
+    double *pop[2];           /* (n) popularity baseline R@20, N@20 (for --html) */
+} offline_results;
+
+static void results_free(offline_results *res)
+{
+    for (int q = 0; q < 6; q++)
+        free(res->r[q]);
+    free(res->store);
+    free(res->secs);
+    free(res->block_extra);
+    free(res->pop[0]);
+    free(res->pop[1]);
+}
+
+static int results_init(offline_results *res, int n)
+{
+    *res = (offline_results){.n = n};
+    res->store = calloc((size_t)n * n * 6, sizeof *res->store);
+    int ok = res->store != NULL;
     for (int q = 0; q < 6; q++) {
-        r[q] = malloc((size_t)n * sizeof *r[q]);
-        for (int k = 0; k < n; k++)
-            r[q][k] = store + ((size_t)q * n + k) * n;
+        res->r[q] = malloc((size_t)n * sizeof *res->r[q]);
+        ok = ok && res->r[q];
+        for (int k = 0; k < n && ok; k++)
+            res->r[q][k] = res->store + ((size_t)q * n + k) * n;
     }
-    double (*secs)[5] = calloc((size_t)n, sizeof *secs);
-    double (*block_extra)[2] = calloc((size_t)n, sizeof *block_extra); /* eval s, peak RSS MB */
-    double *pop[2] = {calloc((size_t)n, sizeof(double)), calloc((size_t)n, sizeof(double))};
+    res->secs = calloc((size_t)n, sizeof *res->secs);
+    res->block_extra = calloc((size_t)n, sizeof *res->block_extra);
+    res->pop[0] = calloc((size_t)n, sizeof(double));
+    res->pop[1] = calloc((size_t)n, sizeof(double));
+    return ok && res->secs && res->block_extra && res->pop[0] && res->pop[1] ? 0 : -1;
+}
+
+/* Block k's report into the results, and its progress line on stdout. */
+static void record_block(offline_results *res, int k, const ccd_block_report *rep)
+{
+    double **const *r = res->r;
+    for (int j = 0; j <= k; j++) {
+        r[0][k][j] = rep->student[j].test.recall[CCD_K20];
+        r[1][k][j] = rep->student[j].test.ndcg[CCD_K20];
+        r[2][k][j] = rep->ensemble[j].test.recall[CCD_K20];
+        r[3][k][j] = rep->ensemble[j].test.ndcg[CCD_K20];
+        r[4][k][j] = rep->distilled[j].test.recall[CCD_K20];
+        r[5][k][j] = rep->distilled[j].test.ndcg[CCD_K20];
+    }
+    res->secs[k][0] = rep->seconds_student;
+    res->secs[k][1] = rep->seconds_teachers;
+    res->secs[k][2] = rep->seconds_ensemble;
+    res->secs[k][3] = rep->seconds_distill;
+    res->secs[k][4] = rep->seconds_total;
+    res->block_extra[k][0] = rep->seconds_eval;
+    res->block_extra[k][1] = peak_rss_mb();
+    printf("block %d: %.1f s (student %.1f, teachers %.1f, ensemble %.1f, distill %.1f; "
+           "evaluation inside them %.1f); CL test R@20 %.4f N@20 %.4f, E %.4f, D %.4f; "
+           "peak RSS %.0f MB\n",
+           k, rep->seconds_total, rep->seconds_student, rep->seconds_teachers, rep->seconds_ensemble,
+           rep->seconds_distill, rep->seconds_eval, r[0][k][k], r[1][k][k], r[2][k][k], r[4][k][k],
+           res->block_extra[k][1]);
+    fflush(stdout);
+}
+
+/* One run of blocks first..n-1: what every block step reads, and where its outputs go. */
+typedef struct {
+    const offline_args *a;
+    const ccd_config *cfg;
+    const ccd_dataset *ds;
     ccd_state st;
-    ccd_state_init(&st);
-    int rc = 0, first = 0;
-    if (resume) {
-        if (state_read(&st, resume, err, sizeof err) != 0) {
-            fprintf(stderr, "ccd-offline: --resume %s: %s\n", resume, err);
+    int first; /* the first block run (after --resume, the one after the saved state's) */
+    offline_results res;
+} offline_run;
+
+/* Block k: the engine's block step, its numbers, the --html page, the --checkpoint state. 0, or 1
+ * when the run must stop. */
+static int run_block(offline_run *run, int k)
+{
+    const offline_args *a = run->a;
+    char err[1024];
+    ccd_block_report rep;
+    ccd_block_hooks hooks = {.log = a->quiet ? NULL : log_line};
+    if (ccd_block_step(&run->st, run->cfg, &run->ds->blocks[k], run->ds->blocks, k + 1, &rep, &hooks, err,
+                       sizeof err) != 0) {
+        fprintf(stderr, "ccd-offline: %s\n", err);
+        ccd_block_report_free(&rep);
+        return 1;
+    }
+    record_block(&run->res, k, &rep);
+    ccd_block_report_free(&rep);
+    if (a->html) {
+        ccd_block_metrics pm;
+        if (ccd_evaluate_popularity(&run->ds->blocks[k], &run->ds->blocks[k], 1, &pm) == 0) {
+            run->res.pop[0][k] = pm.test.recall[CCD_K20];
+            run->res.pop[1][k] = pm.test.ndcg[CCD_K20];
+        }
+        if (write_html(a->html, a->config, a->data, run->cfg, run->res.r, run->res.pop, run->res.secs, run->first,
+                       k + 1, err, sizeof err) != 0)
+            fprintf(stderr, "ccd-offline: --html: %s\n", err); /* a report is not worth the run */
+    }
+    if (a->ckpt_dir && state_write(&run->st, a->ckpt_dir, k, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-offline: --checkpoint: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* The matrices and the forgetting summary of rows first..done-1 on stdout. */
+static void print_summary(const offline_results *res, int first, int done)
+{
+    forgetting fr = summarise(res->r[0], first, done), fn = summarise(res->r[1], first, done);
+    print_matrix("continual student CL_k", "R@20", res->r[0], first, done);
+    print_matrix("continual student CL_k", "N@20", res->r[1], first, done);
+    print_matrix("ensemble E_k", "R@20", res->r[2], first, done);
+    print_matrix("distilled D_k", "R@20", res->r[4], first, done);
+    printf("CL_k: LA / RA / H-mean  R@20 %.4f / %.4f / %.4f   N@20 %.4f / %.4f / %.4f\n", fr.la, fr.ra, fr.h,
+           fn.la, fn.ra, fn.h);
+    double total = 0;
+    for (int k = first; k < done; k++)
+        total += res->secs[k][4];
+    printf("total %.1f s, peak RSS %.0f MB\n", total, peak_rss_mb());
+}
+
+/* The report's "config" object: what the run was configured with. */
+static void json_config(FILE *f, const char *config, const ccd_config *cfg, int first, int done)
+{
+    char nui[16], nuu[16];
+    fprintf(f, "  \"config\": {\"file\": \"%s\", \"seed\": %llu, \"threads\": %d, "
+               "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
+               "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
+               "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
+               "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %s, "
+               "\"kd_uninteresting_users\": %s, \"batch_growth_pairs\": %lld, "
+               "\"batch_growth_nodes\": %lld, \"lwc_max_neighbours\": %d, \"eval_users\": %d, "
+               "\"blocks\": %d, \"first_block\": %d}\n}\n",
+            config ? config : "(defaults)", (unsigned long long)cfg->seed, ccd_threads(), cfg->n_teachers,
+            cfg->student_dim, cfg->replay ? "true" : "false", cfg->use_s ? "true" : "false",
+            cfg->use_p ? "true" : "false", cfg->use_cl ? "true" : "false", cfg->update_teachers ? "true" : "false",
+            cfg->collaborative ? "true" : "false", cfg->distill ? "true" : "false",
+            cfg->student_continues ? "true" : "false", cfg->kd_warm_start ? "true" : "false",
+            size_or_auto(nui, sizeof nui, cfg->kd_uninteresting_items),
+            size_or_auto(nuu, sizeof nuu, cfg->kd_uninteresting_users), (long long)cfg->batch_growth_pairs,
+            (long long)cfg->batch_growth_nodes, cfg->lwc_max_neighbours, cfg->eval_users, done, first);
+}
+
+/* The JSON report (--report) of rows first..done-1. 0, or 1 when it cannot be written. */
+static int write_report(const char *path, const char *config, const ccd_config *cfg, const offline_results *res,
+                        int first, int done)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "ccd-offline: --report %s: cannot open\n", path);
+        return 1;
+    }
+    forgetting fr = summarise(res->r[0], first, done), fn = summarise(res->r[1], first, done);
+    fprintf(f, "{\n  \"student\": {\"r_R20\": ");
+    json_matrix(f, res->r[0], first, done);
+    fprintf(f, ", \"r_N20\": ");
+    json_matrix(f, res->r[1], first, done);
+    fprintf(f, ",\n    \"LA_R20\": %.6f, \"RA_R20\": %.6f, \"H_R20\": %.6f, \"LA_N20\": %.6f, "
+               "\"RA_N20\": %.6f, \"H_N20\": %.6f},\n",
+            fr.la, fr.ra, fr.h, fn.la, fn.ra, fn.h);
+    fprintf(f, "  \"ensemble\": {\"r_R20\": ");
+    json_matrix(f, res->r[2], first, done);
+    fprintf(f, ", \"r_N20\": ");
+    json_matrix(f, res->r[3], first, done);
+    fprintf(f, "},\n  \"distilled\": {\"r_R20\": ");
+    json_matrix(f, res->r[4], first, done);
+    fprintf(f, ", \"r_N20\": ");
+    json_matrix(f, res->r[5], first, done);
+    fprintf(f, "},\n  \"seconds\": {\"blocks\": [");
+    double total = 0;
+    for (int k = first; k < done; k++) {
+        const double *s = res->secs[k];
+        fprintf(f, "%s{\"student\": %.3f, \"teachers\": %.3f, \"ensemble\": %.3f, "
+                   "\"distill\": %.3f, \"total\": %.3f, \"eval_in_stages\": %.3f, "
+                   "\"peak_rss_mb\": %.1f}",
+                k > first ? ", " : "", s[0], s[1], s[2], s[3], s[4], res->block_extra[k][0],
+                res->block_extra[k][1]);
+        total += s[4];
+    }
+    fprintf(f, "], \"total\": %.3f},\n", total);
+    fprintf(f, "  \"peak_rss_mb\": %.1f,\n", peak_rss_mb());
+    json_config(f, config, cfg, first, done);
+    return fclose(f) != 0 ? 1 : 0;
+}
+
+/* Every block from run->first on, then the summary and the report. The exit status. */
+static int run_blocks(offline_run *run)
+{
+    const int n = run->ds->n_blocks;
+    int rc = 0;
+    for (int k = run->first; k < n && rc == 0; k++)
+        rc = run_block(run, k);
+    if (rc != 0 || n == 0)
+        return rc;
+    print_summary(&run->res, run->first, n);
+    if (run->a->report)
+        rc = write_report(run->a->report, run->a->config, run->cfg, &run->res, run->first, n);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ccd_omp_env(argv);
+    offline_args a;
+    ccd_config cfg;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != ARGS_RUN)
+        return rc;
+    if (prepare(&a, &cfg) != 0)
+        return 2;
+    ccd_set_threads(a.threads);
+    t_start = ccd_now();
+    char err[1024];
+    ccd_dataset ds;
+    if (ccd_dataset_load(&ds, a.data, a.max_blocks, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-offline: %s\n", err);
+        return 1;
+    }
+    if (a.eval_users >= 0)
+        cfg.eval_users = a.eval_users;
+    sample_eval_users(&ds, &cfg, a.quiet);
+    offline_run run = {.a = &a, .cfg = &cfg, .ds = &ds};
+    if (results_init(&run.res, ds.n_blocks) != 0) {
+        fprintf(stderr, "ccd-offline: out of memory\n");
+        return 1;
+    }
+    ccd_state_init(&run.st);
+    if (a.resume) {
+        if (state_read(&run.st, a.resume, err, sizeof err) != 0) {
+            fprintf(stderr, "ccd-offline: --resume %s: %s\n", a.resume, err);
             return 1;
         }
-        first = st.block + 1;
-        fprintf(stderr, "resuming after block %d from %s\n", st.block, resume);
+        run.first = run.st.block + 1;
+        fprintf(stderr, "resuming after block %d from %s\n", run.st.block, a.resume);
     }
-    for (int k = first; k < n; k++) {
-        ccd_block_report rep;
-        ccd_block_hooks hooks = {.log = quiet ? NULL : log_line};
-        if (ccd_block_step(&st, &cfg, &ds.blocks[k], ds.blocks, k + 1, &rep, &hooks, err, sizeof err) != 0) {
-            fprintf(stderr, "ccd-offline: %s\n", err);
-            ccd_block_report_free(&rep);
-            rc = 1;
-            break;
-        }
-        for (int j = 0; j <= k; j++) {
-            r[0][k][j] = rep.student[j].test.recall[CCD_K20];
-            r[1][k][j] = rep.student[j].test.ndcg[CCD_K20];
-            r[2][k][j] = rep.ensemble[j].test.recall[CCD_K20];
-            r[3][k][j] = rep.ensemble[j].test.ndcg[CCD_K20];
-            r[4][k][j] = rep.distilled[j].test.recall[CCD_K20];
-            r[5][k][j] = rep.distilled[j].test.ndcg[CCD_K20];
-        }
-        secs[k][0] = rep.seconds_student;
-        secs[k][1] = rep.seconds_teachers;
-        secs[k][2] = rep.seconds_ensemble;
-        secs[k][3] = rep.seconds_distill;
-        secs[k][4] = rep.seconds_total;
-        block_extra[k][0] = rep.seconds_eval;
-        block_extra[k][1] = peak_rss_mb();
-        printf("block %d: %.1f s (student %.1f, teachers %.1f, ensemble %.1f, distill %.1f; "
-               "evaluation inside them %.1f); CL test R@20 %.4f N@20 %.4f, E %.4f, D %.4f; "
-               "peak RSS %.0f MB\n",
-               k, rep.seconds_total, rep.seconds_student, rep.seconds_teachers, rep.seconds_ensemble,
-               rep.seconds_distill, rep.seconds_eval, r[0][k][k], r[1][k][k], r[2][k][k],
-               r[4][k][k], block_extra[k][1]);
-        fflush(stdout);
-        ccd_block_report_free(&rep);
-        if (html) {
-            ccd_block_metrics pm;
-            if (ccd_evaluate_popularity(&ds.blocks[k], &ds.blocks[k], 1, &pm) == 0) {
-                pop[0][k] = pm.test.recall[CCD_K20];
-                pop[1][k] = pm.test.ndcg[CCD_K20];
-            }
-            if (write_html(html, config, data, &cfg, r, pop, secs, first, k + 1, err, sizeof err) != 0)
-                fprintf(stderr, "ccd-offline: --html: %s\n", err); /* a report is not worth the run */
-        }
-        if (ckpt_dir && state_write(&st, ckpt_dir, k, err, sizeof err) != 0) {
-            fprintf(stderr, "ccd-offline: --checkpoint: %s\n", err);
-            rc = 1;
-            break;
-        }
-    }
-    int done = rc == 0 ? n : 0;
-    forgetting fr = summarise(r[0], first, done), fn = summarise(r[1], first, done);
-    if (done) {
-        print_matrix("continual student CL_k", "R@20", r[0], first, done);
-        print_matrix("continual student CL_k", "N@20", r[1], first, done);
-        print_matrix("ensemble E_k", "R@20", r[2], first, done);
-        print_matrix("distilled D_k", "R@20", r[4], first, done);
-        printf("CL_k: LA / RA / H-mean  R@20 %.4f / %.4f / %.4f   N@20 %.4f / %.4f / %.4f\n", fr.la,
-               fr.ra, fr.h, fn.la, fn.ra, fn.h);
-        double total = 0;
-        for (int k = first; k < done; k++)
-            total += secs[k][4];
-        printf("total %.1f s, peak RSS %.0f MB\n", total, peak_rss_mb());
-    }
-    if (done && report) {
-        FILE *f = fopen(report, "w");
-        if (!f) {
-            fprintf(stderr, "ccd-offline: --report %s: cannot open\n", report);
-            rc = 1;
-        } else {
-            fprintf(f, "{\n  \"student\": {\"r_R20\": ");
-            json_matrix(f, r[0], first, done);
-            fprintf(f, ", \"r_N20\": ");
-            json_matrix(f, r[1], first, done);
-            fprintf(f, ",\n    \"LA_R20\": %.6f, \"RA_R20\": %.6f, \"H_R20\": %.6f, \"LA_N20\": %.6f, "
-                       "\"RA_N20\": %.6f, \"H_N20\": %.6f},\n",
-                    fr.la, fr.ra, fr.h, fn.la, fn.ra, fn.h);
-            fprintf(f, "  \"ensemble\": {\"r_R20\": ");
-            json_matrix(f, r[2], first, done);
-            fprintf(f, ", \"r_N20\": ");
-            json_matrix(f, r[3], first, done);
-            fprintf(f, "},\n  \"distilled\": {\"r_R20\": ");
-            json_matrix(f, r[4], first, done);
-            fprintf(f, ", \"r_N20\": ");
-            json_matrix(f, r[5], first, done);
-            fprintf(f, "},\n  \"seconds\": {\"blocks\": [");
-            double total = 0;
-            for (int k = first; k < done; k++) {
-                fprintf(f, "%s{\"student\": %.3f, \"teachers\": %.3f, \"ensemble\": %.3f, "
-                           "\"distill\": %.3f, \"total\": %.3f, \"eval_in_stages\": %.3f, "
-                           "\"peak_rss_mb\": %.1f}",
-                        k > first ? ", " : "", secs[k][0], secs[k][1], secs[k][2], secs[k][3],
-                        secs[k][4], block_extra[k][0], block_extra[k][1]);
-                total += secs[k][4];
-            }
-            fprintf(f, "], \"total\": %.3f},\n", total);
-            fprintf(f, "  \"peak_rss_mb\": %.1f,\n", peak_rss_mb());
-            char nui[16], nuu[16];
-            fprintf(f, "  \"config\": {\"file\": \"%s\", \"seed\": %llu, \"threads\": %d, "
-                       "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
-                       "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
-                       "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
-                       "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %s, "
-                       "\"kd_uninteresting_users\": %s, \"batch_growth_pairs\": %lld, "
-                       "\"batch_growth_nodes\": %lld, \"lwc_max_neighbours\": %d, \"eval_users\": %d, "
-                       "\"blocks\": %d, \"first_block\": %d}\n}\n",
-                    config ? config : "(defaults)", (unsigned long long)cfg.seed, ccd_threads(),
-                    cfg.n_teachers, cfg.student_dim, cfg.replay ? "true" : "false",
-                    cfg.use_s ? "true" : "false", cfg.use_p ? "true" : "false",
-                    cfg.use_cl ? "true" : "false", cfg.update_teachers ? "true" : "false",
-                    cfg.collaborative ? "true" : "false", cfg.distill ? "true" : "false",
-                    cfg.student_continues ? "true" : "false", cfg.kd_warm_start ? "true" : "false",
-                    size_or_auto(nui, sizeof nui, cfg.kd_uninteresting_items),
-                    size_or_auto(nuu, sizeof nuu, cfg.kd_uninteresting_users),
-                    (long long)cfg.batch_growth_pairs, (long long)cfg.batch_growth_nodes,
-                    cfg.lwc_max_neighbours, cfg.eval_users, done, first);
-            if (fclose(f) != 0)
-                rc = 1;
-        }
-    }
-    ccd_state_free(&st);
+    rc = run_blocks(&run);
+    ccd_state_free(&run.st);
     ccd_dataset_free(&ds);
-    for (int q = 0; q < 6; q++)
-        free(r[q]);
-    free(store);
-    free(secs);
-    free(block_extra);
-    free(pop[0]);
-    free(pop[1]);
+    results_free(&run.res);
     return rc;
 }

@@ -5,6 +5,7 @@
  * and prints, per epoch, the loss, seconds and valid/test R@20 and N@20; before training it
  * prints the popularity baseline evaluated the same way. Optionally writes a JSON report. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,105 +89,102 @@ static int parse_int_arg(const char *name, const char *v, int min, int *out)
 
 static int parse_float_arg(const char *name, const char *v, float *out)
 {
-    char *end;
-    float x = strtof(v, &end);
-    if (*v == '\0' || *end != '\0' || !(x >= 0.0f)) {
-        fprintf(stderr, "ccd-train: --%s: expected a non-negative number, got \"%s\"\n", name, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    if (cli_parse_float(v, 0.0f, INFINITY, out) == 0)
+        return 0;
+    fprintf(stderr, "ccd-train: --%s: expected a non-negative number, got \"%s\"\n", name, v);
+    return -1;
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+typedef struct {
+    const char *data, *report; /* report NULL: no JSON */
+    int block, dim, threads, seed;
+    ccd_model_type type;
+    ccd_train_opts o; /* the base teacher's settings, as the options change them */
+} train_args;
+
+enum { ARGS_RUN = -1 };
+
+/* One option c with its argument: 0, -1 after saying why it is bad, -2 when c is no option. */
+static int take_option(train_args *a, int c, const char *arg)
 {
-    ccd_omp_env(argv);
+    switch (c) {
+    case 'd': a->data = arg; return 0;
+    case 'r': a->report = arg; return 0;
+    case 'k': return parse_int_arg("block", arg, 0, &a->block);
+    case 'D': return parse_int_arg("dim", arg, 1, &a->dim);
+    case 'e': return parse_int_arg("epochs", arg, 1, &a->o.max_epochs);
+    case 'p': return parse_int_arg("patience", arg, 1, &a->o.patience);
+    case 'E': return parse_int_arg("eval-every", arg, 1, &a->o.eval_every);
+    case 'b': return parse_int_arg("batch", arg, 1, &a->o.batch);
+    case 'n': return parse_int_arg("negatives", arg, 1, &a->o.nns);
+    case 's': return parse_int_arg("seed", arg, 0, &a->seed);
+    case 't': return parse_int_arg("threads", arg, 1, &a->threads);
+    case 'l': return parse_float_arg("lr", arg, &a->o.lr);
+    case 'w': return parse_float_arg("weight-decay", arg, &a->o.weight_decay);
+    case 'm':
+        if (strcmp(arg, "lightgcn") == 0)
+            a->type = CCD_MODEL_LIGHTGCN;
+        else if (strcmp(arg, "mf") == 0)
+            a->type = CCD_MODEL_MF;
+        else {
+            fprintf(stderr, "ccd-train: --model: expected lightgcn or mf, got \"%s\"\n", arg);
+            return -1;
+        }
+        return 0;
+    default: return -2;
+    }
+}
+
+/* argv -> a. ARGS_RUN, or the exit status (0 after --help or --version, 2 on a bad command line). */
+static int parse_args(int argc, char **argv, train_args *a)
+{
     static const struct option longopts[] = {
-        {"data", required_argument, 0, 'd'},      {"block", required_argument, 0, 'k'},
-        {"model", required_argument, 0, 'm'},     {"dim", required_argument, 0, 'D'},
-        {"epochs", required_argument, 0, 'e'},    {"patience", required_argument, 0, 'p'},
-        {"eval-every", required_argument, 0, 'E'}, {"batch", required_argument, 0, 'b'},
-        {"negatives", required_argument, 0, 'n'}, {"lr", required_argument, 0, 'l'},
+        {"data", required_argument, 0, 'd'},         {"block", required_argument, 0, 'k'},
+        {"model", required_argument, 0, 'm'},        {"dim", required_argument, 0, 'D'},
+        {"epochs", required_argument, 0, 'e'},       {"patience", required_argument, 0, 'p'},
+        {"eval-every", required_argument, 0, 'E'},   {"batch", required_argument, 0, 'b'},
+        {"negatives", required_argument, 0, 'n'},    {"lr", required_argument, 0, 'l'},
         {"weight-decay", required_argument, 0, 'w'}, {"seed", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'},   {"report", required_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
+        {"threads", required_argument, 0, 't'},      {"report", required_argument, 0, 'r'},
+        {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
-    const char *data = NULL, *report = NULL;
-    int block = 0, dim = 128, threads = 0, seed = 0;
-    ccd_model_type type = CCD_MODEL_LIGHTGCN;
-    ccd_train_opts o = ccd_train_opts_base_teacher();
+    *a = (train_args){.dim = 128, .type = CCD_MODEL_LIGHTGCN, .o = ccd_train_opts_base_teacher()};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'd': data = optarg; break;
-        case 'r': report = optarg; break;
-        case 'k': bad = parse_int_arg("block", optarg, 0, &block); break;
-        case 'D': bad = parse_int_arg("dim", optarg, 1, &dim); break;
-        case 'e': bad = parse_int_arg("epochs", optarg, 1, &o.max_epochs); break;
-        case 'p': bad = parse_int_arg("patience", optarg, 1, &o.patience); break;
-        case 'E': bad = parse_int_arg("eval-every", optarg, 1, &o.eval_every); break;
-        case 'b': bad = parse_int_arg("batch", optarg, 1, &o.batch); break;
-        case 'n': bad = parse_int_arg("negatives", optarg, 1, &o.nns); break;
-        case 's': bad = parse_int_arg("seed", optarg, 0, &seed); break;
-        case 't': bad = parse_int_arg("threads", optarg, 1, &threads); break;
-        case 'l': bad = parse_float_arg("lr", optarg, &o.lr); break;
-        case 'w': bad = parse_float_arg("weight-decay", optarg, &o.weight_decay); break;
-        case 'm':
-            if (strcmp(optarg, "lightgcn") == 0)
-                type = CCD_MODEL_LIGHTGCN;
-            else if (strcmp(optarg, "mf") == 0)
-                type = CCD_MODEL_MF;
-            else {
-                fprintf(stderr, "ccd-train: --model: expected lightgcn or mf, got \"%s\"\n", optarg);
-                bad = 1;
-            }
-            break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("ccd-train " VERSION "\n"); return 0;
-        default: usage(stderr); return 2;
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
         }
-        if (bad)
+        if (c == 'V') {
+            printf("ccd-train " VERSION "\n");
+            return 0;
+        }
+        int r = take_option(a, c, optarg);
+        if (r == -2)
+            usage(stderr);
+        if (r != 0)
             return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "ccd-train: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
-    if (!data) {
+    if (!a->data) {
         fprintf(stderr, "ccd-train: --data is required\n");
         usage(stderr);
         return 2;
     }
-    o.seed = (uint64_t)seed;
-    ccd_set_threads(threads);
+    a->o.seed = (uint64_t)a->seed;
+    return ARGS_RUN;
+}
 
-    char err[512];
-    ccd_dataset ds;
-    if (ccd_dataset_load(&ds, data, block + 1, err, sizeof err) != 0) {
-        fprintf(stderr, "ccd-train: %s\n", err);
-        return 1;
-    }
-    if (block >= ds.n_blocks) {
-        fprintf(stderr, "ccd-train: --block %d: the dataset has %d blocks\n", block, ds.n_blocks);
-        ccd_dataset_free(&ds);
-        return 2;
-    }
-    const ccd_block *b = &ds.blocks[block];
-    printf("block %d: %d users, %d items, %lld distinct train pairs (%lld lines)\n", block,
-           b->n_users, b->n_items, (long long)b->train.nnz, (long long)b->n_train_lines);
-    FILE *json = NULL;
-    if (report && !(json = fopen(report, "w"))) {
-        fprintf(stderr, "ccd-train: --report %s: cannot open for writing\n", report);
-        ccd_dataset_free(&ds);
-        return 1;
-    }
-    int rc = 1;
-    ccd_csr graph = {0};
-    ccd_recmodel m = {0};
+/* The popularity baseline of block b, printed and written to the JSON report's head. 0, or -1. */
+static int report_popularity(const train_args *a, const ccd_block *b, FILE *json)
+{
     ccd_block_metrics pop;
     if (ccd_evaluate_popularity(b, b, 1, &pop) != 0)
-        goto done;
+        return -1;
     printf("popularity baseline: valid R@20 %.4f N@20 %.4f  test R@20 %.4f N@20 %.4f "
            "(R@50 %.4f N@50 %.4f, %d test users)\n",
            pop.valid.recall[CCD_K20], pop.valid.ndcg[CCD_K20], pop.test.recall[CCD_K20],
@@ -194,27 +192,37 @@ int main(int argc, char **argv)
            pop.test.n_users);
     if (json) {
         fprintf(json, "{\n  \"block\": %d, \"model\": \"%s\", \"dim\": %d, \"seed\": %d, \"threads\": %d,\n",
-                block, type == CCD_MODEL_MF ? "mf" : "lightgcn", dim, seed, ccd_threads());
+                a->block, a->type == CCD_MODEL_MF ? "mf" : "lightgcn", a->dim, a->seed, ccd_threads());
         fprintf(json, "  \"popularity\": ");
         print_metrics_json(json, &pop);
         fprintf(json, ",\n  \"epochs\": [");
     }
-    if (type == CCD_MODEL_LIGHTGCN && ccd_graph_build(&graph, &b->train, b->n_users, b->n_items) != 0)
+    return 0;
+}
+
+/* Train the model on block b, printing every epoch and the selected one. 0, or 1. */
+static int train_model(const train_args *a, const ccd_block *b, FILE *json)
+{
+    int rc = 1;
+    ccd_csr graph = {0};
+    ccd_recmodel m = {0};
+    if (a->type == CCD_MODEL_LIGHTGCN && ccd_graph_build(&graph, &b->train, b->n_users, b->n_items) != 0)
         goto done;
     ccd_rng init_rng;
-    ccd_rng_init(&init_rng, (uint64_t)seed, ccd_stream(CCD_STREAM_TEACHER_INIT, 0, 0)); /* as the engine's base teachers */
-    if (ccd_recmodel_init(&m, type, b->n_users, b->n_items, dim,
-                          type == CCD_MODEL_LIGHTGCN ? &graph : NULL, &init_rng) != 0)
+    ccd_rng_init(&init_rng, (uint64_t)a->seed, ccd_stream(CCD_STREAM_TEACHER_INIT, 0, 0)); /* as the engine's base teachers */
+    if (ccd_recmodel_init(&m, a->type, b->n_users, b->n_items, a->dim,
+                          a->type == CCD_MODEL_LIGHTGCN ? &graph : NULL, &init_rng) != 0)
         goto done;
+    const ccd_train_opts *o = &a->o;
     printf("training %s d=%d on %d threads: lr %g, batch %d, %d negatives, weight decay %g, "
            "up to %d epochs, patience %d\n",
-           type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN", dim, ccd_threads(), o.lr, o.batch, o.nns,
-           o.weight_decay, o.max_epochs, o.patience);
+           a->type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN", a->dim, ccd_threads(), o->lr, o->batch, o->nns,
+           o->weight_decay, o->max_epochs, o->patience);
     report_ctx ctx = {json, 1};
     ccd_block_metrics best;
     int best_epoch = 0;
     double t0 = ccd_now();
-    if (ccd_train_bpr(&m, b, NULL, &o, on_epoch, &ctx, &best, &best_epoch) != 0) {
+    if (ccd_train_bpr(&m, b, NULL, o, on_epoch, &ctx, &best, &best_epoch) != 0) {
         fprintf(stderr, "ccd-train: out of memory\n");
         goto done;
     }
@@ -231,12 +239,44 @@ int main(int argc, char **argv)
     }
     rc = 0;
 done:
-    if (json && fclose(json) != 0) {
-        fprintf(stderr, "ccd-train: --report %s: write failed\n", report);
-        rc = 1;
-    }
     ccd_recmodel_free(&m);
     ccd_csr_free(&graph);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ccd_omp_env(argv);
+    train_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != ARGS_RUN)
+        return rc;
+    ccd_set_threads(a.threads);
+    char err[512];
+    ccd_dataset ds;
+    if (ccd_dataset_load(&ds, a.data, a.block + 1, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-train: %s\n", err);
+        return 1;
+    }
+    if (a.block >= ds.n_blocks) {
+        fprintf(stderr, "ccd-train: --block %d: the dataset has %d blocks\n", a.block, ds.n_blocks);
+        ccd_dataset_free(&ds);
+        return 2;
+    }
+    const ccd_block *b = &ds.blocks[a.block];
+    printf("block %d: %d users, %d items, %lld distinct train pairs (%lld lines)\n", a.block, b->n_users,
+           b->n_items, (long long)b->train.nnz, (long long)b->n_train_lines);
+    FILE *json = NULL;
+    if (a.report && !(json = fopen(a.report, "w"))) {
+        fprintf(stderr, "ccd-train: --report %s: cannot open for writing\n", a.report);
+        ccd_dataset_free(&ds);
+        return 1;
+    }
+    rc = report_popularity(&a, b, json) == 0 ? train_model(&a, b, json) : 1;
+    if (json && fclose(json) != 0) {
+        fprintf(stderr, "ccd-train: --report %s: write failed\n", a.report);
+        rc = 1;
+    }
     ccd_dataset_free(&ds);
     return rc;
 }
