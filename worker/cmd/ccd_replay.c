@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,15 +126,18 @@ static int arg_ll(const char *name, const char *arg, long long lo, long long hi,
 
 static int arg_float(const char *name, const char *arg, float *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(arg, &end);
-    if (end == arg || *end || errno) {
-        fprintf(stderr, "ccd-replay: --%s: expected a number, got \"%s\"\n", name, arg);
-        return -1;
-    }
-    *out = (float)v; /* ranges: ccd_synth_check */
-    return 0;
+    if (cli_parse_float(arg, -INFINITY, INFINITY, out) == 0) /* ranges: ccd_synth_check */
+        return 0;
+    fprintf(stderr, "ccd-replay: --%s: expected a number, got \"%s\"\n", name, arg);
+    return -1;
+}
+
+static int arg_double(const char *name, const char *arg, double *out)
+{
+    if (cli_parse_double(arg, -INFINITY, INFINITY, out) == 0)
+        return 0;
+    fprintf(stderr, "ccd-replay: --%s: expected a number, got \"%s\"\n", name, arg);
+    return -1;
 }
 
 /* Create the topic with the admin API on a client of its own (the producer's settings, -X
@@ -347,197 +351,268 @@ static int replay_synthetic(sender *s, const ccd_synth_opts *so, int from_block,
     return rc;
 }
 
-/* main's body; *confp is main's to free unless the producer took it (then set to NULL), so the
- * many early error exits here do not each need their own clean-up. */
-static int replay_main(int argc, char **argv, rd_kafka_conf_t **confp)
-{
-    const char *brokers = NULL, *topic = NULL, *model = NULL, *data = NULL, *schema = "schemas/interaction.avsc";
-    const char *write_dir = NULL;
-    int max_blocks = 0, from_block = 0, quiet = 0, synthetic = 0, partitions = 0;
-    double rate = 0;
-    int32_t schema_id = 1;
-    event_format format = EVENT_FORMAT_RAW;
-    int64_t base = 1600000000000LL, block_ms = 86400000LL;
+/* The command line. */
+typedef struct {
+    const char *brokers, *topic, *model, *data, *schema, *write_dir; /* NULL: not given */
+    int max_blocks, from_block, quiet, synthetic, partitions;
+    double rate; /* events per second; <= 0: unlimited */
+    int32_t schema_id;
+    event_format format;
+    int64_t base, block_ms;
     ccd_synth_opts so;
-    ccd_synth_defaults(&so);
-    char err[512];
-    rd_kafka_conf_t *conf = *confp;
-    enum { O_BROKERS = 1000, O_TOPIC, O_MODEL, O_DATA, O_BLOCKS, O_FROM, O_RATE, O_FORMAT, O_SID, O_SCHEMA,
-           O_BASE, O_BMS, O_QUIET, O_VERSION, O_SYNTH, O_WRITE, O_CREATE, O_SEED, O_S_USERS, O_S_ITEMS,
-           O_S_NEW_USERS, O_S_NEW_ITEMS, O_S_EVENTS, O_S_BLOCK_EVENTS, O_S_CLUSTERS, O_S_DIM, O_S_DRIFT,
-           O_S_POP, O_S_TEMP, O_S_UNOISE, O_S_INOISE, O_S_BOOST, O_S_VALID, O_S_TEST };
-    static const struct option opts[] = {
-        {"brokers", required_argument, NULL, O_BROKERS}, {"topic", required_argument, NULL, O_TOPIC},
-        {"model", required_argument, NULL, O_MODEL},     {"data", required_argument, NULL, O_DATA},
-        {"blocks", required_argument, NULL, O_BLOCKS},   {"from-block", required_argument, NULL, O_FROM},
-        {"rate", required_argument, NULL, O_RATE},       {"format", required_argument, NULL, O_FORMAT},
-        {"schema-id", required_argument, NULL, O_SID},   {"schema", required_argument, NULL, O_SCHEMA},
-        {"base-time-ms", required_argument, NULL, O_BASE}, {"block-ms", required_argument, NULL, O_BMS},
-        {"quiet", no_argument, NULL, O_QUIET},           {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, O_VERSION},       {"synthetic", no_argument, NULL, O_SYNTH},
-        {"write-dataset", required_argument, NULL, O_WRITE},
-        {"create-topic", required_argument, NULL, O_CREATE},
-        {"seed", required_argument, NULL, O_SEED},
-        {"synth-users", required_argument, NULL, O_S_USERS},
-        {"synth-items", required_argument, NULL, O_S_ITEMS},
-        {"synth-new-users", required_argument, NULL, O_S_NEW_USERS},
-        {"synth-new-items", required_argument, NULL, O_S_NEW_ITEMS},
-        {"synth-events", required_argument, NULL, O_S_EVENTS},
-        {"synth-block-events", required_argument, NULL, O_S_BLOCK_EVENTS},
-        {"synth-clusters", required_argument, NULL, O_S_CLUSTERS},
-        {"synth-dim", required_argument, NULL, O_S_DIM},
-        {"synth-drift", required_argument, NULL, O_S_DRIFT},
-        {"synth-popularity", required_argument, NULL, O_S_POP},
-        {"synth-temperature", required_argument, NULL, O_S_TEMP},
-        {"synth-user-noise", required_argument, NULL, O_S_UNOISE},
-        {"synth-item-noise", required_argument, NULL, O_S_INOISE},
-        {"synth-new-user-boost", required_argument, NULL, O_S_BOOST},
-        {"synth-valid", required_argument, NULL, O_S_VALID},
-        {"synth-test", required_argument, NULL, O_S_TEST},
-        {NULL, 0, NULL, 0}};
-    int c, bad = 0;
+    int stream; /* send to Kafka (not only --write-dataset) */
+} replay_args;
+
+enum { ARGS_RUN = -1, NOT_MINE = 1 };
+
+enum { O_BROKERS = 1000, O_TOPIC, O_MODEL, O_DATA, O_BLOCKS, O_FROM, O_RATE, O_FORMAT, O_SID, O_SCHEMA,
+       O_BASE, O_BMS, O_QUIET, O_VERSION, O_SYNTH, O_WRITE, O_CREATE, O_SEED, O_S_USERS, O_S_ITEMS,
+       O_S_NEW_USERS, O_S_NEW_ITEMS, O_S_EVENTS, O_S_BLOCK_EVENTS, O_S_CLUSTERS, O_S_DIM, O_S_DRIFT,
+       O_S_POP, O_S_TEMP, O_S_UNOISE, O_S_INOISE, O_S_BOOST, O_S_VALID, O_S_TEST };
+
+static const struct option longopts[] = {
+    {"brokers", required_argument, NULL, O_BROKERS}, {"topic", required_argument, NULL, O_TOPIC},
+    {"model", required_argument, NULL, O_MODEL},     {"data", required_argument, NULL, O_DATA},
+    {"blocks", required_argument, NULL, O_BLOCKS},   {"from-block", required_argument, NULL, O_FROM},
+    {"rate", required_argument, NULL, O_RATE},       {"format", required_argument, NULL, O_FORMAT},
+    {"schema-id", required_argument, NULL, O_SID},   {"schema", required_argument, NULL, O_SCHEMA},
+    {"base-time-ms", required_argument, NULL, O_BASE}, {"block-ms", required_argument, NULL, O_BMS},
+    {"quiet", no_argument, NULL, O_QUIET},           {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, O_VERSION},       {"synthetic", no_argument, NULL, O_SYNTH},
+    {"write-dataset", required_argument, NULL, O_WRITE},
+    {"create-topic", required_argument, NULL, O_CREATE},
+    {"seed", required_argument, NULL, O_SEED},
+    {"synth-users", required_argument, NULL, O_S_USERS},
+    {"synth-items", required_argument, NULL, O_S_ITEMS},
+    {"synth-new-users", required_argument, NULL, O_S_NEW_USERS},
+    {"synth-new-items", required_argument, NULL, O_S_NEW_ITEMS},
+    {"synth-events", required_argument, NULL, O_S_EVENTS},
+    {"synth-block-events", required_argument, NULL, O_S_BLOCK_EVENTS},
+    {"synth-clusters", required_argument, NULL, O_S_CLUSTERS},
+    {"synth-dim", required_argument, NULL, O_S_DIM},
+    {"synth-drift", required_argument, NULL, O_S_DRIFT},
+    {"synth-popularity", required_argument, NULL, O_S_POP},
+    {"synth-temperature", required_argument, NULL, O_S_TEMP},
+    {"synth-user-noise", required_argument, NULL, O_S_UNOISE},
+    {"synth-item-noise", required_argument, NULL, O_S_INOISE},
+    {"synth-new-user-boost", required_argument, NULL, O_S_BOOST},
+    {"synth-valid", required_argument, NULL, O_S_VALID},
+    {"synth-test", required_argument, NULL, O_S_TEST},
+    {NULL, 0, NULL, 0}};
+
+/* One option of the synthetic generator (--seed, --synth-*): 0, -1 after saying why it is bad,
+ * or NOT_MINE. (--blocks, which it shares with --data, is the stream's.) */
+static int synth_option(ccd_synth_opts *so, int c, const char *arg)
+{
     long long ll = 0;
-    while (!bad && (c = getopt_long(argc, argv, "X:h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_BROKERS: brokers = optarg; break;
-        case O_TOPIC: topic = optarg; break;
-        case O_MODEL: model = optarg; break;
-        case O_DATA: data = optarg; break;
-        case O_BLOCKS: bad = arg_int("blocks", optarg, 0, &max_blocks); break;
-        case O_FROM: bad = arg_int("from-block", optarg, 0, &from_block); break;
-        case O_RATE: rate = atof(optarg); break;
-        case O_FORMAT:
-            if (event_format_parse(optarg, &format) != 0 || format == EVENT_FORMAT_AUTO) {
-                fprintf(stderr, "ccd-replay: --format: raw or confluent\n");
-                return 2;
-            }
-            break;
-        case O_SID: bad = arg_ll("schema-id", optarg, 0, INT32_MAX, &ll); schema_id = (int32_t)ll; break;
-        case O_SCHEMA: schema = optarg; break;
-        case O_BASE: bad = arg_ll("base-time-ms", optarg, 0, INT64_MAX, &ll); base = ll; break;
-        case O_BMS: bad = arg_ll("block-ms", optarg, 0, INT64_MAX, &ll); block_ms = ll; break;
-        case O_QUIET: quiet = 1; break;
-        case O_SYNTH: synthetic = 1; break;
-        case O_WRITE: write_dir = optarg; break;
-        case O_CREATE: bad = arg_int("create-topic", optarg, 1, &partitions); break;
-        case O_SEED:
-            bad = arg_ll("seed", optarg, 0, INT64_MAX, &ll);
-            so.seed = (uint64_t)ll;
-            break;
-        case O_S_USERS: bad = arg_int("synth-users", optarg, 1, &so.users0); break;
-        case O_S_ITEMS: bad = arg_int("synth-items", optarg, 1, &so.items0); break;
-        case O_S_NEW_USERS: bad = arg_int("synth-new-users", optarg, 0, &so.new_users_per_block); break;
-        case O_S_NEW_ITEMS: bad = arg_int("synth-new-items", optarg, 0, &so.new_items_per_block); break;
-        case O_S_EVENTS:
-            bad = arg_ll("synth-events", optarg, 1, INT32_MAX, &ll);
-            so.events0 = ll;
-            break;
-        case O_S_BLOCK_EVENTS:
-            bad = arg_ll("synth-block-events", optarg, 0, INT32_MAX, &ll);
-            so.events_per_block = ll;
-            break;
-        case O_S_CLUSTERS: bad = arg_int("synth-clusters", optarg, 1, &so.clusters); break;
-        case O_S_DIM: bad = arg_int("synth-dim", optarg, 1, &so.dim); break;
-        case O_S_DRIFT: bad = arg_float("synth-drift", optarg, &so.drift); break;
-        case O_S_POP: bad = arg_float("synth-popularity", optarg, &so.popularity_exponent); break;
-        case O_S_TEMP: bad = arg_float("synth-temperature", optarg, &so.temperature); break;
-        case O_S_UNOISE: bad = arg_float("synth-user-noise", optarg, &so.user_noise); break;
-        case O_S_INOISE: bad = arg_float("synth-item-noise", optarg, &so.item_noise); break;
-        case O_S_BOOST: bad = arg_float("synth-new-user-boost", optarg, &so.new_user_boost); break;
-        case O_S_VALID: bad = arg_float("synth-valid", optarg, &so.valid_fraction); break;
-        case O_S_TEST: bad = arg_float("synth-test", optarg, &so.test_fraction); break;
-        case 'X': {
-            const char *eq = strchr(optarg, '=');
-            if (strncmp(optarg, "kafka.", 6) || !eq) {
-                fprintf(stderr, "ccd-replay: -X %s: expected kafka.KEY=VALUE\n", optarg);
-                return 2;
-            }
-            char key[256];
-            snprintf(key, sizeof key, "%.*s", (int)(eq - optarg - 6), optarg + 6);
-            if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
-                fprintf(stderr, "ccd-replay: kafka.%s: %s\n", key, err);
-                return 2;
-            }
-            break;
-        }
-        case 'h': usage(stdout); return 0;
-        case O_VERSION: printf("ccd-replay %s\n", VERSION); return 0;
-        default: usage(stderr); return 2;
-        }
+    int bad;
+    switch (c) {
+    case O_SEED:
+        bad = arg_ll("seed", arg, 0, INT64_MAX, &ll);
+        so->seed = (uint64_t)ll;
+        return bad;
+    case O_S_USERS: return arg_int("synth-users", arg, 1, &so->users0);
+    case O_S_ITEMS: return arg_int("synth-items", arg, 1, &so->items0);
+    case O_S_NEW_USERS: return arg_int("synth-new-users", arg, 0, &so->new_users_per_block);
+    case O_S_NEW_ITEMS: return arg_int("synth-new-items", arg, 0, &so->new_items_per_block);
+    case O_S_EVENTS:
+        bad = arg_ll("synth-events", arg, 1, INT32_MAX, &ll);
+        so->events0 = ll;
+        return bad;
+    case O_S_BLOCK_EVENTS:
+        bad = arg_ll("synth-block-events", arg, 0, INT32_MAX, &ll);
+        so->events_per_block = ll;
+        return bad;
+    case O_S_CLUSTERS: return arg_int("synth-clusters", arg, 1, &so->clusters);
+    case O_S_DIM: return arg_int("synth-dim", arg, 1, &so->dim);
+    case O_S_DRIFT: return arg_float("synth-drift", arg, &so->drift);
+    case O_S_POP: return arg_float("synth-popularity", arg, &so->popularity_exponent);
+    case O_S_TEMP: return arg_float("synth-temperature", arg, &so->temperature);
+    case O_S_UNOISE: return arg_float("synth-user-noise", arg, &so->user_noise);
+    case O_S_INOISE: return arg_float("synth-item-noise", arg, &so->item_noise);
+    case O_S_BOOST: return arg_float("synth-new-user-boost", arg, &so->new_user_boost);
+    case O_S_VALID: return arg_float("synth-valid", arg, &so->valid_fraction);
+    case O_S_TEST: return arg_float("synth-test", arg, &so->test_fraction);
+    default: return NOT_MINE;
     }
-    if (bad)
-        return 2;
-    if (data && synthetic) {
+}
+
+/* -X kafka.KEY=VALUE: KEY=VALUE set on the producer's config (librdkafka checks it). 0, or -1. */
+static int kafka_option(rd_kafka_conf_t *conf, const char *arg)
+{
+    char err[512];
+    const char *eq = strchr(arg, '=');
+    if (strncmp(arg, "kafka.", 6) || !eq) {
+        fprintf(stderr, "ccd-replay: -X %s: expected kafka.KEY=VALUE\n", arg);
+        return -1;
+    }
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - arg - 6), arg + 6);
+    if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "ccd-replay: kafka.%s: %s\n", key, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* One option of the stream (what is sent, where, how fast): 0, -1 after saying why it is bad, or
+ * NOT_MINE. */
+static int stream_option(replay_args *a, rd_kafka_conf_t *conf, int c, const char *arg)
+{
+    long long ll = 0;
+    int bad;
+    switch (c) {
+    case O_BROKERS: a->brokers = arg; return 0;
+    case O_TOPIC: a->topic = arg; return 0;
+    case O_MODEL: a->model = arg; return 0;
+    case O_DATA: a->data = arg; return 0;
+    case O_BLOCKS: return arg_int("blocks", arg, 0, &a->max_blocks);
+    case O_FROM: return arg_int("from-block", arg, 0, &a->from_block);
+    case O_RATE: return arg_double("rate", arg, &a->rate);
+    case O_FORMAT:
+        if (event_format_parse(arg, &a->format) != 0 || a->format == EVENT_FORMAT_AUTO) {
+            fprintf(stderr, "ccd-replay: --format: raw or confluent\n");
+            return -1;
+        }
+        return 0;
+    case O_SID:
+        bad = arg_ll("schema-id", arg, 0, INT32_MAX, &ll);
+        a->schema_id = (int32_t)ll;
+        return bad;
+    case O_SCHEMA: a->schema = arg; return 0;
+    case O_BASE:
+        bad = arg_ll("base-time-ms", arg, 0, INT64_MAX, &ll);
+        a->base = ll;
+        return bad;
+    case O_BMS:
+        bad = arg_ll("block-ms", arg, 0, INT64_MAX, &ll);
+        a->block_ms = ll;
+        return bad;
+    case O_QUIET: a->quiet = 1; return 0;
+    case O_SYNTH: a->synthetic = 1; return 0;
+    case O_WRITE: a->write_dir = arg; return 0;
+    case O_CREATE: return arg_int("create-topic", arg, 1, &a->partitions);
+    case 'X': return kafka_option(conf, arg);
+    default: return NOT_MINE;
+    }
+}
+
+/* argv -> a (and -X into conf). ARGS_RUN, or the exit status (0 after --help or --version, 2 on a
+ * bad command line). */
+static int parse_args(int argc, char **argv, replay_args *a, rd_kafka_conf_t *conf)
+{
+    *a = (replay_args){.schema = "schemas/interaction.avsc", .schema_id = 1, .format = EVENT_FORMAT_RAW,
+                       .base = 1600000000000LL, .block_ms = 86400000LL};
+    ccd_synth_defaults(&a->so);
+    int c;
+    while ((c = getopt_long(argc, argv, "X:h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (c == O_VERSION) {
+            printf("ccd-replay %s\n", VERSION);
+            return 0;
+        }
+        int r = stream_option(a, conf, c, optarg);
+        if (r == NOT_MINE)
+            r = synth_option(&a->so, c, optarg);
+        if (r == NOT_MINE)
+            usage(stderr);
+        if (r != 0)
+            return 2;
+    }
+    return ARGS_RUN;
+}
+
+/* The options together: a source, a destination unless only writing files, a generator that
+ * ccd_synth_check accepts. ARGS_RUN, or 2 after saying why. */
+static int check_args(replay_args *a)
+{
+    char err[512];
+    if (a->data && a->synthetic) {
         fprintf(stderr, "ccd-replay: --data and --synthetic are exclusive\n");
         return 2;
     }
-    if (write_dir && !synthetic) {
+    if (a->write_dir && !a->synthetic) {
         fprintf(stderr, "ccd-replay: --write-dataset writes the synthetic stream: add --synthetic\n");
         return 2;
     }
     /* --write-dataset alone writes files; anything naming a broker streams as well */
-    int stream = !write_dir || brokers || topic || model || partitions;
-    if ((!data && !synthetic) || block_ms <= 0 || (stream && (!brokers || !topic || !model))) {
+    a->stream = !a->write_dir || a->brokers || a->topic || a->model || a->partitions;
+    if ((!a->data && !a->synthetic) || a->block_ms <= 0 || (a->stream && (!a->brokers || !a->topic || !a->model))) {
         usage(stderr);
         return 2;
     }
-    if (synthetic) {
-        if (max_blocks > 0)
-            so.n_blocks = max_blocks;
-        if (ccd_synth_check(&so, err, sizeof err) != 0) {
+    if (a->synthetic) {
+        if (a->max_blocks > 0)
+            a->so.n_blocks = a->max_blocks;
+        if (ccd_synth_check(&a->so, err, sizeof err) != 0) {
             fprintf(stderr, "ccd-replay: %s\n", err);
             return 2;
         }
     }
-    if (write_dir) {
-        double t = now_s();
-        if (ccd_synth_write(&so, write_dir, err, sizeof err) != 0) {
-            fprintf(stderr, "ccd-replay: %s\n", err);
-            return 1;
-        }
-        if (!quiet)
-            fprintf(stderr, "ccd-replay: wrote %d synthetic blocks to %s in %.2f s\n", so.n_blocks, write_dir,
-                    now_s() - t);
-    }
-    if (!stream)
-        return 0;
-    ccd_dataset ds = {0};
-    if (data && ccd_dataset_load(&ds, data, max_blocks, err, sizeof err) != 0) {
+    return ARGS_RUN;
+}
+
+/* The producer on conf (which it takes: *confp = NULL once it does), the topic created first with
+ * --create-topic. NULL after saying why. */
+static rd_kafka_t *producer_new(const replay_args *a, rd_kafka_conf_t **confp)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = *confp;
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, err, sizeof err) != RD_KAFKA_CONF_OK) {
         fprintf(stderr, "ccd-replay: %s\n", err);
-        return 1;
+        return NULL;
     }
-    event_codec *codec = event_codec_new(schema, INT64_MIN, INT64_MAX, err, sizeof err);
-    if (!codec) {
-        fprintf(stderr, "ccd-replay: %s\n", err);
-        return 1;
-    }
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        fprintf(stderr, "ccd-replay: %s\n", err);
-        return 1;
-    }
-    if (partitions > 0 && create_topic(rd_kafka_conf_dup(conf), topic, partitions) != 0)
-        return 1;
+    if (a->partitions > 0 && create_topic(rd_kafka_conf_dup(conf), a->topic, a->partitions) != 0)
+        return NULL;
     if (rd_kafka_conf_set(conf, "linger.ms", "20", err, sizeof err) != RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) != RD_KAFKA_CONF_OK) {
         fprintf(stderr, "ccd-replay: %s\n", err);
-        return 1;
+        return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!rk) {
         fprintf(stderr, "ccd-replay: %s\n", err);
-        return 1;
+        return NULL;
     }
     *confp = NULL; /* the producer owns it now */
+    return rk;
+}
+
+/* Send the events, wait for the broker's acknowledgements, print the totals. The exit status: 0
+ * only when every event was acknowledged, 130 when interrupted. */
+static int stream(const replay_args *a, rd_kafka_conf_t **confp)
+{
+    char err[512];
+    ccd_dataset ds = {0};
+    if (a->data && ccd_dataset_load(&ds, a->data, a->max_blocks, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-replay: %s\n", err);
+        return 1;
+    }
+    event_codec *codec = event_codec_new(a->schema, INT64_MIN, INT64_MAX, err, sizeof err);
+    if (!codec) {
+        fprintf(stderr, "ccd-replay: %s\n", err);
+        ccd_dataset_free(&ds);
+        return 1;
+    }
+    rd_kafka_t *rk = producer_new(a, confp);
+    if (!rk) {
+        event_codec_free(codec);
+        ccd_dataset_free(&ds);
+        return 1;
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    sender s = {.rk = rk, .topic = topic, .model = model, .codec = codec, .quiet = quiet, .rate = rate,
-                .schema_id = format == EVENT_FORMAT_CONFLUENT ? schema_id : -1};
+    sender s = {.rk = rk, .topic = a->topic, .model = a->model, .codec = codec, .quiet = a->quiet,
+                .rate = a->rate, .schema_id = a->format == EVENT_FORMAT_CONFLUENT ? a->schema_id : -1};
     s.t0 = s.last_report = now_s();
-    int rc = synthetic ? replay_synthetic(&s, &so, from_block, base, block_ms)
-                       : replay_dataset(&s, &ds, data, from_block, base, block_ms);
-    while (rd_kafka_outq_len(rk) > 0 && rd_kafka_flush(rk, 1000) == RD_KAFKA_RESP_ERR__TIMED_OUT
-           && !interrupted)
+    int rc = a->synthetic ? replay_synthetic(&s, &a->so, a->from_block, a->base, a->block_ms)
+                          : replay_dataset(&s, &ds, a->data, a->from_block, a->base, a->block_ms);
+    while (rd_kafka_outq_len(rk) > 0 && rd_kafka_flush(rk, 1000) == RD_KAFKA_RESP_ERR__TIMED_OUT &&
+           !interrupted)
         ;
     double secs = now_s() - s.t0;
     printf("sent %lld acked %lld failed %lld seconds %.2f events_per_s %.0f\n", (long long)s.sent,
@@ -548,6 +623,30 @@ static int replay_main(int argc, char **argv, rd_kafka_conf_t **confp)
     if (interrupted)
         return 130;
     return rc == 0 && failed == 0 && acked == s.sent ? 0 : 1;
+}
+
+/* main's body; *confp is main's to free unless the producer took it (then set to NULL), so the
+ * early error exits here do not each need their own clean-up. */
+static int replay_main(int argc, char **argv, rd_kafka_conf_t **confp)
+{
+    replay_args a;
+    int rc = parse_args(argc, argv, &a, *confp);
+    if (rc == ARGS_RUN)
+        rc = check_args(&a);
+    if (rc != ARGS_RUN)
+        return rc;
+    if (a.write_dir) {
+        char err[512];
+        double t = now_s();
+        if (ccd_synth_write(&a.so, a.write_dir, err, sizeof err) != 0) {
+            fprintf(stderr, "ccd-replay: %s\n", err);
+            return 1;
+        }
+        if (!a.quiet)
+            fprintf(stderr, "ccd-replay: wrote %d synthetic blocks to %s in %.2f s\n", a.so.n_blocks, a.write_dir,
+                    now_s() - t);
+    }
+    return a.stream ? stream(&a, confp) : 0;
 }
 
 int main(int argc, char **argv)

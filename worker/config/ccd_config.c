@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,117 +79,120 @@ static int parse_teachers(const char *v, ccd_config *c)
     return 0;
 }
 
-static int stage_key(ccd_stage_opts *s, const char *key, const char *v)
-{
-    if (!strcmp(key, "lr"))
-        return cli_parse_float(v, 0.0f, 10.0f, &s->lr);
-    if (!strcmp(key, "batch"))
-        return ccd_parse_int(v, 1, 1 << 24, &s->batch);
-    if (!strcmp(key, "negatives"))
-        return ccd_parse_int(v, 1, 1000, &s->nns);
-    if (!strcmp(key, "weight_decay"))
-        return cli_parse_float(v, 0.0f, 10.0f, &s->weight_decay);
-    if (!strcmp(key, "epochs"))
-        return ccd_parse_int(v, 1, 100000, &s->epochs);
-    if (!strcmp(key, "eval_every"))
-        return ccd_parse_int(v, 1, 100000, &s->eval_every);
-    if (!strcmp(key, "patience"))
-        return ccd_parse_int(v, 0, 100000, &s->patience);
-    return -2;
-}
+/* A key that holds one plain value: parsed, range-checked, into the field at `offset` of the
+ * struct its table describes. Nothing is written when the value is bad. */
+typedef struct {
+    const char *key;
+    enum { KEY_BOOL, KEY_INT, KEY_INT_OR_AUTO, KEY_INT64, KEY_FLOAT, KEY_FLOAT_IN_DOUBLE } kind;
+    size_t offset;
+    double min, max; /* numbers: the range accepted (exact for these ints and floats) */
+} value_key;
 
-#define BOOL_KEY(name)                                                                             \
-    if (!strcmp(key, #name))                                                                       \
-    return ccd_parse_bool(v, &c->name)
+#define KEY(type, key, field, kind, min, max) {key, kind, offsetof(type, field), min, max}
+#define CCD_KEY(field, kind, min, max) KEY(ccd_config, #field, field, kind, min, max)
+#define CCD_SWITCH(field) KEY(ccd_config, #field, field, KEY_BOOL, 0, 0)
 
-/* The [ccd] switches. -2: not one of them. */
-static int ccd_switch_key(ccd_config *c, const char *key, const char *v)
-{
-    BOOL_KEY(replay);
-    BOOL_KEY(use_s);
-    BOOL_KEY(use_p);
-    BOOL_KEY(use_cl);
-    BOOL_KEY(update_teachers);
-    BOOL_KEY(collaborative);
-    BOOL_KEY(distill);
-    BOOL_KEY(student_continues);
-    BOOL_KEY(parallel_teachers);
-    BOOL_KEY(kd_train_items_first);
-    BOOL_KEY(kd_warm_start);
-    return -2;
-}
+/* [ccd], but for seed, preset and teachers. */
+static const value_key CCD_KEYS[] = {
+    CCD_KEY(student_dim, KEY_INT, 1, 4096),
+    CCD_SWITCH(replay),
+    CCD_SWITCH(use_s),
+    CCD_SWITCH(use_p),
+    CCD_SWITCH(use_cl),
+    CCD_SWITCH(update_teachers),
+    CCD_SWITCH(collaborative),
+    CCD_SWITCH(distill),
+    CCD_SWITCH(student_continues),
+    CCD_SWITCH(parallel_teachers),
+    CCD_SWITCH(kd_train_items_first),
+    CCD_SWITCH(kd_warm_start),
+    CCD_KEY(kd_interesting, KEY_INT, 1, 1000),
+    CCD_KEY(kd_uninteresting_items, KEY_INT_OR_AUTO, 0, 1 << 30),
+    CCD_KEY(kd_uninteresting_users, KEY_INT_OR_AUTO, 0, 1 << 30),
+    CCD_KEY(eval_users, KEY_INT, 0, 1 << 30),
+    CCD_KEY(lwc_max_neighbours, KEY_INT, 0, 1 << 30),
+    CCD_KEY(parallel_teachers_max_mb, KEY_INT, 0, 1 << 30),
+    CCD_KEY(batch_growth_pairs, KEY_INT64, 0, 1 << 30),
+    CCD_KEY(batch_growth_nodes, KEY_INT64, 0, 1 << 30),
+    CCD_KEY(kd_lambda, KEY_FLOAT, 0.0f, 1e6f),
+    CCD_KEY(exclusion_topk, KEY_INT, 0, 1000),
+    CCD_KEY(init_topk, KEY_INT, 1, 100000),
+    CCD_KEY(replay_eps, KEY_FLOAT, 0.0f, 10.0f),
+    CCD_KEY(student_replay_lambda, KEY_FLOAT, 0.0f, 1e6f),
+    CCD_KEY(student_anneal, KEY_FLOAT, 1e-6f, 1e6f),
+    CCD_KEY(teacher_replay_lambda, KEY_FLOAT, 0.0f, 1e6f),
+    CCD_KEY(teacher_anneal, KEY_FLOAT, 1e-6f, 1e6f),
+    CCD_KEY(lwc_tau, KEY_FLOAT, 1e-6f, 1e6f),
+    CCD_KEY(lwc_lambda, KEY_FLOAT, 0.0f, 1e6f),
+    CCD_KEY(lwc_graph_degree, KEY_FLOAT_IN_DOUBLE, 0.0f, 1e6f),
+};
 
-/* The [ccd] counts and sizes. -2: not one of them. */
-static int ccd_size_key(ccd_config *c, const char *key, const char *v)
+/* [ccd.base], [ccd.kd], [ccd.student], [ccd.teacher]. */
+static const value_key STAGE_KEYS[] = {
+    KEY(ccd_stage_opts, "lr", lr, KEY_FLOAT, 0.0f, 10.0f),
+    KEY(ccd_stage_opts, "batch", batch, KEY_INT, 1, 1 << 24),
+    KEY(ccd_stage_opts, "negatives", nns, KEY_INT, 1, 1000),
+    KEY(ccd_stage_opts, "weight_decay", weight_decay, KEY_FLOAT, 0.0f, 10.0f),
+    KEY(ccd_stage_opts, "epochs", epochs, KEY_INT, 1, 100000),
+    KEY(ccd_stage_opts, "eval_every", eval_every, KEY_INT, 1, 100000),
+    KEY(ccd_stage_opts, "patience", patience, KEY_INT, 0, 100000),
+};
+
+/* [ccd.student.block<k>] */
+static const value_key STUDENT_BLOCK_KEYS[] = {
+    KEY(ccd_student_block_opts, "ab", ab, KEY_INT, 1, 1 << 30),
+    KEY(ccd_student_block_opts, "ss", ss, KEY_INT, 0, 1 << 20),
+    KEY(ccd_student_block_opts, "ps", ps, KEY_INT, 0, 1 << 20),
+    KEY(ccd_student_block_opts, "sw", sw, KEY_FLOAT, 0.0f, 1.0f),
+    KEY(ccd_student_block_opts, "pw", pw, KEY_FLOAT, 0.0f, 1.0f),
+};
+
+/* [ccd.teacher.block<k>] */
+static const value_key TEACHER_BLOCK_KEYS[] = {
+    KEY(ccd_teacher_block_opts, "ab", ab, KEY_INT, 1, 1 << 30),
+    KEY(ccd_teacher_block_opts, "ss", ss, KEY_INT, 0, 1 << 20),
+    KEY(ccd_teacher_block_opts, "ps", ps, KEY_INT, 0, 1 << 20),
+    KEY(ccd_teacher_block_opts, "cs", cs, KEY_INT, 0, 1 << 20),
+};
+
+static int set_value(const value_key *k, void *base, const char *v)
 {
-    if (!strcmp(key, "student_dim"))
-        return ccd_parse_int(v, 1, 4096, &c->student_dim);
-    if (!strcmp(key, "kd_interesting"))
-        return ccd_parse_int(v, 1, 1000, &c->kd_interesting);
-    if (!strcmp(key, "kd_uninteresting_items"))
-        return parse_int_or_auto(v, 0, 1 << 30, &c->kd_uninteresting_items);
-    if (!strcmp(key, "kd_uninteresting_users"))
-        return parse_int_or_auto(v, 0, 1 << 30, &c->kd_uninteresting_users);
-    if (!strcmp(key, "eval_users"))
-        return ccd_parse_int(v, 0, 1 << 30, &c->eval_users);
-    if (!strcmp(key, "lwc_max_neighbours"))
-        return ccd_parse_int(v, 0, 1 << 30, &c->lwc_max_neighbours);
-    if (!strcmp(key, "parallel_teachers_max_mb"))
-        return ccd_parse_int(v, 0, 1 << 30, &c->parallel_teachers_max_mb);
-    if (!strcmp(key, "batch_growth_pairs") || !strcmp(key, "batch_growth_nodes")) {
-        int x;
-        if (ccd_parse_int(v, 0, 1 << 30, &x) != 0)
+    void *field = (char *)base + k->offset;
+    float f;
+    switch (k->kind) {
+    case KEY_BOOL: return ccd_parse_bool(v, field);
+    case KEY_INT: return ccd_parse_int(v, (int)k->min, (int)k->max, field);
+    case KEY_INT_OR_AUTO: return parse_int_or_auto(v, (int)k->min, (int)k->max, field);
+    case KEY_INT64: return cli_parse_int64(v, (int64_t)k->min, (int64_t)k->max, field);
+    case KEY_FLOAT: return cli_parse_float(v, (float)k->min, (float)k->max, field);
+    case KEY_FLOAT_IN_DOUBLE: /* read at float precision, as it always was: its bits must not change */
+        if (cli_parse_float(v, (float)k->min, (float)k->max, &f) != 0)
             return -1;
-        if (!strcmp(key, "batch_growth_pairs"))
-            c->batch_growth_pairs = x;
-        else
-            c->batch_growth_nodes = x;
+        *(double *)field = f;
         return 0;
     }
-    if (!strcmp(key, "exclusion_topk"))
-        return ccd_parse_int(v, 0, 1000, &c->exclusion_topk);
-    if (!strcmp(key, "init_topk"))
-        return ccd_parse_int(v, 1, 100000, &c->init_topk);
+    return -1;
+}
+
+/* key of table t (n keys) set in the struct at base: 0, -1 (bad value) or -2 (no such key). */
+static int table_key(const value_key *t, size_t n, void *base, const char *key, const char *v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(t[i].key, key))
+            return set_value(&t[i], base, v);
     return -2;
 }
 
-/* The [ccd] weights, temperatures and rates. -2: not one of them. */
-static int ccd_weight_key(ccd_config *c, const char *key, const char *v)
-{
-    if (!strcmp(key, "kd_lambda"))
-        return cli_parse_float(v, 0.0f, 1e6f, &c->kd_lambda);
-    if (!strcmp(key, "replay_eps"))
-        return cli_parse_float(v, 0.0f, 10.0f, &c->replay_eps);
-    if (!strcmp(key, "student_replay_lambda"))
-        return cli_parse_float(v, 0.0f, 1e6f, &c->student_replay_lambda);
-    if (!strcmp(key, "student_anneal"))
-        return cli_parse_float(v, 1e-6f, 1e6f, &c->student_anneal);
-    if (!strcmp(key, "teacher_replay_lambda"))
-        return cli_parse_float(v, 0.0f, 1e6f, &c->teacher_replay_lambda);
-    if (!strcmp(key, "teacher_anneal"))
-        return cli_parse_float(v, 1e-6f, 1e6f, &c->teacher_anneal);
-    if (!strcmp(key, "lwc_tau"))
-        return cli_parse_float(v, 1e-6f, 1e6f, &c->lwc_tau);
-    if (!strcmp(key, "lwc_lambda"))
-        return cli_parse_float(v, 0.0f, 1e6f, &c->lwc_lambda);
-    if (!strcmp(key, "lwc_graph_degree")) {
-        float f;
-        if (cli_parse_float(v, 0.0f, 1e6f, &f) != 0)
-            return -1;
-        c->lwc_graph_degree = f;
-        return 0;
-    }
-    return -2;
-}
+#define TABLE_KEY(table, base, key, v) table_key(table, sizeof table / sizeof *table, base, key, v)
 
 /* One key of [ccd]: 0, -1 (bad value) or -2 (unknown key). */
 static int ccd_key(ccd_config *c, const char *key, const char *v)
 {
-    int tmp;
+    int seed;
     if (!strcmp(key, "seed")) {
-        if (ccd_parse_int(v, 0, 2147483647, &tmp) != 0)
+        if (ccd_parse_int(v, 0, 2147483647, &seed) != 0)
             return -1;
-        c->seed = (uint64_t)tmp;
+        c->seed = (uint64_t)seed;
         return 0;
     }
     if (!strcmp(key, "preset")) {
@@ -202,12 +206,7 @@ static int ccd_key(ccd_config *c, const char *key, const char *v)
     }
     if (!strcmp(key, "teachers"))
         return parse_teachers(v, c);
-    int r = ccd_switch_key(c, key, v);
-    if (r == -2)
-        r = ccd_size_key(c, key, v);
-    if (r == -2)
-        r = ccd_weight_key(c, key, v);
-    return r;
+    return TABLE_KEY(CCD_KEYS, c, key, v);
 }
 
 /* k of a section "<prefix><k>", k in 1..CCD_MAX_SCHEDULE written with digits only; 0 otherwise.
@@ -240,25 +239,6 @@ static void *schedule_row(void *rows, size_t row_size, int *n_rows, int k)
     return r + (size_t)(k - 1) * row_size;
 }
 
-static int student_block_key(ccd_student_block_opts *s, const char *key, const char *v)
-{
-    return !strcmp(key, "ab")   ? ccd_parse_int(v, 1, 1 << 30, &s->ab)
-           : !strcmp(key, "ss") ? ccd_parse_int(v, 0, 1 << 20, &s->ss)
-           : !strcmp(key, "ps") ? ccd_parse_int(v, 0, 1 << 20, &s->ps)
-           : !strcmp(key, "sw") ? cli_parse_float(v, 0.0f, 1.0f, &s->sw)
-           : !strcmp(key, "pw") ? cli_parse_float(v, 0.0f, 1.0f, &s->pw)
-                                : -2;
-}
-
-static int teacher_block_key(ccd_teacher_block_opts *t, const char *key, const char *v)
-{
-    return !strcmp(key, "ab")   ? ccd_parse_int(v, 1, 1 << 30, &t->ab)
-           : !strcmp(key, "ss") ? ccd_parse_int(v, 0, 1 << 20, &t->ss)
-           : !strcmp(key, "ps") ? ccd_parse_int(v, 0, 1 << 20, &t->ps)
-           : !strcmp(key, "cs") ? ccd_parse_int(v, 0, 1 << 20, &t->cs)
-                                : -2;
-}
-
 int ccd_config_set(ccd_config *c, const char *section, const char *key, const char *v, char *err,
                    size_t errlen)
 {
@@ -266,19 +246,19 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
     if (!strcmp(section, "ccd"))
         r = ccd_key(c, key, v);
     else if (!strcmp(section, "ccd.base"))
-        r = stage_key(&c->base, key, v);
+        r = TABLE_KEY(STAGE_KEYS, &c->base, key, v);
     else if (!strcmp(section, "ccd.kd"))
-        r = stage_key(&c->kd, key, v);
+        r = TABLE_KEY(STAGE_KEYS, &c->kd, key, v);
     else if (!strcmp(section, "ccd.student"))
-        r = stage_key(&c->student, key, v);
+        r = TABLE_KEY(STAGE_KEYS, &c->student, key, v);
     else if (!strcmp(section, "ccd.teacher"))
-        r = stage_key(&c->teacher, key, v);
+        r = TABLE_KEY(STAGE_KEYS, &c->teacher, key, v);
     else if ((k = block_number(section, "ccd.student.block")) > 0)
-        r = student_block_key(schedule_row(c->student_blocks, sizeof *c->student_blocks, &c->n_student_blocks, k),
-                              key, v);
+        r = TABLE_KEY(STUDENT_BLOCK_KEYS,
+                      schedule_row(c->student_blocks, sizeof *c->student_blocks, &c->n_student_blocks, k), key, v);
     else if ((k = block_number(section, "ccd.teacher.block")) > 0)
-        r = teacher_block_key(schedule_row(c->teacher_blocks, sizeof *c->teacher_blocks, &c->n_teacher_blocks, k),
-                              key, v);
+        r = TABLE_KEY(TEACHER_BLOCK_KEYS,
+                      schedule_row(c->teacher_blocks, sizeof *c->teacher_blocks, &c->n_teacher_blocks, k), key, v);
     else if (strncmp(section, "ccd", 3) == 0 && (section[3] == '\0' || section[3] == '.')) {
         snprintf(err, errlen, "unknown section [%s]", section);
         return -1;
