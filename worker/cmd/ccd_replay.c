@@ -115,13 +115,9 @@ static int arg_int(const char *name, const char *arg, int lo, int *out)
     return cli_int("ccd-replay", name, arg, lo, INT32_MAX, out);
 }
 
-static int arg_ll(const char *name, const char *arg, long long lo, long long hi, long long *out)
+static int arg_i64(const char *name, const char *arg, int64_t lo, int64_t hi, int64_t *out)
 {
-    int64_t v;
-    if (cli_int64("ccd-replay", name, arg, lo, hi, &v) != 0)
-        return -1;
-    *out = v;
-    return 0;
+    return cli_int64("ccd-replay", name, arg, lo, hi, out);
 }
 
 static int arg_float(const char *name, const char *arg, float *out)
@@ -404,25 +400,19 @@ static const struct option longopts[] = {
  * or NOT_MINE. (--blocks, which it shares with --data, is the stream's.) */
 static int synth_option(ccd_synth_opts *so, int c, const char *arg)
 {
-    long long ll = 0;
-    int bad;
+    int64_t seed;
     switch (c) {
     case O_SEED:
-        bad = arg_ll("seed", arg, 0, INT64_MAX, &ll);
-        so->seed = (uint64_t)ll;
-        return bad;
+        if (arg_i64("seed", arg, 0, INT64_MAX, &seed) != 0)
+            return -1;
+        so->seed = (uint64_t)seed;
+        return 0;
     case O_S_USERS: return arg_int("synth-users", arg, 1, &so->users0);
     case O_S_ITEMS: return arg_int("synth-items", arg, 1, &so->items0);
     case O_S_NEW_USERS: return arg_int("synth-new-users", arg, 0, &so->new_users_per_block);
     case O_S_NEW_ITEMS: return arg_int("synth-new-items", arg, 0, &so->new_items_per_block);
-    case O_S_EVENTS:
-        bad = arg_ll("synth-events", arg, 1, INT32_MAX, &ll);
-        so->events0 = ll;
-        return bad;
-    case O_S_BLOCK_EVENTS:
-        bad = arg_ll("synth-block-events", arg, 0, INT32_MAX, &ll);
-        so->events_per_block = ll;
-        return bad;
+    case O_S_EVENTS: return arg_i64("synth-events", arg, 1, INT32_MAX, &so->events0);
+    case O_S_BLOCK_EVENTS: return arg_i64("synth-block-events", arg, 0, INT32_MAX, &so->events_per_block);
     case O_S_CLUSTERS: return arg_int("synth-clusters", arg, 1, &so->clusters);
     case O_S_DIM: return arg_int("synth-dim", arg, 1, &so->dim);
     case O_S_DRIFT: return arg_float("synth-drift", arg, &so->drift);
@@ -459,8 +449,7 @@ static int kafka_option(rd_kafka_conf_t *conf, const char *arg)
  * NOT_MINE. */
 static int stream_option(replay_args *a, rd_kafka_conf_t *conf, int c, const char *arg)
 {
-    long long ll = 0;
-    int bad;
+    int64_t schema_id;
     switch (c) {
     case O_BROKERS: a->brokers = arg; return 0;
     case O_TOPIC: a->topic = arg; return 0;
@@ -476,18 +465,13 @@ static int stream_option(replay_args *a, rd_kafka_conf_t *conf, int c, const cha
         }
         return 0;
     case O_SID:
-        bad = arg_ll("schema-id", arg, 0, INT32_MAX, &ll);
-        a->schema_id = (int32_t)ll;
-        return bad;
+        if (arg_i64("schema-id", arg, 0, INT32_MAX, &schema_id) != 0)
+            return -1;
+        a->schema_id = (int32_t)schema_id;
+        return 0;
     case O_SCHEMA: a->schema = arg; return 0;
-    case O_BASE:
-        bad = arg_ll("base-time-ms", arg, 0, INT64_MAX, &ll);
-        a->base = ll;
-        return bad;
-    case O_BMS:
-        bad = arg_ll("block-ms", arg, 0, INT64_MAX, &ll);
-        a->block_ms = ll;
-        return bad;
+    case O_BASE: return arg_i64("base-time-ms", arg, 0, INT64_MAX, &a->base);
+    case O_BMS: return arg_i64("block-ms", arg, 0, INT64_MAX, &a->block_ms);
     case O_QUIET: a->quiet = 1; return 0;
     case O_SYNTH: a->synthetic = 1; return 0;
     case O_WRITE: a->write_dir = arg; return 0;
