@@ -251,15 +251,9 @@ static const char STYLE[] =
     ".xl{font-size:12px;text-anchor:middle}.lg{font-size:12px}.cell{font-size:11px;text-anchor:middle}"
     ".grid{stroke:#e5e5e5}.ax{stroke:#555}p.note{font-size:13px;color:#555}";
 
-static void write_page(FILE *f, const report_html *r)
+/* The title and the table of facts. */
+static void write_head(FILE *f, const report_html *r)
 {
-    const int n_x = r->n_blocks - r->first;
-    char tick_buf[64][24];
-    const char *xticks[64];
-    for (int i = 0; i < n_x && i < 64; i++) {
-        snprintf(tick_buf[i], sizeof tick_buf[i], "%d", r->first + i);
-        xticks[i] = tick_buf[i];
-    }
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
     esc(f, r->title);
     fprintf(f, "</title><style>%s</style></head><body>\n<h1>", STYLE);
@@ -273,58 +267,84 @@ static void write_page(FILE *f, const report_html *r)
         fprintf(f, "</td></tr>\n");
     }
     fprintf(f, "</table>\n");
+}
 
-    const char *xlabel = "block";
-    for (int metric = 0; metric < 2; metric++) {
-        line lines[REPORT_MAX_SERIES + 1];
-        int nl = 0;
-        for (int s = 0; s < r->n_series; s++) {
-            double **m = metric ? r->series[s].n20 : r->series[s].r20;
-            if (!m)
-                continue;
-            line *ln = &lines[nl++];
-            ln->name = r->series[s].name;
-            ln->color = r->series[s].color;
-            ln->dashed = 0;
-            for (int i = 0; i < n_x && i < 64; i++) {
-                int k = r->first + i;
-                ln->y[i] = m[k][k];
-            }
-        }
-        const double *base = metric ? r->base_n20 : r->base_r20;
-        if (base) {
-            line *ln = &lines[nl++];
-            ln->name = "popularity baseline";
-            ln->color = "#7f7f7f";
-            ln->dashed = 1;
-            for (int i = 0; i < n_x && i < 64; i++)
-                ln->y[i] = base[r->first + i];
-        }
-        if (nl == 0)
-            continue;
-        if (metric == 0)
-            fprintf(f, "<h2>Quality on the newest block</h2>\n<p class=\"note\">Test metric of block k after "
-                       "block k: how well each model serves the interactions it has just learnt from.</p>\n");
-        line_chart(f, metric ? "N@20 on block k, after block k" : "R@20 on block k, after block k",
-                   metric ? "test N@20" : "test R@20", xlabel, xticks, n_x < 64 ? n_x : 64, lines, nl);
-    }
-
-    fprintf(f, "<h2>Every block after every block: r[k][j]</h2>\n<p class=\"note\">Row k: the model after "
-               "%s k, tested on each earlier block j. Reading down a column shows forgetting.</p>\n",
-            xlabel);
+/* r[k][k] of every series, and the baseline, over the n_x blocks from r->first: R@20 (metric 0)
+ * or N@20 (1), one line chart. */
+static void quality_chart(FILE *f, const report_html *r, int metric, const char *const *xticks, int n_x)
+{
+    line lines[REPORT_MAX_SERIES + 1];
+    int nl = 0;
     for (int s = 0; s < r->n_series; s++) {
-        if (!r->series[s].r20)
+        double **m = metric ? r->series[s].n20 : r->series[s].r20;
+        if (!m)
             continue;
-        char title[256];
-        snprintf(title, sizeof title, "%s: test R@20", r->series[s].name);
-        heatmap(f, r, title, r->series[s].r20);
+        line *ln = &lines[nl++];
+        ln->name = r->series[s].name;
+        ln->color = r->series[s].color;
+        ln->dashed = 0;
+        for (int i = 0; i < n_x; i++) {
+            int k = r->first + i;
+            ln->y[i] = m[k][k];
+        }
     }
-
-    if (r->stage_secs && r->n_stages > 0) {
-        fprintf(f, "<h2>Time</h2>\n");
-        stage_chart(f, r, xticks, n_x < 64 ? n_x : 64);
+    const double *base = metric ? r->base_n20 : r->base_r20;
+    if (base) {
+        line *ln = &lines[nl++];
+        ln->name = "popularity baseline";
+        ln->color = "#7f7f7f";
+        ln->dashed = 1;
+        for (int i = 0; i < n_x; i++)
+            ln->y[i] = base[r->first + i];
     }
+    if (nl == 0)
+        return;
+    if (metric == 0)
+        fprintf(f, "<h2>Quality on the newest block</h2>\n<p class=\"note\">Test metric of block k after "
+                   "block k: how well each model serves the interactions it has just learnt from.</p>\n");
+    line_chart(f, metric ? "N@20 on block k, after block k" : "R@20 on block k, after block k",
+               metric ? "test N@20" : "test R@20", "block", xticks, n_x, lines, nl);
+}
 
+/* The popularity baseline per block, as a table. */
+static void baseline_table(FILE *f, const report_html *r)
+{
+    fprintf(f, "<table class=\"num\"><caption>popularity baseline on block k</caption><tr><th></th>");
+    for (int k = r->first; k < r->n_blocks; k++)
+        fprintf(f, "<th>%d</th>", k);
+    fprintf(f, "</tr>\n<tr><th>R@20</th>");
+    for (int k = r->first; k < r->n_blocks; k++)
+        num_cell(f, "<td>%.4f</td>", r->base_r20[k]);
+    if (r->base_n20) {
+        fprintf(f, "</tr>\n<tr><th>N@20</th>");
+        for (int k = r->first; k < r->n_blocks; k++)
+            num_cell(f, "<td>%.4f</td>", r->base_n20[k]);
+    }
+    fprintf(f, "</tr></table>\n");
+}
+
+/* Seconds per stage and block, as a table. */
+static void seconds_table(FILE *f, const report_html *r)
+{
+    fprintf(f, "<table class=\"num\"><caption>seconds</caption><tr><th></th>");
+    for (int q = 0; q < r->n_stages; q++) {
+        fprintf(f, "<th>");
+        esc(f, r->stage_names[q]);
+        fprintf(f, "</th>");
+    }
+    fprintf(f, "</tr>\n");
+    for (int k = r->first; k < r->n_blocks; k++) {
+        fprintf(f, "<tr><th>block %d</th>", k);
+        for (int q = 0; q < r->n_stages; q++)
+            num_cell(f, "<td>%.1f</td>", r->stage_secs[k * r->n_stages + q]);
+        fprintf(f, "</tr>\n");
+    }
+    fprintf(f, "</table>\n");
+}
+
+/* "The numbers": every chart's values as tables, so nothing is only in a picture. */
+static void number_tables(FILE *f, const report_html *r)
+{
     fprintf(f, "<h2>The numbers</h2>\n");
     for (int s = 0; s < r->n_series; s++) {
         char cap[256];
@@ -337,36 +357,38 @@ static void write_page(FILE *f, const report_html *r)
             matrix_table(f, r, cap, r->series[s].n20);
         }
     }
-    if (r->base_r20) {
-        fprintf(f, "<table class=\"num\"><caption>popularity baseline on block k</caption><tr><th></th>");
-        for (int k = r->first; k < r->n_blocks; k++)
-            fprintf(f, "<th>%d</th>", k);
-        fprintf(f, "</tr>\n<tr><th>R@20</th>");
-        for (int k = r->first; k < r->n_blocks; k++)
-            num_cell(f, "<td>%.4f</td>", r->base_r20[k]);
-        if (r->base_n20) {
-            fprintf(f, "</tr>\n<tr><th>N@20</th>");
-            for (int k = r->first; k < r->n_blocks; k++)
-                num_cell(f, "<td>%.4f</td>", r->base_n20[k]);
-        }
-        fprintf(f, "</tr></table>\n");
+    if (r->base_r20)
+        baseline_table(f, r);
+    if (r->stage_secs && r->n_stages > 0)
+        seconds_table(f, r);
+}
+
+static void write_page(FILE *f, const report_html *r)
+{
+    const int n_x = r->n_blocks - r->first; /* report_html_write: at most 64 */
+    char tick_buf[64][24];
+    const char *xticks[64];
+    for (int i = 0; i < n_x; i++) {
+        snprintf(tick_buf[i], sizeof tick_buf[i], "%d", r->first + i);
+        xticks[i] = tick_buf[i];
+    }
+    write_head(f, r);
+    for (int metric = 0; metric < 2; metric++)
+        quality_chart(f, r, metric, xticks, n_x);
+    fprintf(f, "<h2>Every block after every block: r[k][j]</h2>\n<p class=\"note\">Row k: the model after "
+               "block k, tested on each earlier block j. Reading down a column shows forgetting.</p>\n");
+    for (int s = 0; s < r->n_series; s++) {
+        if (!r->series[s].r20)
+            continue;
+        char title[256];
+        snprintf(title, sizeof title, "%s: test R@20", r->series[s].name);
+        heatmap(f, r, title, r->series[s].r20);
     }
     if (r->stage_secs && r->n_stages > 0) {
-        fprintf(f, "<table class=\"num\"><caption>seconds</caption><tr><th></th>");
-        for (int q = 0; q < r->n_stages; q++) {
-            fprintf(f, "<th>");
-            esc(f, r->stage_names[q]);
-            fprintf(f, "</th>");
-        }
-        fprintf(f, "</tr>\n");
-        for (int k = r->first; k < r->n_blocks; k++) {
-            fprintf(f, "<tr><th>%s %d</th>", xlabel, k);
-            for (int q = 0; q < r->n_stages; q++)
-                num_cell(f, "<td>%.1f</td>", r->stage_secs[k * r->n_stages + q]);
-            fprintf(f, "</tr>\n");
-        }
-        fprintf(f, "</table>\n");
+        fprintf(f, "<h2>Time</h2>\n");
+        stage_chart(f, r, xticks, n_x);
     }
+    number_tables(f, r);
     fprintf(f, "</body></html>\n");
 }
 
