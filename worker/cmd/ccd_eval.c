@@ -8,7 +8,11 @@
  * coordinate gives them a score of -1e9), users it never saw score 0 everywhere. The password
  * comes from --redis-password-env VAR (an environment variable), never from the command line.
  * --html FILE writes a page with charts (report_html.h): per block, the newest version
- * evaluated for it, next to the popularity baseline, and its training time from the meta. */
+ * evaluated for it, next to the popularity baseline, and its training time from the meta.
+ *
+ * worker/cmd/ holds the binaries' mains, one file each: its command line, the steps it runs and
+ * what it prints. What they run lives in worker/ (the service's pieces), worker/config/ (config
+ * files) and models/ (libccd, the engine). */
 #include <math.h>
 #include <errno.h>
 #include <getopt.h>

@@ -6,7 +6,11 @@
  * continual student CL_k, the ensemble E_k and the distilled student D_k on the test split of
  * every block j <= k. It prints the matrices, LA / RA / H-mean of CL_k (k >= 1), seconds per
  * stage and block, and the peak RSS, and writes them as JSON (--report) and as an HTML page with
- * charts (--html, rewritten after every block so a long run can be watched). */
+ * charts (--html, rewritten after every block so a long run can be watched).
+ *
+ * worker/cmd/ holds the binaries' mains, one file each: its command line, the steps it runs and
+ * what it prints. What they run lives in worker/ (the service's pieces), worker/config/ (config
+ * files) and models/ (libccd, the engine). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>

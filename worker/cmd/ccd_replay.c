@@ -17,7 +17,11 @@
  * the tool streams only when a broker is given as well. --create-topic P creates the topic first
  * (P partitions, replication 1; an existing topic is fine).
  * --rate limits events per second (0: as fast as the broker takes them); progress goes to
- * stderr every second. Exit status 0 only when every event was acknowledged by the broker. */
+ * stderr every second. Exit status 0 only when every event was acknowledged by the broker.
+ *
+ * worker/cmd/ holds the binaries' mains, one file each: its command line, the steps it runs and
+ * what it prints. What they run lives in worker/ (the service's pieces), worker/config/ (config
+ * files) and models/ (libccd, the engine). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>

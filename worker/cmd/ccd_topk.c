@@ -5,7 +5,11 @@
  * Reads the live version (or --version N), the user's vector and every item vector of that
  * version, and prints the K items with the highest scores dot(user, item), which is how the
  * student itself ranks them. Scoring and ranking are libccd's (the scorer and top-k of rank.h).
- * The password comes from --redis-password-env VAR, never from the command line. */
+ * The password comes from --redis-password-env VAR, never from the command line.
+ *
+ * worker/cmd/ holds the binaries' mains, one file each: its command line, the steps it runs and
+ * what it prints. What they run lives in worker/ (the service's pieces), worker/config/ (config
+ * files) and models/ (libccd, the engine). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,11 @@
  * Trains LightGCN (or MF-BPR) with the base-teacher settings of the CCD reference (d = 128,
  * lr 1e-3, batch 512, 2 negatives, weight decay 1e-4, early stopping on the block's valid R@20)
  * and prints, per epoch, the loss, seconds and valid/test R@20 and N@20; before training it
- * prints the popularity baseline evaluated the same way. Optionally writes a JSON report. */
+ * prints the popularity baseline evaluated the same way. Optionally writes a JSON report.
+ *
+ * worker/cmd/ holds the binaries' mains, one file each: its command line, the steps it runs and
+ * what it prints. What they run lives in worker/ (the service's pieces), worker/config/ (config
+ * files) and models/ (libccd, the engine). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
