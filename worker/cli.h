@@ -1,5 +1,6 @@
-/* cli: strict numbers for the command-line tools and the config parsers. No tool and no parser
- * reads a number with atoi, atof or a bare strtol: they come here.
+/* cli: strict numbers for the command-line tools and the config parsers, which read no number
+ * with atoi, atof or a bare strto* but through here (one exception: a teacher's unsigned 64-bit
+ * seed in ccd_config's teacher list).
  *
  * A number option takes the whole argument as a base-10 integer in a stated range; a typo, a
  * trailing unit or an out-of-range value is an error naming the option, never a silent zero as

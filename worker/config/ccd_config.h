@@ -33,10 +33,10 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
 /* Parse a whole file (only ccd sections allowed). Returns 0 or -1 with err = "FILE:LINE: ...". */
 int ccd_config_load(ccd_config *c, const char *path, char *err, size_t errlen);
 
-/* "true/false", "1/0", "yes/no", "on/off" (any case). Returns 0 or -1. Shared with the worker's
- * own sections. */
 /* A whole decimal integer in [min, max] (no trailing characters); 0, or -1. */
 int ccd_parse_int(const char *v, int min, int max, int *out);
+/* "true/false", "1/0", "yes/no", "on/off" (any case). Returns 0 or -1. Both are shared with the
+ * worker's own sections. */
 int ccd_parse_bool(const char *v, bool *out);
 
 /* ini_parse(path, handler, user), except that a line longer than libinih's line buffer (INI_MAX_LINE,
