@@ -10,17 +10,30 @@
 static int take(redis_opts *o, const char *tool, int c, const char *arg)
 {
     switch (c) {
-    case REDIS_OPT_ADDRESS: o->address = arg; return 1;
-    case REDIS_OPT_USER: o->user = arg; return 1;
-    case REDIS_OPT_PASSWORD_ENV: o->password_env = arg; return 1;
-    case REDIS_OPT_PREFIX: o->prefix = arg; return 1;
-    case REDIS_OPT_MODEL: o->model = arg; return 1;
-    case REDIS_OPT_VERSION: return cli_int64(tool, "version", arg, 1, INT64_MAX, &o->version) == 0 ? 1 : -1;
-    default: return 0;
+    case REDIS_OPT_ADDRESS:
+        o->address = arg;
+        return 1;
+    case REDIS_OPT_USER:
+        o->user = arg;
+        return 1;
+    case REDIS_OPT_PASSWORD_ENV:
+        o->password_env = arg;
+        return 1;
+    case REDIS_OPT_PREFIX:
+        o->prefix = arg;
+        return 1;
+    case REDIS_OPT_MODEL:
+        o->model = arg;
+        return 1;
+    case REDIS_OPT_VERSION:
+        return cli_int64(tool, "version", arg, 1, INT64_MAX, &o->version) == 0 ? 1 : -1;
+    default:
+        return 0;
     }
 }
 
-int redis_opts_getopt(redis_opts *o, const char *tool, int argc, char **argv, const struct option *longopts)
+int redis_opts_getopt(redis_opts *o, const char *tool, int argc, char **argv,
+                      const struct option *longopts)
 {
     int c, taken = 1;
     while (taken > 0 && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)

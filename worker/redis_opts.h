@@ -26,24 +26,33 @@ typedef struct {
 } redis_opts;
 
 /* getopt_long values of the six options, below the tools' own (which start at 1000). */
-enum { REDIS_OPT_ADDRESS = 900, REDIS_OPT_USER, REDIS_OPT_PASSWORD_ENV, REDIS_OPT_PREFIX, REDIS_OPT_MODEL,
-       REDIS_OPT_VERSION };
+enum {
+    REDIS_OPT_ADDRESS = 900,
+    REDIS_OPT_USER,
+    REDIS_OPT_PASSWORD_ENV,
+    REDIS_OPT_PREFIX,
+    REDIS_OPT_MODEL,
+    REDIS_OPT_VERSION
+};
 
+/* clang-format off */
 #define REDIS_OPTS_DEFAULTS {.address = "127.0.0.1:6379", .prefix = "ccd"}
 
-#define REDIS_OPTS_LONGOPTS                                                                        \
-    {"redis", required_argument, NULL, REDIS_OPT_ADDRESS},                                         \
-        {"redis-user", required_argument, NULL, REDIS_OPT_USER},                                   \
-        {"redis-password-env", required_argument, NULL, REDIS_OPT_PASSWORD_ENV},                   \
-        {"prefix", required_argument, NULL, REDIS_OPT_PREFIX},                                     \
-        {"model", required_argument, NULL, REDIS_OPT_MODEL},                                       \
-        {"version", required_argument, NULL, REDIS_OPT_VERSION}
+#define REDIS_OPTS_LONGOPTS                                                      \
+    {"redis", required_argument, NULL, REDIS_OPT_ADDRESS},                       \
+    {"redis-user", required_argument, NULL, REDIS_OPT_USER},                     \
+    {"redis-password-env", required_argument, NULL, REDIS_OPT_PASSWORD_ENV},     \
+    {"prefix", required_argument, NULL, REDIS_OPT_PREFIX},                       \
+    {"model", required_argument, NULL, REDIS_OPT_MODEL},                         \
+    {"version", required_argument, NULL, REDIS_OPT_VERSION}
+/* clang-format on */
 
 /* getopt_long(argc, argv, "h", longopts), taking the six options itself: the next answer that is
  * not one of them, -1 at the end, or REDIS_OPTS_BAD after a malformed --version (said on stderr as
  * "TOOL: --version: ..."). */
 #define REDIS_OPTS_BAD (-2)
-int redis_opts_getopt(redis_opts *o, const char *tool, int argc, char **argv, const struct option *longopts);
+int redis_opts_getopt(redis_opts *o, const char *tool, int argc, char **argv,
+                      const struct option *longopts);
 
 /* Connect (redis_sink_open_address). NULL with a message in err. */
 redis_sink *redis_opts_open(const redis_opts *o, char *err, size_t errlen);

@@ -49,8 +49,8 @@ static int on_vector(void *ctx, const char *id, const float *vec, int dim)
     return 0;
 }
 
-static int load_side(redis_sink *s, const char *model, int64_t v, const char *side, side_table *t, int n, int dim,
-                     char *err, size_t errlen)
+static int load_side(redis_sink *s, const char *model, int64_t v, const char *side, side_table *t,
+                     int n, int dim, char *err, size_t errlen)
 {
     t->n = n;
     t->dim = dim;
@@ -82,9 +82,9 @@ static int meta_int(redis_sink *s, const char *model, int64_t v, const char *fie
 }
 
 /* The page: rows = blocks that have an evaluated version; the popularity baseline of each. */
-static int write_html(const char *path, const char *model, const char *data, const ccd_dataset *ds, int64_t current,
-                      const int64_t *version, double **r20, double **n20, const double *train_s, char *err,
-                      size_t errlen)
+static int write_html(const char *path, const char *model, const char *data, const ccd_dataset *ds,
+                      int64_t current, const int64_t *version, double **r20, double **n20,
+                      const double *train_s, char *err, size_t errlen)
 {
     const int nb = ds->n_blocks;
     int lo = -1, hi = -1;
@@ -106,7 +106,8 @@ static int write_html(const char *path, const char *model, const char *data, con
     for (int k = 0; k < nb; k++) {
         ccd_block_metrics pm;
         pop[k] = pop[nb + k] = NAN;
-        if (k >= lo && k <= hi && ccd_evaluate_popularity(&ds->blocks[k], &ds->blocks[k], 1, &pm) == 0) {
+        if (k >= lo && k <= hi &&
+            ccd_evaluate_popularity(&ds->blocks[k], &ds->blocks[k], 1, &pm) == 0) {
             pop[k] = pm.test.recall[CCD_K20];
             pop[nb + k] = pm.test.ndcg[CCD_K20];
         }
@@ -118,8 +119,8 @@ static int write_html(const char *path, const char *model, const char *data, con
     f_vers[0] = '\0';
     for (int k = lo; k <= hi && o + 48 < sizeof f_vers; k++)
         if (version[k] > 0)
-            o += (size_t)snprintf(f_vers + o, sizeof f_vers - o, "%sblock %d: v%lld", o ? ", " : "", k,
-                                  (long long)version[k]);
+            o += (size_t)snprintf(f_vers + o, sizeof f_vers - o, "%sblock %d: v%lld", o ? ", " : "",
+                                  k, (long long)version[k]);
     report_html h = {.title = title, .n_blocks = hi + 1, .first = lo};
     report_add_fact(&h, "model", model);
     report_add_fact(&h, "live version", f_cur);
@@ -160,16 +161,26 @@ static int parse_args(int argc, char **argv, eval_args *a)
     int c;
     while ((c = redis_opts_getopt(&a->redis, "ccd-eval", argc, argv, opts)) != -1) {
         switch (c) {
-        case REDIS_OPTS_BAD: return 2;
-        case O_DATA: a->data = optarg; break;
-        case O_ALL: a->all = 1; break;
-        case O_JSON: a->json = optarg; break;
-        case O_HTML: a->html = optarg; break;
+        case REDIS_OPTS_BAD:
+            return 2;
+        case O_DATA:
+            a->data = optarg;
+            break;
+        case O_ALL:
+            a->all = 1;
+            break;
+        case O_JSON:
+            a->json = optarg;
+            break;
+        case O_HTML:
+            a->html = optarg;
+            break;
         case 'h':
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: ccd-eval --model M --data DIR [--redis HOST:PORT] [--redis-user U]\n"
-                    "                [--redis-password-env VAR] [--prefix ccd] [--version N | --all] [--json FILE]\n"
+                    "                [--redis-password-env VAR] [--prefix ccd] [--version N | "
+                    "--all] [--json FILE]\n"
                     "                [--html FILE]\n");
             return c == 'h' ? 0 : 2;
         }
@@ -231,16 +242,18 @@ typedef struct {
 static int version_shape(eval_run *r, int64_t v, long long *block, long long *dim)
 {
     const char *model = r->a->redis.model;
-    if (meta_int(r->s, model, v, "block", block) != 1 || meta_int(r->s, model, v, "dim", dim) != 1) {
+    if (meta_int(r->s, model, v, "block", block) != 1 ||
+        meta_int(r->s, model, v, "dim", dim) != 1) {
         if (r->a->redis.version > 0 || v == r->current) {
-            fprintf(stderr, "ccd-eval: version %lld of model %s is not there\n", (long long)v, model);
+            fprintf(stderr, "ccd-eval: version %lld of model %s is not there\n", (long long)v,
+                    model);
             r->rc = 1;
         }
         return 0;
     }
     if (*block < 0 || *block >= r->ds->n_blocks || *dim < 1 || *dim > 4096) {
-        fprintf(stderr, "ccd-eval: version %lld: block %lld / dim %lld do not fit the dataset\n", (long long)v,
-                *block, *dim);
+        fprintf(stderr, "ccd-eval: version %lld: block %lld / dim %lld do not fit the dataset\n",
+                (long long)v, *block, *dim);
         r->rc = 1;
         return 0;
     }
@@ -251,8 +264,8 @@ static int version_shape(eval_run *r, int64_t v, long long *block, long long *di
 static void report_version(eval_run *r, int64_t v, int block, int missing_users, int missing_items,
                            int64_t foreign, const ccd_block_metrics *m)
 {
-    printf("version %lld (block %d, %d users and %d items without a vector, %lld foreign ids):\n", (long long)v,
-           block, missing_users, missing_items, (long long)foreign);
+    printf("version %lld (block %d, %d users and %d items without a vector, %lld foreign ids):\n",
+           (long long)v, block, missing_users, missing_items, (long long)foreign);
     for (int j = 0; j <= block; j++)
         printf("  block %d test R@20 %.4f N@20 %.4f R@50 %.4f N@50 %.4f (%d users)\n", j,
                m[j].test.recall[CCD_K20], m[j].test.ndcg[CCD_K20], m[j].test.recall[CCD_K50],
@@ -270,8 +283,8 @@ static void report_version(eval_run *r, int64_t v, int block, int missing_users,
     free(ts);
     if (!r->json)
         return;
-    fprintf(r->json, "%s\n  {\"version\": %lld, \"block\": %d, \"test_R20\": [", r->json_first ? "" : ",",
-            (long long)v, block);
+    fprintf(r->json, "%s\n  {\"version\": %lld, \"block\": %d, \"test_R20\": [",
+            r->json_first ? "" : ",", (long long)v, block);
     for (int j = 0; j <= block; j++)
         fprintf(r->json, "%s%.6f", j ? ", " : "", m[j].test.recall[CCD_K20]);
     fprintf(r->json, "], \"test_N20\": [");
@@ -287,8 +300,10 @@ static void eval_version(eval_run *r, int64_t v, int block, int dim)
     const ccd_block *bk = &r->ds->blocks[block];
     side_table us = {0}, is = {0};
     char err[512];
-    if (load_side(r->s, r->a->redis.model, v, "user", &us, bk->n_users, dim, err, sizeof err) != 0 ||
-        load_side(r->s, r->a->redis.model, v, "item", &is, bk->n_items, dim, err, sizeof err) != 0) {
+    if (load_side(r->s, r->a->redis.model, v, "user", &us, bk->n_users, dim, err, sizeof err) !=
+            0 ||
+        load_side(r->s, r->a->redis.model, v, "item", &is, bk->n_items, dim, err, sizeof err) !=
+            0) {
         fprintf(stderr, "ccd-eval: version %lld: %s\n", (long long)v, err);
         r->rc = 1;
     } else {
@@ -304,7 +319,8 @@ static void eval_version(eval_run *r, int64_t v, int block, int dim)
                 missing_items++;
             }
         ccd_block_metrics *m = calloc((size_t)block + 1, sizeof *m);
-        if (!m || ccd_evaluate(us.table, is.table, us.n, is.n, dim + 1, r->ds->blocks, block + 1, m) != 0) {
+        if (!m || ccd_evaluate(us.table, is.table, us.n, is.n, dim + 1, r->ds->blocks, block + 1,
+                               m) != 0) {
             fprintf(stderr, "ccd-eval: out of memory\n");
             r->rc = 1;
         } else {
@@ -322,7 +338,8 @@ static int eval_versions(eval_run *r)
     int64_t lo = a->redis.version > 0 ? a->redis.version : (a->all ? 1 : r->current);
     int64_t hi = a->redis.version > 0 ? a->redis.version : r->current;
     if (r->json)
-        fprintf(r->json, "{\"model\": \"%s\", \"current\": %lld, \"versions\": [", a->redis.model, (long long)r->current);
+        fprintf(r->json, "{\"model\": \"%s\", \"current\": %lld, \"versions\": [", a->redis.model,
+                (long long)r->current);
     for (int64_t v = lo; v <= hi; v++) {
         long long block, dim;
         if (version_shape(r, v, &block, &dim))
@@ -334,8 +351,8 @@ static int eval_versions(eval_run *r)
         r->json = NULL;
     }
     char err[512];
-    if (a->html && write_html(a->html, a->redis.model, a->data, r->ds, r->current, r->page.version, r->page.r20,
-                              r->page.n20, r->page.train_s, err, sizeof err) != 0) {
+    if (a->html && write_html(a->html, a->redis.model, a->data, r->ds, r->current, r->page.version,
+                              r->page.r20, r->page.n20, r->page.train_s, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-eval: --html: %s\n", err);
         r->rc = 1;
     }

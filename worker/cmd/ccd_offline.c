@@ -36,22 +36,24 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ccd-offline [-c CONFIG] --data DIR [--report FILE] [options]\n"
-               "  -c, --config FILE  INI config ([ccd...] sections); default: the Yelp reference settings\n"
-               "  -X section.key=V   override one config value (repeatable)\n"
-               "  --data DIR         block dataset (blocks.tsv, block<k>/...)\n"
-               "  --blocks N         process only the first N blocks\n"
-               "  --report FILE      write the JSON report\n"
-               "  --html FILE        write an HTML report with charts (after every block)\n"
-               "  --eval-users N     evaluate (model selection and reported metrics) on about N\n"
-               "                     users per block when more have test items, sampled by a\n"
-               "                     hash of the user id; 0: every user (default: the config's\n"
-               "                     ccd.eval_users, 32768)\n"
-               "  --checkpoint DIR   save the engine state after each block as DIR/state-<k>.bin\n"
-               "  --resume FILE      start from a saved state (blocks up to its block are skipped)\n"
-               "  --threads T        BLAS and OpenMP threads (default: all cores)\n"
-               "  --quiet            no progress lines\n"
-               "  --help, --version\n");
+    fprintf(f,
+            "usage: ccd-offline [-c CONFIG] --data DIR [--report FILE] [options]\n"
+            "  -c, --config FILE  INI config ([ccd...] sections); default: the Yelp reference "
+            "settings\n"
+            "  -X section.key=V   override one config value (repeatable)\n"
+            "  --data DIR         block dataset (blocks.tsv, block<k>/...)\n"
+            "  --blocks N         process only the first N blocks\n"
+            "  --report FILE      write the JSON report\n"
+            "  --html FILE        write an HTML report with charts (after every block)\n"
+            "  --eval-users N     evaluate (model selection and reported metrics) on about N\n"
+            "                     users per block when more have test items, sampled by a\n"
+            "                     hash of the user id; 0: every user (default: the config's\n"
+            "                     ccd.eval_users, 32768)\n"
+            "  --checkpoint DIR   save the engine state after each block as DIR/state-<k>.bin\n"
+            "  --resume FILE      start from a saved state (blocks up to its block are skipped)\n"
+            "  --threads T        BLAS and OpenMP threads (default: all cores)\n"
+            "  --quiet            no progress lines\n"
+            "  --help, --version\n");
 }
 
 static double t_start;
@@ -219,19 +221,21 @@ static void print_matrix(const char *name, const char *metric, double **r, int f
 }
 
 /* The HTML page of rows first..done-1 (report_html.h). */
-static int write_html(const char *path, const char *config, const char *data, const ccd_config *cfg, double **r[6],
-                      double *pop[2], double (*secs)[5], int first, int done, char *err, size_t errlen)
+static int write_html(const char *path, const char *config, const char *data, const ccd_config *cfg,
+                      double **r[6], double *pop[2], double (*secs)[5], int first, int done,
+                      char *err, size_t errlen)
 {
     report_html h = {.title = "CCD offline run", .n_blocks = done, .first = first};
-    char f_cfg[512], f_seed[32], f_teach[512], f_lara[128], f_lara_n[128], f_time[64], f_rss[32], f_blocks[64];
+    char f_cfg[512], f_seed[32], f_teach[512], f_lara[128], f_lara_n[128], f_time[64], f_rss[32],
+        f_blocks[64];
     snprintf(f_cfg, sizeof f_cfg, "%.500s", config ? config : "(built-in Yelp reference settings)");
     snprintf(f_seed, sizeof f_seed, "%llu", (unsigned long long)cfg->seed);
     size_t o = 0;
     f_teach[0] = '\0';
     for (int t = 0; t < cfg->n_teachers && o + 40 < sizeof f_teach; t++)
         o += (size_t)snprintf(f_teach + o, sizeof f_teach - o, "%s%s d=%d seed %d", t ? ", " : "",
-                              cfg->teachers[t].type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN", cfg->teachers[t].dim,
-                              (int)cfg->teachers[t].seed);
+                              cfg->teachers[t].type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN",
+                              cfg->teachers[t].dim, (int)cfg->teachers[t].seed);
     snprintf(f_blocks, sizeof f_blocks, "%d to %d", first, done - 1);
     forgetting fr = summarise(r[0], first, done), fn = summarise(r[1], first, done);
     snprintf(f_lara, sizeof f_lara, "%.4f / %.4f / %.4f", fr.la, fr.ra, fr.h);
@@ -246,8 +250,10 @@ static int write_html(const char *path, const char *config, const char *data, co
     report_add_fact(&h, "blocks", f_blocks);
     report_add_fact(&h, "seed", f_seed);
     report_add_fact(&h, "teachers", f_teach);
-    report_add_fact(&h, "CL_k LA / RA / H-mean, R@20", done - first > 1 || first > 0 ? f_lara : "(after block 1)");
-    report_add_fact(&h, "CL_k LA / RA / H-mean, N@20", done - first > 1 || first > 0 ? f_lara_n : "(after block 1)");
+    report_add_fact(&h, "CL_k LA / RA / H-mean, R@20",
+                    done - first > 1 || first > 0 ? f_lara : "(after block 1)");
+    report_add_fact(&h, "CL_k LA / RA / H-mean, N@20",
+                    done - first > 1 || first > 0 ? f_lara_n : "(after block 1)");
     report_add_fact(&h, "total time", f_time);
     report_add_fact(&h, "peak RSS", f_rss);
     h.series[0] = (report_series){"continual student CL_k", "#1f77b4", r[0], r[1]};
@@ -272,7 +278,8 @@ static int write_html(const char *path, const char *config, const char *data, co
         st[k * 5 + 4] = rest > 0 ? rest : 0;
     }
     h.n_stages = 5;
-    const char *names[] = {"student update", "teachers", "ensemble", "distillation", "evaluation and set-up"};
+    const char *names[] = {"student update", "teachers", "ensemble", "distillation",
+                           "evaluation and set-up"};
     for (int q = 0; q < 5; q++)
         h.stage_names[q] = names[q];
     h.stage_secs = st;
@@ -294,7 +301,7 @@ static const char *size_or_auto(char *buf, size_t len, int v)
 /* The command line. */
 typedef struct {
     const char *config, *data, *report, *ckpt_dir, *resume, *html; /* NULL: not given */
-    const char *overrides[64];                                      /* -X section.key=value */
+    const char *overrides[64];                                     /* -X section.key=value */
     int n_overrides;
     int max_blocks, threads, quiet; /* 0: every block, every core */
     int eval_users;                 /* -1: the config's */
@@ -302,22 +309,30 @@ typedef struct {
 
 enum { ARGS_RUN = -1 };
 
-/* argv -> a. ARGS_RUN, or the exit status (0 after --help or --version, 2 on a bad command line). */
+/* argv -> a. ARGS_RUN, or the exit status (0 after --help or --version, 2 on a bad command line).
+ */
 static int parse_args(int argc, char **argv, offline_args *a)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, 0, 'c'},     {"data", required_argument, 0, 'd'},
-        {"blocks", required_argument, 0, 'b'},     {"report", required_argument, 0, 'r'},
-        {"checkpoint", required_argument, 0, 'C'}, {"resume", required_argument, 0, 'R'},
-        {"threads", required_argument, 0, 't'},    {"quiet", no_argument, 0, 'q'},
-        {"html", required_argument, 0, 'H'},       {"eval-users", required_argument, 0, 'E'},
-        {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"config", required_argument, 0, 'c'},
+                                             {"data", required_argument, 0, 'd'},
+                                             {"blocks", required_argument, 0, 'b'},
+                                             {"report", required_argument, 0, 'r'},
+                                             {"checkpoint", required_argument, 0, 'C'},
+                                             {"resume", required_argument, 0, 'R'},
+                                             {"threads", required_argument, 0, 't'},
+                                             {"quiet", no_argument, 0, 'q'},
+                                             {"html", required_argument, 0, 'H'},
+                                             {"eval-users", required_argument, 0, 'E'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {"version", no_argument, 0, 'V'},
+                                             {0, 0, 0, 0}};
     *a = (offline_args){.eval_users = -1};
     int c;
     while ((c = getopt_long(argc, argv, "c:X:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c': a->config = optarg; break;
+        case 'c':
+            a->config = optarg;
+            break;
         case 'X':
             if (a->n_overrides == 64) {
                 fprintf(stderr, "ccd-offline: too many -X\n");
@@ -325,11 +340,21 @@ static int parse_args(int argc, char **argv, offline_args *a)
             }
             a->overrides[a->n_overrides++] = optarg;
             break;
-        case 'd': a->data = optarg; break;
-        case 'r': a->report = optarg; break;
-        case 'H': a->html = optarg; break;
-        case 'C': a->ckpt_dir = optarg; break;
-        case 'R': a->resume = optarg; break;
+        case 'd':
+            a->data = optarg;
+            break;
+        case 'r':
+            a->report = optarg;
+            break;
+        case 'H':
+            a->html = optarg;
+            break;
+        case 'C':
+            a->ckpt_dir = optarg;
+            break;
+        case 'R':
+            a->resume = optarg;
+            break;
         case 'b':
             if (cli_int("ccd-offline", "blocks", optarg, 1, 1 << 20, &a->max_blocks) != 0)
                 return 2;
@@ -338,18 +363,27 @@ static int parse_args(int argc, char **argv, offline_args *a)
             if (cli_int("ccd-offline", "threads", optarg, 1, 4096, &a->threads) != 0)
                 return 2;
             break;
-        case 'q': a->quiet = 1; break;
+        case 'q':
+            a->quiet = 1;
+            break;
         case 'E':
             if (cli_int("ccd-offline", "eval-users", optarg, 0, 1 << 30, &a->eval_users) != 0)
                 return 2;
             break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("ccd-offline " VERSION "\n"); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("ccd-offline " VERSION "\n");
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!a->data || optind < argc) {
-        fprintf(stderr, "ccd-offline: %s\n", a->data ? "unexpected argument" : "--data is required");
+        fprintf(stderr, "ccd-offline: %s\n",
+                a->data ? "unexpected argument" : "--data is required");
         usage(stderr);
         return 2;
     }
@@ -396,17 +430,18 @@ static void sample_eval_users(ccd_dataset *ds, const ccd_config *cfg, int quiet)
             all += t->indptr[u + 1] > t->indptr[u];
         int kept = ccd_block_sample_eval(&ds->blocks[k], cfg->eval_users, cfg->seed);
         if (!quiet && kept < all)
-            fprintf(stderr, "block %d: evaluating on %d of its %d users with test items (eval_users)\n", k, kept,
-                    all);
+            fprintf(stderr,
+                    "block %d: evaluating on %d of its %d users with test items (eval_users)\n", k,
+                    kept, all);
     }
 }
 
 /* What the run measured, block by block (rows first..n-1 filled as they run). */
 typedef struct {
-    int n;                    /* blocks */
-    double *store;            /* (6 x n x n) */
-    double **r[6];            /* r[q][k][j]: student R, N; ensemble R, N; distilled R, N (n x n each) */
-    double (*secs)[5];        /* (n) student, teachers, ensemble, distill, total */
+    int n;             /* blocks */
+    double *store;     /* (6 x n x n) */
+    double **r[6];     /* r[q][k][j]: student R, N; ensemble R, N; distilled R, N (n x n each) */
+    double (*secs)[5]; /* (n) student, teachers, ensemble, distill, total */
     double (*block_extra)[2]; /* (n) evaluation s, peak RSS MB */
     double *pop[2];           /* (n) popularity baseline R@20, N@20 (for --html) */
 } offline_results;
@@ -462,9 +497,9 @@ static void record_block(offline_results *res, int k, const ccd_block_report *re
     printf("block %d: %.1f s (student %.1f, teachers %.1f, ensemble %.1f, distill %.1f; "
            "evaluation inside them %.1f); CL test R@20 %.4f N@20 %.4f, E %.4f, D %.4f; "
            "peak RSS %.0f MB\n",
-           k, rep->seconds_total, rep->seconds_student, rep->seconds_teachers, rep->seconds_ensemble,
-           rep->seconds_distill, rep->seconds_eval, r[0][k][k], r[1][k][k], r[2][k][k], r[4][k][k],
-           res->block_extra[k][1]);
+           k, rep->seconds_total, rep->seconds_student, rep->seconds_teachers,
+           rep->seconds_ensemble, rep->seconds_distill, rep->seconds_eval, r[0][k][k], r[1][k][k],
+           r[2][k][k], r[4][k][k], res->block_extra[k][1]);
     fflush(stdout);
 }
 
@@ -486,8 +521,8 @@ static int run_block(offline_run *run, int k)
     char err[1024];
     ccd_block_report rep;
     ccd_block_hooks hooks = {.log = a->quiet ? NULL : log_line};
-    if (ccd_block_step(&run->st, run->cfg, &run->ds->blocks[k], run->ds->blocks, k + 1, &rep, &hooks, err,
-                       sizeof err) != 0) {
+    if (ccd_block_step(&run->st, run->cfg, &run->ds->blocks[k], run->ds->blocks, k + 1, &rep,
+                       &hooks, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-offline: %s\n", err);
         ccd_block_report_free(&rep);
         return 1;
@@ -500,8 +535,8 @@ static int run_block(offline_run *run, int k)
             run->res.pop[0][k] = pm.test.recall[CCD_K20];
             run->res.pop[1][k] = pm.test.ndcg[CCD_K20];
         }
-        if (write_html(a->html, a->config, a->data, run->cfg, run->res.r, run->res.pop, run->res.secs, run->first,
-                       k + 1, err, sizeof err) != 0)
+        if (write_html(a->html, a->config, a->data, run->cfg, run->res.r, run->res.pop,
+                       run->res.secs, run->first, k + 1, err, sizeof err) != 0)
             fprintf(stderr, "ccd-offline: --html: %s\n", err); /* a report is not worth the run */
     }
     if (a->ckpt_dir && state_write(&run->st, a->ckpt_dir, k, err, sizeof err) != 0) {
@@ -519,8 +554,8 @@ static void print_summary(const offline_results *res, int first, int done)
     print_matrix("continual student CL_k", "N@20", res->r[1], first, done);
     print_matrix("ensemble E_k", "R@20", res->r[2], first, done);
     print_matrix("distilled D_k", "R@20", res->r[4], first, done);
-    printf("CL_k: LA / RA / H-mean  R@20 %.4f / %.4f / %.4f   N@20 %.4f / %.4f / %.4f\n", fr.la, fr.ra, fr.h,
-           fn.la, fn.ra, fn.h);
+    printf("CL_k: LA / RA / H-mean  R@20 %.4f / %.4f / %.4f   N@20 %.4f / %.4f / %.4f\n", fr.la,
+           fr.ra, fr.h, fn.la, fn.ra, fn.h);
     double total = 0;
     for (int k = first; k < done; k++)
         total += res->secs[k][4];
@@ -531,27 +566,30 @@ static void print_summary(const offline_results *res, int first, int done)
 static void json_config(FILE *f, const char *config, const ccd_config *cfg, int first, int done)
 {
     char nui[16], nuu[16];
-    fprintf(f, "  \"config\": {\"file\": \"%s\", \"seed\": %llu, \"threads\": %d, "
-               "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
-               "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
-               "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
-               "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %s, "
-               "\"kd_uninteresting_users\": %s, \"batch_growth_pairs\": %lld, "
-               "\"batch_growth_nodes\": %lld, \"lwc_max_neighbours\": %d, \"eval_users\": %d, "
-               "\"blocks\": %d, \"first_block\": %d}\n}\n",
-            config ? config : "(defaults)", (unsigned long long)cfg->seed, ccd_threads(), cfg->n_teachers,
-            cfg->student_dim, cfg->replay ? "true" : "false", cfg->use_s ? "true" : "false",
-            cfg->use_p ? "true" : "false", cfg->use_cl ? "true" : "false", cfg->update_teachers ? "true" : "false",
+    fprintf(f,
+            "  \"config\": {\"file\": \"%s\", \"seed\": %llu, \"threads\": %d, "
+            "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
+            "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
+            "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
+            "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %s, "
+            "\"kd_uninteresting_users\": %s, \"batch_growth_pairs\": %lld, "
+            "\"batch_growth_nodes\": %lld, \"lwc_max_neighbours\": %d, \"eval_users\": %d, "
+            "\"blocks\": %d, \"first_block\": %d}\n}\n",
+            config ? config : "(defaults)", (unsigned long long)cfg->seed, ccd_threads(),
+            cfg->n_teachers, cfg->student_dim, cfg->replay ? "true" : "false",
+            cfg->use_s ? "true" : "false", cfg->use_p ? "true" : "false",
+            cfg->use_cl ? "true" : "false", cfg->update_teachers ? "true" : "false",
             cfg->collaborative ? "true" : "false", cfg->distill ? "true" : "false",
             cfg->student_continues ? "true" : "false", cfg->kd_warm_start ? "true" : "false",
             size_or_auto(nui, sizeof nui, cfg->kd_uninteresting_items),
-            size_or_auto(nuu, sizeof nuu, cfg->kd_uninteresting_users), (long long)cfg->batch_growth_pairs,
-            (long long)cfg->batch_growth_nodes, cfg->lwc_max_neighbours, cfg->eval_users, done, first);
+            size_or_auto(nuu, sizeof nuu, cfg->kd_uninteresting_users),
+            (long long)cfg->batch_growth_pairs, (long long)cfg->batch_growth_nodes,
+            cfg->lwc_max_neighbours, cfg->eval_users, done, first);
 }
 
 /* The JSON report (--report) of rows first..done-1. 0, or 1 when it cannot be written. */
-static int write_report(const char *path, const char *config, const ccd_config *cfg, const offline_results *res,
-                        int first, int done)
+static int write_report(const char *path, const char *config, const ccd_config *cfg,
+                        const offline_results *res, int first, int done)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -563,8 +601,9 @@ static int write_report(const char *path, const char *config, const ccd_config *
     json_matrix(f, res->r[0], first, done);
     fprintf(f, ", \"r_N20\": ");
     json_matrix(f, res->r[1], first, done);
-    fprintf(f, ",\n    \"LA_R20\": %.6f, \"RA_R20\": %.6f, \"H_R20\": %.6f, \"LA_N20\": %.6f, "
-               "\"RA_N20\": %.6f, \"H_N20\": %.6f},\n",
+    fprintf(f,
+            ",\n    \"LA_R20\": %.6f, \"RA_R20\": %.6f, \"H_R20\": %.6f, \"LA_N20\": %.6f, "
+            "\"RA_N20\": %.6f, \"H_N20\": %.6f},\n",
             fr.la, fr.ra, fr.h, fn.la, fn.ra, fn.h);
     fprintf(f, "  \"ensemble\": {\"r_R20\": ");
     json_matrix(f, res->r[2], first, done);
@@ -578,9 +617,10 @@ static int write_report(const char *path, const char *config, const ccd_config *
     double total = 0;
     for (int k = first; k < done; k++) {
         const double *s = res->secs[k];
-        fprintf(f, "%s{\"student\": %.3f, \"teachers\": %.3f, \"ensemble\": %.3f, "
-                   "\"distill\": %.3f, \"total\": %.3f, \"eval_in_stages\": %.3f, "
-                   "\"peak_rss_mb\": %.1f}",
+        fprintf(f,
+                "%s{\"student\": %.3f, \"teachers\": %.3f, \"ensemble\": %.3f, "
+                "\"distill\": %.3f, \"total\": %.3f, \"eval_in_stages\": %.3f, "
+                "\"peak_rss_mb\": %.1f}",
                 k > first ? ", " : "", s[0], s[1], s[2], s[3], s[4], res->block_extra[k][0],
                 res->block_extra[k][1]);
         total += s[4];

@@ -6,12 +6,13 @@
  *   ccd-replay --synthetic --write-dataset DIR            (no broker: write the files only)
  *
  * For each block k of a dataset it sends the train events, then the valid events, in file order
- * (the test split stays out: it is what ccd-eval measures). For the synthetic stream (models/synth.h)
- * it sends the block's train and valid events in generation order, the order they happened, with
- * the test events left out the same way. Block files carry no times, so the events of block k get
- * increasing event times spread over [base + k * block_ms, base + (k + 1) * block_ms): a worker with
- * window.bootstrap_until_ms = base + block_ms and window.duration_ms = block_ms cuts exactly the
- * dataset's blocks. Ids are sent as their decimal text; the key is the model id.
+ * (the test split stays out: it is what ccd-eval measures). For the synthetic stream
+ * (models/synth.h) it sends the block's train and valid events in generation order, the order they
+ * happened, with the test events left out the same way. Block files carry no times, so the events
+ * of block k get increasing event times spread over [base + k * block_ms, base + (k + 1) *
+ * block_ms): a worker with window.bootstrap_until_ms = base + block_ms and window.duration_ms =
+ * block_ms cuts exactly the dataset's blocks. Ids are sent as their decimal text; the key is the
+ * model id.
  * --write-dataset DIR writes the synthetic stream in the dataset format (blocks.tsv,
  * block<k>/{train,valid,test,users,items}.tsv), so ccd-offline, ccd-eval and --data read it; then
  * the tool streams only when a broker is given as well. --create-topic P creates the topic first
@@ -72,45 +73,48 @@ static void usage(FILE *f)
 {
     ccd_synth_opts d;
     ccd_synth_defaults(&d);
-    fprintf(f, "usage: ccd-replay --brokers H:P --topic T --model M (--data DIR | --synthetic) [options]\n"
-               "       ccd-replay --synthetic --write-dataset DIR [synthetic options]\n"
-               "  --data DIR          replay a block dataset (train then valid events of each block)\n"
-               "  --blocks N          only the first N blocks (synthetic: generate N blocks, default %d)\n"
-               "  --from-block K      start at block K (default 0)\n"
-               "  --rate R            at most R events per second (default: unlimited)\n"
-               "  --format raw|confluent  wire format (default raw)\n"
-               "  --schema-id N       Confluent schema id (default 1)\n"
-               "  --schema FILE       reader schema (default schemas/interaction.avsc)\n"
-               "  --base-time-ms T    event time of block 0's start (default 1600000000000)\n"
-               "  --block-ms D        length of a block in event time (default 86400000)\n"
-               "  --create-topic P    create the topic first with P partitions (replication 1)\n"
-               "  -X kafka.KEY=VALUE  librdkafka producer property (repeatable)\n"
-               "  --quiet             no progress lines\n"
-               "  --help, --version\n"
-               "synthetic stream (models/synth.h; train and valid events in time order, test kept out):\n"
-               "  --synthetic         generate the stream instead of reading --data\n"
-               "  --write-dataset DIR also write it as a block dataset (for ccd-offline / ccd-eval --data)\n"
-               "  --seed S            generator seed (default %llu)\n"
-               "  --synth-users N     users in block 0 (default %d)\n"
-               "  --synth-items N     items in block 0 (default %d)\n"
-               "  --synth-new-users N new users in every later block (default %d)\n"
-               "  --synth-new-items N new items in every later block (default %d)\n"
-               "  --synth-events N    events in block 0 (default %lld)\n"
-               "  --synth-block-events N  events in every later block (default %lld)\n"
-               "  --synth-clusters N  taste clusters (default %d)\n"
-               "  --synth-dim N       latent dimension (default %d)\n"
-               "  --synth-drift X     step of the cluster centres per block, 0..1 (default %g)\n"
-               "  --synth-popularity X  power-law exponent of item popularity, 0 = flat (default %g)\n"
-               "  --synth-temperature X  of exp(affinity / X); smaller is more clustered (default %g)\n"
-               "  --synth-user-noise X   spread of users around their cluster (default %g)\n"
-               "  --synth-item-noise X   spread of items around their cluster (default %g)\n"
-               "  --synth-new-user-boost X  activity of users in their first block (default %g)\n"
-               "  --synth-valid X     share of a user's items held out for validation (default %g)\n"
-               "  --synth-test X      share held out for test (default %g)\n",
-            d.n_blocks, (unsigned long long)d.seed, d.users0, d.items0, d.new_users_per_block,
-            d.new_items_per_block, (long long)d.events0, (long long)d.events_per_block, d.clusters, d.dim,
-            d.drift, d.popularity_exponent, d.temperature, d.user_noise, d.item_noise, d.new_user_boost,
-            d.valid_fraction, d.test_fraction);
+    fprintf(
+        f,
+        "usage: ccd-replay --brokers H:P --topic T --model M (--data DIR | --synthetic) [options]\n"
+        "       ccd-replay --synthetic --write-dataset DIR [synthetic options]\n"
+        "  --data DIR          replay a block dataset (train then valid events of each block)\n"
+        "  --blocks N          only the first N blocks (synthetic: generate N blocks, default %d)\n"
+        "  --from-block K      start at block K (default 0)\n"
+        "  --rate R            at most R events per second (default: unlimited)\n"
+        "  --format raw|confluent  wire format (default raw)\n"
+        "  --schema-id N       Confluent schema id (default 1)\n"
+        "  --schema FILE       reader schema (default schemas/interaction.avsc)\n"
+        "  --base-time-ms T    event time of block 0's start (default 1600000000000)\n"
+        "  --block-ms D        length of a block in event time (default 86400000)\n"
+        "  --create-topic P    create the topic first with P partitions (replication 1)\n"
+        "  -X kafka.KEY=VALUE  librdkafka producer property (repeatable)\n"
+        "  --quiet             no progress lines\n"
+        "  --help, --version\n"
+        "synthetic stream (models/synth.h; train and valid events in time order, test kept out):\n"
+        "  --synthetic         generate the stream instead of reading --data\n"
+        "  --write-dataset DIR also write it as a block dataset (for ccd-offline / ccd-eval "
+        "--data)\n"
+        "  --seed S            generator seed (default %llu)\n"
+        "  --synth-users N     users in block 0 (default %d)\n"
+        "  --synth-items N     items in block 0 (default %d)\n"
+        "  --synth-new-users N new users in every later block (default %d)\n"
+        "  --synth-new-items N new items in every later block (default %d)\n"
+        "  --synth-events N    events in block 0 (default %lld)\n"
+        "  --synth-block-events N  events in every later block (default %lld)\n"
+        "  --synth-clusters N  taste clusters (default %d)\n"
+        "  --synth-dim N       latent dimension (default %d)\n"
+        "  --synth-drift X     step of the cluster centres per block, 0..1 (default %g)\n"
+        "  --synth-popularity X  power-law exponent of item popularity, 0 = flat (default %g)\n"
+        "  --synth-temperature X  of exp(affinity / X); smaller is more clustered (default %g)\n"
+        "  --synth-user-noise X   spread of users around their cluster (default %g)\n"
+        "  --synth-item-noise X   spread of items around their cluster (default %g)\n"
+        "  --synth-new-user-boost X  activity of users in their first block (default %g)\n"
+        "  --synth-valid X     share of a user's items held out for validation (default %g)\n"
+        "  --synth-test X      share held out for test (default %g)\n",
+        d.n_blocks, (unsigned long long)d.seed, d.users0, d.items0, d.new_users_per_block,
+        d.new_items_per_block, (long long)d.events0, (long long)d.events_per_block, d.clusters,
+        d.dim, d.drift, d.popularity_exponent, d.temperature, d.user_noise, d.item_noise,
+        d.new_user_boost, d.valid_fraction, d.test_fraction);
 }
 
 /* Strict numbers (cli.h): the whole argument, in range; a typo is an error, not a zero. */
@@ -200,12 +204,14 @@ done:
 }
 
 /* Produce one event, waiting while the local queue is full. */
-static int produce(rd_kafka_t *rk, const char *topic, const char *key, const unsigned char *v, size_t n)
+static int produce(rd_kafka_t *rk, const char *topic, const char *key, const unsigned char *v,
+                   size_t n)
 {
     for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                                    RD_KAFKA_V_VALUE((void *)v, n),
-                                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE((void *)v, n),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (!err)
             return 0;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -257,16 +263,16 @@ static int send_event(sender *s, int k, int user, int item, int64_t time_ms)
     }
     double now = now_s();
     if (!s->quiet && now - s->last_report >= 1.0) {
-        fprintf(stderr, "ccd-replay: block %d, %lld sent, %lld acked, %.0f events/s\n", k, (long long)s->sent,
-                (long long)acked, (double)s->sent / (now - s->t0));
+        fprintf(stderr, "ccd-replay: block %d, %lld sent, %lld acked, %.0f events/s\n", k,
+                (long long)s->sent, (long long)acked, (double)s->sent / (now - s->t0));
         s->last_report = now;
     }
     return 0;
 }
 
 /* The dataset's blocks from --from-block on: train then valid events in file order. */
-static int replay_dataset(sender *s, const ccd_dataset *ds, const char *data, int from_block, int64_t base,
-                          int64_t block_ms)
+static int replay_dataset(sender *s, const ccd_dataset *ds, const char *data, int from_block,
+                          int64_t base, int64_t block_ms)
 {
     char err[512];
     int rc = 0;
@@ -279,8 +285,8 @@ static int replay_dataset(sender *s, const ccd_dataset *ds, const char *data, in
         int *us[2] = {NULL, NULL}, *is[2] = {NULL, NULL};
         int64_t ns[2] = {0, 0};
         for (int f = 0; f < 2; f++)
-            if (ccd_read_int_tsv(path[f], 1, ds->blocks[k].n_users, ds->blocks[k].n_items, &us[f], &is[f], &ns[f],
-                                 err, sizeof err) != 0) {
+            if (ccd_read_int_tsv(path[f], 1, ds->blocks[k].n_users, ds->blocks[k].n_items, &us[f],
+                                 &is[f], &ns[f], err, sizeof err) != 0) {
                 fprintf(stderr, "ccd-replay: %s\n", err);
                 rc = 1;
             }
@@ -295,9 +301,11 @@ static int replay_dataset(sender *s, const ccd_dataset *ds, const char *data, in
                 }
             }
         if (!s->quiet)
-            fprintf(stderr, "ccd-replay: block %d: %lld events (%lld train, %lld valid), times [%lld, %lld)\n", k,
-                    (long long)n, (long long)ns[0], (long long)ns[1], (long long)start,
-                    (long long)(start + block_ms));
+            fprintf(
+                stderr,
+                "ccd-replay: block %d: %lld events (%lld train, %lld valid), times [%lld, %lld)\n",
+                k, (long long)n, (long long)ns[0], (long long)ns[1], (long long)start,
+                (long long)(start + block_ms));
         for (int f = 0; f < 2; f++)
             free(us[f]), free(is[f]);
     }
@@ -339,13 +347,14 @@ static int replay_synthetic(sender *s, const ccd_synth_opts *so, int from_block,
             i++;
         }
         if (!s->quiet)
-            fprintf(stderr,
-                    "ccd-replay: block %d: %lld events (%lld train, %lld valid; %lld test kept out), "
-                    "%d users (%d new), %d items (%d new), times [%lld, %lld)\n",
-                    k, (long long)n, (long long)gen.n_split[CCD_SYNTH_TRAIN],
-                    (long long)gen.n_split[CCD_SYNTH_VALID], (long long)gen.n_split[CCD_SYNTH_TEST],
-                    gen.n_users, gen.n_users - gen.prev_users, gen.n_items, gen.n_items - gen.prev_items,
-                    (long long)start, (long long)(start + block_ms));
+            fprintf(
+                stderr,
+                "ccd-replay: block %d: %lld events (%lld train, %lld valid; %lld test kept out), "
+                "%d users (%d new), %d items (%d new), times [%lld, %lld)\n",
+                k, (long long)n, (long long)gen.n_split[CCD_SYNTH_TRAIN],
+                (long long)gen.n_split[CCD_SYNTH_VALID], (long long)gen.n_split[CCD_SYNTH_TEST],
+                gen.n_users, gen.n_users - gen.prev_users, gen.n_items,
+                gen.n_items - gen.prev_items, (long long)start, (long long)(start + block_ms));
     }
     ccd_synth_free(&gen);
     return rc;
@@ -365,20 +374,60 @@ typedef struct {
 
 enum { ARGS_RUN = -1, NOT_MINE = 1 };
 
-enum { O_BROKERS = 1000, O_TOPIC, O_MODEL, O_DATA, O_BLOCKS, O_FROM, O_RATE, O_FORMAT, O_SID, O_SCHEMA,
-       O_BASE, O_BMS, O_QUIET, O_VERSION, O_SYNTH, O_WRITE, O_CREATE, O_SEED, O_S_USERS, O_S_ITEMS,
-       O_S_NEW_USERS, O_S_NEW_ITEMS, O_S_EVENTS, O_S_BLOCK_EVENTS, O_S_CLUSTERS, O_S_DIM, O_S_DRIFT,
-       O_S_POP, O_S_TEMP, O_S_UNOISE, O_S_INOISE, O_S_BOOST, O_S_VALID, O_S_TEST };
+enum {
+    O_BROKERS = 1000,
+    O_TOPIC,
+    O_MODEL,
+    O_DATA,
+    O_BLOCKS,
+    O_FROM,
+    O_RATE,
+    O_FORMAT,
+    O_SID,
+    O_SCHEMA,
+    O_BASE,
+    O_BMS,
+    O_QUIET,
+    O_VERSION,
+    O_SYNTH,
+    O_WRITE,
+    O_CREATE,
+    O_SEED,
+    O_S_USERS,
+    O_S_ITEMS,
+    O_S_NEW_USERS,
+    O_S_NEW_ITEMS,
+    O_S_EVENTS,
+    O_S_BLOCK_EVENTS,
+    O_S_CLUSTERS,
+    O_S_DIM,
+    O_S_DRIFT,
+    O_S_POP,
+    O_S_TEMP,
+    O_S_UNOISE,
+    O_S_INOISE,
+    O_S_BOOST,
+    O_S_VALID,
+    O_S_TEST
+};
 
 static const struct option longopts[] = {
-    {"brokers", required_argument, NULL, O_BROKERS}, {"topic", required_argument, NULL, O_TOPIC},
-    {"model", required_argument, NULL, O_MODEL},     {"data", required_argument, NULL, O_DATA},
-    {"blocks", required_argument, NULL, O_BLOCKS},   {"from-block", required_argument, NULL, O_FROM},
-    {"rate", required_argument, NULL, O_RATE},       {"format", required_argument, NULL, O_FORMAT},
-    {"schema-id", required_argument, NULL, O_SID},   {"schema", required_argument, NULL, O_SCHEMA},
-    {"base-time-ms", required_argument, NULL, O_BASE}, {"block-ms", required_argument, NULL, O_BMS},
-    {"quiet", no_argument, NULL, O_QUIET},           {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, O_VERSION},       {"synthetic", no_argument, NULL, O_SYNTH},
+    {"brokers", required_argument, NULL, O_BROKERS},
+    {"topic", required_argument, NULL, O_TOPIC},
+    {"model", required_argument, NULL, O_MODEL},
+    {"data", required_argument, NULL, O_DATA},
+    {"blocks", required_argument, NULL, O_BLOCKS},
+    {"from-block", required_argument, NULL, O_FROM},
+    {"rate", required_argument, NULL, O_RATE},
+    {"format", required_argument, NULL, O_FORMAT},
+    {"schema-id", required_argument, NULL, O_SID},
+    {"schema", required_argument, NULL, O_SCHEMA},
+    {"base-time-ms", required_argument, NULL, O_BASE},
+    {"block-ms", required_argument, NULL, O_BMS},
+    {"quiet", no_argument, NULL, O_QUIET},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, O_VERSION},
+    {"synthetic", no_argument, NULL, O_SYNTH},
     {"write-dataset", required_argument, NULL, O_WRITE},
     {"create-topic", required_argument, NULL, O_CREATE},
     {"seed", required_argument, NULL, O_SEED},
@@ -411,23 +460,40 @@ static int synth_option(ccd_synth_opts *so, int c, const char *arg)
             return -1;
         so->seed = (uint64_t)seed;
         return 0;
-    case O_S_USERS: return arg_int("synth-users", arg, 1, &so->users0);
-    case O_S_ITEMS: return arg_int("synth-items", arg, 1, &so->items0);
-    case O_S_NEW_USERS: return arg_int("synth-new-users", arg, 0, &so->new_users_per_block);
-    case O_S_NEW_ITEMS: return arg_int("synth-new-items", arg, 0, &so->new_items_per_block);
-    case O_S_EVENTS: return arg_i64("synth-events", arg, 1, INT32_MAX, &so->events0);
-    case O_S_BLOCK_EVENTS: return arg_i64("synth-block-events", arg, 0, INT32_MAX, &so->events_per_block);
-    case O_S_CLUSTERS: return arg_int("synth-clusters", arg, 1, &so->clusters);
-    case O_S_DIM: return arg_int("synth-dim", arg, 1, &so->dim);
-    case O_S_DRIFT: return arg_float("synth-drift", arg, &so->drift);
-    case O_S_POP: return arg_float("synth-popularity", arg, &so->popularity_exponent);
-    case O_S_TEMP: return arg_float("synth-temperature", arg, &so->temperature);
-    case O_S_UNOISE: return arg_float("synth-user-noise", arg, &so->user_noise);
-    case O_S_INOISE: return arg_float("synth-item-noise", arg, &so->item_noise);
-    case O_S_BOOST: return arg_float("synth-new-user-boost", arg, &so->new_user_boost);
-    case O_S_VALID: return arg_float("synth-valid", arg, &so->valid_fraction);
-    case O_S_TEST: return arg_float("synth-test", arg, &so->test_fraction);
-    default: return NOT_MINE;
+    case O_S_USERS:
+        return arg_int("synth-users", arg, 1, &so->users0);
+    case O_S_ITEMS:
+        return arg_int("synth-items", arg, 1, &so->items0);
+    case O_S_NEW_USERS:
+        return arg_int("synth-new-users", arg, 0, &so->new_users_per_block);
+    case O_S_NEW_ITEMS:
+        return arg_int("synth-new-items", arg, 0, &so->new_items_per_block);
+    case O_S_EVENTS:
+        return arg_i64("synth-events", arg, 1, INT32_MAX, &so->events0);
+    case O_S_BLOCK_EVENTS:
+        return arg_i64("synth-block-events", arg, 0, INT32_MAX, &so->events_per_block);
+    case O_S_CLUSTERS:
+        return arg_int("synth-clusters", arg, 1, &so->clusters);
+    case O_S_DIM:
+        return arg_int("synth-dim", arg, 1, &so->dim);
+    case O_S_DRIFT:
+        return arg_float("synth-drift", arg, &so->drift);
+    case O_S_POP:
+        return arg_float("synth-popularity", arg, &so->popularity_exponent);
+    case O_S_TEMP:
+        return arg_float("synth-temperature", arg, &so->temperature);
+    case O_S_UNOISE:
+        return arg_float("synth-user-noise", arg, &so->user_noise);
+    case O_S_INOISE:
+        return arg_float("synth-item-noise", arg, &so->item_noise);
+    case O_S_BOOST:
+        return arg_float("synth-new-user-boost", arg, &so->new_user_boost);
+    case O_S_VALID:
+        return arg_float("synth-valid", arg, &so->valid_fraction);
+    case O_S_TEST:
+        return arg_float("synth-test", arg, &so->test_fraction);
+    default:
+        return NOT_MINE;
     }
 }
 
@@ -455,13 +521,24 @@ static int stream_option(replay_args *a, rd_kafka_conf_t *conf, int c, const cha
 {
     int64_t schema_id;
     switch (c) {
-    case O_BROKERS: a->brokers = arg; return 0;
-    case O_TOPIC: a->topic = arg; return 0;
-    case O_MODEL: a->model = arg; return 0;
-    case O_DATA: a->data = arg; return 0;
-    case O_BLOCKS: return arg_int("blocks", arg, 0, &a->max_blocks);
-    case O_FROM: return arg_int("from-block", arg, 0, &a->from_block);
-    case O_RATE: return arg_double("rate", arg, &a->rate);
+    case O_BROKERS:
+        a->brokers = arg;
+        return 0;
+    case O_TOPIC:
+        a->topic = arg;
+        return 0;
+    case O_MODEL:
+        a->model = arg;
+        return 0;
+    case O_DATA:
+        a->data = arg;
+        return 0;
+    case O_BLOCKS:
+        return arg_int("blocks", arg, 0, &a->max_blocks);
+    case O_FROM:
+        return arg_int("from-block", arg, 0, &a->from_block);
+    case O_RATE:
+        return arg_double("rate", arg, &a->rate);
     case O_FORMAT:
         if (event_format_parse(arg, &a->format) != 0 || a->format == EVENT_FORMAT_AUTO) {
             fprintf(stderr, "ccd-replay: --format: raw or confluent\n");
@@ -473,15 +550,28 @@ static int stream_option(replay_args *a, rd_kafka_conf_t *conf, int c, const cha
             return -1;
         a->schema_id = (int32_t)schema_id;
         return 0;
-    case O_SCHEMA: a->schema = arg; return 0;
-    case O_BASE: return arg_i64("base-time-ms", arg, 0, INT64_MAX, &a->base);
-    case O_BMS: return arg_i64("block-ms", arg, 0, INT64_MAX, &a->block_ms);
-    case O_QUIET: a->quiet = 1; return 0;
-    case O_SYNTH: a->synthetic = 1; return 0;
-    case O_WRITE: a->write_dir = arg; return 0;
-    case O_CREATE: return arg_int("create-topic", arg, 1, &a->partitions);
-    case 'X': return kafka_option(conf, arg);
-    default: return NOT_MINE;
+    case O_SCHEMA:
+        a->schema = arg;
+        return 0;
+    case O_BASE:
+        return arg_i64("base-time-ms", arg, 0, INT64_MAX, &a->base);
+    case O_BMS:
+        return arg_i64("block-ms", arg, 0, INT64_MAX, &a->block_ms);
+    case O_QUIET:
+        a->quiet = 1;
+        return 0;
+    case O_SYNTH:
+        a->synthetic = 1;
+        return 0;
+    case O_WRITE:
+        a->write_dir = arg;
+        return 0;
+    case O_CREATE:
+        return arg_int("create-topic", arg, 1, &a->partitions);
+    case 'X':
+        return kafka_option(conf, arg);
+    default:
+        return NOT_MINE;
     }
 }
 
@@ -489,8 +579,11 @@ static int stream_option(replay_args *a, rd_kafka_conf_t *conf, int c, const cha
  * bad command line). */
 static int parse_args(int argc, char **argv, replay_args *a, rd_kafka_conf_t *conf)
 {
-    *a = (replay_args){.schema = "schemas/interaction.avsc", .schema_id = 1, .format = EVENT_FORMAT_RAW,
-                       .base = 1600000000000LL, .block_ms = 86400000LL};
+    *a = (replay_args){.schema = "schemas/interaction.avsc",
+                       .schema_id = 1,
+                       .format = EVENT_FORMAT_RAW,
+                       .base = 1600000000000LL,
+                       .block_ms = 86400000LL};
     ccd_synth_defaults(&a->so);
     int c;
     while ((c = getopt_long(argc, argv, "X:h", longopts, NULL)) != -1) {
@@ -523,12 +616,14 @@ static int check_args(replay_args *a)
         return 2;
     }
     if (a->write_dir && !a->synthetic) {
-        fprintf(stderr, "ccd-replay: --write-dataset writes the synthetic stream: add --synthetic\n");
+        fprintf(stderr,
+                "ccd-replay: --write-dataset writes the synthetic stream: add --synthetic\n");
         return 2;
     }
     /* --write-dataset alone writes files; anything naming a broker streams as well */
     a->stream = !a->write_dir || a->brokers || a->topic || a->model || a->partitions;
-    if ((!a->data && !a->synthetic) || a->block_ms <= 0 || (a->stream && (!a->brokers || !a->topic || !a->model))) {
+    if ((!a->data && !a->synthetic) || a->block_ms <= 0 ||
+        (a->stream && (!a->brokers || !a->topic || !a->model))) {
         usage(stderr);
         return 2;
     }
@@ -549,14 +644,16 @@ static rd_kafka_t *producer_new(const replay_args *a, rd_kafka_conf_t **confp)
 {
     char err[512];
     rd_kafka_conf_t *conf = *confp;
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, err, sizeof err) != RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, err, sizeof err) !=
+        RD_KAFKA_CONF_OK) {
         fprintf(stderr, "ccd-replay: %s\n", err);
         return NULL;
     }
     if (a->partitions > 0 && create_topic(rd_kafka_conf_dup(conf), a->topic, a->partitions) != 0)
         return NULL;
     if (rd_kafka_conf_set(conf, "linger.ms", "20", err, sizeof err) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) !=
+            RD_KAFKA_CONF_OK) {
         fprintf(stderr, "ccd-replay: %s\n", err);
         return NULL;
     }
@@ -594,8 +691,13 @@ static int stream(const replay_args *a, rd_kafka_conf_t **confp)
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    sender s = {.rk = rk, .topic = a->topic, .model = a->model, .codec = codec, .quiet = a->quiet,
-                .rate = a->rate, .schema_id = a->format == EVENT_FORMAT_CONFLUENT ? a->schema_id : -1};
+    sender s = {.rk = rk,
+                .topic = a->topic,
+                .model = a->model,
+                .codec = codec,
+                .quiet = a->quiet,
+                .rate = a->rate,
+                .schema_id = a->format == EVENT_FORMAT_CONFLUENT ? a->schema_id : -1};
     s.t0 = s.last_report = now_s();
     int rc = a->synthetic ? replay_synthetic(&s, &a->so, a->from_block, a->base, a->block_ms)
                           : replay_dataset(&s, &ds, a->data, a->from_block, a->base, a->block_ms);
@@ -631,8 +733,8 @@ static int replay_main(int argc, char **argv, rd_kafka_conf_t **confp)
             return 1;
         }
         if (!a.quiet)
-            fprintf(stderr, "ccd-replay: wrote %d synthetic blocks to %s in %.2f s\n", a.so.n_blocks, a.write_dir,
-                    now_s() - t);
+            fprintf(stderr, "ccd-replay: wrote %d synthetic blocks to %s in %.2f s\n",
+                    a.so.n_blocks, a.write_dir, now_s() - t);
     }
     return a.stream ? stream(&a, confp) : 0;
 }

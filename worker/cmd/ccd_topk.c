@@ -70,16 +70,20 @@ static int parse_args(int argc, char **argv, topk_args *a)
     int c;
     while ((c = redis_opts_getopt(&a->redis, "ccd-topk", argc, argv, opts)) != -1) {
         switch (c) {
-        case REDIS_OPTS_BAD: return 2;
-        case O_USER: a->user = optarg; break;
+        case REDIS_OPTS_BAD:
+            return 2;
+        case O_USER:
+            a->user = optarg;
+            break;
         case O_K:
             if (cli_int("ccd-topk", "k", optarg, 1, 1000000, &a->k) != 0)
                 return 2;
             break;
         default:
-            fprintf(c == 'h' ? stdout : stderr,
-                    "usage: ccd-topk --model M --user ID [--k 10] [--version N] [--redis HOST:PORT]\n"
-                    "                [--prefix ccd] [--redis-user U] [--redis-password-env VAR]\n");
+            fprintf(
+                c == 'h' ? stdout : stderr,
+                "usage: ccd-topk --model M --user ID [--k 10] [--version N] [--redis HOST:PORT]\n"
+                "                [--prefix ccd] [--redis-user U] [--redis-password-env VAR]\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -92,19 +96,21 @@ static int parse_args(int argc, char **argv, topk_args *a)
 
 /* The a->k best items of the version for the user's vector (libccd's scorer and top-k), printed
  * best first. 0, or 1 on a failure (said on stderr). */
-static int print_top(const topk_args *a, int64_t version, const float *uvec, int dim, const item_table *items)
+static int print_top(const topk_args *a, int64_t version, const float *uvec, int dim,
+                     const item_table *items)
 {
     int k = a->k > items->n ? (int)items->n : a->k;
     ccd_scorer sc = ccd_scorer_embeddings(uvec, items->vecs, 1, (int)items->n, dim);
     float *scores = malloc((size_t)items->n * sizeof *scores);
     int *top = malloc((size_t)k * sizeof *top), zero = 0;
-    if (!scores || !top || sc.rows(&sc, &zero, 1, scores) != 0 || ccd_topk_items(&sc, NULL, k, top) != 0) {
+    if (!scores || !top || sc.rows(&sc, &zero, 1, scores) != 0 ||
+        ccd_topk_items(&sc, NULL, k, top) != 0) {
         fprintf(stderr, "ccd-topk: out of memory\n");
         free(scores), free(top);
         return 1;
     }
-    printf("model %s, version %lld, user %s: top %d of %lld items\n", a->redis.model, (long long)version, a->user, k,
-           (long long)items->n);
+    printf("model %s, version %lld, user %s: top %d of %lld items\n", a->redis.model,
+           (long long)version, a->user, k, (long long)items->n);
     for (int i = 0; i < k; i++)
         printf("%3d  %-24s %.4f\n", i + 1, items->ids[top[i]], scores[top[i]]);
     free(scores), free(top);
@@ -120,14 +126,16 @@ static int recommend(redis_sink *s, const topk_args *a)
     char err[512];
     float uvec[4096];
     int dim;
-    int r = redis_read_vector(s, a->redis.model, version, "user", a->user, uvec, 4096, &dim, err, sizeof err);
+    int r = redis_read_vector(s, a->redis.model, version, "user", a->user, uvec, 4096, &dim, err,
+                              sizeof err);
     if (r <= 0) {
         fprintf(stderr, "ccd-topk: %s\n", r < 0 ? err : "unknown user in this version");
         return 1;
     }
     item_table items = {0};
     int rc = 1;
-    if (redis_read_vectors(s, a->redis.model, version, "item", &dim, on_item, &items, err, sizeof err) < 0)
+    if (redis_read_vectors(s, a->redis.model, version, "item", &dim, on_item, &items, err,
+                           sizeof err) < 0)
         fprintf(stderr, "ccd-topk: %s\n", err);
     else if (items.n == 0)
         fprintf(stderr, "ccd-topk: version %lld has no items\n", (long long)version);

@@ -26,23 +26,22 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ccd-train --data DIR [options]\n"
-            "  --data DIR        block dataset (blocks.tsv, block<k>/...)\n"
-            "  --block K         block to train on (default 0)\n"
-            "  --model NAME      lightgcn (default) or mf\n"
-            "  --dim D           embedding size (default 128)\n"
-            "  --epochs N        maximum epochs (default 100)\n"
-            "  --patience N      evaluations without a better valid R@20 before stopping (10)\n"
-            "  --eval-every N    evaluate every N epochs (default 1)\n"
-            "  --batch B         mini-batch size (default 512)\n"
-            "  --negatives N     negatives per positive (default 2)\n"
-            "  --lr X            learning rate (default 1e-3)\n"
-            "  --weight-decay X  coupled L2 (default 1e-4)\n"
-            "  --seed S          random seed (default 0)\n"
-            "  --threads T       BLAS and OpenMP threads (default: all cores)\n"
-            "  --report FILE     write a JSON report\n"
-            "  --help, --version\n");
+    fprintf(f, "usage: ccd-train --data DIR [options]\n"
+               "  --data DIR        block dataset (blocks.tsv, block<k>/...)\n"
+               "  --block K         block to train on (default 0)\n"
+               "  --model NAME      lightgcn (default) or mf\n"
+               "  --dim D           embedding size (default 128)\n"
+               "  --epochs N        maximum epochs (default 100)\n"
+               "  --patience N      evaluations without a better valid R@20 before stopping (10)\n"
+               "  --eval-every N    evaluate every N epochs (default 1)\n"
+               "  --batch B         mini-batch size (default 512)\n"
+               "  --negatives N     negatives per positive (default 2)\n"
+               "  --lr X            learning rate (default 1e-3)\n"
+               "  --weight-decay X  coupled L2 (default 1e-4)\n"
+               "  --seed S          random seed (default 0)\n"
+               "  --threads T       BLAS and OpenMP threads (default: all cores)\n"
+               "  --report FILE     write a JSON report\n"
+               "  --help, --version\n");
 }
 
 typedef struct {
@@ -113,19 +112,34 @@ enum { ARGS_RUN = -1 };
 static int take_option(train_args *a, int c, const char *arg)
 {
     switch (c) {
-    case 'd': a->data = arg; return 0;
-    case 'r': a->report = arg; return 0;
-    case 'k': return parse_int_arg("block", arg, 0, &a->block);
-    case 'D': return parse_int_arg("dim", arg, 1, &a->dim);
-    case 'e': return parse_int_arg("epochs", arg, 1, &a->o.max_epochs);
-    case 'p': return parse_int_arg("patience", arg, 1, &a->o.patience);
-    case 'E': return parse_int_arg("eval-every", arg, 1, &a->o.eval_every);
-    case 'b': return parse_int_arg("batch", arg, 1, &a->o.batch);
-    case 'n': return parse_int_arg("negatives", arg, 1, &a->o.nns);
-    case 's': return parse_int_arg("seed", arg, 0, &a->seed);
-    case 't': return parse_int_arg("threads", arg, 1, &a->threads);
-    case 'l': return parse_float_arg("lr", arg, &a->o.lr);
-    case 'w': return parse_float_arg("weight-decay", arg, &a->o.weight_decay);
+    case 'd':
+        a->data = arg;
+        return 0;
+    case 'r':
+        a->report = arg;
+        return 0;
+    case 'k':
+        return parse_int_arg("block", arg, 0, &a->block);
+    case 'D':
+        return parse_int_arg("dim", arg, 1, &a->dim);
+    case 'e':
+        return parse_int_arg("epochs", arg, 1, &a->o.max_epochs);
+    case 'p':
+        return parse_int_arg("patience", arg, 1, &a->o.patience);
+    case 'E':
+        return parse_int_arg("eval-every", arg, 1, &a->o.eval_every);
+    case 'b':
+        return parse_int_arg("batch", arg, 1, &a->o.batch);
+    case 'n':
+        return parse_int_arg("negatives", arg, 1, &a->o.nns);
+    case 's':
+        return parse_int_arg("seed", arg, 0, &a->seed);
+    case 't':
+        return parse_int_arg("threads", arg, 1, &a->threads);
+    case 'l':
+        return parse_float_arg("lr", arg, &a->o.lr);
+    case 'w':
+        return parse_float_arg("weight-decay", arg, &a->o.weight_decay);
     case 'm':
         if (strcmp(arg, "lightgcn") == 0)
             a->type = CCD_MODEL_LIGHTGCN;
@@ -136,23 +150,32 @@ static int take_option(train_args *a, int c, const char *arg)
             return -1;
         }
         return 0;
-    default: return -2;
+    default:
+        return -2;
     }
 }
 
-/* argv -> a. ARGS_RUN, or the exit status (0 after --help or --version, 2 on a bad command line). */
+/* argv -> a. ARGS_RUN, or the exit status (0 after --help or --version, 2 on a bad command line).
+ */
 static int parse_args(int argc, char **argv, train_args *a)
 {
-    static const struct option longopts[] = {
-        {"data", required_argument, 0, 'd'},         {"block", required_argument, 0, 'k'},
-        {"model", required_argument, 0, 'm'},        {"dim", required_argument, 0, 'D'},
-        {"epochs", required_argument, 0, 'e'},       {"patience", required_argument, 0, 'p'},
-        {"eval-every", required_argument, 0, 'E'},   {"batch", required_argument, 0, 'b'},
-        {"negatives", required_argument, 0, 'n'},    {"lr", required_argument, 0, 'l'},
-        {"weight-decay", required_argument, 0, 'w'}, {"seed", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'},      {"report", required_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"data", required_argument, 0, 'd'},
+                                             {"block", required_argument, 0, 'k'},
+                                             {"model", required_argument, 0, 'm'},
+                                             {"dim", required_argument, 0, 'D'},
+                                             {"epochs", required_argument, 0, 'e'},
+                                             {"patience", required_argument, 0, 'p'},
+                                             {"eval-every", required_argument, 0, 'E'},
+                                             {"batch", required_argument, 0, 'b'},
+                                             {"negatives", required_argument, 0, 'n'},
+                                             {"lr", required_argument, 0, 'l'},
+                                             {"weight-decay", required_argument, 0, 'w'},
+                                             {"seed", required_argument, 0, 's'},
+                                             {"threads", required_argument, 0, 't'},
+                                             {"report", required_argument, 0, 'r'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {"version", no_argument, 0, 'V'},
+                                             {0, 0, 0, 0}};
     *a = (train_args){.dim = 128, .type = CCD_MODEL_LIGHTGCN, .o = ccd_train_opts_base_teacher()};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -195,8 +218,10 @@ static int report_popularity(const train_args *a, const ccd_block *b, FILE *json
            pop.test.ndcg[CCD_K20], pop.test.recall[CCD_K50], pop.test.ndcg[CCD_K50],
            pop.test.n_users);
     if (json) {
-        fprintf(json, "{\n  \"block\": %d, \"model\": \"%s\", \"dim\": %d, \"seed\": %d, \"threads\": %d,\n",
-                a->block, a->type == CCD_MODEL_MF ? "mf" : "lightgcn", a->dim, a->seed, ccd_threads());
+        fprintf(
+            json,
+            "{\n  \"block\": %d, \"model\": \"%s\", \"dim\": %d, \"seed\": %d, \"threads\": %d,\n",
+            a->block, a->type == CCD_MODEL_MF ? "mf" : "lightgcn", a->dim, a->seed, ccd_threads());
         fprintf(json, "  \"popularity\": ");
         print_metrics_json(json, &pop);
         fprintf(json, ",\n  \"epochs\": [");
@@ -210,18 +235,20 @@ static int train_model(const train_args *a, const ccd_block *b, FILE *json)
     int rc = 1;
     ccd_csr graph = {0};
     ccd_recmodel m = {0};
-    if (a->type == CCD_MODEL_LIGHTGCN && ccd_graph_build(&graph, &b->train, b->n_users, b->n_items) != 0)
+    if (a->type == CCD_MODEL_LIGHTGCN &&
+        ccd_graph_build(&graph, &b->train, b->n_users, b->n_items) != 0)
         goto done;
     ccd_rng init_rng;
-    ccd_rng_init(&init_rng, (uint64_t)a->seed, ccd_stream(CCD_STREAM_TEACHER_INIT, 0, 0)); /* as the engine's base teachers */
+    ccd_rng_init(&init_rng, (uint64_t)a->seed,
+                 ccd_stream(CCD_STREAM_TEACHER_INIT, 0, 0)); /* as the engine's base teachers */
     if (ccd_recmodel_init(&m, a->type, b->n_users, b->n_items, a->dim,
                           a->type == CCD_MODEL_LIGHTGCN ? &graph : NULL, &init_rng) != 0)
         goto done;
     const ccd_train_opts *o = &a->o;
     printf("training %s d=%d on %d threads: lr %g, batch %d, %d negatives, weight decay %g, "
            "up to %d epochs, patience %d\n",
-           a->type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN", a->dim, ccd_threads(), o->lr, o->batch, o->nns,
-           o->weight_decay, o->max_epochs, o->patience);
+           a->type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN", a->dim, ccd_threads(), o->lr, o->batch,
+           o->nns, o->weight_decay, o->max_epochs, o->patience);
     report_ctx ctx = {json, 1};
     ccd_block_metrics best;
     int best_epoch = 0;
@@ -237,7 +264,8 @@ static int train_model(const train_args *a, const ccd_block *b, FILE *json)
            best.test.recall[CCD_K20], best.test.ndcg[CCD_K20], best.test.recall[CCD_K50],
            best.test.ndcg[CCD_K50], total);
     if (json) {
-        fprintf(json, "\n  ],\n  \"best_epoch\": %d, \"seconds\": %.3f,\n  \"best\": ", best_epoch, total);
+        fprintf(json, "\n  ],\n  \"best_epoch\": %d, \"seconds\": %.3f,\n  \"best\": ", best_epoch,
+                total);
         print_metrics_json(json, &best);
         fprintf(json, "\n}\n");
     }
@@ -268,8 +296,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const ccd_block *b = &ds.blocks[a.block];
-    printf("block %d: %d users, %d items, %lld distinct train pairs (%lld lines)\n", a.block, b->n_users,
-           b->n_items, (long long)b->train.nnz, (long long)b->n_train_lines);
+    printf("block %d: %d users, %d items, %lld distinct train pairs (%lld lines)\n", a.block,
+           b->n_users, b->n_items, (long long)b->train.nnz, (long long)b->n_train_lines);
     FILE *json = NULL;
     if (a.report && !(json = fopen(a.report, "w"))) {
         fprintf(stderr, "ccd-train: --report %s: cannot open for writing\n", a.report);

@@ -14,7 +14,8 @@ int ccd_parse_bool(const char *v, bool *out)
 {
     if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
         *out = true;
-    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "off"))
+    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
+             !strcasecmp(v, "off"))
         *out = false;
     else
         return -1;
@@ -54,7 +55,8 @@ static int parse_teachers(const char *v, ccd_config *c)
          * read dim 4294967360 as 64; %llu took -1 as 2^64-1) */
         char type[32], dims[8], seeds[24];
         char extra;
-        if (n == CCD_MAX_TEACHERS || sscanf(tok, "%31[a-z]:%7[0-9]:%23[0-9] %c", type, dims, seeds, &extra) != 3)
+        if (n == CCD_MAX_TEACHERS ||
+            sscanf(tok, "%31[a-z]:%7[0-9]:%23[0-9] %c", type, dims, seeds, &extra) != 3)
             return -1;
         int64_t dim;
         if (cli_parse_int64(dims, 1, 4096, &dim) != 0)
@@ -88,7 +90,10 @@ typedef struct {
     double min, max; /* numbers: the range accepted (exact for these ints and floats) */
 } value_key;
 
-#define KEY(type, key, field, kind, min, max) {key, kind, offsetof(type, field), min, max}
+#define KEY(type, key, field, kind, min, max)                                                      \
+    {                                                                                              \
+        key, kind, offsetof(type, field), min, max                                                 \
+    }
 #define CCD_KEY(field, kind, min, max) KEY(ccd_config, #field, field, kind, min, max)
 #define CCD_SWITCH(field) KEY(ccd_config, #field, field, KEY_BOOL, 0, 0)
 
@@ -160,12 +165,18 @@ static int set_value(const value_key *k, void *base, const char *v)
     void *field = (char *)base + k->offset;
     float f;
     switch (k->kind) {
-    case KEY_BOOL: return ccd_parse_bool(v, field);
-    case KEY_INT: return ccd_parse_int(v, (int)k->min, (int)k->max, field);
-    case KEY_INT_OR_AUTO: return parse_int_or_auto(v, (int)k->min, (int)k->max, field);
-    case KEY_INT64: return cli_parse_int64(v, (int64_t)k->min, (int64_t)k->max, field);
-    case KEY_FLOAT: return cli_parse_float(v, (float)k->min, (float)k->max, field);
-    case KEY_FLOAT_IN_DOUBLE: /* read at float precision, as it always was: its bits must not change */
+    case KEY_BOOL:
+        return ccd_parse_bool(v, field);
+    case KEY_INT:
+        return ccd_parse_int(v, (int)k->min, (int)k->max, field);
+    case KEY_INT_OR_AUTO:
+        return parse_int_or_auto(v, (int)k->min, (int)k->max, field);
+    case KEY_INT64:
+        return cli_parse_int64(v, (int64_t)k->min, (int64_t)k->max, field);
+    case KEY_FLOAT:
+        return cli_parse_float(v, (float)k->min, (float)k->max, field);
+    case KEY_FLOAT_IN_DOUBLE: /* read at float precision, as it always was: its bits must not change
+                               */
         if (cli_parse_float(v, (float)k->min, (float)k->max, &f) != 0)
             return -1;
         *(double *)field = f;
@@ -254,11 +265,15 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
     else if (!strcmp(section, "ccd.teacher"))
         r = TABLE_KEY(STAGE_KEYS, &c->teacher, key, v);
     else if ((k = block_number(section, "ccd.student.block")) > 0)
-        r = TABLE_KEY(STUDENT_BLOCK_KEYS,
-                      schedule_row(c->student_blocks, sizeof *c->student_blocks, &c->n_student_blocks, k), key, v);
+        r = TABLE_KEY(
+            STUDENT_BLOCK_KEYS,
+            schedule_row(c->student_blocks, sizeof *c->student_blocks, &c->n_student_blocks, k),
+            key, v);
     else if ((k = block_number(section, "ccd.teacher.block")) > 0)
-        r = TABLE_KEY(TEACHER_BLOCK_KEYS,
-                      schedule_row(c->teacher_blocks, sizeof *c->teacher_blocks, &c->n_teacher_blocks, k), key, v);
+        r = TABLE_KEY(
+            TEACHER_BLOCK_KEYS,
+            schedule_row(c->teacher_blocks, sizeof *c->teacher_blocks, &c->n_teacher_blocks, k),
+            key, v);
     else if (strncmp(section, "ccd", 3) == 0 && (section[3] == '\0' || section[3] == '.')) {
         snprintf(err, errlen, "unknown section [%s]", section);
         return -1;
@@ -306,7 +321,8 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
-int ccd_ini_parse(const char *path, int (*handler)(void *, const char *, const char *, const char *), void *user,
+int ccd_ini_parse(const char *path,
+                  int (*handler)(void *, const char *, const char *, const char *), void *user,
                   bool *too_long)
 {
     line_reader r = {.f = fopen(path, "r")};
@@ -362,7 +378,9 @@ int ccd_config_load(ccd_config *c, const char *path, char *err, size_t errlen)
     }
     if (line > 0) {
         snprintf(err, errlen, "%s:%d: %s", path, line,
-                 too_long ? "line too long" : msg[0] ? msg : "syntax error");
+                 too_long ? "line too long"
+                 : msg[0] ? msg
+                          : "syntax error");
         return -1;
     }
     return 0;
@@ -377,7 +395,8 @@ int ccd_config_override(ccd_config *c, const char *assignment, char *err, size_t
             dot = p;
     /* errors show the name only (what precedes '='): the value may be a secret */
     if (eq && (!dot || dot == assignment || dot + 1 == eq)) {
-        snprintf(err, errlen, "-X %.*s=...: expected section.key=value", (int)(eq - assignment), assignment);
+        snprintf(err, errlen, "-X %.*s=...: expected section.key=value", (int)(eq - assignment),
+                 assignment);
         return -1;
     }
     if (!eq) {
