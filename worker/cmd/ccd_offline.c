@@ -309,23 +309,24 @@ typedef struct {
 
 enum { ARGS_RUN = -1 };
 
-/* argv -> a. ARGS_RUN, or the exit status (0 after --help or --version, 2 on a bad command line).
- */
+static const struct option longopts[] = {{"config", required_argument, 0, 'c'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"blocks", required_argument, 0, 'b'},
+                                         {"report", required_argument, 0, 'r'},
+                                         {"checkpoint", required_argument, 0, 'C'},
+                                         {"resume", required_argument, 0, 'R'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"html", required_argument, 0, 'H'},
+                                         {"eval-users", required_argument, 0, 'E'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
+
+/* argv -> a. ARGS_RUN, or the exit status: 0 after --help or --version, 2 on a bad command
+ * line. */
 static int parse_args(int argc, char **argv, offline_args *a)
 {
-    static const struct option longopts[] = {{"config", required_argument, 0, 'c'},
-                                             {"data", required_argument, 0, 'd'},
-                                             {"blocks", required_argument, 0, 'b'},
-                                             {"report", required_argument, 0, 'r'},
-                                             {"checkpoint", required_argument, 0, 'C'},
-                                             {"resume", required_argument, 0, 'R'},
-                                             {"threads", required_argument, 0, 't'},
-                                             {"quiet", no_argument, 0, 'q'},
-                                             {"html", required_argument, 0, 'H'},
-                                             {"eval-users", required_argument, 0, 'E'},
-                                             {"help", no_argument, 0, 'h'},
-                                             {"version", no_argument, 0, 'V'},
-                                             {0, 0, 0, 0}};
     *a = (offline_args){.eval_users = -1};
     int c;
     while ((c = getopt_long(argc, argv, "c:X:", longopts, NULL)) != -1) {

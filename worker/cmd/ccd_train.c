@@ -155,8 +155,8 @@ static int take_option(train_args *a, int c, const char *arg)
     }
 }
 
-/* argv -> a. ARGS_RUN, or the exit status (0 after --help or --version, 2 on a bad command line).
- */
+/* argv -> a. ARGS_RUN, or the exit status: 0 after --help or --version, 2 on a bad command
+ * line. */
 static int parse_args(int argc, char **argv, train_args *a)
 {
     static const struct option longopts[] = {{"data", required_argument, 0, 'd'},
