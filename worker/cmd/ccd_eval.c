@@ -359,6 +359,27 @@ static int eval_versions(eval_run *r)
     return r->rc;
 }
 
+/* The live version, the --json file and the page's rows, then every version asked for. */
+static int run(const eval_args *a, redis_sink *s, const ccd_dataset *ds)
+{
+    eval_run r = {.a = a, .s = s, .ds = ds, .json_first = 1};
+    if ((r.current = redis_opts_live_version(&a->redis, s, "ccd-eval")) == 0)
+        return 1;
+    if (a->json && !(r.json = fopen(a->json, "w"))) {
+        fprintf(stderr, "ccd-eval: %s: %s\n", a->json, strerror(errno));
+        return 1;
+    }
+    int rc = 1;
+    if (page_rows_init(&r.page, ds->n_blocks) != 0)
+        fprintf(stderr, "ccd-eval: out of memory\n");
+    else
+        rc = eval_versions(&r); /* closes r.json */
+    if (r.json)
+        fclose(r.json);
+    page_rows_free(&r.page);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     ccd_omp_env(argv);
@@ -375,21 +396,10 @@ int main(int argc, char **argv)
     ccd_dataset ds;
     if (ccd_dataset_load(&ds, a.data, 0, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-eval: %s\n", err);
+        redis_sink_close(s);
         return 1;
     }
-    eval_run r = {.a = &a, .s = s, .ds = &ds, .json_first = 1};
-    if ((r.current = redis_opts_live_version(&a.redis, s, "ccd-eval")) == 0)
-        return 1;
-    if (a.json && !(r.json = fopen(a.json, "w"))) {
-        fprintf(stderr, "ccd-eval: %s: %s\n", a.json, strerror(errno));
-        return 1;
-    }
-    if (page_rows_init(&r.page, ds.n_blocks) != 0) {
-        fprintf(stderr, "ccd-eval: out of memory\n");
-        return 1;
-    }
-    rc = eval_versions(&r);
-    page_rows_free(&r.page);
+    rc = run(&a, s, &ds);
     ccd_dataset_free(&ds);
     redis_sink_close(s);
     return rc;

@@ -632,6 +632,20 @@ static int write_report(const char *path, const char *config, const ccd_config *
     return fclose(f) != 0 ? 1 : 0;
 }
 
+/* Start from the state saved in path: the run goes on after its block. 0, or -1 after saying why.
+ */
+static int resume(offline_run *run, const char *path)
+{
+    char err[1024];
+    if (state_read(&run->st, path, err, sizeof err) != 0) {
+        fprintf(stderr, "ccd-offline: --resume %s: %s\n", path, err);
+        return -1;
+    }
+    run->first = run->st.block + 1;
+    fprintf(stderr, "resuming after block %d from %s\n", run->st.block, path);
+    return 0;
+}
+
 /* Every block from run->first on, then the summary and the report. The exit status. */
 static int run_blocks(offline_run *run)
 {
@@ -669,20 +683,12 @@ int main(int argc, char **argv)
         cfg.eval_users = a.eval_users;
     sample_eval_users(&ds, &cfg, a.quiet);
     offline_run run = {.a = &a, .cfg = &cfg, .ds = &ds};
-    if (results_init(&run.res, ds.n_blocks) != 0) {
-        fprintf(stderr, "ccd-offline: out of memory\n");
-        return 1;
-    }
     ccd_state_init(&run.st);
-    if (a.resume) {
-        if (state_read(&run.st, a.resume, err, sizeof err) != 0) {
-            fprintf(stderr, "ccd-offline: --resume %s: %s\n", a.resume, err);
-            return 1;
-        }
-        run.first = run.st.block + 1;
-        fprintf(stderr, "resuming after block %d from %s\n", run.st.block, a.resume);
-    }
-    rc = run_blocks(&run);
+    rc = 1;
+    if (results_init(&run.res, ds.n_blocks) != 0)
+        fprintf(stderr, "ccd-offline: out of memory\n");
+    else if (!a.resume || resume(&run, a.resume) == 0)
+        rc = run_blocks(&run);
     ccd_state_free(&run.st);
     ccd_dataset_free(&ds);
     results_free(&run.res);
