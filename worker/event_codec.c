@@ -417,6 +417,69 @@ static void writer_done(writer_entry *w)
     memset(w, 0, sizeof *w);
 }
 
+/* w->target: the reader schema itself when the writer has every reader field, else the
+ * projection of the reader onto the fields the writer has (a missing field must be nullable, as
+ * the reader's default then fills it). 0, or -1 with the reason in why. */
+static int writer_target(writer_entry *w, avro_schema_t reader, avro_schema_t ws, char *why, size_t whylen)
+{
+    size_t nr = avro_schema_record_size(reader);
+    bool all = true;
+    for (size_t i = 0; i < nr; i++) {
+        const char *name = avro_schema_record_field_name(reader, (int)i);
+        if (avro_schema_record_field_get_index(ws, name) >= 0)
+            continue;
+        if (!nullable(avro_schema_record_field_get_by_index(reader, (int)i))) {
+            say(why, whylen, "field %s is missing and has no default", name);
+            return -1;
+        }
+        all = false;
+    }
+    if (all) {
+        w->target = avro_schema_incref(reader);
+        return 0;
+    }
+    w->target = avro_schema_record(avro_schema_name(reader), avro_schema_namespace(reader));
+    if (!w->target)
+        goto avro_fail;
+    for (size_t i = 0; i < nr; i++) {
+        const char *name = avro_schema_record_field_name(reader, (int)i);
+        if (avro_schema_record_field_get_index(ws, name) >= 0 &&
+            avro_schema_record_field_append(w->target, name, avro_schema_record_field_get_by_index(reader, (int)i)))
+            goto avro_fail;
+    }
+    return 0;
+avro_fail:
+    say(why, whylen, "%s", avro_strerror());
+    return -1;
+}
+
+/* w->bad_branches: per top-level writer field, the union branches that the reader's field cannot
+ * hold, which scan_message reports by field name. 0, or -1 with the reason in why. */
+static int writer_bad_branches(writer_entry *w, avro_schema_t reader, avro_schema_t ws, char *why, size_t whylen)
+{
+    w->n_fields = avro_schema_record_size(ws);
+    w->bad_branches = calloc(w->n_fields ? w->n_fields : 1, sizeof *w->bad_branches);
+    if (!w->bad_branches) {
+        say(why, whylen, "%s", avro_strerror());
+        return -1;
+    }
+    for (size_t i = 0; i < w->n_fields; i++) {
+        avro_schema_t f = deref(avro_schema_record_field_get_by_index(ws, (int)i));
+        avro_schema_t rf = avro_schema_record_field_get(reader, avro_schema_record_field_name(ws, (int)i));
+        if (!rf || !is_avro_union(f))
+            continue;
+        size_t nb = avro_schema_union_size(f);
+        for (size_t k = 0; k < nb && k < MAX_BRANCHES; k++) {
+            avro_value_iface_t *r = avro_resolved_writer_new(avro_schema_union_branch(f, (int)k), rf);
+            if (r)
+                avro_value_iface_decref(r);
+            else
+                w->bad_branches[i] |= (uint64_t)1 << k;
+        }
+    }
+    return 0;
+}
+
 /* Set up w for writer schema ws (a reference is taken). why gets the reason on failure. */
 static int writer_init(writer_entry *w, avro_schema_t reader, avro_schema_t ws, int32_t id, char *why,
                        size_t whylen)
@@ -433,35 +496,8 @@ static int writer_init(writer_entry *w, avro_schema_t reader, avro_schema_t ws, 
             avro_schema_name(reader));
         goto fail;
     }
-
-    /* The projection of the reader onto the writer's fields. */
-    size_t nr = avro_schema_record_size(reader);
-    bool all = true;
-    for (size_t i = 0; i < nr; i++) {
-        const char *name = avro_schema_record_field_name(reader, (int)i);
-        if (avro_schema_record_field_get_index(ws, name) >= 0)
-            continue;
-        if (!nullable(avro_schema_record_field_get_by_index(reader, (int)i))) {
-            say(why, whylen, "field %s is missing and has no default", name);
-            goto fail;
-        }
-        all = false;
-    }
-    if (all) {
-        w->target = avro_schema_incref(reader);
-    } else {
-        w->target = avro_schema_record(avro_schema_name(reader), avro_schema_namespace(reader));
-        if (!w->target)
-            goto avro_fail;
-        for (size_t i = 0; i < nr; i++) {
-            const char *name = avro_schema_record_field_name(reader, (int)i);
-            if (avro_schema_record_field_get_index(ws, name) >= 0 &&
-                avro_schema_record_field_append(w->target, name,
-                                                avro_schema_record_field_get_by_index(reader, (int)i)))
-                goto avro_fail;
-        }
-    }
-
+    if (writer_target(w, reader, ws, why, whylen) != 0)
+        goto fail;
     w->resolver = avro_resolved_writer_new(ws, w->target);
     if (!w->resolver) {
         say(why, whylen, "incompatible with the reader schema: %s", avro_strerror());
@@ -469,33 +505,14 @@ static int writer_init(writer_entry *w, avro_schema_t reader, avro_schema_t ws, 
     }
     w->target_class = avro_generic_class_from_schema(w->target);
     if (!w->target_class || avro_generic_value_new(w->target_class, &w->value) ||
-        avro_resolved_writer_new_value(w->resolver, &w->resolved))
-        goto avro_fail;
-    avro_resolved_writer_set_dest(&w->resolved, &w->value);
-
-    /* Union branches of top-level fields that cannot be stored in the reader's field. */
-    w->n_fields = avro_schema_record_size(ws);
-    w->bad_branches = calloc(w->n_fields ? w->n_fields : 1, sizeof *w->bad_branches);
-    if (!w->bad_branches)
-        goto avro_fail;
-    for (size_t i = 0; i < w->n_fields; i++) {
-        avro_schema_t f = deref(avro_schema_record_field_get_by_index(ws, (int)i));
-        avro_schema_t rf = avro_schema_record_field_get(reader, avro_schema_record_field_name(ws, (int)i));
-        if (!rf || !is_avro_union(f))
-            continue;
-        size_t nb = avro_schema_union_size(f);
-        for (size_t k = 0; k < nb && k < MAX_BRANCHES; k++) {
-            avro_value_iface_t *r = avro_resolved_writer_new(avro_schema_union_branch(f, (int)k), rf);
-            if (r)
-                avro_value_iface_decref(r);
-            else
-                w->bad_branches[i] |= (uint64_t)1 << k;
-        }
+        avro_resolved_writer_new_value(w->resolver, &w->resolved)) {
+        say(why, whylen, "%s", avro_strerror());
+        goto fail;
     }
+    avro_resolved_writer_set_dest(&w->resolved, &w->value);
+    if (writer_bad_branches(w, reader, ws, why, whylen) != 0)
+        goto fail;
     return 0;
-
-avro_fail:
-    say(why, whylen, "%s", avro_strerror());
 fail:
     writer_done(w);
     return -1;

@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const PALETTE[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"};
+static const char *const PALETTE[] = {"#1f77b4", "#ff7f0e", "#2ca02c",
+                                      "#d62728", "#9467bd", "#8c564b"};
 
 int report_add_fact(report_html *r, const char *name, const char *value)
 {
@@ -24,11 +25,20 @@ static void esc(FILE *f, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        default:
+            fputc(*s, f);
         }
     }
 }
@@ -56,18 +66,24 @@ static double fx(const frame *fr, int i)
     return fr->n_x > 1 ? ML + pw * i / (fr->n_x - 1) : ML + pw / 2;
 }
 
-static double fy(const frame *fr, double v) { return MT + (H - MT - MB) * (1 - v / fr->ymax); }
-
-static void axes(FILE *f, const frame *fr, const char *title, const char *ylabel, const char *xlabel,
-                 const char *const *xticks, int bars)
+static double fy(const frame *fr, double v)
 {
-    fprintf(f, "<svg class=\"chart\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\">\n", W, H, W, H);
+    return MT + (H - MT - MB) * (1 - v / fr->ymax);
+}
+
+static void axes(FILE *f, const frame *fr, const char *title, const char *ylabel,
+                 const char *xlabel, const char *const *xticks, int bars)
+{
+    fprintf(f,
+            "<svg class=\"chart\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\">\n",
+            W, H, W, H);
     fprintf(f, "<text x=\"%d\" y=\"20\" class=\"t\">", ML);
     esc(f, title);
     fprintf(f, "</text>\n");
     for (double v = 0; v <= fr->ymax * 1.0001; v += fr->step) {
         double y = fy(fr, v);
-        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>", ML, W - MR, y, y);
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>", ML, W - MR,
+                y, y);
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" class=\"yt\">%g</text>\n", ML - 6, y + 4, v);
     }
     for (int i = 0; i < fr->n_x; i++) {
@@ -76,11 +92,14 @@ static void axes(FILE *f, const frame *fr, const char *title, const char *ylabel
         esc(f, xticks[i]);
         fprintf(f, "</text>");
     }
-    fprintf(f, "\n<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" class=\"ax\"/>", ML, W - MR, H - MB, H - MB);
-    fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" class=\"ax\"/>\n", ML, ML, MT, H - MB);
+    fprintf(f, "\n<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" class=\"ax\"/>", ML, W - MR, H - MB,
+            H - MB);
+    fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" class=\"ax\"/>\n", ML, ML, MT,
+            H - MB);
     fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"xl\">", ML + (W - ML - MR) / 2, H - 8);
     esc(f, xlabel);
-    fprintf(f, "</text><text transform=\"translate(16 %d) rotate(-90)\" class=\"xl\">", MT + (H - MT - MB) / 2);
+    fprintf(f, "</text><text transform=\"translate(16 %d) rotate(-90)\" class=\"xl\">",
+            MT + (H - MT - MB) / 2);
     esc(f, ylabel);
     fprintf(f, "</text>\n");
 }
@@ -89,10 +108,13 @@ static void legend(FILE *f, int i, const char *name, const char *color, int dash
 {
     int x = W - MR + 14, y = MT + 6 + 20 * i;
     if (box)
-        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"10\" fill=\"%s\"/>", x, y - 8, color);
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"10\" fill=\"%s\"/>", x, y - 8,
+                color);
     else
-        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2.5\"%s/>", x,
-                x + 18, y - 3, y - 3, color, dashed ? " stroke-dasharray=\"5 3\"" : "");
+        fprintf(
+            f,
+            "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2.5\"%s/>",
+            x, x + 18, y - 3, y - 3, color, dashed ? " stroke-dasharray=\"5 3\"" : "");
     fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"lg\">", x + 24, y + 1);
     esc(f, name);
     fprintf(f, "</text>\n");
@@ -120,16 +142,16 @@ static void line_chart(FILE *f, const char *title, const char *ylabel, const cha
     axes(f, &fr, title, ylabel, xlabel, xticks, 0);
     for (int l = 0; l < n_lines; l++) {
         const line *ln = &lines[l];
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\"%s points=\"", ln->color,
-                ln->dashed ? " stroke-dasharray=\"5 3\"" : "");
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\"%s points=\"",
+                ln->color, ln->dashed ? " stroke-dasharray=\"5 3\"" : "");
         for (int i = 0; i < n_x; i++)
             if (!isnan(ln->y[i]))
                 fprintf(f, "%.1f,%.1f ", fx(&fr, i), fy(&fr, ln->y[i]));
         fprintf(f, "\"/>\n");
         for (int i = 0; i < n_x; i++)
             if (!isnan(ln->y[i])) {
-                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"><title>", fx(&fr, i),
-                        fy(&fr, ln->y[i]), ln->color);
+                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"><title>",
+                        fx(&fr, i), fy(&fr, ln->y[i]), ln->color);
                 esc(f, ln->name);
                 fprintf(f, ", %s: %.4f</title></circle>", xticks[i], ln->y[i]);
             }
@@ -148,25 +170,32 @@ static void heatmap(FILE *f, const report_html *r, const char *title, double **m
         for (int j = 0; j <= k; j++)
             if (!isnan(m[k][j]) && m[k][j] > vmax)
                 vmax = m[k][j];
-    fprintf(f, "<svg class=\"chart hm\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\">\n", w, h, w,
-            h);
+    fprintf(
+        f,
+        "<svg class=\"chart hm\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\">\n",
+        w, h, w, h);
     fprintf(f, "<text x=\"%d\" y=\"20\" class=\"t\">", 8);
     esc(f, title);
     fprintf(f, "</text>\n<text x=\"%d\" y=\"%d\" class=\"lg\">test block j</text>\n", ml, mt - 22);
     for (int j = 0; j < n; j++)
-        fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"xt\">%d</text>", ml + cw * j + cw / 2, mt - 6, j);
+        fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"xt\">%d</text>", ml + cw * j + cw / 2, mt - 6,
+                j);
     for (int k = r->first; k < n; k++) {
         int y = mt + ch * (k - r->first);
-        fprintf(f, "\n<text x=\"%d\" y=\"%d\" class=\"yt\">after block %d</text>", ml - 6, y + ch / 2 + 4, k);
+        fprintf(f, "\n<text x=\"%d\" y=\"%d\" class=\"yt\">after block %d</text>", ml - 6,
+                y + ch / 2 + 4, k);
         for (int j = 0; j <= k && j < n; j++) {
             if (isnan(m[k][j]))
                 continue;
             double t = vmax > 0 ? m[k][j] / vmax : 0;
-            int R = (int)(247 - t * (247 - 8)), G = (int)(251 - t * (251 - 81)), B = (int)(255 - t * (255 - 156));
-            fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,%d)\" stroke=\"#fff\"/>",
+            int R = (int)(247 - t * (247 - 8)), G = (int)(251 - t * (251 - 81)),
+                B = (int)(255 - t * (255 - 156));
+            fprintf(f,
+                    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,%d)\" "
+                    "stroke=\"#fff\"/>",
                     ml + cw * j, y, cw, ch, R, G, B);
-            fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"cell\" fill=\"%s\">%.4f</text>", ml + cw * j + cw / 2,
-                    y + ch / 2 + 4, t > 0.55 ? "#fff" : "#222", m[k][j]);
+            fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"cell\" fill=\"%s\">%.4f</text>",
+                    ml + cw * j + cw / 2, y + ch / 2 + 4, t > 0.55 ? "#fff" : "#222", m[k][j]);
         }
     }
     fprintf(f, "\n</svg>\n");
@@ -198,14 +227,15 @@ static void stage_chart(FILE *f, const report_html *r, const char *const *xticks
             if (!(v > 0))
                 continue;
             double y0 = fy(&fr, acc), y1 = fy(&fr, acc + v);
-            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>",
-                    ML + slot * i + (slot - bw) / 2, y1, bw, y0 - y1, PALETTE[q % 6]);
+            fprintf(
+                f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>",
+                ML + slot * i + (slot - bw) / 2, y1, bw, y0 - y1, PALETTE[q % 6]);
             esc(f, r->stage_names[q]);
             fprintf(f, ": %.1f s</title></rect>", v);
             acc += v;
         }
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"xt\">%.0f s</text>\n", ML + slot * (i + 0.5),
-                fy(&fr, acc) - 4, acc);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"xt\">%.0f s</text>\n",
+                ML + slot * (i + 0.5), fy(&fr, acc) - 4, acc);
     }
     for (int q = 0; q < r->n_stages; q++)
         legend(f, q, r->stage_names[q], PALETTE[q % 6], 0, 1);
@@ -242,24 +272,24 @@ static void matrix_table(FILE *f, const report_html *r, const char *caption, dou
 
 static const char STYLE[] =
     "body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px auto;max-width:1000px;color:#222;"
-    "background:#fff}h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}"
-    "table{border-collapse:collapse;margin:10px 0}td,th{padding:3px 10px;border:1px solid #ddd;font-size:13px}"
-    "th{background:#f3f5f8;text-align:left}table.num td{text-align:right;font-variant-numeric:tabular-nums}"
-    "caption{text-align:left;font-weight:bold;padding:4px 0}.chart{display:block;margin:8px 0;max-width:100%;height:auto}"
+    "background:#fff}h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid "
+    "#ddd}"
+    "table{border-collapse:collapse;margin:10px 0}td,th{padding:3px 10px;border:1px solid "
+    "#ddd;font-size:13px}"
+    "th{background:#f3f5f8;text-align:left}table.num "
+    "td{text-align:right;font-variant-numeric:tabular-nums}"
+    "caption{text-align:left;font-weight:bold;padding:4px 0}.chart{display:block;margin:8px "
+    "0;max-width:100%;height:auto}"
     ".hm{display:inline-block;margin-right:24px;vertical-align:top}"
-    ".t{font-size:14px;font-weight:bold}.yt{font-size:11px;text-anchor:end}.xt{font-size:11px;text-anchor:middle}"
-    ".xl{font-size:12px;text-anchor:middle}.lg{font-size:12px}.cell{font-size:11px;text-anchor:middle}"
+    ".t{font-size:14px;font-weight:bold}.yt{font-size:11px;text-anchor:end}.xt{font-size:11px;text-"
+    "anchor:middle}"
+    ".xl{font-size:12px;text-anchor:middle}.lg{font-size:12px}.cell{font-size:11px;text-anchor:"
+    "middle}"
     ".grid{stroke:#e5e5e5}.ax{stroke:#555}p.note{font-size:13px;color:#555}";
 
-static void write_page(FILE *f, const report_html *r)
+/* The title and the table of facts. */
+static void write_head(FILE *f, const report_html *r)
 {
-    const int n_x = r->n_blocks - r->first;
-    char tick_buf[64][24];
-    const char *xticks[64];
-    for (int i = 0; i < n_x && i < 64; i++) {
-        snprintf(tick_buf[i], sizeof tick_buf[i], "%d", r->first + i);
-        xticks[i] = tick_buf[i];
-    }
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
     esc(f, r->title);
     fprintf(f, "</title><style>%s</style></head><body>\n<h1>", STYLE);
@@ -273,58 +303,88 @@ static void write_page(FILE *f, const report_html *r)
         fprintf(f, "</td></tr>\n");
     }
     fprintf(f, "</table>\n");
+}
 
-    const char *xlabel = "block";
-    for (int metric = 0; metric < 2; metric++) {
-        line lines[REPORT_MAX_SERIES + 1];
-        int nl = 0;
-        for (int s = 0; s < r->n_series; s++) {
-            double **m = metric ? r->series[s].n20 : r->series[s].r20;
-            if (!m)
-                continue;
-            line *ln = &lines[nl++];
-            ln->name = r->series[s].name;
-            ln->color = r->series[s].color;
-            ln->dashed = 0;
-            for (int i = 0; i < n_x && i < 64; i++) {
-                int k = r->first + i;
-                ln->y[i] = m[k][k];
-            }
-        }
-        const double *base = metric ? r->base_n20 : r->base_r20;
-        if (base) {
-            line *ln = &lines[nl++];
-            ln->name = "popularity baseline";
-            ln->color = "#7f7f7f";
-            ln->dashed = 1;
-            for (int i = 0; i < n_x && i < 64; i++)
-                ln->y[i] = base[r->first + i];
-        }
-        if (nl == 0)
-            continue;
-        if (metric == 0)
-            fprintf(f, "<h2>Quality on the newest block</h2>\n<p class=\"note\">Test metric of block k after "
-                       "block k: how well each model serves the interactions it has just learnt from.</p>\n");
-        line_chart(f, metric ? "N@20 on block k, after block k" : "R@20 on block k, after block k",
-                   metric ? "test N@20" : "test R@20", xlabel, xticks, n_x < 64 ? n_x : 64, lines, nl);
-    }
-
-    fprintf(f, "<h2>Every block after every block: r[k][j]</h2>\n<p class=\"note\">Row k: the model after "
-               "%s k, tested on each earlier block j. Reading down a column shows forgetting.</p>\n",
-            xlabel);
+/* r[k][k] of every series, and the baseline, over the n_x blocks from r->first: R@20 (metric 0)
+ * or N@20 (1), one line chart. */
+static void quality_chart(FILE *f, const report_html *r, int metric, const char *const *xticks,
+                          int n_x)
+{
+    line lines[REPORT_MAX_SERIES + 1];
+    int nl = 0;
     for (int s = 0; s < r->n_series; s++) {
-        if (!r->series[s].r20)
+        double **m = metric ? r->series[s].n20 : r->series[s].r20;
+        if (!m)
             continue;
-        char title[256];
-        snprintf(title, sizeof title, "%s: test R@20", r->series[s].name);
-        heatmap(f, r, title, r->series[s].r20);
+        line *ln = &lines[nl++];
+        ln->name = r->series[s].name;
+        ln->color = r->series[s].color;
+        ln->dashed = 0;
+        for (int i = 0; i < n_x; i++) {
+            int k = r->first + i;
+            ln->y[i] = m[k][k];
+        }
     }
-
-    if (r->stage_secs && r->n_stages > 0) {
-        fprintf(f, "<h2>Time</h2>\n");
-        stage_chart(f, r, xticks, n_x < 64 ? n_x : 64);
+    const double *base = metric ? r->base_n20 : r->base_r20;
+    if (base) {
+        line *ln = &lines[nl++];
+        ln->name = "popularity baseline";
+        ln->color = "#7f7f7f";
+        ln->dashed = 1;
+        for (int i = 0; i < n_x; i++)
+            ln->y[i] = base[r->first + i];
     }
+    if (nl == 0)
+        return;
+    if (metric == 0)
+        fprintf(
+            f,
+            "<h2>Quality on the newest block</h2>\n<p class=\"note\">Test metric of block k after "
+            "block k: how well each model serves the interactions it has just learnt from.</p>\n");
+    line_chart(f, metric ? "N@20 on block k, after block k" : "R@20 on block k, after block k",
+               metric ? "test N@20" : "test R@20", "block", xticks, n_x, lines, nl);
+}
 
+/* The popularity baseline per block, as a table. */
+static void baseline_table(FILE *f, const report_html *r)
+{
+    fprintf(f,
+            "<table class=\"num\"><caption>popularity baseline on block k</caption><tr><th></th>");
+    for (int k = r->first; k < r->n_blocks; k++)
+        fprintf(f, "<th>%d</th>", k);
+    fprintf(f, "</tr>\n<tr><th>R@20</th>");
+    for (int k = r->first; k < r->n_blocks; k++)
+        num_cell(f, "<td>%.4f</td>", r->base_r20[k]);
+    if (r->base_n20) {
+        fprintf(f, "</tr>\n<tr><th>N@20</th>");
+        for (int k = r->first; k < r->n_blocks; k++)
+            num_cell(f, "<td>%.4f</td>", r->base_n20[k]);
+    }
+    fprintf(f, "</tr></table>\n");
+}
+
+/* Seconds per stage and block, as a table. */
+static void seconds_table(FILE *f, const report_html *r)
+{
+    fprintf(f, "<table class=\"num\"><caption>seconds</caption><tr><th></th>");
+    for (int q = 0; q < r->n_stages; q++) {
+        fprintf(f, "<th>");
+        esc(f, r->stage_names[q]);
+        fprintf(f, "</th>");
+    }
+    fprintf(f, "</tr>\n");
+    for (int k = r->first; k < r->n_blocks; k++) {
+        fprintf(f, "<tr><th>block %d</th>", k);
+        for (int q = 0; q < r->n_stages; q++)
+            num_cell(f, "<td>%.1f</td>", r->stage_secs[k * r->n_stages + q]);
+        fprintf(f, "</tr>\n");
+    }
+    fprintf(f, "</table>\n");
+}
+
+/* "The numbers": every chart's values as tables, so nothing is only in a picture. */
+static void number_tables(FILE *f, const report_html *r)
+{
     fprintf(f, "<h2>The numbers</h2>\n");
     for (int s = 0; s < r->n_series; s++) {
         char cap[256];
@@ -337,36 +397,40 @@ static void write_page(FILE *f, const report_html *r)
             matrix_table(f, r, cap, r->series[s].n20);
         }
     }
-    if (r->base_r20) {
-        fprintf(f, "<table class=\"num\"><caption>popularity baseline on block k</caption><tr><th></th>");
-        for (int k = r->first; k < r->n_blocks; k++)
-            fprintf(f, "<th>%d</th>", k);
-        fprintf(f, "</tr>\n<tr><th>R@20</th>");
-        for (int k = r->first; k < r->n_blocks; k++)
-            num_cell(f, "<td>%.4f</td>", r->base_r20[k]);
-        if (r->base_n20) {
-            fprintf(f, "</tr>\n<tr><th>N@20</th>");
-            for (int k = r->first; k < r->n_blocks; k++)
-                num_cell(f, "<td>%.4f</td>", r->base_n20[k]);
-        }
-        fprintf(f, "</tr></table>\n");
+    if (r->base_r20)
+        baseline_table(f, r);
+    if (r->stage_secs && r->n_stages > 0)
+        seconds_table(f, r);
+}
+
+static void write_page(FILE *f, const report_html *r)
+{
+    const int n_x = r->n_blocks - r->first; /* report_html_write: at most 64 */
+    char tick_buf[64][24];
+    const char *xticks[64];
+    for (int i = 0; i < n_x; i++) {
+        snprintf(tick_buf[i], sizeof tick_buf[i], "%d", r->first + i);
+        xticks[i] = tick_buf[i];
+    }
+    write_head(f, r);
+    for (int metric = 0; metric < 2; metric++)
+        quality_chart(f, r, metric, xticks, n_x);
+    fprintf(
+        f,
+        "<h2>Every block after every block: r[k][j]</h2>\n<p class=\"note\">Row k: the model after "
+        "block k, tested on each earlier block j. Reading down a column shows forgetting.</p>\n");
+    for (int s = 0; s < r->n_series; s++) {
+        if (!r->series[s].r20)
+            continue;
+        char title[256];
+        snprintf(title, sizeof title, "%s: test R@20", r->series[s].name);
+        heatmap(f, r, title, r->series[s].r20);
     }
     if (r->stage_secs && r->n_stages > 0) {
-        fprintf(f, "<table class=\"num\"><caption>seconds</caption><tr><th></th>");
-        for (int q = 0; q < r->n_stages; q++) {
-            fprintf(f, "<th>");
-            esc(f, r->stage_names[q]);
-            fprintf(f, "</th>");
-        }
-        fprintf(f, "</tr>\n");
-        for (int k = r->first; k < r->n_blocks; k++) {
-            fprintf(f, "<tr><th>%s %d</th>", xlabel, k);
-            for (int q = 0; q < r->n_stages; q++)
-                num_cell(f, "<td>%.1f</td>", r->stage_secs[k * r->n_stages + q]);
-            fprintf(f, "</tr>\n");
-        }
-        fprintf(f, "</table>\n");
+        fprintf(f, "<h2>Time</h2>\n");
+        stage_chart(f, r, xticks, n_x);
     }
+    number_tables(f, r);
     fprintf(f, "</body></html>\n");
 }
 

@@ -1,5 +1,6 @@
-/* fuzz_config: libFuzzer target for the config parsers (worker/worker_config.c, which hands the
- * [ccd*] sections to worker/ccd_config.c; ccd-offline's ccd_config_load/_override too).
+/* fuzz_config: libFuzzer target for the config parsers (worker/config/worker_config.c, which
+ * hands the [ccd*] sections to worker/config/ccd_config.c; ccd-offline's ccd_config_load/_override
+ * too).
  *
  * Input: an INI file, then optionally a NUL byte and NUL-separated -X assignments:
  *     <INI text> \0 <section.key=value> \0 <section.key=value> ...

@@ -11,7 +11,12 @@
  *   [ccd.student.block<k>]  ab, ss, ps, sw, pw   (replay schedule of block k >= 1)
  *   [ccd.teacher.block<k>]  ab, ss, ps, cs
  * Other sections are left to their own parsers (a handler for them may be chained). An unknown
- * key or a bad value is an error naming section.key and the value. */
+ * key or a bad value is an error naming section.key and the value.
+ *
+ * worker/config/ is where configuration text becomes structs, and the only place in the tree that
+ * reads INI: this file fills the engine's ccd_config (ccd-offline reads it alone), and
+ * worker_config.h the whole ccd-worker file, handing its [ccd*] sections here so both read the
+ * engine's keys identically. The engine (models/) never sees a config file. */
 #ifndef CCD_WORKER_CONFIG_H
 #define CCD_WORKER_CONFIG_H
 
@@ -28,10 +33,10 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
 /* Parse a whole file (only ccd sections allowed). Returns 0 or -1 with err = "FILE:LINE: ...". */
 int ccd_config_load(ccd_config *c, const char *path, char *err, size_t errlen);
 
-/* "true/false", "1/0", "yes/no", "on/off" (any case). Returns 0 or -1. Shared with the worker's
- * own sections. */
 /* A whole decimal integer in [min, max] (no trailing characters); 0, or -1. */
 int ccd_parse_int(const char *v, int min, int max, int *out);
+/* "true/false", "1/0", "yes/no", "on/off" (any case). Returns 0 or -1. Both are shared with the
+ * worker's own sections. */
 int ccd_parse_bool(const char *v, bool *out);
 
 /* ini_parse(path, handler, user), except that a line longer than libinih's line buffer (INI_MAX_LINE,

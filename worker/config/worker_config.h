@@ -17,7 +17,10 @@
  *   [worker]      threads, train (false: consume and count only, for ingest benchmarks)
  * -X overrides use the same names: -X kafka.bootstrap.servers=H:P (everything after "kafka." is
  * the librdkafka key), -X window.events=1000, -X ccd.student.epochs=3. An unknown section or key,
- * or a bad value, is an error naming section.key (and FILE:LINE for the file). */
+ * or a bad value, is an error naming section.key (and FILE:LINE for the file).
+ *
+ * worker/config/ holds the configuration parsers: this one, and ccd_config.h for the engine's
+ * [ccd*] sections (which ccd-offline reads on its own). */
 #ifndef CCD_WORKER_WORKER_CONFIG_H
 #define CCD_WORKER_WORKER_CONFIG_H
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "ccd_config.h"
+#include "cli.h"
 
 static int set_str(char **dst, const char *v)
 {
@@ -21,26 +22,6 @@ static int set_str(char **dst, const char *v)
         return -1;
     free(*dst);
     *dst = s;
-    return 0;
-}
-
-static int parse_i64(const char *v, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno || x < min || x > max)
-        return -1;
-    *out = x;
-    return 0;
-}
-
-static int parse_int(const char *v, int min, int max, int *out)
-{
-    int64_t x;
-    if (parse_i64(v, min, max, &x) != 0)
-        return -1;
-    *out = (int)x;
     return 0;
 }
 
@@ -172,7 +153,7 @@ static int input_key(worker_config *w, const char *key, const char *v)
         return *v ? set_str(&w->reader_schema, v) : -1;
     if (!strncmp(key, "schema.", 7)) {
         int64_t id;
-        if (parse_i64(key + 7, 0, INT32_MAX, &id) != 0 || !*v)
+        if (cli_parse_int64(key + 7, 0, INT32_MAX, &id) != 0 || !*v)
             return -1;
         for (int i = 0; i < w->n_schemas; i++)
             if (w->schema_ids[i] == (int32_t)id)
@@ -191,44 +172,42 @@ static int input_key(worker_config *w, const char *key, const char *v)
     if (!strcmp(key, "default_model"))
         return set_str(&w->default_model, v);
     if (!strcmp(key, "min_event_time_ms"))
-        return parse_i64(v, INT64_MIN, INT64_MAX, &w->min_event_time_ms);
+        return cli_parse_int64(v, INT64_MIN, INT64_MAX, &w->min_event_time_ms);
     if (!strcmp(key, "max_event_time_ms"))
-        return parse_i64(v, INT64_MIN, INT64_MAX, &w->max_event_time_ms);
+        return cli_parse_int64(v, INT64_MIN, INT64_MAX, &w->max_event_time_ms);
     if (!strcmp(key, "max_buffered_events"))
-        return parse_i64(v, 1000, INT64_C(1) << 40, &w->max_buffered_events);
+        return cli_parse_int64(v, 1000, INT64_C(1) << 40, &w->max_buffered_events);
     return -2;
 }
 
 static int window_key(worker_config *w, const char *key, const char *v)
 {
     if (!strcmp(key, "bootstrap_events"))
-        return parse_i64(v, 0, INT64_C(1) << 40, &w->bootstrap_events);
+        return cli_parse_int64(v, 0, INT64_C(1) << 40, &w->bootstrap_events);
     if (!strcmp(key, "bootstrap_until_ms"))
-        return *v ? parse_i64(v, INT64_MIN + 1, INT64_MAX, &w->bootstrap_until_ms)
+        return *v ? cli_parse_int64(v, INT64_MIN + 1, INT64_MAX, &w->bootstrap_until_ms)
                   : (w->bootstrap_until_ms = INT64_MIN, 0);
     if (!strcmp(key, "events"))
-        return parse_i64(v, 0, INT64_C(1) << 40, &w->window_events);
+        return cli_parse_int64(v, 0, INT64_C(1) << 40, &w->window_events);
     if (!strcmp(key, "duration_ms"))
-        return parse_i64(v, 0, INT64_C(1) << 50, &w->window_duration_ms);
+        return cli_parse_int64(v, 0, INT64_C(1) << 50, &w->window_duration_ms);
     if (!strcmp(key, "idle_ms"))
-        return parse_i64(v, 0, INT64_C(1) << 40, &w->idle_ms);
+        return cli_parse_int64(v, 0, INT64_C(1) << 40, &w->idle_ms);
     return -2;
 }
 
 static int holdout_key(worker_config *w, const char *key, const char *v)
 {
     if (!strcmp(key, "fraction")) {
-        char *end;
-        errno = 0;
-        double x = strtod(v, &end);
-        if (*v == '\0' || *end != '\0' || errno || !(x >= 0.0 && x < 1.0))
+        double x;
+        if (cli_parse_double(v, 0.0, 1.0, &x) != 0 || x == 1.0)
             return -1;
         w->holdout_fraction = x;
         return 0;
     }
     if (!strcmp(key, "seed")) {
         int64_t s;
-        if (parse_i64(v, 0, INT64_MAX, &s) != 0)
+        if (cli_parse_int64(v, 0, INT64_MAX, &s) != 0)
             return -1;
         w->holdout_seed = (uint64_t)s;
         return 0;
@@ -241,13 +220,13 @@ static int redis_key(worker_config *w, const char *key, const char *v)
     if (!strcmp(key, "host"))
         return *v ? set_str(&w->redis_host, v) : -1;
     if (!strcmp(key, "port"))
-        return parse_int(v, 1, 65535, &w->redis_port);
+        return ccd_parse_int(v, 1, 65535, &w->redis_port);
     if (!strcmp(key, "user"))
         return set_str(&w->redis_user, v);
     if (!strcmp(key, "password"))
         return set_str(&w->redis_password, v);
     if (!strcmp(key, "db"))
-        return parse_int(v, 0, 1 << 16, &w->redis_db);
+        return ccd_parse_int(v, 0, 1 << 16, &w->redis_db);
     if (!strcmp(key, "prefix")) {
         for (const char *p = v; *p; p++)
             if (*p == '{' || *p == '}' || *p == ' ' || (unsigned char)*p < 0x20)
@@ -255,9 +234,9 @@ static int redis_key(worker_config *w, const char *key, const char *v)
         return *v ? set_str(&w->redis_prefix, v) : -1;
     }
     if (!strcmp(key, "keep_versions"))
-        return parse_int(v, 1, 1000, &w->redis_keep_versions);
+        return ccd_parse_int(v, 1, 1000, &w->redis_keep_versions);
     if (!strcmp(key, "timeout_ms"))
-        return parse_int(v, 10, 600000, &w->redis_timeout_ms);
+        return ccd_parse_int(v, 10, 600000, &w->redis_timeout_ms);
     if (!strcmp(key, "publish"))
         return ccd_parse_bool(v, &w->redis_publish);
     return -2;
@@ -277,7 +256,7 @@ static int other_key(worker_config *w, const char *section, const char *key, con
         if (!strcmp(key, "dir"))
             return *v ? set_str(&w->checkpoint_dir, v) : -1;
         if (!strcmp(key, "keep"))
-            return parse_int(v, 1, 1000, &w->checkpoint_keep);
+            return ccd_parse_int(v, 1, 1000, &w->checkpoint_keep);
         if (!strcmp(key, "store")) {
             if (strcmp(v, "dir") && strcmp(v, "redis"))
                 return -1;
@@ -308,7 +287,7 @@ static int other_key(worker_config *w, const char *section, const char *key, con
     }
     if (!strcmp(section, "worker")) {
         if (!strcmp(key, "threads"))
-            return parse_int(v, 0, 1024, &w->threads);
+            return ccd_parse_int(v, 0, 1024, &w->threads);
         if (!strcmp(key, "train"))
             return ccd_parse_bool(v, &w->train);
         return -2;
