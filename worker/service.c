@@ -31,7 +31,7 @@
 #include "event_codec.h"
 #include "idmap.h"
 #include "metrics.h"
-#include "model.h"
+#include "tenant.h"
 #include "model_id.h"
 #include "redis_sink.h"
 #include "train.h"
@@ -70,9 +70,9 @@ typedef struct {
     ckpt_store load_store; /* the consumer thread's checkpoint store (it loads models) */
     ckpt_store save_store; /* the trainer thread's (it saves blocks) */
     trainer tr;
-    idmap model_ids; /* model id -> slot in models */
-    model **models;  /* (model_ids.n) NULL when not loaded */
-    int cap_models;
+    idmap model_ids; /* model id -> slot in tenants */
+    tenant **tenants; /* (model_ids.n) NULL when not loaded */
+    int cap_tenants;
     part_state *parts;
     int n_parts;
     job_node *jobs; /* in flight */
@@ -131,7 +131,7 @@ static part_state *part_find(worker *w, const char *topic, int32_t partition, bo
 }
 
 /* Index of (topic, partition) in m->parts without adding; -1 when the model never read it. */
-static int model_part_find(const model *m, const char *topic, int32_t partition)
+static int tenant_part_find(const tenant *m, const char *topic, int32_t partition)
 {
     for (int i = 0; i < m->n_parts; i++)
         if (m->parts[i].partition == partition && !strcmp(m->parts[i].topic, topic))
@@ -212,13 +212,13 @@ static int64_t commit_point(const worker *w, const part_state *p)
     if (c < 0)
         return -1;
     for (int s = 0; s < w->model_ids.n; s++) {
-        const model *m = w->models[s];
+        const tenant *m = w->tenants[s];
         if (!m)
             continue;
-        int i = model_part_find(m, p->topic, p->partition);
+        int i = tenant_part_find(m, p->topic, p->partition);
         if (i < 0)
             continue;
-        int64_t first = model_first_pending(m, i);
+        int64_t first = tenant_first_pending(m, i);
         if (first >= 0 && first < c)
             c = first;
     }
@@ -270,7 +270,7 @@ static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *onl
 /* ------------------------------------------------------------------------------------------ */
 /* models and jobs */
 
-static void submit_next(worker *w, model *m)
+static void submit_next(worker *w, tenant *m)
 {
     if (m->busy || !m->closed || !w->cfg.train)
         return;
@@ -324,7 +324,7 @@ static int collect_jobs(worker *w)
         *pp = jn->next;
         free(jn);
         n++;
-        model *m = j->m;
+        tenant *m = j->m;
         m->busy = false;
         if (j->rc == 0) {
             closed_window *cw = m->closed;
@@ -354,15 +354,15 @@ static int collect_jobs(worker *w)
 
 static void model_drop(worker *w, int slot)
 {
-    model *m = w->models[slot];
+    tenant *m = w->tenants[slot];
     if (!m)
         return;
     trainer_stop_model(&w->tr, m);
     collect_jobs(w);
     wlog(WLOG_INFO, "model %s released (%lld events in %d blocks)", m->id,
          (long long)m->events_total, m->state.block + 1);
-    model_free(m);
-    w->models[slot] = NULL;
+    tenant_free(m);
+    w->tenants[slot] = NULL;
 }
 
 static void warn_cb(void *ctx, const char *msg)
@@ -372,25 +372,25 @@ static void warn_cb(void *ctx, const char *msg)
 }
 
 /* The model for a key, loading its checkpoint the first time it is seen. */
-static model *model_get(worker *w, const char *id)
+static tenant *tenant_get(worker *w, const char *id)
 {
     int added;
     int slot = idmap_add(&w->model_ids, id, &added);
     if (slot < 0)
         return NULL;
-    if (slot >= w->cap_models) {
-        int cap = w->cap_models ? w->cap_models * 2 : 64;
+    if (slot >= w->cap_tenants) {
+        int cap = w->cap_tenants ? w->cap_tenants * 2 : 64;
         while (cap <= slot)
             cap *= 2;
-        model **mm = realloc(w->models, (size_t)cap * sizeof *mm);
+        tenant **mm = realloc(w->tenants, (size_t)cap * sizeof *mm);
         if (!mm)
             return NULL;
-        memset(mm + w->cap_models, 0, (size_t)(cap - w->cap_models) * sizeof *mm);
-        w->models = mm;
-        w->cap_models = cap;
+        memset(mm + w->cap_tenants, 0, (size_t)(cap - w->cap_tenants) * sizeof *mm);
+        w->tenants = mm;
+        w->cap_tenants = cap;
     }
-    if (w->models[slot])
-        return w->models[slot];
+    if (w->tenants[slot])
+        return w->tenants[slot];
     checkpoint c;
     char err[512];
     int r = ckpt_store_load_latest(&w->load_store, id, &c, warn_cb, NULL, err, sizeof err);
@@ -399,7 +399,7 @@ static model *model_get(worker *w, const char *id)
         w->fatal = true;
         return NULL;
     }
-    model *m = model_new(id, r == 1 ? &c : NULL, err, sizeof err);
+    tenant *m = tenant_new(id, r == 1 ? &c : NULL, err, sizeof err);
     if (r == 1)
         checkpoint_free(&c);
     if (!m) {
@@ -416,16 +416,16 @@ static model *model_get(worker *w, const char *id)
     else
         wlog(WLOG_INFO, "model %s: new", id);
     m->last_event_ms = now_ms();
-    w->models[slot] = m;
+    w->tenants[slot] = m;
     return m;
 }
 
-static void close_window(worker *w, model *m, const char *reason, int64_t next_t)
+static void close_window(worker *w, tenant *m, const char *reason, int64_t next_t)
 {
     int block = m->win.next_block;
     int64_t n = m->n_ev;
     window_close(&w->rules, &m->win, next_t);
-    if (model_close_window(m, block, m->win.start_ms, reason) != 0) {
+    if (tenant_close_window(m, block, m->win.start_ms, reason) != 0) {
         wlog(WLOG_ERROR, "model %s: out of memory closing block %d", m->id, block);
         w->fatal = true;
         return;
@@ -485,10 +485,10 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
         return;
     }
     w->decoded++;
-    model *m = model_get(w, model_id);
+    tenant *m = tenant_get(w, model_id);
     if (!m)
         return;
-    int part = model_part_index(m, topic, msg->partition);
+    int part = tenant_part_index(m, topic, msg->partition);
     if (part < 0) {
         w->fatal = true;
         return;
@@ -501,7 +501,7 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
     if (window_closes_before(&w->rules, &m->win, ev.event_time_ms))
         close_window(w, m, "time", ev.event_time_ms);
     int added_u, added_i;
-    model_event e = {.part = part, .offset = msg->offset};
+    tenant_event e = {.part = part, .offset = msg->offset};
     e.user = idmap_add(&m->users, ev.user_id, &added_u);
     e.item = idmap_add(&m->items, ev.item_id, &added_i);
     if (e.user < 0 || e.item < 0) {
@@ -509,12 +509,12 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
         w->fatal = true;
         return;
     }
-    e.holdout = model_holdout(ev.user_id, ev.item_id, w->cfg.holdout_seed, w->cfg.holdout_fraction);
+    e.holdout = tenant_holdout(ev.user_id, ev.item_id, w->cfg.holdout_seed, w->cfg.holdout_fraction);
     if (window_add(&w->rules, &m->win, ev.event_time_ms)) {
         m->late_events++;
         w->late++;
     }
-    if (model_push(m, &e) != 0) {
+    if (tenant_push(m, &e) != 0) {
         w->fatal = true;
         return;
     }
@@ -529,7 +529,7 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
 static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t *parts)
 {
     for (int s = 0; s < w->model_ids.n; s++) {
-        model *m = w->models[s];
+        tenant *m = w->tenants[s];
         if (!m)
             continue;
         bool hit = false;
@@ -543,7 +543,7 @@ static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t 
     }
     commit_offsets(w, parts);
     for (int s = 0; s < w->model_ids.n; s++) {
-        model *m = w->models[s];
+        tenant *m = w->tenants[s];
         if (!m)
             continue;
         for (int i = 0; i < m->n_parts; i++)
@@ -608,8 +608,8 @@ static int64_t buffered_events(const worker *w)
 {
     int64_t n = 0;
     for (int s = 0; s < w->model_ids.n; s++)
-        if (w->models[s])
-            n += model_buffered(w->models[s]);
+        if (w->tenants[s])
+            n += tenant_buffered(w->tenants[s]);
     return n;
 }
 
@@ -636,7 +636,7 @@ static void housekeeping(worker *w)
     int64_t now = now_ms();
     if (w->cfg.idle_ms > 0)
         for (int s = 0; s < w->model_ids.n; s++) {
-            model *m = w->models[s];
+            tenant *m = w->tenants[s];
             if (m && m->n_ev > 0 && now - m->last_event_ms >= w->cfg.idle_ms)
                 close_window(w, m, "idle", INT64_MIN);
         }
@@ -647,10 +647,10 @@ static void housekeeping(worker *w)
         set_paused(w, false);
     if (w->paused && !w->jobs) {
         /* nothing is training, so nothing will free the buffer: cut the largest open window */
-        model *big = NULL;
+        tenant *big = NULL;
         for (int s = 0; s < w->model_ids.n; s++)
-            if (w->models[s] && w->models[s]->n_ev > 0 && (!big || w->models[s]->n_ev > big->n_ev))
-                big = w->models[s];
+            if (w->tenants[s] && w->tenants[s]->n_ev > 0 && (!big || w->tenants[s]->n_ev > big->n_ev))
+                big = w->tenants[s];
         if (big)
             close_window(w, big, "buffer bound", INT64_MIN);
     }
@@ -672,7 +672,7 @@ static void publish_metrics(worker *w)
     m.max_buffered_events = w->cfg.max_buffered_events;
     m.paused = w->paused;
     for (int s = 0; s < w->model_ids.n; s++)
-        m.models += w->models[s] != NULL;
+        m.models += w->tenants[s] != NULL;
     trainer_stats t = trainer_get_stats(&w->tr);
     m.blocks_done = t.blocks_done;
     m.publish_errors = t.publish_errors;
@@ -720,8 +720,8 @@ static bool all_quiet(const worker *w)
     if (w->jobs || w->paused)
         return false;
     for (int s = 0; s < w->model_ids.n; s++)
-        if (w->models[s] &&
-            ((w->cfg.idle_ms > 0 && w->models[s]->n_ev > 0) || w->models[s]->closed))
+        if (w->tenants[s] &&
+            ((w->cfg.idle_ms > 0 && w->tenants[s]->n_ev > 0) || w->tenants[s]->closed))
             return false;
     return true;
 }
@@ -1001,8 +1001,8 @@ static void shutdown_worker(worker *w)
     /* abandon running blocks, commit what is durable, leave the group */
     if (w->rk) {
         for (int s = 0; s < w->model_ids.n; s++)
-            if (w->models[s])
-                trainer_stop_model(&w->tr, w->models[s]);
+            if (w->tenants[s])
+                trainer_stop_model(&w->tr, w->tenants[s]);
         collect_jobs(w);
         commit_offsets(w, NULL);
         rd_kafka_consumer_close(w->rk); /* revokes: the rebalance callback drops the models */
@@ -1011,9 +1011,9 @@ static void shutdown_worker(worker *w)
     if (w->tr.thread)
         trainer_join(&w->tr);
     for (int s = 0; s < w->model_ids.n; s++)
-        if (w->models[s])
-            model_free(w->models[s]);
-    free(w->models);
+        if (w->tenants[s])
+            tenant_free(w->tenants[s]);
+    free(w->tenants);
     idmap_free(&w->model_ids);
     if (w->dlq) {
         rd_kafka_flush(w->dlq, 10000);

@@ -177,10 +177,10 @@ static void run_job(trainer *t, trainer_job *j)
 {
     double t0 = ccd_now();
     j->t_start = t0;
-    model *m = j->m;
+    tenant *m = j->m;
     const closed_window *cw = j->cw;
     ccd_block blk;
-    if (model_build_block(cw, m->state.block >= 0 ? m->state.n_users : 0,
+    if (tenant_build_block(cw, m->state.block >= 0 ? m->state.n_users : 0,
                           m->state.block >= 0 ? m->state.n_items : 0, &blk) != 0) {
         j->rc = -1;
         snprintf(j->err, sizeof j->err, "out of memory building block %d", cw->block);
@@ -190,7 +190,7 @@ static void run_job(trainer *t, trainer_job *j)
     ccd_block_sample_eval(&blk, t->cfg->ccd.eval_users, t->cfg->ccd.seed);
     /* the offsets this block makes durable */
     for (int64_t e = 0; e < cw->n_ev; e++) {
-        model_part *p = &j->parts[cw->ev[e].part];
+        tenant_part *p = &j->parts[cw->ev[e].part];
         if (cw->ev[e].offset + 1 > p->durable_next)
             p->durable_next = cw->ev[e].offset + 1;
     }
@@ -208,7 +208,7 @@ static void run_job(trainer *t, trainer_job *j)
     int rc =
         ccd_block_step(&m->state, &t->cfg->ccd, &blk, &blk, 1, &rep, &hooks, j->err, sizeof j->err);
     ccd_block_report_free(&rep);
-    model_block_free(&blk);
+    tenant_block_free(&blk);
     if (rc != 0) {
         j->rc = rc;
         return;
@@ -313,7 +313,7 @@ void trainer_submit(trainer *t, trainer_job *j)
     pthread_mutex_unlock(&t->mu);
 }
 
-void trainer_stop_model(trainer *t, const model *m)
+void trainer_stop_model(trainer *t, const tenant *m)
 {
     pthread_mutex_lock(&t->mu);
     for (trainer_job *j = t->queue; j; j = j->next)

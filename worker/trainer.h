@@ -25,19 +25,19 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
-#include "model.h"
+#include "tenant.h"
 #include "redis_sink.h"
 #include "worker_config.h"
 
 typedef struct trainer_job {
     struct trainer_job *next;
     /* set by the consumer thread at submit (snapshots: the consumer keeps growing the originals) */
-    model *m;
+    tenant *m;
     closed_window *cw;     /* m->closed head */
     const char **user_ids; /* (cw->n_users) row -> id */
     const char **item_ids; /* (cw->n_items) */
     int n_parts;
-    model_part *parts;    /* (n_parts) copy of m->parts; durable_next updated by the trainer */
+    tenant_part *parts;    /* (n_parts) copy of m->parts; durable_next updated by the trainer */
     int64_t events_total; /* m->events_total before this block */
     atomic_int stop;      /* raised by the consumer thread, polled by the engine */
     /* results, written by the trainer before done is set */
@@ -95,7 +95,7 @@ bool trainer_job_done(trainer *t, const trainer_job *j);
 
 /* Raise the stop flag of every queued or running job of model m and wait until none is left
  * in the trainer. */
-void trainer_stop_model(trainer *t, const model *m);
+void trainer_stop_model(trainer *t, const tenant *m);
 
 /* Snapshot of the counters. */
 trainer_stats trainer_get_stats(trainer *t);

@@ -154,11 +154,11 @@ enum { USERS0 = 70, ITEMS0 = 60, OFFSET0 = 100 };
 /* Block 0 of the fixture's stream as Kafka events of partition "in"/3: ids u<k> and i<k>, each
  * user's first event a valid pair and its second a test pair (the rest train), offsets from
  * OFFSET0 with a gap every 50 (other models' messages in between). Returns the last offset. */
-static int64_t fill_window(model *m, uint64_t seed)
+static int64_t fill_window(tenant *m, uint64_t seed)
 {
     ccd_rng r;
     ccd_rng_init(&r, seed, 0);
-    int part = model_part_index(m, "in", 3);
+    int part = tenant_part_index(m, "in", 3);
     assert_int_equal(part, 0);
     int64_t offset = OFFSET0, last = -1;
     for (int u = 0; u < USERS0; u++)
@@ -173,19 +173,19 @@ static int64_t fill_window(model *m, uint64_t seed)
             snprintf(iid, sizeof iid, "i%d", i);
             int added;
             /* holdout: 1 valid (e == 0), 2 test (e == 1), 0 train */
-            model_event ev = {.part = part, .holdout = e < 2 ? e + 1 : 0, .offset = offset};
+            tenant_event ev = {.part = part, .holdout = e < 2 ? e + 1 : 0, .offset = offset};
             ev.user = idmap_add(&m->users, uid, &added);
             ev.item = idmap_add(&m->items, iid, &added);
-            assert_int_equal(model_push(m, &ev), 0);
+            assert_int_equal(tenant_push(m, &ev), 0);
             last = offset;
             offset += (offset % 50 == 0) ? 7 : 1;
         }
-    assert_int_equal(model_close_window(m, 0, 1234, "count"), 0);
+    assert_int_equal(tenant_close_window(m, 0, 1234, "count"), 0);
     return last;
 }
 
 /* What the service's submit does: snapshots of the ids and parts at submit time. */
-static trainer_job *job_for(model *m)
+static trainer_job *job_for(tenant *m)
 {
     trainer_job *j = calloc(1, sizeof *j);
     assert_non_null(j);
@@ -227,7 +227,7 @@ typedef struct {
     fake_store store_impl;
     ckpt_store store;
     trainer t;
-    model *m;
+    tenant *m;
     int64_t last_offset;
 } rig;
 
@@ -241,7 +241,7 @@ static int rig_setup(void **state)
     g->store_impl = (fake_store){.log = &g->log};
     g->store = (ckpt_store){.be = &fake_backend, .impl = &g->store_impl, .keep = 2};
     char err[256];
-    g->m = model_new("m0", NULL, err, sizeof err);
+    g->m = tenant_new("m0", NULL, err, sizeof err);
     assert_non_null(g->m);
     g->last_offset = fill_window(g->m, 99);
     *state = g;
@@ -251,7 +251,7 @@ static int rig_setup(void **state)
 static int rig_teardown(void **state)
 {
     rig *g = *state;
-    model_free(g->m);
+    tenant_free(g->m);
     free(g->store_impl.bytes);
     worker_config_free(&g->cfg);
     free(g);
@@ -381,7 +381,7 @@ static void jobs_in_submission_order(void **state)
 {
     rig *g = *state;
     char err[256];
-    model *m1 = model_new("m1", NULL, err, sizeof err);
+    tenant *m1 = tenant_new("m1", NULL, err, sizeof err);
     assert_non_null(m1);
     fill_window(m1, 7);
     start(g, true);
@@ -407,7 +407,7 @@ static void jobs_in_submission_order(void **state)
     checkpoint_free(&c);
     job_free(a);
     job_free(b);
-    model_free(m1);
+    tenant_free(m1);
 }
 
 /* Redis down for two attempts, then the disk full once: both retried with backoff and counted,

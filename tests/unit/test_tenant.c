@@ -1,4 +1,4 @@
-/* model (worker/model.c: a tenant's stream state): the holdout split, pending offsets, block
+/* model (worker/tenant.c: a tenant's stream state): the holdout split, pending offsets, block
  * building, restoring from a checkpoint and refusing an inconsistent one. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 
 #include "checkpoint.h"
 #include "idmap.h"
-#include "model.h"
+#include "tenant.h"
 #include "sparse.h"
 #include "state.h"
 #include "test_util.h" /* xstrdup */
@@ -29,13 +29,13 @@ static void model_holdout_split(void **state)
     for (int k = 0; k < N; k++) {
         snprintf(u, sizeof u, "user%d", k % 997);
         snprintf(i, sizeof i, "item%d", k / 997 * 7 + k % 13);
-        int h = model_holdout(u, i, 0, f);
+        int h = tenant_holdout(u, i, 0, f);
         assert_true(h >= 0 && h <= 2);
-        assert_int_equal(model_holdout(u, i, 0, f), h);
+        assert_int_equal(tenant_holdout(u, i, 0, f), h);
         count[h]++;
-        seed_diff += model_holdout(u, i, 12345, f) != h;
-        assert_int_equal(model_holdout(u, i, 0, 0.0), 0);
-        assert_int_equal(model_holdout(u, i, 99, 0.0), 0);
+        seed_diff += tenant_holdout(u, i, 12345, f) != h;
+        assert_int_equal(tenant_holdout(u, i, 0, 0.0), 0);
+        assert_int_equal(tenant_holdout(u, i, 99, 0.0), 0);
     }
     /* binomial standard deviations: ~126 (train), ~95 (valid, test); allow about 6 of them */
     assert_in_range(count[0], 80000 - 750, 80000 + 750);
@@ -50,14 +50,14 @@ static void model_holdout_split(void **state)
         snprintf(u, sizeof u, "u%d", k);
         snprintf(i, sizeof i, "%dx", k);
         snprintf(u2, sizeof u2, "u%d%d", k, k); /* u2 + "x" == u + i */
-        differ += model_holdout(u, i, 1, 0.5) != model_holdout(u2, "x", 1, 0.5);
+        differ += tenant_holdout(u, i, 1, 0.5) != tenant_holdout(u2, "x", 1, 0.5);
     }
     assert_true(differ > 80); /* P(differ) = 1 - (0.5^2 + 2 * 0.25^2) = 0.625: ~125 of 200 */
 }
 
-static model_event ev(int32_t user, int32_t item, int32_t part, int32_t holdout, int64_t offset)
+static tenant_event ev(int32_t user, int32_t item, int32_t part, int32_t holdout, int64_t offset)
 {
-    return (model_event){
+    return (tenant_event){
         .user = user, .item = item, .part = part, .holdout = holdout, .offset = offset};
 }
 
@@ -67,25 +67,25 @@ static void model_pending_offsets(void **state)
 {
     (void)state;
     char err[256];
-    model *m = model_new("m", NULL, err, sizeof err);
+    tenant *m = tenant_new("m", NULL, err, sizeof err);
     assert_non_null(m);
     assert_int_equal(m->win.next_block, 0);
     assert_true(m->win.start_ms == INT64_MIN);
-    assert_int_equal(model_part_index(m, "t", 0), 0);
-    assert_int_equal(model_part_index(m, "t", 1), 1);
-    assert_int_equal(model_part_index(m, "t", 0), 0);
-    assert_int_equal(model_part_index(m, "u", 0), 2);
+    assert_int_equal(tenant_part_index(m, "t", 0), 0);
+    assert_int_equal(tenant_part_index(m, "t", 1), 1);
+    assert_int_equal(tenant_part_index(m, "t", 0), 0);
+    assert_int_equal(tenant_part_index(m, "u", 0), 2);
     assert_int_equal(m->n_parts, 3);
     assert_true(m->parts[2].durable_next == 0);
-    assert_true(model_first_pending(m, 0) == -1);
-    assert_true(model_buffered(m) == 0);
+    assert_true(tenant_first_pending(m, 0) == -1);
+    assert_true(tenant_buffered(m) == 0);
 
     m->users.n = 2, m->items.n = 3; /* only the sizes are read when a window closes */
-    model_event e[] = {ev(0, 0, 0, 0, 10), ev(1, 1, 0, 0, 11), ev(0, 2, 1, 0, 5)};
+    tenant_event e[] = {ev(0, 0, 0, 0, 10), ev(1, 1, 0, 0, 11), ev(0, 2, 1, 0, 5)};
     for (int k = 0; k < 3; k++)
-        assert_int_equal(model_push(m, &e[k]), 0);
-    assert_true(model_first_pending(m, 0) == 10);
-    assert_int_equal(model_close_window(m, 0, 777, "count"), 0);
+        assert_int_equal(tenant_push(m, &e[k]), 0);
+    assert_true(tenant_first_pending(m, 0) == 10);
+    assert_int_equal(tenant_close_window(m, 0, 777, "count"), 0);
     m->users.n = 0, m->items.n = 0;
     assert_true(m->n_ev == 0);
     assert_non_null(m->closed);
@@ -98,13 +98,13 @@ static void model_pending_offsets(void **state)
     assert_string_equal(m->closed->reason, "count");
     assert_true(m->closed->ev[2].offset == 5);
 
-    model_event f[] = {ev(1, 0, 0, 2, 12), ev(1, 1, 1, 1, 6)};
+    tenant_event f[] = {ev(1, 0, 0, 2, 12), ev(1, 1, 1, 1, 6)};
     for (int k = 0; k < 2; k++)
-        assert_int_equal(model_push(m, &f[k]), 0);
-    assert_true(model_first_pending(m, 0) == 10);
-    assert_true(model_first_pending(m, 1) == 5);
-    assert_true(model_first_pending(m, 2) == -1);
-    assert_true(model_buffered(m) == 5);
+        assert_int_equal(tenant_push(m, &f[k]), 0);
+    assert_true(tenant_first_pending(m, 0) == 10);
+    assert_true(tenant_first_pending(m, 1) == 5);
+    assert_true(tenant_first_pending(m, 2) == -1);
+    assert_true(tenant_buffered(m) == 5);
 
     /* the trainer folds block 0 in (what the worker does when the job is done) */
     closed_window *cw = m->closed;
@@ -113,32 +113,32 @@ static void model_pending_offsets(void **state)
         m->closed_tail = NULL;
     free(cw->ev);
     free(cw);
-    assert_true(model_first_pending(m, 0) == 12);
-    assert_true(model_first_pending(m, 1) == 6);
-    assert_true(model_buffered(m) == 2);
+    assert_true(tenant_first_pending(m, 0) == 12);
+    assert_true(tenant_first_pending(m, 1) == 6);
+    assert_true(tenant_buffered(m) == 2);
 
     /* block 1 closed, more in the open window: closed ones still come first */
-    assert_int_equal(model_close_window(m, 1, INT64_MIN, "idle"), 0);
-    model_event g = ev(0, 0, 0, 0, 13);
-    assert_int_equal(model_push(m, &g), 0);
-    assert_true(model_first_pending(m, 0) == 12);
-    assert_true(model_buffered(m) == 3);
+    assert_int_equal(tenant_close_window(m, 1, INT64_MIN, "idle"), 0);
+    tenant_event g = ev(0, 0, 0, 0, 13);
+    assert_int_equal(tenant_push(m, &g), 0);
+    assert_true(tenant_first_pending(m, 0) == 12);
+    assert_true(tenant_buffered(m) == 3);
     /* an empty window can be closed too (callers check) */
-    assert_int_equal(model_close_window(m, 2, 0, "time"), 0);
-    assert_int_equal(model_close_window(m, 3, 0, "time"), 0);
+    assert_int_equal(tenant_close_window(m, 2, 0, "time"), 0);
+    assert_int_equal(tenant_close_window(m, 3, 0, "time"), 0);
     assert_true(m->closed_tail->n_ev == 0);
     assert_int_equal(m->closed->next->block, 2);
-    assert_true(model_first_pending(m, 0) == 12);
-    assert_true(model_first_pending(m, 2) == -1);
-    assert_true(model_buffered(m) == 3);
+    assert_true(tenant_first_pending(m, 0) == 12);
+    assert_true(tenant_first_pending(m, 2) == -1);
+    assert_true(tenant_buffered(m) == 3);
     /* many events: the open window grows past its first allocation */
     for (int k = 0; k < 10000; k++) {
-        model_event h = ev(0, 0, 2, 0, 1000 + k);
-        assert_int_equal(model_push(m, &h), 0);
+        tenant_event h = ev(0, 0, 2, 0, 1000 + k);
+        assert_int_equal(tenant_push(m, &h), 0);
     }
-    assert_true(model_first_pending(m, 2) == 1000);
-    assert_true(model_buffered(m) == 10003);
-    model_free(m);
+    assert_true(tenant_first_pending(m, 2) == 1000);
+    assert_true(tenant_buffered(m) == 10003);
+    tenant_free(m);
 }
 
 /* A hand-made closed window: train pairs deduplicated (n_train_lines counts the raw ones), valid
@@ -147,14 +147,14 @@ static void model_pending_offsets(void **state)
 static void model_build_block_by_hand(void **state)
 {
     (void)state;
-    model_event e[] = {
+    tenant_event e[] = {
         ev(0, 0, 0, 0, 1), ev(0, 0, 0, 0, 2), ev(1, 2, 0, 0, 3), ev(0, 3, 0, 1, 4),
         ev(2, 1, 0, 2, 5), ev(3, 4, 0, 1, 6), ev(1, 2, 0, 0, 7), ev(2, 0, 0, 0, 8),
     };
     closed_window cw = {
         .block = 2, .ev = e, .n_ev = 8, .n_users = 5, .n_items = 5, .reason = "count"};
     ccd_block b;
-    assert_int_equal(model_build_block(&cw, 2, 3, &b), 0);
+    assert_int_equal(tenant_build_block(&cw, 2, 3, &b), 0);
     assert_int_equal(b.index, 2);
     assert_int_equal(b.n_users, 5);
     assert_int_equal(b.n_items, 5);
@@ -186,16 +186,16 @@ static void model_build_block_by_hand(void **state)
     assert_int_equal(b.n_active_items, 2);
     int want_items[2] = {0, 2};
     assert_memory_equal(b.items, want_items, sizeof want_items);
-    model_block_free(&b);
+    tenant_block_free(&b);
     assert_null(b.users);
 
     /* an empty window builds an empty block */
     closed_window empty = {.block = 0, .n_users = 0, .n_items = 0};
-    assert_int_equal(model_build_block(&empty, 0, 0, &b), 0);
+    assert_int_equal(tenant_build_block(&empty, 0, 0, &b), 0);
     assert_int_equal(b.n_active_users, 0);
     assert_int_equal(b.n_active_items, 0);
     assert_true(b.train.nnz == 0 && b.n_train_lines == 0);
-    model_block_free(&b);
+    tenant_block_free(&b);
 }
 
 /* A real engine state after block 0 over 3 users and 2 items (one MF teacher of dim 2, student
@@ -264,7 +264,7 @@ static void make_restorable(checkpoint *c, const char *const *users, int n_users
     }
 }
 
-/* model_new from a checkpoint restores the engine state, the id maps in row order, the parts with
+/* tenant_new from a checkpoint restores the engine state, the id maps in row order, the parts with
  * their durable offsets, the windowing state (next block, open window start) and the counters. */
 static void model_restores_from_checkpoint(void **state)
 {
@@ -273,9 +273,9 @@ static void model_restores_from_checkpoint(void **state)
     checkpoint c;
     make_restorable(&c, users, 3, items, 2);
     char err[512];
-    model *m = model_new("m1", &c, err, sizeof err);
+    tenant *m = tenant_new("m1", &c, err, sizeof err);
     if (!m)
-        fail_msg("model_new: %s", err);
+        fail_msg("tenant_new: %s", err);
     assert_string_equal(m->id, "m1");
     assert_int_equal(m->state.block, 0);
     assert_int_equal(m->state.n_users, 3);
@@ -298,19 +298,19 @@ static void model_restores_from_checkpoint(void **state)
     assert_true(m->parts[0].durable_next == 100);
     assert_true(m->parts[1].durable_next == 50);
     assert_true(m->parts[2].durable_next == 7);
-    assert_int_equal(model_part_index(m, "t", 1), 1);
-    assert_int_equal(model_part_index(m, "other", 3), 2);
-    assert_int_equal(model_part_index(m, "t", 3), 3);
+    assert_int_equal(tenant_part_index(m, "t", 1), 1);
+    assert_int_equal(tenant_part_index(m, "other", 3), 2);
+    assert_int_equal(tenant_part_index(m, "t", 3), 3);
     assert_true(m->parts[3].durable_next == 0);
     assert_int_equal(m->win.next_block, 1);
     assert_true(m->win.start_ms == 1234000);
     assert_true(m->win.count == 0);
     assert_true(m->events_total == 77);
     assert_true(m->published_version == 3);
-    assert_true(model_buffered(m) == 0);
-    assert_true(model_first_pending(m, 0) == -1);
+    assert_true(tenant_buffered(m) == 0);
+    assert_true(tenant_first_pending(m, 0) == -1);
     assert_false(m->busy);
-    model_free(m);
+    tenant_free(m);
     checkpoint_free(&c);
 }
 
@@ -326,7 +326,7 @@ static void model_refuses_inconsistent_checkpoint(void **state)
 
     make_restorable(&c, users4, 4, items, 2);
     err[0] = '\0';
-    assert_null(model_new("m1", &c, err, sizeof err));
+    assert_null(tenant_new("m1", &c, err, sizeof err));
     assert_non_null(strstr(err, "m1"));
     assert_non_null(strstr(err, "does not match"));
     assert_non_null(strstr(err, "4 users"));
@@ -334,28 +334,28 @@ static void model_refuses_inconsistent_checkpoint(void **state)
 
     make_restorable(&c, users3, 3, items1, 1);
     err[0] = '\0';
-    assert_null(model_new("m1", &c, err, sizeof err));
+    assert_null(tenant_new("m1", &c, err, sizeof err));
     assert_non_null(strstr(err, "1 items"));
     checkpoint_free(&c);
 
     make_restorable(&c, users3, 3, items, 2);
     c.block = 1;
     err[0] = '\0';
-    assert_null(model_new("m1", &c, err, sizeof err));
+    assert_null(tenant_new("m1", &c, err, sizeof err));
     assert_non_null(strstr(err, "block 1"));
     checkpoint_free(&c);
 
     const char *dup[] = {"alice", "bob", "alice"};
     make_restorable(&c, dup, 3, items, 2);
     err[0] = '\0';
-    assert_null(model_new("m1", &c, err, sizeof err));
+    assert_null(tenant_new("m1", &c, err, sizeof err));
     assert_non_null(strstr(err, "duplicate"));
     checkpoint_free(&c);
 
     make_restorable(&c, users3, 3, items, 2);
     c.state[c.state_len - 1] ^= 0x40;
     err[0] = '\0';
-    assert_null(model_new("m1", &c, err, sizeof err));
+    assert_null(tenant_new("m1", &c, err, sizeof err));
     assert_true(err[0] != '\0');
     checkpoint_free(&c);
 }

@@ -1,5 +1,5 @@
-/* model: see model.h. */
-#include "model.h"
+/* tenant: one model id's stream state in a worker; see tenant.h. */
+#include "tenant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include "state.h"
 
 /* splitmix64 finaliser over FNV-1a of "user \x1f item", keyed by the seed */
-int model_holdout(const char *user_id, const char *item_id, uint64_t seed, double fraction)
+int tenant_holdout(const char *user_id, const char *item_id, uint64_t seed, double fraction)
 {
     if (fraction <= 0.0)
         return 0;
@@ -27,9 +27,9 @@ int model_holdout(const char *user_id, const char *item_id, uint64_t seed, doubl
     return x < 0.5 * fraction ? 1 : x < fraction ? 2 : 0;
 }
 
-model *model_new(const char *id, const checkpoint *c, char *err, size_t errlen)
+tenant *tenant_new(const char *id, const checkpoint *c, char *err, size_t errlen)
 {
-    model *m = calloc(1, sizeof *m);
+    tenant *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -77,11 +77,11 @@ dup:
 oom:
     snprintf(err, errlen, "out of memory");
 fail:
-    model_free(m);
+    tenant_free(m);
     return NULL;
 }
 
-void model_free(model *m)
+void tenant_free(tenant *m)
 {
     if (!m)
         return;
@@ -99,12 +99,12 @@ void model_free(model *m)
     free(m);
 }
 
-int model_part_index(model *m, const char *topic, int32_t partition)
+int tenant_part_index(tenant *m, const char *topic, int32_t partition)
 {
     for (int i = 0; i < m->n_parts; i++)
         if (m->parts[i].partition == partition && !strcmp(m->parts[i].topic, topic))
             return i;
-    model_part *p = realloc(m->parts, (size_t)(m->n_parts + 1) * sizeof *p);
+    tenant_part *p = realloc(m->parts, (size_t)(m->n_parts + 1) * sizeof *p);
     if (!p)
         return -1;
     m->parts = p;
@@ -114,11 +114,11 @@ int model_part_index(model *m, const char *topic, int32_t partition)
     return m->n_parts++;
 }
 
-int model_push(model *m, const model_event *e)
+int tenant_push(tenant *m, const tenant_event *e)
 {
     if (m->n_ev == m->cap_ev) {
         int64_t cap = m->cap_ev ? m->cap_ev * 2 : 4096;
-        model_event *ev = realloc(m->ev, (size_t)cap * sizeof *ev);
+        tenant_event *ev = realloc(m->ev, (size_t)cap * sizeof *ev);
         if (!ev)
             return -1;
         m->ev = ev;
@@ -128,7 +128,7 @@ int model_push(model *m, const model_event *e)
     return 0;
 }
 
-int model_close_window(model *m, int block, int64_t window_start_after, const char *reason)
+int tenant_close_window(tenant *m, int block, int64_t window_start_after, const char *reason)
 {
     closed_window *cw = calloc(1, sizeof *cw);
     if (!cw)
@@ -150,7 +150,7 @@ int model_close_window(model *m, int block, int64_t window_start_after, const ch
     return 0;
 }
 
-int64_t model_first_pending(const model *m, int part)
+int64_t tenant_first_pending(const tenant *m, int part)
 {
     for (const closed_window *cw = m->closed; cw; cw = cw->next)
         for (int64_t i = 0; i < cw->n_ev; i++)
@@ -162,7 +162,7 @@ int64_t model_first_pending(const model *m, int part)
     return -1;
 }
 
-int64_t model_buffered(const model *m)
+int64_t tenant_buffered(const tenant *m)
 {
     int64_t n = m->n_ev;
     for (const closed_window *cw = m->closed; cw; cw = cw->next)
@@ -191,7 +191,7 @@ static int *unique_sorted(int *v, int64_t n, int *out_n)
     return u;
 }
 
-int model_build_block(const closed_window *cw, int prev_users, int prev_items, ccd_block *blk)
+int tenant_build_block(const closed_window *cw, int prev_users, int prev_items, ccd_block *blk)
 {
     memset(blk, 0, sizeof *blk);
     int64_t n = cw->n_ev, nt = 0, nv = 0, ns = 0;
@@ -202,7 +202,7 @@ int model_build_block(const closed_window *cw, int prev_users, int prev_items, c
     if (!tu || !ti || !vu || !vi || !su || !si || !all_u)
         goto done;
     for (int64_t e = 0; e < n; e++) {
-        const model_event *x = &cw->ev[e];
+        const tenant_event *x = &cw->ev[e];
         all_u[e] = x->user;
         if (x->holdout == 1)
             vu[nv] = x->user, vi[nv++] = x->item;
@@ -229,11 +229,11 @@ int model_build_block(const closed_window *cw, int prev_users, int prev_items, c
 done:
     free(tu), free(ti), free(vu), free(vi), free(su), free(si), free(all_u);
     if (rc != 0)
-        model_block_free(blk);
+        tenant_block_free(blk);
     return rc;
 }
 
-void model_block_free(ccd_block *blk)
+void tenant_block_free(ccd_block *blk)
 {
     ccd_csr_free(&blk->train);
     ccd_csr_free(&blk->valid);
