@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 typedef struct {
-    size_t n;       /* number of parameters */
-    float *m, *v;   /* (n) first and second moments */
-    int64_t t;      /* steps taken */
+    size_t n;     /* number of parameters */
+    float *m, *v; /* (n) first and second moments */
+    int64_t t;    /* steps taken */
     float lr, beta1, beta2, eps, weight_decay;
 } ccd_adam;
 

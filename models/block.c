@@ -22,8 +22,8 @@ void block_say(const logger *lg, const char *fmt, ...)
     lg->fn(lg->ctx, msg);
 }
 
-int block_score(scored_model *sm, ccd_model_type type, const float *emb0, int n_users,
-                int n_items, int dim, const ccd_csr *graph, int keep_layer1)
+int block_score(scored_model *sm, ccd_model_type type, const float *emb0, int n_users, int n_items,
+                int dim, const ccd_csr *graph, int keep_layer1)
 {
     memset(sm, 0, sizeof *sm);
     size_t n = (size_t)(n_users + n_items) * dim;
@@ -37,8 +37,8 @@ int block_score(scored_model *sm, ccd_model_type type, const float *emb0, int n_
         memset(sm, 0, sizeof *sm); /* callers free it again on their error paths */
         return -1;
     }
-    sm->scorer = ccd_scorer_embeddings(sm->final, sm->final + (size_t)n_users * dim, n_users,
-                                       n_items, dim);
+    sm->scorer =
+        ccd_scorer_embeddings(sm->final, sm->final + (size_t)n_users * dim, n_users, n_items, dim);
     return 0;
 }
 
@@ -120,7 +120,10 @@ double block_replay_epoch(void *vctx, ccd_recmodel *m, ccd_adam *adam, int epoch
     return ccd_replay_epoch(m, adam, c->set, c->batch, lambda, &c->rng);
 }
 
-int block_grown(int batch, double growth) { return (int)ceil(batch * growth); }
+int block_grown(int batch, double growth)
+{
+    return (int)ceil(batch * growth);
+}
 
 ccd_train_opts block_train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t seed,
                                 ccd_stream_kind sampler)
@@ -168,7 +171,8 @@ int block_ensemble_build(ensemble_model *e, const ccd_state *st, float *const *t
         e->scorers[m] = e->t[m].scorer;
         e->n = m + 1;
     }
-    e->ens = (ccd_ensemble){.teachers = e->scorers, .n_teachers = e->n, .n_users = nu, .n_items = ni};
+    e->ens =
+        (ccd_ensemble){.teachers = e->scorers, .n_teachers = e->n, .n_users = nu, .n_items = ni};
     e->scorer = ccd_scorer_ensemble(&e->ens);
     return 0;
 }

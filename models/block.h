@@ -29,8 +29,8 @@ typedef struct {
 
 /* A model ready to score: final embeddings of a layer-0 table on a graph. */
 typedef struct {
-    float *final; /* (n_users + n_items) x dim */
-    float *layer1;/* (n_users + n_items) x dim, only when asked for */
+    float *final;  /* (n_users + n_items) x dim */
+    float *layer1; /* (n_users + n_items) x dim, only when asked for */
     ccd_scorer scorer;
 } scored_model;
 
@@ -51,20 +51,20 @@ typedef struct {
 typedef struct {
     const ccd_config *cfg;
     const ccd_block *blk;
-    int k, nu, ni;           /* U_k, I_k */
-    int pu, pi;              /* U_{k-1}, I_{k-1} */
-    ccd_csr g_prev, g_cur;   /* LightGCN graphs of R_{k-1} and R_k */
-    ccd_csr filter_both;     /* Tr_{k-1} u Tr_k over (U_{k-1} x I_{k-1}): the F_S/F_P filter */
-    int *e_prev_top;         /* (U_{k-1} x 40) E_{k-1}'s top-40, Tr_{k-1} filtered */
-    float *proxy_s, *proxy_p;/* S_{k-1}, P_{k-1} layer-0 tables */
+    int k, nu, ni;            /* U_k, I_k */
+    int pu, pi;               /* U_{k-1}, I_{k-1} */
+    ccd_csr g_prev, g_cur;    /* LightGCN graphs of R_{k-1} and R_k */
+    ccd_csr filter_both;      /* Tr_{k-1} u Tr_k over (U_{k-1} x I_{k-1}): the F_S/F_P filter */
+    int *e_prev_top;          /* (U_{k-1} x 40) E_{k-1}'s top-40, Tr_{k-1} filtered */
+    float *proxy_s, *proxy_p; /* S_{k-1}, P_{k-1} layer-0 tables */
     scored_model s_proxy, p_proxy; /* on R_{k-1} */
-    int *s_top, *p_top;      /* (U_{k-1} x 40) top-40 of F_S / F_P (filtered) */
-    float *student;          /* CL_k */
-    scored_model cl;         /* CL_k on R_k */
+    int *s_top, *p_top;            /* (U_{k-1} x 40) top-40 of F_S / F_P (filtered) */
+    float *student;                /* CL_k */
+    scored_model cl;               /* CL_k on R_k */
     logger lg;
-    const atomic_int *stop;  /* hooks->stop, polled by every training loop */
-    double growth;           /* ccd_batch_growth of the block: every batch is this much larger */
-    ccd_block_report *rep;   /* its seconds_eval collects the stages' evaluation time */
+    const atomic_int *stop; /* hooks->stop, polled by every training loop */
+    double growth;          /* ccd_batch_growth of the block: every batch is this much larger */
+    ccd_block_report *rep;  /* its seconds_eval collects the stages' evaluation time */
 } block_ctx;
 
 /* Scorers of the teachers' final embeddings on a graph, and the ensemble over them. */

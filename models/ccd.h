@@ -38,9 +38,9 @@ typedef struct {
 
 /* Per-block replay settings of the student update (section 5.6) and teacher update (6.7). */
 typedef struct {
-    int ab;        /* candidates: the proxy's top-ab */
-    int ss, ps;    /* draws per user from S and P */
-    float sw, pw;  /* EMA weights of the S and P proxies */
+    int ab;       /* candidates: the proxy's top-ab */
+    int ss, ps;   /* draws per user from S and P */
+    float sw, pw; /* EMA weights of the S and P proxies */
 } ccd_student_block_opts;
 
 typedef struct {
@@ -51,36 +51,36 @@ typedef struct {
 typedef struct {
     int n_teachers;
     ccd_teacher_spec teachers[CCD_MAX_TEACHERS];
-    int student_dim;             /* d_S: 8 on Yelp */
-    uint64_t seed;               /* student and sampling seed */
+    int student_dim; /* d_S: 8 on Yelp */
+    uint64_t seed;   /* student and sampling seed */
 
-    ccd_stage_opts base;         /* base teachers on block 0 */
-    ccd_stage_opts kd;           /* distillation */
-    ccd_stage_opts student;      /* continual student update */
-    ccd_stage_opts teacher;      /* teacher update */
-    int64_t batch_growth_pairs;  /* blocks with more train pairs grow every batch in proportion
-                                    (ccd_batch_growth); 0: fixed batches, as the reference */
-    int64_t batch_growth_nodes;  /* and so do blocks whose id space (users + items) is larger */
-    int eval_users;              /* model selection and metrics on about this many users when a
-                                    block has more with held-out items (ccd_block_sample_eval,
-                                    applied by the caller that owns the blocks); 0: every user */
+    ccd_stage_opts base;        /* base teachers on block 0 */
+    ccd_stage_opts kd;          /* distillation */
+    ccd_stage_opts student;     /* continual student update */
+    ccd_stage_opts teacher;     /* teacher update */
+    int64_t batch_growth_pairs; /* blocks with more train pairs grow every batch in proportion
+                                   (ccd_batch_growth); 0: fixed batches, as the reference */
+    int64_t batch_growth_nodes; /* and so do blocks whose id space (users + items) is larger */
+    int eval_users;             /* model selection and metrics on about this many users when a
+                                   block has more with held-out items (ccd_block_sample_eval,
+                                   applied by the caller that owns the blocks); 0: every user */
 
     /* distillation (section 4) */
-    int kd_interesting;          /* 40 */
-    int kd_uninteresting_items;  /* nui, or CCD_AUTO: ccd_rule_unint_items (10000 on Yelp) */
-    int kd_uninteresting_users;  /* nuu, or CCD_AUTO: ccd_rule_unint_users (11500 on Yelp) */
-    float kd_lambda;             /* 0.01 */
-    bool kd_train_items_first;   /* reproduce the reference's NaN-first interesting lists (9.3) */
-    bool kd_warm_start;          /* D_k starts from CL_k instead of a fresh random student (k >= 1) */
-    int exclusion_topk;          /* 40: top lists put in the negative-exclusion lists */
+    int kd_interesting;         /* 40 */
+    int kd_uninteresting_items; /* nui, or CCD_AUTO: ccd_rule_unint_items (10000 on Yelp) */
+    int kd_uninteresting_users; /* nuu, or CCD_AUTO: ccd_rule_unint_users (11500 on Yelp) */
+    float kd_lambda;            /* 0.01 */
+    bool kd_train_items_first;  /* reproduce the reference's NaN-first interesting lists (9.3) */
+    bool kd_warm_start; /* D_k starts from CL_k instead of a fresh random student (k >= 1) */
+    int exclusion_topk; /* 40: top lists put in the negative-exclusion lists */
 
     /* continual student update (section 5) */
     int n_student_blocks;
     ccd_student_block_opts student_blocks[CCD_MAX_SCHEDULE]; /* [k-1] for block k */
-    float student_replay_lambda; /* 0.5 */
-    float student_anneal;        /* a_T: 10 */
-    float replay_eps;            /* 1e-4 */
-    int init_topk;               /* 20 */
+    float student_replay_lambda;                             /* 0.5 */
+    float student_anneal;                                    /* a_T: 10 */
+    float replay_eps;                                        /* 1e-4 */
+    int init_topk;                                           /* 20 */
 
     /* teacher update (section 6) */
     int n_teacher_blocks;
@@ -94,17 +94,17 @@ typedef struct {
                                     more (ccd_lwc_term_sampled); 0: always all, as the reference */
 
     /* switches: the ablations */
-    bool replay;                 /* replay in the student and teacher updates */
-    bool use_s, use_p;           /* the S and P proxies */
-    bool use_cl;                 /* the continual student in the teachers' exclusion + replay */
-    bool update_teachers;        /* false: teachers stay as bootstrapped */
-    bool distill;                /* false: no D_k; the student continues from CL_{k-1} */
-    bool student_continues;      /* CL_k starts from CL_{k-1} (D_{k-1} still feeds the proxies,
-                                    the exclusion and the replay labels); false: from D_{k-1},
-                                    as the reference does */
-    bool parallel_teachers;      /* train the teachers side by side, one thread each, */
-    int parallel_teachers_max_mb;/* when their training buffers fit in this (0: always) */
-    bool collaborative;          /* false: teachers updated without student knowledge */
+    bool replay;                  /* replay in the student and teacher updates */
+    bool use_s, use_p;            /* the S and P proxies */
+    bool use_cl;                  /* the continual student in the teachers' exclusion + replay */
+    bool update_teachers;         /* false: teachers stay as bootstrapped */
+    bool distill;                 /* false: no D_k; the student continues from CL_{k-1} */
+    bool student_continues;       /* CL_k starts from CL_{k-1} (D_{k-1} still feeds the proxies,
+                                     the exclusion and the replay labels); false: from D_{k-1},
+                                     as the reference does */
+    bool parallel_teachers;       /* train the teachers side by side, one thread each, */
+    int parallel_teachers_max_mb; /* when their training buffers fit in this (0: always) */
+    bool collaborative;           /* false: teachers updated without student knowledge */
 } ccd_config;
 
 /* A sample size or count that follows the data (the config's "auto"). */
@@ -138,15 +138,15 @@ typedef struct {
     ccd_teacher_spec teacher_spec[CCD_MAX_TEACHERS];
     float *teacher[CCD_MAX_TEACHERS]; /* T_{m,k} layer-0 tables ((n_users + n_items) x dim_m) */
     int student_dim;
-    float *distilled;     /* D_k   ((n_users + n_items) x student_dim) */
-    float *student;       /* CL_k  ((n_users + n_items) x student_dim), served */
-    int proxy_users, proxy_items;      /* U_{k-1}, I_{k-1} (0 before block 1) */
-    float *proxy_s, *proxy_p;          /* S_{k-1}, P_{k-1} ((proxy_users + proxy_items) x dim) */
+    float *distilled;             /* D_k   ((n_users + n_items) x student_dim) */
+    float *student;               /* CL_k  ((n_users + n_items) x student_dim), served */
+    int proxy_users, proxy_items; /* U_{k-1}, I_{k-1} (0 before block 1) */
+    float *proxy_s, *proxy_p;     /* S_{k-1}, P_{k-1} ((proxy_users + proxy_items) x dim) */
     /* block k's data that block k+1 reads as "previous" */
-    ccd_csr train;        /* R_k (n_users x n_items), deduplicated */
-    int *active_users;    /* sorted train keys of block k (users of the raw block) */
+    ccd_csr train;     /* R_k (n_users x n_items), deduplicated */
+    int *active_users; /* sorted train keys of block k (users of the raw block) */
     int n_active_users;
-    int *active_items;    /* sorted items with a train pair in block k */
+    int *active_items; /* sorted items with a train pair in block k */
     int n_active_items;
     /* E_k's top lists with Tr_k filtered ((n_users x ensemble_top_k)): the next block's
      * negative-exclusion lists start from them, so they are kept instead of recomputed */
@@ -157,13 +157,13 @@ typedef struct {
 /* Metrics of the three models after one block, on every evaluated block j (test and valid). */
 typedef struct {
     int block;
-    int n_eval;                       /* blocks evaluated: 0..n_eval-1 */
-    ccd_block_metrics *student;       /* CL_k, (n_eval) */
-    ccd_block_metrics *ensemble;      /* E_k */
-    ccd_block_metrics *distilled;     /* D_k */
+    int n_eval;                   /* blocks evaluated: 0..n_eval-1 */
+    ccd_block_metrics *student;   /* CL_k, (n_eval) */
+    ccd_block_metrics *ensemble;  /* E_k */
+    ccd_block_metrics *distilled; /* D_k */
     double seconds_student, seconds_teachers, seconds_ensemble, seconds_distill, seconds_total;
-    double seconds_eval;  /* of those, evaluation inside the training stages (model selection;
-                             summed over teachers trained side by side) */
+    double seconds_eval; /* of those, evaluation inside the training stages (model selection;
+                            summed over teachers trained side by side) */
     int student_epoch, distill_epoch; /* selected epochs */
 } ccd_block_report;
 

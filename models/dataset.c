@@ -74,7 +74,8 @@ int ccd_read_int_tsv(const char *path, int two_cols, int limit_a, int limit_b, i
         }
         if (two_cols) {
             if (*p != '\t' || parse_int(p + 1, &p, &y) != 0 || y >= limit_b) {
-                snprintf(err, errlen, "%s:%lld: expected \"user<TAB>item\" with item in [0, %d), got \"%.40s\"",
+                snprintf(err, errlen,
+                         "%s:%lld: expected \"user<TAB>item\" with item in [0, %d), got \"%.40s\"",
                          path, (long long)line_no, limit_b, line);
                 rc = -1;
                 break;
@@ -193,10 +194,12 @@ int ccd_dataset_load(ccd_dataset *ds, const char *dir, int max_blocks, char *err
         int b, nu, ni;
         char extra;
         if (sscanf(line, "%d\t%d\t%d %c", &b, &nu, &ni, &extra) != 3 || b != n_blocks || nu <= 0 ||
-            ni <= 0 || (n_blocks > 0 && (nu < sizes[n_blocks - 1][0] || ni < sizes[n_blocks - 1][1]))) {
-            snprintf(err, errlen,
-                     "%s:%d: expected \"%d<TAB>num_users<TAB>num_items\" with sizes that never shrink",
-                     path, line_no, n_blocks);
+            ni <= 0 ||
+            (n_blocks > 0 && (nu < sizes[n_blocks - 1][0] || ni < sizes[n_blocks - 1][1]))) {
+            snprintf(
+                err, errlen,
+                "%s:%d: expected \"%d<TAB>num_users<TAB>num_items\" with sizes that never shrink",
+                path, line_no, n_blocks);
             fclose(f);
             return -1;
         }
@@ -231,10 +234,14 @@ int ccd_dataset_load(ccd_dataset *ds, const char *dir, int max_blocks, char *err
         b->prev_items = k ? sizes[k - 1][1] : 0;
         if (load_pairs(&b->train, dir, k, "train.tsv", b->n_users, b->n_items, &b->n_train_lines,
                        err, errlen) != 0 ||
-            load_pairs(&b->valid, dir, k, "valid.tsv", b->n_users, b->n_items, NULL, err, errlen) != 0 ||
-            load_pairs(&b->test, dir, k, "test.tsv", b->n_users, b->n_items, NULL, err, errlen) != 0 ||
-            load_ids(&b->users, &b->n_active_users, dir, k, "users.tsv", b->n_users, err, errlen) != 0 ||
-            load_ids(&b->items, &b->n_active_items, dir, k, "items.tsv", b->n_items, err, errlen) != 0) {
+            load_pairs(&b->valid, dir, k, "valid.tsv", b->n_users, b->n_items, NULL, err, errlen) !=
+                0 ||
+            load_pairs(&b->test, dir, k, "test.tsv", b->n_users, b->n_items, NULL, err, errlen) !=
+                0 ||
+            load_ids(&b->users, &b->n_active_users, dir, k, "users.tsv", b->n_users, err, errlen) !=
+                0 ||
+            load_ids(&b->items, &b->n_active_items, dir, k, "items.tsv", b->n_items, err, errlen) !=
+                0) {
             ccd_dataset_free(ds);
             return -1;
         }

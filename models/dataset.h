@@ -15,15 +15,15 @@
 #include "sparse.h"
 
 typedef struct {
-    int index;                 /* k */
-    int n_users, n_items;      /* U_k, I_k: id-space sizes after this block */
+    int index;                  /* k */
+    int n_users, n_items;       /* U_k, I_k: id-space sizes after this block */
     int prev_users, prev_items; /* U_{k-1}, I_{k-1} (0 for block 0) */
-    ccd_csr train;             /* (n_users x n_items) deduplicated train pairs */
-    ccd_csr valid, test;       /* (n_users x n_items) */
-    int64_t n_train_lines;     /* train events as read, duplicates included */
-    int *users;                /* (n_active_users) sorted: users active in the raw block */
+    ccd_csr train;              /* (n_users x n_items) deduplicated train pairs */
+    ccd_csr valid, test;        /* (n_users x n_items) */
+    int64_t n_train_lines;      /* train events as read, duplicates included */
+    int *users;                 /* (n_active_users) sorted: users active in the raw block */
     int n_active_users;
-    int *items;                /* (n_active_items) sorted: items with a train pair */
+    int *items; /* (n_active_items) sorted: items with a train pair */
     int n_active_items;
 } ccd_block;
 

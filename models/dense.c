@@ -49,7 +49,10 @@ void ccd_set_threads(int n)
     omp_set_num_threads(n);
 }
 
-int ccd_threads(void) { return omp_get_max_threads(); }
+int ccd_threads(void)
+{
+    return omp_get_max_threads();
+}
 
 void ccd_set_blas_threads(int n)
 {
@@ -74,7 +77,7 @@ static inline float exp_poly(float v)
     v = v < 88.0f ? v : 88.0f;
     /* round to nearest by the 1.5 * 2^23 trick (no libm call, so the loop vectorises) */
     float t = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = v - t * 0.693145751953125f; /* ln2 high part (exact product) */
+    float r = v - t * 0.693145751953125f;   /* ln2 high part (exact product) */
     r = r - t * 1.42860682030941723212e-6f; /* ln2 low part */
     float p = 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;

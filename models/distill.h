@@ -28,19 +28,19 @@
 #include "train.h"
 
 typedef struct {
-    const ccd_scorer *ensemble; /* E_k, at least (n_users x n_items) of the block */
-    const ccd_csr *exclude;     /* X: negative-exclusion lists (may be NULL, or fewer rows) */
-    const int *ensemble_top;    /* optional (n_users x n_interesting): the ensemble's best items
-                                 * per user with train pairs filtered, if already computed */
+    const ccd_scorer *ensemble;    /* E_k, at least (n_users x n_items) of the block */
+    const ccd_csr *exclude;        /* X: negative-exclusion lists (may be NULL, or fewer rows) */
+    const int *ensemble_top;       /* optional (n_users x n_interesting): the ensemble's best items
+                                    * per user with train pairs filtered, if already computed */
     const int *ensemble_top_users; /* optional (n_items x n_interesting): the ensemble's best
                                     * users per item with train pairs filtered */
-    int n_interesting;          /* 40 */
-    int n_unint_items;          /* nui: 10000 on Yelp */
-    int n_unint_users;          /* nuu: 11500 on Yelp */
-    float lambda;               /* 0.01 */
-    int item_chunk;             /* items per Adam step of the item pass (0: 1024) */
-    bool train_items_first;     /* the reference's NaN-first interesting lists (section 9.3) */
-    int block;                  /* k: names the item pass's and the uninteresting draws' streams */
+    int n_interesting;             /* 40 */
+    int n_unint_items;             /* nui: 10000 on Yelp */
+    int n_unint_users;             /* nuu: 11500 on Yelp */
+    float lambda;                  /* 0.01 */
+    int item_chunk;                /* items per Adam step of the item pass (0: 1024) */
+    bool train_items_first;        /* the reference's NaN-first interesting lists (section 9.3) */
+    int block; /* k: names the item pass's and the uninteresting draws' streams */
 } ccd_kd_inputs;
 
 /* The relaxed ranking loss of one row and its gradient (exposed for tests):

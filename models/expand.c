@@ -54,10 +54,10 @@ static int init_side(const float *own_old, int old_a, const float *other_old, in
         return 0;
     const int K = topk < 0 ? 0 : topk < old_a ? topk : old_a;
     by_degree *pop = malloc((size_t)(old_a > 0 ? old_a : 1) * sizeof *pop); /* (old_a) */
-    int *order = malloc((size_t)(old_a > 0 ? old_a : 1) * sizeof *order);  /* (old_a) ids */
-    int *pos = malloc((size_t)(old_a > 0 ? old_a : 1) * sizeof *pos);      /* (old_a) */
-    int *stamp = malloc((size_t)(old_a > 0 ? old_a : 1) * sizeof *stamp);  /* (old_a) */
-    int *cand = malloc((size_t)(old_a > 0 ? old_a : 1) * sizeof *cand);    /* (<= old_a) */
+    int *order = malloc((size_t)(old_a > 0 ? old_a : 1) * sizeof *order);   /* (old_a) ids */
+    int *pos = malloc((size_t)(old_a > 0 ? old_a : 1) * sizeof *pos);       /* (old_a) */
+    int *stamp = malloc((size_t)(old_a > 0 ? old_a : 1) * sizeof *stamp);   /* (old_a) */
+    int *cand = malloc((size_t)(old_a > 0 ? old_a : 1) * sizeof *cand);     /* (<= old_a) */
     double *one = malloc((size_t)d * sizeof *one), *two = malloc((size_t)d * sizeof *two); /* (d) */
     if (!pop || !order || !pos || !stamp || !cand || !one || !two) {
         free(pop), free(order), free(pos), free(stamp), free(cand), free(one), free(two);

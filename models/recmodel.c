@@ -103,8 +103,8 @@ void ccd_recmodel_forward(ccd_recmodel *m, const int *rows, int n)
     for (int k = 0; k < n; k++) {
         size_t off = (size_t)rows[k] * d;
         for (int j = 0; j < d; j++)
-            m->final[off + j] = (m->emb0[off + j] + m->layer1[off + j] + m->final[off + j]) *
-                                (1.0f / 3.0f);
+            m->final[off + j] =
+                (m->emb0[off + j] + m->layer1[off + j] + m->final[off + j]) * (1.0f / 3.0f);
     }
 }
 
@@ -122,9 +122,9 @@ void ccd_recmodel_backward(ccd_recmodel *m, const int *rows, int n)
     }
     const ccd_csr *a = m->graph;
     const int nodes = ccd_recmodel_nodes(m);
-    float *h1 = m->scratch;                          /* (nodes, d) A_hat G */
-    unsigned char *in_batch = m->mark;               /* (nodes) G's nonzero rows */
-    unsigned char *near_batch = m->mark + nodes;     /* (nodes) H1's nonzero rows */
+    float *h1 = m->scratch;                      /* (nodes, d) A_hat G */
+    unsigned char *in_batch = m->mark;           /* (nodes) G's nonzero rows */
+    unsigned char *near_batch = m->mark + nodes; /* (nodes) H1's nonzero rows */
     /* dE0 = (G + A_hat G + A_hat^2 G) / 3 with G = dfinal (A_hat is symmetric). G lives on the
      * batch rows and A_hat G next to them, so both products read only those rows: each output
      * row pulls its masked neighbours in the graph's order (no scatter, so the rows split over

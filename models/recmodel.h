@@ -29,18 +29,18 @@ typedef enum { CCD_MODEL_LIGHTGCN = 0, CCD_MODEL_MF = 1 } ccd_model_type;
 typedef struct {
     ccd_model_type type;
     int n_users, n_items, dim;
-    int n_layers;          /* 2 for LightGCN, 0 for MF */
-    const ccd_csr *graph;  /* borrowed A_hat, (n_users + n_items)^2; NULL for MF */
+    int n_layers;         /* 2 for LightGCN, 0 for MF */
+    const ccd_csr *graph; /* borrowed A_hat, (n_users + n_items)^2; NULL for MF */
     /* parameters and gradient */
-    float *emb0;   /* (n_users + n_items, dim) layer-0 table [P; Q] */
-    float *grad;   /* (n_users + n_items, dim) dL/d emb0 */
+    float *emb0; /* (n_users + n_items, dim) layer-0 table [P; Q] */
+    float *grad; /* (n_users + n_items, dim) dL/d emb0 */
     /* activations and scratch (layer1 and scratch are NULL for MF) */
-    float *layer1; /* (n_users + n_items, dim) A_hat E0 */
-    float *final;  /* (n_users + n_items, dim) final embeddings; for MF this aliases emb0 */
-    float *dfinal; /* (n_users + n_items, dim) dL/dE, nonzero only at the batch rows */
-    float *scratch;/* (n_users + n_items, dim) backward temporaries */
+    float *layer1;       /* (n_users + n_items, dim) A_hat E0 */
+    float *final;        /* (n_users + n_items, dim) final embeddings; for MF this aliases emb0 */
+    float *dfinal;       /* (n_users + n_items, dim) dL/dE, nonzero only at the batch rows */
+    float *scratch;      /* (n_users + n_items, dim) backward temporaries */
     unsigned char *mark; /* (3, n_users + n_items) row masks, zero between batches */
-    int *near;     /* (n_users + n_items) the rows where the forward pass needs layer1 */
+    int *near;           /* (n_users + n_items) the rows where the forward pass needs layer1 */
     bool layer1_everywhere; /* forward computes layer1 for every row (a hook reads it there);
                                false: only next to the batch rows */
 } ccd_recmodel;
@@ -49,7 +49,10 @@ typedef struct {
 int ccd_recmodel_init(ccd_recmodel *m, ccd_model_type type, int n_users, int n_items, int dim,
                       const ccd_csr *graph, ccd_rng *rng);
 void ccd_recmodel_free(ccd_recmodel *m);
-static inline int ccd_recmodel_nodes(const ccd_recmodel *m) { return m->n_users + m->n_items; }
+static inline int ccd_recmodel_nodes(const ccd_recmodel *m)
+{
+    return m->n_users + m->n_items;
+}
 
 /* Training pair; rows are node indices (unique). */
 void ccd_recmodel_forward(ccd_recmodel *m, const int *rows, int n);

@@ -15,7 +15,10 @@ static uint64_t splitmix64(uint64_t *x)
     return ccd_mix64(*x += 0x9e3779b97f4a7c15ULL);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 void (*ccd_rng_trace)(uint64_t seed, uint64_t stream, const void *caller);
 

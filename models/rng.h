@@ -19,21 +19,21 @@ typedef struct {
  * 16 bits, an index (a row, a call) in the low 40. Seeds are the run's seed for the student side
  * and a teacher's own seed for its stages. */
 typedef enum {
-    CCD_STREAM_TEST = 0,           /* tests and tools outside the engine */
-    CCD_STREAM_TEACHER_INIT,       /* a teacher's table before training or expansion */
-    CCD_STREAM_TEACHER_SAMPLER,    /* a teacher stage's BPR triples */
-    CCD_STREAM_TEACHER_REPLAY,     /* a teacher update's replay draws */
-    CCD_STREAM_TEACHER_SHUFFLE,    /* a teacher update's replay-epoch shuffles */
-    CCD_STREAM_LWC,                /* LWC-KD's sampled softmax, one index per term */
-    CCD_STREAM_STUDENT_INIT,       /* CL_k's table before expansion */
-    CCD_STREAM_STUDENT_SAMPLER,    /* the student update's BPR triples */
-    CCD_STREAM_STUDENT_REPLAY,     /* the student update's replay draws (S and P) */
-    CCD_STREAM_STUDENT_SHUFFLE,    /* the student update's replay-epoch shuffles */
-    CCD_STREAM_KD_INIT,            /* D_k's table when it starts fresh */
-    CCD_STREAM_KD_SAMPLER,         /* distillation's BPR triples */
-    CCD_STREAM_KD_ITEM_ORDER,      /* distillation's item-pass shuffles */
-    CCD_STREAM_KD_UNINT_ITEMS,     /* a user's uninteresting items (index: the user) */
-    CCD_STREAM_KD_UNINT_USERS,     /* an item's uninteresting users (index: the item) */
+    CCD_STREAM_TEST = 0,        /* tests and tools outside the engine */
+    CCD_STREAM_TEACHER_INIT,    /* a teacher's table before training or expansion */
+    CCD_STREAM_TEACHER_SAMPLER, /* a teacher stage's BPR triples */
+    CCD_STREAM_TEACHER_REPLAY,  /* a teacher update's replay draws */
+    CCD_STREAM_TEACHER_SHUFFLE, /* a teacher update's replay-epoch shuffles */
+    CCD_STREAM_LWC,             /* LWC-KD's sampled softmax, one index per term */
+    CCD_STREAM_STUDENT_INIT,    /* CL_k's table before expansion */
+    CCD_STREAM_STUDENT_SAMPLER, /* the student update's BPR triples */
+    CCD_STREAM_STUDENT_REPLAY,  /* the student update's replay draws (S and P) */
+    CCD_STREAM_STUDENT_SHUFFLE, /* the student update's replay-epoch shuffles */
+    CCD_STREAM_KD_INIT,         /* D_k's table when it starts fresh */
+    CCD_STREAM_KD_SAMPLER,      /* distillation's BPR triples */
+    CCD_STREAM_KD_ITEM_ORDER,   /* distillation's item-pass shuffles */
+    CCD_STREAM_KD_UNINT_ITEMS,  /* a user's uninteresting items (index: the user) */
+    CCD_STREAM_KD_UNINT_USERS,  /* an item's uninteresting users (index: the item) */
 } ccd_stream_kind;
 
 static inline uint64_t ccd_stream(ccd_stream_kind kind, int block, uint64_t index)

@@ -18,7 +18,7 @@ struct ccd_scorer {
     const float *user_emb; /* (n_users x dim) */
     const float *item_emb; /* (n_items x dim) */
     int dim;
-    const void *ctx;       /* other scorers' state */
+    const void *ctx; /* other scorers' state */
 };
 
 ccd_scorer ccd_scorer_embeddings(const float *user_emb, const float *item_emb, int n_users,

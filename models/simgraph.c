@@ -40,8 +40,8 @@ static int cmp_double(const void *a, const void *b)
 
 /* Per-thread scratch for one row's cosines. */
 typedef struct {
-    double *acc; /* (n_rows) dot products with row u; zero outside the touched rows */
-    int *stamp;  /* (n_rows) u + 1 when v was touched while computing row u */
+    double *acc;  /* (n_rows) dot products with row u; zero outside the touched rows */
+    int *stamp;   /* (n_rows) u + 1 when v was touched while computing row u */
     int *touched; /* (n_rows) the rows touched, in first-touch order */
 } scratch;
 
@@ -130,8 +130,8 @@ static int kept_cosines(const ccd_csr *b, int64_t **indptr_out, int **idx_out, d
     ccd_csr bt;
     if (ccd_csr_transpose(&bt, b) != 0)
         return -1;
-    double *sq = calloc((size_t)(n > 0 ? n : 1), sizeof *sq);          /* (n) squared norms */
-    int64_t *indptr = calloc((size_t)n + 1, sizeof *indptr);          /* (n + 1) */
+    double *sq = calloc((size_t)(n > 0 ? n : 1), sizeof *sq); /* (n) squared norms */
+    int64_t *indptr = calloc((size_t)n + 1, sizeof *indptr);  /* (n + 1) */
     int *idx = NULL;
     double *val = NULL;
     int failed = !sq || !indptr;
@@ -142,8 +142,8 @@ static int kept_cosines(const ccd_csr *b, int64_t **indptr_out, int **idx_out, d
         if (pass == 1) {
             for (int u = 0; u < n; u++)
                 indptr[u + 1] += indptr[u];
-            idx = malloc((size_t)(indptr[n] > 0 ? indptr[n] : 1) * sizeof *idx);  /* (nnz) */
-            val = malloc((size_t)(indptr[n] > 0 ? indptr[n] : 1) * sizeof *val);  /* (nnz) */
+            idx = malloc((size_t)(indptr[n] > 0 ? indptr[n] : 1) * sizeof *idx); /* (nnz) */
+            val = malloc((size_t)(indptr[n] > 0 ? indptr[n] : 1) * sizeof *val); /* (nnz) */
             if (!idx || !val) {
                 failed = 1;
                 break;

@@ -174,27 +174,27 @@ int ccd_graph_build(ccd_csr *out, const ccd_csr *r, int n_users, int n_items)
  * remainder that no slice fits (d not a multiple of 8) goes through a plain loop. Every column
  * still sums its terms in neighbour order, as the plain loop does. */
 #define SPMM_AHEAD 16
-#define SPMM_SLICE(W)                                                                          \
-    static inline void spmm_slice##W(const int *restrict ind, const float *restrict val,       \
-                                     int64_t b, int64_t e, const float *restrict x, size_t d,  \
-                                     float *restrict yr)                                       \
-    {                                                                                          \
-        float acc[W];                                                                          \
-        for (int j = 0; j < W; j++)                                                            \
-            acc[j] = 0.0f;                                                                     \
-        for (int64_t k = b; k < e; k++) {                                                      \
-            if (k + SPMM_AHEAD < e) {                                                          \
-                const char *next = (const char *)(x + (size_t)ind[k + SPMM_AHEAD] * d);        \
-                for (size_t off = 0; off < W * sizeof(float); off += 64)                       \
-                    __builtin_prefetch(next + off);                                            \
-            }                                                                                  \
-            const float w = val[k];                                                            \
-            const float *restrict xr = x + (size_t)ind[k] * d;                                 \
-            for (int j = 0; j < W; j++)                                                        \
-                acc[j] += w * xr[j];                                                           \
-        }                                                                                      \
-        for (int j = 0; j < W; j++)                                                            \
-            yr[j] = acc[j];                                                                    \
+#define SPMM_SLICE(W)                                                                              \
+    static inline void spmm_slice##W(const int *restrict ind, const float *restrict val,           \
+                                     int64_t b, int64_t e, const float *restrict x, size_t d,      \
+                                     float *restrict yr)                                           \
+    {                                                                                              \
+        float acc[W];                                                                              \
+        for (int j = 0; j < W; j++)                                                                \
+            acc[j] = 0.0f;                                                                         \
+        for (int64_t k = b; k < e; k++) {                                                          \
+            if (k + SPMM_AHEAD < e) {                                                              \
+                const char *next = (const char *)(x + (size_t)ind[k + SPMM_AHEAD] * d);            \
+                for (size_t off = 0; off < W * sizeof(float); off += 64)                           \
+                    __builtin_prefetch(next + off);                                                \
+            }                                                                                      \
+            const float w = val[k];                                                                \
+            const float *restrict xr = x + (size_t)ind[k] * d;                                     \
+            for (int j = 0; j < W; j++)                                                            \
+                acc[j] += w * xr[j];                                                               \
+        }                                                                                          \
+        for (int j = 0; j < W; j++)                                                                \
+            yr[j] = acc[j];                                                                        \
     }
 SPMM_SLICE(64)
 SPMM_SLICE(32)
@@ -279,7 +279,7 @@ static int spmm_masked_run(const ccd_csr *a, const float *x, const unsigned char
     int failed = 0;
 #pragma omp parallel
     {
-        int *ind = malloc((size_t)cap * sizeof *ind);  /* (cap) this row's kept neighbours */
+        int *ind = malloc((size_t)cap * sizeof *ind); /* (cap) this row's kept neighbours */
         float *val = malloc((size_t)cap * sizeof *val);
         if (!ind || !val) {
 #pragma omp atomic write

@@ -8,9 +8,10 @@
 #include "distill.h"
 
 /* KD(k) (section 4): a fresh student (with kd_warm_start, CL_k) distilled from E_k. Writes D_k's
- * table to *out. e_top: E_k's top-kd_interesting lists with Tr_k filtered (computed by the caller). */
+ * table to *out. e_top: E_k's top-kd_interesting lists with Tr_k filtered (computed by the caller).
+ */
 int stage_distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int *e_top,
-                   const int *e_users, float **out, int *best_epoch)
+                  const int *e_users, float **out, int *best_epoch)
 {
     const ccd_config *cfg = b->cfg;
     const int K = cfg->exclusion_topk, ds = st->student_dim;
@@ -19,7 +20,8 @@ int stage_distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int 
     ccd_recmodel m = {0};
     int rc = -1;
     /* Exclusion (section 4.1): F_S, F_P (k >= 2) and CL_k, each with Tr_k filtered. */
-    if (b->s_top && cfg->use_s && block_add_topk(&x, &b->s_proxy.scorer, &b->filter_both, &b->blk->train, K) != 0)
+    if (b->s_top && cfg->use_s &&
+        block_add_topk(&x, &b->s_proxy.scorer, &b->filter_both, &b->blk->train, K) != 0)
         goto done;
     if (b->p_top && cfg->use_p && b->k >= 2 &&
         block_add_topk(&x, &b->p_proxy.scorer, &b->filter_both, &b->blk->train, K) != 0)
@@ -36,21 +38,20 @@ int stage_distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int 
      * keeps what CL_k remembers and the proxies average one model's successive versions. */
     if (cfg->kd_warm_start && b->student)
         memcpy(m.emb0, b->student, (size_t)(b->nu + b->ni) * ds * sizeof(float));
-    ccd_kd_inputs in = {.ensemble = ens,
-                        .exclude = excl.nnz ? &excl : NULL,
-                        .ensemble_top = e_top,
-                        .ensemble_top_users = e_users,
-                        .n_interesting = cfg->kd_interesting,
-                        .n_unint_items = cfg->kd_uninteresting_items == CCD_AUTO
-                                             ? ccd_rule_unint_items(b->ni)
-                                             : cfg->kd_uninteresting_items,
-                        .n_unint_users = cfg->kd_uninteresting_users == CCD_AUTO
-                                             ? ccd_rule_unint_users(b->nu)
-                                             : cfg->kd_uninteresting_users,
-                        .item_chunk = block_grown(1024, b->growth),
-                        .lambda = cfg->kd_lambda,
-                        .train_items_first = cfg->kd_train_items_first,
-                        .block = b->k};
+    ccd_kd_inputs in = {
+        .ensemble = ens,
+        .exclude = excl.nnz ? &excl : NULL,
+        .ensemble_top = e_top,
+        .ensemble_top_users = e_users,
+        .n_interesting = cfg->kd_interesting,
+        .n_unint_items = cfg->kd_uninteresting_items == CCD_AUTO ? ccd_rule_unint_items(b->ni)
+                                                                 : cfg->kd_uninteresting_items,
+        .n_unint_users = cfg->kd_uninteresting_users == CCD_AUTO ? ccd_rule_unint_users(b->nu)
+                                                                 : cfg->kd_uninteresting_users,
+        .item_chunk = block_grown(1024, b->growth),
+        .lambda = cfg->kd_lambda,
+        .train_items_first = cfg->kd_train_items_first,
+        .block = b->k};
     ccd_train_opts o = block_train_opts(b, &cfg->kd, cfg->seed, CCD_STREAM_KD_SAMPLER);
     if (ccd_distill(&m, b->blk, &in, &o, NULL, best_epoch) != 0)
         goto done;
@@ -70,8 +71,8 @@ done:
  * (when distilling), the best users per item (kd_interesting), KD(k)'s interesting users.
  * Returns 0 or -1. */
 int stage_ensemble_tops(const ccd_config *cfg, const ccd_scorer *ens, const ccd_block *blk,
-                         const ccd_block *eval, int n_eval, ccd_block_metrics *metrics,
-                         int **items, int **users)
+                        const ccd_block *eval, int n_eval, ccd_block_metrics *metrics, int **items,
+                        int **users)
 {
     const int ki = cfg->exclusion_topk, ku = cfg->distill ? cfg->kd_interesting : 0;
     *items = malloc((size_t)ens->n_users * (ki > 0 ? ki : 1) * sizeof **items);

@@ -25,14 +25,14 @@
  * the remaining factor of p(i | u) over its upper bound (rejection sampling). Memory is
  * O((users + items) * d + clusters * items + events of one block).
  *
- * Splits (as the reference made the Yelp blocks, algorithm section 1.2): within a block, each user's
- * distinct items are shuffled; the first max(1, floor(test_fraction * n)) go to test, the next
- * max(1, floor(valid_fraction * n)) to valid, the rest (at least one) to train; users with fewer
- * than 3 distinct items keep them all in train. A held-out item that nobody trains on in the block
- * goes back to train, and a user left with an empty valid or test list gives both back to train,
- * so every valid/test item has a train pair in the block, valid and test are disjoint from train,
- * and every active user has a train pair. Every event of a (user, item) pair carries the pair's
- * split; train events may repeat a pair (repeat consumption), the dataset deduplicates them.
+ * Splits (as the reference made the Yelp blocks, algorithm section 1.2): within a block, each
+ * user's distinct items are shuffled; the first max(1, floor(test_fraction * n)) go to test, the
+ * next max(1, floor(valid_fraction * n)) to valid, the rest (at least one) to train; users with
+ * fewer than 3 distinct items keep them all in train. A held-out item that nobody trains on in the
+ * block goes back to train, and a user left with an empty valid or test list gives both back to
+ * train, so every valid/test item has a train pair in the block, valid and test are disjoint from
+ * train, and every active user has a train pair. Every event of a (user, item) pair carries the
+ * pair's split; train events may repeat a pair (repeat consumption), the dataset deduplicates them.
  *
  * Determinism: the stream is a function of the options alone (each block draws from its own
  * ccd_rng streams of `seed`), for a given build: a compiler that contracts differently into FMA
@@ -48,22 +48,22 @@
 
 typedef struct {
     uint64_t seed;
-    int n_blocks;                /* 6 */
-    int users0, items0;          /* id-space sizes of block 0: 2000, 1000 */
-    int new_users_per_block;     /* 200: ids [U_{k-1}, U_k) are block k's new users */
-    int new_items_per_block;     /* 100 */
-    int64_t events0;             /* 40000 events in block 0 (>= users0) */
-    int64_t events_per_block;    /* 8000 in every later block (>= new_users_per_block) */
-    int clusters;                /* 8 */
-    int dim;                     /* 16: latent dimension */
-    float drift;                 /* 0.3: step of the cluster centres per block, in [0, 1] */
-    float popularity_exponent;   /* 1.0: s of pop = (1 + 100 rank)^-s, rank in [0, 1); 0 is flat */
-    float temperature;           /* 0.25: of exp(affinity / T); smaller is more clustered */
-    float user_noise;            /* 0.5: norm of a user's personal offset from the centre */
-    float item_noise;            /* 0.5: norm of an item's offset from its birth centre */
-    float new_user_boost;        /* 3: activity multiplier of users in their first block */
-    float valid_fraction;        /* 0.1 */
-    float test_fraction;         /* 0.1 */
+    int n_blocks;              /* 6 */
+    int users0, items0;        /* id-space sizes of block 0: 2000, 1000 */
+    int new_users_per_block;   /* 200: ids [U_{k-1}, U_k) are block k's new users */
+    int new_items_per_block;   /* 100 */
+    int64_t events0;           /* 40000 events in block 0 (>= users0) */
+    int64_t events_per_block;  /* 8000 in every later block (>= new_users_per_block) */
+    int clusters;              /* 8 */
+    int dim;                   /* 16: latent dimension */
+    float drift;               /* 0.3: step of the cluster centres per block, in [0, 1] */
+    float popularity_exponent; /* 1.0: s of pop = (1 + 100 rank)^-s, rank in [0, 1); 0 is flat */
+    float temperature;         /* 0.25: of exp(affinity / T); smaller is more clustered */
+    float user_noise;          /* 0.5: norm of a user's personal offset from the centre */
+    float item_noise;          /* 0.5: norm of an item's offset from its birth centre */
+    float new_user_boost;      /* 3: activity multiplier of users in their first block */
+    float valid_fraction;      /* 0.1 */
+    float test_fraction;       /* 0.1 */
 } ccd_synth_opts;
 
 enum { CCD_SYNTH_TRAIN = 0, CCD_SYNTH_VALID = 1, CCD_SYNTH_TEST = 2 };
@@ -71,27 +71,27 @@ enum { CCD_SYNTH_TRAIN = 0, CCD_SYNTH_VALID = 1, CCD_SYNTH_TEST = 2 };
 typedef struct {
     int user, item; /* rows of the block's id space */
     int block;
-    int split;      /* CCD_SYNTH_TRAIN, _VALID or _TEST */
+    int split; /* CCD_SYNTH_TRAIN, _VALID or _TEST */
 } ccd_synth_event;
 
 /* The generator between blocks: latent state of every user and item so far, and the events of
  * the last block generated. Plain data; ccd_synth_free releases it. */
 typedef struct {
     ccd_synth_opts o;
-    int block;                /* last block generated; -1 before the first */
-    int n_users, n_items;     /* U_k, I_k after that block */
+    int block;            /* last block generated; -1 before the first */
+    int n_users, n_items; /* U_k, I_k after that block */
     int prev_users, prev_items;
-    float *centre;            /* (clusters x dim) current unit centres */
-    int *user_cluster;        /* (cap_users) */
-    float *user_off;          /* (cap_users x dim) personal offsets o_u */
-    float *user_act;          /* (cap_users) activity a_u */
-    int *item_cluster;        /* (cap_items) */
-    float *item_vec;          /* (cap_items x dim) y_i */
-    float *item_logpop;       /* (cap_items) log pop_i */
+    float *centre;      /* (clusters x dim) current unit centres */
+    int *user_cluster;  /* (cap_users) */
+    float *user_off;    /* (cap_users x dim) personal offsets o_u */
+    float *user_act;    /* (cap_users) activity a_u */
+    int *item_cluster;  /* (cap_items) */
+    float *item_vec;    /* (cap_items x dim) y_i */
+    float *item_logpop; /* (cap_items) log pop_i */
     int cap_users, cap_items;
-    ccd_synth_event *events;  /* (n_events) the last block's events in time order */
+    ccd_synth_event *events; /* (n_events) the last block's events in time order */
     int64_t n_events;
-    int64_t n_split[3];       /* events of that block per split */
+    int64_t n_split[3]; /* events of that block per split */
 } ccd_synth;
 
 /* The defaults above. */

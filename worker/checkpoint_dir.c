@@ -311,17 +311,8 @@ static int dir_put(void *impl, const char *model, int block, const unsigned char
 /* ------------------------------------------------------------------------------------------ */
 /* reading */
 
-/* Grow buf to twice its capacity (freed on failure). */
-static unsigned char *grow(unsigned char *buf, size_t *cap)
-{
-    unsigned char *nb = *cap <= SIZE_MAX / 2 ? realloc(buf, *cap * 2) : NULL;
-    if (!nb)
-        free(buf);
-    *cap *= 2;
-    return nb;
-}
-
-/* The whole file into a malloc'd buffer. Returns 0 or -1 with errno. */
+/* The whole file into a malloc'd buffer. Returns 0, or -1 with errno (ENOMEM when out of memory);
+ * on failure nothing is left allocated. */
 static int read_whole_file(const char *path, unsigned char **out, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -333,20 +324,28 @@ static int read_whole_file(const char *path, unsigned char **out, size_t *len)
     if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size < ((uint64_t)1 << 40))
         cap = (size_t)st.st_size + 1;
     unsigned char *buf = malloc(cap);
-    ssize_t r = 1;
-    while (buf && r != 0) {
-        if (n == cap && !(buf = grow(buf, &cap)))
+    int failed = buf ? 0 : ENOMEM;
+    while (!failed) {
+        if (n == cap) { /* the file grew since fstat: double the buffer */
+            unsigned char *bigger = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+            if (!bigger) {
+                failed = ENOMEM;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r == 0)
             break;
-        r = read(fd, buf + n, cap - n);
         if (r < 0 && errno != EINTR)
-            break;
+            failed = errno;
         n += r > 0 ? (size_t)r : 0;
     }
-    int saved = buf ? errno : ENOMEM;
     close(fd);
-    if (!buf || r < 0) {
+    if (failed) {
         free(buf);
-        errno = saved;
+        errno = failed;
         return -1;
     }
     *out = buf;

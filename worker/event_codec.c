@@ -43,15 +43,15 @@
 /* A writer schema and everything needed to read its records. The raw format uses an entry
  * whose writer schema is the reader schema itself. */
 typedef struct {
-    int32_t id;                 /* Confluent schema id; -1 for the raw entry */
-    avro_schema_t schema;       /* writer schema */
-    avro_schema_t target;       /* reader fields the writer has (reader schema or projection) */
+    int32_t id;           /* Confluent schema id; -1 for the raw entry */
+    avro_schema_t schema; /* writer schema */
+    avro_schema_t target; /* reader fields the writer has (reader schema or projection) */
     avro_value_iface_t *target_class;
     avro_value_iface_t *resolver;
-    avro_value_t value;         /* generic value of target */
-    avro_value_t resolved;      /* resolved writer wrapping value */
-    size_t n_fields;            /* top-level fields of the writer */
-    uint64_t *bad_branches;     /* per writer field: union branches the reader cannot hold */
+    avro_value_t value;     /* generic value of target */
+    avro_value_t resolved;  /* resolved writer wrapping value */
+    size_t n_fields;        /* top-level fields of the writer */
+    uint64_t *bad_branches; /* per writer field: union branches the reader cannot hold */
 } writer_entry;
 
 struct event_codec {
@@ -127,7 +127,10 @@ static int load_schema(const char *path, avro_schema_t *out, char *err, size_t e
     bool bad = ferror(f) != 0;
     fclose(f);
     if (!json || bad || n > MAX_SCHEMA_FILE) {
-        say(err, errlen, "%s: %s", path, !json ? "out of memory" : bad ? "read error" : "file too large");
+        say(err, errlen, "%s: %s", path,
+            !json ? "out of memory"
+            : bad ? "read error"
+                  : "file too large");
         free(json);
         return -1;
     }
@@ -138,7 +141,8 @@ static int load_schema(const char *path, avro_schema_t *out, char *err, size_t e
         return -1;
     }
     if (!is_avro_record(*out)) {
-        say(err, errlen, "%s: top-level type is %s, not a record", path, avro_schema_type_name(*out));
+        say(err, errlen, "%s: top-level type is %s, not a record", path,
+            avro_schema_type_name(*out));
         avro_schema_decref(*out);
         return -1;
     }
@@ -189,7 +193,8 @@ static int check_shape(avro_schema_t s, avro_schema_t *path, int depth, char *wh
         }
         path[depth] = s;
         for (size_t i = 0; i < avro_schema_record_size(s); i++)
-            if (check_shape(avro_schema_record_field_get_by_index(s, (int)i), path, depth + 1, why, whylen))
+            if (check_shape(avro_schema_record_field_get_by_index(s, (int)i), path, depth + 1, why,
+                            whylen))
                 return -1;
         return 0;
     case AVRO_ARRAY:
@@ -420,7 +425,8 @@ static void writer_done(writer_entry *w)
 /* w->target: the reader schema itself when the writer has every reader field, else the
  * projection of the reader onto the fields the writer has (a missing field must be nullable, as
  * the reader's default then fills it). 0, or -1 with the reason in why. */
-static int writer_target(writer_entry *w, avro_schema_t reader, avro_schema_t ws, char *why, size_t whylen)
+static int writer_target(writer_entry *w, avro_schema_t reader, avro_schema_t ws, char *why,
+                         size_t whylen)
 {
     size_t nr = avro_schema_record_size(reader);
     bool all = true;
@@ -444,7 +450,8 @@ static int writer_target(writer_entry *w, avro_schema_t reader, avro_schema_t ws
     for (size_t i = 0; i < nr; i++) {
         const char *name = avro_schema_record_field_name(reader, (int)i);
         if (avro_schema_record_field_get_index(ws, name) >= 0 &&
-            avro_schema_record_field_append(w->target, name, avro_schema_record_field_get_by_index(reader, (int)i)))
+            avro_schema_record_field_append(w->target, name,
+                                            avro_schema_record_field_get_by_index(reader, (int)i)))
             goto avro_fail;
     }
     return 0;
@@ -455,7 +462,8 @@ avro_fail:
 
 /* w->bad_branches: per top-level writer field, the union branches that the reader's field cannot
  * hold, which scan_message reports by field name. 0, or -1 with the reason in why. */
-static int writer_bad_branches(writer_entry *w, avro_schema_t reader, avro_schema_t ws, char *why, size_t whylen)
+static int writer_bad_branches(writer_entry *w, avro_schema_t reader, avro_schema_t ws, char *why,
+                               size_t whylen)
 {
     w->n_fields = avro_schema_record_size(ws);
     w->bad_branches = calloc(w->n_fields ? w->n_fields : 1, sizeof *w->bad_branches);
@@ -465,12 +473,14 @@ static int writer_bad_branches(writer_entry *w, avro_schema_t reader, avro_schem
     }
     for (size_t i = 0; i < w->n_fields; i++) {
         avro_schema_t f = deref(avro_schema_record_field_get_by_index(ws, (int)i));
-        avro_schema_t rf = avro_schema_record_field_get(reader, avro_schema_record_field_name(ws, (int)i));
+        avro_schema_t rf =
+            avro_schema_record_field_get(reader, avro_schema_record_field_name(ws, (int)i));
         if (!rf || !is_avro_union(f))
             continue;
         size_t nb = avro_schema_union_size(f);
         for (size_t k = 0; k < nb && k < MAX_BRANCHES; k++) {
-            avro_value_iface_t *r = avro_resolved_writer_new(avro_schema_union_branch(f, (int)k), rf);
+            avro_value_iface_t *r =
+                avro_resolved_writer_new(avro_schema_union_branch(f, (int)k), rf);
             if (r)
                 avro_value_iface_decref(r);
             else
@@ -481,8 +491,8 @@ static int writer_bad_branches(writer_entry *w, avro_schema_t reader, avro_schem
 }
 
 /* Set up w for writer schema ws (a reference is taken). why gets the reason on failure. */
-static int writer_init(writer_entry *w, avro_schema_t reader, avro_schema_t ws, int32_t id, char *why,
-                       size_t whylen)
+static int writer_init(writer_entry *w, avro_schema_t reader, avro_schema_t ws, int32_t id,
+                       char *why, size_t whylen)
 {
     memset(w, 0, sizeof *w);
     w->id = id;
@@ -524,8 +534,8 @@ static const struct {
     const char *name;
     avro_type_t type, branch; /* branch: the non-null branch of an optional field */
 } reader_fields[] = {
-    {"user_id", AVRO_STRING, AVRO_STRING},   {"item_id", AVRO_STRING, AVRO_STRING},
-    {"event_time", AVRO_INT64, AVRO_INT64},  {"event_type", AVRO_UNION, AVRO_STRING},
+    {"user_id", AVRO_STRING, AVRO_STRING},  {"item_id", AVRO_STRING, AVRO_STRING},
+    {"event_time", AVRO_INT64, AVRO_INT64}, {"event_type", AVRO_UNION, AVRO_STRING},
     {"weight", AVRO_UNION, AVRO_FLOAT},
 };
 #define N_READER_FIELDS (sizeof reader_fields / sizeof reader_fields[0])
@@ -553,8 +563,8 @@ static int check_reader(avro_schema_t r, const char *path, char *err, size_t err
     return 0;
 }
 
-event_codec *event_codec_new(const char *reader_schema_path, int64_t min_time_ms, int64_t max_time_ms,
-                             char *err, size_t errlen)
+event_codec *event_codec_new(const char *reader_schema_path, int64_t min_time_ms,
+                             int64_t max_time_ms, char *err, size_t errlen)
 {
     if (min_time_ms > max_time_ms) {
         say(err, errlen, "event time range is empty");
@@ -615,15 +625,16 @@ static writer_entry *find_writer(event_codec *c, int32_t id)
     return NULL;
 }
 
-int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_schema_path, char *err,
-                         size_t errlen)
+int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_schema_path,
+                         char *err, size_t errlen)
 {
     if (schema_id < 0) {
         say(err, errlen, "%s: schema id %" PRId32 " is negative", writer_schema_path, schema_id);
         return -1;
     }
     if (find_writer(c, schema_id)) {
-        say(err, errlen, "%s: schema id %" PRId32 " is already registered", writer_schema_path, schema_id);
+        say(err, errlen, "%s: schema id %" PRId32 " is already registered", writer_schema_path,
+            schema_id);
         return -1;
     }
     avro_schema_t ws;
@@ -648,8 +659,8 @@ int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_s
 }
 
 /* Ids: non-empty, at most EVENT_MAX_ID bytes, no NUL or control characters. */
-static int check_text(const char *name, const char *s, size_t n, size_t max, bool need, char *reason,
-                      size_t reasonlen)
+static int check_text(const char *name, const char *s, size_t n, size_t max, bool need,
+                      char *reason, size_t reasonlen)
 {
     if (need && n == 0) {
         say(reason, reasonlen, "empty %s", name);
@@ -669,8 +680,8 @@ static int check_text(const char *name, const char *s, size_t n, size_t max, boo
     return 0;
 }
 
-static int check_numbers(const event_codec *c, int64_t t, bool has_weight, float weight, char *reason,
-                         size_t reasonlen)
+static int check_numbers(const event_codec *c, int64_t t, bool has_weight, float weight,
+                         char *reason, size_t reasonlen)
 {
     if (t < c->min_time_ms || t > c->max_time_ms) {
         say(reason, reasonlen, "event_time out of range");
@@ -775,7 +786,8 @@ int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, 
             say(reason, reasonlen, "short confluent frame");
             return -1;
         }
-        int32_t id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
+        int32_t id =
+            (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
         w = find_writer(c, id);
         if (!w) {
             say(reason, reasonlen, "unknown schema id %" PRId32, id);
@@ -797,7 +809,8 @@ int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, 
 static int set_text(avro_value_t *rec, const char *name, const char *s)
 {
     avro_value_t f;
-    return avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_string_len(&f, s, strlen(s) + 1);
+    return avro_value_get_by_name(rec, name, &f, NULL) ||
+           avro_value_set_string_len(&f, s, strlen(s) + 1);
 }
 
 int event_encode(event_codec *c, const ccd_event *ev, int32_t schema_id, unsigned char **out,
@@ -817,10 +830,14 @@ int event_encode(event_codec *c, const ccd_event *ev, int32_t schema_id, unsigne
     avro_value_t *rec = &c->enc, f, b;
     avro_value_reset(rec);
     if (set_text(rec, "user_id", ev->user_id) || set_text(rec, "item_id", ev->item_id) ||
-        avro_value_get_by_name(rec, "event_time", &f, NULL) || avro_value_set_long(&f, ev->event_time_ms) ||
-        avro_value_get_by_name(rec, "event_type", &f, NULL) || avro_value_set_branch(&f, ev->has_type, &b) ||
-        (ev->has_type ? avro_value_set_string_len(&b, ev->event_type, tlen + 1) : avro_value_set_null(&b)) ||
-        avro_value_get_by_name(rec, "weight", &f, NULL) || avro_value_set_branch(&f, ev->has_weight, &b) ||
+        avro_value_get_by_name(rec, "event_time", &f, NULL) ||
+        avro_value_set_long(&f, ev->event_time_ms) ||
+        avro_value_get_by_name(rec, "event_type", &f, NULL) ||
+        avro_value_set_branch(&f, ev->has_type, &b) ||
+        (ev->has_type ? avro_value_set_string_len(&b, ev->event_type, tlen + 1)
+                      : avro_value_set_null(&b)) ||
+        avro_value_get_by_name(rec, "weight", &f, NULL) ||
+        avro_value_set_branch(&f, ev->has_weight, &b) ||
         (ev->has_weight ? avro_value_set_float(&b, ev->weight) : avro_value_set_null(&b))) {
         say(err, errlen, "encode: %s", avro_strerror());
         return -1;
@@ -830,7 +847,8 @@ int event_encode(event_codec *c, const ccd_event *ev, int32_t schema_id, unsigne
     size_t head = schema_id >= 0 ? 5 : 0;
     size_t cap = head + (10 + ulen) + (10 + ilen) + 10 + (1 + 10 + tlen) + (1 + 4);
     unsigned char *buf = malloc(cap);
-    avro_writer_t wr = buf ? avro_writer_memory((const char *)buf + head, (int64_t)(cap - head)) : NULL;
+    avro_writer_t wr =
+        buf ? avro_writer_memory((const char *)buf + head, (int64_t)(cap - head)) : NULL;
     if (!wr || avro_value_write(wr, rec)) {
         say(err, errlen, "encode: %s", buf && wr ? avro_strerror() : "out of memory");
         if (wr)

@@ -28,13 +28,13 @@
 #define EVENT_MAX_MESSAGE (64 * 1024) /* larger message values are refused before decoding */
 
 typedef struct {
-    char user_id[EVENT_MAX_ID + 1];     /* NUL-terminated */
+    char user_id[EVENT_MAX_ID + 1]; /* NUL-terminated */
     char item_id[EVENT_MAX_ID + 1];
-    int64_t event_time_ms;              /* ms since the Unix epoch, UTC */
+    int64_t event_time_ms; /* ms since the Unix epoch, UTC */
     bool has_type;
     char event_type[EVENT_MAX_TYPE + 1];
     bool has_weight;
-    float weight;                       /* 1 when absent */
+    float weight; /* 1 when absent */
 } ccd_event;
 
 typedef enum { EVENT_FORMAT_AUTO = 0, EVENT_FORMAT_RAW, EVENT_FORMAT_CONFLUENT } event_format;
@@ -43,14 +43,14 @@ typedef struct event_codec event_codec;
 
 /* The reader schema is read from reader_schema_path (schemas/interaction.avsc). Event times
  * outside [min_time_ms, max_time_ms] are refused. Returns NULL with a message in err. */
-event_codec *event_codec_new(const char *reader_schema_path, int64_t min_time_ms, int64_t max_time_ms,
-                             char *err, size_t errlen);
+event_codec *event_codec_new(const char *reader_schema_path, int64_t min_time_ms,
+                             int64_t max_time_ms, char *err, size_t errlen);
 void event_codec_free(event_codec *c);
 
 /* Map a Confluent schema id to a writer schema file. Fails (message naming the file) when the
  * file is unreadable, not a valid schema, or cannot be resolved to the reader schema. */
-int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_schema_path, char *err,
-                         size_t errlen);
+int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_schema_path,
+                         char *err, size_t errlen);
 
 /* Decode one message value. Returns 0 with *ev filled, or -1 with a reason in reason. Never
  * crashes and never allocates more than a small multiple of len on hostile input. */

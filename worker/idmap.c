@@ -12,7 +12,10 @@ struct idmap_block {
 
 #define ARENA_BLOCK (1u << 20)
 
-void idmap_init(idmap *m) { memset(m, 0, sizeof *m); }
+void idmap_init(idmap *m)
+{
+    memset(m, 0, sizeof *m);
+}
 
 void idmap_free(idmap *m)
 {

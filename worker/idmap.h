@@ -13,11 +13,11 @@
 typedef struct idmap_block idmap_block;
 
 typedef struct {
-    int n;              /* rows */
+    int n; /* rows */
     int cap_rows;
-    const char **ids;   /* (cap_rows) row -> id (into the arena) */
-    int32_t *slots;     /* (n_slots) row + 1, 0 = empty */
-    size_t n_slots;     /* power of two */
+    const char **ids; /* (cap_rows) row -> id (into the arena) */
+    int32_t *slots;   /* (n_slots) row + 1, 0 = empty */
+    size_t n_slots;   /* power of two */
     idmap_block *arena;
 } idmap;
 
@@ -32,7 +32,10 @@ int idmap_find(const idmap *m, const char *id);
 int idmap_add(idmap *m, const char *id, int *added);
 
 /* The id of a row (valid while the map lives). */
-static inline const char *idmap_id(const idmap *m, int row) { return m->ids[row]; }
+static inline const char *idmap_id(const idmap *m, int row)
+{
+    return m->ids[row];
+}
 
 /* A malloc'd copy of the row -> id pointers of rows 0..n-1 (n <= m->n), or NULL. */
 const char **idmap_snapshot(const idmap *m, int n);

@@ -70,7 +70,8 @@ struct redis_sink {
 };
 
 /* Meta fields the sink writes itself; a caller's extra field may not reuse them. */
-static const char *const reserved_meta[] = {"dim", "dtype", "users", "items", "block", "created_ms"};
+static const char *const reserved_meta[] = {"dim",   "dtype", "users",
+                                            "items", "block", "created_ms"};
 
 /* A non-negative decimal (what the sink stores) without sign, spaces or overflow. */
 static int parse_u63(const char *p, size_t len, int64_t *out)
@@ -111,7 +112,8 @@ static int check_model(const char *model, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)model[i];
         if (!model_id_char(ch)) {
-            errmsg_set(err, errlen, "redis: model id has byte 0x%02x at %zu (only A-Z a-z 0-9 . _ -)", ch, i);
+            errmsg_set(err, errlen,
+                       "redis: model id has byte 0x%02x at %zu (only A-Z a-z 0-9 . _ -)", ch, i);
             return -1;
         }
     }
@@ -133,7 +135,8 @@ static size_t model_key(char *out, const redis_sink *s, const char *model, const
 }
 
 /* P:{M}:v<N>:<part> */
-static size_t version_key(char *out, const redis_sink *s, const char *model, int64_t v, const char *part)
+static size_t version_key(char *out, const redis_sink *s, const char *model, int64_t v,
+                          const char *part)
 {
     return (size_t)snprintf(out, KEY_MAX, "%s:{%s}:v%" PRId64 ":%s", s->prefix, model, v, part);
 }
@@ -156,10 +159,11 @@ static void io_error(redis_sink *s, const char *what, char *err, size_t errlen)
     sink_drop(s);
 }
 
-static void reply_error(const redis_sink *s, const char *what, const redisReply *r, char *err, size_t errlen)
+static void reply_error(const redis_sink *s, const char *what, const redisReply *r, char *err,
+                        size_t errlen)
 {
-    errmsg_set(err, errlen, "redis %s:%d: %s: %.*s", s->host, s->port, what, (int)(r->len < 300 ? r->len : 300),
-            r->str ? r->str : "");
+    errmsg_set(err, errlen, "redis %s:%d: %s: %.*s", s->host, s->port, what,
+               (int)(r->len < 300 ? r->len : 300), r->str ? r->str : "");
 }
 
 static int sink_connect(redis_sink *s, char *err, size_t errlen)
@@ -229,8 +233,8 @@ static int sink_connect(redis_sink *s, char *err, size_t errlen)
     return 0;
 }
 
-struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv, const size_t *argvlen, char *err,
-                                     size_t errlen)
+struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv,
+                                      const size_t *argvlen, char *err, size_t errlen)
 {
     if (sink_connect(s, err, errlen) != 0)
         return NULL;
@@ -247,7 +251,10 @@ struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv
     return r;
 }
 
-const char *redis_sink_prefix(const redis_sink *s) { return s->prefix; }
+const char *redis_sink_prefix(const redis_sink *s)
+{
+    return s->prefix;
+}
 
 /* One command of NUL-terminated arguments: redis_sink_command. */
 static redisReply *sink_cmd(redis_sink *s, int argc, const char **argv, char *err, size_t errlen)
@@ -268,11 +275,11 @@ typedef struct {
     const char *what; /* for messages */
     char *err;
     size_t errlen;
-    int pending;      /* commands whose replies are unread */
-    size_t bytes;     /* their approximate request size */
-    long long added;  /* sum of the integer replies (HSET: new fields; UNLINK: keys removed) */
-    bool failed;      /* an error reply was read (first one in err) */
-    bool dead;        /* the connection was dropped */
+    int pending;     /* commands whose replies are unread */
+    size_t bytes;    /* their approximate request size */
+    long long added; /* sum of the integer replies (HSET: new fields; UNLINK: keys removed) */
+    bool failed;     /* an error reply was read (first one in err) */
+    bool dead;       /* the connection was dropped */
 } pipeline;
 
 /* Reads every pending reply. Returns 0, or -1 if one was an error (the connection is in step
@@ -326,8 +333,8 @@ static int pipe_append(pipeline *p, int argc, const char **argv, const size_t *l
 
 /* UNLINK the three keys of each version (and first ZREM them from `versions` when zrem):
  * chunks of UNLINK_VERSIONS versions, one pipeline. */
-static int unlink_versions(redis_sink *s, const char *model, const int64_t *vers, size_t n, bool zrem,
-                           char *err, size_t errlen)
+static int unlink_versions(redis_sink *s, const char *model, const int64_t *vers, size_t n,
+                           bool zrem, char *err, size_t errlen)
 {
     if (n == 0)
         return 0;
@@ -341,7 +348,8 @@ static int unlink_versions(redis_sink *s, const char *model, const int64_t *vers
         errmsg_set(err, errlen, "redis: out of memory");
         return -1;
     }
-    pipeline p = {.s = s, .what = zrem ? "prune" : "delete orphan versions", .err = err, .errlen = errlen};
+    pipeline p = {
+        .s = s, .what = zrem ? "prune" : "delete orphan versions", .err = err, .errlen = errlen};
     char *vkey = keys + 3 * cap * KEY_MAX;
     size_t vkeylen = model_key(vkey, s, model, "versions");
     int rc = 0;
@@ -410,9 +418,11 @@ static int check_opts(const redis_sink_opts *o, char *err, size_t errlen)
     }
     if (o->port < 1 || o->port > 65535 || o->db < 0 || o->timeout_ms < 1 || o->keep_versions < 1 ||
         o->batch_fields < 1 || o->batch_fields > BATCH_MAX) {
-        errmsg_set(err, errlen,
-                "redis: bad option (port 1..65535, db >= 0, timeout_ms >= 1, keep_versions >= 1, "
-                "batch_fields 1..%d)", BATCH_MAX);
+        errmsg_set(
+            err, errlen,
+            "redis: bad option (port 1..65535, db >= 0, timeout_ms >= 1, keep_versions >= 1, "
+            "batch_fields 1..%d)",
+            BATCH_MAX);
         return -1;
     }
     if (o->user && !o->password) {
@@ -427,8 +437,10 @@ static int check_opts(const redis_sink_opts *o, char *err, size_t errlen)
     }
     for (size_t i = 0; i < n; i++)
         if (p[i] <= ' ' || p[i] > '~' || p[i] == '{' || p[i] == '}') {
-            /* braces would become the cluster hash tag; spaces and controls have no place in keys */
-            errmsg_set(err, errlen, "redis: key prefix has byte 0x%02x at %zu", (unsigned char)p[i], i);
+            /* braces would become the cluster hash tag; spaces and controls have no place in keys
+             */
+            errmsg_set(err, errlen, "redis: key prefix has byte 0x%02x at %zu", (unsigned char)p[i],
+                       i);
             return -1;
         }
     return 0;
@@ -511,8 +523,8 @@ static int check_version(const redis_version *v, char *err, size_t errlen)
     if (check_model(v->model, err, errlen) != 0)
         return -1;
     if (v->dim < 1 || v->dim > DIM_MAX || v->n_users < 0 || v->n_items < 0 || v->n_meta < 0) {
-        errmsg_set(err, errlen, "redis: bad version shape (dim %d, users %d, items %d, meta %d)", v->dim,
-                v->n_users, v->n_items, v->n_meta);
+        errmsg_set(err, errlen, "redis: bad version shape (dim %d, users %d, items %d, meta %d)",
+                   v->dim, v->n_users, v->n_items, v->n_meta);
         return -1;
     }
     if ((v->n_users > 0 && (!v->user_ids || !v->user_vecs)) ||
@@ -539,8 +551,9 @@ static int check_version(const redis_version *v, char *err, size_t errlen)
         }
         for (size_t k = 0; k < sizeof reserved_meta / sizeof *reserved_meta; k++)
             if (strcmp(v->meta_names[i], reserved_meta[k]) == 0) {
-                errmsg_set(err, errlen, "redis: version %s: meta field \"%s\" is written by the sink", v->model,
-                        reserved_meta[k]);
+                errmsg_set(err, errlen,
+                           "redis: version %s: meta field \"%s\" is written by the sink", v->model,
+                           reserved_meta[k]);
                 return -1;
             }
     }
@@ -554,7 +567,8 @@ static int next_version(redis_sink *s, const char *model, int64_t *n, int64_t *n
                         size_t errlen)
 {
     char seq[KEY_MAX], vkey[KEY_MAX];
-    size_t seqlen = model_key(seq, s, model, "seq"), vkeylen = model_key(vkey, s, model, "versions");
+    size_t seqlen = model_key(seq, s, model, "seq"),
+           vkeylen = model_key(vkey, s, model, "versions");
     const char *incr[2] = {"INCR", seq};
     size_t incrlen[2] = {4, seqlen};
     const char *zr[4] = {"ZRANGE", vkey, "-1", "-1"};
@@ -582,11 +596,14 @@ static int next_version(redis_sink *s, const char *model, int64_t *n, int64_t *n
         reply_error(s, "INCR seq", r[0], err, errlen);
     else if (r[1]->type == REDIS_REPLY_ERROR)
         reply_error(s, "ZRANGE versions", r[1], err, errlen);
-    else if (r[0]->type != REDIS_REPLY_INTEGER || r[0]->integer < 1 || r[1]->type != REDIS_REPLY_ARRAY)
-        errmsg_set(err, errlen, "redis: model %s: unexpected reply to INCR seq / ZRANGE versions", model);
+    else if (r[0]->type != REDIS_REPLY_INTEGER || r[0]->integer < 1 ||
+             r[1]->type != REDIS_REPLY_ARRAY)
+        errmsg_set(err, errlen, "redis: model %s: unexpected reply to INCR seq / ZRANGE versions",
+                   model);
     else if (r[1]->elements > 0 && reply_u63(r[1]->element[0], newest) != 0)
-        errmsg_set(err, errlen, "redis: model %s: `versions` holds a member that is not a version number",
-                model);
+        errmsg_set(err, errlen,
+                   "redis: model %s: `versions` holds a member that is not a version number",
+                   model);
     else {
         if (r[1]->elements == 0)
             *newest = 0;
@@ -603,7 +620,8 @@ static int next_version(redis_sink *s, const char *model, int64_t *n, int64_t *n
         if (!q)
             return -1;
         if (q->type != REDIS_REPLY_INTEGER || q->integer <= *newest) {
-            errmsg_set(err, errlen, "redis: model %s: cannot move seq past version %" PRId64, model, *newest);
+            errmsg_set(err, errlen, "redis: model %s: cannot move seq past version %" PRId64, model,
+                       *newest);
             rc = -1;
         } else {
             *n = q->integer;
@@ -646,7 +664,8 @@ static int reserve_vals(redis_sink *s, int dim, char *err, size_t errlen)
 /* Step 3, one side: pipelined HSETs of batch_fields fields. Argument vectors point into the
  * caller's ids and into s->vals (converted floats); hiredis copies them when a command is
  * queued, so both are reused for every batch and nothing is allocated per row. */
-static int write_side(redis_sink *s, const redis_version *v, int64_t n, bool user, char *err, size_t errlen)
+static int write_side(redis_sink *s, const redis_version *v, int64_t n, bool user, char *err,
+                      size_t errlen)
 {
     int rows = user ? v->n_users : v->n_items;
     const char *const *ids = user ? v->user_ids : v->item_ids;
@@ -659,7 +678,9 @@ static int write_side(redis_sink *s, const redis_version *v, int64_t n, bool use
     size_t *len = s->argvlen;
     argv[0] = "HSET", len[0] = 4;
     argv[1] = key, len[1] = version_key(key, s, v->model, n, user ? "user" : "item");
-    pipeline p = {.s = s, .what = user ? "HSET user vectors" : "HSET item vectors", .err = err,
+    pipeline p = {.s = s,
+                  .what = user ? "HSET user vectors" : "HSET item vectors",
+                  .err = err,
                   .errlen = errlen};
     for (int r0 = 0; r0 < rows; r0 += s->batch_fields) {
         int nb = rows - r0 < s->batch_fields ? rows - r0 : s->batch_fields;
@@ -677,8 +698,9 @@ static int write_side(redis_sink *s, const redis_version *v, int64_t n, bool use
     if (pipe_drain(&p) != 0)
         return -1;
     if (p.added != rows) {
-        errmsg_set(err, errlen, "redis: version %s/%" PRId64 ": %d %s ids but %lld distinct (duplicate ids)",
-                v->model, n, rows, user ? "user" : "item", p.added);
+        errmsg_set(err, errlen,
+                   "redis: version %s/%" PRId64 ": %d %s ids but %lld distinct (duplicate ids)",
+                   v->model, n, rows, user ? "user" : "item", p.added);
         return -1;
     }
     return 0;
@@ -695,8 +717,8 @@ static int write_meta(redis_sink *s, const redis_version *v, int64_t n, char *er
     snprintf(items, sizeof items, "%d", v->n_items);
     snprintf(block, sizeof block, "%d", v->block);
     snprintf(created, sizeof created, "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-    const char *fixed[12] = {"dim", dim, "dtype", "f32le", "users", users, "items", items, "block", block,
-                             "created_ms", created};
+    const char *fixed[12] = {"dim",   dim,   "dtype", "f32le", "users",      users,
+                             "items", items, "block", block,   "created_ms", created};
     int argc = 2 + 12 + 2 * v->n_meta;
     const char **argv = malloc((size_t)argc * sizeof *argv);
     size_t *len = malloc((size_t)argc * sizeof *len);
@@ -779,8 +801,8 @@ int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t e
     if (next_version(s, model, &n, &newest, err, errlen) != 0)
         return -1;
     if (delete_orphans(s, model, newest, n, err, errlen) != 0 ||
-        write_side(s, v, n, true, err, errlen) != 0 || write_side(s, v, n, false, err, errlen) != 0 ||
-        write_meta(s, v, n, err, errlen) != 0) {
+        write_side(s, v, n, true, err, errlen) != 0 ||
+        write_side(s, v, n, false, err, errlen) != 0 || write_meta(s, v, n, err, errlen) != 0) {
         discard_partial(s, model, n);
         return -1;
     }
@@ -814,13 +836,14 @@ int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t e
     const char *pub[3] = {"PUBLISH", chan, num};
     r = sink_cmd(s, 3, pub, why, sizeof why);
     if (!r) {
-        errmsg_set(err, errlen, "version %" PRId64 " of %s is live, but announcing it failed: %s", n, model,
-                why);
+        errmsg_set(err, errlen, "version %" PRId64 " of %s is live, but announcing it failed: %s",
+                   n, model, why);
         return -1;
     }
     freeReplyObject(r);
     if (prune(s, model, why, sizeof why) != 0) {
-        errmsg_set(err, errlen, "version %" PRId64 " of %s is live, but pruning failed: %s", n, model, why);
+        errmsg_set(err, errlen, "version %" PRId64 " of %s is live, but pruning failed: %s", n,
+                   model, why);
         return -1;
     }
     return n;
@@ -851,7 +874,8 @@ int64_t redis_current_version(redis_sink *s, const char *model, char *err, size_
 
 /* HGET key field: 1 with the string reply in *out (the caller frees it), 0 when the field or the
  * key is absent, -1 on an error. */
-static int hget(redis_sink *s, const char *key, const char *field, redisReply **out, char *err, size_t errlen)
+static int hget(redis_sink *s, const char *key, const char *field, redisReply **out, char *err,
+                size_t errlen)
 {
     const char *argv[3] = {"HGET", key, field};
     redisReply *r = sink_cmd(s, 3, argv, err, errlen);
@@ -869,8 +893,8 @@ static int hget(redis_sink *s, const char *key, const char *field, redisReply **
     return rc;
 }
 
-int redis_read_meta(redis_sink *s, const char *model, int64_t version, const char *field, char **out,
-                    char *err, size_t errlen)
+int redis_read_meta(redis_sink *s, const char *model, int64_t version, const char *field,
+                    char **out, char *err, size_t errlen)
 {
     if (!s || !field || !out || check_model(model, err, errlen) != 0)
         return -1;
@@ -903,7 +927,8 @@ static int read_shape(redis_sink *s, const char *model, int64_t version, const c
 {
     char key[KEY_MAX];
     version_key(key, s, model, version, "meta");
-    const char *argv[5] = {"HMGET", key, "dim", "dtype", strcmp(side, "user") == 0 ? "users" : "items"};
+    const char *argv[5] = {"HMGET", key, "dim", "dtype",
+                           strcmp(side, "user") == 0 ? "users" : "items"};
     redisReply *r = sink_cmd(s, 5, argv, err, errlen);
     if (!r)
         return -1;
@@ -912,7 +937,8 @@ static int read_shape(redis_sink *s, const char *model, int64_t version, const c
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
         errmsg_set(err, errlen, "redis: unexpected reply to HMGET %s", key);
     else if (r->element[0]->type == REDIS_REPLY_NIL)
-        errmsg_set(err, errlen, "redis: version %" PRId64 " of %s is not published (no meta)", version, model);
+        errmsg_set(err, errlen, "redis: version %" PRId64 " of %s is not published (no meta)",
+                   version, model);
     else if (reply_u63(r->element[0], &d) != 0 || d < 1 || d > DIM_MAX)
         errmsg_set(err, errlen, "redis: %s: bad dim", key);
     else if (r->element[1]->type != REDIS_REPLY_STRING || r->element[1]->len != 5 ||
@@ -930,10 +956,11 @@ static int read_shape(redis_sink *s, const char *model, int64_t version, const c
     return rc;
 }
 
-int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, const char *side, int *dim,
-                           redis_vector_fn fn, void *ctx, char *err, size_t errlen)
+int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, const char *side,
+                           int *dim, redis_vector_fn fn, void *ctx, char *err, size_t errlen)
 {
-    if (!s || !dim || !fn || check_model(model, err, errlen) != 0 || check_side(side, err, errlen) != 0)
+    if (!s || !dim || !fn || check_model(model, err, errlen) != 0 ||
+        check_side(side, err, errlen) != 0)
         return -1;
     if (version < 1) {
         errmsg_set(err, errlen, "redis: bad version %" PRId64, version);
@@ -960,9 +987,9 @@ int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, co
             rc = -1;
             break;
         }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[0]->len >= sizeof cursor || r->element[1]->type != REDIS_REPLY_ARRAY ||
-            r->element[1]->elements % 2 != 0) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof cursor ||
+            r->element[1]->type != REDIS_REPLY_ARRAY || r->element[1]->elements % 2 != 0) {
             errmsg_set(err, errlen, "redis: unexpected reply to HSCAN %s", key);
             freeReplyObject(r);
             rc = -1;
@@ -973,9 +1000,11 @@ int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, co
         const redisReply *kv = r->element[1];
         for (size_t i = 0; i < kv->elements && rc == 0; i += 2) {
             const redisReply *id = kv->element[i], *val = kv->element[i + 1];
-            if (id->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING || val->len != vbytes) {
+            if (id->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING ||
+                val->len != vbytes) {
                 errmsg_set(err, errlen, "redis: %s: field %.*s holds %zu bytes, not %zu", key,
-                        (int)(id->len < 64 ? id->len : 64), id->str ? id->str : "", val->len, vbytes);
+                           (int)(id->len < 64 ? id->len : 64), id->str ? id->str : "", val->len,
+                           vbytes);
                 rc = -1;
                 break;
             }
@@ -985,7 +1014,8 @@ int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, co
             /* hiredis NUL-terminates string replies, so the id can be passed as it is */
             int stop = fn(ctx, id->str, vec, *dim);
             if (stop != 0) {
-                errmsg_set(err, errlen, "redis: reading %s stopped by the callback (%d)", key, stop);
+                errmsg_set(err, errlen, "redis: reading %s stopped by the callback (%d)", key,
+                           stop);
                 rc = -1;
             }
             got++;
@@ -997,15 +1027,17 @@ int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, co
         return -1;
     /* A hash smaller than its meta says was pruned (or deleted) while it was being read. */
     if (got != expect) {
-        errmsg_set(err, errlen, "redis: %s: read %" PRId64 " vectors, meta says %" PRId64
-                " (pruned while reading?)", key, got, expect);
+        errmsg_set(err, errlen,
+                   "redis: %s: read %" PRId64 " vectors, meta says %" PRId64
+                   " (pruned while reading?)",
+                   key, got, expect);
         return -1;
     }
     return got;
 }
 
-int redis_read_vector(redis_sink *s, const char *model, int64_t version, const char *side, const char *id,
-                      float *vec, int max_dim, int *dim, char *err, size_t errlen)
+int redis_read_vector(redis_sink *s, const char *model, int64_t version, const char *side,
+                      const char *id, float *vec, int max_dim, int *dim, char *err, size_t errlen)
 {
     if (!s || !id || !vec || !dim || check_model(model, err, errlen) != 0 ||
         check_side(side, err, errlen) != 0)
@@ -1018,8 +1050,9 @@ int redis_read_vector(redis_sink *s, const char *model, int64_t version, const c
     if (read_shape(s, model, version, side, &d, NULL, err, errlen) != 0)
         return -1;
     if (d > max_dim) {
-        errmsg_set(err, errlen, "redis: version %" PRId64 " of %s has dim %d, more than the %d given", version,
-                model, d, max_dim);
+        errmsg_set(err, errlen,
+                   "redis: version %" PRId64 " of %s has dim %d, more than the %d given", version,
+                   model, d, max_dim);
         return -1;
     }
     *dim = d;
@@ -1040,8 +1073,8 @@ int redis_read_vector(redis_sink *s, const char *model, int64_t version, const c
     return rc;
 }
 
-redis_sink *redis_sink_open_address(const char *addr, const char *user, const char *password, const char *prefix,
-                                    char *err, size_t errlen)
+redis_sink *redis_sink_open_address(const char *addr, const char *user, const char *password,
+                                    const char *prefix, char *err, size_t errlen)
 {
     char host[256];
     const char *colon = strrchr(addr, ':');

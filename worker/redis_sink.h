@@ -26,15 +26,15 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *host;      /* "127.0.0.1" */
-    int port;              /* 6379 */
-    const char *user;      /* ACL user, or NULL for the default user */
-    const char *password;  /* or NULL */
-    int db;                /* SELECT db (0) */
-    int timeout_ms;        /* connect and command timeout (5000) */
-    const char *prefix;    /* key prefix ("ccd") */
-    int keep_versions;     /* complete versions kept (3) */
-    int batch_fields;      /* fields per pipelined HSET (512) */
+    const char *host;     /* "127.0.0.1" */
+    int port;             /* 6379 */
+    const char *user;     /* ACL user, or NULL for the default user */
+    const char *password; /* or NULL */
+    int db;               /* SELECT db (0) */
+    int timeout_ms;       /* connect and command timeout (5000) */
+    const char *prefix;   /* key prefix ("ccd") */
+    int keep_versions;    /* complete versions kept (3) */
+    int batch_fields;     /* fields per pipelined HSET (512) */
 } redis_sink_opts;
 
 typedef struct redis_sink redis_sink;
@@ -52,8 +52,8 @@ void redis_sink_close(redis_sink *s);
 
 /* For command-line tools: "HOST[:PORT]" (default port 6379), the other options at their defaults
  * except user, password (may be NULL) and prefix (NULL: "ccd"). */
-redis_sink *redis_sink_open_address(const char *addr, const char *user, const char *password, const char *prefix,
-                                    char *err, size_t errlen);
+redis_sink *redis_sink_open_address(const char *addr, const char *user, const char *password,
+                                    const char *prefix, char *err, size_t errlen);
 
 typedef struct {
     const char *model;
@@ -81,23 +81,23 @@ int64_t redis_current_version(redis_sink *s, const char *model, char *err, size_
  * from the version's meta (*dim). Returns the number of vectors, or -1 (missing version, bad
  * value length, connection error) with a message. */
 typedef int (*redis_vector_fn)(void *ctx, const char *id, const float *vec, int dim);
-int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, const char *side, int *dim,
-                           redis_vector_fn fn, void *ctx, char *err, size_t errlen);
+int64_t redis_read_vectors(redis_sink *s, const char *model, int64_t version, const char *side,
+                           int *dim, redis_vector_fn fn, void *ctx, char *err, size_t errlen);
 
 /* One vector by id: 1 found (vec filled, dim floats), 0 absent, -1 error. vec holds max_dim. */
-int redis_read_vector(redis_sink *s, const char *model, int64_t version, const char *side, const char *id,
-                      float *vec, int max_dim, int *dim, char *err, size_t errlen);
+int redis_read_vector(redis_sink *s, const char *model, int64_t version, const char *side,
+                      const char *id, float *vec, int max_dim, int *dim, char *err, size_t errlen);
 
 /* One meta field as a string (malloc'd, *out), 1 found, 0 absent, -1 error. */
-int redis_read_meta(redis_sink *s, const char *model, int64_t version, const char *field, char **out,
-                    char *err, size_t errlen);
+int redis_read_meta(redis_sink *s, const char *model, int64_t version, const char *field,
+                    char **out, char *err, size_t errlen);
 
 /* For the other users of a [redis] connection (the checkpoint store, checkpoint.h): one command
  * with binary-safe arguments (argvlen[i] bytes each), connecting again first when the connection
  * was dropped. Returns hiredis's reply (the caller frees it with freeReplyObject), or NULL with a
  * message on an I/O error (the connection is dropped) or an error reply (it is kept). */
-struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv, const size_t *argvlen, char *err,
-                                     size_t errlen);
+struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv,
+                                      const size_t *argvlen, char *err, size_t errlen);
 /* The key prefix every key of this connection starts with ("ccd"). */
 const char *redis_sink_prefix(const redis_sink *s);
 

@@ -20,10 +20,10 @@
 #define REPORT_MAX_FACTS 32
 
 typedef struct {
-    const char *name;   /* "continual student CL_k" */
-    const char *color;  /* CSS colour of its line */
-    double **r20;       /* r20[k][j], j <= k, rows first..n_blocks-1 (NULL: absent) */
-    double **n20;       /* same shape, N@20 (NULL: absent) */
+    const char *name;  /* "continual student CL_k" */
+    const char *color; /* CSS colour of its line */
+    double **r20;      /* r20[k][j], j <= k, rows first..n_blocks-1 (NULL: absent) */
+    double **n20;      /* same shape, N@20 (NULL: absent) */
 } report_series;
 
 typedef struct {
@@ -31,9 +31,9 @@ typedef struct {
     const char *fact_names[REPORT_MAX_FACTS]; /* shown as a two-column table, in order */
     const char *fact_values[REPORT_MAX_FACTS];
     int n_facts;
-    int n_blocks;       /* rows (and columns) 0..n_blocks-1 */
-    int first;          /* first row present (rows before it were not run, e.g. a resume);
-                           a NAN entry is a value not measured and is drawn as a gap */
+    int n_blocks; /* rows (and columns) 0..n_blocks-1 */
+    int first;    /* first row present (rows before it were not run, e.g. a resume);
+                     a NAN entry is a value not measured and is drawn as a gap */
     int n_series;
     report_series series[REPORT_MAX_SERIES];
     const double *base_r20; /* (n_blocks) popularity baseline on block k (NULL: none) */

@@ -70,7 +70,7 @@ typedef struct {
     ckpt_store load_store; /* the consumer thread's checkpoint store (it loads models) */
     ckpt_store save_store; /* the trainer thread's (it saves blocks) */
     trainer tr;
-    idmap model_ids; /* model id -> slot in tenants */
+    idmap model_ids;  /* model id -> slot in tenants */
     tenant **tenants; /* (model_ids.n) NULL when not loaded */
     int cap_tenants;
     part_state *parts;
@@ -509,7 +509,8 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
         w->fatal = true;
         return;
     }
-    e.holdout = tenant_holdout(ev.user_id, ev.item_id, w->cfg.holdout_seed, w->cfg.holdout_fraction);
+    e.holdout =
+        tenant_holdout(ev.user_id, ev.item_id, w->cfg.holdout_seed, w->cfg.holdout_fraction);
     if (window_add(&w->rules, &m->win, ev.event_time_ms)) {
         m->late_events++;
         w->late++;
@@ -649,7 +650,8 @@ static void housekeeping(worker *w)
         /* nothing is training, so nothing will free the buffer: cut the largest open window */
         tenant *big = NULL;
         for (int s = 0; s < w->model_ids.n; s++)
-            if (w->tenants[s] && w->tenants[s]->n_ev > 0 && (!big || w->tenants[s]->n_ev > big->n_ev))
+            if (w->tenants[s] && w->tenants[s]->n_ev > 0 &&
+                (!big || w->tenants[s]->n_ev > big->n_ev))
                 big = w->tenants[s];
         if (big)
             close_window(w, big, "buffer bound", INT64_MIN);

@@ -44,10 +44,13 @@ tenant *tenant_new(const char *id, const checkpoint *c, char *err, size_t errlen
         return m;
     if (ccd_state_deserialize(&m->state, c->state, c->state_len, err, errlen) != 0)
         goto fail;
-    if (m->state.block != c->block || m->state.n_users != c->n_users || m->state.n_items != c->n_items) {
-        snprintf(err, errlen, "checkpoint of model %s: state (block %d, %d users, %d items) does not match "
-                 "its id maps (block %d, %d users, %d items)", id, m->state.block, m->state.n_users,
-                 m->state.n_items, c->block, c->n_users, c->n_items);
+    if (m->state.block != c->block || m->state.n_users != c->n_users ||
+        m->state.n_items != c->n_items) {
+        snprintf(err, errlen,
+                 "checkpoint of model %s: state (block %d, %d users, %d items) does not match "
+                 "its id maps (block %d, %d users, %d items)",
+                 id, m->state.block, m->state.n_users, m->state.n_items, c->block, c->n_users,
+                 c->n_items);
         goto fail;
     }
     int added;

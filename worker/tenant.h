@@ -43,9 +43,9 @@ typedef struct closed_window {
     int block;
     tenant_event *ev;
     int64_t n_ev;
-    int n_users, n_items;          /* id-space sizes when the window closed */
-    int64_t window_start_after;    /* the windowing state to checkpoint with this block */
-    const char *reason;            /* "count", "time", "idle", "buffer bound" */
+    int n_users, n_items;       /* id-space sizes when the window closed */
+    int64_t window_start_after; /* the windowing state to checkpoint with this block */
+    const char *reason;         /* "count", "time", "idle", "buffer bound" */
 } closed_window;
 
 typedef struct tenant {
@@ -53,15 +53,15 @@ typedef struct tenant {
     ccd_state state;
     idmap users, items;
     window_state win;
-    tenant_event *ev;               /* the open window */
+    tenant_event *ev; /* the open window */
     int64_t n_ev, cap_ev;
     int n_parts;
     tenant_part *parts;
     closed_window *closed, *closed_tail; /* FIFO; the head is the in-flight job when busy */
-    int64_t events_total;          /* events in blocks folded into the state */
+    int64_t events_total;                /* events in blocks folded into the state */
     int64_t published_version;
     int64_t late_events;
-    int64_t last_event_ms;         /* wall clock of the last event (idle timeout) */
+    int64_t last_event_ms; /* wall clock of the last event (idle timeout) */
     bool busy;
     bool failed;
 } tenant;

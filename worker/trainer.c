@@ -181,7 +181,7 @@ static void run_job(trainer *t, trainer_job *j)
     const closed_window *cw = j->cw;
     ccd_block blk;
     if (tenant_build_block(cw, m->state.block >= 0 ? m->state.n_users : 0,
-                          m->state.block >= 0 ? m->state.n_items : 0, &blk) != 0) {
+                           m->state.block >= 0 ? m->state.n_items : 0, &blk) != 0) {
         j->rc = -1;
         snprintf(j->err, sizeof j->err, "out of memory building block %d", cw->block);
         return;

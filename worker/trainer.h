@@ -37,7 +37,7 @@ typedef struct trainer_job {
     const char **user_ids; /* (cw->n_users) row -> id */
     const char **item_ids; /* (cw->n_items) */
     int n_parts;
-    tenant_part *parts;    /* (n_parts) copy of m->parts; durable_next updated by the trainer */
+    tenant_part *parts;   /* (n_parts) copy of m->parts; durable_next updated by the trainer */
     int64_t events_total; /* m->events_total before this block */
     atomic_int stop;      /* raised by the consumer thread, polled by the engine */
     /* results, written by the trainer before done is set */

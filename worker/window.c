@@ -27,7 +27,8 @@ bool window_add(const window_rules *r, window_state *w, int64_t t)
         if (w->start_ms == INT64_MIN)
             w->start_ms = t; /* after a count bootstrap, time windows start at their first event */
         else if (w->count == 0 && t >= window_end(r, w))
-            w->start_ms += (t - w->start_ms) / r->duration_ms * r->duration_ms; /* after an idle gap */
+            w->start_ms +=
+                (t - w->start_ms) / r->duration_ms * r->duration_ms; /* after an idle gap */
     }
     w->count++;
     return w->next_block > 0 && r->events <= 0 && t < w->start_ms;

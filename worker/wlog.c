@@ -50,7 +50,8 @@ void wlog(int level, const char *fmt, ...)
     if (log_json) {
         char esc[4 * sizeof msg];
         json_escape(esc, sizeof esc, msg);
-        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", when, names[level], esc);
+        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", when, names[level],
+                esc);
     } else {
         fprintf(stderr, "%s %-5s %s\n", when, names[level], msg);
     }

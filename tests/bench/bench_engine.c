@@ -61,7 +61,8 @@ int main(int argc, char **argv)
     ccd_rng rng;
     ccd_rng_init(&rng, 1, 0);
     const int n = 2048;
-    gemm_ctx g = {ccd_floats((size_t)n * n), ccd_floats((size_t)n * n), ccd_floats((size_t)n * n), n};
+    gemm_ctx g = {ccd_floats((size_t)n * n), ccd_floats((size_t)n * n), ccd_floats((size_t)n * n),
+                  n};
     for (size_t k = 0; k < (size_t)n * n; k++)
         g.a[k] = ccd_rng_uniform(&rng), g.b[k] = ccd_rng_uniform(&rng);
     double tg = best_of(5, run_gemm, &g);
@@ -96,7 +97,8 @@ int main(int argc, char **argv)
     printf("one block-1 teacher batch has 8 such terms (4 relations x 2 layers): about %.2f s\n",
            8 * tl);
     free(g.a), free(g.b), free(g.c);
-    free(c.targets), free(c.weights), free(c.neighbours), free(c.dn), free(c.rows), free(ru), free(ri);
+    free(c.targets), free(c.weights), free(c.neighbours), free(c.dn), free(c.rows), free(ru),
+        free(ri);
     ccd_csr_free(&c.rel);
     return 0;
 }

@@ -147,7 +147,8 @@ int main(int argc, char **argv)
             return 2;
         }
         const int nodes = nu + ni;
-        int *stamp = malloc((size_t)nodes * sizeof *stamp), *rows = malloc((size_t)step_batch * 3 * sizeof *rows);
+        int *stamp = malloc((size_t)nodes * sizeof *stamp),
+            *rows = malloc((size_t)step_batch * 3 * sizeof *rows);
         float *dx = malloc((size_t)step_batch * sizeof *dx);
         for (int v = 0; v < nodes; v++)
             stamp[v] = -1;
@@ -179,7 +180,8 @@ int main(int argc, char **argv)
         printf("training step of %d triples (%ld distinct rows): forward %.1f ms, BPR %.1f ms, "
                "backward %.1f ms, Adam %.1f ms, total %.1f ms\n",
                step_batch, n_rows / steps, 1e3 * ph[0] / steps, 1e3 * ph[1] / steps,
-               1e3 * ph[2] / steps, 1e3 * ph[3] / steps, 1e3 * (ph[0] + ph[1] + ph[2] + ph[3]) / steps);
+               1e3 * ph[2] / steps, 1e3 * ph[3] / steps,
+               1e3 * (ph[0] + ph[1] + ph[2] + ph[3]) / steps);
         free(stamp), free(rows), free(dx);
         ccd_triples_free(&ep);
     }

@@ -4,8 +4,8 @@
  *
  * Each repeat publishes one complete version (both hashes, meta, switch, prune) of random
  * vectors with ids like the worker's, and reports the best and median rows/s. Compare with
- * redis-benchmark's pipelined SET of the same value size (4 * DIM bytes): tests/bench/bench_worker.sh
- * runs both side by side. */
+ * redis-benchmark's pipelined SET of the same value size (4 * DIM bytes):
+ * tests/bench/bench_worker.sh runs both side by side. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +55,15 @@ int main(int argc, char **argv)
     }
     double *rate = malloc((size_t)reps * sizeof *rate);
     for (int r = 0; r < reps; r++) {
-        redis_version v = {.model = "bench", .block = r, .dim = dim, .n_users = nu, .n_items = ni,
-                           .user_ids = (const char *const *)uid, .item_ids = (const char *const *)iid,
-                           .user_vecs = uv, .item_vecs = iv};
+        redis_version v = {.model = "bench",
+                           .block = r,
+                           .dim = dim,
+                           .n_users = nu,
+                           .n_items = ni,
+                           .user_ids = (const char *const *)uid,
+                           .item_ids = (const char *const *)iid,
+                           .user_vecs = uv,
+                           .item_vecs = iv};
         double t0 = ccd_now();
         if (redis_publish(s, &v, err, sizeof err) < 0) {
             fprintf(stderr, "bench_publish: %s\n", err);
@@ -66,8 +72,9 @@ int main(int argc, char **argv)
         rate[r] = (nu + ni) / (ccd_now() - t0);
     }
     qsort(rate, (size_t)reps, sizeof *rate, cmp_double);
-    printf("publish: %d rows (%d users + %d items) of %d floats: best %.0f rows/s, median %.0f rows/s\n", nu + ni,
-           nu, ni, dim, rate[reps - 1], rate[reps / 2]);
+    printf("publish: %d rows (%d users + %d items) of %d floats: best %.0f rows/s, median %.0f "
+           "rows/s\n",
+           nu + ni, nu, ni, dim, rate[reps - 1], rate[reps / 2]);
     redis_sink_close(s);
     for (int i = 0; i < nu; i++)
         free(uid[i]);

@@ -44,7 +44,8 @@ int main(int argc, char **argv)
     const ccd_block *b = &ds.blocks[0];
     const int nu = b->n_users, ni = b->n_items, nodes = nu + ni;
     ccd_csr g;
-    int *seen = calloc((size_t)nodes, sizeof *seen), *reached = calloc((size_t)nodes, sizeof *reached);
+    int *seen = calloc((size_t)nodes, sizeof *seen),
+        *reached = calloc((size_t)nodes, sizeof *reached);
     if (ccd_graph_build(&g, &b->train, nu, ni) != 0 || !seen || !reached) {
         fprintf(stderr, "bench_receptive_field: out of memory\n");
         return 1;

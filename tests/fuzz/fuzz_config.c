@@ -37,7 +37,8 @@
 
 #define MAX_OVERRIDES 64
 #define MAX_SECRETS 1024
-#define CHUNK 8 /* bytes of a secret value that a message must not show; shorter values are not checked */
+#define CHUNK                                                                                      \
+    8 /* bytes of a secret value that a message must not show; shorter values are not checked */
 #define MAX_CALLS (3 + 2 * MAX_OVERRIDES)
 #define MSG 1024
 
@@ -208,8 +209,8 @@ static void check_ccd(const ccd_config *c)
     if (c->n_teachers < 1 || c->n_teachers > CCD_MAX_TEACHERS || c->n_student_blocks < 0 ||
         c->n_student_blocks > CCD_MAX_SCHEDULE || c->n_teacher_blocks < 0 ||
         c->n_teacher_blocks > CCD_MAX_SCHEDULE || c->student_dim < 1)
-        die("ccd_config out of bounds: %d teachers, %d/%d schedule blocks, student_dim %d", c->n_teachers,
-            c->n_student_blocks, c->n_teacher_blocks, c->student_dim);
+        die("ccd_config out of bounds: %d teachers, %d/%d schedule blocks, student_dim %d",
+            c->n_teachers, c->n_student_blocks, c->n_teacher_blocks, c->student_dim);
 }
 
 static volatile size_t sink; /* keeps the strlen calls of check_worker */
@@ -217,16 +218,19 @@ static volatile size_t sink; /* keeps the strlen calls of check_worker */
 static void check_worker(const worker_config *w)
 {
     size_t sum = 0; /* strlen of every owned string: ASan sees a dangling or unterminated one */
-    const char *strs[] = {w->format, w->reader_schema, w->dead_letter_topic, w->default_model, w->redis_host,
-                          w->redis_user, w->redis_password, w->redis_prefix, w->checkpoint_dir, w->metrics_listen};
+    const char *strs[] = {w->format,         w->reader_schema, w->dead_letter_topic,
+                          w->default_model,  w->redis_host,    w->redis_user,
+                          w->redis_password, w->redis_prefix,  w->checkpoint_dir,
+                          w->metrics_listen};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
         if (!strs[i])
             die("worker_config: string %zu is NULL", i);
         sum += strlen(strs[i]);
     }
-    if (w->n_kafka < 0 || w->n_kafka > WCFG_MAX_KAFKA || w->n_topics < 0 || w->n_topics > WCFG_MAX_TOPICS ||
-        w->n_schemas < 0 || w->n_schemas > WCFG_MAX_SCHEMAS)
-        die("worker_config: %d kafka keys, %d topics, %d schemas", w->n_kafka, w->n_topics, w->n_schemas);
+    if (w->n_kafka < 0 || w->n_kafka > WCFG_MAX_KAFKA || w->n_topics < 0 ||
+        w->n_topics > WCFG_MAX_TOPICS || w->n_schemas < 0 || w->n_schemas > WCFG_MAX_SCHEMAS)
+        die("worker_config: %d kafka keys, %d topics, %d schemas", w->n_kafka, w->n_topics,
+            w->n_schemas);
     for (int i = 0; i < w->n_kafka; i++)
         sum += strlen(w->kafka[i].key) + strlen(w->kafka[i].value);
     for (int i = 0; i < w->n_topics; i++) {
@@ -236,16 +240,17 @@ static void check_worker(const worker_config *w)
     }
     for (int i = 0; i < w->n_schemas; i++) {
         if (w->schema_ids[i] < 0 || !w->schema_paths[i][0])
-            die("worker_config: schema %d: id %d, path \"%s\"", i, (int)w->schema_ids[i], w->schema_paths[i]);
+            die("worker_config: schema %d: id %d, path \"%s\"", i, (int)w->schema_ids[i],
+                w->schema_paths[i]);
         for (int j = 0; j < i; j++)
             if (w->schema_ids[j] == w->schema_ids[i])
                 die("worker_config: schema id %d twice", (int)w->schema_ids[i]);
     }
     if (strcmp(w->format, "auto") && strcmp(w->format, "raw") && strcmp(w->format, "confluent"))
         die("worker_config: format \"%s\"", w->format);
-    if (w->redis_port < 1 || w->redis_port > 65535 || w->log_level < 0 || w->log_level > 3 || w->threads < 0 ||
-        !(w->holdout_fraction >= 0 && w->holdout_fraction < 1) || !w->reader_schema[0] || !w->redis_host[0] ||
-        !w->redis_prefix[0] || !w->checkpoint_dir[0])
+    if (w->redis_port < 1 || w->redis_port > 65535 || w->log_level < 0 || w->log_level > 3 ||
+        w->threads < 0 || !(w->holdout_fraction >= 0 && w->holdout_fraction < 1) ||
+        !w->reader_schema[0] || !w->redis_host[0] || !w->redis_prefix[0] || !w->checkpoint_dir[0])
         die("worker_config: a value out of its range");
     check_ccd(&w->ccd);
     sink += sum;
@@ -427,8 +432,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (k >= again.n)
             continue;
         size_t mlen = strlen(again.msg[k]);
-        if (memmem(again.msg[k], mlen, rotated + s_at[i], CHUNK) && !memmem(again.msg[k], mlen, data + s_at[i], CHUNK))
-            die("%s shows a secret value: \"%s\" (the same input with the secret values rotated: \"%s\")",
+        if (memmem(again.msg[k], mlen, rotated + s_at[i], CHUNK) &&
+            !memmem(again.msg[k], mlen, data + s_at[i], CHUNK))
+            die("%s shows a secret value: \"%s\" (the same input with the secret values rotated: "
+                "\"%s\")",
                 first.what[k], first.msg[k], again.msg[k]);
     }
     free(rotated);

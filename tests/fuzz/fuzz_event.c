@@ -6,8 +6,8 @@
  * event times limited to the worker's defaults, and the Confluent ids of test_event_codec.c
  * registered to writer schemas, so the seeds in tests/fuzz/corpus/event/ (written by that test)
  * reach every writer:
- *   1 schemas/interaction.avsc     2 tests/unit/codec/interaction_v2.avsc (extra fields of every kind)
- *   3 interaction_v3_noweight.avsc  4 interaction_loose.avsc (branches the reader cannot hold)
+ *   1 schemas/interaction.avsc     2 tests/unit/codec/interaction_v2.avsc (extra fields of every
+ * kind) 3 interaction_v3_noweight.avsc  4 interaction_loose.avsc (branches the reader cannot hold)
  *   5 tests/fuzz/schemas/interaction_wide.avsc (every Avro type, nested arrays and maps)
  * Each input is decoded with input.format = auto, raw and confluent (the three settings a worker
  * can run with). A decode error is a normal outcome; what must hold:
@@ -89,7 +89,8 @@ static void setup(void)
                    {4, "../tests/unit/codec/interaction_loose.avsc"},
                    {5, "../tests/fuzz/schemas/interaction_wide.avsc"}};
     for (size_t i = 0; i < sizeof writers / sizeof writers[0]; i++)
-        if (event_codec_register(codec, writers[i].id, schema_path(writers[i].rel), err, sizeof err) != 0)
+        if (event_codec_register(codec, writers[i].id, schema_path(writers[i].rel), err,
+                                 sizeof err) != 0)
             die("event_codec_register: %s", err);
 }
 
@@ -185,7 +186,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const outcome *same = size > 0 && data[0] == 0x00 ? &o_conf : &o_raw;
     if (o_auto.rc != same->rc || strcmp(o_auto.reason, same->reason) ||
         (o_auto.rc == 0 && !same_event(&o_auto.ev, &same->ev)))
-        die("auto format disagrees with the explicit one: \"%s\" vs \"%s\"", o_auto.reason, same->reason);
+        die("auto format disagrees with the explicit one: \"%s\" vs \"%s\"", o_auto.reason,
+            same->reason);
 
     /* the worker passes a 256-byte reason buffer; a smaller one must truncate, not overflow */
     char tiny[4];

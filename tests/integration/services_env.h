@@ -22,7 +22,8 @@ static inline int services_env(const char *key, char *out, size_t n)
 {
     const char *path = getenv("CCD_SERVICES_ENV");
     if (!path) {
-        fprintf(stderr, "CCD_SERVICES_ENV is not set: run through ctest, which starts the services\n");
+        fprintf(stderr,
+                "CCD_SERVICES_ENV is not set: run through ctest, which starts the services\n");
         return -1;
     }
     FILE *f = fopen(path, "r");

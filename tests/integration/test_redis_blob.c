@@ -10,7 +10,6 @@
 
 #include "services_env.h"
 
-
 /* float32 -> 4 little-endian bytes, independent of the host's byte order */
 static void put_f32le(unsigned char *p, float f)
 {
@@ -34,7 +33,8 @@ int main(void)
 {
     char host[128], port[16];
     CHECK(services_env("REDIS_HOST", host, sizeof host) == 0 &&
-              services_env("REDIS_PORT", port, sizeof port) == 0, "no redis");
+              services_env("REDIS_PORT", port, sizeof port) == 0,
+          "no redis");
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout(host, atoi(port), tv);
     CHECK(c && !c->err, "connect %s:%s: %s", host, port, c ? c->errstr : "no context");
@@ -64,7 +64,8 @@ int main(void)
     freeReplyObject(r);
     r = redisCommand(c, "HGET %s:h %s", key, "user-42");
     CHECK(r && r->type == REDIS_REPLY_STRING && r->len == sizeof blob &&
-              memcmp(r->str, blob, sizeof blob) == 0, "HGET bytes differ");
+              memcmp(r->str, blob, sizeof blob) == 0,
+          "HGET bytes differ");
     freeReplyObject(r);
     r = redisCommand(c, "DEL %s %s:h", key, key);
     CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 2, "DEL");

@@ -86,8 +86,8 @@ static int64_t cmd_num(redisContext *c, const char *fmt, ...)
     va_start(ap, fmt);
     redisReply *r = redisvCommand(c, fmt, ap);
     va_end(ap);
-    CHECK(r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL), "command \"%s\": %s", fmt,
-          r && r->str ? r->str : c->errstr);
+    CHECK(r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL), "command \"%s\": %s",
+          fmt, r && r->str ? r->str : c->errstr);
     int64_t v = r->type == REDIS_REPLY_NIL ? -1 : strtoll(r->str, NULL, 10);
     freeReplyObject(r);
     return v;
@@ -98,7 +98,8 @@ static void model_id(char *out, size_t n, const char *what)
     snprintf(out, n, "sinktest-%d-%s", g_pid, what);
 }
 
-static redis_sink *open_sink(int keep, int batch, const char *prefix, const char *user, const char *password)
+static redis_sink *open_sink(int keep, int batch, const char *prefix, const char *user,
+                             const char *password)
 {
     redis_sink_opts o;
     redis_sink_opts_default_at(&o, g_host, g_port, user, password, prefix);
@@ -127,7 +128,8 @@ static float value_of(int side, int row, int d, int salt)
     return (float)(side ? -1 : 1) * ((float)row * 0.5f + (float)d * 0.03125f + (float)salt) / 3.0f;
 }
 
-static void version_make(test_version *t, const char *model, int n_users, int n_items, int dim, int salt)
+static void version_make(test_version *t, const char *model, int n_users, int n_items, int dim,
+                         int salt)
 {
     int n = n_users + n_items;
     t->idbuf = malloc((size_t)n * 16 + 1);
@@ -166,8 +168,8 @@ static void check_version_keys(const char *prefix, const char *model, int64_t v,
                           "EXISTS %s:{%s}:v%" PRId64 ":user %s:{%s}:v%" PRId64 ":item "
                           "%s:{%s}:v%" PRId64 ":meta",
                           prefix, model, v, prefix, model, v, prefix, model, v);
-    CHECK(n == (exist ? 3 : 0), "version %" PRId64 " of %s: %lld of its 3 keys exist, expected %d", v, model,
-          n, exist ? 3 : 0);
+    CHECK(n == (exist ? 3 : 0), "version %" PRId64 " of %s: %lld of its 3 keys exist, expected %d",
+          v, model, n, exist ? 3 : 0);
 }
 
 /* The members of the versions zset, with their scores checked equal to the members. */
@@ -179,8 +181,8 @@ static int versions_of(const char *prefix, const char *model, int64_t *out, int 
     CHECK(n <= cap, "too many versions");
     for (int i = 0; i < n; i++) {
         out[i] = strtoll(r->element[2 * i]->str, NULL, 10);
-        CHECK(strtoll(r->element[2 * i + 1]->str, NULL, 10) == out[i], "version %" PRId64 " has score %s",
-              out[i], r->element[2 * i + 1]->str);
+        CHECK(strtoll(r->element[2 * i + 1]->str, NULL, 10) == out[i],
+              "version %" PRId64 " has score %s", out[i], r->element[2 * i + 1]->str);
     }
     freeReplyObject(r);
     return n;
@@ -229,19 +231,29 @@ static void test_layout(void)
     enum { D = 4 };
     const char *users[3] = {"u-1", "alice@example", "3"};
     const char *items[2] = {"biz:Zx9", "i 2"};
-    const float uvec[3 * D] = {1.0f,  -2.5f, 0.0f,    3.25e-3f, -0.0f, 1e30f,
-                               -7.125f, 0.1f, 42.0f, 0.5f,     -0.25f, 1.0f};
+    const float uvec[3 * D] = {1.0f,    -2.5f, 0.0f,  3.25e-3f, -0.0f,  1e30f,
+                               -7.125f, 0.1f,  42.0f, 0.5f,     -0.25f, 1.0f};
     const float ivec[2 * D] = {0.0f, 0.0f, 0.0f, 1.0f, -1.0f, 2.0f, -3.0f, 4.0f};
     const char *mnames[2] = {"holdout_recall@20", "events"};
     const char *mvalues[2] = {"0.2512", "12345"};
-    redis_version v = {.model = model, .block = 7, .dim = D, .n_users = 3, .n_items = 2, .user_ids = users,
-                       .item_ids = items, .user_vecs = uvec, .item_vecs = ivec, .n_meta = 2,
-                       .meta_names = mnames, .meta_values = mvalues};
+    redis_version v = {.model = model,
+                       .block = 7,
+                       .dim = D,
+                       .n_users = 3,
+                       .n_items = 2,
+                       .user_ids = users,
+                       .item_ids = items,
+                       .user_vecs = uvec,
+                       .item_vecs = ivec,
+                       .n_meta = 2,
+                       .meta_names = mnames,
+                       .meta_values = mvalues};
     redis_sink *s = open_sink(3, 512, NULL, NULL, NULL);
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     long long now_ms = (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
-    CHECK(redis_current_version(s, model, err, sizeof err) == 0, "current before publishing: %s", err);
+    CHECK(redis_current_version(s, model, err, sizeof err) == 0, "current before publishing: %s",
+          err);
     int64_t n = redis_publish(s, &v, err, sizeof err);
     CHECK(n == 1, "publish: %s", err);
 
@@ -267,24 +279,27 @@ static void test_layout(void)
             freeReplyObject(r);
         }
     }
-    const char *expect[][2] = {{"dim", "4"},   {"dtype", "f32le"}, {"users", "3"},
-                               {"items", "2"}, {"block", "7"},     {"holdout_recall@20", "0.2512"},
+    const char *expect[][2] = {{"dim", "4"},       {"dtype", "f32le"},
+                               {"users", "3"},     {"items", "2"},
+                               {"block", "7"},     {"holdout_recall@20", "0.2512"},
                                {"events", "12345"}};
     for (size_t k = 0; k < sizeof expect / sizeof *expect; k++) {
         r = cmd(g_admin, "HGET ccd:{%s}:v1:meta %s", model, expect[k][0]);
-        CHECK(r->type == REDIS_REPLY_STRING && strcmp(r->str, expect[k][1]) == 0, "meta %s: %s, expected %s",
-              expect[k][0], r->str ? r->str : "(nil)", expect[k][1]);
+        CHECK(r->type == REDIS_REPLY_STRING && strcmp(r->str, expect[k][1]) == 0,
+              "meta %s: %s, expected %s", expect[k][0], r->str ? r->str : "(nil)", expect[k][1]);
         freeReplyObject(r);
     }
     int64_t created = cmd_num(g_admin, "HGET ccd:{%s}:v1:meta created_ms", model);
-    CHECK(llabs(created - now_ms) < 60000, "created_ms %" PRId64 " is not now (%lld)", created, now_ms);
+    CHECK(llabs(created - now_ms) < 60000, "created_ms %" PRId64 " is not now (%lld)", created,
+          now_ms);
     CHECK(cmd_int(g_admin, "HLEN ccd:{%s}:v1:meta", model) == 8, "meta has extra fields");
 
     /* The announcement. */
     r = NULL;
     CHECK(redisGetReply(sub, (void **)&r) == REDIS_OK && r, "no announcement: %s", sub->errstr);
-    CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 3 && strcmp(r->element[0]->str, "message") == 0 &&
-              strcmp(r->element[1]->str, chan) == 0 && strcmp(r->element[2]->str, "1") == 0,
+    CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+              strcmp(r->element[0]->str, "message") == 0 && strcmp(r->element[1]->str, chan) == 0 &&
+              strcmp(r->element[2]->str, "1") == 0,
           "announcement is not [message, %s, 1]", chan);
     freeReplyObject(r);
     redisFree(sub);
@@ -292,30 +307,40 @@ static void test_layout(void)
     /* Reading back through the sink. */
     CHECK(redis_current_version(s, model, err, sizeof err) == 1, "current: %s", err);
     char *val = NULL;
-    CHECK(redis_read_meta(s, model, 1, "dtype", &val, err, sizeof err) == 1 && strcmp(val, "f32le") == 0,
+    CHECK(redis_read_meta(s, model, 1, "dtype", &val, err, sizeof err) == 1 &&
+              strcmp(val, "f32le") == 0,
           "read_meta dtype: %s", err);
     free(val);
     CHECK(redis_read_meta(s, model, 1, "holdout_recall@20", &val, err, sizeof err) == 1 &&
-              strcmp(val, "0.2512") == 0, "read_meta extra: %s", err);
+              strcmp(val, "0.2512") == 0,
+          "read_meta extra: %s", err);
     free(val);
     CHECK(redis_read_meta(s, model, 1, "no-such-field", &val, err, sizeof err) == 0 && !val,
           "absent meta field");
-    CHECK(redis_read_meta(s, model, 2, "dim", &val, err, sizeof err) == 0, "meta of an absent version");
+    CHECK(redis_read_meta(s, model, 2, "dim", &val, err, sizeof err) == 0,
+          "meta of an absent version");
     float got[8];
     int dim = 0;
     for (int k = 0; k < 3; k++) {
-        CHECK(redis_read_vector(s, model, 1, "user", users[k], got, 8, &dim, err, sizeof err) == 1 &&
-                  dim == D, "read_vector %s: %s", users[k], err);
-        CHECK(memcmp(got, uvec + k * D, sizeof(float) * D) == 0, "read_vector %s: values differ", users[k]);
+        CHECK(redis_read_vector(s, model, 1, "user", users[k], got, 8, &dim, err, sizeof err) ==
+                      1 &&
+                  dim == D,
+              "read_vector %s: %s", users[k], err);
+        CHECK(memcmp(got, uvec + k * D, sizeof(float) * D) == 0, "read_vector %s: values differ",
+              users[k]);
     }
     CHECK(redis_read_vector(s, model, 1, "item", items[1], got, 8, &dim, err, sizeof err) == 1 &&
-              memcmp(got, ivec + D, sizeof(float) * D) == 0, "read_vector item: %s", err);
-    CHECK(redis_read_vector(s, model, 1, "user", "nobody", got, 8, &dim, err, sizeof err) == 0, "absent id");
+              memcmp(got, ivec + D, sizeof(float) * D) == 0,
+          "read_vector item: %s", err);
+    CHECK(redis_read_vector(s, model, 1, "user", "nobody", got, 8, &dim, err, sizeof err) == 0,
+          "absent id");
     err[0] = '\0';
-    CHECK(redis_read_vector(s, model, 1, "user", users[0], got, 3, &dim, err, sizeof err) == -1 && err[0],
+    CHECK(redis_read_vector(s, model, 1, "user", users[0], got, 3, &dim, err, sizeof err) == -1 &&
+              err[0],
           "max_dim below dim is an error");
     err[0] = '\0';
-    CHECK(redis_read_vector(s, model, 5, "user", users[0], got, 8, &dim, err, sizeof err) == -1 && err[0],
+    CHECK(redis_read_vector(s, model, 5, "user", users[0], got, 8, &dim, err, sizeof err) == -1 &&
+              err[0],
           "a missing version is an error");
 
     /* readback_fn finds rows by the digits after the first byte: a version with u<k> ids */
@@ -324,31 +349,38 @@ static void test_layout(void)
     CHECK(redis_publish(s, &tv.v, err, sizeof err) == 2, "publish 2: %s", err);
     for (int side = 0; side < 2; side++) {
         readback rb = {.t = &tv, .side = side};
-        int64_t cnt =
-            redis_read_vectors(s, model, 2, side ? "item" : "user", &dim, readback_fn, &rb, err, sizeof err);
+        int64_t cnt = redis_read_vectors(s, model, 2, side ? "item" : "user", &dim, readback_fn,
+                                         &rb, err, sizeof err);
         CHECK(cnt == (side ? 25 : 40) && dim == 6 && rb.seen == cnt && rb.bad == 0,
-              "read_vectors %d: %" PRId64 " (%d seen, %d bad): %s", side, cnt, rb.seen, rb.bad, err);
+              "read_vectors %d: %" PRId64 " (%d seen, %d bad): %s", side, cnt, rb.seen, rb.bad,
+              err);
     }
     int calls = 0;
     err[0] = '\0';
     CHECK(redis_read_vectors(s, model, 2, "user", &dim, stop_fn, &calls, err, sizeof err) == -1 &&
-              calls == 2 && err[0], "a callback's non-zero return stops the read");
+              calls == 2 && err[0],
+          "a callback's non-zero return stops the read");
     err[0] = '\0';
-    CHECK(redis_read_vectors(s, model, 9, "user", &dim, readback_fn, NULL, err, sizeof err) == -1 && err[0],
+    CHECK(redis_read_vectors(s, model, 9, "user", &dim, readback_fn, NULL, err, sizeof err) == -1 &&
+              err[0],
           "read_vectors of a missing version");
     err[0] = '\0';
-    CHECK(redis_read_vectors(s, model, 2, "users", &dim, readback_fn, NULL, err, sizeof err) == -1 && err[0],
+    CHECK(redis_read_vectors(s, model, 2, "users", &dim, readback_fn, NULL, err, sizeof err) ==
+                  -1 &&
+              err[0],
           "bad side");
 
     /* A value of the wrong length is refused. */
     r = cmd(g_admin, "HSET ccd:{%s}:v2:user u0 abc", model);
     freeReplyObject(r);
     err[0] = '\0';
-    CHECK(redis_read_vector(s, model, 2, "user", "u0", got, 8, &dim, err, sizeof err) == -1 && err[0],
+    CHECK(redis_read_vector(s, model, 2, "user", "u0", got, 8, &dim, err, sizeof err) == -1 &&
+              err[0],
           "short value (read_vector)");
     readback rb = {.t = &tv};
     err[0] = '\0';
-    CHECK(redis_read_vectors(s, model, 2, "user", &dim, readback_fn, &rb, err, sizeof err) == -1 && err[0],
+    CHECK(redis_read_vectors(s, model, 2, "user", &dim, readback_fn, &rb, err, sizeof err) == -1 &&
+              err[0],
           "short value (read_vectors)");
 
     /* An empty side is a valid version. */
@@ -362,13 +394,15 @@ static void test_layout(void)
     printf("layout: keys, bytes, meta, announcement and read-back are as documented\n");
 }
 
-/* ---- pruning, orphans, a failed publication --------------------------------------------------- */
+/* ---- pruning, orphans, a failed publication ---------------------------------------------------
+ */
 
 static void test_prune_orphans(void)
 {
     char model[64], err[512];
     model_id(model, sizeof model, "prune");
-    redis_sink *s = open_sink(3, 2, NULL, NULL, NULL); /* batch of 2 fields: several HSETs per side */
+    redis_sink *s =
+        open_sink(3, 2, NULL, NULL, NULL); /* batch of 2 fields: several HSETs per side */
     test_version tv[5];
     for (int k = 0; k < 5; k++) {
         version_make(&tv[k], model, 5, 3, 4, k);
@@ -386,7 +420,8 @@ static void test_prune_orphans(void)
 
     /* A publication that died while writing version 6: a number handed out, a partial hash. */
     CHECK(cmd_int(g_admin, "INCR ccd:{%s}:seq", model) == 6, "simulated orphan number");
-    CHECK(cmd_int(g_admin, "HSET ccd:{%s}:v6:user u0 partial", model) == 1, "simulated orphan hash");
+    CHECK(cmd_int(g_admin, "HSET ccd:{%s}:v6:user u0 partial", model) == 1,
+          "simulated orphan hash");
     CHECK(redis_publish(s, &tv[0].v, err, sizeof err) == 7, "publish after an orphan: %s", err);
     CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:v6:user", model) == 0, "the orphan was not deleted");
     CHECK(versions_of("ccd", model, vers, 16) == 3 && vers[0] == 4 && vers[1] == 5 && vers[2] == 7,
@@ -405,10 +440,11 @@ static void test_prune_orphans(void)
     version_make(&dup, model, 4, 2, 4, 9);
     dup.ids[2] = dup.ids[0];
     err[0] = '\0';
-    CHECK(redis_publish(s, &dup.v, err, sizeof err) == -1 && strstr(err, "duplicate"), "duplicate ids: %s",
-          err);
+    CHECK(redis_publish(s, &dup.v, err, sizeof err) == -1 && strstr(err, "duplicate"),
+          "duplicate ids: %s", err);
     check_version_keys("ccd", model, 9, 0);
-    CHECK(cmd_num(g_admin, "GET ccd:{%s}:current", model) == 8, "current moved on a failed publication");
+    CHECK(cmd_num(g_admin, "GET ccd:{%s}:current", model) == 8,
+          "current moved on a failed publication");
     version_free(&dup);
 
     /* Reserved meta names and bad shapes are refused before anything is written. */
@@ -450,7 +486,8 @@ static void *reader(void *arg)
         if (cur < 0)
             continue;
         /* MULTI, four reads and EXEC in one round trip: the more checks, the better the odds */
-        const char *q[4] = {"HGET ccd:{%s}:v%" PRId64 ":meta users", "HGET ccd:{%s}:v%" PRId64 ":meta items",
+        const char *q[4] = {"HGET ccd:{%s}:v%" PRId64 ":meta users",
+                            "HGET ccd:{%s}:v%" PRId64 ":meta items",
                             "HLEN ccd:{%s}:v%" PRId64 ":user", "HLEN ccd:{%s}:v%" PRId64 ":item"};
         CHECK(redisAppendCommand(c, "MULTI") == REDIS_OK, "MULTI");
         for (int k = 0; k < 4; k++)
@@ -468,13 +505,15 @@ static void *reader(void *arg)
         rc->checks++;
         if (e[0]->type == REDIS_REPLY_NIL) {
             CHECK(e[1]->type == REDIS_REPLY_NIL && e[2]->integer == 0 && e[3]->integer == 0,
-                  "version %" PRId64 " is current but partial: no meta, %lld users, %lld items", cur,
-                  e[2]->integer, e[3]->integer);
+                  "version %" PRId64 " is current but partial: no meta, %lld users, %lld items",
+                  cur, e[2]->integer, e[3]->integer);
             rc->pruned++;
         } else {
-            CHECK(e[0]->type == REDIS_REPLY_STRING && e[1]->type == REDIS_REPLY_STRING, "meta counts");
+            CHECK(e[0]->type == REDIS_REPLY_STRING && e[1]->type == REDIS_REPLY_STRING,
+                  "meta counts");
             CHECK(atoll(e[0]->str) == e[2]->integer && atoll(e[1]->str) == e[3]->integer,
-                  "version %" PRId64 " is current but partial: meta %s users %s items, hashes %lld and %lld",
+                  "version %" PRId64
+                  " is current but partial: meta %s users %s items, hashes %lld and %lld",
                   cur, e[0]->str, e[1]->str, e[2]->integer, e[3]->integer);
             rc->complete++;
             if (!rc->first)
@@ -509,7 +548,8 @@ static void test_reader(void)
     atomic_store(&rc.done, 1);
     pthread_join(th, NULL);
     CHECK(rc.complete > 0, "the reader never saw a version");
-    printf("reader: %lld checks while 20 versions of ~2000 rows were published (%lld complete, %lld pruned "
+    printf("reader: %lld checks while 20 versions of ~2000 rows were published (%lld complete, "
+           "%lld pruned "
            "under it; versions %" PRId64 "..%" PRId64 " seen), never a partial one\n",
            rc.checks, rc.complete, rc.pruned, rc.first, rc.last);
     version_free(&tv);
@@ -539,8 +579,8 @@ static void test_big(void)
     for (int side = 0; side < 2; side++) {
         readback rb = {.t = &tv, .side = side};
         double t0 = now_s();
-        int64_t n = redis_read_vectors(s, model, RUNS, side ? "item" : "user", &dim, readback_fn, &rb, err,
-                                       sizeof err);
+        int64_t n = redis_read_vectors(s, model, RUNS, side ? "item" : "user", &dim, readback_fn,
+                                       &rb, err, sizeof err);
         double dt = now_s() - t0;
         CHECK(n == (side ? ITEMS : USERS) && rb.bad == 0 && dim == D,
               "read back %d: %" PRId64 " (%d bad): %s", side, n, rb.bad, err);
@@ -578,7 +618,8 @@ static void test_errors(void)
     o.port = closed_port();
     o.timeout_ms = 2000;
     err[0] = '\0';
-    CHECK(!redis_sink_open(&o, err, sizeof err) && strstr(err, "connect"), "closed port: \"%s\"", err);
+    CHECK(!redis_sink_open(&o, err, sizeof err) && strstr(err, "connect"), "closed port: \"%s\"",
+          err);
     printf("errors: closed port: %s\n", err);
     o.port = g_port;
     o.keep_versions = 0;
@@ -594,25 +635,29 @@ static void test_errors(void)
     char longid[200];
     memset(longid, 'a', 128);
     longid[128] = '\0';
-    const char *bad[] = {"", longid, "a{b", "a}b", "{x}", "a b", "a:b", "a/b", "caf\xc3\xa9", "x\n"};
+    const char *bad[] = {"",    longid, "a{b", "a}b",         "{x}",
+                         "a b", "a:b",  "a/b", "caf\xc3\xa9", "x\n"};
     float vec[4] = {1, 2, 3, 4};
     const char *ids[1] = {"u"};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        redis_version v = {.model = bad[k], .dim = 4, .n_users = 1, .user_ids = ids, .user_vecs = vec};
+        redis_version v = {
+            .model = bad[k], .dim = 4, .n_users = 1, .user_ids = ids, .user_vecs = vec};
         err[0] = '\0';
         CHECK(redis_publish(s, &v, err, sizeof err) == -1 && strstr(err, "model id"),
               "bad model id %zu: %s", k, err);
-        CHECK(redis_current_version(s, bad[k], err, sizeof err) == -1, "bad model id %zu (current)", k);
-        char *val = NULL;
-        CHECK(redis_read_meta(s, bad[k], 1, "dim", &val, err, sizeof err) == -1, "bad model id %zu (meta)",
+        CHECK(redis_current_version(s, bad[k], err, sizeof err) == -1, "bad model id %zu (current)",
               k);
+        char *val = NULL;
+        CHECK(redis_read_meta(s, bad[k], 1, "dim", &val, err, sizeof err) == -1,
+              "bad model id %zu (meta)", k);
     }
     CHECK(redis_publish(s, &(redis_version){.model = NULL, .dim = 4}, err, sizeof err) == -1,
           "NULL model id");
     memset(longid, 'a', 127);
     longid[127] = '\0';
     CHECK(redis_current_version(s, longid, err, sizeof err) == 0, "a 127-byte id is fine: %s", err);
-    CHECK(redis_current_version(s, "AZaz09._-", err, sizeof err) == 0, "every allowed character: %s", err);
+    CHECK(redis_current_version(s, "AZaz09._-", err, sizeof err) == 0,
+          "every allowed character: %s", err);
     redis_sink_close(s);
     printf("errors: bad model ids and options refused\n");
 }
@@ -632,14 +677,16 @@ static void test_db(void)
     version_make(&tv, model, 3, 2, 4, 1);
     CHECK(redis_publish(s, &tv.v, err, sizeof err) == 1, "publish to db 1: %s", err);
     CHECK(redis_current_version(s, model, err, sizeof err) == 1, "current in db 1: %s", err);
-    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:current", model) == 0, "db 1 publication landed in db 0");
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:current", model) == 0,
+          "db 1 publication landed in db 0");
     redisContext *c = raw_connect();
     freeReplyObject(cmd(c, "SELECT 1"));
     CHECK(cmd_num(c, "GET ccd:{%s}:current", model) == 1, "current in db 1");
     CHECK(cmd_int(c,
                   "UNLINK ccd:{%s}:current ccd:{%s}:seq ccd:{%s}:versions ccd:{%s}:v1:user "
                   "ccd:{%s}:v1:item ccd:{%s}:v1:meta",
-                  model, model, model, model, model, model) == 6, "the keys in db 1");
+                  model, model, model, model, model, model) == 6,
+          "the keys in db 1");
     redisFree(c);
     version_free(&tv);
     redis_sink_close(s);
@@ -655,10 +702,11 @@ static void test_acl(void)
     snprintf(pw, sizeof pw, "pw-%d-Secret!x", g_pid);
     model_id(model, sizeof model, "acl");
     /* exactly the commands the sink sends (SELECT too when db != 0) */
-    redisReply *r = cmd(g_admin,
-                        "ACL SETUSER %s reset on >%s ~ccdtest:* resetchannels &ccdtest:* +incr +incrby +hset "
-                        "+hget +hmget +hscan +zadd +zrange +zrem +set +get +publish +unlink",
-                        user, pw);
+    redisReply *r =
+        cmd(g_admin,
+            "ACL SETUSER %s reset on >%s ~ccdtest:* resetchannels &ccdtest:* +incr +incrby +hset "
+            "+hget +hmget +hscan +zadd +zrange +zrem +set +get +publish +unlink",
+            user, pw);
     CHECK(r->type == REDIS_REPLY_STATUS, "ACL SETUSER: %s", r->str);
     freeReplyObject(r);
 
@@ -667,11 +715,13 @@ static void test_acl(void)
     version_make(&tv, model, 30, 20, 4, 2);
     CHECK(redis_publish(s, &tv.v, err, sizeof err) == 1, "publish as the ACL user: %s", err);
     CHECK(redis_publish(s, &tv.v, err, sizeof err) == 2, "second publish as the ACL user: %s", err);
-    CHECK(redis_current_version(s, model, err, sizeof err) == 2, "current as the ACL user: %s", err);
+    CHECK(redis_current_version(s, model, err, sizeof err) == 2, "current as the ACL user: %s",
+          err);
     int dim = 0;
     readback rb = {.t = &tv};
     CHECK(redis_read_vectors(s, model, 2, "user", &dim, readback_fn, &rb, err, sizeof err) == 30 &&
-              rb.bad == 0, "read_vectors as the ACL user: %s", err);
+              rb.bad == 0,
+          "read_vectors as the ACL user: %s", err);
     check_version_keys("ccdtest", model, 2, 1);
 
     /* The same user cannot write outside its prefix. */
@@ -680,22 +730,26 @@ static void test_acl(void)
     CHECK(r->type == REDIS_REPLY_STATUS, "AUTH raw");
     freeReplyObject(r);
     r = cmd(c, "SET sinktest-%d-outside x", g_pid);
-    CHECK(r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOPERM"), "write outside the prefix was allowed");
+    CHECK(r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOPERM"),
+          "write outside the prefix was allowed");
     freeReplyObject(r);
     redisFree(c);
     /* ... so a sink with another prefix fails, with the server's reason and without the password */
     redis_sink *other = open_sink(3, 512, "ccd", user, pw);
     err[0] = '\0';
-    CHECK(redis_publish(other, &tv.v, err, sizeof err) == -1 && strstr(err, "NOPERM") && !strstr(err, pw),
+    CHECK(redis_publish(other, &tv.v, err, sizeof err) == -1 && strstr(err, "NOPERM") &&
+              !strstr(err, pw),
           "publish outside the prefix: %s", err);
     redis_sink_close(other);
 
     /* A wrong password: refused, the message names neither password. */
     redis_sink_opts o;
     redis_sink_opts_default(&o);
-    o.host = g_host, o.port = g_port, o.user = user, o.password = "wrong-Secret!x", o.prefix = "ccdtest";
+    o.host = g_host, o.port = g_port, o.user = user, o.password = "wrong-Secret!x",
+    o.prefix = "ccdtest";
     err[0] = '\0';
-    CHECK(!redis_sink_open(&o, err, sizeof err) && err[0] && !strstr(err, "wrong-Secret") && !strstr(err, pw),
+    CHECK(!redis_sink_open(&o, err, sizeof err) && err[0] && !strstr(err, "wrong-Secret") &&
+              !strstr(err, pw),
           "wrong password: %s", err);
     printf("acl: wrong password: %s\n", err);
 
@@ -771,31 +825,38 @@ static void test_checkpoint_store(void)
     char model[64], err[512];
     model_id(model, sizeof model, "ckpt");
     ckpt_store st;
-    CHECK(ckpt_store_open_redis(&st, open_sink(3, 512, NULL, NULL, NULL), 2, err, sizeof err) == 0, "open: %s", err);
-    CHECK(load_block(&st, model, err, sizeof err) == -2, "a model never saved loads nothing: %s", err);
+    CHECK(ckpt_store_open_redis(&st, open_sink(3, 512, NULL, NULL, NULL), 2, err, sizeof err) == 0,
+          "open: %s", err);
+    CHECK(load_block(&st, model, err, sizeof err) == -2, "a model never saved loads nothing: %s",
+          err);
     for (int b = 0; b < 4; b++)
         save_block(&st, model, b);
     CHECK(cmd_int(g_admin, "ZCARD ccd:{%s}:ckpts", model) == 2, "keep 2: the set");
-    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000000 ccd:{%s}:ckpt:00000001", model, model) == 0 &&
-              cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000002 ccd:{%s}:ckpt:00000003", model, model) == 2,
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000000 ccd:{%s}:ckpt:00000001", model, model) ==
+                  0 &&
+              cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000002 ccd:{%s}:ckpt:00000003", model,
+                      model) == 2,
           "keep 2: the values");
     redisReply *r = cmd(g_admin, "GET ccd:{%s}:ckpt:00000003", model);
-    CHECK(r->type == REDIS_REPLY_STRING && r->len > 24 && memcmp(r->str, "CCDCKPT1", 8) == 0, "the value's format");
+    CHECK(r->type == REDIS_REPLY_STRING && r->len > 24 && memcmp(r->str, "CCDCKPT1", 8) == 0,
+          "the value's format");
     freeReplyObject(r);
     CHECK(load_block(&st, model, err, sizeof err) == 3 && g_skipped == 0, "newest: %s", err);
 
     /* a damaged newest value: block 2, with a warning naming the key */
     freeReplyObject(cmd(g_admin, "SETRANGE ccd:{%s}:ckpt:00000003 40 garbage", model));
-    CHECK(load_block(&st, model, err, sizeof err) == 2 && g_skipped == 1 && strstr(g_last_skip, ":ckpt:00000003") &&
-              strstr(g_last_skip, "checksum mismatch"),
+    CHECK(load_block(&st, model, err, sizeof err) == 2 && g_skipped == 1 &&
+              strstr(g_last_skip, ":ckpt:00000003") && strstr(g_last_skip, "checksum mismatch"),
           "fallback past a damaged value: %s", g_last_skip);
     /* block 2 listed but its value gone, block 3 damaged: an error, not a fresh start */
     CHECK(cmd_int(g_admin, "DEL ccd:{%s}:ckpt:00000002", model) == 1, "DEL");
-    CHECK(load_block(&st, model, err, sizeof err) == -1 && g_skipped == 2 && strstr(err, "none of the 2"),
+    CHECK(load_block(&st, model, err, sizeof err) == -1 && g_skipped == 2 &&
+              strstr(err, "none of the 2"),
           "nothing loadable: %s / %s", err, g_last_skip);
     /* the next save is the newest again, and prunes the damaged ones' neighbours to keep 2 */
     save_block(&st, model, 4);
-    CHECK(load_block(&st, model, err, sizeof err) == 4 && g_skipped == 0, "after a new save: %s", err);
+    CHECK(load_block(&st, model, err, sizeof err) == 4 && g_skipped == 0, "after a new save: %s",
+          err);
     CHECK(cmd_int(g_admin, "ZCARD ccd:{%s}:ckpts", model) == 2, "keep 2 after the new save");
     ckpt_store_close(&st);
 }
@@ -819,7 +880,8 @@ int main(void)
 {
     char port[16];
     CHECK(services_env("REDIS_HOST", g_host, sizeof g_host) == 0 &&
-              services_env("REDIS_PORT", port, sizeof port) == 0, "no redis");
+              services_env("REDIS_PORT", port, sizeof port) == 0,
+          "no redis");
     g_port = atoi(port);
     g_pid = (int)getpid();
     /* As any hiredis user must: a server that drops a connection mid-write (CLIENT KILL below)

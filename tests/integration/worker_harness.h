@@ -20,8 +20,8 @@
 /* What a worker test reads from its environment (ctest sets it): the services' addresses
  * (services.env), the ccd-worker binary and the schema directory. */
 typedef struct {
-    char bootstrap[256];  /* Kafka, host:port */
-    char redis_port[32];  /* redis-server on 127.0.0.1 */
+    char bootstrap[256]; /* Kafka, host:port */
+    char redis_port[32]; /* redis-server on 127.0.0.1 */
     const char *worker_bin;
     const char *schema_dir;
 } harness_env;
@@ -33,7 +33,8 @@ static inline harness_env harness_env_read(void)
     CHECK(services_env("REDIS_PORT", e.redis_port, sizeof e.redis_port) == 0, "no redis");
     e.worker_bin = getenv("CCD_WORKER_BIN");
     e.schema_dir = getenv("CCD_SCHEMA_DIR");
-    CHECK(e.worker_bin && e.schema_dir, "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
+    CHECK(e.worker_bin && e.schema_dir,
+          "CCD_WORKER_BIN and CCD_SCHEMA_DIR must be set (run through ctest)");
     return e;
 }
 
@@ -41,7 +42,9 @@ static inline void harness_create_topic(const char *bootstrap, const char *topic
 {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
+    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) ==
+              RD_KAFKA_CONF_OK,
+          "%s", err);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     CHECK(rk, "admin client: %s", err);
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
@@ -56,7 +59,8 @@ static inline void harness_create_topic(const char *bootstrap, const char *topic
     const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
     CHECK(n == 1 && (rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_NO_ERROR ||
                      rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS),
-          "CreateTopics %s: %s", topic, n ? rd_kafka_topic_result_error_string(tr[0]) : "no result");
+          "CreateTopics %s: %s", topic,
+          n ? rd_kafka_topic_result_error_string(tr[0]) : "no result");
     rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
@@ -67,9 +71,15 @@ static inline rd_kafka_t *harness_producer(const char *bootstrap)
 {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
-    CHECK(rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
-    CHECK(rd_kafka_conf_set(conf, "message.max.bytes", "2000000", err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
+    CHECK(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err) ==
+              RD_KAFKA_CONF_OK,
+          "%s", err);
+    CHECK(rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) ==
+              RD_KAFKA_CONF_OK,
+          "%s", err);
+    CHECK(rd_kafka_conf_set(conf, "message.max.bytes", "2000000", err, sizeof err) ==
+              RD_KAFKA_CONF_OK,
+          "%s", err);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     CHECK(rk, "producer: %s", err);
     return rk;
@@ -77,14 +87,19 @@ static inline rd_kafka_t *harness_producer(const char *bootstrap)
 
 /* A consumer in group `group` subscribed to `topic`, reading from the earliest offset; it commits
  * only when the test calls rd_kafka_commit. */
-static inline rd_kafka_t *harness_consumer(const char *bootstrap, const char *group, const char *topic)
+static inline rd_kafka_t *harness_consumer(const char *bootstrap, const char *group,
+                                           const char *topic)
 {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *settings[][2] = {{"bootstrap.servers", bootstrap}, {"group.id", group},
-                                 {"auto.offset.reset", "earliest"}, {"enable.auto.commit", "false"}};
+    const char *settings[][2] = {{"bootstrap.servers", bootstrap},
+                                 {"group.id", group},
+                                 {"auto.offset.reset", "earliest"},
+                                 {"enable.auto.commit", "false"}};
     for (size_t s = 0; s < sizeof settings / sizeof settings[0]; s++)
-        CHECK(rd_kafka_conf_set(conf, settings[s][0], settings[s][1], err, sizeof err) == RD_KAFKA_CONF_OK, "%s", err);
+        CHECK(rd_kafka_conf_set(conf, settings[s][0], settings[s][1], err, sizeof err) ==
+                  RD_KAFKA_CONF_OK,
+              "%s", err);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     CHECK(rk, "consumer: %s", err);
     rd_kafka_poll_set_consumer(rk);
@@ -96,11 +111,12 @@ static inline rd_kafka_t *harness_consumer(const char *bootstrap, const char *gr
 }
 
 /* Produce one message (key may be NULL) to a partition (-1: by key) and wait for the ack. */
-static inline void harness_produce(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
-                                   const void *value, size_t len)
+static inline void harness_produce(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                   const char *key, const void *value, size_t len)
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+        rk, RD_KAFKA_V_TOPIC(topic),
+        RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
         RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)value, len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     CHECK(!err, "produce: %s", rd_kafka_err2str(err));
@@ -162,7 +178,8 @@ static inline int harness_wait(pid_t pid, int timeout_s, const char *what)
             for (int i = 0; i < harness_n_children; i++)
                 if (harness_children[i] == pid)
                     harness_children[i] = 0;
-            CHECK(WIFEXITED(status), "%s died from signal %d", what, WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+            CHECK(WIFEXITED(status), "%s died from signal %d", what,
+                  WIFSIGNALED(status) ? WTERMSIG(status) : -1);
             return WEXITSTATUS(status);
         }
         struct timespec ts = {0, 100000000};

@@ -98,4 +98,3 @@ void small_config(ccd_config *c)
     for (int k = 0; k < c->n_teacher_blocks; k++)
         c->teacher_blocks[k].ab = 10;
 }
-

@@ -43,14 +43,16 @@ static void ccd_beats_popularity_on_two_yelp_blocks(void **state)
     ccd_state_init(&st);
     for (int k = 0; k < 2; k++) {
         ccd_block_report rep;
-        if (ccd_block_step(&st, &c, &ds.blocks[k], ds.blocks, k + 1, &rep, &(ccd_block_hooks){.log = log_line}, err, sizeof err) != 0)
+        if (ccd_block_step(&st, &c, &ds.blocks[k], ds.blocks, k + 1, &rep,
+                           &(ccd_block_hooks){.log = log_line}, err, sizeof err) != 0)
             fail_msg("block %d: %s", k, err);
         for (int j = 0; j <= k; j++) {
             ccd_block_metrics pop;
             assert_int_equal(ccd_evaluate_popularity(&ds.blocks[j], &ds.blocks[j], 1, &pop), 0);
             double p = pop.test.recall[CCD_K20];
-            print_message("k=%d j=%d test R@20: popularity %.4f  CL %.4f  E %.4f  D %.4f\n", k, j, p,
-                          rep.student[j].test.recall[CCD_K20], rep.ensemble[j].test.recall[CCD_K20],
+            print_message("k=%d j=%d test R@20: popularity %.4f  CL %.4f  E %.4f  D %.4f\n", k, j,
+                          p, rep.student[j].test.recall[CCD_K20],
+                          rep.ensemble[j].test.recall[CCD_K20],
                           rep.distilled[j].test.recall[CCD_K20]);
             assert_true(rep.student[j].test.recall[CCD_K20] > 2.0 * p);
             assert_true(rep.ensemble[j].test.recall[CCD_K20] > 2.0 * p);

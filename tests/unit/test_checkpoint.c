@@ -41,10 +41,11 @@ static uint64_t rng_next(uint64_t *s)
 
 /* A checkpoint shaped like the worker's: Yelp-like ids, offsets on a few partitions of two
  * topics, and an opaque state blob of random bytes (zeros included). */
-static void make_ckpt(checkpoint *c, const char *model, int block, int n_users, int n_items, int n_offsets,
-                      size_t state_len, uint64_t seed)
+static void make_ckpt(checkpoint *c, const char *model, int block, int n_users, int n_items,
+                      int n_offsets, size_t state_len, uint64_t seed)
 {
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
     uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
     checkpoint_init(c);
     snprintf(c->model, sizeof c->model, "%s", model);
@@ -191,7 +192,8 @@ static int count_entries(const char *dir, const char *prefix)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !strncmp(e->d_name, prefix, strlen(prefix)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            !strncmp(e->d_name, prefix, strlen(prefix)))
             n++;
     closedir(d);
     return n;
@@ -228,8 +230,8 @@ static int save_to(const char *dir, const checkpoint *c, int keep, char *err, si
     return rc;
 }
 
-static int load_from(const char *dir, const char *model, checkpoint *d, void (*warn)(void *, const char *),
-                     void *warn_ctx, char *err, size_t errlen)
+static int load_from(const char *dir, const char *model, checkpoint *d,
+                     void (*warn)(void *, const char *), void *warn_ctx, char *err, size_t errlen)
 {
     ckpt_store s;
     if (ckpt_store_open_dir(&s, dir, 1, err, errlen) != 0) {
@@ -440,20 +442,20 @@ static void lying_counts_refused(void **state)
     make_ckpt(&c, "m", 1, 2, 2, 1, 0, 9);
     assert_int_equal(checkpoint_encode(&c, &good, &len), 0);
     checkpoint_free(&c);
-    assert_int_equal(good[24 + AT_USERS], 2);       /* the layout the offsets above assume */
-    assert_int_equal(good[24 + AT_USER0], 8);       /* "u0000003" */
+    assert_int_equal(good[24 + AT_USERS], 2); /* the layout the offsets above assume */
+    assert_int_equal(good[24 + AT_USER0], 8); /* "u0000003" */
     buf = malloc(len + 8);
     assert_non_null(buf);
 
-#define EXPECT(patch, words)                                                                              \
-    do {                                                                                                  \
-        memcpy(buf, good, len);                                                                           \
-        size_t n = len;                                                                                   \
-        patch;                                                                                            \
-        reseal(buf, n);                                                                                   \
-        const char *e = expect_refused(buf, n);                                                           \
-        if (!strstr(e, words))                                                                            \
-            fail_msg("expected \"%s\" in: %s", words, e);                                                 \
+#define EXPECT(patch, words)                                                                       \
+    do {                                                                                           \
+        memcpy(buf, good, len);                                                                    \
+        size_t n = len;                                                                            \
+        patch;                                                                                     \
+        reseal(buf, n);                                                                            \
+        const char *e = expect_refused(buf, n);                                                    \
+        if (!strstr(e, words))                                                                     \
+            fail_msg("expected \"%s\" in: %s", words, e);                                          \
     } while (0)
 
     EXPECT(le_put_u32(buf + 24 + AT_USERS, 0x7fffffff), "count 2147483647 too large for the");

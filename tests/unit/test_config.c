@@ -59,7 +59,8 @@ static void overrides_set_values(void **state)
     char err[512];
     ccd_config c;
     ccd_config_yelp(&c);
-    assert_int_equal(ccd_config_override(&c, "ccd.teachers=mf:64:3, lightgcn:32:9", err, sizeof err), 0);
+    assert_int_equal(
+        ccd_config_override(&c, "ccd.teachers=mf:64:3, lightgcn:32:9", err, sizeof err), 0);
     assert_int_equal(c.n_teachers, 2);
     assert_int_equal(c.teachers[0].type, CCD_MODEL_MF);
     assert_int_equal(c.teachers[0].dim, 64);

@@ -130,9 +130,9 @@ static void graph_is_symmetric_normalised_bipartite(void **state)
     for (int v = 0; v < 6; v++)
         for (int64_t k = g.indptr[v]; k < g.indptr[v + 1]; k++)
             dense[v][g.indices[k]] = g.values[k];
-    assert_float_equal(dense[0][3], 1.0f / 2.0f, 1e-6);            /* u0-i0: 1/sqrt(2*2) */
-    assert_float_equal(dense[0][4], 1.0f / sqrtf(2.0f), 1e-6);     /* u0-i1: 1/sqrt(2*1) */
-    assert_float_equal(dense[1][3], 1.0f / sqrtf(2.0f), 1e-6);     /* u1-i0: 1/sqrt(1*2) */
+    assert_float_equal(dense[0][3], 1.0f / 2.0f, 1e-6);        /* u0-i0: 1/sqrt(2*2) */
+    assert_float_equal(dense[0][4], 1.0f / sqrtf(2.0f), 1e-6); /* u0-i1: 1/sqrt(2*1) */
+    assert_float_equal(dense[1][3], 1.0f / sqrtf(2.0f), 1e-6); /* u1-i0: 1/sqrt(1*2) */
     for (int x = 0; x < 6; x++)
         for (int y = 0; y < 6; y++)
             assert_float_equal(dense[x][y], dense[y][x], 0);
@@ -245,7 +245,8 @@ static void adam_matches_reference_recurrence(void **state)
             double gk = g[k] + 0.1 * rp[k];
             m[k] = 0.9 * m[k] + 0.1 * gk;
             v[k] = 0.999 * v[k] + 0.001 * gk * gk;
-            double mh = m[k] / (1 - pow(0.9, t)), denom = sqrt(v[k]) / sqrt(1 - pow(0.999, t)) + 1e-8;
+            double mh = m[k] / (1 - pow(0.9, t)),
+                   denom = sqrt(v[k]) / sqrt(1 - pow(0.999, t)) + 1e-8;
             rp[k] -= 0.01 * mh / denom;
         }
     }
@@ -324,7 +325,7 @@ static void vmax_and_exp_shift_sum_match_plain_loops(void **state)
         float *x = malloc(n * sizeof *x);
         for (int k = 0; k < n; k++)
             x[k] = (float)((k * 37) % 101) / 10.0f - 5.0f; /* in [-5, 5.1] */
-        x[n / 2] = 7.25f;                                   /* the maximum, once */
+        x[n / 2] = 7.25f;                                  /* the maximum, once */
         assert_float_equal(ccd_vmax(x, n), 7.25f, 0.0f);
         double want = 0.0;
         float *e = malloc(n * sizeof *e);

@@ -91,7 +91,8 @@ static void malformed_line_is_named(void **state)
     assert_int_equal(ccd_dataset_load(&ds, dir, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "block1/train.tsv:2"));
     write_dataset_file("block1/train.tsv", "3\t4\n4\t5\n");
-    write_dataset_file("blocks.tsv", "block\tnum_users\tnum_items\n0\t3\t4\n1\t2\t6\n"); /* shrinks */
+    write_dataset_file("blocks.tsv",
+                       "block\tnum_users\tnum_items\n0\t3\t4\n1\t2\t6\n"); /* shrinks */
     assert_int_equal(ccd_dataset_load(&ds, dir, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "blocks.tsv:3"));
     write_dataset_file("blocks.tsv", "block\tnum_users\tnum_items\n0\t3\t4\n1\t5\t6\n");

@@ -99,7 +99,8 @@ static void uninteresting_draws_are_repeatable_uniform_samples_of_the_eligible(v
         enum { ROWS = 4000 };
         int count[N] = {0};
         for (int r = 0; r < ROWS; r++) {
-            int n = ccd_uninteresting_draw(3, (uint64_t)r, N, skip, SKIP, partial[w], mark, &tag, out);
+            int n =
+                ccd_uninteresting_draw(3, (uint64_t)r, N, skip, SKIP, partial[w], mark, &tag, out);
             for (int j = 0; j < n; j++)
                 count[out[j]]++;
         }
@@ -187,7 +188,8 @@ static void pipeline_runs_and_resumes_from_a_checkpoint(void **state)
             fail_msg("block %d: %s", k, err);
         for (int j = 0; j <= k; j++) {
             assert_true(rep.student[j].test.n_users > 0);
-            assert_true(rep.student[j].test.recall[CCD_K20] >= 0 && rep.student[j].test.recall[CCD_K20] <= 1);
+            assert_true(rep.student[j].test.recall[CCD_K20] >= 0 &&
+                        rep.student[j].test.recall[CCD_K20] <= 1);
             assert_true(rep.ensemble[j].test.recall[CCD_K20] > 0);
         }
         /* the clustered stream is learnable: the ensemble finds the clusters */
@@ -269,7 +271,8 @@ static void hooks_publish_early_and_stop_cleanly(void **state)
     hook_probe p = {.stop_at_call = 2};
     ccd_block_hooks hooks = {.student_ready = probe_ready, .stop = &p.stop, .ctx = &p};
     ccd_block_report rep;
-    assert_int_equal(ccd_block_step(&st, &cfg, &blocks[0], blocks, 1, &rep, &hooks, err, sizeof err), 0);
+    assert_int_equal(
+        ccd_block_step(&st, &cfg, &blocks[0], blocks, 1, &rep, &hooks, err, sizeof err), 0);
     ccd_block_report_free(&rep);
     assert_int_equal(p.calls, 1);
     assert_int_equal(p.n_users, USERS[0]);
@@ -280,7 +283,9 @@ static void hooks_publish_early_and_stop_cleanly(void **state)
     before = save(&st, &before_len);
     /* block 1: the student is announced, then the stop raised inside the hook abandons the
      * teacher side; the state must still be block 0's, byte for byte */
-    assert_int_equal(ccd_block_step(&st, &cfg, &blocks[1], blocks, 2, &rep, &hooks, err, sizeof err), CCD_STOPPED);
+    assert_int_equal(
+        ccd_block_step(&st, &cfg, &blocks[1], blocks, 2, &rep, &hooks, err, sizeof err),
+        CCD_STOPPED);
     ccd_block_report_free(&rep);
     assert_int_equal(p.calls, 2);
     assert_int_equal(p.n_users, USERS[1]);
@@ -292,14 +297,17 @@ static void hooks_publish_early_and_stop_cleanly(void **state)
     /* lowered again, the same block runs to the end */
     atomic_store(&p.stop, 0);
     p.stop_at_call = 0;
-    assert_int_equal(ccd_block_step(&st, &cfg, &blocks[1], blocks, 2, &rep, &hooks, err, sizeof err), 0);
+    assert_int_equal(
+        ccd_block_step(&st, &cfg, &blocks[1], blocks, 2, &rep, &hooks, err, sizeof err), 0);
     ccd_block_report_free(&rep);
     assert_int_equal(st.block, 1);
     /* a stop raised before the bootstrap leaves an empty state */
     ccd_state fresh;
     ccd_state_init(&fresh);
     atomic_store(&p.stop, 1);
-    assert_int_equal(ccd_block_step(&fresh, &cfg, &blocks[0], blocks, 1, &rep, &hooks, err, sizeof err), CCD_STOPPED);
+    assert_int_equal(
+        ccd_block_step(&fresh, &cfg, &blocks[0], blocks, 1, &rep, &hooks, err, sizeof err),
+        CCD_STOPPED);
     ccd_block_report_free(&rep);
     assert_int_equal(fresh.block, -1);
     assert_null(fresh.student);
@@ -434,7 +442,8 @@ static void ablation_switches_run(void **state)
             cfg.collaborative = false;
         ccd_state st;
         ccd_state_init(&st);
-        run_blocks(&st, &cfg, blocks, 0, BLOCKS, variant == 0 ? "fine-tune only" : "no collaborative half");
+        run_blocks(&st, &cfg, blocks, 0, BLOCKS,
+                   variant == 0 ? "fine-tune only" : "no collaborative half");
         if (variant == 0) {
             assert_null(st.proxy_s); /* fine-tune only keeps no proxies */
             /* ... nor a D_k after block 0: D_0 is sized for block 0's ids, and serializing it
@@ -484,7 +493,8 @@ static void grown_batches_run_every_stage(void **state)
         char err[256];
         for (int k = 0; k < BLOCKS; k++) {
             ccd_block_report rep;
-            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
+            if (ccd_block_step(&st, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err, sizeof err) !=
+                0)
                 fail_msg("growth %d, block %d: %s", grow, k, err);
             /* summed over the teachers trained side by side, one thread each: it may pass the
              * block's wall time on a busy machine, never that times the threads */

@@ -33,10 +33,22 @@ void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t n);
 void *__wrap_aligned_alloc(size_t align, size_t n);
 
-static int fail_now(void) { return __atomic_add_fetch(&n_allocs, 1, __ATOMIC_RELAXED) == armed_at; }
-void *__wrap_malloc(size_t n) { return fail_now() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t size) { return fail_now() ? NULL : __real_calloc(n, size); }
-void *__wrap_realloc(void *p, size_t n) { return fail_now() ? NULL : __real_realloc(p, n); }
+static int fail_now(void)
+{
+    return __atomic_add_fetch(&n_allocs, 1, __ATOMIC_RELAXED) == armed_at;
+}
+void *__wrap_malloc(size_t n)
+{
+    return fail_now() ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return fail_now() ? NULL : __real_calloc(n, size);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+    return fail_now() ? NULL : __real_realloc(p, n);
+}
 void *__wrap_aligned_alloc(size_t align, size_t n)
 {
     return fail_now() ? NULL : __real_aligned_alloc(align, n);
@@ -101,8 +113,9 @@ static void failed_steps_leave_the_state_unchanged(void **state)
             assert_int_equal(ccd_state_deserialize(&probe, before, len, err, sizeof err), 0);
             ccd_block_report rep;
             n_allocs = 0;
-            assert_int_equal(ccd_block_step(&probe, &cfg, &blocks[k], blocks, k + 1, &rep, NULL, err,
-                                            sizeof err), 0);
+            assert_int_equal(ccd_block_step(&probe, &cfg, &blocks[k], blocks, k + 1, &rep, NULL,
+                                            err, sizeof err),
+                             0);
             long total = n_allocs;
             ccd_block_report_free(&rep);
             ccd_state_free(&probe);

@@ -81,8 +81,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static ccd_event make_event(const char *user, const char *item, int64_t t, const char *type, bool has_weight,
-                            float weight)
+static ccd_event make_event(const char *user, const char *item, int64_t t, const char *type,
+                            bool has_weight, float weight)
 {
     ccd_event ev;
     memset(&ev, 0, sizeof ev);
@@ -110,7 +110,8 @@ static void assert_event_equal(const ccd_event *a, const ccd_event *b)
 }
 
 /* Decode must fail with a reason containing want. */
-static void expect_fail(event_codec *c, event_format fmt, const void *buf, size_t len, const char *want)
+static void expect_fail(event_codec *c, event_format fmt, const void *buf, size_t len,
+                        const char *want)
 {
     ccd_event ev;
     char reason[128] = "";
@@ -126,7 +127,8 @@ static void expect_ok(event_codec *c, event_format fmt, const void *buf, size_t 
         fail_msg("decode of %zu bytes failed: %s", len, reason);
 }
 
-/* ---- hand-made Avro binary, to write what event_encode refuses to ----------------------------- */
+/* ---- hand-made Avro binary, to write what event_encode refuses to -----------------------------
+ */
 
 typedef struct {
     unsigned char b[1024];
@@ -167,14 +169,14 @@ static void put_float(msg *m, float f)
 
 static void put_confluent(msg *m, uint32_t id)
 {
-    unsigned char h[5] = {0, (unsigned char)(id >> 24), (unsigned char)(id >> 16), (unsigned char)(id >> 8),
-                          (unsigned char)id};
+    unsigned char h[5] = {0, (unsigned char)(id >> 24), (unsigned char)(id >> 16),
+                          (unsigned char)(id >> 8), (unsigned char)id};
     put_bytes(m, h, 5);
 }
 
 /* A reader-schema record; type NULL and !has_weight write the null branches. */
-static msg record(const char *user, size_t ulen, const char *item, size_t ilen, int64_t t, const char *type,
-                  bool has_weight, float weight)
+static msg record(const char *user, size_t ulen, const char *item, size_t ilen, int64_t t,
+                  const char *type, bool has_weight, float weight)
 {
     msg m = {.n = 0};
     put_str(&m, user, ulen);
@@ -194,7 +196,8 @@ static msg simple(const char *user, const char *item)
     return record(user, strlen(user), item, strlen(item), T0, "click", true, 2.5f);
 }
 
-/* ---- writer-schema encoding with Avro-C itself, for the evolved schemas ----------------------- */
+/* ---- writer-schema encoding with Avro-C itself, for the evolved schemas -----------------------
+ */
 
 static avro_schema_t load_schema(const char *path)
 {
@@ -311,7 +314,8 @@ static void fill_loose(avro_value_t *rec)
     assert_int_equal(avro_value_set_long(&f, T0), 0);
     assert_int_equal(avro_value_get_by_name(rec, "event_type", &f, NULL), 0);
     assert_int_equal(avro_value_set_branch(&f, loose_variant == 2 ? 2 : 1, &b), 0);
-    assert_int_equal(loose_variant == 2 ? avro_value_set_int(&b, 7) : avro_value_set_string(&b, "like"), 0);
+    assert_int_equal(
+        loose_variant == 2 ? avro_value_set_int(&b, 7) : avro_value_set_string(&b, "like"), 0);
     assert_int_equal(avro_value_get_by_name(rec, "weight", &f, NULL), 0);
     assert_int_equal(avro_value_set_branch(&f, 0, &b), 0);
     assert_int_equal(avro_value_set_null(&b), 0);
@@ -342,12 +346,12 @@ static const ccd_event *round_trip_events(size_t *n)
     char long_type[EVENT_MAX_TYPE + 1];
     memset(long_type, 't', EVENT_MAX_TYPE);
     long_type[EVENT_MAX_TYPE] = '\0';
-    evs[0] = make_event("user-1", "item-1", T0, NULL, false, 0);                /* both absent */
-    evs[1] = make_event("user-2", "item-2", T0, "click", false, 0);             /* type only */
-    evs[2] = make_event("user-3", "item-3", T0, NULL, true, 0.5f);              /* weight only */
-    evs[3] = make_event("u\xc3\xa9", "42", MIN_T, "purchase", true, 0.0f);      /* both, UTF-8, limits */
-    evs[4] = make_event(long_id, long_id, MAX_T, long_type, true, 3.0e38f);     /* longest fields */
-    evs[5] = make_event("user-6", "item-6", T0, "", true, 1.0f);                /* empty event_type */
+    evs[0] = make_event("user-1", "item-1", T0, NULL, false, 0);           /* both absent */
+    evs[1] = make_event("user-2", "item-2", T0, "click", false, 0);        /* type only */
+    evs[2] = make_event("user-3", "item-3", T0, NULL, true, 0.5f);         /* weight only */
+    evs[3] = make_event("u\xc3\xa9", "42", MIN_T, "purchase", true, 0.0f); /* both, UTF-8, limits */
+    evs[4] = make_event(long_id, long_id, MAX_T, long_type, true, 3.0e38f); /* longest fields */
+    evs[5] = make_event("user-6", "item-6", T0, "", true, 1.0f);            /* empty event_type */
     *n = sizeof evs / sizeof evs[0];
     return evs;
 }
@@ -485,7 +489,8 @@ static void register_failures_name_the_file(void **state)
         char err[512] = "";
         assert_int_equal(event_codec_register(c, 100 + (int32_t)i, path, err, sizeof err), -1);
         if (!strstr(err, path) || !strstr(err, cases[i].want))
-            fail_msg("%s: message \"%s\" lacks the path or \"%s\"", cases[i].file, err, cases[i].want);
+            fail_msg("%s: message \"%s\" lacks the path or \"%s\"", cases[i].file, err,
+                     cases[i].want);
         /* The failed id stays unknown. */
         msg m;
         m.n = 0;
@@ -511,12 +516,9 @@ static void encode_refuses_invalid_events(void **state)
 {
     event_codec *c = *state;
     ccd_event bad[] = {
-        make_event("", "i", T0, NULL, false, 0),
-        make_event("u", "", T0, NULL, false, 0),
-        make_event("u\n", "i", T0, NULL, false, 0),
-        make_event("u", "i", -1, NULL, false, 0),
-        make_event("u", "i", T0, NULL, true, NAN),
-        make_event("u", "i", T0, NULL, true, -1.0f),
+        make_event("", "i", T0, NULL, false, 0),    make_event("u", "", T0, NULL, false, 0),
+        make_event("u\n", "i", T0, NULL, false, 0), make_event("u", "i", -1, NULL, false, 0),
+        make_event("u", "i", T0, NULL, true, NAN),  make_event("u", "i", T0, NULL, true, -1.0f),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         unsigned char *buf = (unsigned char *)"sentinel";
@@ -718,8 +720,11 @@ static void every_prefix_fails(void **state)
     struct {
         const msg *m;
         event_format fmt;
-    } cases[] = {{&full, EVENT_FORMAT_RAW},       {&full, EVENT_FORMAT_AUTO}, {&conf, EVENT_FORMAT_AUTO},
-                 {&conf, EVENT_FORMAT_CONFLUENT}, {&v2, EVENT_FORMAT_AUTO}};
+    } cases[] = {{&full, EVENT_FORMAT_RAW},
+                 {&full, EVENT_FORMAT_AUTO},
+                 {&conf, EVENT_FORMAT_AUTO},
+                 {&conf, EVENT_FORMAT_CONFLUENT},
+                 {&v2, EVENT_FORMAT_AUTO}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const msg *m = cases[k].m;
         ccd_event out;
@@ -728,8 +733,8 @@ static void every_prefix_fails(void **state)
             /* A copy of exactly cut bytes, so ASan sees any read past the end. */
             unsigned char *p = malloc(cut ? cut : 1);
             memcpy(p, m->b, cut);
-            const char *want = cut == 0 ? "empty message"
-                               : m->b[0] == 0 && cut < 5 ? "short confluent frame"
+            const char *want = cut == 0                   ? "empty message"
+                               : m->b[0] == 0 && cut < 5  ? "short confluent frame"
                                : m->b[0] == 0 && cut == 5 ? "truncated"
                                                           : "";
             expect_fail(c, cases[k].fmt, p, cut, want);
@@ -755,7 +760,8 @@ static uint64_t rnd(void)
 /* A successful decode always yields an event that obeys the header's rules. */
 static void assert_valid_event(const ccd_event *ev)
 {
-    size_t ul = strnlen(ev->user_id, sizeof ev->user_id), il = strnlen(ev->item_id, sizeof ev->item_id);
+    size_t ul = strnlen(ev->user_id, sizeof ev->user_id),
+           il = strnlen(ev->item_id, sizeof ev->item_id);
     assert_true(ul > 0 && ul <= EVENT_MAX_ID && il > 0 && il <= EVENT_MAX_ID);
     for (size_t i = 0; i < ul; i++)
         assert_true((unsigned char)ev->user_id[i] >= 0x20 && ev->user_id[i] != 0x7f);

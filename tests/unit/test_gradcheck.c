@@ -36,7 +36,9 @@ static void setup_model(fixture *f, ccd_model_type type)
     assert_int_equal(ccd_graph_build(&f->g, &f->r, NU, NI), 0);
     ccd_rng rng;
     ccd_rng_init(&rng, 11, 0);
-    assert_int_equal(ccd_recmodel_init(&f->m, type, NU, NI, D, type == CCD_MODEL_LIGHTGCN ? &f->g : NULL, &rng), 0);
+    assert_int_equal(
+        ccd_recmodel_init(&f->m, type, NU, NI, D, type == CCD_MODEL_LIGHTGCN ? &f->g : NULL, &rng),
+        0);
     /* larger weights than the 0.01 init so the loss is far from flat */
     for (int k = 0; k < (NU + NI) * D; k++)
         f->m.emb0[k] = ccd_rng_normal(&rng) * 0.7f;
@@ -183,7 +185,8 @@ static void bpr_loss_derivative_matches_finite_differences(void **state)
                 continue; /* finite differences straddle the clamp's kink */
             assert_true(fabs(fd - dx) < 1e-3);
             if (!clamp)
-                assert_true(fabs(ccd_bpr_forward(fin, 1, 1, &u, &p, &n, 1, 0, &t) - log1p(exp(-x))) < 1e-4);
+                assert_true(
+                    fabs(ccd_bpr_forward(fin, 1, 1, &u, &p, &n, 1, 0, &t) - log1p(exp(-x))) < 1e-4);
         }
     /* clamped: a confident triple contributes -log(0.9999) and no gradient */
     float fin[3] = {1.0f, 20.0f, 0.0f}, dx;

@@ -103,11 +103,11 @@ static void lwc_matches_double_reference(void **state)
     float dn[SM * SD];
     for (int k = 0; k < SM * SD; k++)
         dn[k] = 0.25f; /* the term adds to what is there */
-    double got = ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, small_rows,
-                              tau, scale, dn);
+    double got = ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, small_rows, tau,
+                              scale, dn);
     double grad[SM * SD];
-    double want = reference_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel,
-                                 small_rows, tau, scale, grad);
+    double want = reference_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, small_rows,
+                                 tau, scale, grad);
     print_message("loss %.8f, reference %.8f\n", got, want);
     assert_true(want > 0.0);
     assert_true(fabs(got - want) <= 1e-5 * fabs(want));
@@ -126,8 +126,8 @@ static void lwc_matches_double_reference(void **state)
     const int empty_rows[SN] = {2, 2, 9, -1, 4};
     for (int k = 0; k < SM * SD; k++)
         dn[k] = 0.0f;
-    assert_true(ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, empty_rows,
-                             tau, scale, dn) == 0.0);
+    assert_true(ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, empty_rows, tau,
+                             scale, dn) == 0.0);
     for (int k = 0; k < SM * SD; k++)
         assert_true(dn[k] == 0.0f);
     ccd_csr_free(&s.rel);
@@ -140,19 +140,18 @@ static void lwc_gradient_matches_finite_differences(void **state)
     small_setup(&s, 5);
     const float tau = 0.5f, scale = 1.3f; /* a small tau keeps the softmax far from linear */
     float dn[SM * SD] = {0};
-    ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, small_rows, tau, scale,
-                 dn);
+    ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, small_rows, tau, scale, dn);
     const float eps = 3e-3f;
     double max_err = 0.0;
     int nonzero = 0;
     for (int k = 0; k < SM * SD; k++) {
         float keep = s.nb[k];
         s.nb[k] = keep + eps;
-        double lp = ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel,
-                                 small_rows, tau, scale, NULL);
+        double lp = ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, small_rows,
+                                 tau, scale, NULL);
         s.nb[k] = keep - eps;
-        double lm = ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel,
-                                 small_rows, tau, scale, NULL);
+        double lm = ccd_lwc_term(s.tg, small_w, SN, small_count, s.nb, SM, SD, &s.rel, small_rows,
+                                 tau, scale, NULL);
         s.nb[k] = keep;
         /* the step actually taken, in float */
         double fd = (lp - lm) / ((double)(keep + eps) - (double)(keep - eps));
@@ -184,10 +183,10 @@ static void lwc_weight_equals_duplicated_target(void **state)
     float g_dup[SM * SD] = {0}, g_once[SM * SD] = {0};
     /* small_rows[0] is the non-empty row 1, so the duplicate matters */
     assert_true(ccd_csr_row_len(&s.rel, small_rows[0]) > 0);
-    double l_dup = ccd_lwc_term(dup, NULL, 3, 3.0, s.nb, SM, SD, &s.rel, rows_dup, 1.0f, 1.0f,
-                                g_dup);
-    double l_once = ccd_lwc_term(once, w_once, 2, 3.0, s.nb, SM, SD, &s.rel, rows_once, 1.0f,
-                                 1.0f, g_once);
+    double l_dup =
+        ccd_lwc_term(dup, NULL, 3, 3.0, s.nb, SM, SD, &s.rel, rows_dup, 1.0f, 1.0f, g_dup);
+    double l_once =
+        ccd_lwc_term(once, w_once, 2, 3.0, s.nb, SM, SD, &s.rel, rows_once, 1.0f, 1.0f, g_once);
     print_message("duplicated %.9f, weighted %.9f\n", l_dup, l_once);
     assert_true(l_dup > 0.0);
     assert_true(fabs(l_dup - l_once) <= 1e-6 * l_dup);
@@ -297,12 +296,15 @@ static void lwc_sampled_softmax(void **state)
     double mean = 0.0;
     for (int r = 0; r < 50; r++)
         mean += ccd_lwc_term_sampled(tg, NULL, N, N, nb, M, D, &rel, rows, 1.0f, 1.0f, NULL, DRAW,
-                                     3, (uint64_t)r) / 50;
+                                     3, (uint64_t)r) /
+                50;
     print_message("exact %.5f, mean of 50 sampled %.5f\n", exact, mean);
     assert_true(exact > 0.0);
     assert_true(fabs(mean - exact) < 0.05 * exact);
-    double l1 = ccd_lwc_term_sampled(tg, NULL, N, N, nb, M, D, &rel, rows, 1.0f, 1.0f, g, DRAW, 3, 7);
-    double l2 = ccd_lwc_term_sampled(tg, NULL, N, N, nb, M, D, &rel, rows, 1.0f, 1.0f, NULL, DRAW, 3, 7);
+    double l1 =
+        ccd_lwc_term_sampled(tg, NULL, N, N, nb, M, D, &rel, rows, 1.0f, 1.0f, g, DRAW, 3, 7);
+    double l2 =
+        ccd_lwc_term_sampled(tg, NULL, N, N, nb, M, D, &rel, rows, 1.0f, 1.0f, NULL, DRAW, 3, 7);
     assert_true(l1 == l2);
     int touched = 0;
     for (int j = 0; j < M; j++) {

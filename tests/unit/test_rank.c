@@ -18,7 +18,10 @@
 #include "rng.h"
 
 /* a before b under (score desc, id asc) */
-static int before(float sa, int a, float sb, int b) { return sa > sb || (sa == sb && a < b); }
+static int before(float sa, int a, float sb, int b)
+{
+    return sa > sb || (sa == sb && a < b);
+}
 
 /* Sort ids[0..n) by (score desc, id asc), score of id j being sc[j * stride]: insertion sort,
  * fine for test sizes. */
@@ -178,7 +181,8 @@ static void topk_both_from_one_pass(void **state)
     size_t ni = (size_t)NU * K, nu = (size_t)NI * K;
     int *items = malloc(ni * sizeof *items), *users = malloc(nu * sizeof *users);
     int *items2 = malloc(ni * sizeof *items2), *users2 = malloc(nu * sizeof *users2);
-    assert_non_null(items), assert_non_null(users), assert_non_null(items2), assert_non_null(users2);
+    assert_non_null(items), assert_non_null(users), assert_non_null(items2),
+        assert_non_null(users2);
     assert_int_equal(ccd_topk_items(&x.s, &x.f, K, items), 0);
     assert_int_equal(ccd_topk_users(&x.s, &x.f, K, users), 0);
     assert_int_equal(ccd_topk_items_users(&x.s, &x.f, K, items2, K, users2), 0);

@@ -23,7 +23,10 @@
 #include "scorer.h"
 #include "sparse.h"
 
-static float sigmoid(float x) { return (float)(1.0 / (1.0 + exp(-(double)x))); }
+static float sigmoid(float x)
+{
+    return (float)(1.0 / (1.0 + exp(-(double)x)));
+}
 
 static bool in_list(const int *v, int n, int x)
 {
@@ -93,8 +96,7 @@ static void replay_draws_top_eligible_with_sigmoid_labels(void **state)
             ccd_rng rng;
             ccd_rng_init(&rng, (uint64_t)seed, 7);
             ccd_replay_set out;
-            assert_int_equal(ccd_replay_sample(&src, &sf.f, &ref, 4, n_draw, 1e-4f, &rng, &out),
-                             0);
+            assert_int_equal(ccd_replay_sample(&src, &sf.f, &ref, 4, n_draw, 1e-4f, &rng, &out), 0);
             int per_user[3] = {0};
             int64_t k = 0;
             for (int u = 0; u < 3; u++) {
@@ -465,8 +467,8 @@ static void replay_merge_sorts_and_keeps_max(void **state)
  * u5 -> {u2 u3} (c = 2), u6 -> {} (c = 0); i3 (users u2 u3 u5) -> {i1} (c = 1).
  * One-hop: u4 mean(i1, i2), u5 and u6 zero (no old items), i3 mean(u2, u3). */
 static const float old_emb[7 * 2] = {
-    1, 2, 3, -1, -2, 4, 0.5f, 0.5f, /* users 0..3 */
-    2, 0, -1, 1, 4, 4,              /* items 0..2 */
+    1, 2, 3,  -1, -2, 4, 0.5f, 0.5f, /* users 0..3 */
+    2, 0, -1, 1,  4,  4,             /* items 0..2 */
 };
 
 static void expand_case(int topk, const float expect[4][2])
@@ -479,9 +481,9 @@ static void expand_case(int topk, const float expect[4][2])
         float out[(7 + 4) * 2];
         memset(out, 0xff, sizeof out); /* NaN everywhere: every row must be written */
         assert_int_equal(ccd_expand_init(old_emb, 4, 3, 2, &r, 7, 4, topk, out), 0);
-        assert_memory_equal(out, old_emb, 4 * 2 * sizeof(float));                /* old users */
+        assert_memory_equal(out, old_emb, 4 * 2 * sizeof(float));                 /* old users */
         assert_memory_equal(out + 7 * 2, old_emb + 4 * 2, 3 * 2 * sizeof(float)); /* old items */
-        const int rows[4] = {4, 5, 6, 7 + 3}; /* u4 u5 u6 i3 */
+        const int rows[4] = {4, 5, 6, 7 + 3};                                     /* u4 u5 u6 i3 */
         for (int k = 0; k < 4; k++)
             for (int c = 0; c < 2; c++)
                 assert_float_equal(out[rows[k] * 2 + c], expect[k][c], 1e-6);

@@ -87,7 +87,8 @@ static int datasets_differ(const ccd_dataset *x, const ccd_dataset *y)
 {
     for (int k = 0; k < x->n_blocks; k++) {
         const ccd_csr *a = &x->blocks[k].train, *b = &y->blocks[k].train;
-        if (a->nnz != b->nnz || memcmp(a->indptr, b->indptr, ((size_t)a->n_rows + 1) * sizeof *a->indptr) ||
+        if (a->nnz != b->nnz ||
+            memcmp(a->indptr, b->indptr, ((size_t)a->n_rows + 1) * sizeof *a->indptr) ||
             memcmp(a->indices, b->indices, (size_t)a->nnz * sizeof *a->indices))
             return 1;
     }
@@ -106,21 +107,21 @@ static void defaults_pass_and_bad_options_are_refused(void **state)
     assert_int_equal(o.items0, 1000);
     /* each line breaks one option; the check names the problem instead of generating nonsense */
     ccd_synth_opts b;
-#define REFUSE(stmt)                                                                           \
-    do {                                                                                       \
-        ccd_synth_defaults(&b);                                                                \
-        stmt;                                                                                  \
-        err[0] = 0;                                                                            \
-        assert_int_equal(ccd_synth_check(&b, err, sizeof err), -1);                            \
-        assert_non_null(strstr(err, "synthetic stream"));                                      \
-        ccd_synth s;                                                                           \
-        assert_int_equal(ccd_synth_init(&s, &b, err, sizeof err), -1);                         \
+#define REFUSE(stmt)                                                                               \
+    do {                                                                                           \
+        ccd_synth_defaults(&b);                                                                    \
+        stmt;                                                                                      \
+        err[0] = 0;                                                                                \
+        assert_int_equal(ccd_synth_check(&b, err, sizeof err), -1);                                \
+        assert_non_null(strstr(err, "synthetic stream"));                                          \
+        ccd_synth s;                                                                               \
+        assert_int_equal(ccd_synth_init(&s, &b, err, sizeof err), -1);                             \
     } while (0)
     REFUSE(b.n_blocks = 0);
     REFUSE(b.users0 = 0);
     REFUSE(b.items0 = -3);
     REFUSE(b.new_users_per_block = -1);
-    REFUSE(b.events0 = b.users0 - 1);           /* every block-0 user needs an event */
+    REFUSE(b.events0 = b.users0 - 1); /* every block-0 user needs an event */
     REFUSE(b.events_per_block = b.new_users_per_block - 1);
     REFUSE((b.new_users_per_block = 0, b.events_per_block = 0)); /* an empty later block */
     REFUSE(b.clusters = 0);
@@ -246,9 +247,11 @@ static void blocks_keep_every_dataset_invariant(void **state)
         assert_csr_valid(&b.test, b.n_users, b.n_items);
         /* users and items strictly increasing, in range */
         for (int j = 0; j < b.n_active_users; j++)
-            assert_true(b.users[j] >= 0 && b.users[j] < b.n_users && (j == 0 || b.users[j - 1] < b.users[j]));
+            assert_true(b.users[j] >= 0 && b.users[j] < b.n_users &&
+                        (j == 0 || b.users[j - 1] < b.users[j]));
         for (int j = 0; j < b.n_active_items; j++)
-            assert_true(b.items[j] >= 0 && b.items[j] < b.n_items && (j == 0 || b.items[j - 1] < b.items[j]));
+            assert_true(b.items[j] >= 0 && b.items[j] < b.n_items &&
+                        (j == 0 || b.items[j - 1] < b.items[j]));
         /* the block's new users are all active in it */
         for (int u = b.prev_users; u < b.n_users; u++)
             assert_true(in_sorted(b.users, b.n_active_users, u));
@@ -365,7 +368,8 @@ static void popularity_follows_a_power_law(void **state)
     double share = top10_share(&o);
     o.popularity_exponent = 0;
     double flat = top10_share(&o);
-    print_message("top 10%% of items: %.3f of the events (exponent 1), %.3f (exponent 0)\n", share, flat);
+    print_message("top 10%% of items: %.3f of the events (exponent 1), %.3f (exponent 0)\n", share,
+                  flat);
     /* Zipf with s = 1: the top tenth of the catalogue takes about half of all events; without
      * the power law, only what the clusters' affinities concentrate */
     assert_true(share > 0.4);
@@ -474,13 +478,14 @@ static void ccd_beats_popularity_on_the_stream(void **state)
     ccd_state_init(&st);
     for (int k = 0; k < ds.n_blocks; k++) {
         ccd_block_report rep;
-        if (ccd_block_step(&st, &cfg, &ds.blocks[k], ds.blocks, k + 1, &rep, NULL, err, sizeof err) != 0)
+        if (ccd_block_step(&st, &cfg, &ds.blocks[k], ds.blocks, k + 1, &rep, NULL, err,
+                           sizeof err) != 0)
             fail_msg("block %d: %s", k, err);
         ccd_block_metrics pop;
         assert_int_equal(ccd_evaluate_popularity(&ds.blocks[k], &ds.blocks[k], 1, &pop), 0);
         double student = rep.student[k].test.recall[CCD_K20], base = pop.test.recall[CCD_K20];
-        print_message("block %d: CL_k test R@20 %.4f, ensemble %.4f, popularity %.4f (%d users)\n", k,
-                      student, rep.ensemble[k].test.recall[CCD_K20], base, pop.test.n_users);
+        print_message("block %d: CL_k test R@20 %.4f, ensemble %.4f, popularity %.4f (%d users)\n",
+                      k, student, rep.ensemble[k].test.recall[CCD_K20], base, pop.test.n_users);
         assert_true(pop.test.n_users > 50);
         assert_true(student > 1.3 * base);
         ccd_block_report_free(&rep);

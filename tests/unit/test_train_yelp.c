@@ -45,7 +45,8 @@ static void train(ccd_model_type type, int dim, int epochs, ccd_block_metrics *b
     ccd_rng_init(&rng, 1, 0);
     ccd_recmodel m;
     assert_int_equal(ccd_recmodel_init(&m, type, b->n_users, b->n_items, dim,
-                                       type == CCD_MODEL_LIGHTGCN ? &g : NULL, &rng), 0);
+                                       type == CCD_MODEL_LIGHTGCN ? &g : NULL, &rng),
+                     0);
     ccd_train_opts o = ccd_train_opts_base_teacher();
     o.stage.epochs = epochs;
     o.seed = 1;
@@ -64,9 +65,10 @@ static void lightgcn_beats_popularity_on_yelp_block0(void **state)
     ccd_block_metrics pop, best;
     assert_int_equal(ccd_evaluate_popularity(&ds.blocks[0], &ds.blocks[0], 1, &pop), 0);
     train(CCD_MODEL_LIGHTGCN, 64, 2, &best, NULL);
-    print_message("popularity test R@20 %.4f N@20 %.4f; LightGCN d=64, 2 epochs: R@20 %.4f N@20 %.4f\n",
-                  pop.test.recall[CCD_K20], pop.test.ndcg[CCD_K20], best.test.recall[CCD_K20],
-                  best.test.ndcg[CCD_K20]);
+    print_message(
+        "popularity test R@20 %.4f N@20 %.4f; LightGCN d=64, 2 epochs: R@20 %.4f N@20 %.4f\n",
+        pop.test.recall[CCD_K20], pop.test.ndcg[CCD_K20], best.test.recall[CCD_K20],
+        best.test.ndcg[CCD_K20]);
     assert_int_equal(pop.test.n_users, best.test.n_users);
     assert_true(pop.test.recall[CCD_K20] > 0.01);
     assert_true(best.test.recall[CCD_K20] > 3.0 * pop.test.recall[CCD_K20]);

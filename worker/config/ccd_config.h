@@ -39,12 +39,13 @@ int ccd_parse_int(const char *v, int min, int max, int *out);
  * worker's own sections. */
 int ccd_parse_bool(const char *v, bool *out);
 
-/* ini_parse(path, handler, user), except that a line longer than libinih's line buffer (INI_MAX_LINE,
- * 200 bytes in Debian's build) is an error: inih would cut it, keep the truncated value and parse
- * the rest as a line of its own (a long secret's tail read as a key, and shown in the error).
- * Returns ini_parse's result (0, the first bad line, -1 when the file cannot be opened); *too_long
- * tells whether that line was bad for being too long. */
-int ccd_ini_parse(const char *path, int (*handler)(void *, const char *, const char *, const char *), void *user,
+/* ini_parse(path, handler, user), except that a line longer than libinih's line buffer
+ * (INI_MAX_LINE, 200 bytes in Debian's build) is an error: inih would cut it, keep the truncated
+ * value and parse the rest as a line of its own (a long secret's tail read as a key, and shown in
+ * the error). Returns ini_parse's result (0, the first bad line, -1 when the file cannot be
+ * opened); *too_long tells whether that line was bad for being too long. */
+int ccd_ini_parse(const char *path,
+                  int (*handler)(void *, const char *, const char *, const char *), void *user,
                   bool *too_long);
 
 /* "-X section.key=value" overrides: the section is everything before the last dot. */

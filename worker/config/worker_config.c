@@ -1,7 +1,8 @@
 /* worker_config: INI (libinih) + -X overrides -> worker_config. See worker_config.h.
  *
  * Strings are owned (strdup'd) by the config and freed by worker_config_free. The [ccd*] sections
- * are handed to ccd_config_set, so the worker and ccd-offline read the engine's keys identically. */
+ * are handed to ccd_config_set, so the worker and ccd-offline read the engine's keys identically.
+ */
 #include "worker_config.h"
 
 #include <errno.h>
@@ -36,7 +37,8 @@ static bool contains_ci(const char *hay, const char *needle)
 
 bool worker_config_is_secret(const char *key)
 {
-    static const char *const words[] = {"password", "secret", "jaas", "ssl.key.pem", "private", "token",
+    static const char *const words[] = {"password",           "secret",    "jaas",
+                                        "ssl.key.pem",        "private",   "token",
                                         "oauthbearer.config", "credential"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
         if (contains_ci(key, words[i]))
@@ -51,8 +53,8 @@ void worker_config_init(worker_config *w)
     w->reader_schema = strdup("schemas/interaction.avsc");
     w->dead_letter_topic = strdup("");
     w->default_model = strdup("");
-    w->min_event_time_ms = 0;                 /* 1970 */
-    w->max_event_time_ms = 4102444800000LL;   /* 2100-01-01 */
+    w->min_event_time_ms = 0;               /* 1970 */
+    w->max_event_time_ms = 4102444800000LL; /* 2100-01-01 */
     w->max_buffered_events = 2000000;
     w->bootstrap_events = 0;
     w->bootstrap_until_ms = INT64_MIN;
@@ -88,9 +90,10 @@ void worker_config_free(worker_config *w)
         free(w->topics[i]);
     for (int i = 0; i < w->n_schemas; i++)
         free(w->schema_paths[i]);
-    char **strs[] = {&w->format, &w->reader_schema, &w->dead_letter_topic, &w->default_model,
-                     &w->redis_host, &w->redis_user, &w->redis_password, &w->redis_prefix,
-                     &w->checkpoint_dir, &w->metrics_listen};
+    char **strs[] = {&w->format,         &w->reader_schema, &w->dead_letter_topic,
+                     &w->default_model,  &w->redis_host,    &w->redis_user,
+                     &w->redis_password, &w->redis_prefix,  &w->checkpoint_dir,
+                     &w->metrics_listen};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
         free(*strs[i]);
     memset(w, 0, sizeof *w);
@@ -295,8 +298,8 @@ static int other_key(worker_config *w, const char *section, const char *key, con
     return -3;
 }
 
-int worker_config_set(worker_config *w, const char *section, const char *key, const char *value, char *err,
-                      size_t errlen)
+int worker_config_set(worker_config *w, const char *section, const char *key, const char *value,
+                      char *err, size_t errlen)
 {
     if (!strcmp(section, "kafka"))
         return kafka_key(w, key, value, err, errlen);
@@ -342,12 +345,15 @@ int worker_config_load(worker_config *w, const char *path, char *err, size_t err
     bool too_long;
     int line = ccd_ini_parse(path, on_entry, &l, &too_long);
     if (line < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, line == -1 ? strerror(errno) : "out of memory");
+        snprintf(err, errlen, "%s: cannot open: %s", path,
+                 line == -1 ? strerror(errno) : "out of memory");
         return -1;
     }
     if (line > 0) {
         snprintf(err, errlen, "%s:%d: %s", path, line,
-                 too_long ? "line too long" : l.failed ? l.msg : "syntax error");
+                 too_long   ? "line too long"
+                 : l.failed ? l.msg
+                            : "syntax error");
         return -1;
     }
     return 0;
@@ -407,7 +413,8 @@ int worker_config_check(const worker_config *w, char *err, size_t errlen)
         return -1;
     }
     if ((w->bootstrap_events > 0) == (w->bootstrap_until_ms != INT64_MIN)) {
-        snprintf(err, errlen, "window.bootstrap_events / window.bootstrap_until_ms: set exactly one");
+        snprintf(err, errlen,
+                 "window.bootstrap_events / window.bootstrap_until_ms: set exactly one");
         return -1;
     }
     if ((w->window_events > 0) == (w->window_duration_ms > 0)) {
@@ -415,10 +422,13 @@ int worker_config_check(const worker_config *w, char *err, size_t errlen)
         return -1;
     }
     /* a count window that can never fill below the buffer bound would pause the input forever */
-    int64_t biggest = w->bootstrap_events > w->window_events ? w->bootstrap_events : w->window_events;
+    int64_t biggest =
+        w->bootstrap_events > w->window_events ? w->bootstrap_events : w->window_events;
     if (biggest > 0 && 2 * biggest > w->max_buffered_events) {
-        snprintf(err, errlen, "input.max_buffered_events: %lld is less than twice the largest window (%lld events)",
-                 (long long)w->max_buffered_events, (long long)biggest);
+        snprintf(
+            err, errlen,
+            "input.max_buffered_events: %lld is less than twice the largest window (%lld events)",
+            (long long)w->max_buffered_events, (long long)biggest);
         return -1;
     }
     if (w->min_event_time_ms >= w->max_event_time_ms) {

@@ -45,8 +45,8 @@ typedef struct {
     /* [input] */
     int n_topics;
     char *topics[WCFG_MAX_TOPICS];
-    char *format;            /* auto | raw | confluent */
-    char *reader_schema;     /* path */
+    char *format;        /* auto | raw | confluent */
+    char *reader_schema; /* path */
     int n_schemas;
     int32_t schema_ids[WCFG_MAX_SCHEMAS];
     char *schema_paths[WCFG_MAX_SCHEMAS];
@@ -59,7 +59,7 @@ typedef struct {
     int64_t bootstrap_until_ms; /* INT64_MIN: by count */
     int64_t window_events;      /* 0: by time */
     int64_t window_duration_ms;
-    int64_t idle_ms;            /* 0: never close on idleness */
+    int64_t idle_ms; /* 0: never close on idleness */
     /* [holdout] */
     double holdout_fraction;
     uint64_t holdout_seed;
@@ -76,15 +76,15 @@ typedef struct {
     bool redis_publish;
     /* [checkpoint] */
     char *checkpoint_dir;
-    bool checkpoint_redis;      /* store = redis: checkpoints in Redis ([redis] connection) */
+    bool checkpoint_redis; /* store = redis: checkpoints in Redis ([redis] connection) */
     int checkpoint_keep;
     /* [metrics] */
     char *metrics_listen;
     /* [log] */
-    int log_level;              /* 0 error, 1 warn, 2 info, 3 debug */
+    int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
     bool log_json;
     /* [worker] */
-    int threads;                /* 0: all cores */
+    int threads; /* 0: all cores */
     bool train;
 } worker_config;
 
@@ -93,8 +93,8 @@ void worker_config_init(worker_config *w);
 void worker_config_free(worker_config *w);
 
 /* Apply one section/key/value. Returns 0 or -1 with err naming section.key. */
-int worker_config_set(worker_config *w, const char *section, const char *key, const char *value, char *err,
-                      size_t errlen);
+int worker_config_set(worker_config *w, const char *section, const char *key, const char *value,
+                      char *err, size_t errlen);
 /* A whole INI file: 0, or -1 with err = "FILE:LINE: ...". */
 int worker_config_load(worker_config *w, const char *path, char *err, size_t errlen);
 /* -X section.key=value. */
