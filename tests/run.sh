@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need (docker/setup.sh --test), fetches the Kafka
-# broker jars, then builds and tests twice with CTest:
+# Runs every test: installs what the tests need (docker/setup.sh --test), checks formatting and
+# runs cppcheck (tests/lint.sh), fetches the Kafka broker jars, then builds and tests twice with
+# CTest:
 #   build/           Release: unit, data (real Yelp blocks) and integration tests
 #                    (a real Kafka 3.9 broker and a real redis-server, started by the harness)
 #   build-sanitize/  ASan + UBSan: the same tests
@@ -13,10 +14,12 @@ cd "$root"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 bash docker/setup.sh --test
+echo "== lint: formatting and cppcheck (tests/lint.sh)"
+status=0
+bash tests/lint.sh || status=1
 echo "== fetching the Kafka broker (Maven Central)"
 (cd tests/kafka && mvn -q -B dependency:copy-dependencies)
 
-status=0
 for variant in Release:build Sanitize:build-sanitize; do
     type=${variant%%:*}
     dir=${variant#*:}
