@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -48,6 +49,16 @@ static void shipped_configs_load(void **state)
     assert_int_equal(c.kd.epochs, 6);
     assert_int_equal(c.kd.patience, 0);
     assert_int_equal(ref.kd.epochs, 20);
+    /* the released schedule: evaluation after epochs 1 and 6 only, no early stop, and base
+     * teachers capped at 10 epochs (reference-results.md) */
+    const ccd_stage_opts *six[] = {&c.kd, &c.student, &c.teacher};
+    for (int s = 0; s < 3; s++) {
+        assert_int_equal(six[s]->epochs, 6);
+        assert_int_equal(six[s]->eval_every, 5);
+        assert_int_equal(six[s]->patience, 0);
+    }
+    assert_int_equal(c.base.epochs, 10);
+    assert_int_equal(c.base.patience, 0);
     assert_true(c.kd_train_items_first && c.distill && c.collaborative);
     assert_int_equal(c.eval_users, 0); /* the reference evaluates every user */
     assert_int_equal(ref.eval_users, 32768);
@@ -73,6 +84,60 @@ static void overrides_set_values(void **state)
     assert_int_equal(c.student_blocks[5].ab, c.student_blocks[4].ab); /* filled from the last */
     assert_int_equal(ccd_config_override(&c, "ccd.eval_users=1000", err, sizeof err), 0);
     assert_int_equal(c.eval_users, 1000);
+}
+
+/* c written as INI and read back into target: every field must come back. */
+static void round_trip(const ccd_config *c, ccd_config *target)
+{
+    char file[] = "/tmp/ccd-config-XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(ccd_config_write_ini(f, c), 0);
+    assert_int_equal(fclose(f), 0);
+    char err[512];
+    if (ccd_config_load(target, file, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    unlink(file);
+}
+
+/* ccd_config_each names every setting (the reports' "settings" say what produced them): written
+ * out and read back into a config that differs everywhere it can, the bytes are the same. */
+static void every_setting_is_written_and_reads_back(void **state)
+{
+    (void)state;
+    char err[512];
+    const char *files[] = {NULL, "yelp.ini", "yelp-reference.ini", "yelp-finetune.ini"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        ccd_config c, back;
+        ccd_config_yelp(&c);
+        if (files[i] && ccd_config_load(&c, path(files[i]), err, sizeof err) != 0)
+            fail_msg("%s", err);
+        if (i == 0) { /* values off every default, and the awkward ones */
+            const char *x[] = {"ccd.teachers=mf:64:7, lightgcn:32:18446744073709551615",
+                               "ccd.seed=2147483647",
+                               "ccd.kd_uninteresting_items=123",
+                               "ccd.kd_lambda=0.0123",
+                               "ccd.lwc_graph_degree=7.3",
+                               "ccd.batch_growth_pairs=0",
+                               "ccd.kd.lr=3e-7",
+                               "ccd.teacher.eval_every=3",
+                               "ccd.student.block7.pw=0.3333333",
+                               "ccd.teacher.block6.cs=9"};
+            for (size_t k = 0; k < sizeof x / sizeof *x; k++)
+                if (ccd_config_override(&c, x[k], err, sizeof err) != 0)
+                    fail_msg("%s: %s", x[k], err);
+        }
+        /* the target starts elsewhere: fine-tune switches, other sizes and schedules */
+        ccd_config_yelp(&back);
+        ccd_config_finetune(&back);
+        back.seed = 99, back.student_dim = 3, back.kd_uninteresting_users = 5;
+        back.base.lr = 1, back.kd.batch = 7, back.lwc_graph_degree = 2.5;
+        back.student_blocks[0].ab = 1, back.teacher_blocks[4].ss = 2;
+        round_trip(&c, &back);
+        assert_memory_equal(&back, &c, sizeof c);
+    }
 }
 
 static void bad_input_names_the_key(void **state)
@@ -111,6 +176,7 @@ int main(void)
         cmocka_unit_test(shipped_configs_load),
         cmocka_unit_test(overrides_set_values),
         cmocka_unit_test(bad_input_names_the_key),
+        cmocka_unit_test(every_setting_is_written_and_reads_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -288,16 +288,6 @@ static int write_html(const char *path, const char *config, const char *data, co
     return rc;
 }
 
-/* A sample size for the JSON report: the number, or "auto" for the data-size rule. */
-static const char *size_or_auto(char *buf, size_t len, int v)
-{
-    if (v == CCD_AUTO)
-        snprintf(buf, len, "\"auto\"");
-    else
-        snprintf(buf, len, "%d", v);
-    return buf;
-}
-
 /* The command line. */
 typedef struct {
     const char *config, *data, *report, *ckpt_dir, *resume, *html; /* NULL: not given */
@@ -563,29 +553,55 @@ static void print_summary(const offline_results *res, int first, int done)
     printf("total %.1f s, peak RSS %.0f MB\n", total, peak_rss_mb());
 }
 
-/* The report's "config" object: what the run was configured with. */
+/* One setting as a JSON value: numbers and booleans as themselves, anything else ("auto", the
+ * teacher list) as a string. */
+static void json_setting_value(FILE *f, const char *v)
+{
+    char *end;
+    errno = 0;
+    (void)strtod(v, &end);
+    if (!strcmp(v, "true") || !strcmp(v, "false") || (*v && !*end && !errno)) {
+        fputs(v, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *v; v++)
+        fprintf(f, *v == '"' || *v == '\\' ? "\\%c" : "%c", *v);
+    fputc('"', f);
+}
+
+typedef struct {
+    FILE *f;
+    char section[48]; /* the section whose object is open ("" before the first) */
+} json_settings;
+
+/* ccd_config_each's visitor: "section": {"key": value, ...} objects, in the file's own terms. */
+static int json_setting(void *ctx, const char *section, const char *key, const char *value)
+{
+    json_settings *j = ctx;
+    if (strcmp(j->section, section) != 0) {
+        fprintf(j->f, "%s\n      \"%s\": {", j->section[0] ? "}," : "", section);
+        snprintf(j->section, sizeof j->section, "%s", section);
+    } else {
+        fputs(", ", j->f);
+    }
+    fprintf(j->f, "\"%s\": ", key);
+    json_setting_value(j->f, value);
+    return 0;
+}
+
+/* The report's "config" object: what the run was configured with. "settings" holds every
+ * setting that can change the output, section by section as a config file writes them (the
+ * run can be repeated from it: see ccd_config_write_ini). */
 static void json_config(FILE *f, const char *config, const ccd_config *cfg, int first, int done)
 {
-    char nui[16], nuu[16];
     fprintf(f,
-            "  \"config\": {\"file\": \"%s\", \"seed\": %llu, \"threads\": %d, "
-            "\"teachers\": %d, \"student_dim\": %d, \"replay\": %s, \"use_s\": %s, "
-            "\"use_p\": %s, \"use_cl\": %s, \"update_teachers\": %s, "
-            "\"collaborative\": %s, \"distill\": %s, \"student_continues\": %s, "
-            "\"kd_warm_start\": %s, \"kd_uninteresting_items\": %s, "
-            "\"kd_uninteresting_users\": %s, \"batch_growth_pairs\": %lld, "
-            "\"batch_growth_nodes\": %lld, \"lwc_max_neighbours\": %d, \"eval_users\": %d, "
-            "\"blocks\": %d, \"first_block\": %d}\n}\n",
-            config ? config : "(defaults)", (unsigned long long)cfg->seed, ccd_threads(),
-            cfg->n_teachers, cfg->student_dim, cfg->replay ? "true" : "false",
-            cfg->use_s ? "true" : "false", cfg->use_p ? "true" : "false",
-            cfg->use_cl ? "true" : "false", cfg->update_teachers ? "true" : "false",
-            cfg->collaborative ? "true" : "false", cfg->distill ? "true" : "false",
-            cfg->student_continues ? "true" : "false", cfg->kd_warm_start ? "true" : "false",
-            size_or_auto(nui, sizeof nui, cfg->kd_uninteresting_items),
-            size_or_auto(nuu, sizeof nuu, cfg->kd_uninteresting_users),
-            (long long)cfg->batch_growth_pairs, (long long)cfg->batch_growth_nodes,
-            cfg->lwc_max_neighbours, cfg->eval_users, done, first);
+            "  \"config\": {\"file\": \"%s\", \"threads\": %d, \"blocks\": %d, "
+            "\"first_block\": %d,\n    \"settings\": {",
+            config ? config : "(defaults)", ccd_threads(), done, first);
+    json_settings j = {.f = f};
+    ccd_config_each(cfg, json_setting, &j);
+    fprintf(f, "}}}\n}\n");
 }
 
 /* The JSON report (--report) of rows first..done-1. 0, or 1 when it cannot be written. */

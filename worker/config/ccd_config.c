@@ -291,6 +291,121 @@ int ccd_config_set(ccd_config *c, const char *section, const char *key, const ch
     return 1;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* the effective settings, key by key (the tables above, read the other way) */
+
+/* The shortest decimal (at most 9 digits) that reads back as the same float: 0.01, not
+ * 0.00999999978. */
+static void format_float(float x, char *buf, size_t n)
+{
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, n, "%.*g", digits, (double)x);
+        if (strtof(buf, NULL) == x)
+            return;
+    }
+}
+
+/* One table value as the config file writes it (set back, the same bits). */
+static void format_value(const value_key *k, const void *base, char *buf, size_t n)
+{
+    const void *field = (const char *)base + k->offset;
+    switch (k->kind) {
+    case KEY_BOOL:
+        snprintf(buf, n, "%s", *(const bool *)field ? "true" : "false");
+        return;
+    case KEY_INT:
+        snprintf(buf, n, "%d", *(const int *)field);
+        return;
+    case KEY_INT_OR_AUTO:
+        if (*(const int *)field == CCD_AUTO)
+            snprintf(buf, n, "auto");
+        else
+            snprintf(buf, n, "%d", *(const int *)field);
+        return;
+    case KEY_INT64:
+        snprintf(buf, n, "%lld", (long long)*(const int64_t *)field);
+        return;
+    case KEY_FLOAT:
+        format_float(*(const float *)field, buf, n);
+        return;
+    case KEY_FLOAT_IN_DOUBLE: /* a float's value, as set_value stores it */
+        format_float((float)*(const double *)field, buf, n);
+        return;
+    }
+}
+
+static int each_in_table(const value_key *t, size_t n, const void *base, const char *section,
+                         ccd_config_visit fn, void *ctx)
+{
+    char v[64];
+    for (size_t i = 0; i < n; i++) {
+        format_value(&t[i], base, v, sizeof v);
+        if (fn(ctx, section, t[i].key, v) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+#define EACH_IN_TABLE(table, base, section)                                                        \
+    each_in_table(table, sizeof table / sizeof *table, base, section, fn, ctx)
+
+/* [ccd]'s seed and teachers, the two keys outside the tables. */
+static int each_special(const ccd_config *c, ccd_config_visit fn, void *ctx)
+{
+    char v[CCD_MAX_TEACHERS * 48] = "", seed[24];
+    size_t used = 0;
+    for (int m = 0; m < c->n_teachers && used < sizeof v; m++)
+        used += (size_t)snprintf(v + used, sizeof v - used, "%s%s:%d:%llu", m ? ", " : "",
+                                 c->teachers[m].type == CCD_MODEL_MF ? "mf" : "lightgcn",
+                                 c->teachers[m].dim, (unsigned long long)c->teachers[m].seed);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
+    return fn(ctx, "ccd", "seed", seed) != 0 || fn(ctx, "ccd", "teachers", v) != 0 ? -1 : 0;
+}
+
+int ccd_config_each(const ccd_config *c, ccd_config_visit fn, void *ctx)
+{
+    static const char *const stages[] = {"ccd.base", "ccd.kd", "ccd.student", "ccd.teacher"};
+    const ccd_stage_opts *opts[] = {&c->base, &c->kd, &c->student, &c->teacher};
+    if (each_special(c, fn, ctx) != 0 || EACH_IN_TABLE(CCD_KEYS, c, "ccd") != 0)
+        return -1;
+    for (int s = 0; s < 4; s++)
+        if (EACH_IN_TABLE(STAGE_KEYS, opts[s], stages[s]) != 0)
+            return -1;
+    char section[48];
+    for (int k = 1; k <= c->n_student_blocks; k++) {
+        snprintf(section, sizeof section, "ccd.student.block%d", k);
+        if (EACH_IN_TABLE(STUDENT_BLOCK_KEYS, &c->student_blocks[k - 1], section) != 0)
+            return -1;
+    }
+    for (int k = 1; k <= c->n_teacher_blocks; k++) {
+        snprintf(section, sizeof section, "ccd.teacher.block%d", k);
+        if (EACH_IN_TABLE(TEACHER_BLOCK_KEYS, &c->teacher_blocks[k - 1], section) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    FILE *f;
+    char section[48]; /* the section whose header was written last */
+} ini_writer;
+
+static int write_ini_key(void *ctx, const char *section, const char *key, const char *value)
+{
+    ini_writer *w = ctx;
+    if (strcmp(w->section, section) != 0) {
+        fprintf(w->f, "%s[%s]\n", w->section[0] ? "\n" : "", section);
+        snprintf(w->section, sizeof w->section, "%s", section);
+    }
+    return fprintf(w->f, "%s = %s\n", key, value) < 0 ? -1 : 0;
+}
+
+int ccd_config_write_ini(FILE *f, const ccd_config *c)
+{
+    ini_writer w = {.f = f};
+    return ccd_config_each(c, write_ini_key, &w);
+}
+
 typedef struct {
     FILE *f;
     char *buf;

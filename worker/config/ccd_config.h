@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "ccd.h"
 
@@ -50,5 +51,16 @@ int ccd_ini_parse(const char *path,
 
 /* "-X section.key=value" overrides: the section is everything before the last dot. */
 int ccd_config_override(ccd_config *c, const char *assignment, char *err, size_t errlen);
+
+/* Every setting of c, in the config file's own terms: fn(ctx, section, key, value) once per key
+ * that ccd_config_set takes ([ccd] first, then the stages, then the per-block rows c holds),
+ * the value written so that setting it back gives the same bits. Stops at the first nonzero
+ * return of fn; returns 0, or -1 when fn stopped it. Reports use it to say exactly what
+ * produced them. */
+typedef int (*ccd_config_visit)(void *ctx, const char *section, const char *key, const char *value);
+int ccd_config_each(const ccd_config *c, ccd_config_visit fn, void *ctx);
+
+/* c as an INI file that ccd_config_load reads back into the same settings. 0, or -1. */
+int ccd_config_write_ini(FILE *f, const ccd_config *c);
 
 #endif
