@@ -19,13 +19,13 @@
  * field is optional (a union whose first branch is null, i.e. default null); absent fields then
  * decode as absent. */
 #include "event_codec.h"
+#include "errmsg.h"
 
 #include <avro.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,16 +91,6 @@ static void install_allocator(void)
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
 static avro_schema_t deref(avro_schema_t s)
 {
     while (is_avro_link(s))
@@ -119,7 +109,7 @@ static int load_schema(const char *path, avro_schema_t *out, char *err, size_t e
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        say(err, errlen, "%s: %s", path, strerror(errno));
+        errmsg_set(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     char *json = malloc(MAX_SCHEMA_FILE + 1);
@@ -127,22 +117,22 @@ static int load_schema(const char *path, avro_schema_t *out, char *err, size_t e
     bool bad = ferror(f) != 0;
     fclose(f);
     if (!json || bad || n > MAX_SCHEMA_FILE) {
-        say(err, errlen, "%s: %s", path,
-            !json ? "out of memory"
-            : bad ? "read error"
-                  : "file too large");
+        errmsg_set(err, errlen, "%s: %s", path,
+                   !json ? "out of memory"
+                   : bad ? "read error"
+                         : "file too large");
         free(json);
         return -1;
     }
     int rc = avro_schema_from_json_length(json, n, out);
     free(json);
     if (rc != 0) {
-        say(err, errlen, "%s: not a valid Avro schema: %s", path, avro_strerror());
+        errmsg_set(err, errlen, "%s: not a valid Avro schema: %s", path, avro_strerror());
         return -1;
     }
     if (!is_avro_record(*out)) {
-        say(err, errlen, "%s: top-level type is %s, not a record", path,
-            avro_schema_type_name(*out));
+        errmsg_set(err, errlen, "%s: top-level type is %s, not a record", path,
+                   avro_schema_type_name(*out));
         avro_schema_decref(*out);
         return -1;
     }
@@ -179,7 +169,7 @@ static size_t min_size(avro_schema_t s)
 static int check_shape(avro_schema_t s, avro_schema_t *path, int depth, char *why, size_t whylen)
 {
     if (depth >= MAX_SCHEMA_DEPTH) {
-        say(why, whylen, "schema nested deeper than %d", MAX_SCHEMA_DEPTH);
+        errmsg_set(why, whylen, "schema nested deeper than %d", MAX_SCHEMA_DEPTH);
         return -1;
     }
     s = deref(s);
@@ -187,7 +177,7 @@ static int check_shape(avro_schema_t s, avro_schema_t *path, int depth, char *wh
     case AVRO_RECORD:
         for (int d = 0; d < depth; d++) {
             if (path[d] == s) {
-                say(why, whylen, "recursive type %s is not supported", avro_schema_name(s));
+                errmsg_set(why, whylen, "recursive type %s is not supported", avro_schema_name(s));
                 return -1;
             }
         }
@@ -199,7 +189,7 @@ static int check_shape(avro_schema_t s, avro_schema_t *path, int depth, char *wh
         return 0;
     case AVRO_ARRAY:
         if (min_size(avro_schema_array_items(s)) == 0) {
-            say(why, whylen, "array of zero-size items is not supported");
+            errmsg_set(why, whylen, "array of zero-size items is not supported");
             return -1;
         }
         path[depth] = s;
@@ -382,9 +372,9 @@ static int scan_message(const writer_entry *w, const unsigned char *p, size_t le
             if (k < MAX_BRANCHES && (w->bad_branches[i] >> k & 1)) {
                 const char *name = avro_schema_record_field_name(w->schema, (int)i);
                 if (is_avro_null(deref(avro_schema_union_branch(f, (int)k))))
-                    say(reason, reasonlen, "null %s", name);
+                    errmsg_set(reason, reasonlen, "null %s", name);
                 else
-                    say(reason, reasonlen, "incompatible type in %s", name);
+                    errmsg_set(reason, reasonlen, "incompatible type in %s", name);
                 return -1;
             }
             s.p = at;
@@ -393,12 +383,12 @@ static int scan_message(const writer_entry *w, const unsigned char *p, size_t le
             goto fail;
     }
     if (s.p != s.end) {
-        say(reason, reasonlen, "trailing bytes");
+        errmsg_set(reason, reasonlen, "trailing bytes");
         return -1;
     }
     return 0;
 fail:
-    say(reason, reasonlen, "%s", s.why);
+    errmsg_set(reason, reasonlen, "%s", s.why);
     return -1;
 }
 
@@ -435,7 +425,7 @@ static int writer_target(writer_entry *w, avro_schema_t reader, avro_schema_t ws
         if (avro_schema_record_field_get_index(ws, name) >= 0)
             continue;
         if (!nullable(avro_schema_record_field_get_by_index(reader, (int)i))) {
-            say(why, whylen, "field %s is missing and has no default", name);
+            errmsg_set(why, whylen, "field %s is missing and has no default", name);
             return -1;
         }
         all = false;
@@ -456,7 +446,7 @@ static int writer_target(writer_entry *w, avro_schema_t reader, avro_schema_t ws
     }
     return 0;
 avro_fail:
-    say(why, whylen, "%s", avro_strerror());
+    errmsg_set(why, whylen, "%s", avro_strerror());
     return -1;
 }
 
@@ -468,7 +458,7 @@ static int writer_bad_branches(writer_entry *w, avro_schema_t reader, avro_schem
     w->n_fields = avro_schema_record_size(ws);
     w->bad_branches = calloc(w->n_fields ? w->n_fields : 1, sizeof *w->bad_branches);
     if (!w->bad_branches) {
-        say(why, whylen, "%s", avro_strerror());
+        errmsg_set(why, whylen, "%s", avro_strerror());
         return -1;
     }
     for (size_t i = 0; i < w->n_fields; i++) {
@@ -502,21 +492,21 @@ static int writer_init(writer_entry *w, avro_schema_t reader, avro_schema_t ws, 
     if (check_shape(ws, path, 0, why, whylen))
         goto fail;
     if (strcmp(avro_schema_name(ws), avro_schema_name(reader)) != 0) {
-        say(why, whylen, "record name %s does not match reader record %s", avro_schema_name(ws),
-            avro_schema_name(reader));
+        errmsg_set(why, whylen, "record name %s does not match reader record %s",
+                   avro_schema_name(ws), avro_schema_name(reader));
         goto fail;
     }
     if (writer_target(w, reader, ws, why, whylen) != 0)
         goto fail;
     w->resolver = avro_resolved_writer_new(ws, w->target);
     if (!w->resolver) {
-        say(why, whylen, "incompatible with the reader schema: %s", avro_strerror());
+        errmsg_set(why, whylen, "incompatible with the reader schema: %s", avro_strerror());
         goto fail;
     }
     w->target_class = avro_generic_class_from_schema(w->target);
     if (!w->target_class || avro_generic_value_new(w->target_class, &w->value) ||
         avro_resolved_writer_new_value(w->resolver, &w->resolved)) {
-        say(why, whylen, "%s", avro_strerror());
+        errmsg_set(why, whylen, "%s", avro_strerror());
         goto fail;
     }
     avro_resolved_writer_set_dest(&w->resolved, &w->value);
@@ -544,8 +534,8 @@ static const struct {
 static int check_reader(avro_schema_t r, const char *path, char *err, size_t errlen)
 {
     if (avro_schema_record_size(r) != N_READER_FIELDS) {
-        say(err, errlen, "%s: expected %zu fields, found %zu", path, N_READER_FIELDS,
-            avro_schema_record_size(r));
+        errmsg_set(err, errlen, "%s: expected %zu fields, found %zu", path, N_READER_FIELDS,
+                   avro_schema_record_size(r));
         return -1;
     }
     for (size_t i = 0; i < N_READER_FIELDS; i++) {
@@ -555,8 +545,8 @@ static int check_reader(avro_schema_t r, const char *path, char *err, size_t err
             ok = avro_schema_union_size(f) == 2 && nullable(f) &&
                  avro_typeof(deref(avro_schema_union_branch(f, 1))) == reader_fields[i].branch;
         if (!ok) {
-            say(err, errlen, "%s: field %s is missing or has an unexpected type", path,
-                reader_fields[i].name);
+            errmsg_set(err, errlen, "%s: field %s is missing or has an unexpected type", path,
+                       reader_fields[i].name);
             return -1;
         }
     }
@@ -567,13 +557,13 @@ event_codec *event_codec_new(const char *reader_schema_path, int64_t min_time_ms
                              int64_t max_time_ms, char *err, size_t errlen)
 {
     if (min_time_ms > max_time_ms) {
-        say(err, errlen, "event time range is empty");
+        errmsg_set(err, errlen, "event time range is empty");
         return NULL;
     }
     pthread_once(&alloc_once, install_allocator);
     event_codec *c = calloc(1, sizeof *c);
     if (!c) {
-        say(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         return NULL;
     }
     c->min_time_ms = min_time_ms;
@@ -583,13 +573,13 @@ event_codec *event_codec_new(const char *reader_schema_path, int64_t min_time_ms
         check_reader(c->reader, reader_schema_path, err, errlen))
         goto fail;
     if (writer_init(&c->raw, c->reader, c->reader, -1, why, sizeof why)) {
-        say(err, errlen, "%s: %s", reader_schema_path, why);
+        errmsg_set(err, errlen, "%s: %s", reader_schema_path, why);
         goto fail;
     }
     c->reader_class = avro_generic_class_from_schema(c->reader);
     if (!c->reader_class || avro_generic_value_new(c->reader_class, &c->enc) ||
         !(c->in = avro_reader_memory("", 0))) {
-        say(err, errlen, "%s: %s", reader_schema_path, avro_strerror());
+        errmsg_set(err, errlen, "%s: %s", reader_schema_path, avro_strerror());
         goto fail;
     }
     return c;
@@ -629,12 +619,13 @@ int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_s
                          char *err, size_t errlen)
 {
     if (schema_id < 0) {
-        say(err, errlen, "%s: schema id %" PRId32 " is negative", writer_schema_path, schema_id);
+        errmsg_set(err, errlen, "%s: schema id %" PRId32 " is negative", writer_schema_path,
+                   schema_id);
         return -1;
     }
     if (find_writer(c, schema_id)) {
-        say(err, errlen, "%s: schema id %" PRId32 " is already registered", writer_schema_path,
-            schema_id);
+        errmsg_set(err, errlen, "%s: schema id %" PRId32 " is already registered",
+                   writer_schema_path, schema_id);
         return -1;
     }
     avro_schema_t ws;
@@ -643,7 +634,7 @@ int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_s
     writer_entry *grown = realloc(c->writers, (c->n_writers + 1) * sizeof *grown);
     if (!grown) {
         avro_schema_decref(ws);
-        say(err, errlen, "%s: out of memory", writer_schema_path);
+        errmsg_set(err, errlen, "%s: out of memory", writer_schema_path);
         return -1;
     }
     c->writers = grown;
@@ -651,7 +642,8 @@ int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_s
     int rc = writer_init(&c->writers[c->n_writers], c->reader, ws, schema_id, why, sizeof why);
     avro_schema_decref(ws);
     if (rc) {
-        say(err, errlen, "%s (schema id %" PRId32 "): %s", writer_schema_path, schema_id, why);
+        errmsg_set(err, errlen, "%s (schema id %" PRId32 "): %s", writer_schema_path, schema_id,
+                   why);
         return -1;
     }
     c->n_writers++;
@@ -663,17 +655,17 @@ static int check_text(const char *name, const char *s, size_t n, size_t max, boo
                       char *reason, size_t reasonlen)
 {
     if (need && n == 0) {
-        say(reason, reasonlen, "empty %s", name);
+        errmsg_set(reason, reasonlen, "empty %s", name);
         return -1;
     }
     if (n > max) {
-        say(reason, reasonlen, "field too long: %s", name);
+        errmsg_set(reason, reasonlen, "field too long: %s", name);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch < 0x20 || ch == 0x7f) {
-            say(reason, reasonlen, "control character in %s", name);
+            errmsg_set(reason, reasonlen, "control character in %s", name);
             return -1;
         }
     }
@@ -684,15 +676,15 @@ static int check_numbers(const event_codec *c, int64_t t, bool has_weight, float
                          char *reason, size_t reasonlen)
 {
     if (t < c->min_time_ms || t > c->max_time_ms) {
-        say(reason, reasonlen, "event_time out of range");
+        errmsg_set(reason, reasonlen, "event_time out of range");
         return -1;
     }
     if (has_weight && !isfinite(weight)) {
-        say(reason, reasonlen, "weight not finite");
+        errmsg_set(reason, reasonlen, "weight not finite");
         return -1;
     }
     if (has_weight && weight < 0) {
-        say(reason, reasonlen, "negative weight");
+        errmsg_set(reason, reasonlen, "negative weight");
         return -1;
     }
     return 0;
@@ -754,7 +746,7 @@ static int extract(event_codec *c, writer_entry *w, ccd_event *ev, char *reason,
     return 0;
 fail:
     if (reason && reasonlen && !reason[0])
-        say(reason, reasonlen, "unreadable value");
+        errmsg_set(reason, reasonlen, "unreadable value");
     memset(ev, 0, sizeof *ev);
     return -1;
 }
@@ -768,29 +760,29 @@ int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, 
     if (reason && reasonlen)
         reason[0] = '\0';
     if (len == 0 || !p) {
-        say(reason, reasonlen, "empty message");
+        errmsg_set(reason, reasonlen, "empty message");
         return -1;
     }
     if (len > EVENT_MAX_MESSAGE) {
-        say(reason, reasonlen, "message too large");
+        errmsg_set(reason, reasonlen, "message too large");
         return -1;
     }
     if (fmt == EVENT_FORMAT_AUTO)
         fmt = p[0] == 0x00 ? EVENT_FORMAT_CONFLUENT : EVENT_FORMAT_RAW;
     if (fmt == EVENT_FORMAT_CONFLUENT) {
         if (p[0] != 0x00) {
-            say(reason, reasonlen, "bad magic byte 0x%02x", p[0]);
+            errmsg_set(reason, reasonlen, "bad magic byte 0x%02x", p[0]);
             return -1;
         }
         if (len < 5) {
-            say(reason, reasonlen, "short confluent frame");
+            errmsg_set(reason, reasonlen, "short confluent frame");
             return -1;
         }
         int32_t id =
             (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
         w = find_writer(c, id);
         if (!w) {
-            say(reason, reasonlen, "unknown schema id %" PRId32, id);
+            errmsg_set(reason, reasonlen, "unknown schema id %" PRId32, id);
             return -1;
         }
         p += 5;
@@ -800,7 +792,7 @@ int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, 
         return -1;
     avro_reader_memory_set_source(c->in, (const char *)p, (int64_t)len);
     if (avro_value_read(c->in, &w->resolved)) {
-        say(reason, reasonlen, "unreadable value");
+        errmsg_set(reason, reasonlen, "unreadable value");
         return -1;
     }
     return extract(c, w, ev, reason, reasonlen);
@@ -839,7 +831,7 @@ int event_encode(event_codec *c, const ccd_event *ev, int32_t schema_id, unsigne
         avro_value_get_by_name(rec, "weight", &f, NULL) ||
         avro_value_set_branch(&f, ev->has_weight, &b) ||
         (ev->has_weight ? avro_value_set_float(&b, ev->weight) : avro_value_set_null(&b))) {
-        say(err, errlen, "encode: %s", avro_strerror());
+        errmsg_set(err, errlen, "encode: %s", avro_strerror());
         return -1;
     }
 
@@ -850,7 +842,7 @@ int event_encode(event_codec *c, const ccd_event *ev, int32_t schema_id, unsigne
     avro_writer_t wr =
         buf ? avro_writer_memory((const char *)buf + head, (int64_t)(cap - head)) : NULL;
     if (!wr || avro_value_write(wr, rec)) {
-        say(err, errlen, "encode: %s", buf && wr ? avro_strerror() : "out of memory");
+        errmsg_set(err, errlen, "encode: %s", buf && wr ? avro_strerror() : "out of memory");
         if (wr)
             avro_writer_free(wr);
         free(buf);
