@@ -97,11 +97,13 @@ static inline void ccd_frame_seal(unsigned char *buf, const char magic[8], uint3
     le_put_u64(p, (uint64_t)payload_len);
 }
 
-/* Returns 0 with the payload's length (it starts at buf + CCD_FRAME_BYTES), or -1 with a reason
- * in why. A short buffer that does not even start like the magic is "bad magic", not "truncated":
- * a file of another kind is named as such. */
+/* Returns 0 with the payload's length (it starts at buf + CCD_FRAME_BYTES) and the format version
+ * found (one of oldest..version: a reader may still read older layouts; got_version may be NULL),
+ * or -1 with a reason in why. A short buffer that does not even start like the magic is "bad
+ * magic", not "truncated": a file of another kind is named as such. */
 static inline int ccd_frame_open(const unsigned char *buf, size_t len, const char magic[8],
-                                 uint32_t version, const char *kind, size_t *payload_len, char *why,
+                                 uint32_t oldest, uint32_t version, const char *kind,
+                                 size_t *payload_len, uint32_t *got_version, char *why,
                                  size_t whylen)
 {
     if (len >= 8 && memcmp(buf, magic, 8) != 0) {
@@ -112,12 +114,18 @@ static inline int ccd_frame_open(const unsigned char *buf, size_t len, const cha
         snprintf(why, whylen, "truncated header (%zu bytes)", len);
         return -1;
     }
-    const uint32_t got_version = le_get_u32(buf + 8), crc = le_get_u32(buf + 12);
+    const uint32_t found = le_get_u32(buf + 8), crc = le_get_u32(buf + 12);
     const uint64_t payload = le_get_u64(buf + 16), present = len - CCD_FRAME_BYTES;
-    if (got_version != version) {
-        snprintf(why, whylen,
-                 "format version %" PRIu32 " not supported (this build reads %" PRIu32 ")",
-                 got_version, version);
+    if (found < oldest || found > version) {
+        if (oldest == version)
+            snprintf(why, whylen,
+                     "format version %" PRIu32 " not supported (this build reads %" PRIu32 ")",
+                     found, version);
+        else
+            snprintf(why, whylen,
+                     "format version %" PRIu32 " not supported (this build reads %" PRIu32
+                     " to %" PRIu32 ")",
+                     found, oldest, version);
         return -1;
     }
     if (payload > present) {
@@ -135,6 +143,8 @@ static inline int ccd_frame_open(const unsigned char *buf, size_t len, const cha
         return -1;
     }
     *payload_len = (size_t)payload;
+    if (got_version)
+        *got_version = found;
     return 0;
 }
 

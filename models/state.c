@@ -314,8 +314,8 @@ int ccd_state_deserialize(ccd_state *st, const unsigned char *buf, size_t len, c
     ccd_state_init(st);
     char why[160];
     size_t payload;
-    if (ccd_frame_open(buf, len, MAGIC, CCD_STATE_VERSION, "state", &payload, why, sizeof why) !=
-        0) {
+    if (ccd_frame_open(buf, len, MAGIC, CCD_STATE_VERSION, CCD_STATE_VERSION, "state", &payload,
+                       NULL, why, sizeof why) != 0) {
         snprintf(err, errlen, "state: %s", why);
         return -1;
     }

@@ -134,7 +134,7 @@ def decode_checkpoint(path):
     if len(b) < 24 or b[:8] != b"CCDCKPT1":
         raise ValueError("bad magic or truncated header")
     version, crc, length = struct.unpack_from("<IIQ", b, 8)
-    if version != 1 or length != len(b) - 24 or zlib.crc32(b[24:]) != crc:
+    if version not in (1, 2) or length != len(b) - 24 or zlib.crc32(b[24:]) != crc:
         raise ValueError(f"bad version, length or CRC (version {version}, length {length}, file {len(b)})")
     o = 24
     def u32():
@@ -157,6 +157,7 @@ def decode_checkpoint(path):
     offsets = {}
     for _ in range(u32()):
         t = st(); p = u32(); offsets[f"{t}/{p}"] = u64()
+        if version >= 2: u64()                         # the commit floor
     if o != len(b):
         raise ValueError(f"{len(b) - o} trailing bytes")
     return block, events_total, offsets

@@ -6,9 +6,12 @@
  *   str model, i32 block, i64 window_start_ms, i64 events_total, i64 published_version,
  *   u64 state_len, state bytes,
  *   u32 n_users, n_users x str, u32 n_items, n_items x str,
- *   u32 n_offsets, n_offsets x (str topic, i32 partition, i64 next_offset)
- * The encoder refuses exactly what the decoder refuses (checkpoint_check), so a save can never
- * produce a checkpoint that a later load rejects. */
+ *   u32 n_offsets, n_offsets x (str topic, i32 partition, i64 next_offset, i64 commit_floor)
+ * Version 1 (before 2026-12) had no commit_floor; it still decodes, with commit_floor -1
+ * (unknown), so a checkpoint written by an older worker loads and only the backwards-offset rule
+ * that needs the floor stays off for it (offset_rules.h). The encoder refuses exactly what the
+ * decoder refuses (checkpoint_check), so a save can never produce a checkpoint that a later load
+ * rejects. */
 #include "checkpoint.h"
 
 #include <inttypes.h>
@@ -87,9 +90,11 @@ int checkpoint_check(const checkpoint *c, char *why, size_t whylen)
     for (int k = 0; k < c->n_offsets; k++) {
         const ckpt_offset *o = &c->offsets[k];
         size_t n = strnlen(o->topic, sizeof o->topic);
-        if (n == 0 || n > CKPT_MAX_TOPIC || o->partition < 0 || o->next_offset < 0) {
+        if (n == 0 || n > CKPT_MAX_TOPIC || o->partition < 0 || o->next_offset < 0 ||
+            o->commit_floor < -1) {
             errmsg_set(why, whylen,
-                       "offset %d: empty or unterminated topic, or negative partition or offset",
+                       "offset %d: empty or unterminated topic, or negative partition, offset or "
+                       "commit floor",
                        k);
             return -1;
         }
@@ -136,7 +141,7 @@ int checkpoint_encode(const checkpoint *c, unsigned char **buf, size_t *len)
         bad = add_size(&n, 4) || add_size(&n, strlen(c->item_ids[k]));
     bad = bad || add_size(&n, 4);
     for (int k = 0; !bad && k < c->n_offsets; k++)
-        bad = add_size(&n, 4 + strlen(c->offsets[k].topic) + 4 + 8);
+        bad = add_size(&n, 4 + strlen(c->offsets[k].topic) + 4 + 8 + 8);
     if (bad)
         return -1;
     unsigned char *out = malloc(n);
@@ -162,6 +167,7 @@ int checkpoint_encode(const checkpoint *c, unsigned char **buf, size_t *len)
         p = put_str(p, c->offsets[k].topic);
         p = le_put_u32(p, (uint32_t)c->offsets[k].partition);
         p = le_put_u64(p, (uint64_t)c->offsets[k].next_offset);
+        p = le_put_u64(p, (uint64_t)c->offsets[k].commit_floor);
     }
 
     ccd_frame_seal(out, MAGIC, CKPT_VERSION, n - CCD_FRAME_BYTES);
@@ -349,11 +355,11 @@ static int get_state(reader *r, checkpoint *c, char *why, size_t whylen)
     return 0;
 }
 
-/* u32 n_offsets, n_offsets x (str topic, i32 partition, i64 next_offset) */
-static int get_offsets(reader *r, checkpoint *c, char *why, size_t whylen)
+/* u32 n_offsets, n_offsets x (str topic, i32 partition, i64 next_offset[, i64 commit_floor]) */
+static int get_offsets(reader *r, uint32_t version, checkpoint *c, char *why, size_t whylen)
 {
     int n_off;
-    if (get_count(r, "offset", 4 + 4 + 8, &n_off, why, whylen) != 0)
+    if (get_count(r, "offset", 4 + 4 + 8 + (version >= 2 ? 8 : 0), &n_off, why, whylen) != 0)
         return -1;
     if (!(c->offsets = calloc((size_t)(n_off ? n_off : 1), sizeof *c->offsets))) {
         errmsg_set(why, whylen, "out of memory (%d offsets)", n_off);
@@ -365,10 +371,10 @@ static int get_offsets(reader *r, checkpoint *c, char *why, size_t whylen)
         const unsigned char *s;
         size_t n;
         uint32_t part;
-        uint64_t next;
+        uint64_t next, floor = (uint64_t)-1;
         if (get_str(r, "topic", k, CKPT_MAX_TOPIC, &s, &n, why, whylen) != 0)
             return -1;
-        if (get_u32(r, &part) || get_u64(r, &next)) {
+        if (get_u32(r, &part) || get_u64(r, &next) || (version >= 2 && get_u64(r, &floor))) {
             errmsg_set(why, whylen, "truncated payload (offset %d)", k);
             return -1;
         }
@@ -376,8 +382,10 @@ static int get_offsets(reader *r, checkpoint *c, char *why, size_t whylen)
         o->topic[n] = '\0';
         o->partition = le_i32(part);
         o->next_offset = le_i64(next);
-        if (n == 0 || o->partition < 0 || o->next_offset < 0) {
-            errmsg_set(why, whylen, "offset %d: empty topic or negative partition or offset", k);
+        o->commit_floor = le_i64(floor);
+        if (n == 0 || o->partition < 0 || o->next_offset < 0 || o->commit_floor < -1) {
+            errmsg_set(why, whylen,
+                       "offset %d: empty topic or negative partition, offset or commit floor", k);
             return -1;
         }
     }
@@ -389,13 +397,15 @@ static int decode(checkpoint *c, const unsigned char *buf, size_t len, char *why
 {
     checkpoint_init(c);
     size_t payload;
-    if (ccd_frame_open(buf, len, MAGIC, CKPT_VERSION, "checkpoint", &payload, why, whylen) != 0)
+    uint32_t version;
+    if (ccd_frame_open(buf, len, MAGIC, 1, CKPT_VERSION, "checkpoint", &payload, &version, why,
+                       whylen) != 0)
         return -1;
     reader r = {.p = buf + CCD_FRAME_BYTES, .left = payload};
     if (get_block_fields(&r, c, why, whylen) != 0 || get_state(&r, c, why, whylen) != 0 ||
         get_ids(&r, "user id", &c->user_ids, &c->n_users, why, whylen) != 0 ||
         get_ids(&r, "item id", &c->item_ids, &c->n_items, why, whylen) != 0 ||
-        get_offsets(&r, c, why, whylen) != 0) {
+        get_offsets(&r, version, c, why, whylen) != 0) {
         checkpoint_free(c);
         return -1;
     }

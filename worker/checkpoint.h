@@ -4,9 +4,10 @@
  * (state.h bytes), the id maps (external ids in row order), the input offsets the model has
  * durably consumed (per topic partition: the next offset to read for this model), and the
  * windowing state. Format (little-endian, le.h's frame):
- *   "CCDCKPT1" magic, u32 format version, u32 CRC-32 of the payload, u64 payload length, payload.
- * Decoding checks magic, version, length and CRC before reading anything, then every count
- * against the bytes left, so a truncated or corrupted checkpoint is refused with a message.
+ *   "CCDCKPT1" magic, u32 format version (2; 1 still decodes), u32 CRC-32 of the payload, u64
+ * payload length, payload. Decoding checks magic, version, length and CRC before reading anything,
+ * then every count against the bytes left, so a truncated or corrupted checkpoint is refused with a
+ * message.
  *
  * The store: one interface, two backends, chosen once at start-up from the worker config
  * (checkpoint.store = dir | redis). It is a small vtable over bytes: a backend only puts, lists
@@ -36,13 +37,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2     /* 2: commit_floor per partition; version 1 still decodes */
 #define CKPT_MAX_TOPIC 249 /* Kafka's limit on topic names */
 
 typedef struct {
     char topic[CKPT_MAX_TOPIC + 1];
     int32_t partition;
-    int64_t next_offset; /* every message of this model below it is in the state */
+    int64_t next_offset;  /* every message of this model below it is in the state */
+    int64_t commit_floor; /* the group's committed offset of this partition when the block was
+                           * taken (a lower bound; -1 unknown): a successor starting below it
+                           * means the offsets were reset or the topic recreated */
 } ckpt_offset;
 
 typedef struct {

@@ -52,6 +52,8 @@ static const metric_def single[] = {
     {"ccd_dead_letters_total", "Messages sent to the dead-letter topic.", I64(dead_letters)},
     {"ccd_dead_letter_errors_total", "Dead letters that could not be produced.", I64(dlq_delivery_errors)},
     {"ccd_duplicates_skipped_total", "Messages skipped as already in a checkpoint.", I64(duplicates)},
+    {"ccd_offset_moves_total", "Partitions whose offsets moved back under a model (input.on_offset_reset).", I64(offset_moves)},
+    {"ccd_model_partition_conflicts_total", "Models seen on two partitions of one topic.", I64(partition_conflicts)},
     {"ccd_late_events_total", "Events older than their window's start.", I64(late)},
     {"ccd_buffered_events", "Events in open and closed windows not yet checkpointed.", I64(buffered_events)},
     {"ccd_buffered_events_limit", "input.max_buffered_events.", I64(max_buffered_events)},

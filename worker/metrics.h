@@ -14,6 +14,7 @@
 
 typedef struct {
     int64_t messages, decoded, dead_letters, dlq_delivery_errors, duplicates, late, windows_closed;
+    int64_t offset_moves, partition_conflicts;
     int64_t buffered_events, max_buffered_events;
     int64_t paused; /* 0 or 1 */
     int64_t models;

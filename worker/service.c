@@ -33,6 +33,7 @@
 #include "metrics.h"
 #include "tenant.h"
 #include "model_id.h"
+#include "offset_rules.h"
 #include "redis_sink.h"
 #include "train.h"
 #include "trainer.h"
@@ -47,7 +48,9 @@ typedef struct {
     int32_t partition;
     int64_t position;  /* next offset after the last message consumed; -1 unknown */
     int64_t committed; /* last offset committed by us; -1 none */
+    int64_t first;     /* first offset read since the assignment; -1 none yet (offset_rules.h) */
     bool assigned;
+    bool moved; /* its offsets moved back under input.on_offset_reset = fail: never committed */
 } part_state;
 
 typedef struct job_node {
@@ -85,6 +88,7 @@ typedef struct {
     double first_message_s, last_message_s;
     /* counters */
     int64_t messages, decoded, dead_letters, duplicates, late, dlq_delivery_errors, blocks_closed;
+    int64_t offset_moves, partition_conflicts;
 } worker;
 
 /* Raised by service_stop, possibly from a signal handler: lock-free, so async-signal-safe. */
@@ -109,6 +113,8 @@ static void part_reset(part_state *p, bool assigned)
     p->assigned = assigned;
     p->position = -1;
     p->committed = -1;
+    p->first = -1;
+    p->moved = false;
 }
 
 static part_state *part_find(worker *w, const char *topic, int32_t partition, bool add)
@@ -237,7 +243,7 @@ static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *onl
         rd_kafka_topic_partition_list_new(w->n_parts > 0 ? w->n_parts : 1);
     for (int i = 0; i < w->n_parts; i++) {
         part_state *p = &w->parts[i];
-        if (!p->assigned)
+        if (!p->assigned || p->moved)
             continue;
         if (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition))
             continue;
@@ -294,6 +300,13 @@ static void submit_next(worker *w, tenant *m)
     j->cw = cw;
     j->n_parts = m->n_parts;
     memcpy(j->parts, m->parts, (size_t)m->n_parts * sizeof *j->parts);
+    /* The group's committed offset only grows, so what this worker has committed is a floor for
+     * where any later owner of the partition starts (offset_rules.h). */
+    for (int i = 0; i < j->n_parts; i++) {
+        const part_state *ps = part_find(w, j->parts[i].topic, j->parts[i].partition, false);
+        if (ps && ps->assigned && ps->committed > j->parts[i].commit_floor)
+            j->parts[i].commit_floor = ps->committed;
+    }
     j->events_total = m->events_total;
     m->busy = true;
     jn->job = j;
@@ -332,8 +345,10 @@ static int collect_jobs(worker *w)
             if (!m->closed)
                 m->closed_tail = NULL;
             m->events_total += cw->n_ev;
-            for (int i = 0; i < j->n_parts; i++)
+            for (int i = 0; i < j->n_parts; i++) {
                 m->parts[i].durable_next = j->parts[i].durable_next;
+                m->parts[i].commit_floor = j->parts[i].commit_floor;
+            }
             if (j->version > 0)
                 m->published_version = j->version;
             free(cw->ev);
@@ -447,6 +462,100 @@ static void close_window(worker *w, tenant *m, const char *reason, int64_t next_
     submit_next(w, m);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* offsets that move (offset_rules.h) */
+
+/* Apply input.on_offset_reset to model m, whose partition ps moved (rule mv, described in why)
+ * at `offset`. Returns 0 to go on with the message, -1 to drop it (fail: the worker stops). */
+static int offsets_moved_act(worker *w, tenant *m, tenant_part *tp, part_state *ps,
+                             offsets_moved mv, int64_t offset, const char *why)
+{
+    w->offset_moves++;
+    const char *rule = offsets_moved_name(mv);
+    switch (w->cfg.on_offset_reset) {
+    case OFFSETS_SKIP:
+        wlog(WLOG_WARN,
+             "model %s: %s/%d: offsets moved back (%s): %s; input.on_offset_reset = skip: its "
+             "messages below %" PRId64 " are skipped as already folded",
+             m->id, ps->topic, ps->partition, rule, why, tp->durable_next);
+        return 0;
+    case OFFSETS_RETRAIN:
+        wlog(WLOG_WARN,
+             "model %s: %s/%d: offsets moved back (%s): %s; input.on_offset_reset = retrain: "
+             "folding the partition again from offset %" PRId64 " as new blocks after block %d",
+             m->id, ps->topic, ps->partition, rule, why, offset, m->win.next_block - 1);
+        tp->durable_next = offset;
+        tp->commit_floor = -1; /* the old floor belongs to the offsets before the move */
+        return 0;
+    default:
+        wlog(WLOG_ERROR,
+             "model %s: %s/%d: offsets moved back (%s): %s; input.on_offset_reset = fail: "
+             "stopping and committing nothing more for %s/%d (set it to skip or retrain, or move "
+             "the model's checkpoints aside, to go on)",
+             m->id, ps->topic, ps->partition, rule, why, ps->topic, ps->partition);
+        ps->moved = true;
+        w->fatal = true;
+        return -1;
+    }
+}
+
+/* At model m's first message on a partition its checkpoint knows: did the offsets move back? */
+static int check_offsets(worker *w, tenant *m, int part, part_state *ps, int64_t offset)
+{
+    tenant_part *tp = &m->parts[part];
+    tp->checked = true;
+    int64_t lo, hi;
+    /* the cached watermark: the fetch that brought this message updated it */
+    if (rd_kafka_get_watermark_offsets(w->rk, ps->topic, ps->partition, &lo, &hi) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        hi = -1;
+    offsets_moved mv = offsets_check_start(tp->durable_next, tp->commit_floor, ps->first, hi);
+    if (mv == OFFSETS_OK)
+        return 0;
+    char why[512];
+    offsets_describe(mv, tp->durable_next, tp->commit_floor, ps->first, hi, ps->position, offset,
+                     why, sizeof why);
+    return offsets_moved_act(w, m, tp, ps, mv, offset, why);
+}
+
+/* A message below the one before it, with no seek of ours: every model reading the partition. */
+static int partition_rewound(worker *w, part_state *ps, int64_t offset)
+{
+    char why[512];
+    offsets_describe(OFFSETS_REWOUND, -1, -1, ps->first, -1, ps->position, offset, why, sizeof why);
+    int rc = 0, models = 0;
+    for (int s = 0; s < w->model_ids.n && rc == 0; s++) {
+        tenant *m = w->tenants[s];
+        int i = m ? tenant_part_find(m, ps->topic, ps->partition) : -1;
+        if (i < 0)
+            continue;
+        models++;
+        rc = offsets_moved_act(w, m, &m->parts[i], ps, OFFSETS_REWOUND, offset, why);
+    }
+    if (models == 0)
+        wlog(WLOG_WARN, "%s/%d: %s (no model loaded from it yet)", ps->topic, ps->partition, why);
+    if (rc == 0 && w->cfg.on_offset_reset == OFFSETS_RETRAIN)
+        ps->committed = -1; /* commits start again from the rewound position */
+    return rc;
+}
+
+/* A model read from two partitions of one topic: its producers disagree on the partitioner (e.g.
+ * librdkafka's default against Java's murmur2), and the model's events are split between two
+ * owners. Reported once per pair (the partition is new to the model here). */
+static void check_partition_conflict(worker *w, const tenant *m, int part)
+{
+    const tenant_part *p = &m->parts[part];
+    for (int i = 0; i < m->n_parts; i++)
+        if (i != part && !strcmp(m->parts[i].topic, p->topic)) {
+            w->partition_conflicts++;
+            wlog(WLOG_WARN,
+                 "model %s: events on two partitions of %s (%d and %d): its producers use "
+                 "different partitioners, or the topic's partitions were added; the model is "
+                 "split between the partitions' owners",
+                 m->id, p->topic, m->parts[i].partition, p->partition);
+        }
+}
+
 static void handle_message(worker *w, const rd_kafka_message_t *msg)
 {
     w->messages++;
@@ -460,8 +569,13 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
         w->fatal = true;
         return;
     }
-    if (!ps->assigned)
-        return; /* fetched before a revoke: the partition's new owner reads it */
+    if (!ps->assigned || ps->moved)
+        return; /* fetched before a revoke (the partition's new owner reads it), or stopping */
+    if (offsets_check_next(ps->position, msg->offset) != OFFSETS_OK &&
+        partition_rewound(w, ps, msg->offset) != 0)
+        return;
+    if (ps->first < 0)
+        ps->first = msg->offset;
     ps->position = msg->offset + 1;
     char model_id[128];
     if (msg->key_len == 0 || !msg->key) {
@@ -488,11 +602,16 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
     tenant *m = tenant_get(w, model_id);
     if (!m)
         return;
+    int n_parts = m->n_parts;
     int part = tenant_part_index(m, topic, msg->partition);
     if (part < 0) {
         w->fatal = true;
         return;
     }
+    if (m->n_parts > n_parts)
+        check_partition_conflict(w, m, part);
+    if (!m->parts[part].checked && check_offsets(w, m, part, ps, msg->offset) != 0)
+        return;
     if (msg->offset < m->parts[part].durable_next) {
         w->duplicates++; /* already folded into the checkpointed state */
         return;
@@ -668,6 +787,8 @@ static void publish_metrics(worker *w)
     m.dead_letters = w->dead_letters;
     m.dlq_delivery_errors = w->dlq_delivery_errors;
     m.duplicates = w->duplicates;
+    m.offset_moves = w->offset_moves;
+    m.partition_conflicts = w->partition_conflicts;
     m.late = w->late;
     m.windows_closed = w->blocks_closed;
     m.buffered_events = buffered_events(w);

@@ -67,6 +67,7 @@ tenant *tenant_new(const char *id, const checkpoint *c, char *err, size_t errlen
         snprintf(m->parts[i].topic, sizeof m->parts[i].topic, "%s", c->offsets[i].topic);
         m->parts[i].partition = c->offsets[i].partition;
         m->parts[i].durable_next = c->offsets[i].next_offset;
+        m->parts[i].commit_floor = c->offsets[i].commit_floor;
     }
     m->n_parts = c->n_offsets;
     m->win.next_block = c->block + 1;
@@ -114,6 +115,7 @@ int tenant_part_index(tenant *m, const char *topic, int32_t partition)
     memset(&p[m->n_parts], 0, sizeof *p);
     snprintf(p[m->n_parts].topic, sizeof p->topic, "%s", topic);
     p[m->n_parts].partition = partition;
+    p[m->n_parts].commit_floor = -1;
     return m->n_parts++;
 }
 

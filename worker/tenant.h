@@ -35,6 +35,9 @@ typedef struct {
     char topic[CKPT_MAX_TOPIC + 1];
     int32_t partition;
     int64_t durable_next;
+    int64_t commit_floor; /* checkpoint.h: the group's committed offset when the state's block
+                           * was taken (-1 unknown) */
+    bool checked;         /* the offset rules ran for this partition since the model loaded */
 } tenant_part;
 
 /* A closed window on its way to becoming block `block`. */

@@ -145,6 +145,7 @@ static int write_checkpoint(trainer *t, trainer_job *j)
         snprintf(offs[i].topic, sizeof offs[i].topic, "%s", j->parts[i].topic);
         offs[i].partition = j->parts[i].partition;
         offs[i].next_offset = j->parts[i].durable_next;
+        offs[i].commit_floor = j->parts[i].commit_floor;
     }
     c.offsets = offs;
     if (ccd_state_serialize(&j->m->state, &c.state, &c.state_len) != 0) {

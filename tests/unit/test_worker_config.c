@@ -62,6 +62,7 @@ static void wcfg_shipped_files(void **state)
     assert_string_equal(w.dead_letter_topic, "interactions.dlq");
     assert_string_equal(w.default_model, "");
     assert_true(w.max_buffered_events == 2000000);
+    assert_int_equal(w.on_offset_reset, OFFSETS_FAIL);
     assert_true(w.bootstrap_events == 100000);
     assert_true(w.bootstrap_until_ms == INT64_MIN);
     assert_true(w.window_events == 20000);
@@ -134,6 +135,7 @@ static void wcfg_file_errors(void **state)
         {"[window]\nevents = ten\n", ":2: ", "window.events"},
         {"[holdout]\nfraction = 1.0\n", ":2: ", "holdout.fraction"},
         {"[input]\nformat = json\n", ":2: ", "input.format"},
+        {"[input]\non_offset_reset = ignore\n", ":2: ", "input.on_offset_reset"},
         {"[log]\nlevel = verbose\n", ":2: ", "log.level"},
         {"[kafka]\nbootstrap.servers = h:1\nno.such.property = 1\n",
          ":3: ", "kafka.no.such.property"},
@@ -270,6 +272,9 @@ static void wcfg_overrides(void **state)
     assert_int_equal(worker_config_override(&w, "nosuch.key=1", err, sizeof err), -1);
     assert_contains(err, "nosuch.key");
     assert_true(w.window_events == 1000);
+    assert_int_equal(worker_config_override(&w, "input.on_offset_reset=retrain", err, sizeof err),
+                     0);
+    assert_int_equal(w.on_offset_reset, OFFSETS_RETRAIN);
     worker_config_free(&w);
 }
 

@@ -56,6 +56,7 @@ void worker_config_init(worker_config *w)
     w->min_event_time_ms = 0;               /* 1970 */
     w->max_event_time_ms = 4102444800000LL; /* 2100-01-01 */
     w->max_buffered_events = 2000000;
+    w->on_offset_reset = OFFSETS_FAIL;
     w->bootstrap_events = 0;
     w->bootstrap_until_ms = INT64_MIN;
     w->window_events = 0;
@@ -180,6 +181,8 @@ static int input_key(worker_config *w, const char *key, const char *v)
         return cli_parse_int64(v, INT64_MIN, INT64_MAX, &w->max_event_time_ms);
     if (!strcmp(key, "max_buffered_events"))
         return cli_parse_int64(v, 1000, INT64_C(1) << 40, &w->max_buffered_events);
+    if (!strcmp(key, "on_offset_reset"))
+        return offset_reset_policy_parse(v, &w->on_offset_reset);
     return -2;
 }
 

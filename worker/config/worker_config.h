@@ -6,7 +6,7 @@
  *                 librdkafka config while loading, so a typo fails start-up naming kafka.<key>.
  *   [input]       topics, format, reader_schema, schema.<id> (Confluent id -> writer schema file),
  *                 dead_letter_topic, default_model, min_event_time_ms, max_event_time_ms,
- *                 max_buffered_events
+ *                 max_buffered_events, on_offset_reset (fail | skip | retrain: offset_rules.h)
  *   [window]      bootstrap_events | bootstrap_until_ms, events | duration_ms, idle_ms
  *   [holdout]     fraction, seed
  *   [ccd*]        the engine (ccd_config.h)
@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "ccd.h"
+#include "offset_rules.h"
 
 #define WCFG_MAX_KAFKA 128
 #define WCFG_MAX_SCHEMAS 64
@@ -54,6 +55,7 @@ typedef struct {
     char *default_model;     /* model for messages without a key ("" : dead-letter them) */
     int64_t min_event_time_ms, max_event_time_ms;
     int64_t max_buffered_events;
+    offset_reset_policy on_offset_reset; /* what to do when a partition's offsets moved back */
     /* [window] */
     int64_t bootstrap_events;   /* 0: by time */
     int64_t bootstrap_until_ms; /* INT64_MIN: by count */
