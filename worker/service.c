@@ -1132,7 +1132,7 @@ int service_run(worker_config *cfg, const service_opts *o)
         if (!strcmp(w->cfg.kafka[i].key, "group.id"))
             group = w->cfg.kafka[i].value;
     wlog(WLOG_INFO, "ccd-worker %s started: %d topic(s) from %s, group %s, librdkafka %s",
-         SERVICE_VERSION, w->cfg.n_topics, w->cfg.topics[0], group, rd_kafka_version_str());
+         CCD_VERSION, w->cfg.n_topics, w->cfg.topics[0], group, rd_kafka_version_str());
     consume_loop(w);
     bool fatal = w->fatal;
     shutdown_worker(w);

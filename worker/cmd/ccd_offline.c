@@ -32,8 +32,6 @@
 #include "report_html.h"
 #include "state.h"
 
-#define VERSION "0.1.0"
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -365,7 +363,7 @@ static int parse_args(int argc, char **argv, offline_args *a)
             usage(stdout);
             return 0;
         case 'V':
-            printf("ccd-offline " VERSION "\n");
+            printf("ccd-offline " CCD_VERSION "\n");
             return 0;
         default:
             usage(stderr);

@@ -22,8 +22,6 @@
 #include "recmodel.h"
 #include "train.h"
 
-#define VERSION "0.1.0"
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ccd-train --data DIR [options]\n"
@@ -184,7 +182,7 @@ static int parse_args(int argc, char **argv, train_args *a)
             return 0;
         }
         if (c == 'V') {
-            printf("ccd-train " VERSION "\n");
+            printf("ccd-train " CCD_VERSION "\n");
             return 0;
         }
         int r = take_option(a, c, optarg);

@@ -15,6 +15,8 @@
  *   [metrics]     listen (host:port of the Prometheus endpoint; empty: off)
  *   [log]         level (error|warn|info|debug), format (text|json)
  *   [worker]      threads, train (false: consume and count only, for ingest benchmarks)
+ * Any value may use ${NAME} / ${NAME:-default} (the environment), and any key may be given as
+ * KEY_file = PATH (the content of a file, e.g. a mounted secret): config_value.h.
  * -X overrides use the same names: -X kafka.bootstrap.servers=H:P (everything after "kafka." is
  * the librdkafka key), -X window.events=1000, -X ccd.student.epochs=3. An unknown section or key,
  * or a bad value, is an error naming section.key (and FILE:LINE for the file).
