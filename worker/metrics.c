@@ -11,12 +11,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct metrics_server {
     struct MHD_Daemon *daemon;
     pthread_mutex_t mu;
     metrics_snapshot snap;
+    int64_t published_ms; /* monotonic clock of the last metrics_publish (0: none yet) */
+    int64_t started_ms;
+    int64_t health_timeout_ms;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -95,6 +106,10 @@ size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
             "ccd_stage_seconds{stage=\"publish\"} %.3f\n",
             s->last_fast_seconds, s->last_total_seconds, s->last_publish_seconds);
     n = put(buf, cap, n,
+            "# HELP ccd_build_info The build: its version (CMake's project version).\n"
+            "# TYPE ccd_build_info gauge\nccd_build_info{version=\"%s\"} 1\n",
+            CCD_VERSION);
+    n = put(buf, cap, n,
             "# HELP ccd_consumer_lag Messages between the position and the high watermark.\n"
             "# TYPE ccd_consumer_lag gauge\n");
     for (int i = 0; i < s->n_parts; i++)
@@ -103,37 +118,84 @@ size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
     return n < cap ? n : cap - 1;
 }
 
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *type,
+                               char *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(conn, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* The probes' verdicts on a snapshot taken at published_ms (0: none yet); the reason in why. */
+static bool healthy(const metrics_server *m, int64_t published_ms, int64_t now, char *why,
+                    size_t len)
+{
+    int64_t since = published_ms ? published_ms : m->started_ms;
+    if (now - since <= m->health_timeout_ms) {
+        snprintf(why, len, "ok\n");
+        return true;
+    }
+    snprintf(
+        why, len,
+        "unhealthy: the consumer thread has not reported for %.1f s (metrics.health_timeout_ms "
+        "= %lld)\n",
+        (double)(now - since) / 1000, (long long)m->health_timeout_ms);
+    return false;
+}
+
+static bool ready(const metrics_snapshot *s, char *why, size_t len)
+{
+    if (!s->joined)
+        snprintf(why, len, "not ready: no partition assignment from the consumer group yet\n");
+    else if (s->publish_failing)
+        snprintf(why, len, "not ready: the last publication to Redis failed (retrying)\n");
+    else {
+        snprintf(why, len, "ready\n");
+        return true;
+    }
+    return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **state)
 {
     (void)version, (void)upload, (void)upload_size, (void)state;
     metrics_server *m = cls;
-    if (strcmp(method, "GET") || strcmp(url, "/metrics")) {
-        static const char nf[] = "not found: GET /metrics\n";
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
-        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, r);
-        MHD_destroy_response(r);
-        return ret;
-    }
+    static const char text[] = "text/plain; charset=utf-8";
     metrics_snapshot s;
     pthread_mutex_lock(&m->mu);
     s = m->snap;
+    int64_t published_ms = m->published_ms;
     pthread_mutex_unlock(&m->mu);
+    static char nf[] = "not found: GET /metrics, /healthz or /readyz\n";
+    if (strcmp(method, "GET") != 0)
+        return respond(conn, MHD_HTTP_NOT_FOUND, text, nf, sizeof nf - 1, MHD_RESPMEM_PERSISTENT);
+    if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz")) {
+        char why[256];
+        bool ok = !strcmp(url, "/healthz")
+                      ? healthy(m, published_ms, mono_ms(), why, sizeof why)
+                      : ready(&s, why, sizeof why) &&
+                            healthy(m, published_ms, mono_ms(), why, sizeof why);
+        return respond(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text, why,
+                       strlen(why), MHD_RESPMEM_MUST_COPY);
+    }
+    if (strcmp(url, "/metrics") != 0)
+        return respond(conn, MHD_HTTP_NOT_FOUND, text, nf, sizeof nf - 1, MHD_RESPMEM_PERSISTENT);
     size_t cap = 16384 + (size_t)s.n_parts * 256;
     char *buf = malloc(cap);
     if (!buf)
         return MHD_NO;
     size_t n = metrics_render(&s, buf, cap);
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return ret;
+    return respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, n, MHD_RESPMEM_MUST_FREE);
 }
 
-metrics_server *metrics_start(const char *listen, char *err, size_t errlen)
+metrics_server *metrics_start(const char *listen, int64_t health_timeout_ms, char *err,
+                              size_t errlen)
 {
     const char *colon = strrchr(listen, ':');
     int port = colon ? atoi(colon + 1) : 0;
@@ -159,6 +221,8 @@ metrics_server *metrics_start(const char *listen, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&m->mu, NULL);
+    m->started_ms = mono_ms();
+    m->health_timeout_ms = health_timeout_ms;
     m->daemon =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, on_request, m,
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
@@ -175,6 +239,7 @@ void metrics_publish(metrics_server *m, const metrics_snapshot *s)
 {
     pthread_mutex_lock(&m->mu);
     m->snap = *s;
+    m->published_ms = mono_ms();
     pthread_mutex_unlock(&m->mu);
 }
 

@@ -3,7 +3,17 @@
  * The consumer thread fills a metrics_snapshot after every batch and hands it over with
  * metrics_publish (a copy under a mutex); libmicrohttpd's own thread renders the latest copy on
  * each scrape, so a scrape never touches live worker state and never blocks the consumer for
- * longer than a memcpy. Nothing secret is ever part of a snapshot. */
+ * longer than a memcpy. Nothing secret is ever part of a snapshot.
+ *
+ * The same server answers the orchestrator's probes:
+ *   GET /healthz  200 while the consumer thread keeps publishing snapshots (it does so about once
+ *                 a second from its poll loop), 503 once none came for metrics.health_timeout_ms:
+ *                 the thread that polls Kafka, commits and hands blocks to the trainer is stuck.
+ *                 The trainer is not judged by time: one stage of a big block legitimately runs
+ *                 for many minutes; a stuck trainer shows as ccd_buffered_events growing and
+ *                 ccd_input_paused.
+ *   GET /readyz   200 when healthy, the group has given the worker an assignment, and the last
+ *                 Redis publication did not fail; 503 with the reason otherwise. */
 #ifndef CCD_METRICS_H
 #define CCD_METRICS_H
 
@@ -17,6 +27,8 @@ typedef struct {
     int64_t buffered_events, max_buffered_events;
     int64_t paused; /* 0 or 1 */
     int64_t models;
+    int64_t joined;          /* 1 once the group gave this worker an assignment (maybe empty) */
+    int64_t publish_failing; /* 1 while the last publication to Redis failed (it is retried) */
     /* from the trainer */
     int64_t blocks_done, publish_errors, checkpoint_errors, publish_rows, live_version;
     double last_fast_seconds, last_total_seconds, last_publish_seconds;
@@ -33,8 +45,10 @@ typedef struct {
 
 typedef struct metrics_server metrics_server;
 
-/* Listen on "host:port" (e.g. "127.0.0.1:9464"; port 0 is refused). NULL with err on failure. */
-metrics_server *metrics_start(const char *listen, char *err, size_t errlen);
+/* Listen on "host:port" (e.g. "127.0.0.1:9464"; port 0 is refused); /healthz turns 503 when no
+ * snapshot came for health_timeout_ms. NULL with err on failure. */
+metrics_server *metrics_start(const char *listen, int64_t health_timeout_ms, char *err,
+                              size_t errlen);
 void metrics_publish(metrics_server *m, const metrics_snapshot *s);
 void metrics_stop(metrics_server *m);
 

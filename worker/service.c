@@ -668,6 +668,7 @@ static void publish_metrics(worker *w)
     m.dead_letters = w->dead_letters;
     m.dlq_delivery_errors = w->dlq_delivery_errors;
     m.duplicates = w->duplicates;
+    m.joined = w->joined;
     m.late = w->late;
     m.windows_closed = w->blocks_closed;
     m.buffered_events = buffered_events(w);
@@ -681,6 +682,7 @@ static void publish_metrics(worker *w)
     m.checkpoint_errors = t.checkpoint_errors;
     m.publish_rows = t.publish_rows;
     m.live_version = t.live_version;
+    m.publish_failing = t.publish_failing;
     m.last_fast_seconds = t.last_fast_seconds;
     m.last_total_seconds = t.last_total_seconds;
     m.last_publish_seconds = t.last_publish_seconds;
@@ -975,7 +977,8 @@ static int setup(worker *w, char *err, size_t errlen)
         return -1;
     if (c->metrics_listen[0]) {
         char msg[512];
-        if (!(w->metrics = metrics_start(c->metrics_listen, msg, sizeof msg))) {
+        if (!(w->metrics = metrics_start(c->metrics_listen, c->metrics_health_timeout_ms, msg,
+                                         sizeof msg))) {
             errmsg_set(err, errlen, "%s", msg);
             return -1;
         }

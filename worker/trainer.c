@@ -79,11 +79,13 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
             t->stats.publish_rows += n_users + n_items;
             t->stats.last_publish_seconds = ccd_now() - t0;
             t->stats.live_version = ver;
+            t->stats.publish_failing = false;
             pthread_mutex_unlock(&t->mu);
             break;
         }
         pthread_mutex_lock(&t->mu);
         t->stats.publish_errors++;
+        t->stats.publish_failing = true;
         pthread_mutex_unlock(&t->mu);
         wlog(WLOG_WARN, "model %s block %d: publish failed (%s); retrying in %d ms", j->m->id,
              j->cw->block, err, wait);

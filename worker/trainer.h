@@ -57,6 +57,7 @@ typedef struct {
     int64_t live_version;
     double last_holdout_recall20, last_holdout_ndcg20;
     int64_t last_window_events;
+    bool publish_failing; /* the last publication failed (set until one succeeds) */
 } trainer_stats;
 
 /* Where students go: publish writes version v and returns its number (> 0), or -1 with err. */

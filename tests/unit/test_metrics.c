@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "metrics.h"
 
@@ -50,10 +55,84 @@ static void metrics_render_text(void **state)
     assert_true(n < sizeof small);
 }
 
+/* GET url from 127.0.0.1:port; returns the HTTP status, the body in body. */
+static int http_get(int port, const char *url, char *body, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", url);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    static char resp[65536];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    resp[got] = '\0';
+    int status = 0;
+    assert_int_equal(sscanf(resp, "HTTP/1.%*d %d", &status), 1);
+    const char *b = strstr(resp, "\r\n\r\n");
+    snprintf(body, cap, "%s", b ? b + 4 : "");
+    return status;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The probes: /readyz follows the assignment and Redis, /healthz the consumer thread's snapshots
+ * (a second's timeout here: 503 once none came for that long, 200 again at the next one). */
+static void probes(void **state)
+{
+    (void)state;
+    metrics_server *m = NULL;
+    char err[256], listen[64], body[4096];
+    int port = 0;
+    for (int k = 0; k < 50 && !m; k++) {
+        port = 20000 + (int)((unsigned)getpid() * 7919u + (unsigned)k * 104729u) % 30000;
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+        m = metrics_start(listen, 1000, err, sizeof err);
+    }
+    assert_non_null(m);
+    metrics_snapshot s;
+    memset(&s, 0, sizeof s);
+    metrics_publish(m, &s);
+    assert_int_equal(http_get(port, "/healthz", body, sizeof body), 200);
+    assert_int_equal(http_get(port, "/readyz", body, sizeof body), 503);
+    assert_non_null(strstr(body, "no partition assignment"));
+    s.joined = 1;
+    metrics_publish(m, &s);
+    assert_int_equal(http_get(port, "/readyz", body, sizeof body), 200);
+    s.publish_failing = 1;
+    metrics_publish(m, &s);
+    assert_int_equal(http_get(port, "/readyz", body, sizeof body), 503);
+    assert_non_null(strstr(body, "Redis"));
+    s.publish_failing = 0;
+    metrics_publish(m, &s);
+    assert_int_equal(http_get(port, "/metrics", body, sizeof body), 200);
+    assert_non_null(strstr(body, "ccd_build_info{version=\"" CCD_VERSION "\"} 1\n"));
+    assert_int_equal(http_get(port, "/nope", body, sizeof body), 404);
+    /* the consumer thread stops reporting */
+    sleep_ms(1600);
+    assert_int_equal(http_get(port, "/healthz", body, sizeof body), 503);
+    assert_non_null(strstr(body, "has not reported for"));
+    assert_int_equal(http_get(port, "/readyz", body, sizeof body), 503);
+    metrics_publish(m, &s);
+    assert_int_equal(http_get(port, "/healthz", body, sizeof body), 200);
+    metrics_stop(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(metrics_render_text),
+        cmocka_unit_test(probes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,7 @@ void worker_config_init(worker_config *w)
     w->checkpoint_dir = strdup("checkpoints");
     w->checkpoint_keep = 2;
     w->metrics_listen = strdup("");
+    w->metrics_health_timeout_ms = 20000;
     w->log_level = 2;
     w->log_json = false;
     w->threads = 0;
@@ -272,6 +273,8 @@ static int other_key(worker_config *w, const char *section, const char *key, con
     if (!strcmp(section, "metrics")) {
         if (!strcmp(key, "listen"))
             return set_str(&w->metrics_listen, v);
+        if (!strcmp(key, "health_timeout_ms"))
+            return cli_parse_int64(v, 1000, 3600000, &w->metrics_health_timeout_ms);
         return -2;
     }
     if (!strcmp(section, "log")) {
