@@ -29,6 +29,9 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const char *const dead_reason_names[DEAD_REASONS] = {
+    "no_key", "bad_model_id", "frame", "unknown_schema", "undecodable", "invalid_field"};
+
 static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
@@ -105,6 +108,12 @@ size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
             "ccd_stage_seconds{stage=\"fast_path\"} %.3f\nccd_stage_seconds{stage=\"block\"} %.3f\n"
             "ccd_stage_seconds{stage=\"publish\"} %.3f\n",
             s->last_fast_seconds, s->last_total_seconds, s->last_publish_seconds);
+    n = put(buf, cap, n,
+            "# HELP ccd_dead_letters_by_reason_total Messages sent to the dead-letter topic, by "
+            "reason.\n# TYPE ccd_dead_letters_by_reason_total counter\n");
+    for (int r = 0; r < DEAD_REASONS; r++)
+        n = put(buf, cap, n, "ccd_dead_letters_by_reason_total{reason=\"%s\"} %lld\n",
+                dead_reason_names[r], (long long)s->dead_by_reason[r]);
     n = put(buf, cap, n,
             "# HELP ccd_build_info The build: its version (CMake's project version).\n"
             "# TYPE ccd_build_info gauge\nccd_build_info{version=\"%s\"} 1\n",

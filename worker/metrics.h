@@ -22,8 +22,21 @@
 
 #define METRICS_MAX_PARTS 64
 
+/* Why a message was dead-lettered: the `reason` label of ccd_dead_letters_by_reason_total. */
+typedef enum {
+    DEAD_NO_KEY,         /* no key and no input.default_model */
+    DEAD_BAD_MODEL_ID,   /* the key is not a valid model id */
+    DEAD_FRAME,          /* empty, too large, bad magic byte, short Confluent frame */
+    DEAD_UNKNOWN_SCHEMA, /* a Confluent schema id with no writer schema */
+    DEAD_UNDECODABLE,    /* does not decode with its writer schema */
+    DEAD_INVALID_FIELD,  /* decodes, but a field is invalid (ids, event time, weight) */
+    DEAD_REASONS
+} dead_reason;
+extern const char *const dead_reason_names[DEAD_REASONS];
+
 typedef struct {
     int64_t messages, decoded, dead_letters, dlq_delivery_errors, duplicates, late, windows_closed;
+    int64_t dead_by_reason[DEAD_REASONS];
     int64_t buffered_events, max_buffered_events;
     int64_t paused; /* 0 or 1 */
     int64_t models;

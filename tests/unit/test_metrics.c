@@ -29,6 +29,7 @@ static void metrics_render_text(void **state)
     s.live_version = 6;
     s.holdout_recall20 = 0.3148;
     s.last_fast_seconds = 2.25;
+    s.dead_by_reason[DEAD_UNKNOWN_SCHEMA] = 2;
     s.n_parts = 2;
     snprintf(s.parts[0].topic, sizeof s.parts[0].topic, "in");
     s.parts[0].partition = 0;
@@ -41,6 +42,9 @@ static void metrics_render_text(void **state)
     assert_true(n > 0 && n < sizeof buf);
     assert_non_null(strstr(buf, "# TYPE ccd_events_in_total counter\nccd_events_in_total 71268\n"));
     assert_non_null(strstr(buf, "\nccd_dead_letters_total 3\n"));
+    assert_non_null(
+        strstr(buf, "\nccd_dead_letters_by_reason_total{reason=\"unknown_schema\"} 2\n"));
+    assert_non_null(strstr(buf, "\nccd_dead_letters_by_reason_total{reason=\"no_key\"} 0\n"));
     assert_non_null(strstr(buf, "\nccd_input_paused 1\n"));
     assert_non_null(strstr(buf, "\nccd_live_version 6\n"));
     assert_non_null(strstr(buf, "\nccd_holdout_recall20 0.314800\n"));
