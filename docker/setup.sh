@@ -9,7 +9,7 @@
 #                            python3 (+ yaml: the compose check), chromium (the HTML
 #                            report screenshot test), openssl (test certificates) and clang
 #                            with libFuzzer and OpenMP (the fuzz targets), clang-format and
-#                            cppcheck (tests/lint.sh)
+#                            cppcheck (tests/lint.sh), prometheus (promtool checks /metrics)
 #   docker/setup.sh --runtime  only the shared libraries the binaries load (the Docker
 #                            image's final stage), plus curl for its healthcheck
 set -euo pipefail
@@ -35,7 +35,8 @@ else
         packages+=(openjdk-17-jre-headless maven valgrind kcat python3 python3-yaml chromium
                    openssl                            # the TLS certificates of tests/kafka_sasl.sh
                    clang libclang-rt-dev libomp-dev   # the fuzz build (tests/fuzz/run.sh)
-                   clang-format cppcheck)             # tests/lint.sh
+                   clang-format cppcheck              # tests/lint.sh
+                   prometheus)                        # promtool: the /metrics exposition check
     fi
 fi
 

@@ -32,6 +32,20 @@ static int64_t mono_ms(void)
 const char *const dead_reason_names[DEAD_REASONS] = {
     "no_key", "bad_model_id", "frame", "unknown_schema", "undecodable", "invalid_field"};
 
+/* From a fast publication (10 ms) to a 16x-Yelp bootstrap block (an hour). */
+const double metrics_bucket_le[METRICS_BUCKETS - 1] = {0.01, 0.05, 0.1, 0.5, 1,   5,
+                                                       10,   30,   60,  300, 900, 3600};
+
+void metrics_histogram_observe(metrics_histogram *h, double seconds)
+{
+    int i = 0;
+    while (i < METRICS_BUCKETS - 1 && seconds > metrics_bucket_le[i])
+        i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum += seconds;
+}
+
 static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
@@ -83,6 +97,59 @@ static const metric_def single[] = {
 };
 // clang-format on
 
+static size_t render_histogram(char *buf, size_t cap, size_t n, const char *name, const char *model,
+                               const metrics_histogram *h)
+{
+    int64_t cum = 0;
+    for (int i = 0; i < METRICS_BUCKETS; i++) {
+        cum += h->bucket[i];
+        if (i < METRICS_BUCKETS - 1)
+            n = put(buf, cap, n, "%s_bucket{model=\"%s\",le=\"%g\"} %lld\n", name, model,
+                    metrics_bucket_le[i], (long long)cum);
+        else
+            n = put(buf, cap, n, "%s_bucket{model=\"%s\",le=\"+Inf\"} %lld\n", name, model,
+                    (long long)cum);
+    }
+    return put(buf, cap, n, "%s_sum{model=\"%s\"} %.6f\n%s_count{model=\"%s\"} %lld\n", name, model,
+               h->sum, name, model, (long long)h->count);
+}
+
+/* The per-model series: each metric's HELP and TYPE once, then one sample per model. */
+static size_t render_models(const metrics_snapshot *s, char *buf, size_t cap, size_t n)
+{
+    static const struct {
+        const char *name, *help, *type;
+    } heads[] = {
+        {"ccd_model_live_version", "Version number of the model's live student.", "gauge"},
+        {"ccd_model_blocks_done_total", "Blocks of the model trained, published, checkpointed.",
+         "counter"},
+        {"ccd_model_holdout_recall20", "Holdout R@20 of the model's last student.", "gauge"},
+        {"ccd_model_holdout_ndcg20", "Holdout N@20 of the model's last student.", "gauge"},
+        {"ccd_block_seconds", "Seconds from a block's start to its checkpoint.", "histogram"},
+        {"ccd_publish_seconds", "Seconds to write a student's version to Redis.", "histogram"},
+    };
+    for (size_t k = 0; k < sizeof heads / sizeof *heads; k++) {
+        n = put(buf, cap, n, "# HELP %s %s\n# TYPE %s %s\n", heads[k].name, heads[k].help,
+                heads[k].name, heads[k].type);
+        for (int i = 0; i < s->n_models && i < METRICS_MAX_MODELS; i++) {
+            const metrics_model *m = &s->per_model[i];
+            if (k == 0)
+                n = put(buf, cap, n, "%s{model=\"%s\"} %lld\n", heads[k].name, m->model,
+                        (long long)m->live_version);
+            else if (k == 1)
+                n = put(buf, cap, n, "%s{model=\"%s\"} %lld\n", heads[k].name, m->model,
+                        (long long)m->blocks_done);
+            else if (k == 2 || k == 3)
+                n = put(buf, cap, n, "%s{model=\"%s\"} %.6f\n", heads[k].name, m->model,
+                        k == 2 ? m->holdout_recall20 : m->holdout_ndcg20);
+            else
+                n = render_histogram(buf, cap, n, heads[k].name, m->model,
+                                     k == 4 ? &m->block_seconds : &m->publish_seconds);
+        }
+    }
+    return n;
+}
+
 size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -102,6 +169,7 @@ size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
             n = put(buf, cap, n, "%s %lld\n", m->name, (long long)i64);
         }
     }
+    n = render_models(s, buf, cap, n);
     n = put(buf, cap, n,
             "# HELP ccd_stage_seconds Seconds of the last block's stages.\n"
             "# TYPE ccd_stage_seconds gauge\n"
@@ -195,7 +263,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (strcmp(url, "/metrics") != 0)
         return respond(conn, MHD_HTTP_NOT_FOUND, text, nf, sizeof nf - 1, MHD_RESPMEM_PERSISTENT);
-    size_t cap = 16384 + (size_t)s.n_parts * 256;
+    size_t cap = 16384 + (size_t)s.n_parts * 256 + (size_t)s.n_models * 4096;
     char *buf = malloc(cap);
     if (!buf)
         return MHD_NO;

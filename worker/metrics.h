@@ -34,6 +34,29 @@ typedef enum {
 } dead_reason;
 extern const char *const dead_reason_names[DEAD_REASONS];
 
+/* A Prometheus histogram of seconds with fixed buckets (metrics_bucket_le, the last is +Inf):
+ * bucket[i] counts the observations in (le[i-1], le[i]]; the exposition makes them cumulative. */
+#define METRICS_BUCKETS 13
+extern const double metrics_bucket_le[METRICS_BUCKETS - 1];
+typedef struct {
+    int64_t bucket[METRICS_BUCKETS];
+    int64_t count;
+    double sum;
+} metrics_histogram;
+void metrics_histogram_observe(metrics_histogram *h, double seconds);
+
+/* One model's series (label model="<id>"). A worker names at most METRICS_MAX_MODELS - 1 models;
+ * the blocks of any further model are summed under model=".other" (a name no model id can have),
+ * so a multi-tenant worker cannot blow up the scrape. */
+#define METRICS_MAX_MODELS 64
+typedef struct {
+    char model[128];
+    int64_t live_version, blocks_done;
+    double holdout_recall20, holdout_ndcg20;
+    metrics_histogram block_seconds;   /* a block's whole run: window closed -> checkpointed */
+    metrics_histogram publish_seconds; /* writing a student's version to Redis */
+} metrics_model;
+
 typedef struct {
     int64_t messages, decoded, dead_letters, dlq_delivery_errors, duplicates, late, windows_closed;
     int64_t dead_by_reason[DEAD_REASONS];
@@ -47,6 +70,8 @@ typedef struct {
     double last_fast_seconds, last_total_seconds, last_publish_seconds;
     double holdout_recall20, holdout_ndcg20;
     int64_t last_window_events;
+    int n_models;
+    metrics_model per_model[METRICS_MAX_MODELS];
     /* consumer lag per assigned partition: high watermark - position */
     int n_parts;
     struct {

@@ -702,6 +702,8 @@ static void publish_metrics(worker *w)
     m.publish_rows = t.publish_rows;
     m.live_version = t.live_version;
     m.publish_failing = t.publish_failing;
+    m.n_models = t.n_models;
+    memcpy(m.per_model, t.per_model, (size_t)t.n_models * sizeof *m.per_model);
     m.last_fast_seconds = t.last_fast_seconds;
     m.last_total_seconds = t.last_total_seconds;
     m.last_publish_seconds = t.last_publish_seconds;
