@@ -16,7 +16,7 @@ set -euo pipefail
 
 if [ "${1:-}" = "--runtime" ]; then
     packages=(librdkafka1 libavro23 libhiredis0.14 libopenblas0-pthread libinih1 libmicrohttpd12 zlib1g
-              libgomp1 ca-certificates curl)
+              libjansson4 libgomp1 ca-certificates curl)
 else
     packages=(
         build-essential cmake pkg-config
@@ -28,6 +28,7 @@ else
         libcmocka-dev       # unit tests
         libmicrohttpd-dev   # the Prometheus /metrics endpoint
         zlib1g-dev          # CRC-32 of checkpoints
+        libjansson-dev      # JSON: reports, JSON logs
         curl                # the demo and tests scrape /metrics
         redis-server        # the demo's and tests' Redis
     )
