@@ -9,14 +9,14 @@
 #                            python3 (+ yaml: the compose check), chromium (the HTML
 #                            report screenshot test), openssl (test certificates) and clang
 #                            with libFuzzer and OpenMP (the fuzz targets), clang-format and
-#                            cppcheck (tests/lint.sh)
+#                            cppcheck (tests/lint.sh), prometheus (promtool checks /metrics)
 #   docker/setup.sh --runtime  only the shared libraries the binaries load (the Docker
 #                            image's final stage), plus curl for its healthcheck
 set -euo pipefail
 
 if [ "${1:-}" = "--runtime" ]; then
     packages=(librdkafka1 libavro23 libhiredis0.14 libopenblas0-pthread libinih1 libmicrohttpd12 zlib1g
-              libgomp1 ca-certificates curl)
+              libjansson4 libgomp1 ca-certificates curl)
 else
     packages=(
         build-essential cmake pkg-config
@@ -28,6 +28,7 @@ else
         libcmocka-dev       # unit tests
         libmicrohttpd-dev   # the Prometheus /metrics endpoint
         zlib1g-dev          # CRC-32 of checkpoints
+        libjansson-dev      # JSON: reports, JSON logs
         curl                # the demo and tests scrape /metrics
         redis-server        # the demo's and tests' Redis
     )
@@ -35,7 +36,8 @@ else
         packages+=(openjdk-17-jre-headless maven valgrind kcat python3 python3-yaml chromium
                    openssl                            # the TLS certificates of tests/kafka_sasl.sh
                    clang libclang-rt-dev libomp-dev   # the fuzz build (tests/fuzz/run.sh)
-                   clang-format cppcheck)             # tests/lint.sh
+                   clang-format cppcheck              # tests/lint.sh
+                   prometheus)                        # promtool: the /metrics exposition check
     fi
 fi
 

@@ -18,16 +18,25 @@ for bad in "--checkpoint $out/a-file/ckpt" "--report $out/missing/r.json" "--htm
     [ $rc -eq 2 ] || fail "$bad: exit $rc, expected 2 ($msg)"
     grep -q -- "ccd-offline: ${bad%% *}: " <<< "$msg" || fail "$bad: message does not name the option: $msg"
 done
-# The checkpoint directory and its parent do not exist yet: ccd-offline creates them.
-"$bin" "${small[@]}" --report "$out/r.json" --checkpoint "$out/new/ckpt" --html "$out/r.html" > "$out/stdout"
+# The checkpoint directory and its parent do not exist yet: ccd-offline creates them. The config
+# file's name has a quote and a backslash: the report (JSON written by jansson) must still parse.
+weird="$out/we\"ird\\name.ini"
+cp "$configs/yelp.ini" "$weird"
+"$bin" "${small[@]}" -c "$weird" --report "$out/r.json" --checkpoint "$out/new/ckpt" --html "$out/r.html" > "$out/stdout"
 cat "$out/stdout"
-for key in '"student"' '"ensemble"' '"distilled"' '"seconds"' '"peak_rss_mb"' '"config"' \
-           '"r_R20"' '"r_N20"' '"LA_R20"' '"RA_R20"' '"H_R20"' '"LA_N20"' '"RA_N20"' '"H_N20"'; do
-    grep -q "$key" "$out/r.json" || fail "report lacks $key"
-done
-# The student's block-1 test R@20 (last entry of r_R20) is a number in (0.02, 1].
-r11=$(grep -o '"r_R20": \[\[[^]]*\], \[[^]]*\]\]' "$out/r.json" | head -1 | grep -o '[0-9.]*\]\]$' | tr -d ']')
-[ -n "$r11" ] || fail "cannot read r[1][1]"
+# The report's documented keys; prints the student's block-1 test R@20 (r[1][1]).
+r11=$(python3 - "$out/r.json" "$weird" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for k in ("student", "ensemble", "distilled", "seconds", "peak_rss_mb", "config"):
+    assert k in r, "report lacks " + k
+for k in ("r_R20", "r_N20", "LA_R20", "RA_R20", "H_R20", "LA_N20", "RA_N20", "H_N20"):
+    assert k in r["student"], "student lacks " + k
+assert r["config"]["file"] == sys.argv[2], "config.file is %r" % r["config"]["file"]
+assert r["config"]["settings"]["ccd"]["teachers"] == "mf:16:0", r["config"]["settings"]["ccd"]
+print(r["student"]["r_R20"][-1][-1])
+PY
+) || fail "JSON report: $r11"
 awk -v x="$r11" 'BEGIN { exit !(x > 0.02 && x <= 1) }' || fail "r[1][1] = $r11"
 grep -q "LA / RA / H-mean" "$out/stdout" || fail "no summary line"
 # The HTML report: rendered by Chromium, with the summary and r[1][1] as printed by the run.

@@ -5,7 +5,8 @@
 #
 #   (a) Redis stopped for 30 s right after the first version is live: the worker keeps consuming
 #       up to input.max_buffered_events and pauses there (/metrics: ccd_input_paused,
-#       ccd_buffered_events, ccd_events_in_total stands still, ccd_consumer_lag grows), retries
+#       ccd_buffered_events, ccd_events_in_total stands still, ccd_consumer_lag grows; /readyz 503
+#       while /healthz stays 200; before the outage, promtool accepts a live scrape), retries
 #       the publication with growing backoff (ccd_publish_errors_total, WARN lines), commits
 #       nothing past what was published and checkpointed before the outage (the group's
 #       committed offset, read from the broker's group coordinator), and publishes every block
@@ -44,7 +45,7 @@ scenarios=${*:-a b c}
 source "$src/tests/lib.sh"
 export OMP_WAIT_POLICY=passive
 for t in ccd-worker ccd-replay; do [ -x "$bin/$t" ] || { echo "FAIL: $bin/$t not built" >&2; exit 1; }; done
-for t in redis-server redis-cli curl python3 java; do
+for t in redis-server redis-cli curl python3 java promtool; do
     command -v "$t" >/dev/null || { echo "FAIL: $t not installed (bash docker/setup.sh --test)" >&2; exit 1; }
 done
 
@@ -189,6 +190,8 @@ elif sys.argv[1] == "checkpoints":
 PY
 committed() { python3 "$work/helper.py" committed "$KAFKA_BOOTSTRAP" "$1" "$2"; }
 metric() { curl -sf --max-time 3 "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2}'; }
+probe() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$1/$2" || true; }
+probe_is() { [ "$(probe "$1" "$2")" = "$3" ]; }
 # wait_for SECONDS WHAT COMMAND...: poll the command every 0.2 s; a failure if the worker
 # ($watch_pid, the one started last) exits first
 watch_pid=
@@ -403,11 +406,20 @@ scenario_a() {
     rpid=$!
     pids+=("$rpid")
     wait_for 120 "(a) the first version in Redis" version_live "$key"
+    # the probes and the exposition on a live worker (Prometheus' own checker)
+    [ "$(probe "$mport" healthz)" = 200 ] || fail "(a) /healthz is not 200 on a running worker"
+    wait_for 10 "(a) /readyz 200 with a version live" probe_is "$mport" readyz 200
+    curl -sf --max-time 3 "http://127.0.0.1:$mport/metrics" > "$d/scrape.txt" || fail "(a) no /metrics"
+    promtool check metrics < "$d/scrape.txt" > "$d/promtool.txt" 2>&1 ||
+        fail "(a) promtool check metrics on a live scrape: $(cat "$d/promtool.txt")"
     bash "$src/tests/services.sh" stop-redis "$svc" 2>> "$d/services.log" || fail "(a) stop-redis: $(cat "$d/services.log")"
     local t_down=$SECONDS
     say "(a) redis-server stopped as soon as a version was live; 30 s without Redis"
     local samples=$d/samples.tsv
     sample_outage "$samples" "$t_down" "$w" "$mport" "$group" "$topic"
+    # Redis still down, publications failing: not ready, but alive
+    [ "$(probe "$mport" readyz)" = 503 ] || fail "(a) /readyz is not 503 while publications to Redis fail"
+    [ "$(probe "$mport" healthz)" = 200 ] || fail "(a) /healthz is not 200 during the Redis outage"
     wait "$rpid" || fail "(a) ccd-replay failed: $(cat "$d/replay.txt" "$d/replay.err")"
     record_blocks "$d/replay"
     bash "$src/tests/services.sh" start-redis "$svc" 2>> "$d/services.log" || fail "(a) start-redis: $(cat "$d/services.log")"

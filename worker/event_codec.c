@@ -63,6 +63,7 @@ struct event_codec {
     writer_entry raw;
     writer_entry *writers;
     size_t n_writers;
+    event_reject last_reject; /* why the last event_decode failed */
 };
 
 /* ---- allocator guard ---------------------------------------------------------------------- */
@@ -707,13 +708,15 @@ static int extract(event_codec *c, writer_entry *w, ccd_event *ev, char *reason,
     size_t n;
 
     memset(ev, 0, sizeof *ev);
-    if (avro_value_get_by_name(&w->value, "user_id", &f, NULL) || get_text(&f, &s, &n) ||
-        check_text("user_id", s, n, EVENT_MAX_ID, true, reason, reasonlen))
+    if (avro_value_get_by_name(&w->value, "user_id", &f, NULL) || get_text(&f, &s, &n))
         goto fail;
+    if (check_text("user_id", s, n, EVENT_MAX_ID, true, reason, reasonlen))
+        goto bad_field;
     memcpy(ev->user_id, s, n);
-    if (avro_value_get_by_name(&w->value, "item_id", &f, NULL) || get_text(&f, &s, &n) ||
-        check_text("item_id", s, n, EVENT_MAX_ID, true, reason, reasonlen))
+    if (avro_value_get_by_name(&w->value, "item_id", &f, NULL) || get_text(&f, &s, &n))
         goto fail;
+    if (check_text("item_id", s, n, EVENT_MAX_ID, true, reason, reasonlen))
+        goto bad_field;
     memcpy(ev->item_id, s, n);
     if (avro_value_get_by_name(&w->value, "event_time", &f, NULL) ||
         avro_value_get_long(&f, &ev->event_time_ms))
@@ -724,9 +727,10 @@ static int extract(event_codec *c, writer_entry *w, ccd_event *ev, char *reason,
         if (avro_value_get_current_branch(&f, &b))
             goto fail;
         if (avro_value_get_type(&b) == AVRO_STRING) {
-            if (get_text(&b, &s, &n) ||
-                check_text("event_type", s, n, EVENT_MAX_TYPE, false, reason, reasonlen))
+            if (get_text(&b, &s, &n))
                 goto fail;
+            if (check_text("event_type", s, n, EVENT_MAX_TYPE, false, reason, reasonlen))
+                goto bad_field;
             memcpy(ev->event_type, s, n);
             ev->has_type = true;
         }
@@ -742,9 +746,14 @@ static int extract(event_codec *c, writer_entry *w, ccd_event *ev, char *reason,
         }
     }
     if (check_numbers(c, ev->event_time_ms, ev->has_weight, ev->weight, reason, reasonlen))
-        goto fail;
+        goto bad_field;
     return 0;
+bad_field:
+    c->last_reject = EVENT_REJECT_FIELD;
+    memset(ev, 0, sizeof *ev);
+    return -1;
 fail:
+    c->last_reject = EVENT_REJECT_DECODE;
     if (reason && reasonlen && !reason[0])
         errmsg_set(reason, reasonlen, "unreadable value");
     memset(ev, 0, sizeof *ev);
@@ -759,6 +768,7 @@ int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, 
 
     if (reason && reasonlen)
         reason[0] = '\0';
+    c->last_reject = EVENT_REJECT_FRAME;
     if (len == 0 || !p) {
         errmsg_set(reason, reasonlen, "empty message");
         return -1;
@@ -783,11 +793,13 @@ int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, 
         w = find_writer(c, id);
         if (!w) {
             errmsg_set(reason, reasonlen, "unknown schema id %" PRId32, id);
+            c->last_reject = EVENT_REJECT_SCHEMA;
             return -1;
         }
         p += 5;
         len -= 5;
     }
+    c->last_reject = EVENT_REJECT_DECODE;
     if (scan_message(w, p, len, reason, reasonlen))
         return -1;
     avro_reader_memory_set_source(c->in, (const char *)p, (int64_t)len);
@@ -876,4 +888,16 @@ int event_format_parse(const char *s, event_format *out)
     else
         return -1;
     return 0;
+}
+
+event_reject event_last_reject(const event_codec *c)
+{
+    return c->last_reject;
+}
+
+const char *event_reject_name(event_reject r)
+{
+    static const char *const names[] = {"none", "frame", "unknown_schema", "undecodable",
+                                        "invalid_field"};
+    return r >= EVENT_REJECT_NONE && r <= EVENT_REJECT_FIELD ? names[r] : "?";
 }

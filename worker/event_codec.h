@@ -57,6 +57,22 @@ int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_s
 int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, ccd_event *ev,
                  char *reason, size_t reasonlen);
 
+/* Why the last event_decode on c failed, as a small set of classes for metrics (the reason
+ * string says more): the framing (empty, too large, bad magic byte, short Confluent frame), an
+ * unknown Confluent schema id, a value that does not decode with its writer schema, or a field
+ * that decodes but is invalid (empty or oversized id, control characters, event time out of
+ * range, bad weight). */
+typedef enum {
+    EVENT_REJECT_NONE,
+    EVENT_REJECT_FRAME,
+    EVENT_REJECT_SCHEMA,
+    EVENT_REJECT_DECODE,
+    EVENT_REJECT_FIELD,
+} event_reject;
+event_reject event_last_reject(const event_codec *c);
+/* "frame", "unknown_schema", "undecodable", "invalid_field" (the metric's reason label) */
+const char *event_reject_name(event_reject r);
+
 /* Encode with the reader schema: raw when schema_id < 0, else Confluent framing with that id.
  * *out is malloc'd. Returns 0 or -1 (invalid event, message in err). For producers (ccd-replay)
  * and tests. */

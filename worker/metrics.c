@@ -11,12 +11,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct metrics_server {
     struct MHD_Daemon *daemon;
     pthread_mutex_t mu;
     metrics_snapshot snap;
+    int64_t published_ms; /* monotonic clock of the last metrics_publish (0: none yet) */
+    int64_t started_ms;
+    int64_t health_timeout_ms;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *const dead_reason_names[DEAD_REASONS] = {
+    "no_key", "bad_model_id", "frame", "unknown_schema", "undecodable", "invalid_field"};
+
+/* From a fast publication (10 ms) to a 16x-Yelp bootstrap block (an hour). */
+const double metrics_bucket_le[METRICS_BUCKETS - 1] = {0.01, 0.05, 0.1, 0.5, 1,   5,
+                                                       10,   30,   60,  300, 900, 3600};
+
+void metrics_histogram_observe(metrics_histogram *h, double seconds)
+{
+    int i = 0;
+    while (i < METRICS_BUCKETS - 1 && seconds > metrics_bucket_le[i])
+        i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum += seconds;
+}
 
 static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -71,6 +99,59 @@ static const metric_def single[] = {
 };
 // clang-format on
 
+static size_t render_histogram(char *buf, size_t cap, size_t n, const char *name, const char *model,
+                               const metrics_histogram *h)
+{
+    int64_t cum = 0;
+    for (int i = 0; i < METRICS_BUCKETS; i++) {
+        cum += h->bucket[i];
+        if (i < METRICS_BUCKETS - 1)
+            n = put(buf, cap, n, "%s_bucket{model=\"%s\",le=\"%g\"} %lld\n", name, model,
+                    metrics_bucket_le[i], (long long)cum);
+        else
+            n = put(buf, cap, n, "%s_bucket{model=\"%s\",le=\"+Inf\"} %lld\n", name, model,
+                    (long long)cum);
+    }
+    return put(buf, cap, n, "%s_sum{model=\"%s\"} %.6f\n%s_count{model=\"%s\"} %lld\n", name, model,
+               h->sum, name, model, (long long)h->count);
+}
+
+/* The per-model series: each metric's HELP and TYPE once, then one sample per model. */
+static size_t render_models(const metrics_snapshot *s, char *buf, size_t cap, size_t n)
+{
+    static const struct {
+        const char *name, *help, *type;
+    } heads[] = {
+        {"ccd_model_live_version", "Version number of the model's live student.", "gauge"},
+        {"ccd_model_blocks_done_total", "Blocks of the model trained, published, checkpointed.",
+         "counter"},
+        {"ccd_model_holdout_recall20", "Holdout R@20 of the model's last student.", "gauge"},
+        {"ccd_model_holdout_ndcg20", "Holdout N@20 of the model's last student.", "gauge"},
+        {"ccd_block_seconds", "Seconds from a block's start to its checkpoint.", "histogram"},
+        {"ccd_publish_seconds", "Seconds to write a student's version to Redis.", "histogram"},
+    };
+    for (size_t k = 0; k < sizeof heads / sizeof *heads; k++) {
+        n = put(buf, cap, n, "# HELP %s %s\n# TYPE %s %s\n", heads[k].name, heads[k].help,
+                heads[k].name, heads[k].type);
+        for (int i = 0; i < s->n_models && i < METRICS_MAX_MODELS; i++) {
+            const metrics_model *m = &s->per_model[i];
+            if (k == 0)
+                n = put(buf, cap, n, "%s{model=\"%s\"} %lld\n", heads[k].name, m->model,
+                        (long long)m->live_version);
+            else if (k == 1)
+                n = put(buf, cap, n, "%s{model=\"%s\"} %lld\n", heads[k].name, m->model,
+                        (long long)m->blocks_done);
+            else if (k == 2 || k == 3)
+                n = put(buf, cap, n, "%s{model=\"%s\"} %.6f\n", heads[k].name, m->model,
+                        k == 2 ? m->holdout_recall20 : m->holdout_ndcg20);
+            else
+                n = render_histogram(buf, cap, n, heads[k].name, m->model,
+                                     k == 4 ? &m->block_seconds : &m->publish_seconds);
+        }
+    }
+    return n;
+}
+
 size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -90,12 +171,23 @@ size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
             n = put(buf, cap, n, "%s %lld\n", m->name, (long long)i64);
         }
     }
+    n = render_models(s, buf, cap, n);
     n = put(buf, cap, n,
             "# HELP ccd_stage_seconds Seconds of the last block's stages.\n"
             "# TYPE ccd_stage_seconds gauge\n"
             "ccd_stage_seconds{stage=\"fast_path\"} %.3f\nccd_stage_seconds{stage=\"block\"} %.3f\n"
             "ccd_stage_seconds{stage=\"publish\"} %.3f\n",
             s->last_fast_seconds, s->last_total_seconds, s->last_publish_seconds);
+    n = put(buf, cap, n,
+            "# HELP ccd_dead_letters_by_reason_total Messages sent to the dead-letter topic, by "
+            "reason.\n# TYPE ccd_dead_letters_by_reason_total counter\n");
+    for (int r = 0; r < DEAD_REASONS; r++)
+        n = put(buf, cap, n, "ccd_dead_letters_by_reason_total{reason=\"%s\"} %lld\n",
+                dead_reason_names[r], (long long)s->dead_by_reason[r]);
+    n = put(buf, cap, n,
+            "# HELP ccd_build_info The build: its version (CMake's project version).\n"
+            "# TYPE ccd_build_info gauge\nccd_build_info{version=\"%s\"} 1\n",
+            CCD_VERSION);
     n = put(buf, cap, n,
             "# HELP ccd_consumer_lag Messages between the position and the high watermark.\n"
             "# TYPE ccd_consumer_lag gauge\n");
@@ -105,37 +197,84 @@ size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
     return n < cap ? n : cap - 1;
 }
 
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *type,
+                               char *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(conn, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* The probes' verdicts on a snapshot taken at published_ms (0: none yet); the reason in why. */
+static bool healthy(const metrics_server *m, int64_t published_ms, int64_t now, char *why,
+                    size_t len)
+{
+    int64_t since = published_ms ? published_ms : m->started_ms;
+    if (now - since <= m->health_timeout_ms) {
+        snprintf(why, len, "ok\n");
+        return true;
+    }
+    snprintf(
+        why, len,
+        "unhealthy: the consumer thread has not reported for %.1f s (metrics.health_timeout_ms "
+        "= %lld)\n",
+        (double)(now - since) / 1000, (long long)m->health_timeout_ms);
+    return false;
+}
+
+static bool ready(const metrics_snapshot *s, char *why, size_t len)
+{
+    if (!s->joined)
+        snprintf(why, len, "not ready: no partition assignment from the consumer group yet\n");
+    else if (s->publish_failing)
+        snprintf(why, len, "not ready: the last publication to Redis failed (retrying)\n");
+    else {
+        snprintf(why, len, "ready\n");
+        return true;
+    }
+    return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **state)
 {
     (void)version, (void)upload, (void)upload_size, (void)state;
     metrics_server *m = cls;
-    if (strcmp(method, "GET") || strcmp(url, "/metrics")) {
-        static const char nf[] = "not found: GET /metrics\n";
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
-        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, r);
-        MHD_destroy_response(r);
-        return ret;
-    }
+    static const char text[] = "text/plain; charset=utf-8";
     metrics_snapshot s;
     pthread_mutex_lock(&m->mu);
     s = m->snap;
+    int64_t published_ms = m->published_ms;
     pthread_mutex_unlock(&m->mu);
-    size_t cap = 16384 + (size_t)s.n_parts * 256;
+    static char nf[] = "not found: GET /metrics, /healthz or /readyz\n";
+    if (strcmp(method, "GET") != 0)
+        return respond(conn, MHD_HTTP_NOT_FOUND, text, nf, sizeof nf - 1, MHD_RESPMEM_PERSISTENT);
+    if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz")) {
+        char why[256];
+        bool ok = !strcmp(url, "/healthz")
+                      ? healthy(m, published_ms, mono_ms(), why, sizeof why)
+                      : ready(&s, why, sizeof why) &&
+                            healthy(m, published_ms, mono_ms(), why, sizeof why);
+        return respond(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text, why,
+                       strlen(why), MHD_RESPMEM_MUST_COPY);
+    }
+    if (strcmp(url, "/metrics") != 0)
+        return respond(conn, MHD_HTTP_NOT_FOUND, text, nf, sizeof nf - 1, MHD_RESPMEM_PERSISTENT);
+    size_t cap = 16384 + (size_t)s.n_parts * 256 + (size_t)s.n_models * 4096;
     char *buf = malloc(cap);
     if (!buf)
         return MHD_NO;
     size_t n = metrics_render(&s, buf, cap);
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return ret;
+    return respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, n, MHD_RESPMEM_MUST_FREE);
 }
 
-metrics_server *metrics_start(const char *listen, char *err, size_t errlen)
+metrics_server *metrics_start(const char *listen, int64_t health_timeout_ms, char *err,
+                              size_t errlen)
 {
     const char *colon = strrchr(listen, ':');
     int port = colon ? atoi(colon + 1) : 0;
@@ -161,6 +300,8 @@ metrics_server *metrics_start(const char *listen, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&m->mu, NULL);
+    m->started_ms = mono_ms();
+    m->health_timeout_ms = health_timeout_ms;
     m->daemon =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, on_request, m,
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
@@ -177,6 +318,7 @@ void metrics_publish(metrics_server *m, const metrics_snapshot *s)
 {
     pthread_mutex_lock(&m->mu);
     m->snap = *s;
+    m->published_ms = mono_ms();
     pthread_mutex_unlock(&m->mu);
 }
 

@@ -89,6 +89,7 @@ typedef struct {
     /* counters */
     int64_t messages, decoded, dead_letters, duplicates, late, dlq_delivery_errors, blocks_closed;
     int64_t offset_moves, partition_conflicts;
+    int64_t dead_by_reason[DEAD_REASONS];
 } worker;
 
 /* Raised by service_stop, possibly from a signal handler: lock-free, so async-signal-safe. */
@@ -179,17 +180,34 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
     }
 }
 
-static void dead_letter(worker *w, const rd_kafka_message_t *msg, const char *reason)
+static dead_reason dead_reason_of(event_reject r)
+{
+    switch (r) {
+    case EVENT_REJECT_FRAME:
+        return DEAD_FRAME;
+    case EVENT_REJECT_SCHEMA:
+        return DEAD_UNKNOWN_SCHEMA;
+    case EVENT_REJECT_FIELD:
+        return DEAD_INVALID_FIELD;
+    default:
+        return DEAD_UNDECODABLE;
+    }
+}
+
+static void dead_letter(worker *w, const rd_kafka_message_t *msg, dead_reason why,
+                        const char *reason)
 {
     w->dead_letters++;
+    w->dead_by_reason[why]++;
     char source[CKPT_MAX_TOPIC + 48];
     snprintf(source, sizeof source, "%s/%" PRId32 "/%" PRId64, rd_kafka_topic_name(msg->rkt),
              msg->partition, msg->offset);
     wlog(WLOG_WARN, "dead letter %s: %s", source, reason);
     if (!w->dlq)
         return;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(3);
     rd_kafka_header_add(h, "ccd.error", -1, reason, -1);
+    rd_kafka_header_add(h, "ccd.error.class", -1, dead_reason_names[why], -1);
     rd_kafka_header_add(h, "ccd.source", -1, source, -1);
     for (int attempt = 0;; attempt++) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -580,12 +598,12 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
     char model_id[128];
     if (msg->key_len == 0 || !msg->key) {
         if (!w->cfg.default_model[0]) {
-            dead_letter(w, msg, "missing key (model id)");
+            dead_letter(w, msg, DEAD_NO_KEY, "missing key (model id)");
             return;
         }
         snprintf(model_id, sizeof model_id, "%s", w->cfg.default_model);
     } else if (!model_id_valid(msg->key, msg->key_len)) {
-        dead_letter(w, msg, "bad model id in key");
+        dead_letter(w, msg, DEAD_BAD_MODEL_ID, "bad model id in key");
         return;
     } else {
         memcpy(model_id, msg->key, msg->key_len);
@@ -595,7 +613,7 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
     char reason[256];
     if (event_decode(w->codec, w->format, msg->payload, msg->len, &ev, reason, sizeof reason) !=
         0) {
-        dead_letter(w, msg, reason);
+        dead_letter(w, msg, dead_reason_of(event_last_reject(w->codec)), reason);
         return;
     }
     w->decoded++;
@@ -785,10 +803,12 @@ static void publish_metrics(worker *w)
     m.messages = w->messages;
     m.decoded = w->decoded;
     m.dead_letters = w->dead_letters;
+    memcpy(m.dead_by_reason, w->dead_by_reason, sizeof m.dead_by_reason);
     m.dlq_delivery_errors = w->dlq_delivery_errors;
     m.duplicates = w->duplicates;
     m.offset_moves = w->offset_moves;
     m.partition_conflicts = w->partition_conflicts;
+    m.joined = w->joined;
     m.late = w->late;
     m.windows_closed = w->blocks_closed;
     m.buffered_events = buffered_events(w);
@@ -802,6 +822,9 @@ static void publish_metrics(worker *w)
     m.checkpoint_errors = t.checkpoint_errors;
     m.publish_rows = t.publish_rows;
     m.live_version = t.live_version;
+    m.publish_failing = t.publish_failing;
+    m.n_models = t.n_models;
+    memcpy(m.per_model, t.per_model, (size_t)t.n_models * sizeof *m.per_model);
     m.last_fast_seconds = t.last_fast_seconds;
     m.last_total_seconds = t.last_total_seconds;
     m.last_publish_seconds = t.last_publish_seconds;
@@ -1096,7 +1119,8 @@ static int setup(worker *w, char *err, size_t errlen)
         return -1;
     if (c->metrics_listen[0]) {
         char msg[512];
-        if (!(w->metrics = metrics_start(c->metrics_listen, msg, sizeof msg))) {
+        if (!(w->metrics = metrics_start(c->metrics_listen, c->metrics_health_timeout_ms, msg,
+                                         sizeof msg))) {
             errmsg_set(err, errlen, "%s", msg);
             return -1;
         }
@@ -1253,7 +1277,7 @@ int service_run(worker_config *cfg, const service_opts *o)
         if (!strcmp(w->cfg.kafka[i].key, "group.id"))
             group = w->cfg.kafka[i].value;
     wlog(WLOG_INFO, "ccd-worker %s started: %d topic(s) from %s, group %s, librdkafka %s",
-         SERVICE_VERSION, w->cfg.n_topics, w->cfg.topics[0], group, rd_kafka_version_str());
+         CCD_VERSION, w->cfg.n_topics, w->cfg.topics[0], group, rd_kafka_version_str());
     consume_loop(w);
     bool fatal = w->fatal;
     shutdown_worker(w);

@@ -10,8 +10,6 @@
 
 #include "worker_config.h"
 
-#define SERVICE_VERSION "0.2.0"
-
 typedef struct {
     int64_t exit_idle_ms; /* > 0: exit once no message came for this long and nothing is pending */
     int embedded_partitions; /* > 0: host librdkafka's mock cluster with the input topics created

@@ -12,6 +12,20 @@
 #include "train.h"
 #include "wlog.h"
 
+/* The series of model id (under the trainer's lock): its own while there is room, else the
+ * shared ".other" entry, which is the table's last slot. */
+static metrics_model *model_stats(trainer_stats *st, const char *id)
+{
+    for (int i = 0; i < st->n_models; i++)
+        if (!strcmp(st->per_model[i].model, id))
+            return &st->per_model[i];
+    if (st->n_models == METRICS_MAX_MODELS)
+        return &st->per_model[METRICS_MAX_MODELS - 1];
+    metrics_model *m = &st->per_model[st->n_models++];
+    snprintf(m->model, sizeof m->model, "%s", st->n_models == METRICS_MAX_MODELS ? ".other" : id);
+    return m;
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -78,12 +92,17 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
             pthread_mutex_lock(&t->mu);
             t->stats.publish_rows += n_users + n_items;
             t->stats.last_publish_seconds = ccd_now() - t0;
+            metrics_model *ms = model_stats(&t->stats, j->m->id);
+            metrics_histogram_observe(&ms->publish_seconds, t->stats.last_publish_seconds);
+            ms->live_version = ver;
             t->stats.live_version = ver;
+            t->stats.publish_failing = false;
             pthread_mutex_unlock(&t->mu);
             break;
         }
         pthread_mutex_lock(&t->mu);
         t->stats.publish_errors++;
+        t->stats.publish_failing = true;
         pthread_mutex_unlock(&t->mu);
         wlog(WLOG_WARN, "model %s block %d: publish failed (%s); retrying in %d ms", j->m->id,
              j->cw->block, err, wait);
@@ -231,6 +250,11 @@ static void run_job(trainer *t, trainer_job *j)
     t->stats.last_holdout_recall20 = j->holdout.recall[CCD_K20];
     t->stats.last_holdout_ndcg20 = j->holdout.ndcg[CCD_K20];
     t->stats.last_window_events = cw->n_ev;
+    metrics_model *ms = model_stats(&t->stats, m->id);
+    ms->blocks_done++;
+    metrics_histogram_observe(&ms->block_seconds, j->seconds_total);
+    ms->holdout_recall20 = j->holdout.recall[CCD_K20];
+    ms->holdout_ndcg20 = j->holdout.ndcg[CCD_K20];
     pthread_mutex_unlock(&t->mu);
     wlog(WLOG_INFO, "model %s block %d: done in %.1f s (checkpoint %.2f s)", m->id, cw->block,
          j->seconds_total, j->seconds_checkpoint);

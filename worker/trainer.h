@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "metrics.h"
 #include "tenant.h"
 #include "redis_sink.h"
 #include "worker_config.h"
@@ -57,6 +58,9 @@ typedef struct {
     int64_t live_version;
     double last_holdout_recall20, last_holdout_ndcg20;
     int64_t last_window_events;
+    bool publish_failing; /* the last publication failed (set until one succeeds) */
+    int n_models;         /* per-model series (metrics.h) */
+    metrics_model per_model[METRICS_MAX_MODELS];
 } trainer_stats;
 
 /* Where students go: publish writes version v and returns its number (> 0), or -1 with err. */

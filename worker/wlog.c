@@ -1,8 +1,10 @@
 /* wlog: see wlog.h. One fprintf per line under stdio's stream lock, so lines never interleave. */
 #include "wlog.h"
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 static int log_level = WLOG_INFO, log_json = 0;
@@ -13,21 +15,21 @@ void wlog_setup(int level, int json)
     log_json = json;
 }
 
-static void json_escape(char *dst, size_t n, const char *src)
+/* msg as a JSON string (jansson escapes it). A message is not always valid UTF-8 (it may quote a
+ * hostile record); then its non-ASCII bytes become '?' rather than the line being lost. */
+static char *json_line(const char *when, const char *level, char *msg)
 {
-    size_t w = 0;
-    for (; *src && w + 7 < n; src++) {
-        unsigned char c = (unsigned char)*src;
-        if (c == '"' || c == '\\') {
-            dst[w++] = '\\';
-            dst[w++] = (char)c;
-        } else if (c < 0x20) {
-            w += (size_t)snprintf(dst + w, n - w, "\\u%04x", c);
-        } else {
-            dst[w++] = (char)c;
-        }
+    json_t *s = json_string(msg);
+    if (!s) {
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        s = json_string(msg);
     }
-    dst[w] = '\0';
+    json_t *line = json_pack("{s:s, s:s, s:o*}", "ts", when, "level", level, "msg", s);
+    char *out = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    json_decref(line);
+    return out;
 }
 
 void wlog(int level, const char *fmt, ...)
@@ -47,11 +49,10 @@ void wlog(int level, const char *fmt, ...)
     char when[40];
     size_t l = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(when + l, sizeof when - l, ".%03ldZ", ts.tv_nsec / 1000000);
-    if (log_json) {
-        char esc[4 * sizeof msg];
-        json_escape(esc, sizeof esc, msg);
-        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", when, names[level],
-                esc);
+    char *line = log_json ? json_line(when, names[level], msg) : NULL;
+    if (line) {
+        fprintf(stderr, "%s\n", line);
+        free(line);
     } else {
         fprintf(stderr, "%s %-5s %s\n", when, names[level], msg);
     }

@@ -133,8 +133,38 @@ static void match_dead_letter(const rd_kafka_message_t *m)
     CHECK(rd_kafka_message_headers(m, &h) == 0, "dead letter without headers");
     CHECK(rd_kafka_header_get_last(h, "ccd.error", &reason, &rlen) == 0, "no ccd.error header");
     CHECK(rd_kafka_header_get_last(h, "ccd.source", &source, &slen) == 0, "no ccd.source header");
-    char why[300];
+    const void *cls = NULL;
+    size_t clen = 0;
+    CHECK(rd_kafka_header_get_last(h, "ccd.error.class", &cls, &clen) == 0,
+          "no ccd.error.class header");
+    char why[300], class_name[64];
     snprintf(why, sizeof why, "%.*s", (int)rlen, (const char *)reason);
+    snprintf(class_name, sizeof class_name, "%.*s", (int)clen, (const char *)cls);
+    /* the class is the one the reason belongs to (the metric's reason label) */
+    static const struct {
+        const char *prefix, *class_name;
+    } classes[] = {{"missing key", "no_key"},
+                   {"bad model id", "bad_model_id"},
+                   {"empty message", "frame"},
+                   {"message too large", "frame"},
+                   {"bad magic byte", "frame"},
+                   {"short confluent frame", "frame"},
+                   {"unknown schema id", "unknown_schema"},
+                   {"empty user_id", "invalid_field"},
+                   {"empty item_id", "invalid_field"},
+                   {"control character", "invalid_field"},
+                   {"field too long", "invalid_field"},
+                   {"event_time out of range", "invalid_field"},
+                   {"weight not finite", "invalid_field"},
+                   {"negative weight", "invalid_field"}};
+    const char *want = "undecodable";
+    for (size_t k = 0; k < sizeof classes / sizeof *classes; k++)
+        if (!strncmp(why, classes[k].prefix, strlen(classes[k].prefix))) {
+            want = classes[k].class_name;
+            break;
+        }
+    CHECK(!strcmp(class_name, want), "dead letter '%s' classed %s, expected %s", why, class_name,
+          want);
     int matched = 0;
     for (int b = 0; b < n_bad && !matched; b++) {
         bad_record *r = &bad[b];

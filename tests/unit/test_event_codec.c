@@ -109,7 +109,28 @@ static void assert_event_equal(const ccd_event *a, const ccd_event *b)
     assert_true(a->weight == b->weight);
 }
 
-/* Decode must fail with a reason containing want. */
+/* The class a failure reason belongs to (event_last_reject), by what the reason says: the
+ * metric's reason label must agree with the message the dead letter carries. */
+static event_reject class_of(const char *reason)
+{
+    static const struct {
+        const char *prefix;
+        event_reject r;
+    } table[] = {
+        {"empty message", EVENT_REJECT_FRAME},      {"message too large", EVENT_REJECT_FRAME},
+        {"bad magic byte", EVENT_REJECT_FRAME},     {"short confluent frame", EVENT_REJECT_FRAME},
+        {"unknown schema id", EVENT_REJECT_SCHEMA}, {"empty user_id", EVENT_REJECT_FIELD},
+        {"empty item_id", EVENT_REJECT_FIELD},      {"control character", EVENT_REJECT_FIELD},
+        {"field too long", EVENT_REJECT_FIELD},     {"event_time out of range", EVENT_REJECT_FIELD},
+        {"weight not finite", EVENT_REJECT_FIELD},  {"negative weight", EVENT_REJECT_FIELD},
+    };
+    for (size_t k = 0; k < sizeof table / sizeof *table; k++)
+        if (!strncmp(reason, table[k].prefix, strlen(table[k].prefix)))
+            return table[k].r;
+    return EVENT_REJECT_DECODE; /* the rest: truncated, bad varint, null or incompatible, ... */
+}
+
+/* Decode must fail with a reason containing want, and the right reject class. */
 static void expect_fail(event_codec *c, event_format fmt, const void *buf, size_t len,
                         const char *want)
 {
@@ -118,6 +139,9 @@ static void expect_fail(event_codec *c, event_format fmt, const void *buf, size_
     int rc = event_decode(c, fmt, buf, len, &ev, reason, sizeof reason);
     if (rc != -1 || !strstr(reason, want))
         fail_msg("decode of %zu bytes: rc %d, reason \"%s\", want \"%s\"", len, rc, reason, want);
+    if (event_last_reject(c) != class_of(reason))
+        fail_msg("decode of %zu bytes: reason \"%s\" classed %s, expected %s", len, reason,
+                 event_reject_name(event_last_reject(c)), event_reject_name(class_of(reason)));
 }
 
 static void expect_ok(event_codec *c, event_format fmt, const void *buf, size_t len, ccd_event *ev)

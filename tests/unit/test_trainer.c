@@ -333,6 +333,15 @@ static void publishes_then_checkpoints(void **state)
     assert_int_equal(st.live_version, 41);
     assert_int_equal(st.publish_rows, USERS0 + j->cw->n_items);
     assert_int_equal(st.publish_errors + st.checkpoint_errors, 0);
+    /* the model's own series: one block in the block histogram, one publication */
+    assert_int_equal(st.n_models, 1);
+    assert_string_equal(st.per_model[0].model, "m0");
+    assert_int_equal(st.per_model[0].blocks_done, 1);
+    assert_int_equal(st.per_model[0].live_version, 41);
+    assert_int_equal(st.per_model[0].block_seconds.count, 1);
+    assert_int_equal(st.per_model[0].publish_seconds.count, 1);
+    assert_true(st.per_model[0].block_seconds.sum >= st.per_model[0].publish_seconds.sum);
+    assert_false(st.publish_failing);
 
     /* the checkpoint: the version just published, the window's events and state, the offsets
      * made durable (one past the last event's), the store's keep passed down */
@@ -425,6 +434,7 @@ static void failures_retried(void **state)
     assert_int_equal(st.publish_errors, 2);
     assert_int_equal(st.checkpoint_errors, 1);
     assert_int_equal(st.live_version, 41);
+    assert_false(st.publish_failing); /* cleared by the publication that succeeded */
     assert_int_equal(st.blocks_done, 1);
     assert_int_equal(g->log.n, 2);
     checkpoint c = saved(g);
@@ -450,6 +460,7 @@ static void stopped_while_down(rig *g, bool sink_down)
     assert_int_equal(st.blocks_done, 0);
     assert_int_equal(sink_down ? g->sink.fault.calls : g->store_impl.fault.calls, 2);
     assert_int_equal(sink_down ? st.publish_errors : st.checkpoint_errors, 2);
+    assert_int_equal(st.publish_failing, sink_down); /* /readyz: not ready while Redis fails */
     assert_int_equal(j->version, sink_down ? 0 : 41);
     assert_int_equal(g->store_impl.fault.calls, sink_down ? 0 : 2);
     if (sink_down)

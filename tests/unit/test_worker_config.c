@@ -407,6 +407,93 @@ static void wcfg_secrets(void **state)
     worker_config_free(&w);
 }
 
+/* ${NAME}, ${NAME:-default} and $${ in values, from the file and from -X. */
+static void wcfg_environment(void **state)
+{
+    (void)state;
+    char err[1024], path[512];
+    setenv("CCD_T_PASS", "s3cr$t}x", 1);
+    setenv("CCD_T_EMPTY", "", 1);
+    setenv("CCD_T_HOST", "redis.internal", 1);
+    unsetenv("CCD_T_UNSET");
+    worker_config w;
+    worker_config_init(&w);
+    assert_int_equal(load_text(&w,
+                               "[redis]\nhost = ${CCD_T_HOST}\npassword = ${CCD_T_PASS}\n"
+                               "user = ${CCD_T_UNSET:-svc}${CCD_T_EMPTY:-1}\n"
+                               "[input]\ndead_letter_topic = a$b$${CCD_T_HOST}\n",
+                               err, sizeof err, path, sizeof path),
+                     0);
+    assert_string_equal(w.redis_host, "redis.internal");
+    assert_string_equal(w.redis_password, "s3cr$t}x"); /* the value is not expanded again */
+    assert_string_equal(w.redis_user, "svc1");
+    assert_string_equal(w.dead_letter_topic, "a$b${CCD_T_HOST}");
+    assert_int_equal(
+        worker_config_override(&w, "kafka.sasl.password=${CCD_T_PASS}", err, sizeof err), 0);
+    assert_string_equal(kafka_value(&w, "sasl.password"), "s3cr$t}x");
+    /* an unset variable is an error naming the key and the variable, never the value */
+    assert_int_equal(worker_config_override(&w, "redis.password=${CCD_T_UNSET}", err, sizeof err),
+                     -1);
+    assert_contains(err, "redis.password");
+    assert_contains(err, "CCD_T_UNSET is not set");
+    static const char *const malformed[] = {"redis.host=${", "redis.host=${CCD_T_HOST",
+                                            "redis.host=${}", "redis.host=${1A}",
+                                            "redis.host=${A B}"};
+    for (size_t k = 0; k < sizeof malformed / sizeof *malformed; k++) {
+        assert_int_equal(worker_config_override(&w, malformed[k], err, sizeof err), -1);
+        assert_contains(err, "redis.host: malformed ${...}");
+    }
+    assert_string_equal(w.redis_host, "redis.internal"); /* untouched by the refusals */
+    worker_config_free(&w);
+}
+
+/* KEY_file = PATH: the key gets the file's content, one trailing newline dropped; errors name
+ * the key and the path, never the content. */
+static void wcfg_secret_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ccd-secret-XXXXXX", file[600], big[600], err[1024], x[1400];
+    assert_non_null(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/redis-password", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("hunter2 with spaces\r\n", f);
+    fclose(f);
+    snprintf(big, sizeof big, "%s/big", dir);
+    f = fopen(big, "w");
+    assert_non_null(f);
+    for (int k = 0; k < 70000; k++)
+        fputc('x', f);
+    fclose(f);
+    setenv("CCD_T_DIR", dir, 1);
+    worker_config w;
+    worker_config_init(&w);
+    assert_int_equal(worker_config_override(&w, "redis.password_file=${CCD_T_DIR}/redis-password",
+                                            err, sizeof err),
+                     0);
+    assert_string_equal(w.redis_password, "hunter2 with spaces");
+    snprintf(x, sizeof x, "kafka.sasl.password_file=%s", file);
+    assert_int_equal(worker_config_override(&w, x, err, sizeof err), 0);
+    assert_string_equal(kafka_value(&w, "sasl.password"), "hunter2 with spaces");
+    assert_null(kafka_value(&w, "sasl.password_file"));
+    snprintf(x, sizeof x, "redis.password_file=%s/missing", dir);
+    assert_int_equal(worker_config_override(&w, x, err, sizeof err), -1);
+    assert_contains(err, "redis.password_file");
+    assert_contains(err, "/missing");
+    snprintf(x, sizeof x, "redis.password_file=%s", big);
+    assert_int_equal(worker_config_override(&w, x, err, sizeof err), -1);
+    assert_contains(err, "larger than 64 KiB");
+    /* the file form of a key that does not exist is refused like the key itself */
+    snprintf(x, sizeof x, "redis.pasword_file=%s", file);
+    assert_int_equal(worker_config_override(&w, x, err, sizeof err), -1);
+    assert_contains(err, "redis.pasword");
+    assert_null(strstr(err, "hunter2"));
+    worker_config_free(&w);
+    unlink(file);
+    unlink(big);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +503,8 @@ int main(void)
         cmocka_unit_test(wcfg_overrides),
         cmocka_unit_test(wcfg_check),
         cmocka_unit_test(wcfg_secrets),
+        cmocka_unit_test(wcfg_environment),
+        cmocka_unit_test(wcfg_secret_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "cli.h"
 #include "dense.h"
 #include "eval.h"
+#include "json_file.h"
 #include "omp_env.h"
 #include "redis_opts.h"
 #include "report_html.h"
@@ -230,9 +232,9 @@ typedef struct {
     const eval_args *a;
     redis_sink *s;
     const ccd_dataset *ds;
-    int64_t current; /* the live version */
-    FILE *json;      /* NULL: no --json */
-    int json_first;
+    int64_t current;  /* the live version */
+    FILE *json;       /* NULL: no --json */
+    json_t *versions; /* the --json report's versions, written at the end */
     page_rows page;
     int rc; /* 1 once anything failed */
 } eval_run;
@@ -283,15 +285,13 @@ static void report_version(eval_run *r, int64_t v, int block, int missing_users,
     free(ts);
     if (!r->json)
         return;
-    fprintf(r->json, "%s\n  {\"version\": %lld, \"block\": %d, \"test_R20\": [",
-            r->json_first ? "" : ",", (long long)v, block);
-    for (int j = 0; j <= block; j++)
-        fprintf(r->json, "%s%.6f", j ? ", " : "", m[j].test.recall[CCD_K20]);
-    fprintf(r->json, "], \"test_N20\": [");
-    for (int j = 0; j <= block; j++)
-        fprintf(r->json, "%s%.6f", j ? ", " : "", m[j].test.ndcg[CCD_K20]);
-    fprintf(r->json, "]}");
-    r->json_first = 0;
+    json_t *r20 = json_array(), *n20 = json_array();
+    for (int j = 0; j <= block; j++) {
+        json_array_append_new(r20, json_real(m[j].test.recall[CCD_K20]));
+        json_array_append_new(n20, json_real(m[j].test.ndcg[CCD_K20]));
+    }
+    json_array_append_new(r->versions, json_pack("{s:I, s:i, s:o, s:o}", "version", (json_int_t)v,
+                                                 "block", block, "test_R20", r20, "test_N20", n20));
 }
 
 /* Score version v (trained on block `block`, vectors of dim floats) as ccd-offline scores CL_k. */
@@ -337,17 +337,19 @@ static int eval_versions(eval_run *r)
     const eval_args *a = r->a;
     int64_t lo = a->redis.version > 0 ? a->redis.version : (a->all ? 1 : r->current);
     int64_t hi = a->redis.version > 0 ? a->redis.version : r->current;
-    if (r->json)
-        fprintf(r->json, "{\"model\": \"%s\", \"current\": %lld, \"versions\": [", a->redis.model,
-                (long long)r->current);
     for (int64_t v = lo; v <= hi; v++) {
         long long block, dim;
         if (version_shape(r, v, &block, &dim))
             eval_version(r, v, (int)block, (int)dim);
     }
     if (r->json) {
-        fprintf(r->json, "\n]}\n");
-        fclose(r->json);
+        json_t *doc = json_pack("{s:s, s:I, s:O}", "model", a->redis.model, "current",
+                                (json_int_t)r->current, "versions", r->versions);
+        if (json_file_write(doc, r->json) != 0) {
+            fprintf(stderr, "ccd-eval: --json %s: write failed\n", a->json);
+            r->rc = 1;
+        }
+        json_decref(doc);
         r->json = NULL;
     }
     char err[512];
@@ -362,7 +364,7 @@ static int eval_versions(eval_run *r)
 /* The live version, the --json file and the page's rows, then every version asked for. */
 static int run(const eval_args *a, redis_sink *s, const ccd_dataset *ds)
 {
-    eval_run r = {.a = a, .s = s, .ds = ds, .json_first = 1};
+    eval_run r = {.a = a, .s = s, .ds = ds, .versions = json_array()};
     if ((r.current = redis_opts_live_version(&a->redis, s, "ccd-eval")) == 0)
         return 1;
     if (a->json && !(r.json = fopen(a->json, "w"))) {
@@ -376,6 +378,7 @@ static int run(const eval_args *a, redis_sink *s, const ccd_dataset *ds)
         rc = eval_versions(&r); /* closes r.json */
     if (r.json)
         fclose(r.json);
+    json_decref(r.versions);
     page_rows_free(&r.page);
     return rc;
 }

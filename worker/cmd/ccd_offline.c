@@ -13,6 +13,7 @@
  * files) and models/ (libccd, the engine). */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,10 @@
 #include "dataset.h"
 #include "dense.h"
 #include "eval.h"
+#include "json_file.h"
 #include "omp_env.h"
 #include "report_html.h"
 #include "state.h"
-
-#define VERSION "0.1.0"
 
 static void usage(FILE *f)
 {
@@ -197,16 +197,17 @@ static forgetting summarise(double **r, int first, int n)
     return f;
 }
 
-static void json_matrix(FILE *f, double **r, int first, int n)
+/* r[k][j] for k = first..n-1, j <= k: the lower triangle as an array of rows. */
+static json_t *json_matrix(double **r, int first, int n)
 {
-    fprintf(f, "[");
+    json_t *rows = json_array();
     for (int k = first; k < n; k++) {
-        fprintf(f, "%s[", k > first ? ", " : "");
+        json_t *row = json_array();
         for (int j = 0; j <= k; j++)
-            fprintf(f, "%s%.6f", j ? ", " : "", r[k][j]);
-        fprintf(f, "]");
+            json_array_append_new(row, json_real(r[k][j]));
+        json_array_append_new(rows, row);
     }
-    fprintf(f, "]");
+    return rows;
 }
 
 static void print_matrix(const char *name, const char *metric, double **r, int first, int n)
@@ -365,7 +366,7 @@ static int parse_args(int argc, char **argv, offline_args *a)
             usage(stdout);
             return 0;
         case 'V':
-            printf("ccd-offline " VERSION "\n");
+            printf("ccd-offline " CCD_VERSION "\n");
             return 0;
         default:
             usage(stderr);
@@ -555,53 +556,50 @@ static void print_summary(const offline_results *res, int first, int done)
 
 /* One setting as a JSON value: numbers and booleans as themselves, anything else ("auto", the
  * teacher list) as a string. */
-static void json_setting_value(FILE *f, const char *v)
+static json_t *json_setting_value(const char *v)
 {
+    if (!strcmp(v, "true") || !strcmp(v, "false"))
+        return json_boolean(!strcmp(v, "true"));
     char *end;
     errno = 0;
-    (void)strtod(v, &end);
-    if (!strcmp(v, "true") || !strcmp(v, "false") || (*v && !*end && !errno)) {
-        fputs(v, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *v; v++)
-        fprintf(f, *v == '"' || *v == '\\' ? "\\%c" : "%c", *v);
-    fputc('"', f);
+    long long i = strtoll(v, &end, 10);
+    if (*v && !*end && !errno)
+        return json_integer(i);
+    errno = 0;
+    double d = strtod(v, &end);
+    if (*v && !*end && !errno)
+        return json_real(d);
+    return json_string(v);
 }
-
-typedef struct {
-    FILE *f;
-    char section[48]; /* the section whose object is open ("" before the first) */
-} json_settings;
 
 /* ccd_config_each's visitor: "section": {"key": value, ...} objects, in the file's own terms. */
 static int json_setting(void *ctx, const char *section, const char *key, const char *value)
 {
-    json_settings *j = ctx;
-    if (strcmp(j->section, section) != 0) {
-        fprintf(j->f, "%s\n      \"%s\": {", j->section[0] ? "}," : "", section);
-        snprintf(j->section, sizeof j->section, "%s", section);
-    } else {
-        fputs(", ", j->f);
+    json_t *settings = ctx, *sec = json_object_get(settings, section);
+    if (!sec) {
+        sec = json_object();
+        json_object_set_new(settings, section, sec);
     }
-    fprintf(j->f, "\"%s\": ", key);
-    json_setting_value(j->f, value);
+    json_object_set_new(sec, key, json_setting_value(value));
     return 0;
 }
 
 /* The report's "config" object: what the run was configured with. "settings" holds every
  * setting that can change the output, section by section as a config file writes them (the
  * run can be repeated from it: see ccd_config_write_ini). */
-static void json_config(FILE *f, const char *config, const ccd_config *cfg, int first, int done)
+static json_t *json_config(const char *config, const ccd_config *cfg, int first, int done)
 {
-    fprintf(f,
-            "  \"config\": {\"file\": \"%s\", \"threads\": %d, \"blocks\": %d, "
-            "\"first_block\": %d,\n    \"settings\": {",
-            config ? config : "(defaults)", ccd_threads(), done, first);
-    json_settings j = {.f = f};
-    ccd_config_each(cfg, json_setting, &j);
-    fprintf(f, "}}}\n}\n");
+    json_t *settings = json_object();
+    ccd_config_each(cfg, json_setting, settings);
+    return json_pack("{s:s, s:i, s:i, s:i, s:o}", "file", config ? config : "(defaults)", "threads",
+                     ccd_threads(), "blocks", done, "first_block", first, "settings", settings);
+}
+
+/* The r[k][j] matrices of one model (R@20 and N@20). */
+static json_t *json_pair(double **r20, double **n20, int first, int done)
+{
+    return json_pack("{s:o, s:o}", "r_R20", json_matrix(r20, first, done), "r_N20",
+                     json_matrix(n20, first, done));
 }
 
 /* The JSON report (--report) of rows first..done-1. 0, or 1 when it cannot be written. */
@@ -614,38 +612,32 @@ static int write_report(const char *path, const char *config, const ccd_config *
         return 1;
     }
     forgetting fr = summarise(res->r[0], first, done), fn = summarise(res->r[1], first, done);
-    fprintf(f, "{\n  \"student\": {\"r_R20\": ");
-    json_matrix(f, res->r[0], first, done);
-    fprintf(f, ", \"r_N20\": ");
-    json_matrix(f, res->r[1], first, done);
-    fprintf(f,
-            ",\n    \"LA_R20\": %.6f, \"RA_R20\": %.6f, \"H_R20\": %.6f, \"LA_N20\": %.6f, "
-            "\"RA_N20\": %.6f, \"H_N20\": %.6f},\n",
-            fr.la, fr.ra, fr.h, fn.la, fn.ra, fn.h);
-    fprintf(f, "  \"ensemble\": {\"r_R20\": ");
-    json_matrix(f, res->r[2], first, done);
-    fprintf(f, ", \"r_N20\": ");
-    json_matrix(f, res->r[3], first, done);
-    fprintf(f, "},\n  \"distilled\": {\"r_R20\": ");
-    json_matrix(f, res->r[4], first, done);
-    fprintf(f, ", \"r_N20\": ");
-    json_matrix(f, res->r[5], first, done);
-    fprintf(f, "},\n  \"seconds\": {\"blocks\": [");
+    json_t *student = json_pair(res->r[0], res->r[1], first, done);
+    json_t *fig = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "LA_R20", fr.la, "RA_R20", fr.ra,
+                            "H_R20", fr.h, "LA_N20", fn.la, "RA_N20", fn.ra, "H_N20", fn.h);
+    json_object_update(student, fig);
+    json_decref(fig);
+    json_t *blocks = json_array();
     double total = 0;
     for (int k = first; k < done; k++) {
         const double *s = res->secs[k];
-        fprintf(f,
-                "%s{\"student\": %.3f, \"teachers\": %.3f, \"ensemble\": %.3f, "
-                "\"distill\": %.3f, \"total\": %.3f, \"eval_in_stages\": %.3f, "
-                "\"peak_rss_mb\": %.1f}",
-                k > first ? ", " : "", s[0], s[1], s[2], s[3], s[4], res->block_extra[k][0],
-                res->block_extra[k][1]);
+        json_array_append_new(blocks,
+                              json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "student", s[0],
+                                        "teachers", s[1], "ensemble", s[2], "distill", s[3],
+                                        "total", s[4], "eval_in_stages", res->block_extra[k][0],
+                                        "peak_rss_mb", res->block_extra[k][1]));
         total += s[4];
     }
-    fprintf(f, "], \"total\": %.3f},\n", total);
-    fprintf(f, "  \"peak_rss_mb\": %.1f,\n", peak_rss_mb());
-    json_config(f, config, cfg, first, done);
-    return fclose(f) != 0 ? 1 : 0;
+    json_t *report = json_pack("{s:o, s:o, s:o, s:{s:o, s:f}, s:f, s:o}", "student", student,
+                               "ensemble", json_pair(res->r[2], res->r[3], first, done),
+                               "distilled", json_pair(res->r[4], res->r[5], first, done), "seconds",
+                               "blocks", blocks, "total", total, "peak_rss_mb", peak_rss_mb(),
+                               "config", json_config(config, cfg, first, done));
+    int rc = json_file_write(report, f) != 0;
+    if (rc)
+        fprintf(stderr, "ccd-offline: --report %s: write failed\n", path);
+    json_decref(report);
+    return rc;
 }
 
 /* Start from the state saved in path: the run goes on after its block. 0, or -1 after saying why.

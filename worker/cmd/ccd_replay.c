@@ -40,8 +40,6 @@
 #include "synth.h"
 #include "worker_config.h"
 
-#define VERSION "0.3.0"
-
 static int64_t acked, failed;
 static volatile sig_atomic_t interrupted;
 
@@ -592,7 +590,7 @@ static int parse_args(int argc, char **argv, replay_args *a, rd_kafka_conf_t *co
             return 0;
         }
         if (c == O_VERSION) {
-            printf("ccd-replay %s\n", VERSION);
+            printf("ccd-replay %s\n", CCD_VERSION);
             return 0;
         }
         int r = stream_option(a, conf, c, optarg);

@@ -9,20 +9,20 @@
  * what it prints. What they run lives in worker/ (the service's pieces), worker/config/ (config
  * files) and models/ (libccd, the engine). */
 #include <getopt.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
 #include "cli.h"
+#include "dataset.h"
 #include "dense.h"
 #include "omp_env.h"
 #include "eval.h"
+#include "json_file.h"
 #include "recmodel.h"
 #include "train.h"
-
-#define VERSION "0.1.0"
 
 static void usage(FILE *f)
 {
@@ -44,20 +44,19 @@ static void usage(FILE *f)
                "  --help, --version\n");
 }
 
+/* The JSON report (jansson): the object is built as training goes and written at the end. */
 typedef struct {
-    FILE *json;
-    int first;
+    json_t *report; /* NULL: no --report */
 } report_ctx;
 
-static void print_metrics_json(FILE *f, const ccd_block_metrics *m)
+static json_t *metrics_json(const ccd_block_metrics *m)
 {
-    fprintf(f,
-            "{\"valid_R20\": %.6f, \"valid_N20\": %.6f, \"valid_R50\": %.6f, \"valid_N50\": %.6f, "
-            "\"test_R20\": %.6f, \"test_N20\": %.6f, \"test_R50\": %.6f, \"test_N50\": %.6f, "
-            "\"users\": %d}",
-            m->valid.recall[CCD_K20], m->valid.ndcg[CCD_K20], m->valid.recall[CCD_K50],
-            m->valid.ndcg[CCD_K50], m->test.recall[CCD_K20], m->test.ndcg[CCD_K20],
-            m->test.recall[CCD_K50], m->test.ndcg[CCD_K50], m->test.n_users);
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i}", "valid_R20",
+                     m->valid.recall[CCD_K20], "valid_N20", m->valid.ndcg[CCD_K20], "valid_R50",
+                     m->valid.recall[CCD_K50], "valid_N50", m->valid.ndcg[CCD_K50], "test_R20",
+                     m->test.recall[CCD_K20], "test_N20", m->test.ndcg[CCD_K20], "test_R50",
+                     m->test.recall[CCD_K50], "test_N50", m->test.ndcg[CCD_K50], "users",
+                     m->test.n_users);
 }
 
 static void on_epoch(const ccd_epoch_report *r, void *vctx)
@@ -73,15 +72,14 @@ static void on_epoch(const ccd_epoch_report *r, void *vctx)
     else
         printf("epoch %3d  loss %12.2f  train %6.2f s\n", r->epoch, r->loss, r->train_seconds);
     fflush(stdout);
-    if (ctx->json) {
-        fprintf(ctx->json, "%s\n    {\"epoch\": %d, \"loss\": %.4f, \"train_seconds\": %.4f",
-                ctx->first ? "" : ",", r->epoch, r->loss, r->train_seconds);
-        if (r->evaluated) {
-            fprintf(ctx->json, ", \"eval_seconds\": %.4f, \"metrics\": ", r->eval_seconds);
-            print_metrics_json(ctx->json, &r->metrics);
+    if (ctx->report) {
+        json_t *e = json_pack("{s:i, s:f, s:f}", "epoch", r->epoch, "loss", r->loss,
+                              "train_seconds", r->train_seconds);
+        if (e && r->evaluated) {
+            json_object_set_new(e, "eval_seconds", json_real(r->eval_seconds));
+            json_object_set_new(e, "metrics", metrics_json(&r->metrics));
         }
-        fprintf(ctx->json, "}");
-        ctx->first = 0;
+        json_array_append_new(json_object_get(ctx->report, "epochs"), e);
     }
 }
 
@@ -184,7 +182,7 @@ static int parse_args(int argc, char **argv, train_args *a)
             return 0;
         }
         if (c == 'V') {
-            printf("ccd-train " VERSION "\n");
+            printf("ccd-train " CCD_VERSION "\n");
             return 0;
         }
         int r = take_option(a, c, optarg);
@@ -207,7 +205,7 @@ static int parse_args(int argc, char **argv, train_args *a)
 }
 
 /* The popularity baseline of block b, printed and written to the JSON report's head. 0, or -1. */
-static int report_popularity(const train_args *a, const ccd_block *b, FILE *json)
+static int report_popularity(const train_args *a, const ccd_block *b, json_t *report)
 {
     ccd_block_metrics pop;
     if (ccd_evaluate_popularity(b, b, 1, &pop) != 0)
@@ -217,20 +215,21 @@ static int report_popularity(const train_args *a, const ccd_block *b, FILE *json
            pop.valid.recall[CCD_K20], pop.valid.ndcg[CCD_K20], pop.test.recall[CCD_K20],
            pop.test.ndcg[CCD_K20], pop.test.recall[CCD_K50], pop.test.ndcg[CCD_K50],
            pop.test.n_users);
-    if (json) {
-        fprintf(
-            json,
-            "{\n  \"block\": %d, \"model\": \"%s\", \"dim\": %d, \"seed\": %d, \"threads\": %d,\n",
-            a->block, a->type == CCD_MODEL_MF ? "mf" : "lightgcn", a->dim, a->seed, ccd_threads());
-        fprintf(json, "  \"popularity\": ");
-        print_metrics_json(json, &pop);
-        fprintf(json, ",\n  \"epochs\": [");
+    if (report) {
+        json_object_set_new(report, "block", json_integer(a->block));
+        json_object_set_new(report, "model",
+                            json_string(a->type == CCD_MODEL_MF ? "mf" : "lightgcn"));
+        json_object_set_new(report, "dim", json_integer(a->dim));
+        json_object_set_new(report, "seed", json_integer(a->seed));
+        json_object_set_new(report, "threads", json_integer(ccd_threads()));
+        json_object_set_new(report, "popularity", metrics_json(&pop));
+        json_object_set_new(report, "epochs", json_array());
     }
     return 0;
 }
 
 /* Train the model on block b, printing every epoch and the selected one. 0, or 1. */
-static int train_model(const train_args *a, const ccd_block *b, FILE *json)
+static int train_model(const train_args *a, const ccd_block *b, json_t *report)
 {
     int rc = 1;
     ccd_csr graph = {0};
@@ -249,7 +248,7 @@ static int train_model(const train_args *a, const ccd_block *b, FILE *json)
            "up to %d epochs, patience %d\n",
            a->type == CCD_MODEL_MF ? "MF-BPR" : "LightGCN", a->dim, ccd_threads(), o->lr, o->batch,
            o->nns, o->weight_decay, o->epochs, o->patience);
-    report_ctx ctx = {json, 1};
+    report_ctx ctx = {report};
     ccd_block_metrics best;
     int best_epoch = 0;
     double t0 = ccd_now();
@@ -263,11 +262,10 @@ static int train_model(const train_args *a, const ccd_block *b, FILE *json)
            best_epoch, best.valid.recall[CCD_K20], best.valid.ndcg[CCD_K20],
            best.test.recall[CCD_K20], best.test.ndcg[CCD_K20], best.test.recall[CCD_K50],
            best.test.ndcg[CCD_K50], total);
-    if (json) {
-        fprintf(json, "\n  ],\n  \"best_epoch\": %d, \"seconds\": %.3f,\n  \"best\": ", best_epoch,
-                total);
-        print_metrics_json(json, &best);
-        fprintf(json, "\n}\n");
+    if (report) {
+        json_object_set_new(report, "best_epoch", json_integer(best_epoch));
+        json_object_set_new(report, "seconds", json_real(total));
+        json_object_set_new(report, "best", metrics_json(&best));
     }
     rc = 0;
 done:
@@ -298,17 +296,20 @@ int main(int argc, char **argv)
     const ccd_block *b = &ds.blocks[a.block];
     printf("block %d: %d users, %d items, %lld distinct train pairs (%lld lines)\n", a.block,
            b->n_users, b->n_items, (long long)b->train.nnz, (long long)b->n_train_lines);
-    FILE *json = NULL;
-    if (a.report && !(json = fopen(a.report, "w"))) {
+    /* the report file is opened first, so that a bad path fails before the training */
+    FILE *f = NULL;
+    if (a.report && !(f = fopen(a.report, "w"))) {
         fprintf(stderr, "ccd-train: --report %s: cannot open for writing\n", a.report);
         ccd_dataset_free(&ds);
         return 1;
     }
-    rc = report_popularity(&a, b, json) == 0 ? train_model(&a, b, json) : 1;
-    if (json && fclose(json) != 0) {
+    json_t *report = f ? json_object() : NULL;
+    rc = report_popularity(&a, b, report) == 0 ? train_model(&a, b, report) : 1;
+    if (f && json_file_write(report, f) != 0) {
         fprintf(stderr, "ccd-train: --report %s: write failed\n", a.report);
         rc = 1;
     }
+    json_decref(report);
     ccd_dataset_free(&ds);
     return rc;
 }

@@ -94,7 +94,7 @@ static int parse_options(int argc, char **argv, cmdline *cl)
             usage(stdout);
             return 0;
         case OPT_VERSION:
-            printf("ccd-worker %s (librdkafka %s)\n", SERVICE_VERSION, rd_kafka_version_str());
+            printf("ccd-worker %s (librdkafka %s)\n", CCD_VERSION, rd_kafka_version_str());
             return 0;
         default:
             usage(stderr);

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "ccd_config.h"
+#include "config_value.h"
 #include "cli.h"
 
 static int set_str(char **dst, const char *v)
@@ -77,6 +78,7 @@ void worker_config_init(worker_config *w)
     w->checkpoint_dir = strdup("checkpoints");
     w->checkpoint_keep = 2;
     w->metrics_listen = strdup("");
+    w->metrics_health_timeout_ms = 20000;
     w->log_level = 2;
     w->log_json = false;
     w->threads = 0;
@@ -274,6 +276,8 @@ static int other_key(worker_config *w, const char *section, const char *key, con
     if (!strcmp(section, "metrics")) {
         if (!strcmp(key, "listen"))
             return set_str(&w->metrics_listen, v);
+        if (!strcmp(key, "health_timeout_ms"))
+            return cli_parse_int64(v, 1000, 3600000, &w->metrics_health_timeout_ms);
         return -2;
     }
     if (!strcmp(section, "log")) {
@@ -301,8 +305,9 @@ static int other_key(worker_config *w, const char *section, const char *key, con
     return -3;
 }
 
-int worker_config_set(worker_config *w, const char *section, const char *key, const char *value,
-                      char *err, size_t errlen)
+/* A key with its final value (config_value.h already applied). */
+static int set_resolved(worker_config *w, const char *section, const char *key, const char *value,
+                        char *err, size_t errlen)
 {
     if (!strcmp(section, "kafka"))
         return kafka_key(w, key, value, err, errlen);
@@ -322,6 +327,35 @@ int worker_config_set(worker_config *w, const char *section, const char *key, co
     else
         snprintf(err, errlen, "%s.%s: unknown section [%s]", section, key, section);
     return -1;
+}
+
+int worker_config_set(worker_config *w, const char *section, const char *key, const char *value,
+                      char *err, size_t errlen)
+{
+    char why[400], *v;
+    if (config_value_expand(value, &v, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s.%s: %s", section, key, why);
+        return -1;
+    }
+    int rc;
+    if (config_value_is_file_key(key)) {
+        /* KEY_file = PATH: KEY gets the file's content (a mounted secret) */
+        char base[256], *content;
+        snprintf(base, sizeof base, "%.*s", (int)strlen(key) - 5, key);
+        rc = config_value_read_file(v, &content, why, sizeof why);
+        if (rc != 0)
+            snprintf(err, errlen, "%s.%s: %s", section, key, why);
+        else {
+            rc = set_resolved(w, section, base, content, err, errlen);
+            config_value_wipe(content);
+            free(content);
+        }
+    } else {
+        rc = set_resolved(w, section, key, v, err, errlen);
+    }
+    config_value_wipe(v); /* it may have been a secret from the environment */
+    free(v);
+    return rc;
 }
 
 typedef struct {

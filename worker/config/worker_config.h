@@ -12,9 +12,12 @@
  *   [ccd*]        the engine (ccd_config.h)
  *   [redis]       host, port, user, password, db, prefix, keep_versions, timeout_ms, publish
  *   [checkpoint]  store (dir | redis), dir, keep
- *   [metrics]     listen (host:port of the Prometheus endpoint; empty: off)
+ *   [metrics]     listen (host:port of the Prometheus endpoint and the probes; empty: off),
+ *                 health_timeout_ms
  *   [log]         level (error|warn|info|debug), format (text|json)
  *   [worker]      threads, train (false: consume and count only, for ingest benchmarks)
+ * Any value may use ${NAME} / ${NAME:-default} (the environment), and any key may be given as
+ * KEY_file = PATH (the content of a file, e.g. a mounted secret): config_value.h.
  * -X overrides use the same names: -X kafka.bootstrap.servers=H:P (everything after "kafka." is
  * the librdkafka key), -X window.events=1000, -X ccd.student.epochs=3. An unknown section or key,
  * or a bad value, is an error naming section.key (and FILE:LINE for the file).
@@ -82,6 +85,7 @@ typedef struct {
     int checkpoint_keep;
     /* [metrics] */
     char *metrics_listen;
+    int64_t metrics_health_timeout_ms; /* /healthz: 503 after this long without a snapshot */
     /* [log] */
     int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
     bool log_json;
