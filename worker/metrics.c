@@ -116,37 +116,53 @@ static size_t render_histogram(char *buf, size_t cap, size_t n, const char *name
                h->sum, name, model, (long long)h->count);
 }
 
-/* The per-model series: each metric's HELP and TYPE once, then one sample per model. */
+/* The per-model series, and where each one's value is in a metrics_model: 'i' an int64 (a
+ * counter when the name ends in _total, else a gauge), 'f' a double gauge, 'h' a histogram. */
+typedef struct {
+    const char *name, *help;
+    size_t at;
+    char kind;
+} model_metric_def;
+#define M_AT(field) offsetof(metrics_model, field)
+// clang-format off
+static const model_metric_def per_model[] = {
+    {"ccd_model_live_version", "Version number of the model's live student.", M_AT(live_version), 'i'},
+    {"ccd_model_blocks_done_total", "Blocks of the model trained, published, checkpointed.", M_AT(blocks_done), 'i'},
+    {"ccd_model_holdout_recall20", "Holdout R@20 of the model's last student.", M_AT(holdout_recall20), 'f'},
+    {"ccd_model_holdout_ndcg20", "Holdout N@20 of the model's last student.", M_AT(holdout_ndcg20), 'f'},
+    {"ccd_model_backlog", "Closed windows of the model not yet folded into its state (the one training included).", M_AT(backlog), 'i'},
+    {"ccd_block_seconds", "Seconds from a block's start to its checkpoint.", M_AT(block_seconds), 'h'},
+    {"ccd_publish_seconds", "Seconds to write a student's version to Redis.", M_AT(publish_seconds), 'h'},
+    {"ccd_freshness_close_seconds", "Seconds from a window's close to the student containing it going live.", M_AT(fresh_close_seconds), 'h'},
+    {"ccd_freshness_event_seconds", "Seconds from the arrival of a window's newest event to the student containing it going live.", M_AT(fresh_event_seconds), 'h'},
+};
+// clang-format on
+
+/* Each per-model metric's HELP and TYPE once, then one sample (or histogram) per model. */
 static size_t render_models(const metrics_snapshot *s, char *buf, size_t cap, size_t n)
 {
-    static const struct {
-        const char *name, *help, *type;
-    } heads[] = {
-        {"ccd_model_live_version", "Version number of the model's live student.", "gauge"},
-        {"ccd_model_blocks_done_total", "Blocks of the model trained, published, checkpointed.",
-         "counter"},
-        {"ccd_model_holdout_recall20", "Holdout R@20 of the model's last student.", "gauge"},
-        {"ccd_model_holdout_ndcg20", "Holdout N@20 of the model's last student.", "gauge"},
-        {"ccd_block_seconds", "Seconds from a block's start to its checkpoint.", "histogram"},
-        {"ccd_publish_seconds", "Seconds to write a student's version to Redis.", "histogram"},
-    };
-    for (size_t k = 0; k < sizeof heads / sizeof *heads; k++) {
-        n = put(buf, cap, n, "# HELP %s %s\n# TYPE %s %s\n", heads[k].name, heads[k].help,
-                heads[k].name, heads[k].type);
+    for (size_t k = 0; k < sizeof per_model / sizeof *per_model; k++) {
+        const model_metric_def *d = &per_model[k];
+        size_t len = strlen(d->name);
+        const char *type = d->kind == 'h'                                    ? "histogram"
+                           : len > 6 && !strcmp(d->name + len - 6, "_total") ? "counter"
+                                                                             : "gauge";
+        n = put(buf, cap, n, "# HELP %s %s\n# TYPE %s %s\n", d->name, d->help, d->name, type);
         for (int i = 0; i < s->n_models && i < METRICS_MAX_MODELS; i++) {
             const metrics_model *m = &s->per_model[i];
-            if (k == 0)
-                n = put(buf, cap, n, "%s{model=\"%s\"} %lld\n", heads[k].name, m->model,
-                        (long long)m->live_version);
-            else if (k == 1)
-                n = put(buf, cap, n, "%s{model=\"%s\"} %lld\n", heads[k].name, m->model,
-                        (long long)m->blocks_done);
-            else if (k == 2 || k == 3)
-                n = put(buf, cap, n, "%s{model=\"%s\"} %.6f\n", heads[k].name, m->model,
-                        k == 2 ? m->holdout_recall20 : m->holdout_ndcg20);
-            else
-                n = render_histogram(buf, cap, n, heads[k].name, m->model,
-                                     k == 4 ? &m->block_seconds : &m->publish_seconds);
+            const char *at = (const char *)m + d->at;
+            int64_t i64;
+            double f64;
+            if (d->kind == 'h') {
+                n = render_histogram(buf, cap, n, d->name, m->model,
+                                     (const metrics_histogram *)(const void *)at);
+            } else if (d->kind == 'f') {
+                memcpy(&f64, at, sizeof f64);
+                n = put(buf, cap, n, "%s{model=\"%s\"} %.6f\n", d->name, m->model, f64);
+            } else {
+                memcpy(&i64, at, sizeof i64);
+                n = put(buf, cap, n, "%s{model=\"%s\"} %lld\n", d->name, m->model, (long long)i64);
+            }
         }
     }
     return n;

@@ -55,6 +55,10 @@ typedef struct {
     double holdout_recall20, holdout_ndcg20;
     metrics_histogram block_seconds;   /* a block's whole run: window closed -> checkpointed */
     metrics_histogram publish_seconds; /* writing a student's version to Redis */
+    /* freshness: from a window's close, and from its newest event's arrival, to the student that
+     * contains it going live (queueing behind earlier blocks' slow paths included) */
+    metrics_histogram fresh_close_seconds, fresh_event_seconds;
+    int64_t backlog; /* closed windows of the model not yet folded (the one training included) */
 } metrics_model;
 
 typedef struct {

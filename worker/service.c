@@ -656,6 +656,7 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
         w->fatal = true;
         return;
     }
+    m->last_arrival_s = w->last_message_s;
     if (window_full(&w->rules, &m->win))
         close_window(w, m, "count", INT64_MIN);
 }
@@ -795,6 +796,17 @@ static void housekeeping(worker *w)
     }
 }
 
+/* Closed windows of model id not yet folded (0 when it is not loaded here, or ".other"). */
+static int64_t model_backlog(const worker *w, const char *id)
+{
+    int slot = idmap_find(&w->model_ids, id);
+    const tenant *m = slot >= 0 ? w->tenants[slot] : NULL;
+    int64_t n = 0;
+    for (const closed_window *cw = m ? m->closed : NULL; cw; cw = cw->next)
+        n++;
+    return n;
+}
+
 /* The numbers /metrics shows, taken by the consumer thread (it owns them) about once a second. */
 static void publish_metrics(worker *w)
 {
@@ -825,6 +837,8 @@ static void publish_metrics(worker *w)
     m.publish_failing = t.publish_failing;
     m.n_models = t.n_models;
     memcpy(m.per_model, t.per_model, (size_t)t.n_models * sizeof *m.per_model);
+    for (int i = 0; i < m.n_models; i++) /* the slow-path backlog of each model shown */
+        m.per_model[i].backlog = model_backlog(w, m.per_model[i].model);
     m.last_fast_seconds = t.last_fast_seconds;
     m.last_total_seconds = t.last_total_seconds;
     m.last_publish_seconds = t.last_publish_seconds;

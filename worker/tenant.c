@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dense.h"
 #include "sparse.h"
 #include "state.h"
 
@@ -145,6 +146,8 @@ int tenant_close_window(tenant *m, int block, int64_t window_start_after, const 
     cw->n_items = m->items.n;
     cw->window_start_after = window_start_after;
     cw->reason = reason;
+    cw->closed_s = ccd_now();
+    cw->newest_arrival_s = m->n_ev > 0 ? m->last_arrival_s : cw->closed_s;
     m->ev = NULL;
     m->n_ev = m->cap_ev = 0;
     if (m->closed_tail)

@@ -49,6 +49,8 @@ typedef struct closed_window {
     int n_users, n_items;       /* id-space sizes when the window closed */
     int64_t window_start_after; /* the windowing state to checkpoint with this block */
     const char *reason;         /* "count", "time", "idle", "buffer bound" */
+    double closed_s;            /* ccd_now() when it closed, and when its newest event arrived: */
+    double newest_arrival_s;    /* freshness is measured from both to the version going live */
 } closed_window;
 
 typedef struct tenant {
@@ -65,6 +67,7 @@ typedef struct tenant {
     int64_t published_version;
     int64_t late_events;
     int64_t last_event_ms; /* wall clock of the last event (idle timeout) */
+    double last_arrival_s; /* ccd_now() when the open window's newest event arrived */
     bool busy;
     bool failed;
 } tenant;

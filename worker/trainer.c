@@ -94,6 +94,9 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
             t->stats.last_publish_seconds = ccd_now() - t0;
             metrics_model *ms = model_stats(&t->stats, j->m->id);
             metrics_histogram_observe(&ms->publish_seconds, t->stats.last_publish_seconds);
+            double now = ccd_now();
+            metrics_histogram_observe(&ms->fresh_close_seconds, now - j->cw->closed_s);
+            metrics_histogram_observe(&ms->fresh_event_seconds, now - j->cw->newest_arrival_s);
             ms->live_version = ver;
             t->stats.live_version = ver;
             t->stats.publish_failing = false;

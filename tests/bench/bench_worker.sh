@@ -4,8 +4,10 @@
 #      same topic, events/s (best of 3 alternating runs);
 #   2. publish: the worker's Redis sink (bench_publish, Yelp-sized version, d = 8) vs
 #      redis-benchmark's pipelined SET of the same value size (32 bytes), one connection and 50;
-#   3. latency: with --latency, seconds from a Yelp incremental window's close to its student
-#      being live in Redis, with the reference engine settings (runs the bootstrap first: ~10 min).
+#   3. latency: with --latency, seconds from each Yelp incremental window's close to its student
+#      being live in Redis (p50/p99 over the blocks, and the worker's freshness histograms), with
+#      every block replayed at full speed and the reference engine settings (LAT_BLOCKS=2: the
+#      bootstrap and one block, ~10 min; all six, much longer).
 # Usage: tests/bench/bench_worker.sh [--latency]   (from the project root, after building build/)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -66,24 +68,44 @@ awk -v p="$pub" -v a="$rb1" -v b="$rb50" 'BEGIN {
     printf "publish ratio: %.0f%% of the single-connection figure, %.0f%% of the 50-connection one\n", 100 * p / a, 100 * p / b }'
 
 if [ "${1:-}" = "--latency" ]; then
+    # every Yelp block replayed at full speed (LAT_BLOCKS to shorten): each incremental window
+    # closes while earlier blocks' slow paths may still run, which is what freshness measures
+    nb=${LAT_BLOCKS:-6}
     build/ccd-replay --brokers "$KAFKA_BOOTSTRAP" --topic lat-$$ --create-topic 1 --model yelp --data "$data" \
-        --blocks 2 --quiet > /dev/null
+        --blocks "$nb" --quiet > /dev/null
+    mport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     build/ccd-worker -c configs/yelp-replay.ini -X "kafka.bootstrap.servers=$KAFKA_BOOTSTRAP" \
         -X "kafka.group.id=lat-$$" -X "input.topics=lat-$$" -X input.dead_letter_topic= \
         -X "redis.port=$REDIS_PORT" -X "checkpoint.dir=$dir/ckpt2" -X window.idle_ms=5000 \
-        --exit-when-idle 10000 2> "$dir/lat.log"
+        -X "metrics.listen=127.0.0.1:$mport" --exit-when-idle 30000 2> "$dir/lat.log" &
+    wpid=$!
+    # the freshness histograms, scraped once the last block is live (before the idle exit)
+    until grep -q "block $((nb - 1)): student v[0-9]* live" "$dir/lat.log" 2>/dev/null; do
+        kill -0 $wpid 2>/dev/null || { echo "ccd-worker exited early" >&2; tail "$dir/lat.log" >&2; exit 1; }
+        sleep 2
+    done
+    curl -sf "http://127.0.0.1:$mport/metrics" | grep -E "^ccd_freshness_(close|event)_seconds_(sum|count)" || true
+    wait $wpid
     grep -E "closed by|live|done in" "$dir/lat.log"
-    python3 - "$dir/lat.log" <<'PY'
-import re, sys, datetime
+    python3 - "$dir/lat.log" "$nb" <<'PY'
+import sys, datetime
 t = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
-close = live = None
+nb = int(sys.argv[2])
+close, live, start = {}, {}, {}
 for line in open(sys.argv[1]):
     ts = line.split()[0]
-    if "window of block 1 closed" in line: close = t(ts)
-    if "block 1: student" in line and " live " in line: live = t(ts)
-    if "block 1:" in line and "events (" in line: start = t(ts)
-if close and live:
-    print(f"latency: block 1 window closed -> student live in Redis: {live - close:.1f} s "
-          f"({live - start:.1f} s after its training started; the wait before that is block 0's slow path)")
+    for k in range(1, nb):
+        if f"window of block {k} closed" in line: close[k] = t(ts)
+        if f"block {k}: student" in line and " live " in line: live[k] = t(ts)
+        if f"block {k}:" in line and "events (" in line: start[k] = t(ts)
+lat = sorted(live[k] - close[k] for k in range(1, nb) if k in close and k in live)
+for k in range(1, nb):
+    if k in close and k in live:
+        print(f"latency: block {k} window closed -> student live: {live[k] - close[k]:.1f} s "
+              f"({live[k] - start[k]:.1f} s after its training started)")
+if lat:
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+    print(f"freshness over {len(lat)} incremental blocks: p50 {pct(0.5):.1f} s, p99 {pct(0.99):.1f} s, "
+          f"max {lat[-1]:.1f} s")
 PY
 fi

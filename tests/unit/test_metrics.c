@@ -79,6 +79,9 @@ static void rich_snapshot(metrics_snapshot *s)
     metrics_histogram_observe(&s->per_model[0].block_seconds, 2.0);    /* (1, 5] */
     metrics_histogram_observe(&s->per_model[0].block_seconds, 7200);   /* +Inf only */
     metrics_histogram_observe(&s->per_model[1].publish_seconds, 0.05); /* on a bound: le 0.05 */
+    metrics_histogram_observe(&s->per_model[0].fresh_close_seconds, 40);
+    metrics_histogram_observe(&s->per_model[0].fresh_event_seconds, 45);
+    s->per_model[0].backlog = 2;
     s->n_parts = 1;
     snprintf(s->parts[0].topic, sizeof s->parts[0].topic, "in");
     s->parts[0].lag = 4;
@@ -107,6 +110,12 @@ static void metrics_render_models(void **state)
         strstr(buf, "\nccd_publish_seconds_bucket{model=\"news.eu-1\",le=\"0.01\"} 0\n"));
     assert_non_null(strstr(buf, "\nccd_model_live_version{model=\"shop\"} 7\n"));
     assert_non_null(strstr(buf, "\nccd_model_blocks_done_total{model=\"shop\"} 3\n"));
+    assert_non_null(strstr(buf, "\nccd_model_backlog{model=\"shop\"} 2\n"));
+    assert_non_null(
+        strstr(buf, "\nccd_freshness_close_seconds_bucket{model=\"shop\",le=\"30\"} 0\n"));
+    assert_non_null(
+        strstr(buf, "\nccd_freshness_close_seconds_bucket{model=\"shop\",le=\"60\"} 1\n"));
+    assert_non_null(strstr(buf, "\nccd_freshness_event_seconds_sum{model=\"shop\"} 45.000000\n"));
     const char *type = strstr(buf, "# TYPE ccd_model_live_version gauge\n");
     assert_non_null(type);
     assert_null(strstr(type + 1, "# TYPE ccd_model_live_version")); /* announced once */

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "dense.h"
 #include "engine_fixture.h"
 #include "rng.h"
 #include "state.h"
@@ -180,6 +182,7 @@ static int64_t fill_window(tenant *m, uint64_t seed)
             last = offset;
             offset += (offset % 50 == 0) ? 7 : 1;
         }
+    m->last_arrival_s = ccd_now() - 0.5; /* the newest event arrived half a second ago */
     assert_int_equal(tenant_close_window(m, 0, 1234, "count"), 0);
     return last;
 }
@@ -342,6 +345,13 @@ static void publishes_then_checkpoints(void **state)
     assert_int_equal(st.per_model[0].publish_seconds.count, 1);
     assert_true(st.per_model[0].block_seconds.sum >= st.per_model[0].publish_seconds.sum);
     assert_false(st.publish_failing);
+    /* freshness: close -> live is the block's fast path; the newest event's arrival half a second
+     * before the close adds that half second */
+    const metrics_model *pm = &st.per_model[0];
+    assert_int_equal(pm->fresh_close_seconds.count, 1);
+    assert_int_equal(pm->fresh_event_seconds.count, 1);
+    assert_true(pm->fresh_close_seconds.sum > 0 && pm->fresh_close_seconds.sum < 60);
+    assert_true(fabs(pm->fresh_event_seconds.sum - pm->fresh_close_seconds.sum - 0.5) < 0.05);
 
     /* the checkpoint: the version just published, the window's events and state, the offsets
      * made durable (one past the last event's), the store's keep passed down */
