@@ -460,7 +460,8 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     replay_ctx rctx = {.set = &rs,
                        .batch = tbatch,
                        .lambda = cfg->teacher_replay_lambda,
-                       .anneal = cfg->teacher_anneal};
+                       .anneal = cfg->teacher_anneal,
+                       .stop = b->stop};
     ccd_rng_init(&rctx.rng, spec->seed, ccd_stream(CCD_STREAM_TEACHER_SHUFFLE, b->k, 0));
     teacher_hooks th = {.lwc = &lc, .replay = rs.n ? &rctx : NULL};
     ccd_train_hooks hooks = {.batch = teacher_batch, .epoch = teacher_epoch, .ctx = &th};

@@ -43,6 +43,11 @@ double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int 
     double loss = 0.0;
     int step = 0;
     for (int64_t b0 = 0; b0 < t->n; b0 += batch, step++) {
+        if (step % CCD_STOP_POLL_BATCHES == CCD_STOP_POLL_BATCHES - 1 && hooks &&
+            ccd_stop_raised(hooks->stop)) {
+            loss = CCD_STOPPED;
+            break;
+        }
         int b = (int)(t->n - b0 < batch ? t->n - b0 : batch);
         const int *u = t->user + b0, *p = t->pos + b0, *q = t->neg + b0;
         int n = 0;
@@ -81,7 +86,7 @@ int ccd_train_bpr(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
 
 /* One epoch's training: a fresh sample of (train, exclusions) triples, its BPR mini-batches
  * with the batch hook, then the epoch hook. Returns the summed loss; negative or NaN when memory
- * runs out or a hook fails. */
+ * runs out, a hook fails or o->stop is raised (the caller tells which by the flag). */
 static double train_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_block *blk,
                           const ccd_csr *exclude, const ccd_train_opts *o, bool clamp,
                           const ccd_train_hooks *hooks, ccd_rng *rng, int epoch)
@@ -89,7 +94,9 @@ static double train_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_block *blk,
     ccd_triples t;
     if (ccd_bpr_sample(&t, &blk->train, exclude, m->n_items, o->stage.nns, rng) != 0)
         return -1.0;
-    double loss = ccd_bpr_epoch(m, adam, &t, o->stage.batch, clamp, hooks);
+    ccd_train_hooks h = hooks ? *hooks : (ccd_train_hooks){0};
+    h.stop = o->stop;
+    double loss = ccd_bpr_epoch(m, adam, &t, o->stage.batch, clamp, &h);
     ccd_triples_free(&t);
     if (loss >= 0 && hooks && hooks->epoch) {
         double extra = hooks->epoch(hooks->ctx, m, adam, epoch - 1);
@@ -153,7 +160,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
     ccd_rng_init(&rng, o->seed, o->stream);
     int rc = 0;
     for (int epoch = 1; epoch <= so->epochs; epoch++) {
-        if (o->stop && atomic_load_explicit(o->stop, memory_order_relaxed)) {
+        if (ccd_stop_raised(o->stop)) {
             rc = CCD_STOPPED;
             break;
         }
@@ -163,7 +170,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
         double t0 = ccd_now();
         r.loss = train_epoch(m, &adam, blk, exclude, o, clamp, hooks, &rng, epoch);
         if (!(r.loss >= 0)) {
-            rc = -1;
+            rc = ccd_stop_raised(o->stop) ? CCD_STOPPED : -1;
             break;
         }
         r.train_seconds = ccd_now() - t0;
@@ -191,7 +198,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
 }
 
 double ccd_replay_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_replay_set *r, int batch,
-                        float lambda, ccd_rng *rng)
+                        float lambda, ccd_rng *rng, const atomic_int *stop)
 {
     if (r->n == 0)
         return 0.0;
@@ -211,6 +218,10 @@ double ccd_replay_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_replay_set *r
     double loss = 0.0;
     int step = 0;
     for (int64_t b0 = 0; b0 < r->n; b0 += batch, step++) {
+        if (step % CCD_STOP_POLL_BATCHES == CCD_STOP_POLL_BATCHES - 1 && ccd_stop_raised(stop)) {
+            loss = CCD_STOPPED;
+            break;
+        }
         int b = (int)(r->n - b0 < batch ? r->n - b0 : batch);
         int n = 0;
         for (int k = 0; k < b; k++) {
