@@ -14,7 +14,8 @@
  *   [checkpoint]  store (dir | redis), dir, keep
  *   [metrics]     listen (host:port of the Prometheus endpoint; empty: off)
  *   [log]         level (error|warn|info|debug), format (text|json)
- *   [worker]      threads, train (false: consume and count only, for ingest benchmarks)
+ *   [worker]      threads, train (false: consume and count only, for ingest benchmarks),
+ *                 shutdown_timeout_ms (SIGTERM to exit, however long the block in training)
  * -X overrides use the same names: -X kafka.bootstrap.servers=H:P (everything after "kafka." is
  * the librdkafka key), -X window.events=1000, -X ccd.student.epochs=3. An unknown section or key,
  * or a bad value, is an error naming section.key (and FILE:LINE for the file).
@@ -86,6 +87,7 @@ typedef struct {
     /* [worker] */
     int threads; /* 0: all cores */
     bool train;
+    int shutdown_timeout_ms; /* stop request -> exit, at most (design-fencing.md section 5) */
 } worker_config;
 
 /* Defaults: see configs/worker.ini. */
