@@ -493,6 +493,8 @@ typedef struct {
 static int teacher_update_one(void *vctx, int m)
 {
     update_ctx *c = vctx;
+    if (ccd_stop_raised(c->b->stop)) /* the side-by-side loop cannot break: skip the rest */
+        return -1;
     return teacher_update(c->b, c->st, m, c->ld, &c->out[m]);
 }
 
@@ -506,6 +508,8 @@ static int base_teacher(void *vctx, int m)
 {
     base_ctx *c = vctx;
     block_ctx *b = c->b;
+    if (ccd_stop_raised(b->stop)) /* the side-by-side loop cannot break: skip the rest */
+        return -1;
     const ccd_teacher_spec *spec = &c->st->teacher_spec[m];
     ccd_rng init;
     ccd_rng_init(&init, spec->seed, ccd_stream(CCD_STREAM_TEACHER_INIT, 0, 0));

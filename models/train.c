@@ -43,8 +43,7 @@ double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int 
     double loss = 0.0;
     int step = 0;
     for (int64_t b0 = 0; b0 < t->n; b0 += batch, step++) {
-        if (step % CCD_STOP_POLL_BATCHES == CCD_STOP_POLL_BATCHES - 1 && hooks &&
-            ccd_stop_raised(hooks->stop)) {
+        if (hooks && ccd_stop_raised(hooks->stop)) {
             loss = CCD_STOPPED;
             break;
         }
@@ -186,8 +185,10 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
         if (r.evaluated && so->patience > 0 && sel.stale >= so->patience)
             break;
     }
-    memcpy(m->emb0, sel.emb0, n_params * sizeof *sel.emb0);
-    ccd_recmodel_propagate_all(m);
+    if (rc != CCD_STOPPED) { /* stopped: nothing is kept, so nothing to restore */
+        memcpy(m->emb0, sel.emb0, n_params * sizeof *sel.emb0);
+        ccd_recmodel_propagate_all(m);
+    }
     if (best)
         *best = sel.metrics;
     if (best_epoch)
@@ -218,7 +219,7 @@ double ccd_replay_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_replay_set *r
     double loss = 0.0;
     int step = 0;
     for (int64_t b0 = 0; b0 < r->n; b0 += batch, step++) {
-        if (step % CCD_STOP_POLL_BATCHES == CCD_STOP_POLL_BATCHES - 1 && ccd_stop_raised(stop)) {
+        if (ccd_stop_raised(stop)) {
             loss = CCD_STOPPED;
             break;
         }
