@@ -10,7 +10,12 @@
 #      "base teacher 0" line), committed nothing of it, and left the group;
 #   3. a second worker in the same group (fast engine settings: the counts do not depend on them)
 #      gets the partition at once (the first one left: no session timeout to wait for) and runs
-#      the stream to the end: every published block counted exactly the events produced into it.
+#      the stream to the end: every published block counted exactly the events produced into it;
+#   4. the deadline itself: in a new group, against a redis-server of its own, a worker whose
+#      trainer is blocked publishing block 0 (the server stopped with SIGSTOP, redis.timeout_ms
+#      60 s) gets SIGTERM; the trainer cannot see the stop, so the worker must commit what is safe,
+#      leave the group and exit without joining it, within the deadline + 1 s. The server is
+#      resumed and a worker of that group runs to the end: every event counted once again.
 # Usage: shutdown.sh BUILD_DIR SOURCE_DIR   (CCD_SERVICES_ENV names services.env)
 set -euo pipefail
 bin=$(cd "$1" && pwd) src=$(cd "$2" && pwd)
@@ -35,6 +40,29 @@ model=big
     --model "$model" --synth-users 3000 --synth-items 2000 --synth-events 60000 \
     --synth-block-events 4000 --synth-new-users 50 --synth-new-items 30 --blocks 3 \
     > "$out/replay.txt" 2>&1 || fail "replay"
+
+check_counts() { # REDIS_HOST REDIS_PORT PREFIX: every published block counted what was produced
+python3 - "$1" "$2" "$3" "$model" "$out/replay.txt" <<'PY'
+import re, subprocess, sys
+host, port, prefix, m, replay = sys.argv[1:6]
+def cli(*a):
+    return subprocess.run(["redis-cli", "-h", host, "-p", port] + list(a), check=True,
+                          capture_output=True, text=True).stdout.split()
+produced = {int(a): int(b) for a, b in re.findall(r"block (\d+): (\d+) events", open(replay).read())}
+if len(produced) != 3:
+    sys.exit("FAIL: cannot read ccd-replay's block counts: %s" % produced)
+counted = {}
+for v in cli("ZRANGE", "%s:{%s}:versions" % (prefix, m), "0", "-1"):
+    meta = cli("HGETALL", "%s:{%s}:v%s:meta" % (prefix, m, v))
+    meta = dict(zip(meta[0::2], meta[1::2]))
+    counted[int(meta["block"])] = int(meta["events"])
+# the last block's window stays open (closed by the first event of the next day: none)
+want = {b: n for b, n in produced.items() if b < max(produced)}
+if counted != want:
+    sys.exit("FAIL: events counted per block %s, produced %s" % (counted, want))
+print("every event counted once: per block %s = produced" % counted)
+PY
+}
 
 config() { # NAME BASE_NEGATIVES BASE_BATCH DIM -> a worker config (one group, one prefix for both)
     cat > "$out/$1.ini" <<EOF
@@ -105,24 +133,41 @@ assigned=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 wait "$pid" || fail "the second worker failed"
 echo "second worker: partition assigned after $assigned s, ran to the end"
 
-python3 - "$REDIS_HOST" "$REDIS_PORT" "shutdown-$$" "$model" "$out/replay.txt" <<'PY'
-import re, subprocess, sys
-host, port, prefix, m, replay = sys.argv[1:6]
-def cli(*a):
-    return subprocess.run(["redis-cli", "-h", host, "-p", port] + list(a), check=True,
-                          capture_output=True, text=True).stdout.split()
-produced = {int(a): int(b) for a, b in re.findall(r"block (\d+): (\d+) events", open(replay).read())}
-if len(produced) != 3:
-    sys.exit("FAIL: cannot read ccd-replay's block counts: %s" % produced)
-counted = {}
-for v in cli("ZRANGE", "%s:{%s}:versions" % (prefix, m), "0", "-1"):
-    meta = cli("HGETALL", "%s:{%s}:v%s:meta" % (prefix, m, v))
-    meta = dict(zip(meta[0::2], meta[1::2]))
-    counted[int(meta["block"])] = int(meta["events"])
-# the last block's window stays open (closed by the first event of the next day: none)
-want = {b: n for b, n in produced.items() if b < max(produced)}
-if counted != want:
-    sys.exit("FAIL: events counted per block %s, produced %s" % (counted, want))
-print("every event counted once: per block %s = produced" % counted)
-PY
+check_counts "$REDIS_HOST" "$REDIS_PORT" "shutdown-$$"
+
+# --- 4: a trainer that cannot see the stop (blocked on a stopped Redis): exit at the deadline
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$out" \
+    > "$out/redis-own.txt" 2>&1 &
+rpid=$!
+pids+=("$rpid")
+wait_until 100 redis-cli -p "$rport" ping > /dev/null || fail "own redis-server did not start"
+stuck() { # the worker's request sits unread in the stopped server's socket
+    ss -tnH state established "( sport = :$rport )" | awk '$1 > 0 { f = 1 } END { exit !f }'
+}
+"$bin/ccd-worker" -c "$out/fast.ini" -X kafka.group.id="shutdown-$$-b" -X redis.port="$rport" \
+    -X redis.timeout_ms=60000 -X checkpoint.dir="$out/ckpt-b" 2> "$out/stuck.log" &
+pid=$!
+pids+=("$pid")
+wait_until 1200 grep -qE "block 0: [0-9]+ events \\(" "$out/stuck.log" || fail "block 0 never started (own redis)"
+kill -STOP "$rpid"
+wait_until 1800 stuck || fail "the trainer never blocked on the stopped Redis"
+t0=$(date +%s.%N)
+kill -TERM "$pid"
+for _ in $(seq 1 3000); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
+t1=$(date +%s.%N)
+kill -CONT "$rpid"
+kill -0 "$pid" 2>/dev/null && fail "still running 60 s after SIGTERM with the trainer blocked"
+status=0
+wait "$pid" || status=$?
+took=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+echo "SIGTERM with the trainer blocked in a Redis write: status $status after $took s"
+[ "$status" -eq 0 ] || fail "exit status $status"
+awk -v t="$took" -v d="$deadline_ms" 'BEGIN { exit !(t <= d / 1000 + 1) }' ||
+    fail "exited after $took s, past the deadline + 1 s"
+grep -q "exiting without waiting" "$out/stuck.log" || fail "no 'exiting without waiting' line"
+"$bin/ccd-worker" -c "$out/fast.ini" -X kafka.group.id="shutdown-$$-b" -X redis.port="$rport" \
+    -X checkpoint.dir="$out/ckpt-b" --exit-when-idle 8000 2> "$out/after-stuck.log" ||
+    fail "the worker after the stuck one failed"
+check_counts 127.0.0.1 "$rport" "shutdown-$$"
 echo "bounded shutdown ok"
