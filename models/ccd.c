@@ -133,6 +133,8 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
     int rc =
         stage_ensemble_tops(cfg, &e.scorer, b->blk, eval, n_eval, rep->ensemble, &e_top, &e_users);
     rep->seconds_ensemble = ccd_now() - t0;
+    if (rc == 0) /* marks the phase for progress and shutdown measurements */
+        block_say(&b->lg, "ensemble E_0 ranked in %.1f s; distilling D_0", rep->seconds_ensemble);
     t0 = ccd_now();
     if (rc == 0)
         rc = stage_distill(b, st, &e.scorer,

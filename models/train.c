@@ -113,13 +113,35 @@ typedef struct {
     int stale; /* evaluations since it */
 } selection;
 
+/* m's embedding scorer, failing once the stop is raised: the evaluation asks for its rows chunk
+ * by chunk (the same chunks, so the same results), which makes it a poll point (an evaluation
+ * of Yelp block 0 takes 1-3 s, longer with teachers side by side on a loaded host). */
+typedef struct {
+    ccd_scorer inner;
+    const atomic_int *stop;
+} stoppable_scorer;
+
+static int stoppable_rows(const ccd_scorer *s, const int *users, int n, float *out)
+{
+    const stoppable_scorer *w = s->ctx;
+    return ccd_stop_raised(w->stop) ? -1 : w->inner.rows(&w->inner, users, n, out);
+}
+
 /* Evaluate m on blk's valid split into r, and select its weights when their valid R@20 beats
- * the best so far (strictly: the earlier epoch wins a tie). Returns 0 or -1 (out of memory). */
+ * the best so far (strictly: the earlier epoch wins a tie). Returns 0 or -1 (out of memory, or
+ * stopped). */
 static int evaluate_and_select(ccd_recmodel *m, const ccd_block *blk, const ccd_train_opts *o,
                                size_t n_params, ccd_epoch_report *r, selection *sel)
 {
     double t0 = ccd_now();
-    if (ccd_recmodel_evaluate(m, blk, 1, &r->metrics) != 0)
+    ccd_recmodel_propagate_all(m);
+    stoppable_scorer w = {.inner = ccd_scorer_embeddings(m->final,
+                                                         m->final + (size_t)m->n_users * m->dim,
+                                                         m->n_users, m->n_items, m->dim),
+                          .stop = o->stop};
+    ccd_scorer s = {
+        .n_users = m->n_users, .n_items = m->n_items, .rows = stoppable_rows, .ctx = &w};
+    if (ccd_evaluate_scorer(&s, blk, 1, &r->metrics) != 0)
         return -1;
     r->eval_seconds = ccd_now() - t0;
     if (o->eval_seconds) {
@@ -177,7 +199,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
          * reference's schedule (it can only ever select epoch 1 or 6) */
         if (((epoch - 1) % so->eval_every == 0 || epoch == so->epochs) &&
             evaluate_and_select(m, blk, o, n_params, &r, &sel) != 0) {
-            rc = -1;
+            rc = ccd_stop_raised(o->stop) ? CCD_STOPPED : -1;
             break;
         }
         if (on_epoch)

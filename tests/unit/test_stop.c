@@ -40,6 +40,12 @@ static double probe_batch(void *ctx, ccd_recmodel *m, const int *u, const int *p
     return 0.0;
 }
 
+static void count_epochs(const ccd_epoch_report *r, void *ctx)
+{
+    (void)r;
+    ++*(int *)ctx;
+}
+
 static void bpr_epoch_sees_a_stop_before_the_next_batch(void **state)
 {
     (void)state;
@@ -66,6 +72,14 @@ static void bpr_epoch_sees_a_stop_before_the_next_batch(void **state)
     assert_int_equal(rc, CCD_STOPPED);
     /* before the poll points, the whole first epoch ran (`batches` calls) */
     assert_int_equal(bp.calls, bp.raise_at);
+    /* raised in the epoch's last batch: no batch is left to poll it, the evaluation that follows
+     * does (per chunk of users), so the epoch is never reported */
+    bp = (batch_probe){.raise_at = (int)batches};
+    int reported = 0;
+    rc = ccd_train_stage(&m, blk, NULL, &o, false, &hooks, count_epochs, &reported, NULL, NULL);
+    assert_int_equal(rc, CCD_STOPPED);
+    assert_int_equal(bp.calls, (int)batches);
+    assert_int_equal(reported, 0);
     ccd_recmodel_free(&m);
     ccd_csr_free(&g);
     free_blocks(blocks);
