@@ -232,7 +232,6 @@ static int64_t commit_point(const worker *w, const part_state *p)
     return c;
 }
 
-/* Commit every assigned partition (only those in `only` when given) whose commit point moved. */
 /* Until when a shutdown waits for the trainer (ccd_now() seconds): its deadline less what
  * committing and leaving the group may need (3 s, a third of short timeouts). No limit before. */
 static double trainer_deadline(const worker *w)
@@ -251,6 +250,7 @@ static int flush_ms(const worker *w)
     return left <= 0 ? 0 : left < 10000 ? (int)left : 10000;
 }
 
+/* Commit every assigned partition (only those in `only` when given) whose commit point moved. */
 static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *only)
 {
     if (w->dlq) {
