@@ -7,7 +7,7 @@
  * Publication and checkpoint failures (Redis down, disk full) are retried with exponential
  * backoff until they succeed or the job is stopped, so nothing is committed that is not durable.
  * A stop (rebalance, shutdown) abandons the block within about a second, mid-epoch (the engine
- * polls it every few dozen mini-batches and per row chunk); the state is left as it was before
+ * polls it before every mini-batch and per row chunk); the state is left as it was before
  * the block and the window's events stay uncommitted for whoever replays them. Shutdown waits
  * for that only until its deadline (trainer_stop_all_until).
  *
