@@ -117,7 +117,7 @@ double block_replay_epoch(void *vctx, ccd_recmodel *m, ccd_adam *adam, int epoch
 {
     replay_ctx *c = vctx;
     float lambda = c->lambda * expf(-(float)epoch / c->anneal);
-    return ccd_replay_epoch(m, adam, c->set, c->batch, lambda, &c->rng);
+    return ccd_replay_epoch(m, adam, c->set, c->batch, lambda, &c->rng, c->stop);
 }
 
 int block_grown(int batch, double growth)
@@ -161,7 +161,7 @@ float *block_expand(const block_ctx *b, const float *old, int dim)
 }
 
 int block_ensemble_build(ensemble_model *e, const ccd_state *st, float *const *tables, int nu,
-                         int ni, const ccd_csr *graph)
+                         int ni, const ccd_csr *graph, const atomic_int *stop)
 {
     memset(e, 0, sizeof *e);
     for (int m = 0; m < st->n_teachers; m++) {
@@ -171,8 +171,8 @@ int block_ensemble_build(ensemble_model *e, const ccd_state *st, float *const *t
         e->scorers[m] = e->t[m].scorer;
         e->n = m + 1;
     }
-    e->ens =
-        (ccd_ensemble){.teachers = e->scorers, .n_teachers = e->n, .n_users = nu, .n_items = ni};
+    e->ens = (ccd_ensemble){
+        .teachers = e->scorers, .n_teachers = e->n, .n_users = nu, .n_items = ni, .stop = stop};
     e->scorer = ccd_scorer_ensemble(&e->ens);
     return 0;
 }

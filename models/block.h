@@ -45,6 +45,7 @@ typedef struct {
     int batch;
     float lambda, anneal;
     ccd_rng rng;
+    const atomic_int *stop; /* the block's stop flag, polled inside the pass */
 } replay_ctx;
 
 /* Everything one block step shares between its stages. */
@@ -100,9 +101,10 @@ ccd_train_opts block_train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t 
 int block_announce_student(const block_ctx *b, const ccd_block_hooks *hooks, int dim);
 /* A layer-0 table grown from U_{k-1} x I_{k-1} to U_k x I_k (section 5.4), or NULL. */
 float *block_expand(const block_ctx *b, const float *old, int dim);
-/* The ensemble of the teachers' tables on a graph (section 3). */
+/* The ensemble of the teachers' tables on a graph (section 3); its rows() fail once stop (may
+ * be NULL) is raised. */
 int block_ensemble_build(ensemble_model *e, const ccd_state *st, float *const *tables, int nu,
-                         int ni, const ccd_csr *graph);
+                         int ni, const ccd_csr *graph, const atomic_int *stop);
 void block_ensemble_free(ensemble_model *e);
 
 /* The stages. Each returns 0 or -1 (out of memory, or stopped: b->stop). */

@@ -124,7 +124,7 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
     rep->seconds_teachers = ccd_now() - t0;
     t0 = ccd_now();
     ensemble_model e;
-    if (block_ensemble_build(&e, st, st->teacher, b->nu, b->ni, &b->g_cur) != 0) {
+    if (block_ensemble_build(&e, st, st->teacher, b->nu, b->ni, &b->g_cur, b->stop) != 0) {
         block_ensemble_free(&e);
         return -1;
     }
@@ -133,6 +133,8 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
     int rc =
         stage_ensemble_tops(cfg, &e.scorer, b->blk, eval, n_eval, rep->ensemble, &e_top, &e_users);
     rep->seconds_ensemble = ccd_now() - t0;
+    if (rc == 0) /* marks the phase for progress and shutdown measurements */
+        block_say(&b->lg, "ensemble E_0 ranked in %.1f s; distilling D_0", rep->seconds_ensemble);
     t0 = ccd_now();
     if (rc == 0)
         rc = stage_distill(b, st, &e.scorer,
@@ -239,7 +241,7 @@ static int block_prepare(block_ctx *b, const ccd_state *st)
     }
     double t0 = ccd_now();
     ensemble_model e_prev;
-    int rc = block_ensemble_build(&e_prev, st, st->teacher, b->pu, b->pi, &b->g_prev);
+    int rc = block_ensemble_build(&e_prev, st, st->teacher, b->pu, b->pi, &b->g_prev, b->stop);
     if (rc == 0 &&
         !(b->e_prev_top = block_topk_of(&e_prev.scorer, &st->train, NULL, b->cfg->exclusion_topk)))
         rc = -1;
@@ -256,7 +258,7 @@ static int block_ensemble_and_distill(block_ctx *b, ccd_state *st, const ccd_blo
     double t0 = ccd_now();
     ensemble_model e;
     int *e_users = NULL;
-    int rc = block_ensemble_build(&e, st, out->teachers, b->nu, b->ni, &b->g_cur);
+    int rc = block_ensemble_build(&e, st, out->teachers, b->nu, b->ni, &b->g_cur, b->stop);
     if (rc == 0)
         rc = stage_ensemble_tops(cfg, &e.scorer, b->blk, eval, n_eval, b->rep->ensemble,
                                  &out->e_top, &e_users);

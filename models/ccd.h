@@ -181,8 +181,10 @@ typedef void (*ccd_log_fn)(void *ctx, const char *msg);
  *                  it scores with ((n_users + n_items) x dim, users first), valid only during
  *                  the call; metrics are CL_k's on the block's valid and test splits. A
  *                  nonzero return stops the step with an error;
- *   stop           polled between epochs: once nonzero the step returns CCD_STOPPED and the
- *                  state is left as it was before the block. */
+ *   stop           polled before every mini-batch and per row chunk of the ensemble and the
+ *                  distillation's item pass (seen within a fraction of a second on Yelp, see
+ *                  train.h): once nonzero the step returns CCD_STOPPED and the state is
+ *                  left as it was before the block. Polling changes no result. */
 typedef struct {
     ccd_log_fn log;
     int (*student_ready)(void *ctx, const float *final, int n_users, int n_items, int dim,

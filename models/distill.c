@@ -138,7 +138,8 @@ typedef struct {
     int *stamp;           /* (n_users) last batch that listed each user */
     int *rows;            /* (max(batch, item_chunk)) row entities of a pass */
     int n_batch, item_chunk;
-    ccd_rng rng; /* item-pass shuffles */
+    ccd_rng rng;            /* item-pass shuffles */
+    const atomic_int *stop; /* the run's stop flag, polled per chunk of the item pass */
 } kd_ctx;
 
 static float dot(const float *a, const float *b, int d)
@@ -254,6 +255,10 @@ static double kd_epoch(void *vctx, ccd_recmodel *m, ccd_adam *adam, int epoch)
     const size_t n_params = (size_t)ccd_recmodel_nodes(m) * m->dim;
     double loss = 0.0;
     for (int i0 = 0; i0 < m->n_items; i0 += c->item_chunk) {
+        if (ccd_stop_raised(c->stop)) {
+            loss = CCD_STOPPED;
+            break;
+        }
         int n = m->n_items - i0 < c->item_chunk ? m->n_items - i0 : c->item_chunk;
         memset(m->grad, 0, n_params * sizeof *m->grad);
         double l = rrd_rows(c, m, items + i0, n, &c->items);
@@ -399,6 +404,7 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
     c.k = k;
     c.seed = o->seed;
     c.item_chunk = in->item_chunk > 0 ? in->item_chunk : 1024;
+    c.stop = o->stop;
     ccd_rng_init(&c.rng, o->seed, ccd_stream(CCD_STREAM_KD_ITEM_ORDER, in->block, 0));
     int *a = malloc((size_t)nu * k * sizeof *a);   /* (nu x k) A_u */
     int *b = malloc((size_t)ni * k * sizeof *b);   /* (ni x k) B_i */

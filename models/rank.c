@@ -442,7 +442,9 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
         for (int m = 0; rc == 0 && m < M; m++) {
             const ccd_scorer *t = &e->teachers[m];
             const int tw = t->n_items;
-            if (t->rows(t, users + b0, bn, buf) != 0) {
+            /* outside the parallel region: a stop abandons the rows between teacher passes */
+            if ((e->stop && atomic_load_explicit(e->stop, memory_order_relaxed)) ||
+                t->rows(t, users + b0, bn, buf) != 0) {
                 rc = -1;
                 break;
             }

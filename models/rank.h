@@ -7,6 +7,7 @@
 #ifndef CCD_RANK_H
 #define CCD_RANK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -66,11 +67,13 @@ typedef struct {
     const ccd_scorer *teachers; /* (n_teachers) */
     int n_teachers;
     int n_users, n_items;
+    const atomic_int *stop; /* optional: polled per sub-batch of rows (the ranking of a Yelp
+                               chunk takes seconds), rows() fails once it is raised */
 } ccd_ensemble;
 
 /* The scorer's rows() returns -1 if a teacher has fewer users or items than e, if
- * e->n_teachers <= 0, or if memory runs out. Per call it holds one (batch x widest teacher row)
- * buffer, batch = min(n, ccd_scorer_chunk(teacher)), besides out. */
+ * e->n_teachers <= 0, if memory runs out, or once e->stop is raised. Per call it holds one (batch x
+ * widest teacher row) buffer, batch = min(n, ccd_scorer_chunk(teacher)), besides out. */
 ccd_scorer ccd_scorer_ensemble(const ccd_ensemble *e);
 
 #endif

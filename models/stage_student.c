@@ -132,7 +132,8 @@ static int student_train(block_ctx *b, int ds, const float *start, const ccd_csr
     replay_ctx rc_ctx = {.set = rs,
                          .batch = block_grown(cfg->student.batch, b->growth),
                          .lambda = cfg->student_replay_lambda,
-                         .anneal = cfg->student_anneal};
+                         .anneal = cfg->student_anneal,
+                         .stop = b->stop};
     ccd_rng_init(&rc_ctx.rng, cfg->seed, ccd_stream(CCD_STREAM_STUDENT_SHUFFLE, b->k, 0));
     ccd_train_hooks hooks = {.epoch = rs->n ? block_replay_epoch : NULL, .ctx = &rc_ctx};
     ccd_train_opts o = block_train_opts(b, &cfg->student, cfg->seed, CCD_STREAM_STUDENT_SAMPLER);

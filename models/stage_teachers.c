@@ -460,7 +460,8 @@ static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld
     replay_ctx rctx = {.set = &rs,
                        .batch = tbatch,
                        .lambda = cfg->teacher_replay_lambda,
-                       .anneal = cfg->teacher_anneal};
+                       .anneal = cfg->teacher_anneal,
+                       .stop = b->stop};
     ccd_rng_init(&rctx.rng, spec->seed, ccd_stream(CCD_STREAM_TEACHER_SHUFFLE, b->k, 0));
     teacher_hooks th = {.lwc = &lc, .replay = rs.n ? &rctx : NULL};
     ccd_train_hooks hooks = {.batch = teacher_batch, .epoch = teacher_epoch, .ctx = &th};
@@ -492,6 +493,8 @@ typedef struct {
 static int teacher_update_one(void *vctx, int m)
 {
     update_ctx *c = vctx;
+    if (ccd_stop_raised(c->b->stop)) /* the side-by-side loop cannot break: skip the rest */
+        return -1;
     return teacher_update(c->b, c->st, m, c->ld, &c->out[m]);
 }
 
@@ -505,6 +508,8 @@ static int base_teacher(void *vctx, int m)
 {
     base_ctx *c = vctx;
     block_ctx *b = c->b;
+    if (ccd_stop_raised(b->stop)) /* the side-by-side loop cannot break: skip the rest */
+        return -1;
     const ccd_teacher_spec *spec = &c->st->teacher_spec[m];
     ccd_rng init;
     ccd_rng_init(&init, spec->seed, ccd_stream(CCD_STREAM_TEACHER_INIT, 0, 0));

@@ -43,6 +43,10 @@ double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int 
     double loss = 0.0;
     int step = 0;
     for (int64_t b0 = 0; b0 < t->n; b0 += batch, step++) {
+        if (hooks && ccd_stop_raised(hooks->stop)) {
+            loss = CCD_STOPPED;
+            break;
+        }
         int b = (int)(t->n - b0 < batch ? t->n - b0 : batch);
         const int *u = t->user + b0, *p = t->pos + b0, *q = t->neg + b0;
         int n = 0;
@@ -81,7 +85,7 @@ int ccd_train_bpr(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclude,
 
 /* One epoch's training: a fresh sample of (train, exclusions) triples, its BPR mini-batches
  * with the batch hook, then the epoch hook. Returns the summed loss; negative or NaN when memory
- * runs out or a hook fails. */
+ * runs out, a hook fails or o->stop is raised (the caller tells which by the flag). */
 static double train_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_block *blk,
                           const ccd_csr *exclude, const ccd_train_opts *o, bool clamp,
                           const ccd_train_hooks *hooks, ccd_rng *rng, int epoch)
@@ -89,7 +93,9 @@ static double train_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_block *blk,
     ccd_triples t;
     if (ccd_bpr_sample(&t, &blk->train, exclude, m->n_items, o->stage.nns, rng) != 0)
         return -1.0;
-    double loss = ccd_bpr_epoch(m, adam, &t, o->stage.batch, clamp, hooks);
+    ccd_train_hooks h = hooks ? *hooks : (ccd_train_hooks){0};
+    h.stop = o->stop;
+    double loss = ccd_bpr_epoch(m, adam, &t, o->stage.batch, clamp, &h);
     ccd_triples_free(&t);
     if (loss >= 0 && hooks && hooks->epoch) {
         double extra = hooks->epoch(hooks->ctx, m, adam, epoch - 1);
@@ -107,13 +113,35 @@ typedef struct {
     int stale; /* evaluations since it */
 } selection;
 
+/* m's embedding scorer, failing once the stop is raised: the evaluation asks for its rows chunk
+ * by chunk (the same chunks, so the same results), which makes it a poll point (an evaluation
+ * of Yelp block 0 takes 1-3 s, longer with teachers side by side on a loaded host). */
+typedef struct {
+    ccd_scorer inner;
+    const atomic_int *stop;
+} stoppable_scorer;
+
+static int stoppable_rows(const ccd_scorer *s, const int *users, int n, float *out)
+{
+    const stoppable_scorer *w = s->ctx;
+    return ccd_stop_raised(w->stop) ? -1 : w->inner.rows(&w->inner, users, n, out);
+}
+
 /* Evaluate m on blk's valid split into r, and select its weights when their valid R@20 beats
- * the best so far (strictly: the earlier epoch wins a tie). Returns 0 or -1 (out of memory). */
+ * the best so far (strictly: the earlier epoch wins a tie). Returns 0 or -1 (out of memory, or
+ * stopped). */
 static int evaluate_and_select(ccd_recmodel *m, const ccd_block *blk, const ccd_train_opts *o,
                                size_t n_params, ccd_epoch_report *r, selection *sel)
 {
     double t0 = ccd_now();
-    if (ccd_recmodel_evaluate(m, blk, 1, &r->metrics) != 0)
+    ccd_recmodel_propagate_all(m);
+    stoppable_scorer w = {.inner = ccd_scorer_embeddings(m->final,
+                                                         m->final + (size_t)m->n_users * m->dim,
+                                                         m->n_users, m->n_items, m->dim),
+                          .stop = o->stop};
+    ccd_scorer s = {
+        .n_users = m->n_users, .n_items = m->n_items, .rows = stoppable_rows, .ctx = &w};
+    if (ccd_evaluate_scorer(&s, blk, 1, &r->metrics) != 0)
         return -1;
     r->eval_seconds = ccd_now() - t0;
     if (o->eval_seconds) {
@@ -153,7 +181,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
     ccd_rng_init(&rng, o->seed, o->stream);
     int rc = 0;
     for (int epoch = 1; epoch <= so->epochs; epoch++) {
-        if (o->stop && atomic_load_explicit(o->stop, memory_order_relaxed)) {
+        if (ccd_stop_raised(o->stop)) {
             rc = CCD_STOPPED;
             break;
         }
@@ -163,7 +191,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
         double t0 = ccd_now();
         r.loss = train_epoch(m, &adam, blk, exclude, o, clamp, hooks, &rng, epoch);
         if (!(r.loss >= 0)) {
-            rc = -1;
+            rc = ccd_stop_raised(o->stop) ? CCD_STOPPED : -1;
             break;
         }
         r.train_seconds = ccd_now() - t0;
@@ -171,7 +199,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
          * reference's schedule (it can only ever select epoch 1 or 6) */
         if (((epoch - 1) % so->eval_every == 0 || epoch == so->epochs) &&
             evaluate_and_select(m, blk, o, n_params, &r, &sel) != 0) {
-            rc = -1;
+            rc = ccd_stop_raised(o->stop) ? CCD_STOPPED : -1;
             break;
         }
         if (on_epoch)
@@ -179,8 +207,10 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
         if (r.evaluated && so->patience > 0 && sel.stale >= so->patience)
             break;
     }
-    memcpy(m->emb0, sel.emb0, n_params * sizeof *sel.emb0);
-    ccd_recmodel_propagate_all(m);
+    if (rc != CCD_STOPPED) { /* stopped: nothing is kept, so nothing to restore */
+        memcpy(m->emb0, sel.emb0, n_params * sizeof *sel.emb0);
+        ccd_recmodel_propagate_all(m);
+    }
     if (best)
         *best = sel.metrics;
     if (best_epoch)
@@ -191,7 +221,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
 }
 
 double ccd_replay_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_replay_set *r, int batch,
-                        float lambda, ccd_rng *rng)
+                        float lambda, ccd_rng *rng, const atomic_int *stop)
 {
     if (r->n == 0)
         return 0.0;
@@ -211,6 +241,10 @@ double ccd_replay_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_replay_set *r
     double loss = 0.0;
     int step = 0;
     for (int64_t b0 = 0; b0 < r->n; b0 += batch, step++) {
+        if (ccd_stop_raised(stop)) {
+            loss = CCD_STOPPED;
+            break;
+        }
         int b = (int)(r->n - b0 < batch ? r->n - b0 : batch);
         int n = 0;
         for (int k = 0; k < b; k++) {

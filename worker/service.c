@@ -16,6 +16,7 @@
 #include "service.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdatomic.h>
@@ -83,7 +84,8 @@ typedef struct {
     bool fatal;
     int64_t exit_idle_ms;
     int64_t last_message_ms;
-    bool joined; /* the group gave this worker an assignment (maybe empty) at least once */
+    bool joined;         /* the group gave this worker an assignment (maybe empty) at least once */
+    int64_t deadline_ms; /* now_ms() by which shutdown must be done (INT64_MAX until it starts) */
     /* wall clock of the first and last message (ingest rate) */
     double first_message_s, last_message_s;
     /* counters */
@@ -92,20 +94,25 @@ typedef struct {
     int64_t dead_by_reason[DEAD_REASONS];
 } worker;
 
-/* Raised by service_stop, possibly from a signal handler: lock-free, so async-signal-safe. */
+/* Raised by service_stop, possibly from a signal handler: lock-free, so async-signal-safe. The
+ * time of the first request starts the shutdown's clock (worker.shutdown_timeout_ms). */
 static atomic_bool stopping;
+static atomic_llong stop_requested_ms; /* now_ms() of the first stop request; 0: none */
 _Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "service_stop must be async-signal-safe");
-
-void service_stop(void)
-{
-    atomic_store(&stopping, true);
-}
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "service_stop must be async-signal-safe");
 
 static int64_t now_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void service_stop(void)
+{
+    long long none = 0;
+    atomic_compare_exchange_strong(&stop_requested_ms, &none, (long long)now_ms());
+    atomic_store(&stopping, true);
 }
 
 /* A partition just assigned or revoked: nothing consumed or committed by this worker yet. */
@@ -249,11 +256,33 @@ static int64_t commit_point(const worker *w, const part_state *p)
     return c;
 }
 
+/* Until when a shutdown waits for the trainer (ccd_now() seconds): its deadline less what
+ * committing and leaving the group may need (3 s, a third of short timeouts). No limit before. */
+static double trainer_deadline(const worker *w)
+{
+    if (w->deadline_ms == INT64_MAX)
+        return INFINITY;
+    const int64_t t = w->cfg.shutdown_timeout_ms, reserve = t / 3 < 3000 ? t / 3 : 3000;
+    return (double)(w->deadline_ms - reserve) / 1000.0;
+}
+
+/* How long a flush of dead letters may wait: 10 s, or what is left before the shutdown's
+ * deadline. */
+static int flush_ms(const worker *w)
+{
+    int64_t left = w->deadline_ms - now_ms();
+    return left <= 0 ? 0 : left < 10000 ? (int)left : 10000;
+}
+
 /* Commit every assigned partition (only those in `only` when given) whose commit point moved. */
 static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *only)
 {
     if (w->dlq) {
-        rd_kafka_flush(w->dlq, 10000); /* dead letters first: committing passes their offsets */
+        /* dead letters first: committing passes their offsets */
+        if (rd_kafka_flush(w->dlq, flush_ms(w)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            wlog(WLOG_WARN, "dead letters not all delivered in time: committing nothing now");
+            return; /* their offsets stay uncommitted: read (and dead-lettered) again */
+        }
         if (w->fatal && w->dlq_delivery_errors > 0)
             return; /* one may be lost (no Write ACL): its offset stays uncommitted, read again */
     }
@@ -296,7 +325,7 @@ static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *onl
 
 static void submit_next(worker *w, tenant *m)
 {
-    if (m->busy || !m->closed || !w->cfg.train)
+    if (m->busy || !m->closed || !w->cfg.train || w->deadline_ms != INT64_MAX) /* shutting down */
         return;
     closed_window *cw = m->closed;
     trainer_job *j = calloc(1, sizeof *j);
@@ -676,14 +705,15 @@ static void release_partitions(worker *w, const rd_kafka_topic_partition_list_t 
             hit = rd_kafka_topic_partition_list_find(parts, m->parts[i].topic,
                                                      m->parts[i].partition) != NULL;
         if (hit) {
-            trainer_stop_model(&w->tr, m);
+            /* unbounded but in a shutdown; a block the engine does not give up in time stays */
+            trainer_stop_model_until(&w->tr, m, trainer_deadline(w));
             collect_jobs(w);
         }
     }
     commit_offsets(w, parts);
     for (int s = 0; s < w->model_ids.n; s++) {
         tenant *m = w->tenants[s];
-        if (!m)
+        if (!m || m->busy) /* busy: its job outlived the deadline; the process exits around it */
             continue;
         for (int i = 0; i < m->n_parts; i++)
             if (rd_kafka_topic_partition_list_find(parts, m->parts[i].topic,
@@ -1157,18 +1187,69 @@ static void log_totals(const worker *w)
              (double)(w->messages - 1) / (w->last_message_s - w->first_message_s + 1e-9));
 }
 
+/* The shutdown's deadline: worker.shutdown_timeout_ms after the stop request (or after now, for
+ * a fatal error or --exit-when-idle). */
+static void set_deadline(worker *w)
+{
+    int64_t from = (int64_t)atomic_load(&stop_requested_ms);
+    w->deadline_ms = (from > 0 ? from : now_ms()) + w->cfg.shutdown_timeout_ms;
+}
+
+/* Raise every job's stop and wait for the trainer until trainer_deadline. True when idle. */
+static bool stop_trainer(worker *w)
+{
+    return !w->tr.thread || trainer_stop_all_until(&w->tr, trainer_deadline(w));
+}
+
+/* Leave the group, serving its revoke (which commits and drops the models) from here, until
+ * closed or the deadline. True when closed. */
+static bool close_consumer(worker *w)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(w->rk, q);
+    if (e) {
+        wlog(WLOG_WARN, "consumer close: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    while (!rd_kafka_consumer_closed(w->rk) && now_ms() < w->deadline_ms)
+        rd_kafka_queue_poll_callback(q, 100);
+    bool closed = rd_kafka_consumer_closed(w->rk);
+    rd_kafka_queue_destroy(q);
+    return closed;
+}
+
+/* The deadline passed with a block still in the trainer (in a loop without a poll point, or a
+ * long write) or the group not yet left: exit without joining the thread or freeing what it
+ * uses. What was committed is durable; the block's window never was, so whoever owns the model
+ * next reads its events again (and a partial version or a checkpoint's tmp file it may leave is
+ * cleaned by the next publication or save). */
+static void exit_now(worker *w, const char *what)
+{
+    wlog(WLOG_WARN,
+         "shutdown: %s %d ms after the stop request (worker.shutdown_timeout_ms): "
+         "exiting without waiting",
+         what, w->cfg.shutdown_timeout_ms);
+    log_totals(w);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(w->fatal ? 1 : 0);
+}
+
 static void shutdown_worker(worker *w)
 {
-    /* abandon running blocks, commit what is durable, leave the group */
+    /* abandon running blocks (within the deadline), commit what is durable, leave the group */
+    set_deadline(w);
+    bool idle = stop_trainer(w);
     if (w->rk) {
-        for (int s = 0; s < w->model_ids.n; s++)
-            if (w->tenants[s])
-                trainer_stop_model(&w->tr, w->tenants[s]);
         collect_jobs(w);
         commit_offsets(w, NULL);
-        rd_kafka_consumer_close(w->rk); /* revokes: the rebalance callback drops the models */
+        if (!close_consumer(w))
+            exit_now(w, "the consumer group not left");
         rd_kafka_destroy(w->rk);
     }
+    if (!idle && !stop_trainer(w)) /* it may have finished during the revoke */
+        exit_now(w, "a block still in training");
+    collect_jobs(w); /* jobs that ended after the revoke (nothing new is submitted) */
     if (w->tr.thread)
         trainer_join(&w->tr);
     for (int s = 0; s < w->model_ids.n; s++)
@@ -1177,7 +1258,7 @@ static void shutdown_worker(worker *w)
     free(w->tenants);
     idmap_free(&w->model_ids);
     if (w->dlq) {
-        rd_kafka_flush(w->dlq, 10000);
+        rd_kafka_flush(w->dlq, flush_ms(w));
         rd_kafka_destroy(w->dlq);
     }
     metrics_stop(w->metrics);
@@ -1276,6 +1357,7 @@ int service_run(worker_config *cfg, const service_opts *o)
     }
     w->cfg = *cfg; /* the service owns the config's strings from here on */
     memset(cfg, 0, sizeof *cfg);
+    w->deadline_ms = INT64_MAX;
     idmap_init(&w->model_ids);
     w->exit_idle_ms = o->exit_idle_ms;
     w->embedded_partitions = o->embedded_partitions;

@@ -1,6 +1,7 @@
 /* trainer: see trainer.h. */
 #include "trainer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,23 +342,63 @@ void trainer_submit(trainer *t, trainer_job *j)
     pthread_mutex_unlock(&t->mu);
 }
 
-void trainer_stop_model(trainer *t, const tenant *m)
+/* Wait on t->cv (t->mu held) for at most 50 ms; false once `deadline` (ccd_now()) has passed.
+ * The condition variable runs on the realtime clock, the deadline on ccd_now()'s: short slices
+ * keep a clock step from stretching the wait. */
+static bool wait_slice(trainer *t, double deadline)
+{
+    if (ccd_now() >= deadline)
+        return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+    return true;
+}
+
+/* Whether the trainer holds a job of m (every job when m is NULL); t->mu held. */
+static bool holds_jobs_of(const trainer *t, const tenant *m)
+{
+    bool left = t->running && (!m || t->running->m == m);
+    for (trainer_job *j = t->queue; j && !left; j = j->next)
+        left = !m || j->m == m;
+    return left;
+}
+
+/* Raise the stop of m's jobs (every job when m is NULL) and wait until none is left or until
+ * deadline. */
+static bool stop_jobs_until(trainer *t, const tenant *m, double deadline)
 {
     pthread_mutex_lock(&t->mu);
     for (trainer_job *j = t->queue; j; j = j->next)
-        if (j->m == m)
+        if (!m || j->m == m)
             atomic_store(&j->stop, 1);
-    if (t->running && t->running->m == m)
+    if (t->running && (!m || t->running->m == m))
         atomic_store(&t->running->stop, 1);
-    for (;;) {
-        bool left = t->running && t->running->m == m;
-        for (trainer_job *j = t->queue; j && !left; j = j->next)
-            left = j->m == m;
-        if (!left)
-            break;
-        pthread_cond_wait(&t->cv, &t->mu);
-    }
+    bool left;
+    while ((left = holds_jobs_of(t, m)) && wait_slice(t, deadline))
+        ;
     pthread_mutex_unlock(&t->mu);
+    return !left;
+}
+
+void trainer_stop_model(trainer *t, const tenant *m)
+{
+    stop_jobs_until(t, m, INFINITY);
+}
+
+bool trainer_stop_model_until(trainer *t, const tenant *m, double deadline)
+{
+    return stop_jobs_until(t, m, deadline);
+}
+
+bool trainer_stop_all_until(trainer *t, double deadline)
+{
+    return stop_jobs_until(t, NULL, deadline);
 }
 
 bool trainer_job_done(trainer *t, const trainer_job *j)

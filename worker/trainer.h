@@ -6,8 +6,10 @@
  * then the checkpoint is written. Only then is the job done and its offsets may be committed.
  * Publication and checkpoint failures (Redis down, disk full) are retried with exponential
  * backoff until they succeed or the job is stopped, so nothing is committed that is not durable.
- * A stop (rebalance, shutdown) abandons the block at the next epoch boundary; the state is left
- * as it was before the block and the window's events stay uncommitted for whoever replays them.
+ * A stop (rebalance, shutdown) abandons the block within about a second, mid-epoch (the engine
+ * polls it before every mini-batch and per row chunk); the state is left as it was before
+ * the block and the window's events stay uncommitted for whoever replays them. Shutdown waits
+ * for that only until its deadline (trainer_stop_all_until).
  *
  * Seams: the trainer publishes through a trainer_sink (a function and its context: the Redis
  * sink in the service, trainer_sink_redis; a fake in tests/unit/test_trainer.c) and checkpoints
@@ -100,6 +102,14 @@ bool trainer_job_done(trainer *t, const trainer_job *j);
 /* Raise the stop flag of every queued or running job of model m and wait until none is left
  * in the trainer. */
 void trainer_stop_model(trainer *t, const tenant *m);
+/* The same, giving up at `deadline` (ccd_now() seconds): true when none of m's jobs is left. */
+bool trainer_stop_model_until(trainer *t, const tenant *m, double deadline);
+
+/* Shutdown: raise the stop flag of every queued or running job, then wait until the trainer
+ * holds no job or until `deadline` (ccd_now() seconds). True when it is idle; false when a job
+ * is still running (in a loop without a poll point, or a long write): the caller must then not
+ * join the thread nor free what the job uses. */
+bool trainer_stop_all_until(trainer *t, double deadline);
 
 /* Snapshot of the counters. */
 trainer_stats trainer_get_stats(trainer *t);

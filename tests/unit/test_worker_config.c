@@ -77,6 +77,7 @@ static void wcfg_shipped_files(void **state)
     assert_int_equal(w.checkpoint_keep, 2);
     assert_int_equal(w.log_level, 2);
     assert_true(w.train);
+    assert_int_equal(w.shutdown_timeout_ms, 25000);
     worker_config_free(&w);
 
     worker_config_init(&w);
@@ -143,6 +144,9 @@ static void wcfg_file_errors(void **state)
         {"[ccd]\nstudent_dim = -3\n", ":2: ", "ccd.student_dim"},
         {"[ccd.student]\nepohcs = 3\n", ":2: ", "ccd.student.epohcs"},
         {"[window]\nthis line has no equals sign\n", ":2: ", "syntax error"},
+        {"[worker]\nshutdown_timeout_ms = 999\n", ":2: ", "worker.shutdown_timeout_ms"},
+        {"[worker]\nshutdown_timeout_ms = 25s\n", ":2: ", "worker.shutdown_timeout_ms"},
+        {"[worker]\nshutdown_timeout_ms = -1\n", ":2: ", "worker.shutdown_timeout_ms"},
     };
     char err[1024], path[512];
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {

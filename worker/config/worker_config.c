@@ -83,6 +83,7 @@ void worker_config_init(worker_config *w)
     w->log_json = false;
     w->threads = 0;
     w->train = true;
+    w->shutdown_timeout_ms = 25000; /* Kubernetes' grace period is 30 s */
 }
 
 void worker_config_free(worker_config *w)
@@ -300,6 +301,8 @@ static int other_key(worker_config *w, const char *section, const char *key, con
             return ccd_parse_int(v, 0, 1024, &w->threads);
         if (!strcmp(key, "train"))
             return ccd_parse_bool(v, &w->train);
+        if (!strcmp(key, "shutdown_timeout_ms")) /* at least 1 s: the close needs its reserve */
+            return ccd_parse_int(v, 1000, 3600000, &w->shutdown_timeout_ms);
         return -2;
     }
     return -3;

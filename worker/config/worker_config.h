@@ -15,7 +15,8 @@
  *   [metrics]     listen (host:port of the Prometheus endpoint and the probes; empty: off),
  *                 health_timeout_ms
  *   [log]         level (error|warn|info|debug), format (text|json)
- *   [worker]      threads, train (false: consume and count only, for ingest benchmarks)
+ *   [worker]      threads, train (false: consume and count only, for ingest benchmarks),
+ *                 shutdown_timeout_ms (SIGTERM to exit, however long the block in training)
  * Any value may use ${NAME} / ${NAME:-default} (the environment), and any key may be given as
  * KEY_file = PATH (the content of a file, e.g. a mounted secret): config_value.h.
  * -X overrides use the same names: -X kafka.bootstrap.servers=H:P (everything after "kafka." is
@@ -92,6 +93,7 @@ typedef struct {
     /* [worker] */
     int threads; /* 0: all cores */
     bool train;
+    int shutdown_timeout_ms; /* stop request -> exit, at most (design-fencing.md section 5) */
 } worker_config;
 
 /* Defaults: see configs/worker.ini. */
