@@ -46,6 +46,7 @@
 #include "errmsg.h"
 #include "le.h"
 #include "model_id.h"
+#include "testhook.h"
 
 enum {
     ID_MAX = 127,           /* longest model id and prefix */
@@ -800,12 +801,14 @@ int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t e
     int64_t n = 0, newest = 0;
     if (next_version(s, model, &n, &newest, err, errlen) != 0)
         return -1;
+    test_pause("publish_start", model, v->block);
     if (delete_orphans(s, model, newest, n, err, errlen) != 0 ||
         write_side(s, v, n, true, err, errlen) != 0 ||
         write_side(s, v, n, false, err, errlen) != 0 || write_meta(s, v, n, err, errlen) != 0) {
         discard_partial(s, model, n);
         return -1;
     }
+    test_pause("publish_switch", model, v->block);
 
     char vkey[KEY_MAX], ckey[KEY_MAX], chan[KEY_MAX], num[24];
     model_key(vkey, s, model, "versions");

@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "dense.h"
 #include "state.h"
+#include "testhook.h"
 #include "train.h"
 #include "wlog.h"
 
@@ -97,6 +98,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
          "model %s block %d: student v%lld live (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
          j->m->id, j->cw->block, (long long)j->version, n_users, n_items,
          j->holdout.recall[CCD_K20], j->holdout.ndcg[CCD_K20]);
+    test_pause("after_publish", j->m->id, j->cw->block);
     return 0;
 }
 
@@ -205,6 +207,7 @@ static void run_job(trainer *t, trainer_job *j)
          m->id, cw->block, (long long)cw->n_ev, (long long)blk.train.nnz,
          (long long)(blk.valid.nnz + blk.test.nnz), blk.n_users, blk.n_users - blk.prev_users,
          blk.n_items, blk.n_items - blk.prev_items, cw->reason);
+    test_pause("train", m->id, cw->block);
     int rc =
         ccd_block_step(&m->state, &t->cfg->ccd, &blk, &blk, 1, &rep, &hooks, j->err, sizeof j->err);
     ccd_block_report_free(&rep);
@@ -214,6 +217,7 @@ static void run_job(trainer *t, trainer_job *j)
         return;
     }
     double t1 = ccd_now();
+    test_pause("before_ckpt", m->id, cw->block);
     if (write_checkpoint(t, j) != 0) {
         /* the state holds the block but it is not durable: the consumer drops the model */
         j->rc = atomic_load(&j->stop) ? CCD_STOPPED : -1;
