@@ -80,14 +80,28 @@ int checkpoint_make_dirs(const char *path, char *err, size_t errlen);
 /* ------------------------------------------------------------------------------------------ */
 /* the store */
 
-/* A backend: bytes under (model, block). Every function returns -1 with a message on a store
- * error; model ids reach it already checked (model_id.h). */
+#define CKPT_FENCED (-2) /* a save refused: a newer owner has claimed the model (err names it) */
+
+/* One ownership of a model (issue 17, docs/design-fencing.md section 1). */
 typedef struct {
+    uint64_t epoch;        /* ours, minted by the claim: above every earlier claim's */
+    char prev_member[128]; /* the previous claimant's member id ("" when none) */
+    char prev_source[300]; /* the previous claimant's "topic/partition" ("" when none) */
+} ckpt_claim;
+
+/* A backend: bytes under (model, block), and the model's owner epochs. Every function returns -1
+ * with a message on a store error; model ids reach it already checked (model_id.h). */
+typedef struct {
+    /* Mint a new owner epoch for model, above every earlier claim's, recording member and source
+     * (see ckpt_store_claim). 0 or -1. */
+    int (*claim)(void *impl, const char *model, const char *member, const char *source,
+                 ckpt_claim *out, char *err, size_t errlen);
     /* Store buf as the model's checkpoint of block, replacing one of the same block, then keep
      * only the newest `keep` blocks. 0 once the checkpoint is durable (pruning may fail quietly:
-     * the next save retries it). */
-    int (*put)(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
-               int keep, char *err, size_t errlen);
+     * the next save retries it); CKPT_FENCED when a claim newer than epoch (0: unfenced) exists,
+     * leaving the stored checkpoints as they were. */
+    int (*put)(void *impl, const char *model, int block, uint64_t epoch, const unsigned char *buf,
+               size_t len, int keep, char *err, size_t errlen);
     /* The stored blocks, newest first, in a malloc'd array (*blocks, NULL when none). Returns the
      * count (0: no checkpoint, not even a place for them yet) or -1. */
     int (*list)(void *impl, const char *model, int **blocks, char *err, size_t errlen);
@@ -116,8 +130,20 @@ int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, char *err, 
 /* Closes the backend; a zeroed store is closed as well. */
 void ckpt_store_close(ckpt_store *s);
 
-/* Save a folded block (c->block >= 0). Returns 0 once it is durable, or -1 with a message. */
-int ckpt_store_save(ckpt_store *s, const checkpoint *c, char *err, size_t errlen);
+/* Claim model for a new owner (member: the consumer's member id, source: "topic/partition" it
+ * reads the model from; both for diagnostics, "" allowed): mints an epoch above every earlier
+ * claim's and returns it with the previous claimant in out. A worker claims before it loads the
+ * checkpoint, then passes the epoch to every save; a save by an older epoch is then refused.
+ * Returns 0 or -1 with a message (store error, retryable). */
+int ckpt_store_claim(ckpt_store *s, const char *model, const char *member, const char *source,
+                     ckpt_claim *out, char *err, size_t errlen);
+
+/* Save a folded block (c->block >= 0) as the owner of epoch (from ckpt_store_claim). Epoch 0 means
+ * "unfenced": the save neither checks nor is refused by claims (tools and tests that never
+ * claim; a worker always passes its epoch). Returns 0 once it is durable, -1 with a message (store
+ * error, retryable) or CKPT_FENCED (a newer owner has claimed the model: err names it; retrying is
+ * pointless, the stored checkpoints are left as they were). */
+int ckpt_store_save(ckpt_store *s, const checkpoint *c, uint64_t epoch, char *err, size_t errlen);
 
 /* Load the newest checkpoint of model that loads (see the top). Returns 1 (loaded into c), 0
  * (none stored: c is empty) or -1 (err; c is empty). warn (may be NULL) receives a message for

@@ -286,9 +286,19 @@ static int write_durably(int dfd, const char *mdir, const char *name, int block,
     return 0;
 }
 
-static int dir_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
-                   int keep, char *err, size_t errlen)
+/* Not built yet (issue 17 step 2): the interface only. */
+static int dir_claim(void *impl, const char *model, const char *member, const char *source,
+                     ckpt_claim *out, char *err, size_t errlen)
 {
+    (void)impl, (void)member, (void)source, (void)out;
+    errmsg_set(err, errlen, "checkpoint: model %s: claim not built yet", model);
+    return -1;
+}
+
+static int dir_put(void *impl, const char *model, int block, uint64_t epoch,
+                   const unsigned char *buf, size_t len, int keep, char *err, size_t errlen)
+{
+    (void)epoch; /* the fence comes with the claim */
     char mdir[PATH_CAP], name[NAME_CAP];
     if (model_dir(impl, model, mdir, err, errlen) != 0 ||
         checkpoint_make_dirs(mdir, err, errlen) != 0)
@@ -387,7 +397,8 @@ static void dir_close(void *impl)
     free(impl);
 }
 
-static const ckpt_backend dir_backend = {dir_put, dir_list, dir_get, dir_where, dir_close};
+static const ckpt_backend dir_backend = {dir_claim, dir_put,   dir_list,
+                                         dir_get,   dir_where, dir_close};
 
 int ckpt_store_open_dir(ckpt_store *s, const char *dir, int keep, char *err, size_t errlen)
 {

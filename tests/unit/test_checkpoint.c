@@ -225,7 +225,7 @@ static int save_to(const char *dir, const checkpoint *c, int keep, char *err, si
     ckpt_store s;
     if (ckpt_store_open_dir(&s, dir, keep, err, errlen) != 0)
         return -1;
-    int rc = ckpt_store_save(&s, c, err, errlen);
+    int rc = ckpt_store_save(&s, c, 0, err, errlen);
     ckpt_store_close(&s);
     return rc;
 }
