@@ -22,8 +22,9 @@
  * DIR/<model>/.tmp-*, fsyncs it, renames it into place and fsyncs the directory, so a reader (or
  * a crash) only ever sees complete files; then it deletes all but the newest `keep`. A full disk
  * fails the save with a clear error, removes the temporary file, and leaves the previous
- * checkpoints untouched. One writer per model directory at a time: a save removes any .tmp-*
- * file it finds there as the leftover of a crashed writer.
+ * checkpoints untouched. Owners: DIR/<model>/owner/e-<epoch, 20 digits>, one file per claim; a
+ * fenced save compares its epoch with the newest one before the rename, and sweeps only the
+ * temporary files of older epochs (a crashed or stalled owner's leftovers).
  *
  * Redis backend (checkpoint_redis.c), for groups without a shared volume (P = [redis] prefix):
  *   P:{M}:ckpt:<block, 8 digits>   one encoded checkpoint
@@ -99,7 +100,8 @@ typedef struct {
     /* Store buf as the model's checkpoint of block, replacing one of the same block, then keep
      * only the newest `keep` blocks. 0 once the checkpoint is durable (pruning may fail quietly:
      * the next save retries it); CKPT_FENCED when a claim newer than epoch (0: unfenced) exists,
-     * leaving the stored checkpoints as they were. */
+     * leaving the stored checkpoints as they were; 1 when it is durable but a newer claim came
+     * between the check and the write (err says so; nothing pruned). */
     int (*put)(void *impl, const char *model, int block, uint64_t epoch, const unsigned char *buf,
                size_t len, int keep, char *err, size_t errlen);
     /* The stored blocks, newest first, in a malloc'd array (*blocks, NULL when none). Returns the
@@ -118,6 +120,9 @@ typedef struct {
     const ckpt_backend *be;
     void *impl;
     int keep; /* blocks kept per model (>= 1) */
+    /* saves that landed after a newer claim (logged as a warning; for a metric): the window
+     * between the fence check and the write that design-fencing.md section 2 leaves open */
+    unsigned long landed_late;
 } ckpt_store;
 
 typedef struct redis_sink redis_sink;

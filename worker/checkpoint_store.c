@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 #include "errmsg.h"
 #include "model_id.h"
+#include "wlog.h"
 
 #define WHERE_CAP 4400 /* a backend's longest location (a path or a key) */
 
@@ -55,6 +56,13 @@ int ckpt_store_save(ckpt_store *s, const checkpoint *c, uint64_t epoch, char *er
     }
     int rc = s->be->put(s->impl, c->model, c->block, epoch, buf, len, s->keep, err, errlen);
     free(buf);
+    if (rc == 1) {
+        /* Durable and harmless (the new owner claimed before loading, so it never reads this
+         * file), but worth seeing: a stalled writer. */
+        s->landed_late++;
+        wlog(WLOG_WARN, "%s", err);
+        rc = 0;
+    }
     return rc;
 }
 
