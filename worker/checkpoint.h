@@ -22,8 +22,9 @@
  * DIR/<model>/.tmp-*, fsyncs it, renames it into place and fsyncs the directory, so a reader (or
  * a crash) only ever sees complete files; then it deletes all but the newest `keep`. A full disk
  * fails the save with a clear error, removes the temporary file, and leaves the previous
- * checkpoints untouched. One writer per model directory at a time: a save removes any .tmp-*
- * file it finds there as the leftover of a crashed writer.
+ * checkpoints untouched. Owners: DIR/<model>/owner/e-<epoch, 20 digits>, one file per claim; a
+ * fenced save compares its epoch with the newest one before the rename, and sweeps only the
+ * temporary files of older epochs (a crashed or stalled owner's leftovers).
  *
  * Redis backend (checkpoint_redis.c), for groups without a shared volume (P = [redis] prefix):
  *   P:{M}:ckpt:<block, 8 digits>   one encoded checkpoint
@@ -80,14 +81,29 @@ int checkpoint_make_dirs(const char *path, char *err, size_t errlen);
 /* ------------------------------------------------------------------------------------------ */
 /* the store */
 
-/* A backend: bytes under (model, block). Every function returns -1 with a message on a store
- * error; model ids reach it already checked (model_id.h). */
+#define CKPT_FENCED (-2) /* a save refused: a newer owner has claimed the model (err names it) */
+
+/* One ownership of a model (issue 17, docs/design-fencing.md section 1). */
 typedef struct {
+    uint64_t epoch;        /* ours, minted by the claim: above every earlier claim's */
+    char prev_member[128]; /* the previous claimant's member id ("" when none) */
+    char prev_source[300]; /* the previous claimant's "topic/partition" ("" when none) */
+} ckpt_claim;
+
+/* A backend: bytes under (model, block), and the model's owner epochs. Every function returns -1
+ * with a message on a store error; model ids reach it already checked (model_id.h). */
+typedef struct {
+    /* Mint a new owner epoch for model, above every earlier claim's, recording member and source
+     * (see ckpt_store_claim). 0 or -1. */
+    int (*claim)(void *impl, const char *model, const char *member, const char *source,
+                 ckpt_claim *out, char *err, size_t errlen);
     /* Store buf as the model's checkpoint of block, replacing one of the same block, then keep
      * only the newest `keep` blocks. 0 once the checkpoint is durable (pruning may fail quietly:
-     * the next save retries it). */
-    int (*put)(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
-               int keep, char *err, size_t errlen);
+     * the next save retries it); CKPT_FENCED when a claim newer than epoch (0: unfenced) exists,
+     * leaving the stored checkpoints as they were; 1 when it is durable but a newer claim came
+     * between the check and the write (err says so; nothing pruned). */
+    int (*put)(void *impl, const char *model, int block, uint64_t epoch, const unsigned char *buf,
+               size_t len, int keep, char *err, size_t errlen);
     /* The stored blocks, newest first, in a malloc'd array (*blocks, NULL when none). Returns the
      * count (0: no checkpoint, not even a place for them yet) or -1. */
     int (*list)(void *impl, const char *model, int **blocks, char *err, size_t errlen);
@@ -104,6 +120,9 @@ typedef struct {
     const ckpt_backend *be;
     void *impl;
     int keep; /* blocks kept per model (>= 1) */
+    /* saves that landed after a newer claim (logged as a warning; for a metric): the window
+     * between the fence check and the write that design-fencing.md section 2 leaves open */
+    unsigned long landed_late;
 } ckpt_store;
 
 typedef struct redis_sink redis_sink;
@@ -116,8 +135,20 @@ int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, char *err, 
 /* Closes the backend; a zeroed store is closed as well. */
 void ckpt_store_close(ckpt_store *s);
 
-/* Save a folded block (c->block >= 0). Returns 0 once it is durable, or -1 with a message. */
-int ckpt_store_save(ckpt_store *s, const checkpoint *c, char *err, size_t errlen);
+/* Claim model for a new owner (member: the consumer's member id, source: "topic/partition" it
+ * reads the model from; both for diagnostics, "" allowed): mints an epoch above every earlier
+ * claim's and returns it with the previous claimant in out. A worker claims before it loads the
+ * checkpoint, then passes the epoch to every save; a save by an older epoch is then refused.
+ * Returns 0 or -1 with a message (store error, retryable). */
+int ckpt_store_claim(ckpt_store *s, const char *model, const char *member, const char *source,
+                     ckpt_claim *out, char *err, size_t errlen);
+
+/* Save a folded block (c->block >= 0) as the owner of epoch (from ckpt_store_claim). Epoch 0 means
+ * "unfenced": the save neither checks nor is refused by claims (tools and tests that never
+ * claim; a worker always passes its epoch). Returns 0 once it is durable, -1 with a message (store
+ * error, retryable) or CKPT_FENCED (a newer owner has claimed the model: err names it; retrying is
+ * pointless, the stored checkpoints are left as they were). */
+int ckpt_store_save(ckpt_store *s, const checkpoint *c, uint64_t epoch, char *err, size_t errlen);
 
 /* Load the newest checkpoint of model that loads (see the top). Returns 1 (loaded into c), 0
  * (none stored: c is empty) or -1 (err; c is empty). warn (may be NULL) receives a message for

@@ -74,9 +74,19 @@ static void prune(redis_sink *r, const char *model, int keep)
         freeReplyObject(x);
 }
 
-static int redis_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
-                     int keep, char *err, size_t errlen)
+/* Not built yet (issue 17 step 2): the interface only. */
+static int redis_claim(void *impl, const char *model, const char *member, const char *source,
+                       ckpt_claim *out, char *err, size_t errlen)
 {
+    (void)impl, (void)member, (void)source, (void)out;
+    errmsg_set(err, errlen, "checkpoint: model %s: claim not built yet", model);
+    return -1;
+}
+
+static int redis_put(void *impl, const char *model, int block, uint64_t epoch,
+                     const unsigned char *buf, size_t len, int keep, char *err, size_t errlen)
+{
+    (void)epoch; /* the fence comes with the claim */
     redis_sink *r = impl;
     char key[KEY_CAP], set[KEY_CAP], member[16];
     ckpt_key(r, model, block, key);
@@ -163,8 +173,8 @@ static void redis_close(void *impl)
     redis_sink_close(impl);
 }
 
-static const ckpt_backend redis_backend = {redis_put, redis_list, redis_get, redis_where,
-                                           redis_close};
+static const ckpt_backend redis_backend = {redis_claim, redis_put,   redis_list,
+                                           redis_get,   redis_where, redis_close};
 
 int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, char *err, size_t errlen)
 {

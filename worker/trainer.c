@@ -156,7 +156,7 @@ static int write_checkpoint(trainer *t, trainer_job *j)
     int wait = 200, rc = -1;
     for (;;) {
         char err[512];
-        if (ckpt_store_save(t->store, &c, err, sizeof err) == 0) {
+        if (ckpt_store_save(t->store, &c, 0, err, sizeof err) == 0) {
             rc = 0;
             break;
         }

@@ -799,7 +799,8 @@ static void save_block(ckpt_store *st, const char *model, int b)
     c.n_offsets = 1;
     c.offsets = &off;
     char err[512];
-    CHECK(ckpt_store_save(st, &c, err, sizeof err) == 0, "checkpoint save of block %d: %s", b, err);
+    CHECK(ckpt_store_save(st, &c, 0, err, sizeof err) == 0, "checkpoint save of block %d: %s", b,
+          err);
 }
 
 /* The block loaded (its contents checked), -2 when none is stored, -1 on an error. */

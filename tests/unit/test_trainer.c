@@ -102,9 +102,18 @@ typedef struct {
     size_t len;
 } fake_store;
 
-static int fake_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
-                    int keep, char *err, size_t errlen)
+static int fake_claim(void *impl, const char *model, const char *member, const char *source,
+                      ckpt_claim *out, char *err, size_t errlen)
 {
+    (void)impl, (void)model, (void)member, (void)source, (void)err, (void)errlen;
+    out->epoch = 1;
+    return 0;
+}
+
+static int fake_put(void *impl, const char *model, int block, uint64_t epoch,
+                    const unsigned char *buf, size_t len, int keep, char *err, size_t errlen)
+{
+    (void)epoch;
     fake_store *f = impl;
     if (fault_now(&f->fault, err, errlen, "fake disk full"))
         return -1;
@@ -144,7 +153,8 @@ static void fake_close(void *impl)
     (void)impl;
 }
 
-static const ckpt_backend fake_backend = {fake_put, fake_list, fake_get, fake_where, fake_close};
+static const ckpt_backend fake_backend = {fake_claim, fake_put,   fake_list,
+                                          fake_get,   fake_where, fake_close};
 
 /* ------------------------------------------------------------------------------------------ */
 /* a model with one closed window, and its job */
