@@ -93,7 +93,7 @@ pidfile $tmp/redis/pid
 logfile $tmp/redis/redis.log
 user default off
 user admin on >$R_ADMIN ~* &* +@all
-user ccd-worker on >$R_WORKER resetkeys ~ccd:* resetchannels &ccd:* -@all +incr +incrby +zrange +unlink +hset +zadd +zrem +set +publish
+user ccd-worker on >$R_WORKER resetkeys ~ccd:* resetchannels &ccd:* -@all +incr +incrby +zrange +unlink +hset +zadd +zrem +set +publish +evalsha +script|load +hget +hmget +hexists +exists +time +get
 user ccd-reader on >$R_READER resetkeys %R~ccd:* resetchannels -@all +get +hget +hmget +hscan +zrange +zrevrange
 CONF
 )

@@ -2,7 +2,9 @@
  * starts: the key layout byte for byte, the update announcement, pruning, orphan removal, reading
  * back, a concurrent reader that must never see a partial version, the publication rate of a
  * Yelp-sized version (printed, not asserted), error paths, reconnection, and an ACL user limited
- * to its own key prefix. Every model id carries the pid, and the keys are removed at the end, so
+ * to its own key prefix, and the owner record's fencing (owner.h): a publisher with an older epoch
+ * changes nothing, a lower block never goes live, the scripts come back after SCRIPT FLUSH. Every
+ * model id carries the pid, and the keys are removed at the end, so
  * runs sharing a server do not meet. */
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "owner.h"
 #include "redis_sink.h"
 #include "services_env.h"
 
@@ -145,7 +148,7 @@ static void version_make(test_version *t, const char *model, int n_users, int n_
     }
     t->v = (redis_version){
         .model = model,
-        .block = salt,
+        .block = 100, /* one block: re-publications pass the owner record's stale check */
         .dim = dim,
         .n_users = n_users,
         .n_items = n_items,
@@ -538,7 +541,7 @@ static void test_reader(void)
     pthread_t th;
     CHECK(pthread_create(&th, NULL, reader, &rc) == 0, "pthread_create");
     for (int k = 2; k <= 21; k++) {
-        tv.v.block = k;
+        tv.v.block = 100 + k;
         tv.v.n_users = 1200 - 20 * k; /* the sizes change, so a mix-up would show */
         tv.v.n_items = 800 + 10 * k;
         tv.v.item_ids = tv.ids + tv.v.n_users;
@@ -554,6 +557,79 @@ static void test_reader(void)
            rc.checks, rc.complete, rc.pruned, rc.first, rc.last);
     version_free(&tv);
     redis_sink_close(s);
+}
+
+/* ---- fencing (owner.h) ---------------------------------------------------------------------- */
+
+static void test_fencing(void)
+{
+    char model[64], err[512];
+    model_id(model, sizeof model, "fence");
+    redis_sink *a = open_sink(2, 512, NULL, NULL, NULL), *b = open_sink(2, 512, NULL, NULL, NULL);
+    test_version va, vb;
+    version_make(&va, model, 30, 20, 4, 1);
+    version_make(&vb, model, 30, 20, 4, 2);
+    owner_outcome o;
+    /* A owns the model with epoch 10 (adopted, as with the directory checkpoint store) */
+    CHECK(owner_adopt(a, model, 10, "member-a", "t/0", &o, err, sizeof err) == 0, "adopt: %s", err);
+    va.v.epoch = 10, va.v.block = 2, va.v.outcome = &o;
+    CHECK(redis_publish(a, &va.v, err, sizeof err) == 1 && !o.raised, "A publishes: %s", err);
+    CHECK(cmd_num(g_admin, "HGET ccd:{%s}:owner block", model) == 2 &&
+              cmd_num(g_admin, "HGET ccd:{%s}:owner version", model) == 1 &&
+              cmd_num(g_admin, "HGET ccd:{%s}:owner epoch", model) == 10,
+          "owner record after a publication");
+    /* B claims with a higher epoch; A's adopt of an older one is refused and names B */
+    CHECK(owner_adopt(b, model, 20, "member-b", "t/1", &o, err, sizeof err) == 0, "adopt B: %s",
+          err);
+    CHECK(owner_adopt(a, model, 10, "member-a", "t/0", &o, err, sizeof err) == OWNER_FENCED &&
+              o.held_epoch == 20 && !strcmp(o.member, "member-b") && !strcmp(o.source, "t/1") &&
+              o.claimed_ago_s >= 0,
+          "an older adopt is refused");
+    /* B's version 2 in progress: an orphan in A's eyes (numbered, unlisted) */
+    CHECK(cmd_int(g_admin, "INCR ccd:{%s}:seq", model) == 2, "seq");
+    redisReply *r = cmd(g_admin, "HSET ccd:{%s}:v2:meta block 3", model);
+    freeReplyObject(r);
+    /* A's publication is fenced: B's in-progress version survives, nothing of A's is listed */
+    CHECK(redis_publish(a, &va.v, err, sizeof err) == OWNER_FENCED && strstr(err, "member-b") &&
+              strstr(err, "epoch 20"),
+          "A fenced at the orphan deletion: %s", err);
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:v2:meta", model) == 1, "B's version was deleted");
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:v3:meta ccd:{%s}:v3:user", model, model) == 0,
+          "A's fenced version left keys");
+    CHECK(cmd_num(g_admin, "GET ccd:{%s}:current", model) == 1, "current moved");
+    r = cmd(g_admin, "DEL ccd:{%s}:v2:meta", model);
+    freeReplyObject(r);
+    /* B publishes block 5; after SCRIPT FLUSH the scripts are loaded again (NOSCRIPT) */
+    r = cmd(g_admin, "SCRIPT FLUSH");
+    freeReplyObject(r);
+    vb.v.epoch = 20, vb.v.block = 5, vb.v.outcome = &o;
+    CHECK(redis_publish(b, &vb.v, err, sizeof err) == 4, "B publishes after SCRIPT FLUSH: %s", err);
+    /* a lower block never goes live, even with the owner's epoch: stale, its keys removed */
+    vb.v.block = 4;
+    CHECK(redis_publish(b, &vb.v, err, sizeof err) == OWNER_FENCED && o.stale &&
+              o.live_block == 5 && strstr(err, "block 5"),
+          "a lower block is refused: %s", err);
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:v5:meta", model) == 0, "the stale version's keys");
+    vb.v.block = 5; /* the same block again: a re-publication passes */
+    CHECK(redis_publish(b, &vb.v, err, sizeof err) == 6, "re-publication: %s", err);
+    /* a record that lost B's epoch (failover): B's next publication raises it back */
+    r = cmd(g_admin, "HSET ccd:{%s}:owner epoch 15", model);
+    freeReplyObject(r);
+    vb.v.block = 6;
+    CHECK(redis_publish(b, &vb.v, err, sizeof err) == 7 && o.raised &&
+              cmd_num(g_admin, "HGET ccd:{%s}:owner epoch", model) == 20,
+          "raised: %s", err);
+    /* prune is fenced too: A's publication (epoch 10) neither lists nor prunes anything */
+    int64_t vers[8];
+    int nv = versions_of("ccd", model, vers, 8);
+    CHECK(redis_publish(a, &va.v, err, sizeof err) == OWNER_FENCED, "A fenced again");
+    CHECK(versions_of("ccd", model, vers, 8) == nv &&
+              cmd_num(g_admin, "GET ccd:{%s}:current", model) == 7,
+          "A changed versions or current");
+    version_free(&va);
+    version_free(&vb);
+    redis_sink_close(a);
+    redis_sink_close(b);
 }
 
 /* ---- a Yelp-sized version ------------------------------------------------------------------- */
@@ -705,7 +781,8 @@ static void test_acl(void)
     redisReply *r =
         cmd(g_admin,
             "ACL SETUSER %s reset on >%s ~ccdtest:* resetchannels &ccdtest:* +incr +incrby +hset "
-            "+hget +hmget +hscan +zadd +zrange +zrem +set +get +publish +unlink",
+            "+hget +hmget +hscan +zadd +zrange +zrem +set +get +publish +unlink +evalsha +script|load "
+            "+hexists +exists +time",
             user, pw);
     CHECK(r->type == REDIS_REPLY_STATUS, "ACL SETUSER: %s", r->str);
     freeReplyObject(r);
@@ -892,6 +969,7 @@ int main(void)
     test_errors();
     test_layout();
     test_prune_orphans();
+    test_fencing();
     test_reader();
     test_big();
     test_db();
