@@ -22,6 +22,10 @@ typedef struct {
     double last_fast_seconds, last_total_seconds, last_publish_seconds;
     double holdout_recall20, holdout_ndcg20;
     int64_t last_window_events;
+    /* fencing (owner.h): writes refused per kind, publications refused for a newer live block,
+     * epochs raised, checkpoints that landed after a newer claim; claims; partitions fenced now */
+    int64_t fenced_publish, fenced_checkpoint, stale_refused, fence_raised, checkpoints_landed_late;
+    int64_t owner_claims, fenced_partitions;
     /* consumer lag per assigned partition: high watermark - position */
     int n_parts;
     struct {

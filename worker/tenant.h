@@ -62,6 +62,7 @@ typedef struct tenant {
     int64_t published_version;
     int64_t late_events;
     int64_t last_event_ms; /* wall clock of the last event (idle timeout) */
+    uint64_t epoch;        /* our owner epoch, from the claim made before the checkpoint load */
     bool busy;
     bool failed;
 } tenant;

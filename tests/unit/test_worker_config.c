@@ -76,6 +76,7 @@ static void wcfg_shipped_files(void **state)
     assert_int_equal(w.checkpoint_keep, 2);
     assert_int_equal(w.log_level, 2);
     assert_true(w.train);
+    assert_true(w.fence_grace_ms == 0);
     worker_config_free(&w);
 
     worker_config_init(&w);

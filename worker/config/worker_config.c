@@ -293,6 +293,8 @@ static int other_key(worker_config *w, const char *section, const char *key, con
             return ccd_parse_int(v, 0, 1024, &w->threads);
         if (!strcmp(key, "train"))
             return ccd_parse_bool(v, &w->train);
+        if (!strcmp(key, "fence_grace_ms"))
+            return cli_parse_int64(v, 0, INT64_C(1) << 40, &w->fence_grace_ms);
         return -2;
     }
     return -3;

@@ -14,7 +14,8 @@
  *   [checkpoint]  store (dir | redis), dir, keep
  *   [metrics]     listen (host:port of the Prometheus endpoint; empty: off)
  *   [log]         level (error|warn|info|debug), format (text|json)
- *   [worker]      threads, train (false: consume and count only, for ingest benchmarks)
+ *   [worker]      threads, train (false: consume and count only, for ingest benchmarks),
+ *                 fence_grace_ms (a fenced partition still assigned after it: fatal)
  * -X overrides use the same names: -X kafka.bootstrap.servers=H:P (everything after "kafka." is
  * the librdkafka key), -X window.events=1000, -X ccd.student.epochs=3. An unknown section or key,
  * or a bad value, is an error naming section.key (and FILE:LINE for the file).
@@ -86,6 +87,7 @@ typedef struct {
     /* [worker] */
     int threads; /* 0: all cores */
     bool train;
+    int64_t fence_grace_ms; /* 0: kafka session.timeout.ms (librdkafka's 45000) + 15000 */
 } worker_config;
 
 /* Defaults: see configs/worker.ini. */
