@@ -101,7 +101,8 @@ typedef struct {
      * only the newest `keep` blocks. 0 once the checkpoint is durable (pruning may fail quietly:
      * the next save retries it); CKPT_FENCED when a claim newer than epoch (0: unfenced) exists,
      * leaving the stored checkpoints as they were; 1 when it is durable but a newer claim came
-     * between the check and the write (err says so; nothing pruned). */
+     * between the check and the write (err says so; nothing pruned); 2 when it is durable and
+     * raised the fence to epoch (the stored one was lower: a lost claim record). */
     int (*put)(void *impl, const char *model, int block, uint64_t epoch, const unsigned char *buf,
                size_t len, int keep, char *err, size_t errlen);
     /* The stored blocks, newest first, in a malloc'd array (*blocks, NULL when none). Returns the
@@ -123,6 +124,7 @@ typedef struct {
     /* saves that landed after a newer claim (logged as a warning; for a metric): the window
      * between the fence check and the write that design-fencing.md section 2 leaves open */
     unsigned long landed_late;
+    unsigned long fence_raised; /* saves that found a lower stored epoch and raised it */
 } ckpt_store;
 
 typedef struct redis_sink redis_sink;
@@ -130,8 +132,10 @@ typedef struct redis_sink redis_sink;
 /* The directory backend at dir (created, with its parents, when missing). Returns 0 or -1. */
 int ckpt_store_open_dir(ckpt_store *s, const char *dir, int keep, char *err, size_t errlen);
 /* The Redis backend on an open sink connection, which the store owns from this call on (closed
- * with the store, or here on failure). Returns 0 or -1. */
-int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, char *err, size_t errlen);
+ * with the store, or here on failure); chunk_bytes: checkpoint.redis_chunk_bytes (0: 64 MiB).
+ * Returns 0 or -1. */
+int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, size_t chunk_bytes, char *err,
+                          size_t errlen);
 /* Closes the backend; a zeroed store is closed as well. */
 void ckpt_store_close(ckpt_store *s);
 
