@@ -44,9 +44,10 @@
 #include "redis_script.h"
 #include "redis_sink.h"
 
-#define KEY_CAP 360 /* prefix (127) ":{" model (127) "}:ckpt:" 8 digits ":" w (29) ":" i and NUL   \
-                     */
-#define W_CAP 40    /* "<epoch>.<8 hex>" */
+#define KEY_CAP                                                                                    \
+    360          /* prefix (127) ":{" model (127) "}:ckpt:" 8 digits ":" w (29) ":" i and NUL      \
+                  */
+#define W_CAP 40 /* "<epoch>.<8 hex>" */
 #define DEFAULT_CHUNK ((size_t)64 << 20)
 
 /* clang-format off */
@@ -140,8 +141,7 @@ static void chunk_key(const redis_store *s, const char *model, int block, const 
     snprintf(key, KEY_CAP, "%s:{%s}:ckpt:%08d:%s:%ld", redis_sink_prefix(s->r), model, block, w, i);
 }
 
-/* An array of n keys of KEY_CAP bytes each, after `fixed` leading ones (NULL when out of
- * memory). */
+/* An array of n keys of KEY_CAP bytes each (NULL when out of memory). */
 static char (*key_array(size_t n))[KEY_CAP]
 {
     return calloc(n > 0 ? n : 1, KEY_CAP);
