@@ -9,14 +9,14 @@
  * against the bytes left, so a truncated or corrupted checkpoint is refused with a message.
  *
  * The store: one interface, two backends, chosen once at start-up from the worker config
- * (checkpoint.store = dir | redis). It is a small vtable over bytes: a backend only puts, lists
- * and gets encoded checkpoints under (model, block). What must not depend on where the bytes
- * live is written once, in checkpoint_store.c: the checks before a save (a save never writes
- * what a load would refuse), encoding, and the load's fallback: newest first, skipping (with a
- * warning) a checkpoint that cannot be read, does not decode, or holds another model or block,
- * and failing when none of those stored loads (a silent fresh start would re-consume or skip
- * input). A store is used by one thread at a time: the worker opens one per thread (the
- * directory backend has no state; the Redis one owns its connection).
+ * (checkpoint.store = dir | redis). It is a small vtable over bytes: a backend only claims a
+ * model (owner epochs) and puts, lists and gets encoded checkpoints under (model, block). What must
+ * not depend on where the bytes live is written once, in checkpoint_store.c: the checks before a
+ * save (a save never writes what a load would refuse), encoding, and the load's fallback: newest
+ * first, skipping (with a warning) a checkpoint that cannot be read, does not decode, or holds
+ * another model or block, and failing when none of those stored loads (a silent fresh start would
+ * re-consume or skip input). A store is used by one thread at a time: the worker opens one per
+ * thread (the directory backend has no state; the Redis one owns its connection).
  *
  * Directory backend (checkpoint_dir.c): DIR/<model>/block-<k, 8 digits>.ckpt. A save writes
  * DIR/<model>/.tmp-*, fsyncs it, renames it into place and fsyncs the directory, so a reader (or
@@ -27,10 +27,12 @@
  * temporary files of older epochs (a crashed or stalled owner's leftovers).
  *
  * Redis backend (checkpoint_redis.c), for groups without a shared volume (P = [redis] prefix):
- *   P:{M}:ckpt:<block, 8 digits>   one encoded checkpoint
+ *   P:{M}:owner                    hash: the owner record (epoch, member, source, claimed_ms, ...)
+ *   P:{M}:ckpt:<block, 8 digits>:m  manifest of a checkpoint stored in chunks (written last)
  *   P:{M}:ckpts                    sorted set of the stored blocks (score = block)
- * A save writes the value, then lists it (so a listed checkpoint is always complete), then
- * deletes all but the newest `keep`. */
+ * Fenced Lua scripts check the owner epoch and commit the manifest and the set together; chunk
+ * sizes follow checkpoint.redis_chunk_bytes, so no checkpoint is too large for one Redis string.
+ * The single-string checkpoints of earlier builds (P:{M}:ckpt:<block>) still load. */
 #ifndef CCD_CHECKPOINT_H
 #define CCD_CHECKPOINT_H
 
@@ -101,7 +103,8 @@ typedef struct {
      * only the newest `keep` blocks. 0 once the checkpoint is durable (pruning may fail quietly:
      * the next save retries it); CKPT_FENCED when a claim newer than epoch (0: unfenced) exists,
      * leaving the stored checkpoints as they were; 1 when it is durable but a newer claim came
-     * between the check and the write (err says so; nothing pruned). */
+     * between the check and the write (err says so; nothing pruned); 2 when it is durable and
+     * raised the fence to epoch (the stored one was lower: a lost claim record). */
     int (*put)(void *impl, const char *model, int block, uint64_t epoch, const unsigned char *buf,
                size_t len, int keep, char *err, size_t errlen);
     /* The stored blocks, newest first, in a malloc'd array (*blocks, NULL when none). Returns the
@@ -123,6 +126,7 @@ typedef struct {
     /* saves that landed after a newer claim (logged as a warning; for a metric): the window
      * between the fence check and the write that design-fencing.md section 2 leaves open */
     unsigned long landed_late;
+    unsigned long fence_raised; /* saves that found a lower stored epoch and raised it */
 } ckpt_store;
 
 typedef struct redis_sink redis_sink;
@@ -130,8 +134,10 @@ typedef struct redis_sink redis_sink;
 /* The directory backend at dir (created, with its parents, when missing). Returns 0 or -1. */
 int ckpt_store_open_dir(ckpt_store *s, const char *dir, int keep, char *err, size_t errlen);
 /* The Redis backend on an open sink connection, which the store owns from this call on (closed
- * with the store, or here on failure). Returns 0 or -1. */
-int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, char *err, size_t errlen);
+ * with the store, or here on failure); chunk_bytes: checkpoint.redis_chunk_bytes (0: 64 MiB).
+ * Returns 0 or -1. */
+int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, size_t chunk_bytes, char *err,
+                          size_t errlen);
 /* Closes the backend; a zeroed store is closed as well. */
 void ckpt_store_close(ckpt_store *s);
 

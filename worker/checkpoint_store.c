@@ -62,6 +62,9 @@ int ckpt_store_save(ckpt_store *s, const checkpoint *c, uint64_t epoch, char *er
         s->landed_late++;
         wlog(WLOG_WARN, "%s", err);
         rc = 0;
+    } else if (rc == 2) {
+        s->fence_raised++;
+        rc = 0;
     }
     return rc;
 }

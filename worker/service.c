@@ -1029,7 +1029,8 @@ static int open_store(const worker_config *c, ckpt_store *store, char *err, size
         errmsg_set(err, errlen, "redis (checkpoint store): %s", msg);
         return -1;
     }
-    return ckpt_store_open_redis(store, r, c->checkpoint_keep, err, errlen);
+    return ckpt_store_open_redis(store, r, c->checkpoint_keep,
+                                 (size_t)c->checkpoint_redis_chunk_bytes, err, errlen);
 }
 
 /* Windows and the event decoder. */

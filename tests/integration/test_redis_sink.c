@@ -896,41 +896,63 @@ static int load_block(ckpt_store *st, const char *model, char *err, size_t errle
     return b;
 }
 
-/* Keys P:{M}:ckpt:<8 digits> and P:{M}:ckpts, pruning to `keep`, and the load's fallback past a
- * damaged value and a listed value that is gone, then the error when none loads. */
+/* The key of chunk 0 of a block's stored checkpoint (from its manifest). */
+static void chunk0_key(const char *model, int block, char *key, size_t keylen)
+{
+    redisReply *r = cmd(g_admin, "HGET ccd:{%s}:ckpt:%08d:m w", model, block);
+    CHECK(r->type == REDIS_REPLY_STRING, "manifest of block %d has no w", block);
+    snprintf(key, keylen, "ccd:{%s}:ckpt:%08d:%s:0", model, block, r->str);
+    freeReplyObject(r);
+}
+
+/* Keys P:{M}:ckpt:<8 digits>:m (manifest) and :<w>:<i> (chunks), P:{M}:ckpts, pruning to `keep`,
+ * and the load's fallback past a damaged chunk and a listed chunk that is gone, then the error
+ * when none loads. (Chunking, fencing and migration: test_redis_ckpt.c.) */
 static void test_checkpoint_store(void)
 {
-    char model[64], err[512];
+    char model[64], err[512], key[256];
     model_id(model, sizeof model, "ckpt");
     ckpt_store st;
-    CHECK(ckpt_store_open_redis(&st, open_sink(3, 512, NULL, NULL, NULL), 2, err, sizeof err) == 0,
+    CHECK(ckpt_store_open_redis(&st, open_sink(3, 512, NULL, NULL, NULL), 2, 0, err, sizeof err) ==
+              0,
           "open: %s", err);
     CHECK(load_block(&st, model, err, sizeof err) == -2, "a model never saved loads nothing: %s",
           err);
     for (int b = 0; b < 4; b++)
         save_block(&st, model, b);
     CHECK(cmd_int(g_admin, "ZCARD ccd:{%s}:ckpts", model) == 2, "keep 2: the set");
-    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000000 ccd:{%s}:ckpt:00000001", model, model) ==
-                  0 &&
-              cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000002 ccd:{%s}:ckpt:00000003", model,
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000000:m ccd:{%s}:ckpt:00000001:m", model,
+                  model) == 0 &&
+              cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000002:m ccd:{%s}:ckpt:00000003:m", model,
                       model) == 2,
-          "keep 2: the values");
-    redisReply *r = cmd(g_admin, "GET ccd:{%s}:ckpt:00000003", model);
-    CHECK(r->type == REDIS_REPLY_STRING && r->len > 24 && memcmp(r->str, "CCDCKPT1", 8) == 0,
-          "the value's format");
+          "keep 2: the manifests");
+    redisReply *r = cmd(g_admin, "HMGET ccd:{%s}:ckpt:00000003:m fmt chunks epoch", model);
+    CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->str &&
+              !strcmp(r->element[0]->str, "2") && r->element[1]->str &&
+              !strcmp(r->element[1]->str, "1") && r->element[2]->str &&
+              !strcmp(r->element[2]->str, "0"),
+          "the manifest: format 2, one chunk, epoch 0 (unfenced)");
     freeReplyObject(r);
+    chunk0_key(model, 3, key, sizeof key);
+    r = cmd(g_admin, "GET %s", key);
+    CHECK(r->type == REDIS_REPLY_STRING && r->len > 24 && memcmp(r->str, "CCDCKPT1", 8) == 0,
+          "the chunk's format");
+    freeReplyObject(r);
+    CHECK(cmd_int(g_admin, "SCARD ccd:{%s}:ckpt:pending", model) == 0, "nothing pending");
     CHECK(load_block(&st, model, err, sizeof err) == 3 && g_skipped == 0, "newest: %s", err);
 
-    /* a damaged newest value: block 2, with a warning naming the key */
-    freeReplyObject(cmd(g_admin, "SETRANGE ccd:{%s}:ckpt:00000003 40 garbage", model));
+    /* a damaged newest chunk: block 2, with a warning naming the key */
+    freeReplyObject(cmd(g_admin, "SETRANGE %s 40 garbage", key));
     CHECK(load_block(&st, model, err, sizeof err) == 2 && g_skipped == 1 &&
-              strstr(g_last_skip, ":ckpt:00000003") && strstr(g_last_skip, "checksum mismatch"),
-          "fallback past a damaged value: %s", g_last_skip);
-    /* block 2 listed but its value gone, block 3 damaged: an error, not a fresh start */
-    CHECK(cmd_int(g_admin, "DEL ccd:{%s}:ckpt:00000002", model) == 1, "DEL");
+              strstr(g_last_skip, ":ckpt:00000003") && strstr(g_last_skip, "CRC-32"),
+          "fallback past a damaged chunk: %s", g_last_skip);
+    /* block 2 listed but its chunk gone, block 3 damaged: an error, not a fresh start */
+    chunk0_key(model, 2, key, sizeof key);
+    CHECK(cmd_int(g_admin, "DEL %s", key) == 1, "DEL");
     CHECK(load_block(&st, model, err, sizeof err) == -1 && g_skipped == 2 &&
               strstr(err, "none of the 2"),
           "nothing loadable: %s / %s", err, g_last_skip);
+    CHECK(strstr(g_last_skip, "gone since it was listed"), "the gone chunk: %s", g_last_skip);
     /* the next save is the newest again, and prunes the damaged ones' neighbours to keep 2 */
     save_block(&st, model, 4);
     CHECK(load_block(&st, model, err, sizeof err) == 4 && g_skipped == 0, "after a new save: %s",

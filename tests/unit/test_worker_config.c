@@ -74,6 +74,7 @@ static void wcfg_shipped_files(void **state)
     assert_string_equal(w.redis_password, "");
     assert_true(w.redis_publish);
     assert_int_equal(w.checkpoint_keep, 2);
+    assert_int_equal(w.checkpoint_redis_chunk_bytes, 64 << 20);
     assert_int_equal(w.log_level, 2);
     assert_true(w.train);
     assert_true(w.fence_grace_ms == 0);
@@ -142,6 +143,7 @@ static void wcfg_file_errors(void **state)
         {"[ccd]\nstudent_dim = -3\n", ":2: ", "ccd.student_dim"},
         {"[ccd.student]\nepohcs = 3\n", ":2: ", "ccd.student.epohcs"},
         {"[window]\nthis line has no equals sign\n", ":2: ", "syntax error"},
+        {"[checkpoint]\nredis_chunk_bytes = 100\n", ":2: ", "checkpoint.redis_chunk_bytes"},
     };
     char err[1024], path[512];
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {

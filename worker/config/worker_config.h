@@ -11,7 +11,7 @@
  *   [holdout]     fraction, seed
  *   [ccd*]        the engine (ccd_config.h)
  *   [redis]       host, port, user, password, db, prefix, keep_versions, timeout_ms, publish
- *   [checkpoint]  store (dir | redis), dir, keep
+ *   [checkpoint]  store (dir | redis), dir, keep, redis_chunk_bytes
  *   [metrics]     listen (host:port of the Prometheus endpoint; empty: off)
  *   [log]         level (error|warn|info|debug), format (text|json)
  *   [worker]      threads, train (false: consume and count only, for ingest benchmarks),
@@ -79,6 +79,7 @@ typedef struct {
     char *checkpoint_dir;
     bool checkpoint_redis; /* store = redis: checkpoints in Redis ([redis] connection) */
     int checkpoint_keep;
+    int checkpoint_redis_chunk_bytes; /* store = redis: the largest chunk of a checkpoint */
     /* [metrics] */
     char *metrics_listen;
     /* [log] */
