@@ -9,7 +9,6 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,66 +70,23 @@ static const char *const script_src[S_COUNT] = {
 static const char *const script_name[S_COUNT] = {"delete_orphans", "publish_commit", "prune",
                                                  "adopt"};
 
-/* SHA1s from SCRIPT LOAD (the same on every server for the same text): the consumer and the
- * trainer thread both call scripts, each on its own connection. */
-static pthread_mutex_t sha_mu = PTHREAD_MUTEX_INITIALIZER;
-static char sha[S_COUNT][41];
+_Static_assert(sizeof((owner_scripts *)0)->sc / sizeof(redis_script) == S_COUNT,
+               "owner_scripts holds one redis_script per script");
 
-static int script_load(redis_sink *s, int id, char *out, char *err, size_t errlen)
+void owner_scripts_init(owner_scripts *sc)
 {
-    const char *argv[3] = {"SCRIPT", "LOAD", script_src[id]};
-    size_t len[3] = {6, 4, strlen(script_src[id])};
-    redisReply *r = redis_sink_command(s, 3, argv, len, err, errlen);
-    if (!r)
-        return -1;
-    int rc = -1;
-    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
-        memcpy(out, r->str, 40);
-        out[40] = '\0';
-        pthread_mutex_lock(&sha_mu);
-        memcpy(sha[id], out, 41);
-        pthread_mutex_unlock(&sha_mu);
-        rc = 0;
-    } else {
-        errmsg_set(err, errlen, "redis: unexpected reply to SCRIPT LOAD (%s)", script_name[id]);
-    }
-    freeReplyObject(r);
-    return rc;
+    for (int i = 0; i < S_COUNT; i++)
+        redis_script_init(&sc->sc[i], script_name[i], script_src[i]);
 }
 
-/* EVALSHA script id with argv[3..argc) already filled (keys then arguments; argv[0..2] are ours).
- * Returns the reply (not an error reply), or NULL with a message. */
+/* EVALSHA script id on s (its connection's SHA1 cache, redis_script.h) with the keys and then the
+ * arguments in argv[3..argc) (callbuf's layout). The reply, or NULL with a message. */
 static redisReply *script_call(redis_sink *s, int id, int nkeys, int argc, const char **argv,
-                               size_t *len, char *err, size_t errlen)
+                               char *err, size_t errlen)
 {
-    char h[41], nk[16];
-    pthread_mutex_lock(&sha_mu);
-    memcpy(h, sha[id], 41);
-    pthread_mutex_unlock(&sha_mu);
-    if (!h[0] && script_load(s, id, h, err, errlen) != 0)
-        return NULL;
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    argv[0] = "EVALSHA", len[0] = 7;
-    argv[1] = h, len[1] = 40;
-    argv[2] = nk, len[2] = strlen(nk);
-    for (int attempt = 0;; attempt++) {
-        redisReply *r = redis_sink_command_raw(s, argc, argv, len, err, errlen);
-        if (!r)
-            return NULL;
-        if (r->type != REDIS_REPLY_ERROR)
-            return r;
-        bool noscript = r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0;
-        if (!noscript || attempt > 0) {
-            errmsg_set(err, errlen, "redis: script %s: %.*s", script_name[id],
-                       (int)(r->len < 300 ? r->len : 300), r->str);
-            freeReplyObject(r);
-            return NULL;
-        }
-        freeReplyObject(r);
-        /* the server lost its script cache (failover, SCRIPT FLUSH): load again, retry once */
-        if (script_load(s, id, h, err, errlen) != 0)
-            return NULL;
-    }
+    owner_scripts *sc = redis_sink_owner_scripts(s);
+    return redis_script_call(s, &sc->sc[id], nkeys, argv + 3, argc - 3 - nkeys, argv + 3 + nkeys,
+                             err, errlen);
 }
 
 static void copy_str(char *dst, size_t n, const redisReply *r)
@@ -201,28 +157,26 @@ void owner_describe(const redis_sink *s, const char *model, uint64_t epoch, cons
 
 /* Keys and arguments of one script call, built in one buffer. */
 typedef struct {
-    const char **argv;
-    size_t *len;
-    char *buf; /* KEY_MAX per slot */
+    const char **argv; /* argv[0..2] unused (EVALSHA, sha, nkeys in redis_script_call) */
+    char *buf;         /* KEY_MAX per slot */
     int argc;
 } callbuf;
 
 static int cb_init(callbuf *c, int slots, char *err, size_t errlen)
 {
     c->argv = malloc((size_t)(slots + 3) * sizeof *c->argv);
-    c->len = malloc((size_t)(slots + 3) * sizeof *c->len);
     c->buf = malloc((size_t)slots * KEY_MAX);
     c->argc = 3;
-    if (c->argv && c->len && c->buf)
+    if (c->argv && c->buf)
         return 0;
-    free(c->argv), free(c->len), free(c->buf);
+    free(c->argv), free(c->buf);
     errmsg_set(err, errlen, "redis: out of memory");
     return -1;
 }
 
 static void cb_free(callbuf *c)
 {
-    free(c->argv), free(c->len), free(c->buf);
+    free(c->argv), free(c->buf);
 }
 
 /* Appends one argument formatted like printf into the buffer's next slot. */
@@ -231,10 +185,9 @@ __attribute__((format(printf, 2, 3))) static void cb_add(callbuf *c, const char 
     char *slot = c->buf + (size_t)(c->argc - 3) * KEY_MAX;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(slot, KEY_MAX, fmt, ap);
+    vsnprintf(slot, KEY_MAX, fmt, ap);
     va_end(ap);
-    c->argv[c->argc] = slot;
-    c->len[c->argc++] = n < KEY_MAX ? (size_t)n : KEY_MAX - 1;
+    c->argv[c->argc++] = slot;
 }
 
 static void cb_add_version_keys(callbuf *c, const redis_sink *s, const char *model, int64_t v)
@@ -258,7 +211,7 @@ int owner_delete_orphans(redis_sink *s, const char *model, uint64_t epoch, int64
             cb_add_version_keys(&c, s, model, v);
         int nkeys = c.argc - 3;
         cb_add(&c, "%" PRIu64, epoch);
-        redisReply *r = script_call(s, S_ORPHANS, nkeys, c.argc, c.argv, c.len, err, errlen);
+        redisReply *r = script_call(s, S_ORPHANS, nkeys, c.argc, c.argv, err, errlen);
         rc = r ? script_result(r, S_ORPHANS, o, err, errlen) : -1;
     }
     cb_free(&c);
@@ -280,7 +233,7 @@ int owner_publish_commit(redis_sink *s, const char *model, uint64_t epoch, int64
     cb_add(&c, "%" PRId64, n);
     cb_add(&c, "%d", block);
     cb_add(&c, "%s:{%s}:updates", pre, model);
-    redisReply *r = script_call(s, S_COMMIT, 4, c.argc, c.argv, c.len, err, errlen);
+    redisReply *r = script_call(s, S_COMMIT, 4, c.argc, c.argv, err, errlen);
     int rc = r ? script_result(r, S_COMMIT, o, err, errlen) : -1;
     cb_free(&c);
     return rc;
@@ -304,7 +257,7 @@ int owner_prune(redis_sink *s, const char *model, uint64_t epoch, const int64_t 
         cb_add(&c, "%" PRIu64, epoch);
         for (size_t i = 0; i < m; i++)
             cb_add(&c, "%" PRId64, vers[at + i]);
-        redisReply *r = script_call(s, S_PRUNE, nkeys, c.argc, c.argv, c.len, err, errlen);
+        redisReply *r = script_call(s, S_PRUNE, nkeys, c.argc, c.argv, err, errlen);
         rc = r ? script_result(r, S_PRUNE, o, err, errlen) : -1;
     }
     cb_free(&c);
@@ -342,7 +295,7 @@ int owner_adopt(redis_sink *s, const char *model, uint64_t epoch, const char *me
     cb_add(&c, "%s", member ? member : "");
     cb_add(&c, "%s", source ? source : "");
     cb_add(&c, "%s", hint);
-    redisReply *r = script_call(s, S_ADOPT, 1, c.argc, c.argv, c.len, err, errlen);
+    redisReply *r = script_call(s, S_ADOPT, 1, c.argc, c.argv, err, errlen);
     int rc = r ? script_result(r, S_ADOPT, o, err, errlen) : -1;
     cb_free(&c);
     return rc;

@@ -17,10 +17,11 @@
  * member and source; refused when the stored epoch is higher). Each script declares every key it
  * touches in KEYS, all under the {M} hash tag (one cluster slot); the channel is an argument.
  *
- * Scripts are sent once with SCRIPT LOAD (the SHA1s are cached per process: they depend on the
- * text only) and called with EVALSHA; a NOSCRIPT reply (a failover to a node without the script
- * cache, SCRIPT FLUSH) loads them again and retries once. Epochs are below 2^53, exact in Lua's
- * doubles, and are stored as the decimal strings the caller passed. */
+ * Scripts are sent once with SCRIPT LOAD and called with EVALSHA through redis_script.h (a
+ * NOSCRIPT reply, after a failover to a node without the script cache or a SCRIPT FLUSH, loads
+ * them again and retries once); each redis_sink connection keeps its own SHA1s
+ * (redis_sink_owner_scripts), so the two threads never share them. Epochs are below 2^53, exact in
+ * Lua's doubles, and are stored as the decimal strings the caller passed. */
 #ifndef CCD_OWNER_H
 #define CCD_OWNER_H
 
@@ -28,7 +29,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "redis_script.h"
 #include "redis_sink.h"
+
+/* One connection's loaded scripts (held by the redis_sink: redis_sink_owner_scripts). */
+typedef struct owner_scripts {
+    redis_script sc[4];
+} owner_scripts;
+void owner_scripts_init(owner_scripts *sc);
 
 #define OWNER_FENCED (-2) /* refused: a newer owner holds the model, or the block is stale */
 

@@ -71,6 +71,7 @@ struct redis_sink {
     size_t *argvlen;     /* (2 + 2 * batch_fields) */
     unsigned char *vals; /* (batch_fields * 4 * dim) */
     size_t vals_cap;
+    owner_scripts scripts; /* the fencing scripts' SHA1s on this connection (owner.c) */
 };
 
 /* Meta fields the sink writes itself; a caller's extra field may not reuse them. */
@@ -237,23 +238,16 @@ static int sink_connect(redis_sink *s, char *err, size_t errlen)
     return 0;
 }
 
-struct redisReply *redis_sink_command_raw(redis_sink *s, int argc, const char **argv,
-                                          const size_t *argvlen, char *err, size_t errlen)
+struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv,
+                                      const size_t *argvlen, char *err, size_t errlen)
 {
     if (sink_connect(s, err, errlen) != 0)
         return NULL;
     redisReply *r = redisCommandArgv(s->c, argc, argv, argvlen);
-    if (!r)
+    if (!r) {
         io_error(s, argv[0], err, errlen);
-    return r;
-}
-
-struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv,
-                                      const size_t *argvlen, char *err, size_t errlen)
-{
-    redisReply *r = redis_sink_command_raw(s, argc, argv, argvlen, err, errlen);
-    if (!r)
         return NULL;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
         reply_error(s, argv[0], r, err, errlen);
         freeReplyObject(r);
@@ -265,6 +259,11 @@ struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv
 const char *redis_sink_prefix(const redis_sink *s)
 {
     return s->prefix;
+}
+
+struct owner_scripts *redis_sink_owner_scripts(redis_sink *s)
+{
+    return &s->scripts;
 }
 
 /* One command of NUL-terminated arguments: redis_sink_command. */
@@ -451,6 +450,7 @@ redis_sink *redis_sink_open(const redis_sink_opts *o, char *err, size_t errlen)
     s->timeout_ms = o->timeout_ms;
     s->keep_versions = o->keep_versions;
     s->batch_fields = o->batch_fields;
+    owner_scripts_init(&s->scripts);
     size_t nargv = 2 + 2 * (size_t)o->batch_fields;
     s->argv = malloc(nargv * sizeof *s->argv);
     s->argvlen = malloc(nargv * sizeof *s->argvlen);
@@ -760,7 +760,9 @@ int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t e
     if (check_version(v, err, errlen) != 0 || reserve_vals(s, v->dim, err, errlen) != 0 ||
         sink_connect(s, err, errlen) != 0)
         return -1;
-    owner_outcome local, *o = v->outcome ? v->outcome : &local;
+    owner_outcome local;
+    memset(&local, 0, sizeof local);
+    owner_outcome *o = v->outcome ? v->outcome : &local;
     memset(o, 0, sizeof *o);
     const char *model = v->model;
     int64_t n = 0, newest = 0;

@@ -106,10 +106,8 @@ int redis_read_meta(redis_sink *s, const char *model, int64_t version, const cha
  * message on an I/O error (the connection is dropped) or an error reply (it is kept). */
 struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv,
                                       const size_t *argvlen, char *err, size_t errlen);
-/* The same, but an error reply is returned as it is (type REDIS_REPLY_ERROR, the connection
- * kept) for callers that act on the error (owner.c: NOSCRIPT). NULL only on an I/O error. */
-struct redisReply *redis_sink_command_raw(redis_sink *s, int argc, const char **argv,
-                                          const size_t *argvlen, char *err, size_t errlen);
+/* The owner scripts' SHA1s on this connection (owner.c), loaded on first use. */
+struct owner_scripts *redis_sink_owner_scripts(redis_sink *s);
 /* The key prefix every key of this connection starts with ("ccd"). */
 const char *redis_sink_prefix(const redis_sink *s);
 

@@ -778,12 +778,12 @@ static void test_acl(void)
     snprintf(pw, sizeof pw, "pw-%d-Secret!x", g_pid);
     model_id(model, sizeof model, "acl");
     /* exactly the commands the sink sends (SELECT too when db != 0) */
-    redisReply *r =
-        cmd(g_admin,
-            "ACL SETUSER %s reset on >%s ~ccdtest:* resetchannels &ccdtest:* +incr +incrby +hset "
-            "+hget +hmget +hscan +zadd +zrange +zrem +set +get +publish +unlink +evalsha +script|load "
-            "+hexists +exists +time",
-            user, pw);
+    redisReply *r = cmd(
+        g_admin,
+        "ACL SETUSER %s reset on >%s ~ccdtest:* resetchannels &ccdtest:* +incr +incrby +hset "
+        "+hget +hmget +hscan +zadd +zrange +zrem +set +get +publish +unlink +evalsha +script|load "
+        "+hexists +exists +time",
+        user, pw);
     CHECK(r->type == REDIS_REPLY_STATUS, "ACL SETUSER: %s", r->str);
     freeReplyObject(r);
 
