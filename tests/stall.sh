@@ -126,6 +126,8 @@ a_rc=$?
 set -e
 echo "A exited with status $a_rc"
 [ "$a_rc" -lt 128 ] || fail "A died of signal $((a_rc - 128))"
+# a sanitizer build reports and still exits with a plain status: its reports fail the test
+! grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$out"/*.log || fail "sanitizer report"
 touch "$out/watch.stop"
 wait "$watcher" || { cat "$out/watch.txt" >&2; fail "current moved back"; }
 cat "$out/watch.txt"
