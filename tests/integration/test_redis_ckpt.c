@@ -9,7 +9,9 @@
  * removed at the end. */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,6 +80,26 @@ static long long keys_matching(const char *pattern)
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
     return n;
+}
+
+static void cleanup(const char *pattern)
+{
+    char cursor[32] = "0";
+    do {
+        redisReply *r = cmd("SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN");
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++)
+            freeReplyObject(cmd("UNLINK %s", r->element[1]->element[i]->str));
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+}
+
+static void cleanup_model(const char *model)
+{
+    char pattern[128];
+    snprintf(pattern, sizeof pattern, "ccd:{%s}:*", model);
+    cleanup(pattern);
 }
 
 static void model_id(char *out, size_t n, const char *what)
@@ -377,20 +399,66 @@ static void test_pending(void)
     printf("pending: a crashed writer's chunks removed by the next save\n");
 }
 
-/* ---- main ----------------------------------------------------------------------------------- */
+/* ---- the commit-time fence ------------------------------------------------------------------ */
 
-static void cleanup(const char *pattern)
+typedef struct {
+    ckpt_store *st;
+    const char *model;
+    uint64_t epoch;
+    size_t len;
+    int rc;
+    atomic_int done;
+    char err[1024];
+} save_job;
+
+static void *save_thread(void *arg)
 {
-    char cursor[32] = "0";
-    do {
-        redisReply *r = cmd("SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN");
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++)
-            freeReplyObject(cmd("UNLINK %s", r->element[1]->element[i]->str));
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+    save_job *j = arg;
+    j->rc = save(j->st, j->model, 7, j->len, j->epoch, j->err, sizeof j->err);
+    atomic_store(&j->done, 1);
+    return NULL;
 }
+
+/* A claim that comes while A writes its chunks (after ckpt_begin's check): ckpt_commit refuses,
+ * and A removes its own chunks. The claim is made as soon as A's pending entry appears, with A
+ * writing thousands of 4 KiB chunks; should A still finish first, it is tried again, larger. */
+static void test_commit_fence(void)
+{
+    char model[64], pattern[128];
+    model_id(model, sizeof model, "commitfence");
+    snprintf(pattern, sizeof pattern, "ccd:{%s}:ckpt:00000007*", model);
+    int hit = 0;
+    for (size_t len = 8u << 20; !hit && len <= (64u << 20); len *= 2) {
+        ckpt_store a, b;
+        open_store(&a, 2, 4096);
+        open_store(&b, 2, 0);
+        ckpt_claim ca, cb;
+        save_job j = {
+            .st = &a, .model = model, .epoch = claim(&a, model, "member-a", &ca), .len = len};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, save_thread, &j) == 0, "thread");
+        while (cmd_int("SCARD ccd:{%s}:ckpt:pending", model) == 0 && !atomic_load(&j.done))
+            ; /* until A has passed ckpt_begin */
+        claim(&b, model, "member-b", &cb);
+        pthread_join(t, NULL);
+        if (j.rc == CKPT_FENCED) {
+            hit = 1;
+            CHECK(strstr(j.err, "member-b"), "the refusal names B: %s", j.err);
+            CHECK(keys_matching(pattern) == 0, "A's chunks removed, no manifest");
+            CHECK(cmd_int("SCARD ccd:{%s}:ckpt:pending", model) == 0, "A's entry removed");
+            CHECK(cmd_int("ZCARD ccd:{%s}:ckpts", model) == 0, "nothing listed");
+        } else {
+            CHECK(j.rc == 0, "A's save: %s", j.err);
+            cleanup_model(model);
+        }
+        ckpt_store_close(&a);
+        ckpt_store_close(&b);
+    }
+    CHECK(hit, "A's commit was never refused after B's claim during its chunk writes");
+    printf("commit fence: a claim during the chunk writes makes the commit refuse\n");
+}
+
+/* ---- main ----------------------------------------------------------------------------------- */
 
 int main(void)
 {
@@ -409,6 +477,7 @@ int main(void)
     test_chunks();
     test_legacy();
     test_pending();
+    test_commit_fence();
     char pattern[96];
     snprintf(pattern, sizeof pattern, "ccd:{ckpttest-%d-*", g_pid);
     cleanup(pattern);
