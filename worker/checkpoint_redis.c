@@ -4,12 +4,12 @@
  *   P:{M}:owner                    hash: epoch, member, source, claimed_ms (the claim), block
  *                                  (seeded here when absent; the publication owns it), ckpt_block
  *   P:{M}:ckpts                    sorted set of the stored blocks (score = block)
- *   P:{M}:ckpt:<blk8>:m            manifest (hash): fmt=2, epoch, w, bytes, chunks, crc32
+ *   P:{M}:ckpt:<blk8>:m            manifest (hash): layout=1, epoch, w, bytes, chunks, crc32
  *   P:{M}:ckpt:<blk8>:<w>:<i>      chunk i (0..chunks-1) of the encoded checkpoint, at most
  *                                  checkpoint.redis_chunk_bytes (and half the server's
  *                                  proto-max-bulk-len when CONFIG GET is allowed)
  *   P:{M}:ckpt:pending             set of "<blk>:<w>:<chunks>": saves begun, not committed
- *   P:{M}:ckpt:<blk8>              a legacy (format v1) checkpoint: one string, still loaded
+ *   P:{M}:ckpt:<blk8>              a legacy (single-string) checkpoint, still loaded
  * w = "<epoch>.<8 hex>" names one save attempt, so chunk names are never reused: a retry or a
  * re-save of a block writes new keys and never overwrites what a manifest points to.
  *
@@ -90,7 +90,7 @@ static const char commit_lua[] = FENCE_LUA
     "  KEYS[3] .. ' hold ' .. string.format('%d', total) .. ' bytes, not ' .. ARGV[4]) end\n"
     "local old = redis.call('HMGET', KEYS[3], 'w', 'chunks')\n"
     "redis.call('DEL', KEYS[3])\n"
-    "redis.call('HSET', KEYS[3], 'fmt', '2', 'epoch', ARGV[1], 'w', ARGV[6], 'bytes', ARGV[4],\n"
+    "redis.call('HSET', KEYS[3], 'layout', '1', 'epoch', ARGV[1], 'w', ARGV[6], 'bytes', ARGV[4],\n"
     "           'chunks', ARGV[5], 'crc32', ARGV[7])\n"
     "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[2])\n"
     "redis.call('SREM', KEYS[4], ARGV[3])\n"
@@ -584,7 +584,7 @@ static int get_into(redis_store *s, const char *key, unsigned char *buf, size_t 
     return rc;
 }
 
-/* The legacy (v1) single string. */
+/* The legacy single string (builds before issue 17). */
 static int get_legacy(redis_store *s, const char *model, int block, unsigned char **buf,
                       size_t *len, char *err, size_t errlen)
 {
@@ -613,12 +613,12 @@ static int get_legacy(redis_store *s, const char *model, int block, unsigned cha
     return rc;
 }
 
-/* The chunks of a manifest {fmt, w, bytes, chunks, crc32}, concatenated and checked. */
+/* The chunks of a manifest {layout, w, bytes, chunks, crc32}, concatenated and checked. */
 static int get_chunks(redis_store *s, const char *model, int block, const redisReply *m,
                       unsigned char **buf, size_t *len, char *err, size_t errlen)
 {
-    if (strcmp(elem_str(m, 0), "2") != 0) {
-        errmsg_set(err, errlen, "manifest format %s unknown to this build", elem_str(m, 0));
+    if (strcmp(elem_str(m, 0), "1") != 0) {
+        errmsg_set(err, errlen, "manifest layout %s unknown to this build", elem_str(m, 0));
         return 0;
     }
     char w[W_CAP], key[KEY_CAP];
@@ -662,8 +662,8 @@ static int redis_get(void *impl, const char *model, int block, unsigned char **b
     redis_store *s = impl;
     char mkey[KEY_CAP];
     block_key(s, model, block, ":m", mkey);
-    const char *argv[7] = {"HMGET", mkey, "fmt", "w", "bytes", "chunks", "crc32"};
-    size_t argl[7] = {5, strlen(mkey), 3, 1, 5, 6, 5};
+    const char *argv[7] = {"HMGET", mkey, "layout", "w", "bytes", "chunks", "crc32"};
+    size_t argl[7] = {5, strlen(mkey), 6, 1, 5, 6, 5};
     *buf = NULL;
     *len = 0;
     redisReply *m = redis_sink_command(s->r, 7, argv, argl, err, errlen);
@@ -672,7 +672,7 @@ static int redis_get(void *impl, const char *model, int block, unsigned char **b
     int rc = m->type == REDIS_REPLY_ARRAY && m->elements == 5 &&
                      m->element[0]->type == REDIS_REPLY_STRING
                  ? get_chunks(s, model, block, m, buf, len, err, errlen)
-                 : get_legacy(s, model, block, buf, len, err, errlen); /* migration: v1 */
+                 : get_legacy(s, model, block, buf, len, err, errlen); /* migration */
     freeReplyObject(m);
     return rc;
 }

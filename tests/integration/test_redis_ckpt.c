@@ -4,7 +4,7 @@
  * surviving SCRIPT FLUSH), saves fenced by the owner epoch (refused before and leaving nothing
  * behind, a lost owner record raised again), a checkpoint larger than a lowered
  * proto-max-bulk-len saved in chunks and loaded back (the limit restored afterwards, also on
- * failure), the legacy single-string (v1) key still loading and migrated by the next save, and a
+ * failure), the legacy single-string key still loading and migrated by the next save, and a
  * crashed writer's pending chunks removed by the next save. Model ids carry the pid; the keys are
  * removed at the end. */
 #include <hiredis/hiredis.h>
@@ -282,7 +282,7 @@ static void test_chunks(void)
     freeReplyObject(r);
 
     const size_t big = 3u << 20; /* 3 MiB of state */
-    /* what the v1 store did, one SET of the whole value: the server refuses it */
+    /* what the single-string store did, one SET of the whole value: the server refuses it */
     {
         redisContext *c = redisConnect(g_host, g_port);
         CHECK(c && !c->err, "connect");
@@ -342,25 +342,25 @@ static void test_legacy(void)
     size_t len;
     CHECK(checkpoint_encode(&c, &buf, &len) == 0, "encode");
     free(c.state);
-    /* what the v1 store wrote: one string and the set */
+    /* what the single-string store wrote: one string and the set */
     freeReplyObject(cmd("SET ccd:{%s}:ckpt:00000004 %b", model, buf, len));
     freeReplyObject(cmd("ZADD ccd:{%s}:ckpts 4 4", model));
     free(buf);
     ckpt_store st;
     open_store(&st, 1, 0);
-    CHECK(load(&st, model, 5000, err, sizeof err) == 4, "the v1 key loads: %s", err);
+    CHECK(load(&st, model, 5000, err, sizeof err) == 4, "the single-string key loads: %s", err);
     /* re-saving the block replaces the legacy key; the next block prunes block 4 entirely */
     ckpt_claim cl;
     uint64_t e = claim(&st, model, "m", &cl);
     CHECK(save(&st, model, 4, 5000, e, err, sizeof err) == 0, "re-save block 4: %s", err);
     CHECK(cmd_int("EXISTS ccd:{%s}:ckpt:00000004", model) == 0, "the legacy key replaced");
-    CHECK(load(&st, model, 5000, err, sizeof err) == 4, "block 4 as v2: %s", err);
+    CHECK(load(&st, model, 5000, err, sizeof err) == 4, "block 4 in chunks: %s", err);
     CHECK(save(&st, model, 5, 5000, e, err, sizeof err) == 0, "block 5: %s", err);
     snprintf(pattern, sizeof pattern, "ccd:{%s}:ckpt:00000004*", model);
     CHECK(keys_matching(pattern) == 0, "block 4 pruned (keep 1): manifest and chunks");
     CHECK(load(&st, model, 5000, err, sizeof err) == 5, "block 5: %s", err);
     ckpt_store_close(&st);
-    printf("legacy: a v1 checkpoint loads, is replaced by v2, and pruned\n");
+    printf("legacy: a single-string checkpoint loads, is replaced by chunks, and pruned\n");
 }
 
 /* What a writer killed between its chunks and its commit leaves: a pending entry and chunks. The

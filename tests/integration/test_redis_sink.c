@@ -849,12 +849,12 @@ static void test_checkpoint_store(void)
               cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000002:m ccd:{%s}:ckpt:00000003:m", model,
                       model) == 2,
           "keep 2: the manifests");
-    redisReply *r = cmd(g_admin, "HMGET ccd:{%s}:ckpt:00000003:m fmt chunks epoch", model);
+    redisReply *r = cmd(g_admin, "HMGET ccd:{%s}:ckpt:00000003:m layout chunks epoch", model);
     CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->str &&
-              !strcmp(r->element[0]->str, "2") && r->element[1]->str &&
+              !strcmp(r->element[0]->str, "1") && r->element[1]->str &&
               !strcmp(r->element[1]->str, "1") && r->element[2]->str &&
               !strcmp(r->element[2]->str, "0"),
-          "the manifest: format 2, one chunk, epoch 0 (unfenced)");
+          "the manifest: layout 1, one chunk, epoch 0 (unfenced)");
     freeReplyObject(r);
     chunk0_key(model, 3, key, sizeof key);
     r = cmd(g_admin, "GET %s", key);
