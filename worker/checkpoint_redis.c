@@ -141,10 +141,19 @@ static void chunk_key(const redis_store *s, const char *model, int block, const 
     snprintf(key, KEY_CAP, "%s:{%s}:ckpt:%08d:%s:%ld", redis_sink_prefix(s->r), model, block, w, i);
 }
 
-/* An array of n keys of KEY_CAP bytes each (NULL when out of memory). */
-static char (*key_array(size_t n))[KEY_CAP]
+/* The keys of chunks 0..n-1 of save w of block, after `lead` slots left for the caller's keys,
+ * in one allocation; NULL (err set) when out of memory. */
+static char (*chunk_keys(const redis_store *s, const char *model, int block, const char *w, long n,
+                         size_t lead, char *err, size_t errlen))[KEY_CAP]
 {
-    return calloc(n > 0 ? n : 1, KEY_CAP);
+    char(*keys)[KEY_CAP] = calloc(lead + (size_t)n + 1, KEY_CAP);
+    if (!keys) {
+        errmsg_set(err, errlen, "checkpoint: out of memory");
+        return NULL;
+    }
+    for (long i = 0; i < n; i++)
+        chunk_key(s, model, block, w, i, keys[lead + (size_t)i]);
+    return keys;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -294,13 +303,9 @@ static int drop_pending(redis_store *s, const char *model, uint64_t epoch, const
     char w[W_CAP];
     if (sscanf(entry, "%d:%39[^:]:%ld", &block, w, &n) != 3 || n < 0 || n > 1000000)
         return drop(s, model, epoch, NULL, 0, "", entry, err, errlen); /* not ours: forget it */
-    char(*keys)[KEY_CAP] = key_array((size_t)n);
-    if (!keys) {
-        errmsg_set(err, errlen, "checkpoint: out of memory");
+    char(*keys)[KEY_CAP] = chunk_keys(s, model, block, w, n, 0, err, errlen);
+    if (!keys)
         return -1;
-    }
-    for (long i = 0; i < n; i++)
-        chunk_key(s, model, block, w, i, keys[i]);
     int rc = drop(s, model, epoch, keys, (size_t)n, "", entry, err, errlen);
     free(keys);
     return rc;
@@ -331,13 +336,11 @@ static void prune(redis_store *s, const char *model, uint64_t epoch, int keep)
         if (!m)
             break;
         n = n > 0 && n <= 1000000 && w[0] ? n : 0;
-        char(*keys)[KEY_CAP] = key_array((size_t)n + 2);
+        char(*keys)[KEY_CAP] = chunk_keys(s, model, block, w, n, 2, err, sizeof err);
         if (!keys)
             break;
         block_key(s, model, block, ":m", keys[0]);
         block_key(s, model, block, "", keys[1]); /* legacy */
-        for (long c = 0; c < n; c++)
-            chunk_key(s, model, block, w, c, keys[2 + c]);
         int rc = drop(s, model, epoch, keys, (size_t)n + 2, elem_str(x, i), "", err, sizeof err);
         free(keys);
         if (rc != 0)
@@ -466,12 +469,10 @@ static int commit(redis_store *s, const char *model, int block, uint64_t epoch, 
     long old_n = elem_int(x, 2);
     freeReplyObject(x);
     old_n = old_w[0] && strcmp(old_w, w) != 0 && old_n > 0 && old_n <= 1000000 ? old_n : 0;
-    char(*old)[KEY_CAP] = key_array((size_t)old_n + 1);
+    char why[512];
+    char(*old)[KEY_CAP] = chunk_keys(s, model, block, old_w, old_n, 1, why, sizeof why);
     if (old) { /* best effort: a leftover only costs memory */
-        char why[512];
         block_key(s, model, block, "", old[0]);
-        for (long i = 0; i < old_n; i++)
-            chunk_key(s, model, block, old_w, i, old[1 + i]);
         drop(s, model, epoch, old, (size_t)old_n + 1, "", "", why, sizeof why);
         free(old);
     }
@@ -502,13 +503,9 @@ static int redis_put(void *impl, const char *model, int block, uint64_t epoch,
     int rc = begin(s, model, block, epoch, entry, err, errlen);
     if (rc != 0)
         return rc;
-    char(*keys)[KEY_CAP] = key_array((size_t)n);
-    if (!keys) {
-        errmsg_set(err, errlen, "checkpoint: out of memory");
+    char(*keys)[KEY_CAP] = chunk_keys(s, model, block, w, n, 0, err, errlen);
+    if (!keys)
         return -1;
-    }
-    for (long i = 0; i < n; i++)
-        chunk_key(s, model, block, w, i, keys[i]);
     rc = write_chunks(s, model, block, keys, n, buf, len, cb, err, errlen);
     if (rc == 0)
         rc = commit(s, model, block, epoch, entry, w, keys, n, buf, len, err, errlen);
