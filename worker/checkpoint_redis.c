@@ -417,11 +417,14 @@ static int write_chunks(redis_store *s, const char *model, int block, char (*key
             freeReplyObject(x);
             continue;
         }
+        char limit[40] = "unknown (CONFIG GET failed)";
+        if (s->server_bulk > 0)
+            snprintf(limit, sizeof limit, "%lld", s->server_bulk);
         errmsg_set(err, errlen,
                    "checkpoint: model %s block %d: SET %s (chunk %ld of %ld, %zu bytes; "
-                   "checkpoint.redis_chunk_bytes = %zu, the server's proto-max-bulk-len %lld, "
-                   "-1: unknown; a chunk must fit in it and in maxmemory): %s",
-                   model, block, keys[i], i + 1, n, part, s->chunk_bytes, s->server_bulk, why);
+                   "checkpoint.redis_chunk_bytes = %zu, the server's proto-max-bulk-len %s; a "
+                   "chunk must fit in it and in maxmemory): %s",
+                   model, block, keys[i], i + 1, n, part, s->chunk_bytes, limit, why);
         return -1;
     }
     return 0;

@@ -38,6 +38,8 @@ static void cleanup_model(const char *model)
     char pattern[128];
     snprintf(pattern, sizeof pattern, "ccd:{%s}:*", model);
     cleanup(g_admin, pattern);
+    snprintf(pattern, sizeof pattern, "ckpttest:{ckpttest-%d-*", g_pid);
+    cleanup(g_admin, pattern);
 }
 
 static void model_id(char *out, size_t n, const char *what)
@@ -45,14 +47,21 @@ static void model_id(char *out, size_t n, const char *what)
     snprintf(out, n, "ckpttest-%d-%s", g_pid, what);
 }
 
-static void open_store(ckpt_store *st, int keep, size_t chunk_bytes)
+/* A store on a connection of its own as user (NULL: the default user) under prefix (NULL: ccd). */
+static void open_store_as(ckpt_store *st, int keep, size_t chunk_bytes, const char *user,
+                          const char *password, const char *prefix)
 {
     redis_sink_opts o;
-    redis_sink_opts_default_at(&o, g_host, g_port, NULL, NULL, NULL);
+    redis_sink_opts_default_at(&o, g_host, g_port, user, password, prefix);
     char err[512] = "";
     redis_sink *s = redis_sink_open(&o, err, sizeof err);
     CHECK(s, "redis_sink_open: %s", err);
     CHECK(ckpt_store_open_redis(st, s, keep, chunk_bytes, err, sizeof err) == 0, "open: %s", err);
+}
+
+static void open_store(ckpt_store *st, int keep, size_t chunk_bytes)
+{
+    open_store_as(st, keep, chunk_bytes, NULL, NULL, NULL);
 }
 
 static uint64_t claim(ckpt_store *st, const char *model, const char *member, ckpt_claim *cl)
@@ -252,6 +261,25 @@ static void test_chunks(void)
               "chunk %ld's length", i);
     CHECK(load(&st, model, big, err, sizeof err) == 0, "chunked load: %s", err);
     ckpt_store_close(&st);
+
+    /* Where CONFIG is not allowed (here an ACL user without it), the configured size is used as
+     * it is: a chunk above the server's limit fails the save, naming the key and the setting. */
+    char user[64], password[64];
+    snprintf(user, sizeof user, "ckpttest-%d", g_pid);
+    snprintf(password, sizeof password, "pw-%d", g_pid);
+    freeReplyObject(
+        cmd(g_admin, "ACL SETUSER %s on >%s ~ckpttest:* +@all -config", user, password));
+    open_store_as(&st, 2, 2u << 20, user, password, "ckpttest");
+    e = claim(&st, model, "member", &cl);
+    err[0] = '\0';
+    CHECK(save(&st, model, 2, big, e, err, sizeof err) == -1 &&
+              strstr(err, "checkpoint.redis_chunk_bytes = 2097152") &&
+              strstr(err, "SET ckpttest:{") && strstr(err, ":ckpt:00000002:") &&
+              strstr(err, "proto-max-bulk-len unknown"),
+          "a chunk above the limit, CONFIG denied: %s", err);
+    printf("chunks: CONFIG denied, chunk above the limit: %s\n", err);
+    ckpt_store_close(&st);
+    freeReplyObject(cmd(g_admin, "ACL DELUSER %s", user));
     restore_bulk();
 
     /* a configured chunk size below the server's */
@@ -261,7 +289,7 @@ static void test_chunks(void)
     cmd_str(g_admin, v, sizeof v, "HGET ccd:{%s}:ckpt:00000001:m chunks", model);
     CHECK(!strcmp(v, "5"), "450 kB in chunks of 100 kB: %s", v);
     CHECK(load(&st, model, 450000, err, sizeof err) == 1, "small chunks load: %s", err);
-    /* the replaced block 0's chunks went with... block 0 is still kept (keep 2) */
+    /* block 0 is still kept (keep 2) */
     CHECK(cmd_int(g_admin, "ZCARD ccd:{%s}:ckpts", model) == 2, "two blocks listed");
     ckpt_store_close(&st);
     printf("chunks: %lld bytes in %ld chunks under a 1 MB proto-max-bulk-len, loaded back\n", bytes,
@@ -416,6 +444,8 @@ int main(void)
     test_commit_fence();
     char pattern[96];
     snprintf(pattern, sizeof pattern, "ccd:{ckpttest-%d-*", g_pid);
+    cleanup(g_admin, pattern);
+    snprintf(pattern, sizeof pattern, "ckpttest:{ckpttest-%d-*", g_pid);
     cleanup(g_admin, pattern);
     redisFree(g_admin);
     g_admin = NULL;
