@@ -4,12 +4,12 @@
  *   P:{M}:owner                    hash: epoch, member, source, claimed_ms (the claim), block
  *                                  (seeded here when absent; the publication owns it), ckpt_block
  *   P:{M}:ckpts                    sorted set of the stored blocks (score = block)
- *   P:{M}:ckpt:<blk8>:m            manifest (hash): fmt=2, epoch, w, bytes, chunks, crc32
+ *   P:{M}:ckpt:<blk8>:m            manifest (hash): layout=1, epoch, w, bytes, chunks, crc32
  *   P:{M}:ckpt:<blk8>:<w>:<i>      chunk i (0..chunks-1) of the encoded checkpoint, at most
  *                                  checkpoint.redis_chunk_bytes (and half the server's
  *                                  proto-max-bulk-len when CONFIG GET is allowed)
  *   P:{M}:ckpt:pending             set of "<blk>:<w>:<chunks>": saves begun, not committed
- *   P:{M}:ckpt:<blk8>              a legacy (format v1) checkpoint: one string, still loaded
+ *   P:{M}:ckpt:<blk8>              a legacy (single-string) checkpoint, still loaded
  * w = "<epoch>.<8 hex>" names one save attempt, so chunk names are never reused: a retry or a
  * re-save of a block writes new keys and never overwrites what a manifest points to.
  *
@@ -90,7 +90,7 @@ static const char commit_lua[] = FENCE_LUA
     "  KEYS[3] .. ' hold ' .. string.format('%d', total) .. ' bytes, not ' .. ARGV[4]) end\n"
     "local old = redis.call('HMGET', KEYS[3], 'w', 'chunks')\n"
     "redis.call('DEL', KEYS[3])\n"
-    "redis.call('HSET', KEYS[3], 'fmt', '2', 'epoch', ARGV[1], 'w', ARGV[6], 'bytes', ARGV[4],\n"
+    "redis.call('HSET', KEYS[3], 'layout', '1', 'epoch', ARGV[1], 'w', ARGV[6], 'bytes', ARGV[4],\n"
     "           'chunks', ARGV[5], 'crc32', ARGV[7])\n"
     "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[2])\n"
     "redis.call('SREM', KEYS[4], ARGV[3])\n"
@@ -141,10 +141,19 @@ static void chunk_key(const redis_store *s, const char *model, int block, const 
     snprintf(key, KEY_CAP, "%s:{%s}:ckpt:%08d:%s:%ld", redis_sink_prefix(s->r), model, block, w, i);
 }
 
-/* An array of n keys of KEY_CAP bytes each (NULL when out of memory). */
-static char (*key_array(size_t n))[KEY_CAP]
+/* The keys of chunks 0..n-1 of save w of block, after `lead` slots left for the caller's keys,
+ * in one allocation; NULL (err set) when out of memory. */
+static char (*chunk_keys(const redis_store *s, const char *model, int block, const char *w, long n,
+                         size_t lead, char *err, size_t errlen))[KEY_CAP]
 {
-    return calloc(n > 0 ? n : 1, KEY_CAP);
+    char(*keys)[KEY_CAP] = calloc(lead + (size_t)n + 1, KEY_CAP);
+    if (!keys) {
+        errmsg_set(err, errlen, "checkpoint: out of memory");
+        return NULL;
+    }
+    for (long i = 0; i < n; i++)
+        chunk_key(s, model, block, w, i, keys[lead + (size_t)i]);
+    return keys;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -294,13 +303,9 @@ static int drop_pending(redis_store *s, const char *model, uint64_t epoch, const
     char w[W_CAP];
     if (sscanf(entry, "%d:%39[^:]:%ld", &block, w, &n) != 3 || n < 0 || n > 1000000)
         return drop(s, model, epoch, NULL, 0, "", entry, err, errlen); /* not ours: forget it */
-    char(*keys)[KEY_CAP] = key_array((size_t)n);
-    if (!keys) {
-        errmsg_set(err, errlen, "checkpoint: out of memory");
+    char(*keys)[KEY_CAP] = chunk_keys(s, model, block, w, n, 0, err, errlen);
+    if (!keys)
         return -1;
-    }
-    for (long i = 0; i < n; i++)
-        chunk_key(s, model, block, w, i, keys[i]);
     int rc = drop(s, model, epoch, keys, (size_t)n, "", entry, err, errlen);
     free(keys);
     return rc;
@@ -331,13 +336,11 @@ static void prune(redis_store *s, const char *model, uint64_t epoch, int keep)
         if (!m)
             break;
         n = n > 0 && n <= 1000000 && w[0] ? n : 0;
-        char(*keys)[KEY_CAP] = key_array((size_t)n + 2);
+        char(*keys)[KEY_CAP] = chunk_keys(s, model, block, w, n, 2, err, sizeof err);
         if (!keys)
             break;
         block_key(s, model, block, ":m", keys[0]);
         block_key(s, model, block, "", keys[1]); /* legacy */
-        for (long c = 0; c < n; c++)
-            chunk_key(s, model, block, w, c, keys[2 + c]);
         int rc = drop(s, model, epoch, keys, (size_t)n + 2, elem_str(x, i), "", err, sizeof err);
         free(keys);
         if (rc != 0)
@@ -414,11 +417,14 @@ static int write_chunks(redis_store *s, const char *model, int block, char (*key
             freeReplyObject(x);
             continue;
         }
+        char limit[40] = "unknown (CONFIG GET failed)";
+        if (s->server_bulk > 0)
+            snprintf(limit, sizeof limit, "%lld", s->server_bulk);
         errmsg_set(err, errlen,
                    "checkpoint: model %s block %d: SET %s (chunk %ld of %ld, %zu bytes; "
-                   "checkpoint.redis_chunk_bytes = %zu, the server's proto-max-bulk-len %lld, "
-                   "-1: unknown; a chunk must fit in it and in maxmemory): %s",
-                   model, block, keys[i], i + 1, n, part, s->chunk_bytes, s->server_bulk, why);
+                   "checkpoint.redis_chunk_bytes = %zu, the server's proto-max-bulk-len %s; a "
+                   "chunk must fit in it and in maxmemory): %s",
+                   model, block, keys[i], i + 1, n, part, s->chunk_bytes, limit, why);
         return -1;
     }
     return 0;
@@ -466,12 +472,10 @@ static int commit(redis_store *s, const char *model, int block, uint64_t epoch, 
     long old_n = elem_int(x, 2);
     freeReplyObject(x);
     old_n = old_w[0] && strcmp(old_w, w) != 0 && old_n > 0 && old_n <= 1000000 ? old_n : 0;
-    char(*old)[KEY_CAP] = key_array((size_t)old_n + 1);
+    char why[512];
+    char(*old)[KEY_CAP] = chunk_keys(s, model, block, old_w, old_n, 1, why, sizeof why);
     if (old) { /* best effort: a leftover only costs memory */
-        char why[512];
         block_key(s, model, block, "", old[0]);
-        for (long i = 0; i < old_n; i++)
-            chunk_key(s, model, block, old_w, i, old[1 + i]);
         drop(s, model, epoch, old, (size_t)old_n + 1, "", "", why, sizeof why);
         free(old);
     }
@@ -502,13 +506,9 @@ static int redis_put(void *impl, const char *model, int block, uint64_t epoch,
     int rc = begin(s, model, block, epoch, entry, err, errlen);
     if (rc != 0)
         return rc;
-    char(*keys)[KEY_CAP] = key_array((size_t)n);
-    if (!keys) {
-        errmsg_set(err, errlen, "checkpoint: out of memory");
+    char(*keys)[KEY_CAP] = chunk_keys(s, model, block, w, n, 0, err, errlen);
+    if (!keys)
         return -1;
-    }
-    for (long i = 0; i < n; i++)
-        chunk_key(s, model, block, w, i, keys[i]);
     rc = write_chunks(s, model, block, keys, n, buf, len, cb, err, errlen);
     if (rc == 0)
         rc = commit(s, model, block, epoch, entry, w, keys, n, buf, len, err, errlen);
@@ -584,7 +584,7 @@ static int get_into(redis_store *s, const char *key, unsigned char *buf, size_t 
     return rc;
 }
 
-/* The legacy (v1) single string. */
+/* The legacy single string (builds before issue 17). */
 static int get_legacy(redis_store *s, const char *model, int block, unsigned char **buf,
                       size_t *len, char *err, size_t errlen)
 {
@@ -613,12 +613,12 @@ static int get_legacy(redis_store *s, const char *model, int block, unsigned cha
     return rc;
 }
 
-/* The chunks of a manifest {fmt, w, bytes, chunks, crc32}, concatenated and checked. */
+/* The chunks of a manifest {layout, w, bytes, chunks, crc32}, concatenated and checked. */
 static int get_chunks(redis_store *s, const char *model, int block, const redisReply *m,
                       unsigned char **buf, size_t *len, char *err, size_t errlen)
 {
-    if (strcmp(elem_str(m, 0), "2") != 0) {
-        errmsg_set(err, errlen, "manifest format %s unknown to this build", elem_str(m, 0));
+    if (strcmp(elem_str(m, 0), "1") != 0) {
+        errmsg_set(err, errlen, "manifest layout %s unknown to this build", elem_str(m, 0));
         return 0;
     }
     char w[W_CAP], key[KEY_CAP];
@@ -662,8 +662,8 @@ static int redis_get(void *impl, const char *model, int block, unsigned char **b
     redis_store *s = impl;
     char mkey[KEY_CAP];
     block_key(s, model, block, ":m", mkey);
-    const char *argv[7] = {"HMGET", mkey, "fmt", "w", "bytes", "chunks", "crc32"};
-    size_t argl[7] = {5, strlen(mkey), 3, 1, 5, 6, 5};
+    const char *argv[7] = {"HMGET", mkey, "layout", "w", "bytes", "chunks", "crc32"};
+    size_t argl[7] = {5, strlen(mkey), 6, 1, 5, 6, 5};
     *buf = NULL;
     *len = 0;
     redisReply *m = redis_sink_command(s->r, 7, argv, argl, err, errlen);
@@ -672,7 +672,7 @@ static int redis_get(void *impl, const char *model, int block, unsigned char **b
     int rc = m->type == REDIS_REPLY_ARRAY && m->elements == 5 &&
                      m->element[0]->type == REDIS_REPLY_STRING
                  ? get_chunks(s, model, block, m, buf, len, err, errlen)
-                 : get_legacy(s, model, block, buf, len, err, errlen); /* migration: v1 */
+                 : get_legacy(s, model, block, buf, len, err, errlen); /* migration */
     freeReplyObject(m);
     return rc;
 }

@@ -4,12 +4,14 @@
  * surviving SCRIPT FLUSH), saves fenced by the owner epoch (refused before and leaving nothing
  * behind, a lost owner record raised again), a checkpoint larger than a lowered
  * proto-max-bulk-len saved in chunks and loaded back (the limit restored afterwards, also on
- * failure), the legacy single-string (v1) key still loading and migrated by the next save, and a
+ * failure), the legacy single-string key still loading and migrated by the next save, and a
  * crashed writer's pending chunks removed by the next save. Model ids carry the pid; the keys are
  * removed at the end. */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 
 #include "checkpoint.h"
 #include "redis_sink.h"
+#include "redis_admin.h"
 #include "services_env.h"
 
 static char g_host[128];
@@ -30,54 +33,13 @@ static char g_bulk_saved[32]; /* proto-max-bulk-len to restore ("" when untouche
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static redisReply *cmd(const char *fmt, ...)
+static void cleanup_model(const char *model)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(g_admin, fmt, ap);
-    va_end(ap);
-    CHECK(r, "command \"%s\": %s", fmt, g_admin->errstr);
-    return r;
-}
-
-static long long cmd_int(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(g_admin, fmt, ap);
-    va_end(ap);
-    CHECK(r && r->type == REDIS_REPLY_INTEGER, "command \"%s\": no integer (%s)", fmt,
-          r && r->str ? r->str : g_admin->errstr);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-/* A string reply's value ("" for nil) into out. */
-static void cmd_str(char *out, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(g_admin, fmt, ap);
-    va_end(ap);
-    CHECK(r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL),
-          "command \"%s\": no string", fmt);
-    snprintf(out, n, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
-    freeReplyObject(r);
-}
-
-static long long keys_matching(const char *pattern)
-{
-    long long n = 0;
-    char cursor[32] = "0";
-    do {
-        redisReply *r = cmd("SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN");
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        n += (long long)r->element[1]->elements;
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-    return n;
+    char pattern[128];
+    snprintf(pattern, sizeof pattern, "ccd:{%s}:*", model);
+    cleanup(g_admin, pattern);
+    snprintf(pattern, sizeof pattern, "ckpttest:{ckpttest-%d-*", g_pid);
+    cleanup(g_admin, pattern);
 }
 
 static void model_id(char *out, size_t n, const char *what)
@@ -85,14 +47,21 @@ static void model_id(char *out, size_t n, const char *what)
     snprintf(out, n, "ckpttest-%d-%s", g_pid, what);
 }
 
-static void open_store(ckpt_store *st, int keep, size_t chunk_bytes)
+/* A store on a connection of its own as user (NULL: the default user) under prefix (NULL: ccd). */
+static void open_store_as(ckpt_store *st, int keep, size_t chunk_bytes, const char *user,
+                          const char *password, const char *prefix)
 {
     redis_sink_opts o;
-    redis_sink_opts_default_at(&o, g_host, g_port, NULL, NULL, NULL);
+    redis_sink_opts_default_at(&o, g_host, g_port, user, password, prefix);
     char err[512] = "";
     redis_sink *s = redis_sink_open(&o, err, sizeof err);
     CHECK(s, "redis_sink_open: %s", err);
     CHECK(ckpt_store_open_redis(st, s, keep, chunk_bytes, err, sizeof err) == 0, "open: %s", err);
+}
+
+static void open_store(ckpt_store *st, int keep, size_t chunk_bytes)
+{
+    open_store_as(st, keep, chunk_bytes, NULL, NULL, NULL);
 }
 
 static uint64_t claim(ckpt_store *st, const char *model, const char *member, ckpt_claim *cl)
@@ -159,8 +128,8 @@ static void test_claim(void)
     char model[64], v[64];
     model_id(model, sizeof model, "claim");
     /* a deployment that predates owner: the live version's block seeds owner.block */
-    freeReplyObject(cmd("SET ccd:{%s}:current 5", model));
-    freeReplyObject(cmd("HSET ccd:{%s}:v5:meta block 7", model));
+    freeReplyObject(cmd(g_admin, "SET ccd:{%s}:current 5", model));
+    freeReplyObject(cmd(g_admin, "HSET ccd:{%s}:v5:meta block 7", model));
     ckpt_store a, b;
     open_store(&a, 2, 0);
     open_store(&b, 2, 0);
@@ -168,24 +137,24 @@ static void test_claim(void)
     uint64_t ea = claim(&a, model, "member-a", &ca);
     CHECK(ea > 1600000000000ull, "a time-based epoch (ms): %" PRIu64, ea);
     CHECK(!ca.prev_member[0] && !ca.prev_source[0], "no previous claimant");
-    cmd_str(v, sizeof v, "HGET ccd:{%s}:owner block", model);
+    cmd_str(g_admin, v, sizeof v, "HGET ccd:{%s}:owner block", model);
     CHECK(!strcmp(v, "7"), "owner.block seeded from the live version: %s", v);
     uint64_t eb = claim(&b, model, "member-b", &cb);
     CHECK(eb > ea, "monotonic across connections: %" PRIu64 " then %" PRIu64, ea, eb);
     CHECK(!strcmp(cb.prev_member, "member-a") && !strcmp(cb.prev_source, "in/3"),
           "the previous claimant: %s %s", cb.prev_member, cb.prev_source);
-    cmd_str(v, sizeof v, "HGET ccd:{%s}:owner member", model);
+    cmd_str(g_admin, v, sizeof v, "HGET ccd:{%s}:owner member", model);
     CHECK(!strcmp(v, "member-b"), "owner.member");
-    CHECK(cmd_int("HEXISTS ccd:{%s}:owner claimed_ms", model) == 1, "owner.claimed_ms");
+    CHECK(cmd_int(g_admin, "HEXISTS ccd:{%s}:owner claimed_ms", model) == 1, "owner.claimed_ms");
     /* owner.block belongs to the publication once set: a claim leaves it */
-    freeReplyObject(cmd("HSET ccd:{%s}:owner block 9", model));
+    freeReplyObject(cmd(g_admin, "HSET ccd:{%s}:owner block 9", model));
     /* a stored epoch ahead of the clock (a skewed clock, an adopted epoch): +1, not the clock */
-    freeReplyObject(cmd("HSET ccd:{%s}:owner epoch 5000000000000000", model));
+    freeReplyObject(cmd(g_admin, "HSET ccd:{%s}:owner epoch 5000000000000000", model));
     /* the script cache lost (failover, SCRIPT FLUSH): loaded again */
-    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(cmd(g_admin, "SCRIPT FLUSH"));
     CHECK(claim(&a, model, "member-a", &ca) == 5000000000000001ull, "stored + 1: %" PRIu64,
           ca.epoch);
-    cmd_str(v, sizeof v, "HGET ccd:{%s}:owner block", model);
+    cmd_str(g_admin, v, sizeof v, "HGET ccd:{%s}:owner block", model);
     CHECK(!strcmp(v, "9"), "owner.block left alone: %s", v);
     ckpt_store_close(&a);
     ckpt_store_close(&b);
@@ -206,7 +175,7 @@ static void test_fenced_save(void)
     CHECK(save(&a, model, 1, 1000, ea, err, sizeof err) == 0, "A saves block 1: %s", err);
     uint64_t eb = claim(&b, model, "member-b", &cb);
     CHECK(save(&b, model, 2, 1000, eb, err, sizeof err) == 0, "B saves block 2: %s", err);
-    cmd_str(v, sizeof v, "HGET ccd:{%s}:owner ckpt_block", model);
+    cmd_str(g_admin, v, sizeof v, "HGET ccd:{%s}:owner ckpt_block", model);
     CHECK(!strcmp(v, "2"), "owner.ckpt_block: %s", v);
     /* A wakes up: refused, naming B, and nothing of A's is left */
     err[0] = '\0';
@@ -214,14 +183,14 @@ static void test_fenced_save(void)
           "A's stale save: %s", err);
     CHECK(save(&a, model, 2, 1000, ea, err, sizeof err) == CKPT_FENCED, "A over B's block");
     snprintf(pattern, sizeof pattern, "ccd:{%s}:ckpt:00000003*", model);
-    CHECK(keys_matching(pattern) == 0, "no key of A's block 3");
-    CHECK(cmd_int("SCARD ccd:{%s}:ckpt:pending", model) == 0, "nothing pending");
+    CHECK(scan_keys(g_admin, pattern, NULL) == 0, "no key of A's block 3");
+    CHECK(cmd_int(g_admin, "SCARD ccd:{%s}:ckpt:pending", model) == 0, "nothing pending");
     CHECK(load(&b, model, 1000, err, sizeof err) == 2, "B's block 2 loads: %s", err);
     /* the owner record lost (a failover): B's next save raises it again */
-    freeReplyObject(cmd("HDEL ccd:{%s}:owner epoch", model));
+    freeReplyObject(cmd(g_admin, "HDEL ccd:{%s}:owner epoch", model));
     CHECK(save(&b, model, 3, 1000, eb, err, sizeof err) == 0 && b.fence_raised == 1,
           "B raises the fence: %s", err);
-    cmd_str(v, sizeof v, "HGET ccd:{%s}:owner epoch", model);
+    cmd_str(g_admin, v, sizeof v, "HGET ccd:{%s}:owner epoch", model);
     CHECK(strtoull(v, NULL, 10) == eb, "owner.epoch raised to B's: %s", v);
     CHECK(save(&a, model, 4, 1000, ea, err, sizeof err) == CKPT_FENCED, "A still fenced");
     /* an unfenced tool (epoch 0) still saves */
@@ -250,17 +219,17 @@ static void test_chunks(void)
 {
     char model[64], err[1024], v[64];
     model_id(model, sizeof model, "chunks");
-    redisReply *r = cmd("CONFIG GET proto-max-bulk-len");
+    redisReply *r = cmd(g_admin, "CONFIG GET proto-max-bulk-len");
     CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "CONFIG GET");
     snprintf(g_bulk_saved, sizeof g_bulk_saved, "%s", r->element[1]->str);
     freeReplyObject(r);
     atexit(restore_bulk);
-    r = cmd("CONFIG SET proto-max-bulk-len 1048576");
+    r = cmd(g_admin, "CONFIG SET proto-max-bulk-len 1048576");
     CHECK(r->type == REDIS_REPLY_STATUS, "CONFIG SET proto-max-bulk-len: %s", r->str);
     freeReplyObject(r);
 
     const size_t big = 3u << 20; /* 3 MiB of state */
-    /* what the v1 store did, one SET of the whole value: the server refuses it */
+    /* what the single-string store did, one SET of the whole value: the server refuses it */
     {
         redisContext *c = redisConnect(g_host, g_port);
         CHECK(c && !c->err, "connect");
@@ -278,31 +247,50 @@ static void test_chunks(void)
     ckpt_claim cl;
     uint64_t e = claim(&st, model, "member", &cl);
     CHECK(save(&st, model, 0, big, e, err, sizeof err) == 0, "chunked save: %s", err);
-    cmd_str(v, sizeof v, "HGET ccd:{%s}:ckpt:00000000:m chunks", model);
+    cmd_str(g_admin, v, sizeof v, "HGET ccd:{%s}:ckpt:00000000:m chunks", model);
     long n = strtol(v, NULL, 10);
-    cmd_str(v, sizeof v, "HGET ccd:{%s}:ckpt:00000000:m bytes", model);
+    cmd_str(g_admin, v, sizeof v, "HGET ccd:{%s}:ckpt:00000000:m bytes", model);
     long long bytes = strtoll(v, NULL, 10);
     CHECK(bytes > (long long)big && n == (bytes + 524287) / 524288,
           "chunks of half the limit: %ld chunks for %lld bytes", n, bytes);
     char w[64];
-    cmd_str(w, sizeof w, "HGET ccd:{%s}:ckpt:00000000:m w", model);
+    cmd_str(g_admin, w, sizeof w, "HGET ccd:{%s}:ckpt:00000000:m w", model);
     for (long i = 0; i < n; i++)
-        CHECK(cmd_int("STRLEN ccd:{%s}:ckpt:00000000:%s:%ld", model, w, i) ==
+        CHECK(cmd_int(g_admin, "STRLEN ccd:{%s}:ckpt:00000000:%s:%ld", model, w, i) ==
                   (i < n - 1 ? 524288 : bytes - 524288 * (n - 1)),
               "chunk %ld's length", i);
     CHECK(load(&st, model, big, err, sizeof err) == 0, "chunked load: %s", err);
     ckpt_store_close(&st);
+
+    /* Where CONFIG is not allowed (here an ACL user without it), the configured size is used as
+     * it is: a chunk above the server's limit fails the save, naming the key and the setting. */
+    char user[64], password[64];
+    snprintf(user, sizeof user, "ckpttest-%d", g_pid);
+    snprintf(password, sizeof password, "pw-%d", g_pid);
+    freeReplyObject(
+        cmd(g_admin, "ACL SETUSER %s on >%s ~ckpttest:* +@all -config", user, password));
+    open_store_as(&st, 2, 2u << 20, user, password, "ckpttest");
+    e = claim(&st, model, "member", &cl);
+    err[0] = '\0';
+    CHECK(save(&st, model, 2, big, e, err, sizeof err) == -1 &&
+              strstr(err, "checkpoint.redis_chunk_bytes = 2097152") &&
+              strstr(err, "SET ckpttest:{") && strstr(err, ":ckpt:00000002:") &&
+              strstr(err, "proto-max-bulk-len unknown"),
+          "a chunk above the limit, CONFIG denied: %s", err);
+    printf("chunks: CONFIG denied, chunk above the limit: %s\n", err);
+    ckpt_store_close(&st);
+    freeReplyObject(cmd(g_admin, "ACL DELUSER %s", user));
     restore_bulk();
 
     /* a configured chunk size below the server's */
     open_store(&st, 2, 100000);
     e = claim(&st, model, "member", &cl);
     CHECK(save(&st, model, 1, 450000, e, err, sizeof err) == 0, "small chunks: %s", err);
-    cmd_str(v, sizeof v, "HGET ccd:{%s}:ckpt:00000001:m chunks", model);
+    cmd_str(g_admin, v, sizeof v, "HGET ccd:{%s}:ckpt:00000001:m chunks", model);
     CHECK(!strcmp(v, "5"), "450 kB in chunks of 100 kB: %s", v);
     CHECK(load(&st, model, 450000, err, sizeof err) == 1, "small chunks load: %s", err);
-    /* the replaced block 0's chunks went with... block 0 is still kept (keep 2) */
-    CHECK(cmd_int("ZCARD ccd:{%s}:ckpts", model) == 2, "two blocks listed");
+    /* block 0 is still kept (keep 2) */
+    CHECK(cmd_int(g_admin, "ZCARD ccd:{%s}:ckpts", model) == 2, "two blocks listed");
     ckpt_store_close(&st);
     printf("chunks: %lld bytes in %ld chunks under a 1 MB proto-max-bulk-len, loaded back\n", bytes,
            n);
@@ -320,25 +308,25 @@ static void test_legacy(void)
     size_t len;
     CHECK(checkpoint_encode(&c, &buf, &len) == 0, "encode");
     free(c.state);
-    /* what the v1 store wrote: one string and the set */
-    freeReplyObject(cmd("SET ccd:{%s}:ckpt:00000004 %b", model, buf, len));
-    freeReplyObject(cmd("ZADD ccd:{%s}:ckpts 4 4", model));
+    /* what the single-string store wrote: one string and the set */
+    freeReplyObject(cmd(g_admin, "SET ccd:{%s}:ckpt:00000004 %b", model, buf, len));
+    freeReplyObject(cmd(g_admin, "ZADD ccd:{%s}:ckpts 4 4", model));
     free(buf);
     ckpt_store st;
     open_store(&st, 1, 0);
-    CHECK(load(&st, model, 5000, err, sizeof err) == 4, "the v1 key loads: %s", err);
+    CHECK(load(&st, model, 5000, err, sizeof err) == 4, "the single-string key loads: %s", err);
     /* re-saving the block replaces the legacy key; the next block prunes block 4 entirely */
     ckpt_claim cl;
     uint64_t e = claim(&st, model, "m", &cl);
     CHECK(save(&st, model, 4, 5000, e, err, sizeof err) == 0, "re-save block 4: %s", err);
-    CHECK(cmd_int("EXISTS ccd:{%s}:ckpt:00000004", model) == 0, "the legacy key replaced");
-    CHECK(load(&st, model, 5000, err, sizeof err) == 4, "block 4 as v2: %s", err);
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000004", model) == 0, "the legacy key replaced");
+    CHECK(load(&st, model, 5000, err, sizeof err) == 4, "block 4 in chunks: %s", err);
     CHECK(save(&st, model, 5, 5000, e, err, sizeof err) == 0, "block 5: %s", err);
     snprintf(pattern, sizeof pattern, "ccd:{%s}:ckpt:00000004*", model);
-    CHECK(keys_matching(pattern) == 0, "block 4 pruned (keep 1): manifest and chunks");
+    CHECK(scan_keys(g_admin, pattern, NULL) == 0, "block 4 pruned (keep 1): manifest and chunks");
     CHECK(load(&st, model, 5000, err, sizeof err) == 5, "block 5: %s", err);
     ckpt_store_close(&st);
-    printf("legacy: a v1 checkpoint loads, is replaced by v2, and pruned\n");
+    printf("legacy: a single-string checkpoint loads, is replaced by chunks, and pruned\n");
 }
 
 /* What a writer killed between its chunks and its commit leaves: a pending entry and chunks. The
@@ -353,65 +341,112 @@ static void test_pending(void)
     ckpt_claim cl;
     uint64_t e = claim(&st, model, "m", &cl);
     uint64_t old = e - 10;
-    freeReplyObject(cmd("SADD ccd:{%s}:ckpt:pending 3:%" PRIu64 ".deadbeef:2", model, old));
-    freeReplyObject(cmd("SET ccd:{%s}:ckpt:00000003:%" PRIu64 ".deadbeef:0 x", model, old));
-    freeReplyObject(cmd("SET ccd:{%s}:ckpt:00000003:%" PRIu64 ".deadbeef:1 y", model, old));
-    freeReplyObject(cmd("SADD ccd:{%s}:ckpt:pending 3:%" PRIu64 ".0badf00d:1", model, e));
-    freeReplyObject(cmd("SET ccd:{%s}:ckpt:00000003:%" PRIu64 ".0badf00d:0 z", model, e));
+    freeReplyObject(
+        cmd(g_admin, "SADD ccd:{%s}:ckpt:pending 3:%" PRIu64 ".deadbeef:2", model, old));
+    freeReplyObject(
+        cmd(g_admin, "SET ccd:{%s}:ckpt:00000003:%" PRIu64 ".deadbeef:0 x", model, old));
+    freeReplyObject(
+        cmd(g_admin, "SET ccd:{%s}:ckpt:00000003:%" PRIu64 ".deadbeef:1 y", model, old));
+    freeReplyObject(cmd(g_admin, "SADD ccd:{%s}:ckpt:pending 3:%" PRIu64 ".0badf00d:1", model, e));
+    freeReplyObject(cmd(g_admin, "SET ccd:{%s}:ckpt:00000003:%" PRIu64 ".0badf00d:0 z", model, e));
     CHECK(save(&st, model, 3, 1000, e, err, sizeof err) == 0, "save: %s", err);
     snprintf(pattern, sizeof pattern, "ccd:{%s}:ckpt:00000003:*", model);
-    CHECK(keys_matching(pattern) == 2, "only the new save's manifest and chunk are left: %lld",
-          keys_matching(pattern));
-    CHECK(cmd_int("EXISTS ccd:{%s}:ckpt:00000003:%" PRIu64 ".deadbeef:0 "
+    CHECK(scan_keys(g_admin, pattern, NULL) == 2,
+          "only the new save's manifest and chunk are left: %lld",
+          scan_keys(g_admin, pattern, NULL));
+    CHECK(cmd_int(g_admin,
+                  "EXISTS ccd:{%s}:ckpt:00000003:%" PRIu64 ".deadbeef:0 "
                   "ccd:{%s}:ckpt:00000003:%" PRIu64 ".deadbeef:1 "
                   "ccd:{%s}:ckpt:00000003:%" PRIu64 ".0badf00d:0",
                   model, old, model, old, model, e) == 0,
           "the crashed attempts' chunks are gone");
-    CHECK(cmd_int("SCARD ccd:{%s}:ckpt:pending", model) == 0, "pending cleaned");
+    CHECK(cmd_int(g_admin, "SCARD ccd:{%s}:ckpt:pending", model) == 0, "pending cleaned");
     /* an unfenced save does not touch a fenced writer's entry */
-    freeReplyObject(cmd("SADD ccd:{%s}:ckpt:pending 6:%" PRIu64 ".00000001:1", model, e));
+    freeReplyObject(cmd(g_admin, "SADD ccd:{%s}:ckpt:pending 6:%" PRIu64 ".00000001:1", model, e));
     CHECK(save(&st, model, 4, 1000, 0, err, sizeof err) == 0, "unfenced save: %s", err);
-    CHECK(cmd_int("SISMEMBER ccd:{%s}:ckpt:pending 6:%" PRIu64 ".00000001:1", model, e) == 1,
+    CHECK(cmd_int(g_admin, "SISMEMBER ccd:{%s}:ckpt:pending 6:%" PRIu64 ".00000001:1", model, e) ==
+              1,
           "a newer epoch's entry kept");
     ckpt_store_close(&st);
     printf("pending: a crashed writer's chunks removed by the next save\n");
 }
 
-/* ---- main ----------------------------------------------------------------------------------- */
+/* ---- the commit-time fence ------------------------------------------------------------------ */
 
-static void cleanup(const char *pattern)
+typedef struct {
+    ckpt_store *st;
+    const char *model;
+    uint64_t epoch;
+    size_t len;
+    int rc;
+    atomic_int done;
+    char err[1024];
+} save_job;
+
+static void *save_thread(void *arg)
 {
-    char cursor[32] = "0";
-    do {
-        redisReply *r = cmd("SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN");
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++)
-            freeReplyObject(cmd("UNLINK %s", r->element[1]->element[i]->str));
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+    save_job *j = arg;
+    j->rc = save(j->st, j->model, 7, j->len, j->epoch, j->err, sizeof j->err);
+    atomic_store(&j->done, 1);
+    return NULL;
 }
+
+/* A claim that comes while A writes its chunks (after ckpt_begin's check): ckpt_commit refuses,
+ * and A removes its own chunks. The claim is made as soon as A's pending entry appears, with A
+ * writing thousands of 4 KiB chunks; should A still finish first, it is tried again, larger. */
+static void test_commit_fence(void)
+{
+    char model[64], pattern[128];
+    model_id(model, sizeof model, "commitfence");
+    snprintf(pattern, sizeof pattern, "ccd:{%s}:ckpt:00000007*", model);
+    int hit = 0;
+    for (size_t len = 8u << 20; !hit && len <= (64u << 20); len *= 2) {
+        ckpt_store a, b;
+        open_store(&a, 2, 4096);
+        open_store(&b, 2, 0);
+        ckpt_claim ca, cb;
+        save_job j = {
+            .st = &a, .model = model, .epoch = claim(&a, model, "member-a", &ca), .len = len};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, save_thread, &j) == 0, "thread");
+        while (cmd_int(g_admin, "SCARD ccd:{%s}:ckpt:pending", model) == 0 && !atomic_load(&j.done))
+            ; /* until A has passed ckpt_begin */
+        claim(&b, model, "member-b", &cb);
+        pthread_join(t, NULL);
+        if (j.rc == CKPT_FENCED) {
+            hit = 1;
+            CHECK(strstr(j.err, "member-b"), "the refusal names B: %s", j.err);
+            CHECK(scan_keys(g_admin, pattern, NULL) == 0, "A's chunks removed, no manifest");
+            CHECK(cmd_int(g_admin, "SCARD ccd:{%s}:ckpt:pending", model) == 0, "A's entry removed");
+            CHECK(cmd_int(g_admin, "ZCARD ccd:{%s}:ckpts", model) == 0, "nothing listed");
+        } else {
+            CHECK(j.rc == 0, "A's save: %s", j.err);
+            cleanup_model(model);
+        }
+        ckpt_store_close(&a);
+        ckpt_store_close(&b);
+    }
+    CHECK(hit, "A's commit was never refused after B's claim during its chunk writes");
+    printf("commit fence: a claim during the chunk writes makes the commit refuse\n");
+}
+
+/* ---- main ----------------------------------------------------------------------------------- */
 
 int main(void)
 {
-    char port[16];
-    CHECK(services_env("REDIS_HOST", g_host, sizeof g_host) == 0 &&
-              services_env("REDIS_PORT", port, sizeof port) == 0,
-          "no redis");
-    g_port = atoi(port);
+    g_admin = services_redis(g_host, sizeof g_host, &g_port);
     g_pid = (int)getpid();
-    signal(SIGPIPE, SIG_IGN);
-    struct timeval tv = {10, 0};
-    g_admin = redisConnectWithTimeout(g_host, g_port, tv);
-    CHECK(g_admin && !g_admin->err, "connect %s:%d", g_host, g_port);
     test_claim();
     test_fenced_save();
     test_chunks();
     test_legacy();
     test_pending();
+    test_commit_fence();
     char pattern[96];
     snprintf(pattern, sizeof pattern, "ccd:{ckpttest-%d-*", g_pid);
-    cleanup(pattern);
+    cleanup(g_admin, pattern);
+    snprintf(pattern, sizeof pattern, "ckpttest:{ckpttest-%d-*", g_pid);
+    cleanup(g_admin, pattern);
     redisFree(g_admin);
     g_admin = NULL;
     printf("redis_ckpt: all checks passed on %s:%d\n", g_host, g_port);

@@ -25,6 +25,7 @@
 #include "checkpoint.h"
 #include "owner.h"
 #include "redis_sink.h"
+#include "redis_admin.h"
 #include "services_env.h"
 
 static char g_host[128];
@@ -56,44 +57,6 @@ static redisContext *raw_connect(void)
     CHECK(c && !c->err, "connect %s:%d: %s", g_host, g_port, c ? c->errstr : "no context");
     CHECK(redisSetTimeout(c, tv) == REDIS_OK, "set timeout");
     return c;
-}
-
-/* A command on a raw connection; the reply must exist (I/O errors fail the test). */
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    CHECK(r, "command \"%s\": %s", fmt, c->errstr);
-    return r;
-}
-
-static long long cmd_int(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    CHECK(r && r->type == REDIS_REPLY_INTEGER, "command \"%s\": no integer (%s)", fmt,
-          r && r->str ? r->str : c->errstr);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-/* The string value of a command (GET, HGET) as an int64; -1 when nil. */
-static int64_t cmd_num(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    CHECK(r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL), "command \"%s\": %s",
-          fmt, r && r->str ? r->str : c->errstr);
-    int64_t v = r->type == REDIS_REPLY_NIL ? -1 : strtoll(r->str, NULL, 10);
-    freeReplyObject(r);
-    return v;
 }
 
 static void model_id(char *out, size_t n, const char *what)
@@ -926,12 +889,12 @@ static void test_checkpoint_store(void)
               cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000002:m ccd:{%s}:ckpt:00000003:m", model,
                       model) == 2,
           "keep 2: the manifests");
-    redisReply *r = cmd(g_admin, "HMGET ccd:{%s}:ckpt:00000003:m fmt chunks epoch", model);
+    redisReply *r = cmd(g_admin, "HMGET ccd:{%s}:ckpt:00000003:m layout chunks epoch", model);
     CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->str &&
-              !strcmp(r->element[0]->str, "2") && r->element[1]->str &&
+              !strcmp(r->element[0]->str, "1") && r->element[1]->str &&
               !strcmp(r->element[1]->str, "1") && r->element[2]->str &&
               !strcmp(r->element[2]->str, "0"),
-          "the manifest: format 2, one chunk, epoch 0 (unfenced)");
+          "the manifest: layout 1, one chunk, epoch 0 (unfenced)");
     freeReplyObject(r);
     chunk0_key(model, 3, key, sizeof key);
     r = cmd(g_admin, "GET %s", key);
@@ -963,31 +926,10 @@ static void test_checkpoint_store(void)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
-static void cleanup(const char *pattern)
-{
-    char cursor[32] = "0";
-    do {
-        redisReply *r = cmd(g_admin, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN");
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++)
-            freeReplyObject(cmd(g_admin, "UNLINK %s", r->element[1]->element[i]->str));
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-}
-
 int main(void)
 {
-    char port[16];
-    CHECK(services_env("REDIS_HOST", g_host, sizeof g_host) == 0 &&
-              services_env("REDIS_PORT", port, sizeof port) == 0,
-          "no redis");
-    g_port = atoi(port);
+    g_admin = services_redis(g_host, sizeof g_host, &g_port);
     g_pid = (int)getpid();
-    /* As any hiredis user must: a server that drops a connection mid-write (CLIENT KILL below)
-     * makes write(2) fail with EPIPE instead of killing the process. */
-    signal(SIGPIPE, SIG_IGN);
-    g_admin = raw_connect();
     test_errors();
     test_layout();
     test_prune_orphans();
@@ -999,9 +941,9 @@ int main(void)
     test_checkpoint_store();
     char pattern[96];
     snprintf(pattern, sizeof pattern, "ccd:{sinktest-%d-*", g_pid);
-    cleanup(pattern);
+    cleanup(g_admin, pattern);
     snprintf(pattern, sizeof pattern, "ccdtest:{sinktest-%d-*", g_pid);
-    cleanup(pattern);
+    cleanup(g_admin, pattern);
     redisFree(g_admin);
     printf("redis_sink: all checks passed on %s:%d\n", g_host, g_port);
     return 0;
