@@ -41,6 +41,7 @@
 
 #include "checkpoint.h"
 #include "errmsg.h"
+#include "testhook.h"
 
 #define PATH_CAP 4096 /* longest DIR/<model>/<file> path the store builds */
 #define NAME_CAP 96   /* block-<k>.ckpt, .tmp-* and owner/e-* names */
@@ -571,6 +572,7 @@ static int rename_durably(int dfd, const char *mdir, const char *tname, const ch
 static int commit_fenced(int dfd, const char *mdir, const char *model, int block, uint64_t epoch,
                          const char *tname, char *err, size_t errlen)
 {
+    test_pause("ckpt_commit", model, block); /* the stall test: tmp written, fence not read */
     char odir[PATH_CAP], name[NAME_CAP];
     uint64_t fence = 0;
     block_name(name, block);

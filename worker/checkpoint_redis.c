@@ -43,6 +43,7 @@
 #include "le.h"
 #include "redis_script.h"
 #include "redis_sink.h"
+#include "testhook.h"
 
 #define KEY_CAP                                                                                    \
     360          /* prefix (127) ":{" model (127) "}:ckpt:" 8 digits ":" w (29) ":" i and NUL      \
@@ -510,6 +511,8 @@ static int redis_put(void *impl, const char *model, int block, uint64_t epoch,
     if (!keys)
         return -1;
     rc = write_chunks(s, model, block, keys, n, buf, len, cb, err, errlen);
+    if (rc == 0)
+        test_pause("ckpt_commit", model, block); /* the stall test: chunks written, not committed */
     if (rc == 0)
         rc = commit(s, model, block, epoch, entry, w, keys, n, buf, len, err, errlen);
     if (rc == CKPT_FENCED) {

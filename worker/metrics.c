@@ -66,7 +66,7 @@ static const metric_def single[] = {
     {"ccd_checkpoint_errors_total", "Failed checkpoint writes (retried).", I64(checkpoint_errors)},
     {"ccd_owner_claims_total", "Models claimed (a new owner epoch each).", I64(owner_claims)},
     {"ccd_fenced_partitions", "Partitions paused because a write of their model was fenced.", I64(fenced_partitions)},
-    {"ccd_fence_raised_total", "Publications that raised the owner record's epoch to ours (record lost).", I64(fence_raised)},
+    {"ccd_fence_raised_total", "Publications and checkpoints that raised the owner record's epoch to ours (record lost).", I64(fence_raised)},
     {"ccd_stale_publications_refused_total", "Publications refused: a newer block was live.", I64(stale_refused)},
     {"ccd_checkpoints_landed_late_total", "Checkpoints that landed after a newer claim (harmless, logged).", I64(checkpoints_landed_late)},
     {"ccd_holdout_recall20", "Holdout R@20 of the last published student.", F64(holdout_recall20)},

@@ -830,7 +830,7 @@ static void publish_metrics(worker *w)
     m.fenced_publish = t.fenced_publish;
     m.fenced_checkpoint = t.fenced_checkpoint;
     m.stale_refused = t.stale_refused;
-    m.fence_raised = t.fence_raised;
+    m.fence_raised = t.fence_raised + t.checkpoint_fence_raised;
     m.checkpoints_landed_late = t.checkpoints_landed_late;
     m.owner_claims = w->owner_claims;
     for (int i = 0; i < w->n_parts; i++)

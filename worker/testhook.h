@@ -8,7 +8,9 @@
  * Phases (where the calls are): train (trainer.c, after the block's log line), publish_start
  * (redis_sink.c, after INCR seq, before the orphan deletion), publish_switch (the version's meta
  * written, before the commit that lists it and moves `current`), after_publish (the student is
- * live, the slow path not started), before_ckpt (before the checkpoint write). */
+ * live, the slow path not started), before_ckpt (before the checkpoint write), ckpt_commit (the
+ * checkpoint's bytes are written, its fenced commit not started: checkpoint_dir.c before the
+ * compare-before-rename, checkpoint_redis.c between the chunks and the commit script). */
 #ifndef CCD_TESTHOOK_H
 #define CCD_TESTHOOK_H
 

@@ -196,6 +196,7 @@ static int write_checkpoint(trainer *t, trainer_job *j)
             rc = 0;
             pthread_mutex_lock(&t->mu);
             t->stats.checkpoints_landed_late = (int64_t)t->store->landed_late;
+            t->stats.checkpoint_fence_raised = (int64_t)t->store->fence_raised;
             pthread_mutex_unlock(&t->mu);
             break;
         }

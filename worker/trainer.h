@@ -63,7 +63,8 @@ typedef struct {
     /* fencing: writes refused {publish, checkpoint}; publications refused because a newer block
      * was live; publications that raised the owner record's epoch (the record had lost ours) */
     int64_t fenced_publish, fenced_checkpoint, stale_refused, fence_raised;
-    int64_t checkpoints_landed_late; /* the store's count (checkpoint.h landed_late) */
+    /* the save store's counters (checkpoint.h landed_late, fence_raised), copied after a save */
+    int64_t checkpoints_landed_late, checkpoint_fence_raised;
     double last_fast_seconds, last_total_seconds, last_publish_seconds;
     int64_t live_version;
     double last_holdout_recall20, last_holdout_ndcg20;
