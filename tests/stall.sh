@@ -14,9 +14,10 @@
 # (tests/compare_versions.py, shared with crash_consistency.sh); (4) A says its publication was
 # fenced (publish phases) or that it was fenced or lost its assignment (the other phases, where the
 # consumer thread can learn of the lost session before the trainer's next write).
-# Usage: stall.sh BUILD_DIR SOURCE_DIR PHASE [K]   (CCD_SERVICES_ENV names services.env)
+# Usage: stall.sh BUILD_DIR SOURCE_DIR PHASE [K [STORE]]   (STORE: dir (default) or redis, the
+# checkpoint store; CCD_SERVICES_ENV names services.env)
 set -euo pipefail
-bin=$(cd "$1" && pwd) src=$(cd "$2" && pwd) phase=$3 K=${4:-2}
+bin=$(cd "$1" && pwd) src=$(cd "$2" && pwd) phase=$3 K=${4:-2} store=${5:-dir}
 cd "$src"
 # shellcheck disable=SC1090
 source "${CCD_SERVICES_ENV:?run under CTest with the services fixture}"
@@ -79,6 +80,7 @@ port = $REDIS_PORT
 prefix = stall-$2-$$
 keep_versions = 1000
 [checkpoint]
+store = $store
 dir = $out/ckpt-$2
 keep = 2
 [worker]
