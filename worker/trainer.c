@@ -52,6 +52,18 @@ static int fenced(trainer *t, trainer_job *j, const char *write, bool stale, con
     return -1;
 }
 
+/* A publication found an epoch below ours in the owner record, and raised it. */
+static void fence_raised(trainer *t, const trainer_job *j)
+{
+    pthread_mutex_lock(&t->mu);
+    t->stats.fence_raised++;
+    pthread_mutex_unlock(&t->mu);
+    wlog(WLOG_WARN,
+         "model %s block %d: the owner record held an epoch below ours (%llu): raised it (was the "
+         "record lost, e.g. a Redis failover?)",
+         j->m->id, j->cw->block, (unsigned long long)j->epoch);
+}
+
 static int publish_student(void *vctx, const float *final, int n_users, int n_items, int dim,
                            const ccd_block_metrics *metrics)
 {
@@ -100,15 +112,8 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
         int64_t ver = t->sink.publish(t->sink.ctx, &v, err, sizeof err);
         if (ver == OWNER_FENCED)
             return fenced(t, j, "publish", o.stale, err);
-        if (ver > 0 && o.raised) {
-            pthread_mutex_lock(&t->mu);
-            t->stats.fence_raised++;
-            pthread_mutex_unlock(&t->mu);
-            wlog(WLOG_WARN,
-                 "model %s block %d: the owner record held an epoch below ours (%llu): raised it "
-                 "(was the record lost, e.g. a Redis failover?)",
-                 j->m->id, j->cw->block, (unsigned long long)j->epoch);
-        }
+        if (ver > 0 && o.raised)
+            fence_raised(t, j);
         if (ver > 0) {
             j->version = ver;
             pthread_mutex_lock(&t->mu);
