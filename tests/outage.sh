@@ -97,7 +97,7 @@ rc() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 # kafka-consumer-groups.sh --describe reads it; the only broker is the coordinator) and a full
 # decode of checkpoint files (the format in worker/checkpoint.h)
 cat > "$work/helper.py" <<'PY'
-import os, socket, struct, sys, zlib
+import os, re, socket, struct, sys, zlib
 
 def committed(bootstrap, group, topic, partition=0):
     host, port = bootstrap.rsplit(":", 1)
@@ -171,8 +171,13 @@ if sys.argv[1] == "committed":
         sys.exit(1)
 elif sys.argv[1] == "checkpoints":
     # every file of the model's directory: block-*.ckpt must decode; nothing else may be there
+    # but the owner records (owner/e-<20 digits>, one per claim: docs/contracts.md)
     d, bad, out = sys.argv[2], [], []
     for name in sorted(os.listdir(d)):
+        if name == "owner" and os.path.isdir(os.path.join(d, name)):
+            bad += [f"owner/{e}: not an owner record" for e in os.listdir(os.path.join(d, name))
+                    if not re.fullmatch(r"e-[0-9]{20}", e)]
+            continue
         if not (name.startswith("block-") and name.endswith(".ckpt")):
             bad.append(f"{name}: not a checkpoint (leftover)")
             continue

@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 #include "errmsg.h"
 #include "model_id.h"
+#include "wlog.h"
 
 #define WHERE_CAP 4400 /* a backend's longest location (a path or a key) */
 
@@ -22,7 +23,17 @@ static int check_model(const char *model, char *err, size_t errlen)
     return -1;
 }
 
-int ckpt_store_save(ckpt_store *s, const checkpoint *c, char *err, size_t errlen)
+int ckpt_store_claim(ckpt_store *s, const char *model, const char *member, const char *source,
+                     ckpt_claim *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (check_model(model, err, errlen) != 0)
+        return -1;
+    return s->be->claim(s->impl, model, member ? member : "", source ? source : "", out, err,
+                        errlen);
+}
+
+int ckpt_store_save(ckpt_store *s, const checkpoint *c, uint64_t epoch, char *err, size_t errlen)
 {
     if (check_model(c->model, err, errlen) != 0)
         return -1;
@@ -43,8 +54,18 @@ int ckpt_store_save(ckpt_store *s, const checkpoint *c, char *err, size_t errlen
                    c->model, c->block);
         return -1;
     }
-    int rc = s->be->put(s->impl, c->model, c->block, buf, len, s->keep, err, errlen);
+    int rc = s->be->put(s->impl, c->model, c->block, epoch, buf, len, s->keep, err, errlen);
     free(buf);
+    if (rc == 1) {
+        /* Durable and harmless (the new owner claimed before loading, so it never reads this
+         * file), but worth seeing: a stalled writer. */
+        s->landed_late++;
+        wlog(WLOG_WARN, "%s", err);
+        rc = 0;
+    } else if (rc == 2) {
+        s->fence_raised++;
+        rc = 0;
+    }
     return rc;
 }
 

@@ -94,6 +94,11 @@ static const metric_def single[] = {
     {"ccd_publish_rows_total", "Vectors written to Redis.", I64(publish_rows)},
     {"ccd_publish_errors_total", "Failed Redis publications (retried).", I64(publish_errors)},
     {"ccd_checkpoint_errors_total", "Failed checkpoint writes (retried).", I64(checkpoint_errors)},
+    {"ccd_owner_claims_total", "Models claimed (a new owner epoch each).", I64(owner_claims)},
+    {"ccd_fenced_partitions", "Partitions paused because a write of their model was fenced.", I64(fenced_partitions)},
+    {"ccd_fence_raised_total", "Publications and checkpoints that raised the owner record's epoch to ours (record lost).", I64(fence_raised)},
+    {"ccd_stale_publications_refused_total", "Publications refused: a newer block was live.", I64(stale_refused)},
+    {"ccd_checkpoints_landed_late_total", "Checkpoints that landed after a newer claim (harmless, logged).", I64(checkpoints_landed_late)},
     {"ccd_holdout_recall20", "Holdout R@20 of the last published student.", F64(holdout_recall20)},
     {"ccd_holdout_ndcg20", "Holdout N@20 of the last published student.", F64(holdout_ndcg20)},
 };
@@ -204,6 +209,12 @@ size_t metrics_render(const metrics_snapshot *s, char *buf, size_t cap)
             "# HELP ccd_build_info The build: its version (CMake's project version).\n"
             "# TYPE ccd_build_info gauge\nccd_build_info{version=\"%s\"} 1\n",
             CCD_VERSION);
+    n = put(buf, cap, n,
+            "# HELP ccd_fenced_writes_total Writes refused because a newer owner holds the model.\n"
+            "# TYPE ccd_fenced_writes_total counter\n"
+            "ccd_fenced_writes_total{write=\"publish\"} %lld\n"
+            "ccd_fenced_writes_total{write=\"checkpoint\"} %lld\n",
+            (long long)s->fenced_publish, (long long)s->fenced_checkpoint);
     n = put(buf, cap, n,
             "# HELP ccd_consumer_lag Messages between the position and the high watermark.\n"
             "# TYPE ccd_consumer_lag gauge\n");

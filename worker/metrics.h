@@ -77,6 +77,10 @@ typedef struct {
     int64_t last_window_events;
     int n_models;
     metrics_model per_model[METRICS_MAX_MODELS];
+    /* fencing (owner.h): writes refused per kind, publications refused for a newer live block,
+     * epochs raised, checkpoints that landed after a newer claim; claims; partitions fenced now */
+    int64_t fenced_publish, fenced_checkpoint, stale_refused, fence_raised, checkpoints_landed_late;
+    int64_t owner_claims, fenced_partitions;
     /* consumer lag per assigned partition: high watermark - position */
     int n_parts;
     struct {

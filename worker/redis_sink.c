@@ -3,23 +3,26 @@
  * Publication of version N of model M (P = prefix), one blocking connection:
  *   1. INCR P:{M}:seq -> N, pipelined with ZRANGE versions -1 -1 -> the newest complete version.
  *   2. UNLINK the keys of every version in (newest, N]: numbers handed out to a publication that
- *      died before ZADD (orphans), and N itself in case a stale key survived a reset of `seq`.
+ *      died before it was listed (orphans), and N itself in case a stale key survived a reset of
+ *      `seq`. Fenced (owner.c delete_orphans): a publisher whose epoch is below the owner
+ *      record's would delete the new owner's version in progress.
  *   3. User and item hashes: variadic HSETs of batch_fields fields, pipelined; the replies are
  *      read each time about WINDOW_BYTES of requests are queued, which bounds the client's
  *      memory for any version size while one round trip per MiB stays negligible. Every reply
  *      is read; an error reply fails the publication (after draining the window, so the
  *      connection stays in step). The HSET replies count the new fields, which catches
  *      duplicate ids (they would make a version whose hash is smaller than its meta says).
+ *      Unfenced: N is ours alone and unlisted keys are never served.
  *   4. The meta hash, written only once the vectors are known to be in: a version is complete
  *      exactly when its meta exists.
- *   5. ZADD versions N N, then SET current N, each checked before the next, so `current` never
- *      names a version that is not listed, and no version is listed before it is complete.
- *   6. PUBLISH P:{M}:updates "N", then prune: the complete versions older than the newest
- *      keep_versions are ZREMed and then UNLINKed (one pipeline, ZREM first, so `versions` never
- *      lists keys that are gone; UNLINK of a version's three keys is one atomic command).
- * A failure before step 5 removes the partial version (best effort; the next publication
- * removes it otherwise). One writer per model is assumed: a second concurrent writer could have
- * its in-progress version deleted as an orphan.
+ *   5. publish_commit (owner.c), one script: checks the epoch and that the block is not below the
+ *      live one, then ZADD versions N N, SET current N, HSET owner block/version/epoch, PUBLISH
+ *      P:{M}:updates "N". `current` never names a version that is not listed, no version is
+ *      listed before it is complete, and `current` never moves to a lower block.
+ *   6. Prune (fenced script): the complete versions older than the newest keep_versions are
+ *      ZREMed and then UNLINKed (ZREM first, so `versions` never lists keys that are gone).
+ * A failure or a refusal before step 5 removes the partial version (best effort; the next
+ * publication removes it otherwise). Refusals return -2 (fenced), never retried by the caller.
  *
  * Reading: redis_read_vectors HSCANs the side's hash (COUNT 1000) and fails when the number of
  * vectors read differs from the meta's count (the version was pruned under the reader), and when
@@ -46,12 +49,13 @@
 #include "errmsg.h"
 #include "le.h"
 #include "model_id.h"
+#include "owner.h"
+#include "testhook.h"
 
 enum {
     ID_MAX = 127,           /* longest model id and prefix */
     KEY_MAX = 320,          /* prefix ":{" model "}:v" 20 digits ":user" and the NUL */
     WINDOW_BYTES = 1 << 20, /* pipelined request bytes in flight before the replies are read */
-    UNLINK_VERSIONS = 128,  /* versions per UNLINK (three keys each) */
     DIM_MAX = 1 << 16,      /* largest dimension accepted (publish and read) */
     BATCH_MAX = 1 << 16,    /* largest batch_fields accepted */
     SCAN_COUNT = 1000       /* HSCAN COUNT hint */
@@ -67,6 +71,7 @@ struct redis_sink {
     size_t *argvlen;     /* (2 + 2 * batch_fields) */
     unsigned char *vals; /* (batch_fields * 4 * dim) */
     size_t vals_cap;
+    owner_scripts scripts; /* the fencing scripts' SHA1s on this connection (owner.c) */
 };
 
 /* Meta fields the sink writes itself; a caller's extra field may not reuse them. */
@@ -256,6 +261,11 @@ const char *redis_sink_prefix(const redis_sink *s)
     return s->prefix;
 }
 
+struct owner_scripts *redis_sink_owner_scripts(redis_sink *s)
+{
+    return &s->scripts;
+}
+
 /* One command of NUL-terminated arguments: redis_sink_command. */
 static redisReply *sink_cmd(redis_sink *s, int argc, const char **argv, char *err, size_t errlen)
 {
@@ -329,56 +339,6 @@ static int pipe_append(pipeline *p, int argc, const char **argv, const size_t *l
     for (int i = 0; i < argc; i++)
         p->bytes += len[i] + 16; /* "$<len>\r\n...\r\n" */
     return p->bytes >= WINDOW_BYTES ? pipe_drain(p) : 0;
-}
-
-/* UNLINK the three keys of each version (and first ZREM them from `versions` when zrem):
- * chunks of UNLINK_VERSIONS versions, one pipeline. */
-static int unlink_versions(redis_sink *s, const char *model, const int64_t *vers, size_t n,
-                           bool zrem, char *err, size_t errlen)
-{
-    if (n == 0)
-        return 0;
-    size_t cap = n < UNLINK_VERSIONS ? n : UNLINK_VERSIONS;
-    char *keys = malloc((3 * cap + 1) * KEY_MAX);
-    char *nums = malloc(cap * 24);
-    const char **argv = malloc((3 * cap + 2) * sizeof *argv);
-    size_t *len = malloc((3 * cap + 2) * sizeof *len);
-    if (!keys || !nums || !argv || !len) {
-        free(keys), free(nums), free(argv), free(len);
-        errmsg_set(err, errlen, "redis: out of memory");
-        return -1;
-    }
-    pipeline p = {
-        .s = s, .what = zrem ? "prune" : "delete orphan versions", .err = err, .errlen = errlen};
-    char *vkey = keys + 3 * cap * KEY_MAX;
-    size_t vkeylen = model_key(vkey, s, model, "versions");
-    int rc = 0;
-    for (size_t at = 0; at < n && rc == 0; at += cap) {
-        size_t m = n - at < cap ? n - at : cap;
-        if (zrem) {
-            argv[0] = "ZREM", len[0] = 4;
-            argv[1] = vkey, len[1] = vkeylen;
-            for (size_t i = 0; i < m; i++) {
-                argv[2 + i] = nums + 24 * i;
-                len[2 + i] = (size_t)snprintf(nums + 24 * i, 24, "%" PRId64, vers[at + i]);
-            }
-            rc = pipe_append(&p, (int)(2 + m), argv, len);
-        }
-        argv[0] = "UNLINK", len[0] = 6;
-        static const char *const parts[3] = {"user", "item", "meta"};
-        for (size_t i = 0; i < m; i++)
-            for (int k = 0; k < 3; k++) {
-                char *key = keys + (3 * i + k) * KEY_MAX;
-                argv[1 + 3 * i + k] = key;
-                len[1 + 3 * i + k] = version_key(key, s, model, vers[at + i], parts[k]);
-            }
-        if (rc == 0)
-            rc = pipe_append(&p, (int)(1 + 3 * m), argv, len);
-    }
-    if (pipe_drain(&p) != 0)
-        rc = -1;
-    free(keys), free(nums), free(argv), free(len);
-    return rc;
 }
 
 /* ---- open / close --------------------------------------------------------------------------- */
@@ -490,6 +450,7 @@ redis_sink *redis_sink_open(const redis_sink_opts *o, char *err, size_t errlen)
     s->timeout_ms = o->timeout_ms;
     s->keep_versions = o->keep_versions;
     s->batch_fields = o->batch_fields;
+    owner_scripts_init(&s->scripts);
     size_t nargv = 2 + 2 * (size_t)o->batch_fields;
     s->argv = malloc(nargv * sizeof *s->argv);
     s->argvlen = malloc(nargv * sizeof *s->argvlen);
@@ -631,21 +592,6 @@ static int next_version(redis_sink *s, const char *model, int64_t *n, int64_t *n
     return rc;
 }
 
-/* Step 2: versions in (newest, n] that are not complete. */
-static int delete_orphans(redis_sink *s, const char *model, int64_t newest, int64_t n, char *err,
-                          size_t errlen)
-{
-    int64_t chunk[UNLINK_VERSIONS];
-    for (int64_t lo = newest + 1; lo <= n; lo += UNLINK_VERSIONS) {
-        size_t m = 0;
-        for (int64_t x = lo; x <= n && m < UNLINK_VERSIONS; x++)
-            chunk[m++] = x;
-        if (unlink_versions(s, model, chunk, m, false, err, errlen) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 static int reserve_vals(redis_sink *s, int dim, char *err, size_t errlen)
 {
     size_t need = (size_t)s->batch_fields * 4 * (size_t)dim;
@@ -743,8 +689,9 @@ static int write_meta(redis_sink *s, const redis_version *v, int64_t n, char *er
     return rc;
 }
 
-/* Step 6, second half: every complete version but the newest keep_versions. */
-static int prune(redis_sink *s, const char *model, char *err, size_t errlen)
+/* Step 6, second half: every complete version but the newest keep_versions (fenced). */
+static int prune(redis_sink *s, const char *model, uint64_t epoch, owner_outcome *o, char *err,
+                 size_t errlen)
 {
     char vkey[KEY_MAX], stop[24];
     model_key(vkey, s, model, "versions");
@@ -769,7 +716,7 @@ static int prune(redis_sink *s, const char *model, char *err, size_t errlen)
             for (size_t i = 0; i < r->elements; i++)
                 if (reply_u63(r->element[i], &old[m]) == 0)
                     m++;
-            rc = unlink_versions(s, model, old, m, true, err, errlen);
+            rc = owner_prune(s, model, epoch, old, m, o, err, errlen);
         }
         free(old);
     }
@@ -777,14 +724,31 @@ static int prune(redis_sink *s, const char *model, char *err, size_t errlen)
     return rc;
 }
 
-/* Removes a version that failed before ZADD, if the connection still works; the caller's
- * message is kept (the next publication removes the version otherwise). */
+/* Removes our version n after a failure or a refusal before it was listed, if the connection
+ * still works; the caller's message is kept (the next publication removes it otherwise). n was
+ * handed out to this publication alone, so this UNLINK needs no fence. */
 static void discard_partial(redis_sink *s, const char *model, int64_t n)
 {
     if (!s->c)
         return;
-    char ignored[256];
-    unlink_versions(s, model, &n, 1, false, ignored, sizeof ignored);
+    char keys[3][KEY_MAX], ignored[256];
+    const char *argv[4] = {"UNLINK", keys[0], keys[1], keys[2]};
+    version_key(keys[0], s, model, n, "user");
+    version_key(keys[1], s, model, n, "item");
+    version_key(keys[2], s, model, n, "meta");
+    redisReply *r = sink_cmd(s, 4, argv, ignored, sizeof ignored);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* A refusal by the owner record: the message names the holder (or the newer live block). */
+static int fenced(redis_sink *s, const redis_version *v, int64_t n, const char *what,
+                  const owner_outcome *o, char *err, size_t errlen)
+{
+    char why[512];
+    owner_describe(s, v->model, v->epoch, o, why, sizeof why);
+    errmsg_set(err, errlen, "%s v%" PRId64 ": %s", what, n, why);
+    return OWNER_FENCED;
 }
 
 int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t errlen)
@@ -796,52 +760,46 @@ int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t e
     if (check_version(v, err, errlen) != 0 || reserve_vals(s, v->dim, err, errlen) != 0 ||
         sink_connect(s, err, errlen) != 0)
         return -1;
+    owner_outcome local;
+    memset(&local, 0, sizeof local);
+    owner_outcome *o = v->outcome ? v->outcome : &local;
+    memset(o, 0, sizeof *o);
     const char *model = v->model;
     int64_t n = 0, newest = 0;
     if (next_version(s, model, &n, &newest, err, errlen) != 0)
         return -1;
-    if (delete_orphans(s, model, newest, n, err, errlen) != 0 ||
-        write_side(s, v, n, true, err, errlen) != 0 ||
+    test_pause("publish_start", model, v->block);
+    /* Step 2, fenced: a stale publisher must not delete the newer owner's version in progress. */
+    int rc = owner_delete_orphans(s, model, v->epoch, newest + 1, n, o, err, errlen);
+    if (rc == OWNER_FENCED)
+        return fenced(s, v, n, "orphan deletion before", o, err, errlen);
+    if (rc != 0 || write_side(s, v, n, true, err, errlen) != 0 ||
         write_side(s, v, n, false, err, errlen) != 0 || write_meta(s, v, n, err, errlen) != 0) {
         discard_partial(s, model, n);
         return -1;
     }
-
-    char vkey[KEY_MAX], ckey[KEY_MAX], chan[KEY_MAX], num[24];
-    model_key(vkey, s, model, "versions");
-    model_key(ckey, s, model, "current");
-    model_key(chan, s, model, "updates");
-    snprintf(num, sizeof num, "%" PRId64, n);
-    const char *zadd[4] = {"ZADD", vkey, num, num};
-    redisReply *r = sink_cmd(s, 4, zadd, err, errlen);
-    if (!r) {
+    test_pause("publish_switch", model, v->block);
+    /* Step 5: ZADD, SET current, the owner record and PUBLISH in one fenced script. A refusal
+     * leaves v<N> unlisted: ours to remove (N was handed out to us alone). */
+    rc = owner_publish_commit(s, model, v->epoch, n, v->block, o, err, errlen);
+    if (rc != 0) {
         discard_partial(s, model, n);
-        return -1;
-    }
-    freeReplyObject(r);
-    /* From here on the version is complete and listed: it is never discarded on failure. */
-    const char *set[3] = {"SET", ckey, num};
-    r = sink_cmd(s, 3, set, err, errlen);
-    if (!r)
-        return -1;
-    bool ok = r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    if (!ok) {
-        errmsg_set(err, errlen, "redis: model %s: unexpected reply to SET current", model);
-        return -1;
+        return rc == OWNER_FENCED ? fenced(s, v, n, "switch to", o, err, errlen) : -1;
     }
     /* The switch is done; a failure below is still reported (the caller may publish again, which
      * is harmless), with a message saying the version is live. */
-    char why[256];
-    const char *pub[3] = {"PUBLISH", chan, num};
-    r = sink_cmd(s, 3, pub, why, sizeof why);
-    if (!r) {
-        errmsg_set(err, errlen, "version %" PRId64 " of %s is live, but announcing it failed: %s",
-                   n, model, why);
-        return -1;
+    owner_outcome po;
+    char why[512];
+    rc = prune(s, model, v->epoch, &po, why, sizeof why);
+    if (rc == OWNER_FENCED) {
+        o->held_epoch = po.held_epoch; /* the version is live, but the model is someone else's */
+        char who[512];
+        owner_describe(s, model, v->epoch, &po, who, sizeof who);
+        errmsg_set(err, errlen, "version %" PRId64 " of %s is live, but pruning was fenced: %s", n,
+                   model, who);
+        return OWNER_FENCED;
     }
-    freeReplyObject(r);
-    if (prune(s, model, why, sizeof why) != 0) {
+    if (rc != 0) {
         errmsg_set(err, errlen, "version %" PRId64 " of %s is live, but pruning failed: %s", n,
                    model, why);
         return -1;

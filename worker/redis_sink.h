@@ -10,6 +10,7 @@
  *   P:{M}:versions       sorted set of complete versions (score = N)
  *   P:{M}:current        the live version number N (decimal string)
  *   channel P:{M}:updates  a message "N" after each switch
+ *   P:{M}:owner          hash: the model's owner record and fencing token (owner.h)
  * A version is written completely (user, item, meta) before it joins `versions` and before
  * `current` moves, so a reader that reads `current` and then the version's hashes never sees a
  * partial version. The newest `keep_versions` complete versions are kept; older ones are deleted
@@ -67,10 +68,17 @@ typedef struct {
     int n_meta;                  /* extra meta fields (name, value) */
     const char *const *meta_names;
     const char *const *meta_values;
+    /* Fencing (owner.h): the publisher's owner epoch (0 when it never claimed the model: then
+     * any claim fences it). outcome, when not NULL, receives the owner record's verdict. */
+    uint64_t epoch;
+    struct owner_outcome *outcome;
 } redis_version;
 
-/* Write a complete version, switch `current` to it, announce it, prune old versions.
- * Returns the new version number (> 0), or -1 with a message in err. */
+/* Write a complete version, switch `current` to it, announce it, prune old versions. The orphan
+ * deletion, the switch and the prune are fenced by v->epoch (owner.h).
+ * Returns the new version number (> 0), -1 with a message in err (retryable), or -2 (fenced:
+ * a newer owner holds the model or a newer block is live; never retried; the message names
+ * the holder). */
 int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t errlen);
 
 /* The live version of a model: > 0, 0 when none is published, -1 on error. */
@@ -98,6 +106,8 @@ int redis_read_meta(redis_sink *s, const char *model, int64_t version, const cha
  * message on an I/O error (the connection is dropped) or an error reply (it is kept). */
 struct redisReply *redis_sink_command(redis_sink *s, int argc, const char **argv,
                                       const size_t *argvlen, char *err, size_t errlen);
+/* The owner scripts' SHA1s on this connection (owner.c), loaded on first use. */
+struct owner_scripts *redis_sink_owner_scripts(redis_sink *s);
 /* The key prefix every key of this connection starts with ("ccd"). */
 const char *redis_sink_prefix(const redis_sink *s);
 

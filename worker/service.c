@@ -12,7 +12,14 @@
  * it is the smallest offset still pending in any model's windows, or the consumed position when
  * nothing is pending. After a restart or a rebalance the partition is read again from there, and
  * each model skips the messages below its checkpoint's `durable_next`, so every event is counted
- * into exactly one block. Dead letters are flushed to their topic before each commit. */
+ * into exactly one block. Dead letters are flushed to their topic before each commit.
+ *
+ * Fencing (issue 17, owner.h): a model is claimed (a new owner epoch, from the checkpoint store)
+ * before its checkpoint is loaded, and the epoch is adopted into the Redis owner record; every
+ * publication and checkpoint of its blocks carries it. When one is refused (a newer owner claimed
+ * the model while this worker was stalled), the model's partitions are fenced: paused, their
+ * models dropped, never committed again, their fetched messages ignored, until the expected
+ * revoke clears them; still assigned after worker.fence_grace_ms, the worker stops (fatal). */
 #include "service.h"
 
 #include <inttypes.h>
@@ -35,6 +42,7 @@
 #include "tenant.h"
 #include "model_id.h"
 #include "offset_rules.h"
+#include "owner.h"
 #include "redis_sink.h"
 #include "train.h"
 #include "trainer.h"
@@ -51,7 +59,10 @@ typedef struct {
     int64_t committed; /* last offset committed by us; -1 none */
     int64_t first;     /* first offset read since the assignment; -1 none yet (offset_rules.h) */
     bool assigned;
-    bool moved; /* its offsets moved back under input.on_offset_reset = fail: never committed */
+    bool moved;  /* its offsets moved back under input.on_offset_reset = fail: never committed */
+    bool fenced; /* a write of one of its models was fenced: paused, never committed */
+    int64_t fenced_since_ms; /* monotonic */
+    char fenced_model[128];  /* the model whose write was refused (for the fatal message) */
 } part_state;
 
 typedef struct job_node {
@@ -70,7 +81,8 @@ typedef struct {
     rd_kafka_mock_cluster_t *mock;
     metrics_server *metrics;
     int embedded_partitions;
-    redis_sink *sink;      /* publication, or NULL */
+    redis_sink *sink;      /* publication, or NULL (the trainer thread's) */
+    redis_sink *owner;     /* the consumer thread's connection for owner_adopt, with sink */
     ckpt_store load_store; /* the consumer thread's checkpoint store (it loads models) */
     ckpt_store save_store; /* the trainer thread's (it saves blocks) */
     trainer tr;
@@ -92,6 +104,7 @@ typedef struct {
     int64_t messages, decoded, dead_letters, duplicates, late, dlq_delivery_errors, blocks_closed;
     int64_t offset_moves, partition_conflicts;
     int64_t dead_by_reason[DEAD_REASONS];
+    int64_t owner_claims;
 } worker;
 
 /* Raised by service_stop, possibly from a signal handler: lock-free, so async-signal-safe. The
@@ -119,6 +132,7 @@ void service_stop(void)
 static void part_reset(part_state *p, bool assigned)
 {
     p->assigned = assigned;
+    p->fenced = false;
     p->position = -1;
     p->committed = -1;
     p->first = -1;
@@ -290,7 +304,8 @@ static void commit_offsets(worker *w, const rd_kafka_topic_partition_list_t *onl
         rd_kafka_topic_partition_list_new(w->n_parts > 0 ? w->n_parts : 1);
     for (int i = 0; i < w->n_parts; i++) {
         part_state *p = &w->parts[i];
-        if (!p->assigned || p->moved)
+        /* fenced: a dropped model's events may be pending; the new owner reads them */
+        if (!p->assigned || p->moved || p->fenced)
             continue;
         if (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition))
             continue;
@@ -355,6 +370,7 @@ static void submit_next(worker *w, tenant *m)
             j->parts[i].commit_floor = ps->committed;
     }
     j->events_total = m->events_total;
+    j->epoch = m->epoch;
     m->busy = true;
     jn->job = j;
     jn->next = w->jobs;
@@ -368,6 +384,37 @@ static void job_free(trainer_job *j)
     free(j->item_ids);
     free(j->parts);
     free(j);
+}
+
+/* A write of model m was fenced (why names the holder): fence every assigned partition m reads.
+ * They are paused at once; their models are dropped by drop_fenced after the jobs are collected
+ * (collect_jobs runs inside model_drop, so it must not drop models itself). */
+static void fence_partitions(worker *w, tenant *m, const char *why)
+{
+    char list[512] = "";
+    size_t at = 0;
+    rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(1);
+    for (int i = 0; i < m->n_parts; i++) {
+        part_state *p = part_find(w, m->parts[i].topic, m->parts[i].partition, false);
+        if (!p || !p->assigned)
+            continue;
+        if (!p->fenced) {
+            p->fenced = true;
+            p->fenced_since_ms = now_ms();
+            snprintf(p->fenced_model, sizeof p->fenced_model, "%s", m->id);
+            rd_kafka_topic_partition_list_add(pause, p->topic, p->partition);
+        }
+        if (at < sizeof list)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s/%d", at ? ", " : "", p->topic,
+                                   (int)p->partition);
+    }
+    if (pause->cnt > 0)
+        rd_kafka_pause_partitions(w->rk, pause);
+    rd_kafka_topic_partition_list_destroy(pause);
+    m->failed = true;
+    wlog(WLOG_WARN,
+         "model %s %s; dropping the models of %s, pausing it, committing nothing more for it",
+         m->id, why, list[0] ? list : "(no partition assigned)");
 }
 
 /* Fold finished jobs into their models; returns how many finished. */
@@ -401,6 +448,8 @@ static int collect_jobs(worker *w)
             free(cw->ev);
             free(cw);
             submit_next(w, m);
+        } else if (j->rc == CCD_FENCED) {
+            fence_partitions(w, m, j->err);
         } else if (j->rc == CCD_STOPPED) {
             m->failed = true; /* dropped by whoever stopped it */
             wlog(WLOG_INFO, "model %s: block abandoned (%s)", m->id, j->err);
@@ -427,14 +476,77 @@ static void model_drop(worker *w, int slot)
     w->tenants[slot] = NULL;
 }
 
+/* Drop every model that reads a fenced partition (after fence_partitions). */
+static void drop_fenced(worker *w)
+{
+    for (int s = 0; s < w->model_ids.n; s++) {
+        tenant *m = w->tenants[s];
+        bool hit = false;
+        for (int i = 0; m && i < m->n_parts && !hit; i++) {
+            const part_state *p = part_find(w, m->parts[i].topic, m->parts[i].partition, false);
+            hit = p && p->fenced;
+        }
+        if (hit)
+            model_drop(w, s);
+    }
+}
+
 static void warn_cb(void *ctx, const char *msg)
 {
     (void)ctx;
     wlog(WLOG_WARN, "%s", msg);
 }
 
-/* The model for a key, loading its checkpoint the first time it is seen. */
-static tenant *tenant_get(worker *w, const char *id)
+/* Claim model id for this worker (a new owner epoch from the checkpoint store, before the load:
+ * from here on an older owner's checkpoint saves are refused) and adopt the epoch into the Redis
+ * owner record that fences publication. 0, or -1 (fatal: the store failed, or Redis holds a higher
+ * epoch: the partition is fenced instead). */
+static int claim(worker *w, const char *id, const char *topic, int32_t partition, uint64_t *epoch)
+{
+    char source[CKPT_MAX_TOPIC + 16], err[512];
+    snprintf(source, sizeof source, "%s/%d", topic, (int)partition);
+    char *member = rd_kafka_memberid(w->rk);
+    ckpt_claim cl;
+    int rc =
+        ckpt_store_claim(&w->load_store, id, member ? member : "", source, &cl, err, sizeof err);
+    if (rc != 0) {
+        wlog(WLOG_ERROR, "model %s: cannot claim it: %s", id, err);
+        w->fatal = true;
+    } else {
+        w->owner_claims++;
+        *epoch = cl.epoch;
+        wlog(WLOG_INFO, "model %s: claimed, owner epoch %llu (previous owner %s, %s)", id,
+             (unsigned long long)cl.epoch, cl.prev_member[0] ? cl.prev_member : "none",
+             cl.prev_source[0] ? cl.prev_source : "-");
+    }
+    owner_outcome o;
+    if (rc == 0 && w->owner) {
+        int r =
+            owner_adopt(w->owner, id, cl.epoch, member ? member : "", source, &o, err, sizeof err);
+        if (r == OWNER_FENCED) {
+            tenant probe = {0}; /* fence_partitions needs the model's id and partitions */
+            tenant_part part = {.partition = partition};
+            snprintf(probe.id, sizeof probe.id, "%s", id);
+            snprintf(part.topic, sizeof part.topic, "%s", topic);
+            probe.parts = &part, probe.n_parts = 1;
+            char why[600];
+            owner_describe(w->owner, id, cl.epoch, &o, why, sizeof why);
+            errmsg_set(err, sizeof err, "claim refused by the Redis owner record: %s", why);
+            fence_partitions(w, &probe, err);
+            rc = -1;
+        } else if (r != 0) {
+            /* not fatal: the first publication raises the record to our epoch */
+            wlog(WLOG_WARN, "model %s: owner record not updated (%s); the first publication will",
+                 id, err);
+        }
+    }
+    if (member)
+        rd_kafka_mem_free(w->rk, member);
+    return rc;
+}
+
+/* The model for a key, claiming it and loading its checkpoint the first time it is seen. */
+static tenant *tenant_get(worker *w, const char *id, const char *topic, int32_t partition)
 {
     int added;
     int slot = idmap_add(&w->model_ids, id, &added);
@@ -453,6 +565,9 @@ static tenant *tenant_get(worker *w, const char *id)
     }
     if (w->tenants[slot])
         return w->tenants[slot];
+    uint64_t epoch = 0;
+    if (w->cfg.train && claim(w, id, topic, partition, &epoch) != 0)
+        return NULL;
     checkpoint c;
     char err[512];
     int r = ckpt_store_load_latest(&w->load_store, id, &c, warn_cb, NULL, err, sizeof err);
@@ -478,6 +593,7 @@ static tenant *tenant_get(worker *w, const char *id)
     else
         wlog(WLOG_INFO, "model %s: new", id);
     m->last_event_ms = now_ms();
+    m->epoch = epoch;
     w->tenants[slot] = m;
     return m;
 }
@@ -616,8 +732,9 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
         w->fatal = true;
         return;
     }
-    if (!ps->assigned || ps->moved)
-        return; /* fetched before a revoke (the partition's new owner reads it), or stopping */
+    if (!ps->assigned || ps->moved || ps->fenced)
+        return; /* fetched before a revoke or a fence (the partition's new owner reads it), or
+                 * its offsets moved and the worker is stopping */
     if (offsets_check_next(ps->position, msg->offset) != OFFSETS_OK &&
         partition_rewound(w, ps, msg->offset) != 0)
         return;
@@ -646,7 +763,7 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
         return;
     }
     w->decoded++;
-    tenant *m = tenant_get(w, model_id);
+    tenant *m = tenant_get(w, model_id, topic, msg->partition);
     if (!m)
         return;
     int n_parts = m->n_parts;
@@ -800,9 +917,41 @@ static void set_paused(worker *w, bool pause)
          (long long)buffered_events(w), (long long)w->cfg.max_buffered_events);
 }
 
+/* worker.fence_grace_ms, or session.timeout.ms (librdkafka's default 45 s) + 15 s. */
+static int64_t fence_grace_ms(const worker *w)
+{
+    if (w->cfg.fence_grace_ms > 0)
+        return w->cfg.fence_grace_ms;
+    int64_t session = 45000;
+    for (int i = 0; i < w->cfg.n_kafka; i++)
+        if (!strcmp(w->cfg.kafka[i].key, "session.timeout.ms"))
+            session = strtoll(w->cfg.kafka[i].value, NULL, 10);
+    return session + 15000;
+}
+
+/* A fenced partition should be revoked within a session timeout (the group moved on without
+ * us). Still assigned after the grace: another worker of our own group writes the same model. */
+static void check_fenced(worker *w, int64_t now)
+{
+    int64_t grace = fence_grace_ms(w);
+    for (int i = 0; i < w->n_parts; i++) {
+        const part_state *p = &w->parts[i];
+        if (!p->assigned || !p->fenced || now - p->fenced_since_ms < grace)
+            continue;
+        wlog(WLOG_ERROR,
+             "%s/%d still assigned %.0f s after being fenced: another writer holds model %s "
+             "(different partitioners? one redis.prefix or checkpoint store, two deployments?); "
+             "stopping",
+             p->topic, (int)p->partition, (double)(now - p->fenced_since_ms) / 1000,
+             p->fenced_model);
+        w->fatal = true;
+    }
+}
+
 static void housekeeping(worker *w)
 {
     int64_t now = now_ms();
+    check_fenced(w, now);
     if (w->cfg.idle_ms > 0)
         for (int s = 0; s < w->model_ids.n; s++) {
             tenant *m = w->tenants[s];
@@ -862,6 +1011,14 @@ static void publish_metrics(worker *w)
     m.blocks_done = t.blocks_done;
     m.publish_errors = t.publish_errors;
     m.checkpoint_errors = t.checkpoint_errors;
+    m.fenced_publish = t.fenced_publish;
+    m.fenced_checkpoint = t.fenced_checkpoint;
+    m.stale_refused = t.stale_refused;
+    m.fence_raised = t.fence_raised + t.checkpoint_fence_raised;
+    m.checkpoints_landed_late = t.checkpoints_landed_late;
+    m.owner_claims = w->owner_claims;
+    for (int i = 0; i < w->n_parts; i++)
+        m.fenced_partitions += w->parts[i].assigned && w->parts[i].fenced;
     m.publish_rows = t.publish_rows;
     m.live_version = t.live_version;
     m.publish_failing = t.publish_failing;
@@ -1061,7 +1218,8 @@ static int open_store(const worker_config *c, ckpt_store *store, char *err, size
         errmsg_set(err, errlen, "redis (checkpoint store): %s", msg);
         return -1;
     }
-    return ckpt_store_open_redis(store, r, c->checkpoint_keep, err, errlen);
+    return ckpt_store_open_redis(store, r, c->checkpoint_keep,
+                                 (size_t)c->checkpoint_redis_chunk_bytes, err, errlen);
 }
 
 /* Windows and the event decoder. */
@@ -1102,6 +1260,10 @@ static int setup_output(worker *w, char *err, size_t errlen)
     char msg[512];
     if (c->redis_publish && c->train && !(w->sink = open_redis(c, msg, sizeof msg))) {
         errmsg_set(err, errlen, "redis: %s", msg);
+        return -1;
+    }
+    if (w->sink && !(w->owner = open_redis(c, msg, sizeof msg))) {
+        errmsg_set(err, errlen, "redis (owner record): %s", msg);
         return -1;
     }
     trainer_sink sink = w->sink ? trainer_sink_redis(w->sink) : (trainer_sink){0};
@@ -1264,6 +1426,7 @@ static void shutdown_worker(worker *w)
     metrics_stop(w->metrics);
     stop_embedded_kafka(w);
     redis_sink_close(w->sink);
+    redis_sink_close(w->owner);
     ckpt_store_close(&w->load_store);
     ckpt_store_close(&w->save_store);
     event_codec_free(w->codec);
@@ -1331,6 +1494,7 @@ static void consume_loop(worker *w)
         if (w->dlq)
             rd_kafka_poll(w->dlq, 0);
         bool finished = collect_jobs(w) > 0;
+        drop_fenced(w);
         housekeeping(w);
         int64_t now = now_ms();
         if (w->metrics && now - last_metrics >= 1000) {

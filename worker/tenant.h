@@ -68,6 +68,7 @@ typedef struct tenant {
     int64_t late_events;
     int64_t last_event_ms; /* wall clock of the last event (idle timeout) */
     double last_arrival_s; /* ccd_now() when the open window's newest event arrived */
+    uint64_t epoch;        /* our owner epoch, from the claim made before the checkpoint load */
     bool busy;
     bool failed;
 } tenant;

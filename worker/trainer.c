@@ -9,7 +9,10 @@
 
 #include "checkpoint.h"
 #include "dense.h"
+#include "errmsg.h"
+#include "owner.h"
 #include "state.h"
+#include "testhook.h"
 #include "train.h"
 #include "wlog.h"
 
@@ -45,6 +48,36 @@ typedef struct {
     trainer_job *j;
     const ccd_block *blk;
 } publish_ctx;
+
+/* A write refused by the owner fence: never retried. The job ends with CCD_FENCED and the
+ * holder in j->err; the consumer thread logs it and gives up the model's partitions. */
+static int fenced(trainer *t, trainer_job *j, const char *write, bool stale, const char *why)
+{
+    pthread_mutex_lock(&t->mu);
+    if (stale)
+        t->stats.stale_refused++;
+    else if (!strcmp(write, "publish"))
+        t->stats.fenced_publish++;
+    else
+        t->stats.fenced_checkpoint++;
+    pthread_mutex_unlock(&t->mu);
+    j->fenced = true;
+    errmsg_set(j->err, sizeof j->err, "block %d: %s %s: %s", j->cw->block, write,
+               stale ? "refused (a newer block is live)" : "fenced", why);
+    return -1;
+}
+
+/* A publication found an epoch below ours in the owner record, and raised it. */
+static void fence_raised(trainer *t, const trainer_job *j)
+{
+    pthread_mutex_lock(&t->mu);
+    t->stats.fence_raised++;
+    pthread_mutex_unlock(&t->mu);
+    wlog(WLOG_WARN,
+         "model %s block %d: the owner record held an epoch below ours (%llu): raised it (was the "
+         "record lost, e.g. a Redis failover?)",
+         j->m->id, j->cw->block, (unsigned long long)j->epoch);
+}
 
 static int publish_student(void *vctx, const float *final, int n_users, int n_items, int dim,
                            const ccd_block_metrics *metrics)
@@ -82,12 +115,20 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
                        .item_vecs = final + (size_t)n_users * dim,
                        .n_meta = (int)(sizeof names / sizeof *names),
                        .meta_names = names,
-                       .meta_values = values};
+                       .meta_values = values,
+                       .epoch = j->epoch};
     int wait = 200;
     for (;;) {
         char err[512];
+        owner_outcome o;
+        memset(&o, 0, sizeof o);
+        v.outcome = &o;
         double t0 = ccd_now();
         int64_t ver = t->sink.publish(t->sink.ctx, &v, err, sizeof err);
+        if (ver == OWNER_FENCED)
+            return fenced(t, j, "publish", o.stale, err);
+        if (ver > 0 && o.raised)
+            fence_raised(t, j);
         if (ver > 0) {
             j->version = ver;
             pthread_mutex_lock(&t->mu);
@@ -120,6 +161,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
          "model %s block %d: student v%lld live (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
          j->m->id, j->cw->block, (long long)j->version, n_users, n_items,
          j->holdout.recall[CCD_K20], j->holdout.ndcg[CCD_K20]);
+    test_pause("after_publish", j->m->id, j->cw->block);
     return 0;
 }
 
@@ -178,8 +220,17 @@ static int write_checkpoint(trainer *t, trainer_job *j)
     int wait = 200, rc = -1;
     for (;;) {
         char err[512];
-        if (ckpt_store_save(t->store, &c, err, sizeof err) == 0) {
+        int r = ckpt_store_save(t->store, &c, j->epoch, err, sizeof err);
+        if (r == 0) {
             rc = 0;
+            pthread_mutex_lock(&t->mu);
+            t->stats.checkpoints_landed_late = (int64_t)t->store->landed_late;
+            t->stats.checkpoint_fence_raised = (int64_t)t->store->fence_raised;
+            pthread_mutex_unlock(&t->mu);
+            break;
+        }
+        if (r == CKPT_FENCED) {
+            fenced(t, j, "checkpoint", false, err);
             break;
         }
         pthread_mutex_lock(&t->mu);
@@ -223,22 +274,34 @@ static void run_job(trainer *t, trainer_job *j)
     ccd_block_hooks hooks = {
         .log = hook_log, .student_ready = hook_ready, .stop = &j->stop, .ctx = &hc};
     ccd_block_report rep;
+    char eng_err[512];
     wlog(WLOG_INFO,
          "model %s block %d: %lld events (%lld train pairs, %lld holdout), %d users (+%d), "
          "%d items (+%d), closed by %s",
          m->id, cw->block, (long long)cw->n_ev, (long long)blk.train.nnz,
          (long long)(blk.valid.nnz + blk.test.nnz), blk.n_users, blk.n_users - blk.prev_users,
          blk.n_items, blk.n_items - blk.prev_items, cw->reason);
-    int rc =
-        ccd_block_step(&m->state, &t->cfg->ccd, &blk, &blk, 1, &rep, &hooks, j->err, sizeof j->err);
+    test_pause("train", m->id, cw->block);
+    int rc = ccd_block_step(&m->state, &t->cfg->ccd, &blk, &blk, 1, &rep, &hooks, eng_err,
+                            sizeof eng_err);
     ccd_block_report_free(&rep);
     tenant_block_free(&blk);
+    if (j->fenced) {
+        j->rc = CCD_FENCED; /* the engine stopped because the publication was refused */
+        return;
+    }
     if (rc != 0) {
+        snprintf(j->err, sizeof j->err, "%s", eng_err);
         j->rc = rc;
         return;
     }
     double t1 = ccd_now();
+    test_pause("before_ckpt", m->id, cw->block);
     if (write_checkpoint(t, j) != 0) {
+        if (j->fenced) {
+            j->rc = CCD_FENCED;
+            return;
+        }
         /* the state holds the block but it is not durable: the consumer drops the model */
         j->rc = atomic_load(&j->stop) ? CCD_STOPPED : -1;
         snprintf(j->err, sizeof j->err, "checkpoint of block %d not written", cw->block);

@@ -6,6 +6,8 @@
  * then the checkpoint is written. Only then is the job done and its offsets may be committed.
  * Publication and checkpoint failures (Redis down, disk full) are retried with exponential
  * backoff until they succeed or the job is stopped, so nothing is committed that is not durable.
+ * A fenced write (owner.h, checkpoint.h: a newer owner has claimed the model, or a newer block is
+ * live) is never retried: the job ends with CCD_FENCED and the consumer gives the model up.
  * A stop (rebalance, shutdown) abandons the block within about a second, mid-epoch (the engine
  * polls it before every mini-batch and per row chunk); the state is left as it was before
  * the block and the window's events stay uncommitted for whoever replays them. Shutdown waits
@@ -32,6 +34,9 @@
 #include "redis_sink.h"
 #include "worker_config.h"
 
+/* A job's rc when a write was fenced (below train.h's CCD_STOPPED and -1). */
+#define CCD_FENCED (-3)
+
 typedef struct trainer_job {
     struct trainer_job *next;
     /* set by the consumer thread at submit (snapshots: the consumer keeps growing the originals) */
@@ -42,9 +47,11 @@ typedef struct trainer_job {
     int n_parts;
     tenant_part *parts;   /* (n_parts) copy of m->parts; durable_next updated by the trainer */
     int64_t events_total; /* m->events_total before this block */
+    uint64_t epoch;       /* m->epoch: the owner epoch every write of this job is fenced by */
     atomic_int stop;      /* raised by the consumer thread, polled by the engine */
     /* results, written by the trainer before done is set */
-    int rc; /* 0 done, CCD_STOPPED, -1 failed */
+    int rc; /* 0 done, CCD_STOPPED, CCD_FENCED (err names the holder), -1 failed */
+    bool fenced;
     char err[512];
     int64_t version;     /* published version (0: not published) */
     ccd_metrics holdout; /* CL_k on the window's holdout */
@@ -56,6 +63,11 @@ typedef struct trainer_job {
 typedef struct {
     /* counters for metrics, updated under the trainer's lock */
     int64_t blocks_done, publish_errors, checkpoint_errors, publish_rows;
+    /* fencing: writes refused {publish, checkpoint}; publications refused because a newer block
+     * was live; publications that raised the owner record's epoch (the record had lost ours) */
+    int64_t fenced_publish, fenced_checkpoint, stale_refused, fence_raised;
+    /* the save store's counters (checkpoint.h landed_late, fence_raised), copied after a save */
+    int64_t checkpoints_landed_late, checkpoint_fence_raised;
     double last_fast_seconds, last_total_seconds, last_publish_seconds;
     int64_t live_version;
     double last_holdout_recall20, last_holdout_ndcg20;
@@ -65,7 +77,8 @@ typedef struct {
     metrics_model per_model[METRICS_MAX_MODELS];
 } trainer_stats;
 
-/* Where students go: publish writes version v and returns its number (> 0), or -1 with err. */
+/* Where students go: publish writes version v and returns its number (> 0), -1 with err
+ * (retried), or -2 (fenced: never retried; v->outcome, when set, says why). */
 typedef struct {
     int64_t (*publish)(void *ctx, const redis_version *v, char *err, size_t errlen);
     void *ctx;

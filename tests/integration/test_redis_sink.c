@@ -2,7 +2,9 @@
  * starts: the key layout byte for byte, the update announcement, pruning, orphan removal, reading
  * back, a concurrent reader that must never see a partial version, the publication rate of a
  * Yelp-sized version (printed, not asserted), error paths, reconnection, and an ACL user limited
- * to its own key prefix. Every model id carries the pid, and the keys are removed at the end, so
+ * to its own key prefix, and the owner record's fencing (owner.h): a publisher with an older epoch
+ * changes nothing, a lower block never goes live, the scripts come back after SCRIPT FLUSH. Every
+ * model id carries the pid, and the keys are removed at the end, so
  * runs sharing a server do not meet. */
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
@@ -21,7 +23,9 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "owner.h"
 #include "redis_sink.h"
+#include "redis_admin.h"
 #include "services_env.h"
 
 static char g_host[128];
@@ -53,44 +57,6 @@ static redisContext *raw_connect(void)
     CHECK(c && !c->err, "connect %s:%d: %s", g_host, g_port, c ? c->errstr : "no context");
     CHECK(redisSetTimeout(c, tv) == REDIS_OK, "set timeout");
     return c;
-}
-
-/* A command on a raw connection; the reply must exist (I/O errors fail the test). */
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    CHECK(r, "command \"%s\": %s", fmt, c->errstr);
-    return r;
-}
-
-static long long cmd_int(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    CHECK(r && r->type == REDIS_REPLY_INTEGER, "command \"%s\": no integer (%s)", fmt,
-          r && r->str ? r->str : c->errstr);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-/* The string value of a command (GET, HGET) as an int64; -1 when nil. */
-static int64_t cmd_num(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    CHECK(r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL), "command \"%s\": %s",
-          fmt, r && r->str ? r->str : c->errstr);
-    int64_t v = r->type == REDIS_REPLY_NIL ? -1 : strtoll(r->str, NULL, 10);
-    freeReplyObject(r);
-    return v;
 }
 
 static void model_id(char *out, size_t n, const char *what)
@@ -145,7 +111,7 @@ static void version_make(test_version *t, const char *model, int n_users, int n_
     }
     t->v = (redis_version){
         .model = model,
-        .block = salt,
+        .block = 100, /* one block: re-publications pass the owner record's stale check */
         .dim = dim,
         .n_users = n_users,
         .n_items = n_items,
@@ -538,7 +504,7 @@ static void test_reader(void)
     pthread_t th;
     CHECK(pthread_create(&th, NULL, reader, &rc) == 0, "pthread_create");
     for (int k = 2; k <= 21; k++) {
-        tv.v.block = k;
+        tv.v.block = 100 + k;
         tv.v.n_users = 1200 - 20 * k; /* the sizes change, so a mix-up would show */
         tv.v.n_items = 800 + 10 * k;
         tv.v.item_ids = tv.ids + tv.v.n_users;
@@ -554,6 +520,79 @@ static void test_reader(void)
            rc.checks, rc.complete, rc.pruned, rc.first, rc.last);
     version_free(&tv);
     redis_sink_close(s);
+}
+
+/* ---- fencing (owner.h) ---------------------------------------------------------------------- */
+
+static void test_fencing(void)
+{
+    char model[64], err[512];
+    model_id(model, sizeof model, "fence");
+    redis_sink *a = open_sink(2, 512, NULL, NULL, NULL), *b = open_sink(2, 512, NULL, NULL, NULL);
+    test_version va, vb;
+    version_make(&va, model, 30, 20, 4, 1);
+    version_make(&vb, model, 30, 20, 4, 2);
+    owner_outcome o;
+    /* A owns the model with epoch 10 (adopted, as with the directory checkpoint store) */
+    CHECK(owner_adopt(a, model, 10, "member-a", "t/0", &o, err, sizeof err) == 0, "adopt: %s", err);
+    va.v.epoch = 10, va.v.block = 2, va.v.outcome = &o;
+    CHECK(redis_publish(a, &va.v, err, sizeof err) == 1 && !o.raised, "A publishes: %s", err);
+    CHECK(cmd_num(g_admin, "HGET ccd:{%s}:owner block", model) == 2 &&
+              cmd_num(g_admin, "HGET ccd:{%s}:owner version", model) == 1 &&
+              cmd_num(g_admin, "HGET ccd:{%s}:owner epoch", model) == 10,
+          "owner record after a publication");
+    /* B claims with a higher epoch; A's adopt of an older one is refused and names B */
+    CHECK(owner_adopt(b, model, 20, "member-b", "t/1", &o, err, sizeof err) == 0, "adopt B: %s",
+          err);
+    CHECK(owner_adopt(a, model, 10, "member-a", "t/0", &o, err, sizeof err) == OWNER_FENCED &&
+              o.held_epoch == 20 && !strcmp(o.member, "member-b") && !strcmp(o.source, "t/1") &&
+              o.claimed_ago_s >= 0,
+          "an older adopt is refused");
+    /* B's version 2 in progress: an orphan in A's eyes (numbered, unlisted) */
+    CHECK(cmd_int(g_admin, "INCR ccd:{%s}:seq", model) == 2, "seq");
+    redisReply *r = cmd(g_admin, "HSET ccd:{%s}:v2:meta block 3", model);
+    freeReplyObject(r);
+    /* A's publication is fenced: B's in-progress version survives, nothing of A's is listed */
+    CHECK(redis_publish(a, &va.v, err, sizeof err) == OWNER_FENCED && strstr(err, "member-b") &&
+              strstr(err, "epoch 20"),
+          "A fenced at the orphan deletion: %s", err);
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:v2:meta", model) == 1, "B's version was deleted");
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:v3:meta ccd:{%s}:v3:user", model, model) == 0,
+          "A's fenced version left keys");
+    CHECK(cmd_num(g_admin, "GET ccd:{%s}:current", model) == 1, "current moved");
+    r = cmd(g_admin, "DEL ccd:{%s}:v2:meta", model);
+    freeReplyObject(r);
+    /* B publishes block 5; after SCRIPT FLUSH the scripts are loaded again (NOSCRIPT) */
+    r = cmd(g_admin, "SCRIPT FLUSH");
+    freeReplyObject(r);
+    vb.v.epoch = 20, vb.v.block = 5, vb.v.outcome = &o;
+    CHECK(redis_publish(b, &vb.v, err, sizeof err) == 4, "B publishes after SCRIPT FLUSH: %s", err);
+    /* a lower block never goes live, even with the owner's epoch: stale, its keys removed */
+    vb.v.block = 4;
+    CHECK(redis_publish(b, &vb.v, err, sizeof err) == OWNER_FENCED && o.stale &&
+              o.live_block == 5 && strstr(err, "block 5"),
+          "a lower block is refused: %s", err);
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:v5:meta", model) == 0, "the stale version's keys");
+    vb.v.block = 5; /* the same block again: a re-publication passes */
+    CHECK(redis_publish(b, &vb.v, err, sizeof err) == 6, "re-publication: %s", err);
+    /* a record that lost B's epoch (failover): B's next publication raises it back */
+    r = cmd(g_admin, "HSET ccd:{%s}:owner epoch 15", model);
+    freeReplyObject(r);
+    vb.v.block = 6;
+    CHECK(redis_publish(b, &vb.v, err, sizeof err) == 7 && o.raised &&
+              cmd_num(g_admin, "HGET ccd:{%s}:owner epoch", model) == 20,
+          "raised: %s", err);
+    /* prune is fenced too: A's publication (epoch 10) neither lists nor prunes anything */
+    int64_t vers[8];
+    int nv = versions_of("ccd", model, vers, 8);
+    CHECK(redis_publish(a, &va.v, err, sizeof err) == OWNER_FENCED, "A fenced again");
+    CHECK(versions_of("ccd", model, vers, 8) == nv &&
+              cmd_num(g_admin, "GET ccd:{%s}:current", model) == 7,
+          "A changed versions or current");
+    version_free(&va);
+    version_free(&vb);
+    redis_sink_close(a);
+    redis_sink_close(b);
 }
 
 /* ---- a Yelp-sized version ------------------------------------------------------------------- */
@@ -702,11 +741,12 @@ static void test_acl(void)
     snprintf(pw, sizeof pw, "pw-%d-Secret!x", g_pid);
     model_id(model, sizeof model, "acl");
     /* exactly the commands the sink sends (SELECT too when db != 0) */
-    redisReply *r =
-        cmd(g_admin,
-            "ACL SETUSER %s reset on >%s ~ccdtest:* resetchannels &ccdtest:* +incr +incrby +hset "
-            "+hget +hmget +hscan +zadd +zrange +zrem +set +get +publish +unlink",
-            user, pw);
+    redisReply *r = cmd(
+        g_admin,
+        "ACL SETUSER %s reset on >%s ~ccdtest:* resetchannels &ccdtest:* +incr +incrby +hset "
+        "+hget +hmget +hscan +zadd +zrange +zrem +set +get +publish +unlink +evalsha +script|load "
+        "+hexists +exists +time",
+        user, pw);
     CHECK(r->type == REDIS_REPLY_STATUS, "ACL SETUSER: %s", r->str);
     freeReplyObject(r);
 
@@ -799,7 +839,8 @@ static void save_block(ckpt_store *st, const char *model, int b)
     c.n_offsets = 1;
     c.offsets = &off;
     char err[512];
-    CHECK(ckpt_store_save(st, &c, err, sizeof err) == 0, "checkpoint save of block %d: %s", b, err);
+    CHECK(ckpt_store_save(st, &c, 0, err, sizeof err) == 0, "checkpoint save of block %d: %s", b,
+          err);
 }
 
 /* The block loaded (its contents checked), -2 when none is stored, -1 on an error. */
@@ -818,41 +859,63 @@ static int load_block(ckpt_store *st, const char *model, char *err, size_t errle
     return b;
 }
 
-/* Keys P:{M}:ckpt:<8 digits> and P:{M}:ckpts, pruning to `keep`, and the load's fallback past a
- * damaged value and a listed value that is gone, then the error when none loads. */
+/* The key of chunk 0 of a block's stored checkpoint (from its manifest). */
+static void chunk0_key(const char *model, int block, char *key, size_t keylen)
+{
+    redisReply *r = cmd(g_admin, "HGET ccd:{%s}:ckpt:%08d:m w", model, block);
+    CHECK(r->type == REDIS_REPLY_STRING, "manifest of block %d has no w", block);
+    snprintf(key, keylen, "ccd:{%s}:ckpt:%08d:%s:0", model, block, r->str);
+    freeReplyObject(r);
+}
+
+/* Keys P:{M}:ckpt:<8 digits>:m (manifest) and :<w>:<i> (chunks), P:{M}:ckpts, pruning to `keep`,
+ * and the load's fallback past a damaged chunk and a listed chunk that is gone, then the error
+ * when none loads. (Chunking, fencing and migration: test_redis_ckpt.c.) */
 static void test_checkpoint_store(void)
 {
-    char model[64], err[512];
+    char model[64], err[512], key[256];
     model_id(model, sizeof model, "ckpt");
     ckpt_store st;
-    CHECK(ckpt_store_open_redis(&st, open_sink(3, 512, NULL, NULL, NULL), 2, err, sizeof err) == 0,
+    CHECK(ckpt_store_open_redis(&st, open_sink(3, 512, NULL, NULL, NULL), 2, 0, err, sizeof err) ==
+              0,
           "open: %s", err);
     CHECK(load_block(&st, model, err, sizeof err) == -2, "a model never saved loads nothing: %s",
           err);
     for (int b = 0; b < 4; b++)
         save_block(&st, model, b);
     CHECK(cmd_int(g_admin, "ZCARD ccd:{%s}:ckpts", model) == 2, "keep 2: the set");
-    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000000 ccd:{%s}:ckpt:00000001", model, model) ==
-                  0 &&
-              cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000002 ccd:{%s}:ckpt:00000003", model,
+    CHECK(cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000000:m ccd:{%s}:ckpt:00000001:m", model,
+                  model) == 0 &&
+              cmd_int(g_admin, "EXISTS ccd:{%s}:ckpt:00000002:m ccd:{%s}:ckpt:00000003:m", model,
                       model) == 2,
-          "keep 2: the values");
-    redisReply *r = cmd(g_admin, "GET ccd:{%s}:ckpt:00000003", model);
-    CHECK(r->type == REDIS_REPLY_STRING && r->len > 24 && memcmp(r->str, "CCDCKPT1", 8) == 0,
-          "the value's format");
+          "keep 2: the manifests");
+    redisReply *r = cmd(g_admin, "HMGET ccd:{%s}:ckpt:00000003:m layout chunks epoch", model);
+    CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->str &&
+              !strcmp(r->element[0]->str, "1") && r->element[1]->str &&
+              !strcmp(r->element[1]->str, "1") && r->element[2]->str &&
+              !strcmp(r->element[2]->str, "0"),
+          "the manifest: layout 1, one chunk, epoch 0 (unfenced)");
     freeReplyObject(r);
+    chunk0_key(model, 3, key, sizeof key);
+    r = cmd(g_admin, "GET %s", key);
+    CHECK(r->type == REDIS_REPLY_STRING && r->len > 24 && memcmp(r->str, "CCDCKPT1", 8) == 0,
+          "the chunk's format");
+    freeReplyObject(r);
+    CHECK(cmd_int(g_admin, "SCARD ccd:{%s}:ckpt:pending", model) == 0, "nothing pending");
     CHECK(load_block(&st, model, err, sizeof err) == 3 && g_skipped == 0, "newest: %s", err);
 
-    /* a damaged newest value: block 2, with a warning naming the key */
-    freeReplyObject(cmd(g_admin, "SETRANGE ccd:{%s}:ckpt:00000003 40 garbage", model));
+    /* a damaged newest chunk: block 2, with a warning naming the key */
+    freeReplyObject(cmd(g_admin, "SETRANGE %s 40 garbage", key));
     CHECK(load_block(&st, model, err, sizeof err) == 2 && g_skipped == 1 &&
-              strstr(g_last_skip, ":ckpt:00000003") && strstr(g_last_skip, "checksum mismatch"),
-          "fallback past a damaged value: %s", g_last_skip);
-    /* block 2 listed but its value gone, block 3 damaged: an error, not a fresh start */
-    CHECK(cmd_int(g_admin, "DEL ccd:{%s}:ckpt:00000002", model) == 1, "DEL");
+              strstr(g_last_skip, ":ckpt:00000003") && strstr(g_last_skip, "CRC-32"),
+          "fallback past a damaged chunk: %s", g_last_skip);
+    /* block 2 listed but its chunk gone, block 3 damaged: an error, not a fresh start */
+    chunk0_key(model, 2, key, sizeof key);
+    CHECK(cmd_int(g_admin, "DEL %s", key) == 1, "DEL");
     CHECK(load_block(&st, model, err, sizeof err) == -1 && g_skipped == 2 &&
               strstr(err, "none of the 2"),
           "nothing loadable: %s / %s", err, g_last_skip);
+    CHECK(strstr(g_last_skip, "gone since it was listed"), "the gone chunk: %s", g_last_skip);
     /* the next save is the newest again, and prunes the damaged ones' neighbours to keep 2 */
     save_block(&st, model, 4);
     CHECK(load_block(&st, model, err, sizeof err) == 4 && g_skipped == 0, "after a new save: %s",
@@ -863,34 +926,14 @@ static void test_checkpoint_store(void)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
-static void cleanup(const char *pattern)
-{
-    char cursor[32] = "0";
-    do {
-        redisReply *r = cmd(g_admin, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN");
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++)
-            freeReplyObject(cmd(g_admin, "UNLINK %s", r->element[1]->element[i]->str));
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-}
-
 int main(void)
 {
-    char port[16];
-    CHECK(services_env("REDIS_HOST", g_host, sizeof g_host) == 0 &&
-              services_env("REDIS_PORT", port, sizeof port) == 0,
-          "no redis");
-    g_port = atoi(port);
+    g_admin = services_redis(g_host, sizeof g_host, &g_port);
     g_pid = (int)getpid();
-    /* As any hiredis user must: a server that drops a connection mid-write (CLIENT KILL below)
-     * makes write(2) fail with EPIPE instead of killing the process. */
-    signal(SIGPIPE, SIG_IGN);
-    g_admin = raw_connect();
     test_errors();
     test_layout();
     test_prune_orphans();
+    test_fencing();
     test_reader();
     test_big();
     test_db();
@@ -898,9 +941,9 @@ int main(void)
     test_checkpoint_store();
     char pattern[96];
     snprintf(pattern, sizeof pattern, "ccd:{sinktest-%d-*", g_pid);
-    cleanup(pattern);
+    cleanup(g_admin, pattern);
     snprintf(pattern, sizeof pattern, "ccdtest:{sinktest-%d-*", g_pid);
-    cleanup(pattern);
+    cleanup(g_admin, pattern);
     redisFree(g_admin);
     printf("redis_sink: all checks passed on %s:%d\n", g_host, g_port);
     return 0;

@@ -1,7 +1,9 @@
 /* checkpoint: the format round-trips field by field and refuses every truncation, bit flip and
  * lying count; the directory store keeps the newest `keep` files, falls back past a corrupted or
  * torn newest file, refuses bad model ids, and survives a full disk (RLIMIT_FSIZE) with the
- * previous checkpoint intact and no temporary file left behind. */
+ * previous checkpoint intact and no temporary file left behind; claims are monotonic across store
+ * instances, a save by an older owner's epoch is refused (CKPT_FENCED) without touching the newer
+ * checkpoint, and a save sweeps only older owners' temporary files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -229,7 +231,7 @@ static int save_to(const char *dir, const checkpoint *c, int keep, char *err, si
     ckpt_store s;
     if (ckpt_store_open_dir(&s, dir, keep, err, errlen) != 0)
         return -1;
-    int rc = ckpt_store_save(&s, c, err, errlen);
+    int rc = ckpt_store_save(&s, c, 0, err, errlen);
     ckpt_store_close(&s);
     return rc;
 }
@@ -789,6 +791,135 @@ static void full_disk_keeps_previous(void **state)
     checkpoint_free(&c);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* owners and fenced saves (issue 17) */
+
+static uint64_t claim_in(const char *dir, const char *model, const char *member, const char *source,
+                         ckpt_claim *cl)
+{
+    ckpt_store s;
+    char err[512];
+    if (ckpt_store_open_dir(&s, dir, 2, err, sizeof err) != 0 ||
+        ckpt_store_claim(&s, model, member, source, cl, err, sizeof err) != 0)
+        fail_msg("claim %s as %s: %s", model, member, err);
+    ckpt_store_close(&s);
+    return cl->epoch;
+}
+
+static int save_as(const char *dir, const checkpoint *c, uint64_t epoch, char *err, size_t errlen)
+{
+    ckpt_store s;
+    if (ckpt_store_open_dir(&s, dir, 2, err, errlen) != 0)
+        return -1;
+    int rc = ckpt_store_save(&s, c, epoch, err, errlen);
+    ckpt_store_close(&s);
+    return rc;
+}
+
+/* Every claim, from any store instance, is above every earlier one and names its predecessor;
+ * a claim file far in the future still gets a successor; owner/ stays small. */
+static void claims_monotonic(void **state)
+{
+    const char *dir = *state;
+    char odir[2048], path[4200];
+    ckpt_claim a, b, c;
+    uint64_t ea = claim_in(dir, "m", "member-a", "in/0", &a);
+    assert_true(ea > 0);
+    assert_string_equal(a.prev_member, "");
+    assert_string_equal(a.prev_source, "");
+    uint64_t eb = claim_in(dir, "m", "member-b", "in/1", &b);
+    assert_true(eb > ea);
+    assert_string_equal(b.prev_member, "member-a");
+    assert_string_equal(b.prev_source, "in/0");
+    /* a claim made by a clock far ahead: the next one goes above it, not back to the clock */
+    snprintf(odir, sizeof odir, "%s/m/owner", dir);
+    snprintf(path, sizeof path, "%s/e-%020llu", odir, 90000000000000000ull);
+    write_file(path, "member=future\nsource=in/7\nclaimed_ms=1\n", 39);
+    assert_int_equal(claim_in(dir, "m", "member-c", "in/2", &c), 90000000000000001ull);
+    assert_string_equal(c.prev_member, "future");
+    assert_string_equal(c.prev_source, "in/7");
+    uint64_t last = c.epoch;
+    for (int k = 0; k < 12; k++) {
+        assert_true(claim_in(dir, "m", "member-d", "in/3", &c) > last);
+        last = c.epoch;
+    }
+    assert_int_equal(count_entries(odir, "e-"), 8);
+    /* other models are independent */
+    assert_true(claim_in(dir, "other", "x", "", &a) < 90000000000000000ull);
+}
+
+/* A stalled owner's save after a newer claim is refused and leaves the new owner's checkpoint
+ * (and no file of its own); the new owner's and unfenced saves go through. */
+static void older_epoch_save_fenced(void **state)
+{
+    const char *dir = *state;
+    char mdir[2048], err[1024];
+    ckpt_claim a, b;
+    uint64_t ea = claim_in(dir, "m", "member-a", "in/0", &a);
+    checkpoint c, d;
+    make_ckpt(&c, "m", 3, 50, 40, 2, 256, 21);
+    assert_int_equal(save_as(dir, &c, ea, err, sizeof err), 0);
+    uint64_t eb = claim_in(dir, "m", "member-b", "in/0", &b);
+    checkpoint_free(&c);
+    make_ckpt(&c, "m", 4, 50, 40, 2, 256, 22);
+    assert_int_equal(save_as(dir, &c, eb, err, sizeof err), 0);
+    checkpoint stale;
+    make_ckpt(&stale, "m", 5, 50, 40, 2, 256, 23);
+    err[0] = '\0';
+    assert_int_equal(save_as(dir, &stale, ea, err, sizeof err), CKPT_FENCED);
+    assert_non_null(strstr(err, "member-b"));
+    assert_non_null(strstr(err, "refused"));
+    /* also when it would replace the new owner's block */
+    stale.block = 4;
+    assert_int_equal(save_as(dir, &stale, ea, err, sizeof err), CKPT_FENCED);
+    snprintf(mdir, sizeof mdir, "%s/m", dir);
+    assert_int_equal(count_entries(mdir, ".tmp-"), 0);
+    assert_false(file_exists(dir, "m", 5));
+    assert_int_equal(load_from(dir, "m", &d, NULL, NULL, err, sizeof err), 1);
+    assert_ckpt_equal(&c, &d);
+    checkpoint_free(&d);
+    /* the owner's own epoch again, and an unfenced tool, still save */
+    checkpoint_free(&c);
+    make_ckpt(&c, "m", 6, 50, 40, 2, 256, 24);
+    assert_int_equal(save_as(dir, &c, eb, err, sizeof err), 0);
+    c.block = 7;
+    assert_int_equal(save_as(dir, &c, 0, err, sizeof err), 0);
+    assert_true(file_exists(dir, "m", 7));
+    checkpoint_free(&c);
+    checkpoint_free(&stale);
+}
+
+/* The pre-write sweep removes the temporary files of older owners only: a newer owner's save in
+ * progress must survive a stale writer (today's sweep deleted every .tmp-*). */
+static void only_older_tmp_swept(void **state)
+{
+    const char *dir = *state;
+    char mdir[2048], older[4200], newer[4200], legacy[4200], err[512];
+    ckpt_claim a;
+    uint64_t ea = claim_in(dir, "m", "member-a", "in/0", &a);
+    snprintf(mdir, sizeof mdir, "%s/m", dir);
+    snprintf(older, sizeof older, "%s/.tmp-block-00000002-e%llu-1-0", mdir,
+             (unsigned long long)(ea - 1));
+    snprintf(newer, sizeof newer, "%s/.tmp-block-00000002-e%llu-1-0", mdir,
+             (unsigned long long)(ea + 1));
+    snprintf(legacy, sizeof legacy, "%s/.tmp-block-00000002-1-0", mdir);
+    write_file(older, "old", 3);
+    write_file(newer, "new", 3);
+    write_file(legacy, "pre", 3);
+    checkpoint c;
+    make_ckpt(&c, "m", 2, 50, 40, 2, 256, 31);
+    assert_int_equal(save_as(dir, &c, ea, err, sizeof err), 0);
+    assert_int_equal(access(older, F_OK), -1);
+    assert_int_equal(access(legacy, F_OK), -1);
+    assert_int_equal(access(newer, F_OK), 0);
+    assert_int_equal(count_entries(mdir, ".tmp-"), 1);
+    /* an unfenced save leaves fenced temporaries alone too */
+    c.block = 3;
+    assert_int_equal(save_as(dir, &c, 0, err, sizeof err), 0);
+    assert_int_equal(access(newer, F_OK), 0);
+    checkpoint_free(&c);
+}
+
 /* The checksum is the standard CRC-32: its check value, and the same over a split input. */
 static void crc32_is_the_standard_one(void **state)
 {
@@ -815,6 +946,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(empty_or_missing_directory, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(bad_model_ids_refused, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(full_disk_keeps_previous, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(claims_monotonic, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(older_epoch_save_fenced, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(only_older_tmp_swept, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,10 @@ static void metrics_render_text(void **state)
     s.holdout_recall20 = 0.3148;
     s.last_fast_seconds = 2.25;
     s.dead_by_reason[DEAD_UNKNOWN_SCHEMA] = 2;
+    s.fenced_publish = 2;
+    s.fenced_checkpoint = 1;
+    s.owner_claims = 5;
+    s.stale_refused = 4;
     s.n_parts = 2;
     snprintf(s.parts[0].topic, sizeof s.parts[0].topic, "in");
     s.parts[0].partition = 0;
@@ -50,6 +54,10 @@ static void metrics_render_text(void **state)
     assert_non_null(strstr(buf, "\nccd_holdout_recall20 0.314800\n"));
     assert_non_null(strstr(buf, "ccd_stage_seconds{stage=\"fast_path\"} 2.250\n"));
     assert_non_null(strstr(buf, "ccd_consumer_lag{topic=\"in\",partition=\"0\"} 12\n"));
+    assert_non_null(strstr(buf, "ccd_fenced_writes_total{write=\"publish\"} 2\n"));
+    assert_non_null(strstr(buf, "ccd_fenced_writes_total{write=\"checkpoint\"} 1\n"));
+    assert_non_null(strstr(buf, "\nccd_owner_claims_total 5\n"));
+    assert_non_null(strstr(buf, "\nccd_stale_publications_refused_total 4\n"));
     assert_non_null(strstr(buf, "ccd_consumer_lag{topic=\"in\",partition=\"1\"} 0\n"));
     /* every sample line belongs to a metric announced by a TYPE line */
     for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))

@@ -19,6 +19,7 @@
 #include "dense.h"
 #include "engine_fixture.h"
 #include "rng.h"
+#include "owner.h"
 #include "state.h"
 #include "train.h"
 #include "trainer.h"
@@ -68,11 +69,21 @@ typedef struct {
     int block, dim, n_users, n_items;
     char user0[16], item_last[16], meta[512];
     int finite;
+    int fenced;     /* 1: every publication is fenced (-2); 2: refused as stale */
+    uint64_t epoch; /* the epoch of the last call */
 } fake_sink;
 
 static int64_t fake_publish(void *ctx, const redis_version *v, char *err, size_t errlen)
 {
     fake_sink *f = ctx;
+    f->epoch = v->epoch;
+    if (f->fenced) {
+        f->fault.calls++;
+        if (v->outcome)
+            v->outcome->stale = f->fenced == 2;
+        snprintf(err, errlen, "fake owner holds epoch 99");
+        return OWNER_FENCED;
+    }
     if (fault_now(&f->fault, err, errlen, "fake sink down"))
         return -1;
     log_call(f->log, "publish", v->model, v->block);
@@ -102,12 +113,28 @@ typedef struct {
     int keep;
     unsigned char *bytes;
     size_t len;
+    bool fenced;    /* every save is refused (CKPT_FENCED) */
+    uint64_t epoch; /* the epoch of the last save */
 } fake_store;
 
-static int fake_put(void *impl, const char *model, int block, const unsigned char *buf, size_t len,
-                    int keep, char *err, size_t errlen)
+static int fake_claim(void *impl, const char *model, const char *member, const char *source,
+                      ckpt_claim *out, char *err, size_t errlen)
+{
+    (void)impl, (void)model, (void)member, (void)source, (void)err, (void)errlen;
+    out->epoch = 1;
+    return 0;
+}
+
+static int fake_put(void *impl, const char *model, int block, uint64_t epoch,
+                    const unsigned char *buf, size_t len, int keep, char *err, size_t errlen)
 {
     fake_store *f = impl;
+    f->epoch = epoch;
+    if (f->fenced) {
+        f->fault.calls++;
+        snprintf(err, errlen, "fake claim of epoch 99");
+        return CKPT_FENCED;
+    }
     if (fault_now(&f->fault, err, errlen, "fake disk full"))
         return -1;
     log_call(f->log, "save", model, block);
@@ -146,7 +173,8 @@ static void fake_close(void *impl)
     (void)impl;
 }
 
-static const ckpt_backend fake_backend = {fake_put, fake_list, fake_get, fake_where, fake_close};
+static const ckpt_backend fake_backend = {fake_claim, fake_put,   fake_list,
+                                          fake_get,   fake_where, fake_close};
 
 /* ------------------------------------------------------------------------------------------ */
 /* a model with one closed window, and its job */
@@ -202,6 +230,7 @@ static trainer_job *job_for(tenant *m)
     assert_true(j->user_ids && j->item_ids && j->parts);
     memcpy(j->parts, m->parts, (size_t)m->n_parts * sizeof *j->parts);
     j->events_total = m->events_total;
+    j->epoch = m->epoch;
     return j;
 }
 
@@ -490,6 +519,57 @@ static void stop_while_store_down(void **state)
     stopped_while_down(*state, false);
 }
 
+/* A fenced publication (a newer owner, or a newer block live) is never retried: the job ends
+ * CCD_FENCED at once with the holder in its message, nothing is checkpointed, and the write is
+ * counted as fenced, not as an error. The job's epoch is the one the sink sees. */
+static void fenced_publish_not_retried(void **state)
+{
+    rig *g = *state;
+    g->sink.fenced = 1;
+    g->m->epoch = 7;
+    trainer_stats st;
+    trainer_job *j = run_to_end(g, true, false, &st);
+    assert_int_equal(j->rc, CCD_FENCED);
+    assert_int_equal(g->sink.fault.calls, 1);
+    assert_int_equal(g->sink.epoch, 7);
+    assert_int_equal(g->store_impl.fault.calls, 0);
+    assert_int_equal(st.fenced_publish, 1);
+    assert_int_equal(st.publish_errors + st.stale_refused + st.blocks_done, 0);
+    assert_non_null(strstr(j->err, "publish fenced: fake owner holds epoch 99"));
+    assert_int_equal(g->m->state.block, -1);
+    job_free(j);
+}
+
+static void stale_publish_not_retried(void **state)
+{
+    rig *g = *state;
+    g->sink.fenced = 2;
+    trainer_stats st;
+    trainer_job *j = run_to_end(g, true, false, &st);
+    assert_int_equal(j->rc, CCD_FENCED);
+    assert_int_equal(g->sink.fault.calls, 1);
+    assert_int_equal(st.stale_refused, 1);
+    assert_int_equal(st.fenced_publish, 0);
+    assert_non_null(strstr(j->err, "refused (a newer block is live)"));
+    job_free(j);
+}
+
+static void fenced_checkpoint_not_retried(void **state)
+{
+    rig *g = *state;
+    g->store_impl.fenced = true;
+    g->m->epoch = 9;
+    trainer_stats st;
+    trainer_job *j = run_to_end(g, true, false, &st);
+    assert_int_equal(j->rc, CCD_FENCED);
+    assert_int_equal(g->store_impl.fault.calls, 1);
+    assert_int_equal(g->store_impl.epoch, 9);
+    assert_int_equal(st.fenced_checkpoint, 1);
+    assert_int_equal(st.checkpoint_errors + st.blocks_done, 0);
+    assert_non_null(strstr(j->err, "checkpoint fenced: fake claim of epoch 99"));
+    job_free(j);
+}
+
 static void stop_before_start(void **state)
 {
     rig *g = *state;
@@ -511,7 +591,8 @@ int main(void)
         RIG_TEST(publishes_then_checkpoints), RIG_TEST(publication_off_still_checkpoints),
         RIG_TEST(jobs_in_submission_order),   RIG_TEST(failures_retried),
         RIG_TEST(stop_while_sink_down),       RIG_TEST(stop_while_store_down),
-        RIG_TEST(stop_before_start),
+        RIG_TEST(stop_before_start),          RIG_TEST(fenced_publish_not_retried),
+        RIG_TEST(stale_publish_not_retried),  RIG_TEST(fenced_checkpoint_not_retried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,9 +75,11 @@ static void wcfg_shipped_files(void **state)
     assert_string_equal(w.redis_password, "");
     assert_true(w.redis_publish);
     assert_int_equal(w.checkpoint_keep, 2);
+    assert_int_equal(w.checkpoint_redis_chunk_bytes, 64 << 20);
     assert_int_equal(w.log_level, 2);
     assert_true(w.train);
     assert_int_equal(w.shutdown_timeout_ms, 25000);
+    assert_true(w.fence_grace_ms == 0);
     worker_config_free(&w);
 
     worker_config_init(&w);
@@ -147,6 +149,7 @@ static void wcfg_file_errors(void **state)
         {"[worker]\nshutdown_timeout_ms = 999\n", ":2: ", "worker.shutdown_timeout_ms"},
         {"[worker]\nshutdown_timeout_ms = 25s\n", ":2: ", "worker.shutdown_timeout_ms"},
         {"[worker]\nshutdown_timeout_ms = -1\n", ":2: ", "worker.shutdown_timeout_ms"},
+        {"[checkpoint]\nredis_chunk_bytes = 100\n", ":2: ", "checkpoint.redis_chunk_bytes"},
     };
     char err[1024], path[512];
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {

@@ -77,6 +77,7 @@ void worker_config_init(worker_config *w)
     w->redis_publish = true;
     w->checkpoint_dir = strdup("checkpoints");
     w->checkpoint_keep = 2;
+    w->checkpoint_redis_chunk_bytes = 64 << 20;
     w->metrics_listen = strdup("");
     w->metrics_health_timeout_ms = 20000;
     w->log_level = 2;
@@ -266,6 +267,8 @@ static int other_key(worker_config *w, const char *section, const char *key, con
             return *v ? set_str(&w->checkpoint_dir, v) : -1;
         if (!strcmp(key, "keep"))
             return ccd_parse_int(v, 1, 1000, &w->checkpoint_keep);
+        if (!strcmp(key, "redis_chunk_bytes")) /* 4 KiB .. 512 MiB (Redis's default bulk limit) */
+            return ccd_parse_int(v, 4096, 512 << 20, &w->checkpoint_redis_chunk_bytes);
         if (!strcmp(key, "store")) {
             if (strcmp(v, "dir") && strcmp(v, "redis"))
                 return -1;
@@ -303,6 +306,8 @@ static int other_key(worker_config *w, const char *section, const char *key, con
             return ccd_parse_bool(v, &w->train);
         if (!strcmp(key, "shutdown_timeout_ms")) /* at least 1 s: the close needs its reserve */
             return ccd_parse_int(v, 1000, 3600000, &w->shutdown_timeout_ms);
+        if (!strcmp(key, "fence_grace_ms"))
+            return cli_parse_int64(v, 0, INT64_C(1) << 40, &w->fence_grace_ms);
         return -2;
     }
     return -3;

@@ -11,12 +11,13 @@
  *   [holdout]     fraction, seed
  *   [ccd*]        the engine (ccd_config.h)
  *   [redis]       host, port, user, password, db, prefix, keep_versions, timeout_ms, publish
- *   [checkpoint]  store (dir | redis), dir, keep
+ *   [checkpoint]  store (dir | redis), dir, keep, redis_chunk_bytes
  *   [metrics]     listen (host:port of the Prometheus endpoint and the probes; empty: off),
  *                 health_timeout_ms
  *   [log]         level (error|warn|info|debug), format (text|json)
  *   [worker]      threads, train (false: consume and count only, for ingest benchmarks),
- *                 shutdown_timeout_ms (SIGTERM to exit, however long the block in training)
+ *                 shutdown_timeout_ms (SIGTERM to exit, however long the block in training),
+ *                 fence_grace_ms (a fenced partition still assigned after it: fatal)
  * Any value may use ${NAME} / ${NAME:-default} (the environment), and any key may be given as
  * KEY_file = PATH (the content of a file, e.g. a mounted secret): config_value.h.
  * -X overrides use the same names: -X kafka.bootstrap.servers=H:P (everything after "kafka." is
@@ -84,6 +85,7 @@ typedef struct {
     char *checkpoint_dir;
     bool checkpoint_redis; /* store = redis: checkpoints in Redis ([redis] connection) */
     int checkpoint_keep;
+    int checkpoint_redis_chunk_bytes; /* store = redis: the largest chunk of a checkpoint */
     /* [metrics] */
     char *metrics_listen;
     int64_t metrics_health_timeout_ms; /* /healthz: 503 after this long without a snapshot */
@@ -94,6 +96,7 @@ typedef struct {
     int threads; /* 0: all cores */
     bool train;
     int shutdown_timeout_ms; /* stop request -> exit, at most (design-fencing.md section 5) */
+    int64_t fence_grace_ms;  /* 0: kafka session.timeout.ms (librdkafka's 45000) + 15000 */
 } worker_config;
 
 /* Defaults: see configs/worker.ini. */
