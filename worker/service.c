@@ -719,6 +719,78 @@ static void check_partition_conflict(worker *w, const tenant *m, int part)
         }
 }
 
+/* The partition state of a consumed message, its position advanced; NULL when the message is
+ * not for this worker to handle (fetched before a revoke or a fence, whose new owner reads it;
+ * offsets that moved and the worker stopping) or on OOM (fatal). */
+static part_state *message_partition(worker *w, const rd_kafka_message_t *msg)
+{
+    part_state *ps = part_find(w, rd_kafka_topic_name(msg->rkt), msg->partition, true);
+    if (!ps) {
+        w->fatal = true;
+        return NULL;
+    }
+    if (!ps->assigned || ps->moved || ps->fenced)
+        return NULL;
+    if (offsets_check_next(ps->position, msg->offset) != OFFSETS_OK &&
+        partition_rewound(w, ps, msg->offset) != 0)
+        return NULL;
+    if (ps->first < 0)
+        ps->first = msg->offset;
+    ps->position = msg->offset + 1;
+    return ps;
+}
+
+/* The model id a message is keyed by, into model_id (128 bytes): 0, or -1 after dead-lettering
+ * a message with no usable key. */
+static int message_model_id(worker *w, const rd_kafka_message_t *msg, char *model_id)
+{
+    if (msg->key_len == 0 || !msg->key) {
+        if (!w->cfg.default_model[0]) {
+            dead_letter(w, msg, DEAD_NO_KEY, "missing key (model id)");
+            return -1;
+        }
+        snprintf(model_id, 128, "%s", w->cfg.default_model);
+    } else if (!model_id_valid(msg->key, msg->key_len)) {
+        dead_letter(w, msg, DEAD_BAD_MODEL_ID, "bad model id in key");
+        return -1;
+    } else {
+        memcpy(model_id, msg->key, msg->key_len);
+        model_id[msg->key_len] = '\0';
+    }
+    return 0;
+}
+
+/* A decoded event of model m at (part, offset) into its open window, closing windows by event
+ * time before and by count after. */
+static void fold_event(worker *w, tenant *m, int part, int64_t offset, const ccd_event *ev)
+{
+    m->last_event_ms = w->last_message_ms;
+    if (window_closes_before(&w->rules, &m->win, ev->event_time_ms))
+        close_window(w, m, "time", ev->event_time_ms);
+    int added_u, added_i;
+    tenant_event e = {.part = part, .offset = offset};
+    e.user = idmap_add(&m->users, ev->user_id, &added_u);
+    e.item = idmap_add(&m->items, ev->item_id, &added_i);
+    if (e.user < 0 || e.item < 0) {
+        wlog(WLOG_ERROR, "model %s: id map full or out of memory", m->id);
+        w->fatal = true;
+        return;
+    }
+    e.holdout =
+        tenant_holdout(ev->user_id, ev->item_id, w->cfg.holdout_seed, w->cfg.holdout_fraction);
+    if (window_add(&w->rules, &m->win, ev->event_time_ms)) {
+        m->late_events++;
+        w->late++;
+    }
+    if (tenant_push(m, &e) != 0) {
+        w->fatal = true;
+        return;
+    }
+    m->last_arrival_s = w->last_message_s;
+    if (window_full(&w->rules, &m->win))
+        close_window(w, m, "count", INT64_MIN);
+}
+
 static void handle_message(worker *w, const rd_kafka_message_t *msg)
 {
     w->messages++;
@@ -726,35 +798,10 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
     w->last_message_s = ccd_now();
     if (w->messages == 1)
         w->first_message_s = w->last_message_s;
-    const char *topic = rd_kafka_topic_name(msg->rkt);
-    part_state *ps = part_find(w, topic, msg->partition, true);
-    if (!ps) {
-        w->fatal = true;
-        return;
-    }
-    if (!ps->assigned || ps->moved || ps->fenced)
-        return; /* fetched before a revoke or a fence (the partition's new owner reads it), or
-                 * its offsets moved and the worker is stopping */
-    if (offsets_check_next(ps->position, msg->offset) != OFFSETS_OK &&
-        partition_rewound(w, ps, msg->offset) != 0)
-        return;
-    if (ps->first < 0)
-        ps->first = msg->offset;
-    ps->position = msg->offset + 1;
+    part_state *ps = message_partition(w, msg);
     char model_id[128];
-    if (msg->key_len == 0 || !msg->key) {
-        if (!w->cfg.default_model[0]) {
-            dead_letter(w, msg, DEAD_NO_KEY, "missing key (model id)");
-            return;
-        }
-        snprintf(model_id, sizeof model_id, "%s", w->cfg.default_model);
-    } else if (!model_id_valid(msg->key, msg->key_len)) {
-        dead_letter(w, msg, DEAD_BAD_MODEL_ID, "bad model id in key");
+    if (!ps || message_model_id(w, msg, model_id) != 0)
         return;
-    } else {
-        memcpy(model_id, msg->key, msg->key_len);
-        model_id[msg->key_len] = '\0';
-    }
     ccd_event ev;
     char reason[256];
     if (event_decode(w->codec, w->format, msg->payload, msg->len, &ev, reason, sizeof reason) !=
@@ -763,11 +810,11 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
         return;
     }
     w->decoded++;
-    tenant *m = tenant_get(w, model_id, topic, msg->partition);
+    tenant *m = tenant_get(w, model_id, ps->topic, msg->partition);
     if (!m)
         return;
     int n_parts = m->n_parts;
-    int part = tenant_part_index(m, topic, msg->partition);
+    int part = tenant_part_index(m, ps->topic, msg->partition);
     if (part < 0) {
         w->fatal = true;
         return;
@@ -780,31 +827,7 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
         w->duplicates++; /* already folded into the checkpointed state */
         return;
     }
-    m->last_event_ms = w->last_message_ms;
-    if (window_closes_before(&w->rules, &m->win, ev.event_time_ms))
-        close_window(w, m, "time", ev.event_time_ms);
-    int added_u, added_i;
-    tenant_event e = {.part = part, .offset = msg->offset};
-    e.user = idmap_add(&m->users, ev.user_id, &added_u);
-    e.item = idmap_add(&m->items, ev.item_id, &added_i);
-    if (e.user < 0 || e.item < 0) {
-        wlog(WLOG_ERROR, "model %s: id map full or out of memory", m->id);
-        w->fatal = true;
-        return;
-    }
-    e.holdout =
-        tenant_holdout(ev.user_id, ev.item_id, w->cfg.holdout_seed, w->cfg.holdout_fraction);
-    if (window_add(&w->rules, &m->win, ev.event_time_ms)) {
-        m->late_events++;
-        w->late++;
-    }
-    if (tenant_push(m, &e) != 0) {
-        w->fatal = true;
-        return;
-    }
-    m->last_arrival_s = w->last_message_s;
-    if (window_full(&w->rules, &m->win))
-        close_window(w, m, "count", INT64_MIN);
+    fold_event(w, m, part, msg->offset, &ev);
 }
 
 /* ------------------------------------------------------------------------------------------ */
