@@ -104,7 +104,7 @@ for k in range(1, nb):
         print(f"latency: block {k} window closed -> student live: {live[k] - close[k]:.1f} s "
               f"({live[k] - start[k]:.1f} s after its training started)")
 if lat:
-    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+    pct = lambda q: lat[max(0, -(-int(q * 100) * len(lat) // 100) - 1)]  # nearest rank
     print(f"freshness over {len(lat)} incremental blocks: p50 {pct(0.5):.1f} s, p99 {pct(0.99):.1f} s, "
           f"max {lat[-1]:.1f} s")
 PY
