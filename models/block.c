@@ -138,14 +138,20 @@ ccd_train_opts block_train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t 
 }
 
 /* The fast path: hand CL_k's propagated embeddings to the caller before the teacher side. */
-int block_announce_student(const block_ctx *b, const ccd_block_hooks *hooks, int dim)
+int block_announce_student(const block_ctx *b, const ccd_block_hooks *hooks, const float *emb0,
+                           int dim)
 {
-    if (!hooks || !hooks->student_ready)
+    if (!hooks)
         return 0;
-    ccd_block_metrics m;
-    if (ccd_evaluate_scorer(&b->cl.scorer, b->blk, 1, &m) != 0)
-        return -1;
-    return hooks->student_ready(hooks->ctx, b->cl.final, b->nu, b->ni, dim, &m);
+    if (hooks->student_ready) {
+        ccd_block_metrics m;
+        if (ccd_evaluate_scorer(&b->cl.scorer, b->blk, 1, &m) != 0 ||
+            hooks->student_ready(hooks->ctx, b->cl.final, b->nu, b->ni, dim, &m) != 0)
+            return -1;
+    }
+    if (hooks->student_table)
+        hooks->student_table(hooks->ctx, emb0, b->nu, b->ni, dim);
+    return 0;
 }
 
 /* Expand a layer-0 table from the previous id space to the current one (section 5.4). */

@@ -97,8 +97,10 @@ double block_replay_epoch(void *vctx, ccd_recmodel *m, ccd_adam *adam, int epoch
 int block_grown(int batch, double growth);
 ccd_train_opts block_train_opts(block_ctx *b, const ccd_stage_opts *s, uint64_t seed,
                                 ccd_stream_kind sampler);
-/* The fast path: CL_k to the caller's student_ready before the teacher side. */
-int block_announce_student(const block_ctx *b, const ccd_block_hooks *hooks, int dim);
+/* The fast path: CL_k to the caller's student_ready before the teacher side, then its layer-0
+ * table emb0 to student_table. */
+int block_announce_student(const block_ctx *b, const ccd_block_hooks *hooks, const float *emb0,
+                           int dim);
 /* A layer-0 table grown from U_{k-1} x I_{k-1} to U_k x I_k (section 5.4), or NULL. */
 float *block_expand(const block_ctx *b, const float *old, int dim);
 /* The ensemble of the teachers' tables on a graph (section 3); its rows() fail once stop (may
@@ -109,10 +111,15 @@ void block_ensemble_free(ensemble_model *e);
 
 /* The stages. Each returns 0 or -1 (out of memory, or stopped: b->stop). */
 int stage_student_update(block_ctx *b, ccd_state *st, int *best_epoch);
+/* Only the proxies S_{k-1}, P_{k-1}, scored on R_{k-1}, and their top lists into b (part of the
+ * student update; the teacher updates read them): the standalone teacher path's share of it. */
+int stage_student_proxies(block_ctx *b, const ccd_state *st);
 /* The base teachers on block 0 into st->teacher. */
 int stage_base_teachers(block_ctx *b, ccd_state *st);
 /* T_{m,k} for every teacher into out[m] (the state's teachers untouched). */
-int stage_teacher_updates(block_ctx *b, ccd_state *st, float **out);
+int stage_teacher_updates(block_ctx *b, const ccd_state *st, float **out);
+/* T_{m,k} for teacher t alone into *out, with the same code as stage_teacher_updates. */
+int stage_teacher_update(block_ctx *b, const ccd_state *st, int t, float **out);
 int stage_ensemble_tops(const ccd_config *cfg, const ccd_scorer *ens, const ccd_block *blk,
                         const ccd_block *eval, int n_eval, ccd_block_metrics *metrics, int **items,
                         int **users);

@@ -328,8 +328,36 @@ static void block_commit(ccd_state *st, block_ctx *b, block_out *out)
     block_data_commit(st, &out->kept, b->blk);
 }
 
+/* T_update(k) for every teacher into out->teachers: in-process, or through the caller's
+ * teachers hook (other processes running ccd_teacher_update), whose tables the block takes
+ * over; kept teachers (no update_teachers) only grow to the new id space. Returns 0, -1 (*why)
+ * or CCD_STOPPED (the hook's). */
+static int block_teachers(block_ctx *b, const ccd_state *st, const ccd_block_hooks *hooks,
+                          block_out *out, const char **why)
+{
+    *why = "the teacher updates ran out of memory";
+    if (!b->cfg->update_teachers) {
+        for (int m = 0; m < st->n_teachers; m++)
+            if (!(out->teachers[m] = block_expand(b, st->teacher[m], st->teacher_spec[m].dim)))
+                return -1;
+        return 0;
+    }
+    if (!hooks || !hooks->teachers)
+        return stage_teacher_updates(b, st, out->teachers);
+    ccd_teacher_inputs in = {.prev = st, .cfg = b->cfg, .blk = b->blk, .student = b->student};
+    *why = "the caller's teachers hook failed";
+    int rc = hooks->teachers(hooks->ctx, &in, out->teachers);
+    if (rc != 0)
+        return rc == CCD_STOPPED ? CCD_STOPPED : -1;
+    *why = "the caller's teachers hook left a teacher's table out";
+    for (int m = 0; m < st->n_teachers; m++)
+        if (!out->teachers[m])
+            return -1;
+    return 0;
+}
+
 /* Block k >= 1 (section 10): S_update, T_update, Ensemble, KD, then the commit. On failure
- * *why says what failed and st is untouched. */
+ * *why says what failed and st is untouched. Returns 0, -1 or CCD_STOPPED. */
 static int block_continue(block_ctx *b, ccd_state *st, const ccd_block_hooks *hooks,
                           const ccd_block *eval, int n_eval, block_out *out, const char **why)
 {
@@ -345,18 +373,12 @@ static int block_continue(block_ctx *b, ccd_state *st, const ccd_block_hooks *ho
     block_say(&b->lg, "block %d: student updated in %.1f s (epoch %d)", b->k, rep->seconds_student,
               rep->student_epoch);
     *why = ANNOUNCE_FAILED;
-    if (block_announce_student(b, hooks, st->student_dim) != 0)
+    if (block_announce_student(b, hooks, b->student, st->student_dim) != 0)
         return -1;
-    *why = "the teacher updates ran out of memory";
     t0 = ccd_now();
-    if (b->cfg->update_teachers) {
-        if (stage_teacher_updates(b, st, out->teachers) != 0)
-            return -1;
-    } else { /* teachers kept: their tables grow to the new id space */
-        for (int m = 0; m < st->n_teachers; m++)
-            if (!(out->teachers[m] = block_expand(b, st->teacher[m], st->teacher_spec[m].dim)))
-                return -1;
-    }
+    int rc = block_teachers(b, st, hooks, out, why);
+    if (rc != 0)
+        return rc;
     rep->seconds_teachers = ccd_now() - t0;
     *why = "the ensemble or the distillation ran out of memory";
     if (block_ensemble_and_distill(b, st, eval, n_eval, out) != 0)
@@ -383,7 +405,7 @@ static int block_first(block_ctx *b, ccd_state *st, const ccd_block_hooks *hooks
     *why = ANNOUNCE_FAILED;
     if (block_score(&b->cl, CCD_MODEL_LIGHTGCN, st->student, b->nu, b->ni, st->student_dim,
                     &b->g_cur, 0) != 0 ||
-        block_announce_student(b, hooks, st->student_dim) != 0)
+        block_announce_student(b, hooks, st->student, st->student_dim) != 0)
         goto fail;
     *why = "the evaluation ran out of memory";
     if (n_eval > 0 && ccd_evaluate_scorer(&b->cl.scorer, eval, n_eval, b->rep->student) != 0)
@@ -425,7 +447,7 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     if (rc == 0)
         rc = b.k == 0 ? block_first(&b, st, hooks, eval, n_eval, &why)
                       : block_continue(&b, st, hooks, eval, n_eval, &out, &why);
-    if (rc != 0 && b.stop && atomic_load_explicit(b.stop, memory_order_relaxed)) {
+    if (rc == CCD_STOPPED || (rc != 0 && ccd_stop_raised(b.stop))) {
         rc = CCD_STOPPED;
         snprintf(err, errlen, "block %d: stopped on request", b.k);
     } else if (rc != 0) {
@@ -434,5 +456,82 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     rep->seconds_total = ccd_now() - start;
     block_out_free(&out);
     block_ctx_free(&b, st);
+    return rc;
+}
+
+/* What ccd_block_step checks of a block against the state, plus the teacher asked for. */
+static int teacher_inputs_check(const ccd_teacher_inputs *in, int m, char *err, size_t errlen)
+{
+    if (!in || !in->prev || !in->cfg || !in->blk || !in->student) {
+        snprintf(err, errlen, "teacher update: inputs missing");
+        return -1;
+    }
+    const ccd_state *st = in->prev;
+    const ccd_block *blk = in->blk;
+    if (st->block < 0 || blk->index != st->block + 1) {
+        snprintf(err, errlen, "teacher update: block %d given after block %d", blk->index,
+                 st->block);
+        return -1;
+    }
+    if (blk->n_users < st->n_users || blk->n_items < st->n_items) {
+        snprintf(err, errlen, "teacher update: block %d shrinks the id space", blk->index);
+        return -1;
+    }
+    if (m < 0 || m >= st->n_teachers || !st->teacher[m]) {
+        snprintf(err, errlen, "teacher update: no teacher %d (the state has %d)", m,
+                 st->n_teachers);
+        return -1;
+    }
+    if (!in->cfg->update_teachers) {
+        snprintf(err, errlen, "teacher update: the config keeps its teachers (update_teachers)");
+        return -1;
+    }
+    return 0;
+}
+
+/* What the teacher updates of block k read, rebuilt from (prev, block, CL_k) by the block step's
+ * own functions: R_k's graph, block_prepare's share, the proxies (the student update's share,
+ * without training the student) and CL_k scored on R_k. None of it draws random numbers. */
+static int teacher_side_prepare(block_ctx *b, const ccd_teacher_inputs *in)
+{
+    const ccd_state *st = in->prev;
+    if (ccd_graph_build(&b->g_cur, &in->blk->train, b->nu, b->ni) != 0 ||
+        block_prepare(b, st) != 0 || stage_student_proxies(b, st) != 0)
+        return -1;
+    return block_score(&b->cl, CCD_MODEL_LIGHTGCN, in->student, b->nu, b->ni, st->student_dim,
+                       &b->g_cur, 0);
+}
+
+int ccd_teacher_update(const ccd_teacher_inputs *in, int m, const atomic_int *stop, float **out,
+                       double *seconds, char *err, size_t errlen)
+{
+    double start = ccd_now();
+    *out = NULL;
+    if (seconds)
+        *seconds = 0.0;
+    if (teacher_inputs_check(in, m, err, errlen) != 0)
+        return -1;
+    ccd_block_report rep; /* only its timings are written (block_prepare, the training's eval) */
+    memset(&rep, 0, sizeof rep);
+    ccd_block_hooks hooks = {.stop = stop};
+    block_ctx b;
+    block_ctx_init(&b, in->prev, in->cfg, in->blk, &hooks, &rep);
+    int rc = teacher_side_prepare(&b, in);
+    if (rc == 0)
+        rc = stage_teacher_update(&b, in->prev, m, out);
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        if (ccd_stop_raised(stop)) {
+            rc = CCD_STOPPED;
+            snprintf(err, errlen, "block %d, teacher %d: stopped on request", b.k, m);
+        } else {
+            rc = -1;
+            snprintf(err, errlen, "block %d, teacher %d: out of memory", b.k, m);
+        }
+    }
+    block_ctx_free(&b, in->prev);
+    if (seconds)
+        *seconds = ccd_now() - start;
     return rc;
 }

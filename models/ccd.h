@@ -13,7 +13,8 @@
  * Block 0 bootstraps (base teachers, E_0, D_0; CL_0 = D_0). Every later block runs the student
  * update (CL_k, from D_{k-1}), the teacher updates (T_{m,k}), the ensemble (E_k) and the
  * distillation (D_k, for block k+1). Model selection uses block k's valid split only.
- * Everything is deterministic for a given seed and thread count. */
+ * Everything is deterministic for a given seed and thread count; everything but the distillation
+ * (D_k) for a given seed on any thread count (SGEMMs through ccd_sgemm). */
 #ifndef CCD_CCD_H
 #define CCD_CCD_H
 
@@ -71,8 +72,13 @@ typedef struct {
     int kd_uninteresting_users; /* nuu, or CCD_AUTO: ccd_rule_unint_users (11500 on Yelp) */
     float kd_lambda;            /* 0.01 */
     bool kd_train_items_first;  /* reproduce the reference's NaN-first interesting lists (9.3) */
-    bool kd_warm_start; /* D_k starts from CL_k instead of a fresh random student (k >= 1) */
-    int exclusion_topk; /* 40: top lists put in the negative-exclusion lists */
+    bool kd_warm_start;        /* D_k starts from CL_k instead of a fresh random student (k >= 1) */
+    bool kd_absent_users;      /* distillation also ranks the users with no train pair in block k
+                                  (off: the reference's, only the batches' users) */
+    bool kd_hold_absent_users; /* a warm-started D_k keeps CL_k's rows of the users with no train
+                                  pair in block k (off: the reference's, they move with E_k's
+                                  item-side ranking and Adam's weight decay) */
+    int exclusion_topk;        /* 40: top lists put in the negative-exclusion lists */
 
     /* continual student update (section 5) */
     int n_student_blocks;
@@ -174,6 +180,16 @@ void ccd_block_report_free(ccd_block_report *r);
 /* Optional progress messages (stage names and timings). */
 typedef void (*ccd_log_fn)(void *ctx, const char *msg);
 
+/* Inputs of block k's teacher updates, as the block step hands them out (k >= 1): everything a
+ * teacher update reads is a function of these (see ccd_teacher_update). */
+typedef struct {
+    const ccd_state *prev; /* the state after block k-1 */
+    const ccd_config *cfg;
+    const ccd_block *blk; /* block k */
+    const float *student; /* CL_k layer-0 table ((blk->n_users + blk->n_items) x
+                             prev->student_dim) */
+} ccd_teacher_inputs;
+
 /* What a block step tells its caller while it runs (every field may be NULL):
  *   log            progress messages;
  *   student_ready  the fast path: called as soon as CL_k exists, before the teacher side (at
@@ -181,6 +197,14 @@ typedef void (*ccd_log_fn)(void *ctx, const char *msg);
  *                  it scores with ((n_users + n_items) x dim, users first), valid only during
  *                  the call; metrics are CL_k's on the block's valid and test splits. A
  *                  nonzero return stops the step with an error;
+ *   teachers       T_update(k) done elsewhere (block k >= 1, with cfg->update_teachers; block 0's
+ *                  base teachers and the expansion of kept teachers stay in-process): called
+ *                  instead of training the teachers, once CL_k exists (after student_ready). It
+ *                  must fill out[m] for m < in->prev->n_teachers with malloc'd tables
+ *                  ((n_users + n_items) x teacher_spec[m].dim) that are exactly what
+ *                  ccd_teacher_update(in, m, ...) returns. The engine takes ownership of every
+ *                  non-NULL out[m], on failure too. in is valid only during the call. Returns 0,
+ *                  -1 (the step fails) or CCD_STOPPED (the step returns CCD_STOPPED);
  *   stop           polled before every mini-batch and per row chunk of the ensemble and the
  *                  distillation's item pass (seen within a fraction of a second on Yelp, see
  *                  train.h): once nonzero the step returns CCD_STOPPED and the state is
@@ -189,6 +213,8 @@ typedef struct {
     ccd_log_fn log;
     int (*student_ready)(void *ctx, const float *final, int n_users, int n_items, int dim,
                          const ccd_block_metrics *metrics);
+    void (*student_table)(void *ctx, const float *emb0, int n_users, int n_items, int dim);
+    int (*teachers)(void *ctx, const ccd_teacher_inputs *in, float **out);
     const atomic_int *stop;
     void *ctx;
 } ccd_block_hooks;
@@ -199,6 +225,25 @@ typedef struct {
 int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
                    const ccd_block *eval, int n_eval, ccd_block_report *rep,
                    const ccd_block_hooks *hooks, char *err, size_t errlen);
+
+/* Teacher m's update T_update(k) alone, without the rest of the block: rebuilds what it reads
+ * from the inputs (the graphs of R_{k-1} and R_k, the F_S filter, E_{k-1}'s top lists, the
+ * proxies S_{k-1} and P_{k-1} and their top lists, CL_k's scores, the LWC-KD graphs) with the
+ * block step's own code, then trains teacher m. *out: a malloc'd table
+ * ((blk->n_users + blk->n_items) x prev->teacher_spec[m].dim), byte for byte the T_{m,k} that
+ * ccd_block_step produces in-process, whatever the thread count (OpenMP and OpenBLAS) here and
+ * there and whether the teachers trained side by side (cfg->parallel_teachers) or not; the
+ * library must be the same build (compiler, flags, OpenBLAS kernel) on both sides, and the
+ * inputs the same bytes: the whole state (ccd_state_serialize keeps all of it), the whole
+ * config, and the whole block as the step saw it (train, valid and test, whose valid split
+ * selects the epoch, after any ccd_block_sample_eval). Several calls may run at once in threads
+ * of one process (not alongside ccd_set_threads). stop (may be NULL) is polled as in the block
+ * step. *seconds (may be NULL): the call's wall time. Memory: about one teacher's training
+ * buffers plus the block's shared inputs (two graphs, the proxies, the LWC-KD graphs); no other
+ * teacher is touched. Returns 0; -1 with a message in err; or CCD_STOPPED; *out is NULL and
+ * nothing stays allocated unless it returns 0. */
+int ccd_teacher_update(const ccd_teacher_inputs *in, int m, const atomic_int *stop, float **out,
+                       double *seconds, char *err, size_t errlen);
 
 /* EMA merge of a proxy (section 5.2), exposed for tests: rows present in the old proxy
  * ((old_users + old_items) x dim) become w * old + (1 - w) * d; the others are copied from d

@@ -4,6 +4,8 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +38,87 @@ float *ccd_floats(size_t n)
     return p;
 }
 
+/* ccd_sgemm cuts C along its longer side (rows when m >= n, else columns) into at most
+ * SGEMM_PARTS blocks, each a multiple of SGEMM_ALIGN long (the last one shorter): the cut
+ * follows the shape only, never the thread count. Cutting the longer side repacks only the
+ * small operand once per block, so the blocks cost the same CPU time as one call (measured at
+ * Yelp's scoring and LWC-KD shapes, docs/algorithm.md); 16 blocks keep up to 16 threads busy. */
+#define SGEMM_PARTS 16
+#define SGEMM_ALIGN 64
+
+typedef struct {
+    bool ta, tb, by_rows;
+    int m, n, k, lda, ldb, ldc, len, blocks; /* len: a block's length along the cut side */
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} sgemm_plan;
+
+/* Block q: rows [x0, x1) of C with the matching rows of op(A), or columns with those of op(B). */
+static void sgemm_block(const sgemm_plan *p, int q)
+{
+    const int x0 = q * p->len, x1 = q + 1 < p->blocks ? x0 + p->len : (p->by_rows ? p->m : p->n);
+    const float *a = p->a, *b = p->b;
+    float *c = p->c;
+    int m = p->m, n = p->n;
+    if (p->by_rows) {
+        a += p->ta ? (size_t)x0 : (size_t)x0 * p->lda; /* op(A) rows: A's columns when ta */
+        c += (size_t)x0 * p->ldc;
+        m = x1 - x0;
+    } else {
+        b += p->tb ? (size_t)x0 * p->ldb : (size_t)x0; /* op(B) columns: B's rows when tb */
+        c += x0;
+        n = x1 - x0;
+    }
+    cblas_sgemm(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans, p->tb ? CblasTrans : CblasNoTrans,
+                m, n, p->k, p->alpha, a, p->lda, b, p->ldb, p->beta, c, p->ldc);
+}
+
+/* Single-threaded BLAS while anyone needs it: a count under a lock, so that engines running in
+ * several threads of one process (one per trainer), or teacher updates run side by side, never
+ * restore the thread count under one another's products. */
+static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
+static int blas_single_users, blas_saved_threads;
+
+void ccd_blas_single_begin(void)
+{
+    pthread_mutex_lock(&blas_lock);
+    if (blas_single_users++ == 0) {
+        blas_saved_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&blas_lock);
+}
+
+void ccd_blas_single_end(void)
+{
+    pthread_mutex_lock(&blas_lock);
+    if (--blas_single_users == 0)
+        openblas_set_num_threads(blas_saved_threads);
+    pthread_mutex_unlock(&blas_lock);
+}
+
+void ccd_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
+               int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    sgemm_plan p = {trans_a, trans_b, m >= n, m, n, k, lda, ldb, ldc, 0, 0, alpha, beta, a, b, c};
+    const int side = p.by_rows ? m : n;
+    p.len = (side + SGEMM_PARTS - 1) / SGEMM_PARTS;
+    p.len = (p.len + SGEMM_ALIGN - 1) / SGEMM_ALIGN * SGEMM_ALIGN;
+    p.blocks = (side + p.len - 1) / p.len;
+    ccd_blas_single_begin();
+    /* inside a parallel region (teachers side by side) the blocks run on the calling thread */
+#pragma omp parallel for schedule(dynamic, 1) if (p.blocks > 1 && !omp_in_parallel())
+    for (int q = 0; q < p.blocks; q++)
+        sgemm_block(&p, q);
+    ccd_blas_single_end();
+}
+
 void ccd_matmul_nt(const float *a, const float *b, float *c, int m, int n, int k)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+    ccd_sgemm(false, true, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
 }
 
 void ccd_set_threads(int n)

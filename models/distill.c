@@ -140,6 +140,11 @@ typedef struct {
     int n_batch, item_chunk;
     ccd_rng rng;            /* item-pass shuffles */
     const atomic_int *stop; /* the run's stop flag, polled per chunk of the item pass */
+    int *absent; /* (n_absent) users without a train pair (absent_users, hold_absent_users), or
+                    NULL */
+    int n_absent;
+    float *held; /* (n_absent x d) their layer-0 rows at the start (hold_absent_users), or NULL */
+    ccd_rng absent_rng; /* their pass's shuffles */
 } kd_ctx;
 
 static float dot(const float *a, const float *b, int d)
@@ -241,7 +246,41 @@ static double kd_batch(void *vctx, ccd_recmodel *m, const int *user, const int *
     return rrd_rows(c, m, c->rows, n, &c->users);
 }
 
-/* Epoch hook: the item pass (IR-RRD), one Adam step per chunk of shuffled items. */
+/* Step hook (hold_absent_users): the held rows back as they were before the stage, so neither
+ * a gradient nor Adam's weight decay and momentum moves them. */
+static void hold_rows(void *vctx, ccd_recmodel *m)
+{
+    const kd_ctx *c = vctx;
+    const size_t d = (size_t)m->dim;
+    for (int r = 0; r < c->n_absent; r++)
+        memcpy(m->emb0 + (size_t)c->absent[r] * d, c->held + (size_t)r * d, d * sizeof(float));
+}
+
+/* RRD over rows[0..n) of one side in chunks of item_chunk, one Adam step per chunk. The summed
+ * loss, CCD_STOPPED or -1. */
+static double rrd_chunked(kd_ctx *c, ccd_recmodel *m, ccd_adam *adam, const int *rows, int n,
+                          const rrd_side *side)
+{
+    const size_t n_params = (size_t)ccd_recmodel_nodes(m) * m->dim;
+    double loss = 0.0;
+    for (int i0 = 0; i0 < n; i0 += c->item_chunk) {
+        if (ccd_stop_raised(c->stop))
+            return CCD_STOPPED;
+        int len = n - i0 < c->item_chunk ? n - i0 : c->item_chunk;
+        memset(m->grad, 0, n_params * sizeof *m->grad);
+        double l = rrd_rows(c, m, rows + i0, len, side);
+        if (!(l >= 0.0))
+            return -1.0;
+        loss += l;
+        ccd_adam_step(adam, m->emb0, m->grad);
+        if (c->held)
+            hold_rows(c, m);
+    }
+    return loss;
+}
+
+/* Epoch hook: the item pass (IR-RRD) over the shuffled items, then (absent_users) the user side
+ * over the shuffled users the batches never list. */
 static double kd_epoch(void *vctx, ccd_recmodel *m, ccd_adam *adam, int epoch)
 {
     (void)epoch;
@@ -252,25 +291,36 @@ static double kd_epoch(void *vctx, ccd_recmodel *m, ccd_adam *adam, int epoch)
     for (int i = 0; i < m->n_items; i++)
         items[i] = i;
     ccd_rng_shuffle_int(&c->rng, items, (size_t)m->n_items);
-    const size_t n_params = (size_t)ccd_recmodel_nodes(m) * m->dim;
-    double loss = 0.0;
-    for (int i0 = 0; i0 < m->n_items; i0 += c->item_chunk) {
-        if (ccd_stop_raised(c->stop)) {
-            loss = CCD_STOPPED;
-            break;
-        }
-        int n = m->n_items - i0 < c->item_chunk ? m->n_items - i0 : c->item_chunk;
-        memset(m->grad, 0, n_params * sizeof *m->grad);
-        double l = rrd_rows(c, m, items + i0, n, &c->items);
-        if (!(l >= 0.0)) {
-            loss = -1.0;
-            break;
-        }
-        loss += l;
-        ccd_adam_step(adam, m->emb0, m->grad);
-    }
+    double loss = rrd_chunked(c, m, adam, items, m->n_items, &c->items);
     free(items);
+    if (loss >= 0.0 && c->n_absent > 0 && !c->held) {
+        ccd_rng_shuffle_int(&c->absent_rng, c->absent, (size_t)c->n_absent);
+        double l = rrd_chunked(c, m, adam, c->absent, c->n_absent, &c->users);
+        loss = l >= 0.0 ? loss + l : l;
+    }
     return loss;
+}
+
+/* The users without a train pair in blk (ascending), for the absent-user pass or, with hold,
+ * with a copy of their rows in m to hold them at. 0 or -1. */
+static int absent_users(kd_ctx *c, const ccd_block *blk, const ccd_recmodel *m, bool hold)
+{
+    const int nu = m->n_users;
+    const size_t d = (size_t)m->dim;
+    c->absent = malloc((size_t)(nu > 0 ? nu : 1) * sizeof *c->absent);
+    if (!c->absent)
+        return -1;
+    for (int u = 0; u < nu; u++)
+        if (ccd_csr_row_len(&blk->train, u) == 0)
+            c->absent[c->n_absent++] = u;
+    if (!hold)
+        return 0;
+    c->held = malloc((c->n_absent > 0 ? (size_t)c->n_absent : 1) * d * sizeof *c->held);
+    if (!c->held)
+        return -1;
+    for (int r = 0; r < c->n_absent; r++)
+        memcpy(c->held + (size_t)r * d, m->emb0 + (size_t)c->absent[r] * d, d * sizeof(float));
+    return 0;
 }
 
 /* Interesting lists with the reference's NaN-first order: the entity's train partners first
@@ -406,6 +456,7 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
     c.item_chunk = in->item_chunk > 0 ? in->item_chunk : 1024;
     c.stop = o->stop;
     ccd_rng_init(&c.rng, o->seed, ccd_stream(CCD_STREAM_KD_ITEM_ORDER, in->block, 0));
+    ccd_rng_init(&c.absent_rng, o->seed, ccd_stream(CCD_STREAM_KD_ABSENT_ORDER, in->block, 0));
     int *a = malloc((size_t)nu * k * sizeof *a);   /* (nu x k) A_u */
     int *b = malloc((size_t)ni * k * sizeof *b);   /* (ni x k) B_i */
     c.stamp = calloc((size_t)nu, sizeof *c.stamp); /* (nu) */
@@ -414,6 +465,8 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
     ccd_csr inelig = {0}, inelig_t = {0}, excl = {0};
     int rc = -1;
     if (!a || !b || !c.stamp || !c.rows || scratch_alloc(&c, nu > ni ? nu : ni, k, m->dim) != 0 ||
+        ((in->absent_users || in->hold_absent_users) &&
+         absent_users(&c, blk, m, in->hold_absent_users) != 0) ||
         kd_interesting_lists(in, blk, nu, ni, a, b) != 0 ||
         kd_pair_sets(in, blk, nu, ni, a, b, &excl, &inelig, &inelig_t) != 0)
         goto done;
@@ -433,10 +486,11 @@ int ccd_distill(ccd_recmodel *m, const ccd_block *blk, const ccd_kd_inputs *in,
                          .inelig = &inelig_t,
                          .want = in->n_unint_users,
                          .stream = ccd_stream(CCD_STREAM_KD_UNINT_USERS, in->block, 0)};
-    ccd_train_hooks hooks = {.batch = kd_batch, .epoch = kd_epoch, .ctx = &c};
+    ccd_train_hooks hooks = {
+        .batch = kd_batch, .epoch = kd_epoch, .step = c.held ? hold_rows : NULL, .ctx = &c};
     rc = ccd_train_stage(m, blk, &excl, o, true, &hooks, NULL, NULL, best, best_epoch);
 done:
-    free(a), free(b), free(c.stamp), free(c.rows);
+    free(a), free(b), free(c.stamp), free(c.rows), free(c.absent), free(c.held);
     scratch_free(&c);
     ccd_csr_free(&inelig);
     ccd_csr_free(&inelig_t);

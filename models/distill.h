@@ -40,7 +40,12 @@ typedef struct {
     float lambda;                  /* 0.01 */
     int item_chunk;                /* items per Adam step of the item pass (0: 1024) */
     bool train_items_first;        /* the reference's NaN-first interesting lists (section 9.3) */
-    int block; /* k: names the item pass's and the uninteresting draws' streams */
+    bool absent_users; /* also distil, once per epoch in chunks of item_chunk, the users with no
+                          train pair in the block (the ensemble ranks them too) */
+    bool hold_absent_users; /* leave the layer-0 rows of the users with no train pair in the
+                               block as m has them at the start (a warm start's CL_k): every
+                               Adam step puts them back. Overrides absent_users. */
+    int block;              /* k: names the item pass's and the uninteresting draws' streams */
 } ccd_kd_inputs;
 
 /* The relaxed ranking loss of one row and its gradient (exposed for tests):

@@ -13,14 +13,13 @@
  *   dN += (scale / tau) G^T T = (scale / tau) Z^T (diag(g) T)    one SGEMM, (m x d)
  * so memory is O(CHUNK x m) whatever n is. The rows of a chunk are independent (OpenMP); their
  * losses are summed in target order afterwards, so the result does not depend on the thread
- * count. All buffers are allocated before d_neighbours is touched, so an allocation failure
- * (NaN) leaves it unchanged.
+ * count (nor do the products: ccd_sgemm). All buffers are allocated before d_neighbours is touched,
+ * so an allocation failure (NaN) leaves it unchanged.
  *
  * Relation values: rel is a 0/1 pattern (values NULL); if it carries values they are used as
  * the weights A_tj, which is the same formula. */
 #include "lwckd.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -93,8 +92,7 @@ static double lwc_term(const float *targets, const float *weights, int n, double
         }
         if (rows == 0)
             break;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, d, inv_tau, tb, d, neighbours,
-                    d, 0.0f, z, m);
+        ccd_sgemm(false, true, rows, m, d, inv_tau, tb, d, neighbours, d, 0.0f, z, m);
 #pragma omp parallel for schedule(dynamic, 8)
         for (int r = 0; r < rows; r++) {
             double w = weights ? (double)weights[who[r]] : 1.0;
@@ -107,8 +105,7 @@ static double lwc_term(const float *targets, const float *weights, int n, double
         for (int r = 0; r < rows; r++)
             total += lt[r];
         if (d_neighbours && scale != 0.0f)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, d, rows, scale * inv_tau, z, m,
-                        tb, d, 1.0f, d_neighbours, d);
+            ccd_sgemm(true, false, m, d, rows, scale * inv_tau, z, m, tb, d, 1.0f, d_neighbours, d);
     }
     free(tb), free(z), free(who), free(lt);
     return (double)scale * (-total / n_count);

@@ -34,6 +34,9 @@ typedef enum {
     CCD_STREAM_KD_ITEM_ORDER,   /* distillation's item-pass shuffles */
     CCD_STREAM_KD_UNINT_ITEMS,  /* a user's uninteresting items (index: the user) */
     CCD_STREAM_KD_UNINT_USERS,  /* an item's uninteresting users (index: the item) */
+    CCD_STREAM_PROV_INIT,       /* a provisional student's table (provisional.h) */
+    CCD_STREAM_PROV_SAMPLER,    /* a provisional student's BPR triples */
+    CCD_STREAM_KD_ABSENT_ORDER, /* distillation's absent-user pass shuffles (kd_absent_users) */
 } ccd_stream_kind;
 
 static inline uint64_t ccd_stream(ccd_stream_kind kind, int block, uint64_t index)

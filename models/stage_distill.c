@@ -51,6 +51,9 @@ int stage_distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int 
         .item_chunk = block_grown(1024, b->growth),
         .lambda = cfg->kd_lambda,
         .train_items_first = cfg->kd_train_items_first,
+        .absent_users = cfg->kd_absent_users,
+        /* only a warm start has rows worth holding: a fresh D_k's are random */
+        .hold_absent_users = cfg->kd_hold_absent_users && cfg->kd_warm_start && b->student,
         .block = b->k};
     ccd_train_opts o = block_train_opts(b, &cfg->kd, cfg->seed, CCD_STREAM_KD_SAMPLER);
     if (ccd_distill(&m, b->blk, &in, &o, NULL, best_epoch) != 0)

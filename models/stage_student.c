@@ -151,26 +151,42 @@ done:
     return rc;
 }
 
+/* What the proxies are EMAs of: the distilled students D_{k-1}, so that the teachers' knowledge
+ * reaches CL_k through them whichever model the student continues from. st->distilled is absent
+ * after a block that did not distil (a state resumed with ccd.distill turned back on): the
+ * student stands in for it. */
+static const float *proxy_base(const ccd_config *cfg, const ccd_state *st)
+{
+    return cfg->distill && st->distilled ? st->distilled : st->student;
+}
+
+/* The proxies and their top lists into b (when the config uses them). Split from the student
+ * update because the teacher updates read them too: ccd_teacher_update rebuilds them through
+ * this same function without training the student. They depend only on the previous state and
+ * R_{k-1} (no random draws), so both paths get the same bytes. */
+int stage_student_proxies(block_ctx *b, const ccd_state *st)
+{
+    const ccd_config *cfg = b->cfg;
+    if (!cfg->use_s && !cfg->use_p)
+        return 0;
+    return student_proxies(b, st, student_opts(cfg, b->k), proxy_base(cfg, st));
+}
+
 /* Student update S_update(k) (section 5): proxies, exclusion, replay, expansion, training. */
 int stage_student_update(block_ctx *b, ccd_state *st, int *best_epoch)
 {
     const ccd_config *cfg = b->cfg;
     const int ds = st->student_dim;
     /* The model the student continues from: D_{k-1} as in the reference, or CL_{k-1} (when not
-     * distilling, or when student_continues). The proxies are EMAs of the distilled students, so
-     * that the teachers' knowledge reaches CL_k through them in both cases. */
-    /* st->distilled is absent after a block that did not distil (a state resumed with
-     * ccd.distill turned back on): the student stands in for it. */
-    const float *dk = cfg->distill && st->distilled ? st->distilled : st->student;
-    const float *start = cfg->student_continues ? st->student : dk;
-    const float *base = dk;
+     * distilling, or when student_continues). */
+    const float *start = cfg->student_continues ? st->student : proxy_base(cfg, st);
     scored_model w = {0};
     ccd_csr excl = {0};
     ccd_replay_set rs = {0};
     int rc = -1;
     if (block_score(&w, CCD_MODEL_LIGHTGCN, start, b->pu, b->pi, ds, &b->g_prev, 0) != 0)
         goto done;
-    if ((cfg->use_s || cfg->use_p) && student_proxies(b, st, student_opts(cfg, b->k), base) != 0)
+    if (stage_student_proxies(b, st) != 0)
         goto done;
     if (student_exclusions(b, &w, &excl) != 0 ||
         student_replay(b, student_opts(cfg, b->k), &w, &rs) != 0 ||

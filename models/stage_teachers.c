@@ -275,14 +275,14 @@ static int for_each_teacher(int n, bool parallel, int (*fn)(void *ctx, int m), v
         n_side = 0;
     int failed = 0;
     if (n_side > 0) {
-        ccd_set_blas_threads(1);
+        ccd_blas_single_begin();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
         for (int m = 0; m < n_side; m++)
             if (fn(ctx, m) != 0) {
 #pragma omp atomic write
                 failed = 1;
             }
-        ccd_set_blas_threads(threads);
+        ccd_blas_single_end();
     }
     for (int m = n_side; m < n && !failed; m++)
         if (fn(ctx, m) != 0)
@@ -442,7 +442,7 @@ static int lwc_ctx_init(lwc_ctx *lc, const block_ctx *b, const ccd_state *st, in
 
 /* Teacher update T_update(k, m) (section 6): exclusions, the expanded teacher, replay and
  * LWC-KD, then training on block k. Writes the new layer-0 table to *out. */
-static int teacher_update(block_ctx *b, ccd_state *st, int t, const lwc_data *ld, float **out)
+static int teacher_update(block_ctx *b, const ccd_state *st, int t, const lwc_data *ld, float **out)
 {
     const ccd_config *cfg = b->cfg;
     const ccd_teacher_spec *spec = &st->teacher_spec[t];
@@ -485,7 +485,7 @@ done:
 
 typedef struct {
     block_ctx *b;
-    ccd_state *st;
+    const ccd_state *st;
     const lwc_data *ld;
     float **out;
 } update_ctx;
@@ -540,7 +540,7 @@ int stage_base_teachers(block_ctx *b, ccd_state *st)
                             base_teacher, &bc);
 }
 
-int stage_teacher_updates(block_ctx *b, ccd_state *st, float **out)
+int stage_teacher_updates(block_ctx *b, const ccd_state *st, float **out)
 {
     lwc_data ld;
     int rc = lwc_data_build(&ld, st, b->cfg->lwc_graph_degree);
@@ -549,6 +549,19 @@ int stage_teacher_updates(block_ctx *b, ccd_state *st, float **out)
         rc = for_each_teacher(st->n_teachers, teachers_side_by_side(b->cfg, st, b->nu + b->ni),
                               teacher_update_one, &uc);
     }
+    lwc_data_free(&ld);
+    return rc;
+}
+
+/* One teacher's update alone (ccd_teacher_update): the LWC-KD side data is rebuilt for it (a
+ * pure function of the previous state) and the same teacher_update runs, so the table is the
+ * one the in-process loop above produces for teacher t. */
+int stage_teacher_update(block_ctx *b, const ccd_state *st, int t, float **out)
+{
+    lwc_data ld;
+    int rc = lwc_data_build(&ld, st, b->cfg->lwc_graph_degree);
+    if (rc == 0)
+        rc = teacher_update(b, st, t, &ld, out);
     lwc_data_free(&ld);
     return rc;
 }

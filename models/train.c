@@ -71,6 +71,8 @@ double ccd_bpr_epoch(ccd_recmodel *m, ccd_adam *adam, const ccd_triples *t, int 
             loss += extra;
         }
         ccd_adam_step(adam, m->emb0, m->grad);
+        if (hooks && hooks->step)
+            hooks->step(hooks->ctx, m);
     }
     free(stamp), free(rows), free(dx);
     return loss;

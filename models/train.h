@@ -75,6 +75,8 @@ typedef void (*ccd_epoch_fn)(const ccd_epoch_report *r, void *ctx);
  *   batch(ctx, m, u, p, n, b): after the BPR backward of a mini-batch (m->final holds the batch
  *     rows' final embeddings, m->layer1 the full first layer), adds its terms' gradient to
  *     m->grad and returns their loss; the batch's single Adam step follows.
+ *   step(ctx, m): after each mini-batch's Adam step (a stage that holds some rows fixed puts
+ *     them back here).
  *   epoch(ctx, m, adam, epoch): after the epoch's BPR batches, runs passes with Adam steps of its
  *     own (replay, the item-side distillation); returns their loss.
  * Either may be NULL. A negative return (or NaN) stops training with an error.
@@ -83,6 +85,7 @@ typedef struct {
     double (*batch)(void *ctx, ccd_recmodel *m, const int *user, const int *pos, const int *neg,
                     int b);
     double (*epoch)(void *ctx, ccd_recmodel *m, ccd_adam *adam, int epoch);
+    void (*step)(void *ctx, ccd_recmodel *m);
     void *ctx;
     const atomic_int *stop;
 } ccd_train_hooks;

@@ -145,6 +145,66 @@ static void graph_is_symmetric_normalised_bipartite(void **state)
 /* The three products against a double-precision loop, for widths that take every slice of the
  * kernel (64, 32, 16, 8) and the plain remainder loop (d = 13, 141), on a random weighted CSR
  * with empty rows and rows longer than the prefetch distance. */
+/* ccd_sgemm: every transposition, cut by rows and by columns, padded leading dimensions,
+ * beta 0 and 1; the plain double-precision product to float accuracy, and the same bits on 1,
+ * 2 and 3 threads (the shapes are past OpenBLAS's own threading threshold, where cblas_sgemm
+ * gives other bits on another thread count). */
+static void sgemm_matches_plain_products_on_any_thread_count(void **state)
+{
+    (void)state;
+    const int shapes[][3] = {{1, 1, 1}, {70, 3, 5}, {130, 1100, 40}, {1100, 130, 40}};
+    const int saved = ccd_threads();
+    ccd_rng rng;
+    ccd_rng_init(&rng, 11, 0);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 8; t++) {
+            const bool ta = t & 1, tb = t & 2;
+            const float beta = t & 4 ? 1.0f : 0.0f;
+            const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+            const int lda = ac + 3, ldb = bc + 1, ldc = n + 2;
+            float *a = ccd_floats((size_t)ar * lda), *b = ccd_floats((size_t)br * ldb);
+            float *c0 = ccd_floats((size_t)m * ldc), *c = ccd_floats((size_t)m * ldc);
+            assert_true(a && b && c0 && c);
+            for (size_t q = 0; q < (size_t)ar * lda; q++)
+                a[q] = ccd_rng_normal(&rng);
+            for (size_t q = 0; q < (size_t)br * ldb; q++)
+                b[q] = ccd_rng_normal(&rng);
+            for (size_t q = 0; q < (size_t)m * ldc; q++)
+                c0[q] = ccd_rng_normal(&rng);
+            float *first = NULL;
+            for (int threads = 1; threads <= 3; threads++) {
+                memcpy(c, c0, (size_t)m * ldc * sizeof *c);
+                ccd_set_threads(threads);
+                ccd_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, c, ldc);
+                if (first) {
+                    assert_memory_equal(c, first, (size_t)m * ldc * sizeof *c);
+                    continue;
+                }
+                first = ccd_floats((size_t)m * ldc);
+                assert_non_null(first);
+                memcpy(first, c, (size_t)m * ldc * sizeof *c);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < ldc; j++) {
+                        double want = c0[(size_t)i * ldc + j], mag = fabs(want);
+                        if (j < n) {
+                            want *= beta;
+                            mag *= beta;
+                            for (int q = 0; q < k; q++) {
+                                double x = ta ? a[(size_t)q * lda + i] : a[(size_t)i * lda + q];
+                                double y = tb ? b[(size_t)j * ldb + q] : b[(size_t)q * ldb + j];
+                                want += 0.5 * x * y;
+                                mag += fabs(0.5 * x * y);
+                            }
+                        }
+                        assert_true(fabs(c[(size_t)i * ldc + j] - want) <= 1e-5 * (mag + 1.0));
+                    }
+            }
+            free(a), free(b), free(c0), free(c), free(first);
+        }
+    ccd_set_threads(saved);
+}
+
 static void spmm_matches_plain_products(void **state)
 {
     (void)state;
@@ -352,6 +412,7 @@ int main(void)
         cmocka_unit_test(shuffle_is_a_permutation),
         cmocka_unit_test(csr_from_pairs_sorts_and_deduplicates),
         cmocka_unit_test(graph_is_symmetric_normalised_bipartite),
+        cmocka_unit_test(sgemm_matches_plain_products_on_any_thread_count),
         cmocka_unit_test(spmm_matches_plain_products),
         cmocka_unit_test(adam_matches_reference_recurrence),
         cmocka_unit_test(sampler_respects_exclusions),

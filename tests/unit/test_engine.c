@@ -372,6 +372,7 @@ static void random_streams_never_collide(void **state)
     make_blocks(blocks);
     ccd_config cfg;
     small_config(&cfg);
+    cfg.kd_absent_users = true; /* its stream too */
     ccd_state st;
     ccd_state_init(&st);
     n_traced = 0;
@@ -579,6 +580,89 @@ static void distillation_warm_starts_from_the_student(void **state)
     free_blocks(blocks);
 }
 
+/* kd_absent_users: block 1 has users with no train pair; the extra pass changes D_1, and two
+ * runs with it are bit-identical. */
+static void distillation_covers_absent_users(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    int absent = 0;
+    for (int u = 0; u < blocks[1].n_users; u++)
+        absent += ccd_csr_row_len(&blocks[1].train, u) == 0;
+    assert_true(absent > 0);
+    float *d1[3];
+    ccd_config cfg;
+    small_config(&cfg);
+    const size_t n = (size_t)(USERS[1] + ITEMS[1]) * cfg.student_dim;
+    for (int run = 0; run < 3; run++) {
+        small_config(&cfg);
+        cfg.kd.epochs = 2;
+        cfg.kd_absent_users = run > 0;
+        ccd_state st;
+        ccd_state_init(&st);
+        run_blocks(&st, &cfg, blocks, 0, 2,
+                   run > 0 ? "absent users distilled" : "batch users only");
+        d1[run] = malloc(n * sizeof(float));
+        assert_non_null(d1[run]);
+        memcpy(d1[run], st.distilled, n * sizeof(float));
+        ccd_state_free(&st);
+    }
+    assert_memory_not_equal(d1[0], d1[1], n * sizeof(float));
+    assert_memory_equal(d1[1], d1[2], n * sizeof(float));
+    for (int run = 0; run < 3; run++)
+        free(d1[run]);
+    free_blocks(blocks);
+}
+
+/* kd_hold_absent_users: a warm-started D_1 keeps CL_1's rows of block 1's users with no train
+ * pair, bit for bit, while the other rows are distilled; and the switch changes D_1. */
+static void distillation_holds_absent_users(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    float *d1[2];
+    ccd_config cfg;
+    small_config(&cfg);
+    const int ds = cfg.student_dim;
+    const size_t n = (size_t)(USERS[1] + ITEMS[1]) * ds;
+    for (int run = 0; run < 2; run++) {
+        small_config(&cfg);
+        cfg.kd.epochs = 2;
+        cfg.kd_warm_start = true;
+        cfg.kd_hold_absent_users = run > 0;
+        ccd_state st;
+        ccd_state_init(&st);
+        run_blocks(&st, &cfg, blocks, 0, 2, run > 0 ? "absent users held" : "absent users move");
+        int held = 0, moved = 0;
+        for (int u = 0; u < blocks[1].n_users; u++) {
+            const size_t off = (size_t)u * ds;
+            const bool same = !memcmp(st.distilled + off, st.student + off, ds * sizeof(float));
+            if (ccd_csr_row_len(&blocks[1].train, u) == 0)
+                held += same;
+            else
+                moved += !same;
+        }
+        int absent = 0;
+        for (int u = 0; u < blocks[1].n_users; u++)
+            absent += ccd_csr_row_len(&blocks[1].train, u) == 0;
+        assert_true(absent > 0);
+        if (run > 0)
+            assert_int_equal(held, absent); /* every absent user's row is CL_1's */
+        else
+            assert_true(held < absent); /* without the switch they move */
+        assert_true(moved > 0);         /* the active users are distilled either way */
+        d1[run] = malloc(n * sizeof(float));
+        assert_non_null(d1[run]);
+        memcpy(d1[run], st.distilled, n * sizeof(float));
+        ccd_state_free(&st);
+    }
+    assert_memory_not_equal(d1[0], d1[1], n * sizeof(float));
+    free(d1[0]), free(d1[1]);
+    free_blocks(blocks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +677,8 @@ int main(void)
         cmocka_unit_test(ablation_switches_run),
         cmocka_unit_test(student_starts_from_the_chosen_model),
         cmocka_unit_test(distillation_warm_starts_from_the_student),
+        cmocka_unit_test(distillation_covers_absent_users),
+        cmocka_unit_test(distillation_holds_absent_users),
         cmocka_unit_test(random_streams_never_collide),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
