@@ -37,6 +37,7 @@
 #ifndef CCD_CHECKPOINT_H
 #define CCD_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -121,6 +122,20 @@ typedef struct {
     /* Where a block lives (block -1: where the model's checkpoints live), for messages. */
     void (*where)(const void *impl, const char *model, int block, char *out, size_t outlen);
     void (*close)(void *impl);
+    /* Blobs (teacher_jobs.h; last, so that older positional initialisers stay valid): whole byte
+     * strings under (model, name), name of [A-Za-z0-9._-]. put_blob stores buf atomically (a reader
+     * sees all of it or nothing; durable on return); get_blob: 1 read into a malloc'd buffer, 0
+     * absent, -1 store error (buf NULL: only whether it exists, the same codes); del_blob: 0
+     * (absent too) or -1. Unfenced: the caller puts the owner epoch into the name. */
+    int (*put_blob)(void *impl, const char *model, const char *name, const unsigned char *buf,
+                    size_t len, char *err, size_t errlen);
+    int (*get_blob)(void *impl, const char *model, const char *name, unsigned char **buf,
+                    size_t *len, char *err, size_t errlen);
+    int (*del_blob)(void *impl, const char *model, const char *name, char *err, size_t errlen);
+    /* Delete every blob of model whose name drop(ctx, name) accepts, the leftovers of writes that
+     * died half-way included. The count deleted, or -1. */
+    int (*sweep_blobs)(void *impl, const char *model, bool (*drop)(void *ctx, const char *name),
+                       void *ctx, char *err, size_t errlen);
 } ckpt_backend;
 
 typedef struct {
@@ -165,6 +180,20 @@ int ckpt_store_save(ckpt_store *s, const checkpoint *c, uint64_t epoch, char *er
  * each checkpoint skipped. */
 int ckpt_store_load_latest(ckpt_store *s, const char *model, checkpoint *c,
                            void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err,
+                           size_t errlen);
+
+/* Blobs (see ckpt_backend): the model id and the name are checked here (a name is 1..95 of
+ * [A-Za-z0-9._-], no leading '.'), then the backend's put_blob / get_blob / del_blob runs. */
+int ckpt_store_put_blob(ckpt_store *s, const char *model, const char *name,
+                        const unsigned char *buf, size_t len, char *err, size_t errlen);
+int ckpt_store_get_blob(ckpt_store *s, const char *model, const char *name, unsigned char **buf,
+                        size_t *len, char *err, size_t errlen);
+int ckpt_store_del_blob(ckpt_store *s, const char *model, const char *name, char *err,
+                        size_t errlen);
+/* Delete model's blobs that drop(ctx, name) accepts (a new owner's sweep of what crashed owners
+ * and teachers left, teacher_jobs.c): the count deleted, or -1 with err. */
+int ckpt_store_sweep_blobs(ckpt_store *s, const char *model,
+                           bool (*drop)(void *ctx, const char *name), void *ctx, char *err,
                            size_t errlen);
 
 #endif

@@ -696,13 +696,124 @@ static int dir_get(void *impl, const char *model, int block, unsigned char **buf
     return 1;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* blobs: DIR/<model>/blobs/<name>, written like a checkpoint (temporary file, fsync, rename,
+ * fsync of the directory), so a reader sees a whole blob or none */
+
+static int blob_dir(const dir_store *d, const char *model, char *bdir, char *err, size_t errlen)
+{
+    if ((size_t)snprintf(bdir, PATH_CAP, "%s/%s/blobs", d->dir, model) >= PATH_CAP - NAME_CAP - 1) {
+        errmsg_set(err, errlen, "blob: directory path too long");
+        return -1;
+    }
+    return 0;
+}
+
+static int dir_put_blob(void *impl, const char *model, const char *name, const unsigned char *buf,
+                        size_t len, char *err, size_t errlen)
+{
+    char bdir[PATH_CAP], tname[NAME_CAP + 64];
+    if (blob_dir(impl, model, bdir, err, errlen) != 0 ||
+        checkpoint_make_dirs(bdir, err, errlen) != 0)
+        return -1;
+    int dfd = open(bdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        errmsg_set(err, errlen, "blob: open %s: %s", bdir, strerror(errno));
+        return -1;
+    }
+    snprintf(tname, sizeof tname, ".tmp-%s-%ld-%u", name, (long)getpid(),
+             atomic_fetch_add(&tmp_serial, 1));
+    int fd = openat(dfd, tname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = -1;
+    if (fd < 0) {
+        errmsg_set(err, errlen, "blob: create %s/%s: %s", bdir, tname, strerror(errno));
+    } else {
+        int bad = write_all(fd, buf, len) != 0 || fsync(fd) != 0;
+        int saved = errno;
+        bad = close(fd) != 0 || bad;
+        if (bad) {
+            errmsg_set(err, errlen, "blob: write %s/%s: %s", bdir, tname, strerror(saved));
+            unlinkat(dfd, tname, 0);
+        } else {
+            rc = rename_durably(dfd, bdir, tname, name, err, errlen);
+        }
+    }
+    close(dfd);
+    return rc;
+}
+
+static int dir_get_blob(void *impl, const char *model, const char *name, unsigned char **buf,
+                        size_t *len, char *err, size_t errlen)
+{
+    char bdir[PATH_CAP], path[PATH_CAP + NAME_CAP];
+    if (blob_dir(impl, model, bdir, err, errlen) != 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/%s", bdir, name);
+    struct stat st;
+    if (!buf ? stat(path, &st) == 0 : read_whole_file(path, buf, len) == 0)
+        return 1;
+    if (errno == ENOENT)
+        return 0;
+    errmsg_set(err, errlen, "blob: read %s: %s", path, strerror(errno));
+    return -1;
+}
+
+static int dir_del_blob(void *impl, const char *model, const char *name, char *err, size_t errlen)
+{
+    char bdir[PATH_CAP], path[PATH_CAP + NAME_CAP];
+    if (blob_dir(impl, model, bdir, err, errlen) != 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/%s", bdir, name);
+    if (unlink(path) == 0 || errno == ENOENT)
+        return 0;
+    errmsg_set(err, errlen, "blob: unlink %s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* Every entry of the blob directory: a blob, or ".tmp-<name>-<pid>-<serial>" (a write that died
+ * before its rename), judged by <name>. */
+static int dir_sweep_blobs(void *impl, const char *model, bool (*drop)(void *ctx, const char *name),
+                           void *ctx, char *err, size_t errlen)
+{
+    char bdir[PATH_CAP];
+    if (blob_dir(impl, model, bdir, err, errlen) != 0)
+        return -1;
+    DIR *dp = opendir(bdir);
+    if (!dp) {
+        if (errno == ENOENT)
+            return 0;
+        errmsg_set(err, errlen, "blob: open %s: %s", bdir, strerror(errno));
+        return -1;
+    }
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        char name[sizeof e->d_name];
+        memcpy(name, e->d_name, sizeof name);
+        if (!strncmp(name, ".tmp-", 5)) {
+            memmove(name, name + 5, strlen(name + 5) + 1);
+            for (int dashes = 0; dashes < 2; dashes++) {
+                char *d = strrchr(name, '-');
+                if (d)
+                    *d = '\0';
+            }
+        } else if (name[0] == '.') {
+            continue;
+        }
+        if (drop(ctx, name) && unlinkat(dirfd(dp), e->d_name, 0) == 0)
+            n++;
+    }
+    closedir(dp);
+    return n;
+}
+
 static void dir_close(void *impl)
 {
     free(impl);
 }
 
-static const ckpt_backend dir_backend = {dir_claim, dir_put,   dir_list,
-                                         dir_get,   dir_where, dir_close};
+static const ckpt_backend dir_backend = {dir_claim,    dir_put,        dir_list,     dir_get,
+                                         dir_where,    dir_close,      dir_put_blob, dir_get_blob,
+                                         dir_del_blob, dir_sweep_blobs};
 
 int ckpt_store_open_dir(ckpt_store *s, const char *dir, int keep, char *err, size_t errlen)
 {

@@ -10,6 +10,8 @@
  *                                  proto-max-bulk-len when CONFIG GET is allowed)
  *   P:{M}:ckpt:pending             set of "<blk>:<w>:<chunks>": saves begun, not committed
  *   P:{M}:ckpt:<blk8>              a legacy (single-string) checkpoint, still loaded
+ *   P:{M}:blob:<name>[:<w>:<i>]    a blob's manifest and chunks (teacher jobs; see "blobs")
+ *   P:{M}:blobs                    set of "<name> <w> <chunks>": the blob writes not yet dropped
  * w = "<epoch>.<8 hex>" names one save attempt, so chunk names are never reused: a retry or a
  * re-save of a block writes new keys and never overwrites what a manifest points to.
  *
@@ -690,6 +692,278 @@ static void redis_where(const void *impl, const char *model, int block, char *ou
     snprintf(out, outlen, "Redis key %s", key);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* blobs, chunked like checkpoints (a teacher job's inputs at 16x Yelp pass Redis's 512 MB string
+ * limit): P:{M}:blob:<name> holds the manifest "CCDBLOB1 <w> <chunks> <bytes> <crc32>", written
+ * after its chunks P:{M}:blob:<name>:<w>:<i>, so a reader sees a whole blob or none; w names the
+ * write (attempt_name), so a rewrite never touches the chunks a reader may be fetching, and the
+ * replaced write's chunks are dropped after the new manifest is in. A value without the magic is a
+ * blob of an older worker (one string), read as it is. Every write is listed in the set
+ * P:{M}:blobs as "<name> <w> <chunks>" before its first chunk and removed once its chunks are
+ * dropped, so a sweep (ckpt_store_sweep_blobs) finds the writes that died half-way too. */
+
+#define BLOB_MAGIC "CCDBLOB1 "
+#define BLOB_KEY_CAP 448 /* prefix (127) ":{" model (127) "}:blob:" name (95) ":" w ":" i */
+
+static void blob_key(const redis_store *s, const char *model, const char *name, const char *w,
+                     long i, char *key)
+{
+    if (w)
+        snprintf(key, BLOB_KEY_CAP, "%s:{%s}:blob:%s:%s:%ld", redis_sink_prefix(s->r), model, name,
+                 w, i);
+    else
+        snprintf(key, BLOB_KEY_CAP, "%s:{%s}:blob:%s", redis_sink_prefix(s->r), model, name);
+}
+
+/* VERB of one blob key (the manifest when w is NULL, else chunk i of write w): the reply, or NULL
+ * with err. */
+static redisReply *blob_cmd(redis_store *s, const char *verb, const char *model, const char *name,
+                            const char *w, long i, char *err, size_t errlen)
+{
+    char key[BLOB_KEY_CAP];
+    blob_key(s, model, name, w, i, key);
+    const char *argv[2] = {verb, key};
+    size_t argl[2] = {strlen(verb), strlen(key)};
+    return redis_sink_command(s->r, 2, argv, argl, err, errlen);
+}
+
+typedef struct {
+    char w[W_CAP];
+    long chunks;
+    size_t bytes;
+    unsigned crc;
+} blob_manifest;
+
+/* The manifest of (model, name): 1, 0 when absent, 2 when the key holds an older worker's whole
+ * blob (returned in *legacy when legacy is not NULL), -1 on a store error or a bad manifest. */
+static int blob_manifest_get(redis_store *s, const char *model, const char *name, blob_manifest *bm,
+                             redisReply **legacy, char *err, size_t errlen)
+{
+    redisReply *x = blob_cmd(s, "GET", model, name, NULL, 0, err, errlen);
+    if (!x)
+        return -1;
+    if (x->type != REDIS_REPLY_STRING) {
+        freeReplyObject(x);
+        return 0;
+    }
+    size_t ml = strlen(BLOB_MAGIC);
+    if (x->len < ml || memcmp(x->str, BLOB_MAGIC, ml) != 0) {
+        if (legacy)
+            *legacy = x;
+        else
+            freeReplyObject(x);
+        return 2;
+    }
+    unsigned long long bytes = 0;
+    int ok = x->len < 200 &&
+             sscanf(x->str + ml, "%39s %ld %llu %u", bm->w, &bm->chunks, &bytes, &bm->crc) == 4 &&
+             bm->chunks >= 0 && bm->chunks <= 1000000;
+    bm->bytes = (size_t)bytes;
+    freeReplyObject(x);
+    if (!ok) {
+        errmsg_set(err, errlen, "blob: %s of model %s: bad manifest", name, model);
+        return -1;
+    }
+    return 1;
+}
+
+/* SADD or SREM (verb) of write w's entry in P:{M}:blobs. 0 or -1 with err. */
+static int blob_listing(redis_store *s, const char *verb, const char *model, const char *name,
+                        const char *w, long chunks, char *err, size_t errlen)
+{
+    char key[KEY_CAP], entry[200];
+    model_key(s, model, "blobs", key);
+    snprintf(entry, sizeof entry, "%s %s %ld", name, w, chunks);
+    const char *argv[3] = {verb, key, entry};
+    return run(s->r, 3, argv, err, errlen);
+}
+
+/* Write w's chunks 0..n-1 deleted, then its entry in P:{M}:blobs (best effort: a leftover only
+ * costs memory, and a listed one is swept later). */
+static void blob_forget(redis_store *s, const char *model, const char *name, const char *w, long n)
+{
+    char why[256];
+    for (long i = 0; i < n; i++) {
+        redisReply *x = blob_cmd(s, "UNLINK", model, name, w, i, why, sizeof why);
+        if (x)
+            freeReplyObject(x);
+    }
+    blob_listing(s, "SREM", model, name, w, n, why, sizeof why);
+}
+
+static int redis_put_blob(void *impl, const char *model, const char *name, const unsigned char *buf,
+                          size_t len, char *err, size_t errlen)
+{
+    redis_store *s = impl;
+    size_t cb = chunk_size(s);
+    blob_manifest bm = {
+        .chunks = (long)((len + cb - 1) / cb), .bytes = len, .crc = (unsigned)ccd_crc32(buf, len)};
+    attempt_name(0, bm.w);
+    if (blob_listing(s, "SADD", model, name, bm.w, bm.chunks, err, errlen) != 0)
+        return -1;
+    char key[BLOB_KEY_CAP];
+    for (long i = 0; i < bm.chunks; i++) {
+        size_t off = (size_t)i * cb, part = len - off < cb ? len - off : cb;
+        blob_key(s, model, name, bm.w, i, key);
+        const char *argv[3] = {"SET", key, (const char *)buf + off};
+        size_t argl[3] = {3, strlen(key), part};
+        char why[600];
+        redisReply *x = redis_sink_command(s->r, 3, argv, argl, why, sizeof why);
+        if (!x) {
+            errmsg_set(
+                err, errlen,
+                "blob: SET %s (chunk %ld of %ld, %zu bytes; checkpoint.redis_chunk_bytes = "
+                "%zu; a chunk must fit in the server's proto-max-bulk-len and maxmemory): %s",
+                key, i + 1, bm.chunks, part, s->chunk_bytes, why);
+            blob_forget(s, model, name, bm.w, bm.chunks);
+            return -1;
+        }
+        freeReplyObject(x);
+    }
+    blob_manifest old;
+    char why[256];
+    int had = blob_manifest_get(s, model, name, &old, NULL, why, sizeof why);
+    char man[160];
+    int ml =
+        snprintf(man, sizeof man, BLOB_MAGIC "%s %ld %zu %u", bm.w, bm.chunks, bm.bytes, bm.crc);
+    blob_key(s, model, name, NULL, 0, key);
+    const char *argv[3] = {"SET", key, man};
+    size_t argl[3] = {3, strlen(key), (size_t)ml};
+    redisReply *x = redis_sink_command(s->r, 3, argv, argl, err, errlen);
+    if (!x) {
+        blob_forget(s, model, name, bm.w, bm.chunks);
+        return -1;
+    }
+    freeReplyObject(x);
+    if (had == 1 && strcmp(old.w, bm.w) != 0)
+        blob_forget(s, model, name, old.w, old.chunks);
+    return 0;
+}
+
+/* One read of the blob: 1 (buf, len set), 0 absent, -1 error, 3 a chunk gone (a rewrite replaced
+ * the manifest meanwhile: read again). */
+static int blob_read(redis_store *s, const char *model, const char *name, unsigned char **buf,
+                     size_t *len, char *err, size_t errlen)
+{
+    blob_manifest bm;
+    redisReply *legacy = NULL;
+    int rc = blob_manifest_get(s, model, name, &bm, &legacy, err, errlen);
+    if (rc == 2) {
+        *buf = malloc(legacy->len > 0 ? legacy->len : 1);
+        if (*buf) {
+            memcpy(*buf, legacy->str, legacy->len);
+            *len = legacy->len;
+        }
+        freeReplyObject(legacy);
+        if (!*buf)
+            errmsg_set(err, errlen, "blob: out of memory reading %s", name);
+        return *buf ? 1 : -1;
+    }
+    if (rc != 1)
+        return rc;
+    unsigned char *b = malloc(bm.bytes > 0 ? bm.bytes : 1);
+    if (!b) {
+        errmsg_set(err, errlen, "blob: out of memory reading %s (%zu bytes)", name, bm.bytes);
+        return -1;
+    }
+    size_t got = 0;
+    for (long i = 0; i < bm.chunks; i++) {
+        redisReply *x = blob_cmd(s, "GET", model, name, bm.w, i, err, errlen);
+        if (!x) {
+            free(b);
+            return -1;
+        }
+        if (x->type != REDIS_REPLY_STRING || x->len > bm.bytes - got) {
+            int gone = x->type != REDIS_REPLY_STRING;
+            freeReplyObject(x);
+            free(b);
+            if (gone)
+                return 3;
+            errmsg_set(err, errlen, "blob: %s: chunk %ld runs past the manifest's %zu bytes", name,
+                       i, bm.bytes);
+            return -1;
+        }
+        memcpy(b + got, x->str, x->len);
+        got += x->len;
+        freeReplyObject(x);
+    }
+    if (got != bm.bytes || (unsigned)ccd_crc32(b, got) != bm.crc) {
+        free(b);
+        errmsg_set(err, errlen, "blob: %s: %zu of %zu bytes, or a CRC mismatch", name, got,
+                   bm.bytes);
+        return -1;
+    }
+    *buf = b;
+    *len = got;
+    return 1;
+}
+
+static int redis_get_blob(void *impl, const char *model, const char *name, unsigned char **buf,
+                          size_t *len, char *err, size_t errlen)
+{
+    redis_store *s = impl;
+    if (!buf) {
+        redisReply *x = blob_cmd(s, "EXISTS", model, name, NULL, 0, err, errlen);
+        if (!x)
+            return -1;
+        int rc = x->type == REDIS_REPLY_INTEGER && x->integer > 0;
+        freeReplyObject(x);
+        return rc;
+    }
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int rc = blob_read(s, model, name, buf, len, err, errlen);
+        if (rc != 3)
+            return rc;
+    }
+    errmsg_set(err, errlen, "blob: %s: rewritten during five reads in a row", name);
+    return -1;
+}
+
+static int redis_del_blob(void *impl, const char *model, const char *name, char *err, size_t errlen)
+{
+    redis_store *s = impl;
+    blob_manifest bm;
+    int rc = blob_manifest_get(s, model, name, &bm, NULL, err, errlen);
+    if (rc < 0)
+        return -1;
+    redisReply *x = blob_cmd(s, "DEL", model, name, NULL, 0, err, errlen);
+    if (!x)
+        return -1;
+    freeReplyObject(x);
+    if (rc == 1)
+        blob_forget(s, model, name, bm.w, bm.chunks);
+    return 0;
+}
+
+/* The writes listed in P:{M}:blobs whose name drop() accepts: their manifest, chunks and entry. */
+static int redis_sweep_blobs(void *impl, const char *model,
+                             bool (*drop)(void *ctx, const char *name), void *ctx, char *err,
+                             size_t errlen)
+{
+    redis_store *s = impl;
+    char key[KEY_CAP];
+    model_key(s, model, "blobs", key);
+    const char *argv[2] = {"SMEMBERS", key};
+    size_t argl[2] = {8, strlen(key)};
+    redisReply *x = redis_sink_command(s->r, 2, argv, argl, err, errlen);
+    if (!x)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; x->type == REDIS_REPLY_ARRAY && i < x->elements; i++) {
+        char name[128], w[W_CAP], why[256];
+        long chunks;
+        if (sscanf(elem_str(x, i), "%127s %39s %ld", name, w, &chunks) != 3 || !drop(ctx, name))
+            continue;
+        redisReply *d = blob_cmd(s, "UNLINK", model, name, NULL, 0, why, sizeof why);
+        if (d)
+            freeReplyObject(d);
+        blob_forget(s, model, name, w, chunks > 0 && chunks <= 1000000 ? chunks : 0);
+        n++;
+    }
+    freeReplyObject(x);
+    return n;
+}
+
 static void redis_close(void *impl)
 {
     redis_store *s = impl;
@@ -698,8 +972,9 @@ static void redis_close(void *impl)
     free(s);
 }
 
-static const ckpt_backend redis_backend = {redis_claim, redis_put,   redis_list,
-                                           redis_get,   redis_where, redis_close};
+static const ckpt_backend redis_backend = {
+    redis_claim, redis_put,      redis_list,     redis_get,      redis_where,
+    redis_close, redis_put_blob, redis_get_blob, redis_del_blob, redis_sweep_blobs};
 
 int ckpt_store_open_redis(ckpt_store *s, redis_sink *sink, int keep, size_t chunk_bytes, char *err,
                           size_t errlen)

@@ -146,3 +146,60 @@ void ckpt_store_close(ckpt_store *s)
         s->be->close(s->impl);
     memset(s, 0, sizeof *s);
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* blobs */
+
+static int check_blob(const char *model, const char *name, char *err, size_t errlen)
+{
+    if (check_model(model, err, errlen) != 0)
+        return -1;
+    size_t n = strnlen(name, 96);
+    if (n < 96 && model_id_valid(name, n))
+        return 0;
+    errmsg_set(err, errlen, "blob: bad name \"%.95s\"", name);
+    return -1;
+}
+
+int ckpt_store_put_blob(ckpt_store *s, const char *model, const char *name,
+                        const unsigned char *buf, size_t len, char *err, size_t errlen)
+{
+    if (check_blob(model, name, err, errlen) != 0)
+        return -1;
+    if (!s->be->put_blob) {
+        errmsg_set(err, errlen, "blob: this store keeps no blobs");
+        return -1;
+    }
+    return s->be->put_blob(s->impl, model, name, buf, len, err, errlen);
+}
+
+int ckpt_store_get_blob(ckpt_store *s, const char *model, const char *name, unsigned char **buf,
+                        size_t *len, char *err, size_t errlen)
+{
+    if (buf) {
+        *buf = NULL;
+        *len = 0;
+    }
+    if (check_blob(model, name, err, errlen) != 0 || !s->be->get_blob)
+        return -1;
+    return s->be->get_blob(s->impl, model, name, buf, len, err, errlen);
+}
+
+int ckpt_store_del_blob(ckpt_store *s, const char *model, const char *name, char *err,
+                        size_t errlen)
+{
+    if (check_blob(model, name, err, errlen) != 0 || !s->be->del_blob)
+        return -1;
+    return s->be->del_blob(s->impl, model, name, err, errlen);
+}
+
+int ckpt_store_sweep_blobs(ckpt_store *s, const char *model,
+                           bool (*drop)(void *ctx, const char *name), void *ctx, char *err,
+                           size_t errlen)
+{
+    if (check_model(model, err, errlen) != 0)
+        return -1;
+    if (!s->be->sweep_blobs)
+        return 0;
+    return s->be->sweep_blobs(s->impl, model, drop, ctx, err, errlen);
+}

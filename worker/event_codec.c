@@ -58,12 +58,16 @@ struct event_codec {
     avro_schema_t reader;
     avro_value_iface_t *reader_class; /* for encoding */
     avro_value_t enc;
+    avro_schema_t enc_schema; /* event_codec_encode_as's schema, or NULL: the reader's */
+    size_t enc_extra;         /* its fields beyond the reader's (written null) */
     avro_reader_t in;
     int64_t min_time_ms, max_time_ms;
     writer_entry raw;
     writer_entry *writers;
     size_t n_writers;
-    event_reject last_reject; /* why the last event_decode failed */
+    event_reject last_reject;   /* why the last event_decode failed */
+    event_schema_lookup lookup; /* unknown Confluent ids, or NULL */
+    void *lookup_ctx;
 };
 
 /* ---- allocator guard ---------------------------------------------------------------------- */
@@ -99,11 +103,36 @@ static avro_schema_t deref(avro_schema_t s)
     return s;
 }
 
+/* A record's field by name, or NULL. Avro-C's avro_schema_record_field_get does not check its
+ * lookup and returns a wild pointer for a name the record lacks. */
+static avro_schema_t field_get(avro_schema_t record, const char *name)
+{
+    int i = avro_schema_record_field_get_index(record, name);
+    return i < 0 ? NULL : avro_schema_record_field_get_by_index(record, i);
+}
+
 static bool nullable(avro_schema_t s)
 {
     s = deref(s);
     return is_avro_union(s) && avro_schema_union_size(s) > 0 &&
            is_avro_null(deref(avro_schema_union_branch(s, 0)));
+}
+
+/* Parse a schema's JSON text; what names the source in messages (a path, "schema id 7"). */
+static int parse_schema(const char *json, size_t n, const char *what, avro_schema_t *out, char *err,
+                        size_t errlen)
+{
+    if (avro_schema_from_json_length(json, n, out) != 0) {
+        errmsg_set(err, errlen, "%s: not a valid Avro schema: %s", what, avro_strerror());
+        return -1;
+    }
+    if (!is_avro_record(*out)) {
+        errmsg_set(err, errlen, "%s: top-level type is %s, not a record", what,
+                   avro_schema_type_name(*out));
+        avro_schema_decref(*out);
+        return -1;
+    }
+    return 0;
 }
 
 static int load_schema(const char *path, avro_schema_t *out, char *err, size_t errlen)
@@ -125,19 +154,9 @@ static int load_schema(const char *path, avro_schema_t *out, char *err, size_t e
         free(json);
         return -1;
     }
-    int rc = avro_schema_from_json_length(json, n, out);
+    int rc = parse_schema(json, n, path, out, err, errlen);
     free(json);
-    if (rc != 0) {
-        errmsg_set(err, errlen, "%s: not a valid Avro schema: %s", path, avro_strerror());
-        return -1;
-    }
-    if (!is_avro_record(*out)) {
-        errmsg_set(err, errlen, "%s: top-level type is %s, not a record", path,
-                   avro_schema_type_name(*out));
-        avro_schema_decref(*out);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 /* Smallest encoding of a value of s, in bytes. Schemas are known not to be recursive. */
@@ -464,8 +483,7 @@ static int writer_bad_branches(writer_entry *w, avro_schema_t reader, avro_schem
     }
     for (size_t i = 0; i < w->n_fields; i++) {
         avro_schema_t f = deref(avro_schema_record_field_get_by_index(ws, (int)i));
-        avro_schema_t rf =
-            avro_schema_record_field_get(reader, avro_schema_record_field_name(ws, (int)i));
+        avro_schema_t rf = field_get(reader, avro_schema_record_field_name(ws, (int)i));
         if (!rf || !is_avro_union(f))
             continue;
         size_t nb = avro_schema_union_size(f);
@@ -540,7 +558,7 @@ static int check_reader(avro_schema_t r, const char *path, char *err, size_t err
         return -1;
     }
     for (size_t i = 0; i < N_READER_FIELDS; i++) {
-        avro_schema_t f = avro_schema_record_field_get(r, reader_fields[i].name);
+        avro_schema_t f = field_get(r, reader_fields[i].name);
         bool ok = f && avro_typeof(f = deref(f)) == reader_fields[i].type;
         if (ok && reader_fields[i].type == AVRO_UNION)
             ok = avro_schema_union_size(f) == 2 && nullable(f) &&
@@ -603,6 +621,8 @@ void event_codec_free(event_codec *c)
         avro_value_decref(&c->enc);
     if (c->reader_class)
         avro_value_iface_decref(c->reader_class);
+    if (c->enc_schema)
+        avro_schema_decref(c->enc_schema);
     if (c->reader)
         avro_schema_decref(c->reader);
     free(c);
@@ -616,39 +636,99 @@ static writer_entry *find_writer(event_codec *c, int32_t id)
     return NULL;
 }
 
-int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_schema_path,
-                         char *err, size_t errlen)
+/* Add writer schema ws (a reference is taken) under schema_id; what names its source. */
+static int add_writer(event_codec *c, int32_t schema_id, avro_schema_t ws, const char *what,
+                      char *err, size_t errlen)
 {
-    if (schema_id < 0) {
-        errmsg_set(err, errlen, "%s: schema id %" PRId32 " is negative", writer_schema_path,
-                   schema_id);
-        return -1;
-    }
-    if (find_writer(c, schema_id)) {
-        errmsg_set(err, errlen, "%s: schema id %" PRId32 " is already registered",
-                   writer_schema_path, schema_id);
-        return -1;
-    }
-    avro_schema_t ws;
-    if (load_schema(writer_schema_path, &ws, err, errlen))
-        return -1;
     writer_entry *grown = realloc(c->writers, (c->n_writers + 1) * sizeof *grown);
     if (!grown) {
-        avro_schema_decref(ws);
-        errmsg_set(err, errlen, "%s: out of memory", writer_schema_path);
+        errmsg_set(err, errlen, "%s: out of memory", what);
         return -1;
     }
     c->writers = grown;
     char why[256];
-    int rc = writer_init(&c->writers[c->n_writers], c->reader, ws, schema_id, why, sizeof why);
-    avro_schema_decref(ws);
-    if (rc) {
-        errmsg_set(err, errlen, "%s (schema id %" PRId32 "): %s", writer_schema_path, schema_id,
-                   why);
+    if (writer_init(&c->writers[c->n_writers], c->reader, ws, schema_id, why, sizeof why)) {
+        errmsg_set(err, errlen, "%s (schema id %" PRId32 "): %s", what, schema_id, why);
         return -1;
     }
     c->n_writers++;
     return 0;
+}
+
+static int check_new_id(event_codec *c, int32_t schema_id, const char *what, char *err,
+                        size_t errlen)
+{
+    if (schema_id < 0) {
+        errmsg_set(err, errlen, "%s: schema id %" PRId32 " is negative", what, schema_id);
+        return -1;
+    }
+    if (find_writer(c, schema_id)) {
+        errmsg_set(err, errlen, "%s: schema id %" PRId32 " is already registered", what, schema_id);
+        return -1;
+    }
+    return 0;
+}
+
+int event_codec_register(event_codec *c, int32_t schema_id, const char *writer_schema_path,
+                         char *err, size_t errlen)
+{
+    avro_schema_t ws;
+    if (check_new_id(c, schema_id, writer_schema_path, err, errlen) ||
+        load_schema(writer_schema_path, &ws, err, errlen))
+        return -1;
+    int rc = add_writer(c, schema_id, ws, writer_schema_path, err, errlen);
+    avro_schema_decref(ws);
+    return rc;
+}
+
+int event_codec_register_json(event_codec *c, int32_t schema_id, const char *json, size_t len,
+                              char *err, size_t errlen)
+{
+    char what[32];
+    snprintf(what, sizeof what, "schema id %" PRId32, schema_id);
+    if (len > MAX_SCHEMA_FILE) {
+        errmsg_set(err, errlen, "%s: schema too large", what);
+        return -1;
+    }
+    avro_schema_t ws;
+    if (check_new_id(c, schema_id, what, err, errlen) ||
+        parse_schema(json, len, what, &ws, err, errlen))
+        return -1;
+    int rc = add_writer(c, schema_id, ws, what, err, errlen);
+    avro_schema_decref(ws);
+    return rc;
+}
+
+void event_codec_set_lookup(event_codec *c, event_schema_lookup lookup, void *ctx)
+{
+    c->lookup = lookup;
+    c->lookup_ctx = ctx;
+}
+
+/* The writer of an id the codec has not seen: asks the lookup (the schema registry), registers
+ * what it returns, and reports a schema that does not resolve back to the lookup (so that it is
+ * not fetched again for every message). NULL with reason and c->last_reject set otherwise. */
+static writer_entry *lookup_writer(event_codec *c, int32_t id, char *reason, size_t reasonlen)
+{
+    c->last_reject = EVENT_REJECT_SCHEMA;
+    if (!c->lookup) {
+        errmsg_set(reason, reasonlen, "unknown schema id %" PRId32, id);
+        return NULL;
+    }
+    char *json = NULL;
+    size_t len = 0;
+    event_lookup_result r = c->lookup(c->lookup_ctx, id, &json, &len, reason, reasonlen);
+    if (r == EVENT_LOOKUP_UNAVAILABLE)
+        c->last_reject = EVENT_REJECT_RETRY;
+    if (r != EVENT_LOOKUP_FOUND)
+        return NULL;
+    int rc = event_codec_register_json(c, id, json, len, reason, reasonlen);
+    free(json);
+    if (rc != 0) {
+        c->lookup(c->lookup_ctx, id, NULL, NULL, reason, reasonlen); /* remember the refusal */
+        return NULL;
+    }
+    return &c->writers[c->n_writers - 1];
 }
 
 /* Ids: non-empty, at most EVENT_MAX_ID bytes, no NUL or control characters. */
@@ -791,11 +871,8 @@ int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, 
         int32_t id =
             (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
         w = find_writer(c, id);
-        if (!w) {
-            errmsg_set(reason, reasonlen, "unknown schema id %" PRId32, id);
-            c->last_reject = EVENT_REJECT_SCHEMA;
+        if (!w && !(w = lookup_writer(c, id, reason, reasonlen)))
             return -1;
-        }
         p += 5;
         len -= 5;
     }
@@ -808,6 +885,67 @@ int event_decode(event_codec *c, event_format fmt, const void *buf, size_t len, 
         return -1;
     }
     return extract(c, w, ev, reason, reasonlen);
+}
+
+int event_codec_encode_as(event_codec *c, const char *writer_schema_path, char *err, size_t errlen)
+{
+    avro_schema_t ws;
+    if (load_schema(writer_schema_path, &ws, err, errlen))
+        return -1;
+    size_t extra = 0;
+    for (size_t i = 0; i < avro_schema_record_size(ws); i++) {
+        const char *name = avro_schema_record_field_name(ws, (int)i);
+        avro_schema_t f = avro_schema_record_field_get_by_index(ws, (int)i);
+        avro_schema_t rf = field_get(c->reader, name);
+        bool ok = rf ? avro_schema_equal(deref(f), deref(rf)) : nullable(f);
+        if (!ok) {
+            errmsg_set(err, errlen, "%s: field %s must be the reader's, or optional (null first)",
+                       writer_schema_path, name);
+            avro_schema_decref(ws);
+            return -1;
+        }
+        extra += !rf;
+    }
+    if (avro_schema_record_size(ws) != avro_schema_record_size(c->reader) + extra) {
+        errmsg_set(err, errlen, "%s: lacks fields of the reader schema", writer_schema_path);
+        avro_schema_decref(ws);
+        return -1;
+    }
+    avro_value_iface_t *cls = avro_generic_class_from_schema(ws);
+    avro_value_t v;
+    if (!cls || avro_generic_value_new(cls, &v)) {
+        errmsg_set(err, errlen, "%s: %s", writer_schema_path, avro_strerror());
+        if (cls)
+            avro_value_iface_decref(cls);
+        avro_schema_decref(ws);
+        return -1;
+    }
+    avro_value_decref(&c->enc);
+    avro_value_iface_decref(c->reader_class);
+    if (c->enc_schema)
+        avro_schema_decref(c->enc_schema);
+    c->reader_class = cls;
+    c->enc = v;
+    c->enc_schema = ws;
+    c->enc_extra = extra;
+    return 0;
+}
+
+/* The encoding schema's fields that the reader lacks: null (their first branch). */
+static int set_extra_null(event_codec *c)
+{
+    if (!c->enc_schema)
+        return 0;
+    for (size_t i = 0; i < avro_schema_record_size(c->enc_schema); i++) {
+        const char *name = avro_schema_record_field_name(c->enc_schema, (int)i);
+        avro_value_t f, b;
+        if (field_get(c->reader, name))
+            continue;
+        if (avro_value_get_by_name(&c->enc, name, &f, NULL) || avro_value_set_branch(&f, 0, &b) ||
+            avro_value_set_null(&b))
+            return -1;
+    }
+    return 0;
 }
 
 static int set_text(avro_value_t *rec, const char *name, const char *s)
@@ -842,14 +980,15 @@ int event_encode(event_codec *c, const ccd_event *ev, int32_t schema_id, unsigne
                       : avro_value_set_null(&b)) ||
         avro_value_get_by_name(rec, "weight", &f, NULL) ||
         avro_value_set_branch(&f, ev->has_weight, &b) ||
-        (ev->has_weight ? avro_value_set_float(&b, ev->weight) : avro_value_set_null(&b))) {
+        (ev->has_weight ? avro_value_set_float(&b, ev->weight) : avro_value_set_null(&b)) ||
+        set_extra_null(c)) {
         errmsg_set(err, errlen, "encode: %s", avro_strerror());
         return -1;
     }
 
     /* Varint lengths and longs take at most 10 bytes, union indexes 1, the float 4. */
     size_t head = schema_id >= 0 ? 5 : 0;
-    size_t cap = head + (10 + ulen) + (10 + ilen) + 10 + (1 + 10 + tlen) + (1 + 4);
+    size_t cap = head + (10 + ulen) + (10 + ilen) + 10 + (1 + 10 + tlen) + (1 + 4) + c->enc_extra;
     unsigned char *buf = malloc(cap);
     avro_writer_t wr =
         buf ? avro_writer_memory((const char *)buf + head, (int64_t)(cap - head)) : NULL;
@@ -897,7 +1036,7 @@ event_reject event_last_reject(const event_codec *c)
 
 const char *event_reject_name(event_reject r)
 {
-    static const char *const names[] = {"none", "frame", "unknown_schema", "undecodable",
-                                        "invalid_field"};
-    return r >= EVENT_REJECT_NONE && r <= EVENT_REJECT_FIELD ? names[r] : "?";
+    static const char *const names[] = {"none",        "frame",         "unknown_schema",
+                                        "undecodable", "invalid_field", "registry_unavailable"};
+    return r >= EVENT_REJECT_NONE && r <= EVENT_REJECT_RETRY ? names[r] : "?";
 }

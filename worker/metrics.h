@@ -55,9 +55,13 @@ typedef struct {
     double holdout_recall20, holdout_ndcg20;
     metrics_histogram block_seconds;   /* a block's whole run: window closed -> checkpointed */
     metrics_histogram publish_seconds; /* writing a student's version to Redis */
-    /* freshness: from a window's close, and from its newest event's arrival, to the student that
-     * contains it going live (queueing behind earlier blocks' slow paths included) */
-    metrics_histogram fresh_close_seconds, fresh_event_seconds;
+    /* freshness: from a window's close, and from its newest event's arrival, to the first version
+     * of its block going live (provisional or exact: worker/fastpath.h), and from the close to the
+     * exact version being published (queueing behind earlier blocks' slow paths included) */
+    metrics_histogram fresh_close_seconds, fresh_event_seconds, fresh_exact_close_seconds;
+    int first_live_next;           /* the lowest block whose first version has not gone live yet */
+    int64_t provisional_published; /* provisional versions that went live */
+    int64_t exact_behind;          /* exact versions listed behind a newer live provisional one */
     int64_t backlog; /* closed windows of the model not yet folded (the one training included) */
 } metrics_model;
 
@@ -81,6 +85,15 @@ typedef struct {
      * epochs raised, checkpoints that landed after a newer claim; claims; partitions fenced now */
     int64_t fenced_publish, fenced_checkpoint, stale_refused, fence_raised, checkpoints_landed_late;
     int64_t owner_claims, fenced_partitions;
+    /* teacher jobs (teacher_jobs.h): sent by the owner; done, failed, skipped by the teacher
+     * role; seconds training teachers (teacher role) and waiting for them (owner) */
+    int64_t teacher_jobs_produced, teacher_jobs_done, teacher_jobs_failed, teacher_jobs_skipped;
+    double teacher_seconds_total, teacher_last_seconds, teacher_wait_seconds_total;
+    /* schema registry (schema_registry.h): HTTP requests and their outcomes, lookups answered
+     * from the negative cache, whether the last request worked (1 when no registry is set), and
+     * messages held for a retry because it was unavailable; partitions held now */
+    int64_t registry_requests, registry_found, registry_missing, registry_errors;
+    int64_t registry_cache_hits, registry_up, registry_retries, registry_held_partitions;
     /* consumer lag per assigned partition: high watermark - position */
     int n_parts;
     struct {

@@ -2,9 +2,9 @@
  *
  * The scripts share a prelude: fenced(k) builds the refusal (the holder's fields and the server's
  * time, so the message can say how long ago the holder claimed). Replies are arrays: {1, "OK" |
- * "RAISED"} for a write done, {0, "FENCED", epoch, member, source, claimed_ms, now_ms} and
- * {0, "STALE", live_block} for a refusal. Numbers leave the scripts as strings made with %d, never
- * through Lua's number formatting. */
+ * "RAISED"[, switched "1" | "0"]} for a write done, {0, "FENCED", epoch, member, source,
+ * claimed_ms, now_ms} and {0, "STALE", live_block} for a refusal. Numbers leave the scripts as
+ * strings made with %d, never through Lua's number formatting. */
 #include "owner.h"
 
 #include <hiredis/hiredis.h>
@@ -37,25 +37,50 @@ static const char *const script_src[S_COUNT] = {
     PRELUDE "if not owns(KEYS[1], ARGV[1]) then return fenced(KEYS[1]) end\n"
             "if #KEYS > 1 then redis.call('UNLINK', unpack(KEYS, 2)) end\n"
             "return {1, 'OK'}\n",
-    /* publish_commit  KEYS: owner, versions, current, v<N>:meta   ARGV: epoch, N, block, channel */
+    /* publish_commit  KEYS: owner, versions, current, v<N>:meta
+     *                 ARGV: epoch, N, block, channel, provisional ("1") or exact ("0") */
     PRELUDE "local mine = tonumber(ARGV[1])\n"
             "local stored = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')\n"
             "if mine < stored then return fenced(KEYS[1]) end\n"
             "local live = tonumber(redis.call('HGET', KEYS[1], 'block') or '-1')\n"
-            "if tonumber(ARGV[3]) < live then return {0, 'STALE', string.format('%d', live)} end\n"
+            "local livep = redis.call('HGET', KEYS[1], 'provisional') == '1'\n"
+            "local exact = redis.call('HGET', KEYS[1], 'exact_block')\n"
+            "if not exact then exact = livep and '-1' or tostring(live) end\n"
+            "exact = tonumber(exact)\n"
+            "local blk, prov, switch = tonumber(ARGV[3]), ARGV[5] == '1', true\n"
+            "if prov then\n"
+            "  if blk < live or (blk == live and not livep) or blk <= exact then\n"
+            "    return {0, 'STALE', string.format('%d', live)}\n"
+            "  end\n"
+            "else\n"
+            "  if blk < exact then return {0, 'STALE', string.format('%d', exact)} end\n"
+            "  switch = blk >= live\n"
+            "end\n"
             "if redis.call('EXISTS', KEYS[4]) == 0 then\n"
             "  return redis.error_reply('ERR ccd: the meta of v' .. ARGV[2] .. ' is missing')\n"
             "end\n"
             "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[2])\n"
-            "redis.call('SET', KEYS[3], ARGV[2])\n"
-            "redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'block', ARGV[3], 'version', ARGV[2])\n"
-            "redis.call('PUBLISH', ARGV[4], ARGV[2])\n"
-            "if mine > stored then return {1, 'RAISED'} end\n"
-            "return {1, 'OK'}\n",
-    /* prune  KEYS: owner, versions, the old versions' keys   ARGV: epoch, the version numbers */
+            "redis.call('HSET', KEYS[1], 'epoch', ARGV[1])\n"
+            "if not prov then redis.call('HSET', KEYS[1], 'exact_block', ARGV[3]) end\n"
+            "if switch then\n"
+            "  redis.call('SET', KEYS[3], ARGV[2])\n"
+            "  redis.call('HSET', KEYS[1], 'block', ARGV[3], 'version', ARGV[2], 'provisional',\n"
+            "             ARGV[5])\n"
+            "  redis.call('PUBLISH', ARGV[4], ARGV[2])\n"
+            "end\n"
+            "return {1, mine > stored and 'RAISED' or 'OK', switch and '1' or '0'}\n",
+    /* prune  KEYS: owner, versions, current, the old versions' keys (three each)
+     *        ARGV: epoch, the version numbers. `current` is never pruned: an exact version of an
+     *        older block listed after it (a provisional one is live) has a higher number. */
     PRELUDE "if not owns(KEYS[1], ARGV[1]) then return fenced(KEYS[1]) end\n"
-            "for i = 2, #ARGV do redis.call('ZREM', KEYS[2], ARGV[i]) end\n"
-            "if #KEYS > 2 then redis.call('UNLINK', unpack(KEYS, 3)) end\n"
+            "local cur = redis.call('GET', KEYS[3])\n"
+            "for i = 2, #ARGV do\n"
+            "  if ARGV[i] ~= cur then\n"
+            "    local b = 3 + (i - 2) * 3\n"
+            "    redis.call('ZREM', KEYS[2], ARGV[i])\n"
+            "    redis.call('UNLINK', KEYS[b + 1], KEYS[b + 2], KEYS[b + 3])\n"
+            "  end\n"
+            "end\n"
             "return {1, 'OK'}\n",
     /* adopt  KEYS: owner   ARGV: epoch, member, source, live block hint ("" when none) */
     PRELUDE "if not owns(KEYS[1], ARGV[1]) then return fenced(KEYS[1]) end\n"
@@ -115,6 +140,8 @@ static int script_result(redisReply *r, int id, owner_outcome *o, char *err, siz
         errmsg_set(err, errlen, "redis: unexpected reply from script %s", script_name[id]);
     } else if (r->element[0]->integer == 1) {
         o->raised = strcmp(r->element[1]->str, "RAISED") == 0;
+        o->behind = r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING &&
+                    strcmp(r->element[2]->str, "0") == 0;
         rc = 0;
     } else if (strcmp(r->element[1]->str, "STALE") == 0 && r->elements >= 3) {
         o->stale = true;
@@ -219,10 +246,10 @@ int owner_delete_orphans(redis_sink *s, const char *model, uint64_t epoch, int64
 }
 
 int owner_publish_commit(redis_sink *s, const char *model, uint64_t epoch, int64_t n, int block,
-                         owner_outcome *o, char *err, size_t errlen)
+                         bool provisional, owner_outcome *o, char *err, size_t errlen)
 {
     callbuf c;
-    if (cb_init(&c, 8, err, errlen) != 0)
+    if (cb_init(&c, 9, err, errlen) != 0)
         return -1;
     const char *pre = redis_sink_prefix(s);
     cb_add(&c, "%s:{%s}:owner", pre, model);
@@ -233,6 +260,7 @@ int owner_publish_commit(redis_sink *s, const char *model, uint64_t epoch, int64
     cb_add(&c, "%" PRId64, n);
     cb_add(&c, "%d", block);
     cb_add(&c, "%s:{%s}:updates", pre, model);
+    cb_add(&c, "%s", provisional ? "1" : "0");
     redisReply *r = script_call(s, S_COMMIT, 4, c.argc, c.argv, err, errlen);
     int rc = r ? script_result(r, S_COMMIT, o, err, errlen) : -1;
     cb_free(&c);
@@ -243,7 +271,7 @@ int owner_prune(redis_sink *s, const char *model, uint64_t epoch, const int64_t 
                 owner_outcome *o, char *err, size_t errlen)
 {
     callbuf c;
-    if (cb_init(&c, 3 + 4 * CHUNK, err, errlen) != 0)
+    if (cb_init(&c, 4 + 4 * CHUNK, err, errlen) != 0)
         return -1;
     int rc = 0;
     for (size_t at = 0; at < nv && rc == 0; at += CHUNK) {
@@ -251,6 +279,7 @@ int owner_prune(redis_sink *s, const char *model, uint64_t epoch, const int64_t 
         c.argc = 3;
         cb_add(&c, "%s:{%s}:owner", redis_sink_prefix(s), model);
         cb_add(&c, "%s:{%s}:versions", redis_sink_prefix(s), model);
+        cb_add(&c, "%s:{%s}:current", redis_sink_prefix(s), model);
         for (size_t i = 0; i < m; i++)
             cb_add_version_keys(&c, s, model, vers[at + i]);
         int nkeys = c.argc - 3;

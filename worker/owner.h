@@ -12,10 +12,12 @@
  *                   record was lost, e.g. a Redis failover that dropped the claim).
  * The scripts: delete_orphans (the unlisted versions in (newest, N]), publish_commit (ZADD
  * versions, SET current, HSET owner block/version/epoch, PUBLISH, in one step; also refuses a
- * block below owner.block: `current` never moves back, "stale"), prune (ZREM then UNLINK the old
- * versions), adopt (store an epoch minted elsewhere, the directory checkpoint store's, with our
- * member and source; refused when the stored epoch is higher). Each script declares every key it
- * touches in KEYS, all under the {M} hash tag (one cluster slot); the channel is an argument.
+ * block below owner.block: `current` never moves back, "stale"; an exact version of a block below
+ * a live provisional one is listed without the switch), prune (ZREM then UNLINK the old
+ * versions, never the current one), adopt (store an epoch minted elsewhere, the directory
+ * checkpoint store's, with our member and source; refused when the stored epoch is higher). Each
+ * script declares every key it touches in KEYS, all under the {M} hash tag (one cluster slot); the
+ * channel is an argument.
  *
  * Scripts are sent once with SCRIPT LOAD and called with EVALSHA through redis_script.h (a
  * NOSCRIPT reply, after a failover to a node without the script cache or a SCRIPT FLUSH, loads
@@ -44,6 +46,8 @@ void owner_scripts_init(owner_scripts *sc);
 typedef struct owner_outcome {
     bool stale;           /* refused for the block (below owner.block), not for the epoch */
     bool raised;          /* (success) our epoch was above the stored one, and is now stored */
+    bool behind;          /* (success) an exact version of a block below the live provisional one:
+                             listed (readable by number) but `current` did not move */
     uint64_t held_epoch;  /* the stored epoch */
     char member[128];     /* the holder's member id ("" when unknown) */
     char source[300];     /* the holder's topic/partition */
@@ -56,11 +60,17 @@ typedef struct owner_outcome {
 int owner_delete_orphans(redis_sink *s, const char *model, uint64_t epoch, int64_t lo, int64_t hi,
                          owner_outcome *o, char *err, size_t errlen);
 
-/* List version n (its meta must exist), switch `current` to it, record block/version/epoch in the
- * owner record and announce n on P:{M}:updates, if epoch owns the model and block is not below the
- * live block (an equal block is a re-publication and passes). 0, -1 or OWNER_FENCED. */
+/* List version n (its meta must exist), switch `current` to it, record block/version/epoch/
+ * provisional in the owner record and announce n on P:{M}:updates, if epoch owns the model.
+ * The owner record also holds exact_block, the newest exact block published. By kind:
+ *   exact:       block >= live block: switched (an equal block replaces a provisional version or
+ *                is a re-publication); exact_block <= block < live block (a provisional version
+ *                of a newer block is live): listed only, o->behind; block < exact_block: STALE.
+ *   provisional: block > live block, or = live block while a provisional one is live, and above
+ *                exact_block: switched; otherwise STALE (superseded, nothing listed).
+ * 0, -1 or OWNER_FENCED (o->stale for the block rules). */
 int owner_publish_commit(redis_sink *s, const char *model, uint64_t epoch, int64_t n, int block,
-                         owner_outcome *o, char *err, size_t errlen);
+                         bool provisional, owner_outcome *o, char *err, size_t errlen);
 
 /* ZREM vers[0..nv) from `versions`, then UNLINK their keys, if epoch owns the model. */
 int owner_prune(redis_sink *s, const char *model, uint64_t epoch, const int64_t *vers, size_t nv,

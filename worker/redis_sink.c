@@ -18,7 +18,8 @@
  *   5. publish_commit (owner.c), one script: checks the epoch and that the block is not below the
  *      live one, then ZADD versions N N, SET current N, HSET owner block/version/epoch, PUBLISH
  *      P:{M}:updates "N". `current` never names a version that is not listed, no version is
- *      listed before it is complete, and `current` never moves to a lower block.
+ *      listed before it is complete, and `current` never moves to a lower block. An exact
+ *      version of a block below a live provisional one is listed without the switch (owner.h).
  *   6. Prune (fenced script): the complete versions older than the newest keep_versions are
  *      ZREMed and then UNLINKed (ZREM first, so `versions` never lists keys that are gone).
  * A failure or a refusal before step 5 removes the partial version (best effort; the next
@@ -75,8 +76,8 @@ struct redis_sink {
 };
 
 /* Meta fields the sink writes itself; a caller's extra field may not reuse them. */
-static const char *const reserved_meta[] = {"dim",   "dtype", "users",
-                                            "items", "block", "created_ms"};
+static const char *const reserved_meta[] = {"dim",   "dtype",      "users",      "items",
+                                            "block", "created_ms", "provisional"};
 
 /* A non-negative decimal (what the sink stores) without sign, spaces or overflow. */
 static int parse_u63(const char *p, size_t len, int64_t *out)
@@ -663,9 +664,10 @@ static int write_meta(redis_sink *s, const redis_version *v, int64_t n, char *er
     snprintf(items, sizeof items, "%d", v->n_items);
     snprintf(block, sizeof block, "%d", v->block);
     snprintf(created, sizeof created, "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-    const char *fixed[12] = {"dim",   dim,   "dtype", "f32le", "users",      users,
-                             "items", items, "block", block,   "created_ms", created};
-    int argc = 2 + 12 + 2 * v->n_meta;
+    const char *fixed[14] = {
+        "dim", dim,     "dtype", "f32le",      "users", users,         "items",
+        items, "block", block,   "created_ms", created, "provisional", v->provisional ? "1" : "0"};
+    int argc = 2 + 14 + 2 * v->n_meta;
     const char **argv = malloc((size_t)argc * sizeof *argv);
     size_t *len = malloc((size_t)argc * sizeof *len);
     if (!argv || !len) {
@@ -675,11 +677,11 @@ static int write_meta(redis_sink *s, const redis_version *v, int64_t n, char *er
     }
     argv[0] = "HSET", len[0] = 4;
     argv[1] = key, len[1] = version_key(key, s, v->model, n, "meta");
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < 14; i++)
         argv[2 + i] = fixed[i], len[2 + i] = strlen(fixed[i]);
     for (int i = 0; i < v->n_meta; i++) {
-        argv[14 + 2 * i] = v->meta_names[i], len[14 + 2 * i] = strlen(v->meta_names[i]);
-        argv[15 + 2 * i] = v->meta_values[i], len[15 + 2 * i] = strlen(v->meta_values[i]);
+        argv[16 + 2 * i] = v->meta_names[i], len[16 + 2 * i] = strlen(v->meta_names[i]);
+        argv[17 + 2 * i] = v->meta_values[i], len[17 + 2 * i] = strlen(v->meta_values[i]);
     }
     pipeline p = {.s = s, .what = "HSET meta", .err = err, .errlen = errlen};
     int rc = pipe_append(&p, argc, argv, len);
@@ -781,7 +783,7 @@ int64_t redis_publish(redis_sink *s, const redis_version *v, char *err, size_t e
     test_pause("publish_switch", model, v->block);
     /* Step 5: ZADD, SET current, the owner record and PUBLISH in one fenced script. A refusal
      * leaves v<N> unlisted: ours to remove (N was handed out to us alone). */
-    rc = owner_publish_commit(s, model, v->epoch, n, v->block, o, err, errlen);
+    rc = owner_publish_commit(s, model, v->epoch, n, v->block, v->provisional, o, err, errlen);
     if (rc != 0) {
         discard_partial(s, model, n);
         return rc == OWNER_FENCED ? fenced(s, v, n, "switch to", o, err, errlen) : -1;

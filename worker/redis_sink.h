@@ -5,10 +5,14 @@
  *   P:{M}:seq            INCR counter that hands out version numbers (1, 2, ...)
  *   P:{M}:v<N>:user      hash: external user id -> dim little-endian float32 (4*dim bytes)
  *   P:{M}:v<N>:item      hash: external item id -> dim little-endian float32
- *   P:{M}:v<N>:meta      hash: dim, dtype (f32le), users, items, block, created_ms, and the
+ *   P:{M}:v<N>:meta      hash: dim, dtype (f32le), users, items, block, created_ms,
+ *                        provisional ("1": the fast path's provisional student of the block,
+ *                        replaced by the exact one later; "0": the exact CL_k), and the
  *                        caller's extra fields (holdout quality, events, ...)
  *   P:{M}:versions       sorted set of complete versions (score = N)
- *   P:{M}:current        the live version number N (decimal string)
+ *   P:{M}:current        the live version number N (decimal string); its block never goes
+ *                        down. An exact version of a block below a live provisional one is
+ *                        listed in `versions` (readable by number) without moving `current`.
  *   channel P:{M}:updates  a message "N" after each switch
  *   P:{M}:owner          hash: the model's owner record and fencing token (owner.h)
  * A version is written completely (user, item, meta) before it joins `versions` and before
@@ -23,6 +27,7 @@
 #ifndef CCD_REDIS_SINK_H
 #define CCD_REDIS_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +77,7 @@ typedef struct {
      * any claim fences it). outcome, when not NULL, receives the owner record's verdict. */
     uint64_t epoch;
     struct owner_outcome *outcome;
+    bool provisional; /* the fast path's provisional student (owner.h: publication rules) */
 } redis_version;
 
 /* Write a complete version, switch `current` to it, announce it, prune old versions. The orphan

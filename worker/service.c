@@ -44,7 +44,11 @@
 #include "offset_rules.h"
 #include "owner.h"
 #include "redis_sink.h"
+#include "fastpath.h"
+#include "schema_registry.h"
 #include "train.h"
+#include "teacher_jobs.h"
+#include "testhook.h"
 #include "trainer.h"
 #include "window.h"
 #include "wlog.h"
@@ -61,6 +65,8 @@ typedef struct {
     bool assigned;
     bool moved;  /* its offsets moved back under input.on_offset_reset = fail: never committed */
     bool fenced; /* a write of one of its models was fenced: paused, never committed */
+    bool held;   /* paused and sought back to `position` until the schema registry answers */
+    int64_t retry_at_ms;     /* held: when to resume (monotonic) */
     int64_t fenced_since_ms; /* monotonic */
     char fenced_model[128];  /* the model whose write was refused (for the fatal message) */
 } part_state;
@@ -75,8 +81,9 @@ typedef struct {
     window_rules rules;
     event_format format;
     event_codec *codec;
-    rd_kafka_t *rk;        /* consumer */
-    rd_kafka_t *dlq;       /* dead-letter producer, or NULL */
+    schema_registry *registry; /* input.registry.url, or NULL */
+    rd_kafka_t *rk;            /* consumer */
+    rd_kafka_t *dlq;           /* dead-letter producer, or NULL */
     rd_kafka_t *mock_host; /* --embedded-kafka: the handle that hosts librdkafka's mock cluster */
     rd_kafka_mock_cluster_t *mock;
     metrics_server *metrics;
@@ -86,6 +93,13 @@ typedef struct {
     ckpt_store load_store; /* the consumer thread's checkpoint store (it loads models) */
     ckpt_store save_store; /* the trainer thread's (it saves blocks) */
     trainer tr;
+    fastpath *fp;           /* provisional students (fastpath.h), or NULL when off */
+    redis_sink *fp_sink;    /* its publication connection */
+    pthread_mutex_t pub_mu; /* publications of the trainer and the fast path, one at a time */
+    fastpath_serial pub_tr, pub_fp;
+    bool fp_stuck;    /* shutdown: a model was left to a provisional job past the deadline */
+    tj_owner *tjo;    /* teachers.mode = kafka: the jobs producer (the trainer thread's) */
+    tj_teacher *tjt;  /* worker.roles has teacher: the teacher thread */
     idmap model_ids;  /* model id -> slot in tenants */
     tenant **tenants; /* (model_ids.n) NULL when not loaded */
     int cap_tenants;
@@ -105,6 +119,7 @@ typedef struct {
     int64_t offset_moves, partition_conflicts;
     int64_t dead_by_reason[DEAD_REASONS];
     int64_t owner_claims;
+    int64_t registry_retries; /* messages held because the schema registry was unavailable */
 } worker;
 
 /* Raised by service_stop, possibly from a signal handler: lock-free, so async-signal-safe. The
@@ -133,6 +148,7 @@ static void part_reset(part_state *p, bool assigned)
 {
     p->assigned = assigned;
     p->fenced = false;
+    p->held = false;
     p->position = -1;
     p->committed = -1;
     p->first = -1;
@@ -468,8 +484,15 @@ static void model_drop(worker *w, int slot)
     tenant *m = w->tenants[slot];
     if (!m)
         return;
+    /* its provisional job reads m: past the shutdown's deadline m is left to the exit */
+    bool fp_idle = fastpath_stop_model_until(w->fp, m, trainer_deadline(w));
     trainer_stop_model(&w->tr, m);
     collect_jobs(w);
+    if (!fp_idle) {
+        w->fp_stuck = true;
+        w->tenants[slot] = NULL;
+        return;
+    }
     wlog(WLOG_INFO, "model %s released (%lld events in %d blocks)", m->id,
          (long long)m->events_total, m->state.block + 1);
     tenant_free(m);
@@ -594,8 +617,35 @@ static tenant *tenant_get(worker *w, const char *id, const char *topic, int32_t 
         wlog(WLOG_INFO, "model %s: new", id);
     m->last_event_ms = now_ms();
     m->epoch = epoch;
+    if (w->tjo && epoch > 0)
+        tj_sweep_stale(&w->load_store, id, epoch, 0); /* what earlier owners' jobs left */
     w->tenants[slot] = m;
     return m;
+}
+
+/* The window just closed (m->closed_tail) to the fast path, when its exact student will not come
+ * at once: the model's previous block is still in the trainer, or it is the bootstrap window
+ * (the base teachers take minutes). Called before submit_next, so m->busy is about earlier
+ * blocks. */
+static void fastpath_window(worker *w, tenant *m)
+{
+    const closed_window *cw = m->closed_tail;
+    if (!w->fp || !cw || w->deadline_ms != INT64_MAX) /* shutting down */
+        return;
+    if (!m->busy) /* a restored model: its state's CL is the newest student */
+        fastpath_seed(w->fp, m);
+    if (!m->busy && m->state.block >= 0)
+        return;
+    int64_t before = m->events_total; /* events of the blocks before this one */
+    for (const closed_window *c = m->closed; c && c != cw; c = c->next)
+        before += c->n_ev;
+    const char **users = idmap_snapshot(&m->users, cw->n_users),
+               **items = idmap_snapshot(&m->items, cw->n_items);
+    if (!users || !items || fastpath_submit(w->fp, m, cw, users, items, m->epoch, before) != 0)
+        wlog(WLOG_WARN, "model %s: out of memory: no provisional student for block %d", m->id,
+             cw->block);
+    if (!users || !items)
+        free(users), free(items);
 }
 
 static void close_window(worker *w, tenant *m, const char *reason, int64_t next_t)
@@ -611,6 +661,7 @@ static void close_window(worker *w, tenant *m, const char *reason, int64_t next_
     w->blocks_closed++;
     wlog(WLOG_INFO, "model %s: window of block %d closed by %s (%lld events)", m->id, block, reason,
          (long long)n);
+    test_hang("consumer_hang", m->id, block);
     if (!w->cfg.train) {
         /* ingest only: count the block and forget it */
         closed_window *cw = m->closed;
@@ -622,6 +673,7 @@ static void close_window(worker *w, tenant *m, const char *reason, int64_t next_
         free(cw);
         return;
     }
+    fastpath_window(w, m);
     submit_next(w, m);
 }
 
@@ -729,7 +781,7 @@ static part_state *message_partition(worker *w, const rd_kafka_message_t *msg)
         w->fatal = true;
         return NULL;
     }
-    if (!ps->assigned || ps->moved || ps->fenced)
+    if (!ps->assigned || ps->moved || ps->fenced || ps->held)
         return NULL;
     if (offsets_check_next(ps->position, msg->offset) != OFFSETS_OK &&
         partition_rewound(w, ps, msg->offset) != 0)
@@ -791,6 +843,60 @@ static void fold_event(worker *w, tenant *m, int part, int64_t offset, const ccd
         close_window(w, m, "count", INT64_MIN);
 }
 
+/* Pause or resume one partition. */
+static void pause_one(worker *w, const char *topic, int32_t partition, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition);
+    if (pause)
+        rd_kafka_pause_partitions(w->rk, l);
+    else
+        rd_kafka_resume_partitions(w->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The schema registry could not be asked for msg's writer schema. The message is not bad input,
+ * so it is not dead-lettered: its partition is paused and sought back to it, and resumed after
+ * the registry's backoff (housekeeping), when the message is read and looked up again. The
+ * position goes back too, so a commit never passes the message. Other partitions go on: their
+ * schemas may be known already. */
+static void hold_partition(worker *w, part_state *ps, const rd_kafka_message_t *msg,
+                           const char *reason)
+{
+    int64_t wait = schema_registry_retry_ms(w->registry);
+    w->registry_retries++;
+    ps->position = msg->offset;
+    ps->held = true;
+    ps->retry_at_ms = now_ms() + wait;
+    pause_one(w, ps->topic, ps->partition, true);
+    /* rd_kafka_seek, not rd_kafka_seek_partitions: librdkafka before 2.1 reads the latter's
+     * timeout in the wrong unit (librdkafka PR #4230), so its wait ends almost at once and the
+     * seek is reported as timed out while still pending. */
+    rd_kafka_resp_err_t err = rd_kafka_seek(msg->rkt, ps->partition, msg->offset, 10000);
+    if (err) {
+        /* unseekable: the message would be lost if we went on, so stop (it is not committed) */
+        wlog(WLOG_ERROR, "%s/%d: cannot seek back to %lld after a schema registry failure: %s",
+             ps->topic, (int)ps->partition, (long long)msg->offset, rd_kafka_err2str(err));
+        w->fatal = true;
+    }
+    wlog(WLOG_WARN, "%s/%d offset %lld waits %lld ms for the schema registry: %s", ps->topic,
+         (int)ps->partition, (long long)msg->offset, (long long)wait, reason);
+}
+
+/* Resume the held partitions whose wait is over (not while the whole input is paused at the
+ * buffer bound: set_paused resumes them with the rest). */
+static void release_held(worker *w, int64_t now)
+{
+    for (int i = 0; i < w->n_parts; i++) {
+        part_state *p = &w->parts[i];
+        if (!p->assigned || !p->held || now < p->retry_at_ms)
+            continue;
+        p->held = false;
+        if (!w->paused && !p->fenced)
+            pause_one(w, p->topic, p->partition, false);
+    }
+}
+
 static void handle_message(worker *w, const rd_kafka_message_t *msg)
 {
     w->messages++;
@@ -806,7 +912,10 @@ static void handle_message(worker *w, const rd_kafka_message_t *msg)
     char reason[256];
     if (event_decode(w->codec, w->format, msg->payload, msg->len, &ev, reason, sizeof reason) !=
         0) {
-        dead_letter(w, msg, dead_reason_of(event_last_reject(w->codec)), reason);
+        if (event_last_reject(w->codec) == EVENT_REJECT_RETRY)
+            hold_partition(w, ps, msg, reason);
+        else
+            dead_letter(w, msg, dead_reason_of(event_last_reject(w->codec)), reason);
         return;
     }
     w->decoded++;
@@ -932,6 +1041,9 @@ static void set_paused(worker *w, bool pause)
     else
         rd_kafka_resume_partitions(w->rk, a);
     rd_kafka_topic_partition_list_destroy(a);
+    for (int i = 0; i < w->n_parts && !pause; i++) /* still waiting for the schema registry */
+        if (w->parts[i].assigned && w->parts[i].held)
+            pause_one(w, w->parts[i].topic, w->parts[i].partition, true);
     w->paused = pause;
     /* no message comes while the input is paused: --exit-when-idle counts from the resumption,
      * not from the last message before the pause (the partitions still hold unread events) */
@@ -975,6 +1087,7 @@ static void housekeeping(worker *w)
 {
     int64_t now = now_ms();
     check_fenced(w, now);
+    release_held(w, now);
     if (w->cfg.idle_ms > 0)
         for (int s = 0; s < w->model_ids.n; s++) {
             tenant *m = w->tenants[s];
@@ -1010,6 +1123,19 @@ static int64_t model_backlog(const worker *w, const char *id)
 }
 
 /* The numbers /metrics shows, taken by the consumer thread (it owns them) about once a second. */
+/* The teacher-job counters of both sides (either may be off). */
+static void teacher_metrics(const worker *w, metrics_snapshot *m)
+{
+    tj_stats o = tj_owner_stats(w->tjo), t = tj_teacher_stats(w->tjt);
+    m->teacher_jobs_produced = o.jobs_produced;
+    m->teacher_wait_seconds_total = o.wait_seconds_total;
+    m->teacher_jobs_done = t.jobs_done;
+    m->teacher_jobs_failed = t.jobs_failed;
+    m->teacher_jobs_skipped = t.jobs_skipped;
+    m->teacher_seconds_total = t.teacher_seconds_total;
+    m->teacher_last_seconds = t.last_teacher_seconds;
+}
+
 static void publish_metrics(worker *w)
 {
     metrics_snapshot m;
@@ -1040,8 +1166,22 @@ static void publish_metrics(worker *w)
     m.fence_raised = t.fence_raised + t.checkpoint_fence_raised;
     m.checkpoints_landed_late = t.checkpoints_landed_late;
     m.owner_claims = w->owner_claims;
-    for (int i = 0; i < w->n_parts; i++)
+    for (int i = 0; i < w->n_parts; i++) {
         m.fenced_partitions += w->parts[i].assigned && w->parts[i].fenced;
+        m.registry_held_partitions += w->parts[i].assigned && w->parts[i].held;
+    }
+    m.registry_up = 1;
+    m.registry_retries = w->registry_retries;
+    if (w->registry) {
+        schema_registry_stats rs;
+        schema_registry_get_stats(w->registry, &rs);
+        m.registry_requests = rs.requests;
+        m.registry_found = rs.found;
+        m.registry_missing = rs.missing;
+        m.registry_errors = rs.errors;
+        m.registry_cache_hits = rs.cache_hits;
+        m.registry_up = rs.up;
+    }
     m.publish_rows = t.publish_rows;
     m.live_version = t.live_version;
     m.publish_failing = t.publish_failing;
@@ -1055,6 +1195,7 @@ static void publish_metrics(worker *w)
     m.holdout_recall20 = t.last_holdout_recall20;
     m.holdout_ndcg20 = t.last_holdout_ndcg20;
     m.last_window_events = t.last_window_events;
+    teacher_metrics(w, &m);
     bool query = w->paused;
     for (int i = 0; i < w->n_parts && m.n_parts < METRICS_MAX_PARTS; i++) {
         const part_state *p = &w->parts[i];
@@ -1089,6 +1230,9 @@ static bool all_quiet(const worker *w)
 {
     if (w->jobs || w->paused)
         return false;
+    for (int i = 0; i < w->n_parts; i++) /* events wait for the schema registry */
+        if (w->parts[i].assigned && w->parts[i].held)
+            return false;
     for (int s = 0; s < w->model_ids.n; s++)
         if (w->tenants[s] &&
             ((w->cfg.idle_ms > 0 && w->tenants[s]->n_ev > 0) || w->tenants[s]->closed))
@@ -1270,6 +1414,19 @@ static int setup_input(worker *w, char *err, size_t errlen)
             errmsg_set(err, errlen, "input.schema.%d: %s", c->schema_ids[i], msg);
             return -1;
         }
+    if (c->registry_url[0]) {
+        schema_registry_opts ro = {.url = c->registry_url,
+                                   .username = c->registry_username,
+                                   .password = c->registry_password,
+                                   .ca_file = c->registry_ca_file,
+                                   .timeout_ms = c->registry_timeout_ms,
+                                   .missing_ttl_ms = c->registry_missing_ttl_ms};
+        if (!(w->registry = schema_registry_new(&ro, msg, sizeof msg))) {
+            errmsg_set(err, errlen, "%s", msg);
+            return -1;
+        }
+        event_codec_set_lookup(w->codec, schema_registry_lookup, w->registry);
+    }
     return 0;
 }
 
@@ -1289,11 +1446,31 @@ static int setup_output(worker *w, char *err, size_t errlen)
         errmsg_set(err, errlen, "redis (owner record): %s", msg);
         return -1;
     }
-    trainer_sink sink = w->sink ? trainer_sink_redis(w->sink) : (trainer_sink){0};
+    if (w->sink && c->fastpath_enabled && !(w->fp_sink = open_redis(c, msg, sizeof msg))) {
+        errmsg_set(err, errlen, "redis (fast path): %s", msg);
+        return -1;
+    }
+    pthread_mutex_init(&w->pub_mu, NULL);
+    w->pub_tr = (fastpath_serial){&w->pub_mu, w->sink};
+    w->pub_fp = (fastpath_serial){&w->pub_mu, w->fp_sink};
+    trainer_sink sink = w->sink ? fastpath_serial_sink(&w->pub_tr) : (trainer_sink){0};
     if (trainer_start(&w->tr, c, sink, &w->save_store) != 0) {
         errmsg_set(err, errlen, "cannot start the trainer thread");
         return -1;
     }
+    /* set before the first job is submitted (the submit's lock publishes it to the trainer) */
+    if (c->teachers_kafka && c->train &&
+        !(w->tr.teacher_jobs = w->tjo = tj_owner_open(c, err, errlen)))
+        return -1;
+    if (!c->fastpath_enabled || !c->train)
+        return 0;
+    trainer_sink fsink = w->fp_sink ? fastpath_serial_sink(&w->pub_fp) : (trainer_sink){0};
+    if (!(w->fp = fastpath_start(c, fsink, &w->tr))) {
+        errmsg_set(err, errlen, "cannot start the fast-path thread");
+        return -1;
+    }
+    w->tr.on_table = fastpath_exact_table; /* no job has run yet */
+    w->tr.on_table_ctx = w->fp;
     return 0;
 }
 
@@ -1355,6 +1532,8 @@ static int setup(worker *w, char *err, size_t errlen)
         }
         wlog(WLOG_INFO, "metrics on http://%s/metrics", c->metrics_listen);
     }
+    if (c->role_teacher && !(w->tjt = tj_teacher_start(c, err, errlen)))
+        return -1;
     return setup_kafka(w, err, errlen);
 }
 
@@ -1424,6 +1603,9 @@ static void shutdown_worker(worker *w)
 {
     /* abandon running blocks (within the deadline), commit what is durable, leave the group */
     set_deadline(w);
+    tj_teacher_stop(w->tjt); /* a teacher job in training is abandoned, uncommitted */
+    w->tjt = NULL;
+    fastpath_stop_until(w->fp, 0); /* raise its stops now */
     bool idle = stop_trainer(w);
     if (w->rk) {
         collect_jobs(w);
@@ -1437,6 +1619,14 @@ static void shutdown_worker(worker *w)
     collect_jobs(w); /* jobs that ended after the revoke (nothing new is submitted) */
     if (w->tr.thread)
         trainer_join(&w->tr);
+    /* after the trainer, whose student_table hook hands tables to it; its jobs stop within a
+     * mini-batch, but a publication may hang on Redis up to its timeout (nothing is submitted
+     * once the shutdown started) */
+    if (w->fp_stuck || !fastpath_stop_until(w->fp, trainer_deadline(w)))
+        exit_now(w, "a provisional student still being published");
+    fastpath_stop(w->fp);
+    w->fp = NULL;
+    tj_owner_close(w->tjo);
     for (int s = 0; s < w->model_ids.n; s++)
         if (w->tenants[s])
             tenant_free(w->tenants[s]);
@@ -1449,10 +1639,12 @@ static void shutdown_worker(worker *w)
     metrics_stop(w->metrics);
     stop_embedded_kafka(w);
     redis_sink_close(w->sink);
+    redis_sink_close(w->fp_sink);
     redis_sink_close(w->owner);
     ckpt_store_close(&w->load_store);
     ckpt_store_close(&w->save_store);
     event_codec_free(w->codec);
+    schema_registry_free(w->registry);
     free(w->parts);
     log_totals(w);
     worker_config_free(&w->cfg);
@@ -1534,6 +1726,43 @@ static void consume_loop(worker *w)
     rd_kafka_queue_destroy(queue);
 }
 
+/* worker.roles = teacher: no input, no trainer; the teacher thread, the metrics, until stopped. */
+static int teacher_only(worker *w)
+{
+    const worker_config *c = &w->cfg;
+    char err[1024];
+    wlog_setup(c->log_level, c->log_json);
+    if (c->threads > 0)
+        ccd_set_threads(c->threads);
+    if (c->metrics_listen[0] &&
+        !(w->metrics =
+              metrics_start(c->metrics_listen, c->metrics_health_timeout_ms, err, sizeof err))) {
+        fprintf(stderr, "ccd-worker: %s\n", err);
+        return 2;
+    }
+    if (!(w->tjt = tj_teacher_start(c, err, sizeof err))) {
+        fprintf(stderr, "ccd-worker: %s\n", err);
+        metrics_stop(w->metrics);
+        return 2;
+    }
+    wlog(WLOG_INFO, "ccd-worker %s started: teacher role only", CCD_VERSION);
+    while (!atomic_load(&stopping) && !tj_teacher_failed(w->tjt)) {
+        if (w->metrics) {
+            metrics_snapshot m;
+            memset(&m, 0, sizeof m);
+            m.joined = 1;
+            teacher_metrics(w, &m);
+            metrics_publish(w->metrics, &m);
+        }
+        struct timespec ts = {0, 200000000L};
+        nanosleep(&ts, NULL);
+    }
+    bool failed = tj_teacher_failed(w->tjt);
+    tj_teacher_stop(w->tjt);
+    metrics_stop(w->metrics);
+    return failed ? 1 : 0;
+}
+
 int service_run(worker_config *cfg, const service_opts *o)
 {
     worker *w = calloc(1, sizeof *w);
@@ -1548,6 +1777,12 @@ int service_run(worker_config *cfg, const service_opts *o)
     idmap_init(&w->model_ids);
     w->exit_idle_ms = o->exit_idle_ms;
     w->embedded_partitions = o->embedded_partitions;
+    if (!w->cfg.role_owner) {
+        int rc = teacher_only(w);
+        worker_config_free(&w->cfg);
+        free(w);
+        return rc;
+    }
     char err[1024];
     if (setup(w, err, sizeof err) != 0) {
         fprintf(stderr, "ccd-worker: %s\n", err);

@@ -34,11 +34,26 @@ static void read_env(void)
     atomic_store(&armed, true);
 }
 
-void test_pause(const char *phase, const char *model, int block)
+/* Whether this call is the one CCD_TEST_PAUSE names (true at most once per process). */
+static bool fires(const char *phase, const char *model, int block)
 {
     pthread_once(&once, read_env);
-    if (!atomic_load(&armed) || block != want_block || strcmp(phase, want_phase) != 0 ||
-        strcmp(model, want_model) != 0 || atomic_exchange(&fired, true))
+    return atomic_load(&armed) && block == want_block && strcmp(phase, want_phase) == 0 &&
+           strcmp(model, want_model) == 0 && !atomic_exchange(&fired, true);
+}
+
+void test_hang(const char *phase, const char *model, int block)
+{
+    if (!fires(phase, model, block))
+        return;
+    wlog(WLOG_WARN, "test hang: %s model %s block %d pid %ld", phase, model, block, (long)getpid());
+    for (;;)
+        pause(); /* signals still reach the process's handlers; this thread never returns */
+}
+
+void test_pause(const char *phase, const char *model, int block)
+{
+    if (!fires(phase, model, block))
         return;
     wlog(WLOG_WARN, "test pause: %s model %s block %d pid %ld", phase, model, block,
          (long)getpid());

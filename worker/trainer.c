@@ -12,6 +12,7 @@
 #include "errmsg.h"
 #include "owner.h"
 #include "state.h"
+#include "teacher_jobs.h"
 #include "testhook.h"
 #include "train.h"
 #include "wlog.h"
@@ -79,6 +80,46 @@ static void fence_raised(trainer *t, const trainer_job *j)
          j->m->id, j->cw->block, (unsigned long long)j->epoch);
 }
 
+/* A version written (t->mu held): rows, its write time, publication no longer failing. */
+static void note_version(trainer *t, metrics_model *ms, int64_t rows, double seconds)
+{
+    t->stats.publish_rows += rows;
+    t->stats.last_publish_seconds = seconds;
+    metrics_histogram_observe(&ms->publish_seconds, seconds);
+    t->stats.publish_failing = false;
+}
+
+/* Version ver of block went live, or was listed behind a newer live one (t->mu held). The
+ * window's freshness is observed once, by the first version of its block that goes live. */
+static void note_live(trainer *t, metrics_model *ms, int block, double closed_s, double newest_s,
+                      int64_t ver, bool behind)
+{
+    if (behind) {
+        ms->exact_behind++;
+        return;
+    }
+    ms->live_version = ver;
+    t->stats.live_version = ver;
+    if (block >= ms->first_live_next) {
+        double now = ccd_now();
+        metrics_histogram_observe(&ms->fresh_close_seconds, now - closed_s);
+        metrics_histogram_observe(&ms->fresh_event_seconds, now - newest_s);
+        ms->first_live_next = block + 1;
+    }
+}
+
+void trainer_note_provisional(trainer *t, const char *model, const trainer_window *win, int n,
+                              int64_t version, int64_t rows, double publish_seconds)
+{
+    pthread_mutex_lock(&t->mu);
+    metrics_model *ms = model_stats(&t->stats, model);
+    note_version(t, ms, rows, publish_seconds);
+    for (int i = 0; i < n; i++) /* oldest first: first_live_next only grows */
+        note_live(t, ms, win[i].block, win[i].closed_s, win[i].newest_s, version, false);
+    ms->provisional_published++;
+    pthread_mutex_unlock(&t->mu);
+}
+
 static int publish_student(void *vctx, const float *final, int n_users, int n_items, int dim,
                            const ccd_block_metrics *metrics)
 {
@@ -118,6 +159,7 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
                        .meta_values = values,
                        .epoch = j->epoch};
     int wait = 200;
+    bool behind = false;
     for (;;) {
         char err[512];
         owner_outcome o;
@@ -131,17 +173,12 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
             fence_raised(t, j);
         if (ver > 0) {
             j->version = ver;
+            behind = o.behind;
             pthread_mutex_lock(&t->mu);
-            t->stats.publish_rows += n_users + n_items;
-            t->stats.last_publish_seconds = ccd_now() - t0;
             metrics_model *ms = model_stats(&t->stats, j->m->id);
-            metrics_histogram_observe(&ms->publish_seconds, t->stats.last_publish_seconds);
-            double now = ccd_now();
-            metrics_histogram_observe(&ms->fresh_close_seconds, now - j->cw->closed_s);
-            metrics_histogram_observe(&ms->fresh_event_seconds, now - j->cw->newest_arrival_s);
-            ms->live_version = ver;
-            t->stats.live_version = ver;
-            t->stats.publish_failing = false;
+            note_version(t, ms, n_users + n_items, ccd_now() - t0);
+            note_live(t, ms, j->cw->block, j->cw->closed_s, j->cw->newest_arrival_s, ver, behind);
+            metrics_histogram_observe(&ms->fresh_exact_close_seconds, ccd_now() - j->cw->closed_s);
             pthread_mutex_unlock(&t->mu);
             break;
         }
@@ -158,8 +195,9 @@ static int publish_student(void *vctx, const float *final, int n_users, int n_it
     }
     j->seconds_fast = ccd_now() - t_fast;
     wlog(WLOG_INFO,
-         "model %s block %d: student v%lld live (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
-         j->m->id, j->cw->block, (long long)j->version, n_users, n_items,
+         "model %s block %d: student v%lld %s (%d users, %d items, holdout R@20 %.4f N@20 %.4f)",
+         j->m->id, j->cw->block, (long long)j->version,
+         behind ? "stored behind a newer live provisional version" : "live", n_users, n_items,
          j->holdout.recall[CCD_K20], j->holdout.ndcg[CCD_K20]);
     test_pause("after_publish", j->m->id, j->cw->block);
     return 0;
@@ -185,6 +223,29 @@ static int hook_ready(void *ctx, const float *final, int n_users, int n_items, i
                       const ccd_block_metrics *v)
 {
     return publish_student(((hook_ctx *)ctx)->pc, final, n_users, n_items, dim, v);
+}
+
+/* CL_k's layer-0 table to the fast path (trainer.on_table), after its publication. */
+static void hook_table(void *ctx, const float *emb0, int n_users, int n_items, int dim)
+{
+    const hook_ctx *hc = ctx;
+    trainer *t = hc->pc->t;
+    if (t->on_table && !hc->j->fenced)
+        t->on_table(t->on_table_ctx, hc->j->m, hc->j->cw->block, emb0, n_users, n_items, dim);
+}
+
+/* teachers.mode = kafka: T_{m,k} from teacher workers (teacher_jobs.h). */
+static int hook_teachers(void *ctx, const ccd_teacher_inputs *in, float **out)
+{
+    hook_ctx *hc = ctx;
+    trainer *t = hc->pc->t;
+    trainer_job *j = hc->j;
+    char err[512];
+    int rc = tj_owner_teachers(t->teacher_jobs, t->store, j->m->id, j->epoch, &j->stop, in, out,
+                               err, sizeof err);
+    if (rc != 0 && rc != CCD_STOPPED)
+        wlog(WLOG_ERROR, "model %s block %d: teacher jobs: %s", j->m->id, j->cw->block, err);
+    return rc;
 }
 
 /* The checkpoint of the block just folded into m->state. */
@@ -271,8 +332,13 @@ static void run_job(trainer *t, trainer_job *j)
     }
     publish_ctx pc = {t, j, &blk};
     hook_ctx hc = {j, &pc};
-    ccd_block_hooks hooks = {
-        .log = hook_log, .student_ready = hook_ready, .stop = &j->stop, .ctx = &hc};
+    ccd_block_hooks hooks = {.log = hook_log,
+                             .student_ready = hook_ready,
+                             .student_table = hook_table,
+                             .stop = &j->stop,
+                             .ctx = &hc};
+    if (t->teacher_jobs)
+        hooks.teachers = hook_teachers;
     ccd_block_report rep;
     char eng_err[512];
     wlog(WLOG_INFO,
@@ -405,10 +471,9 @@ void trainer_submit(trainer *t, trainer_job *j)
     pthread_mutex_unlock(&t->mu);
 }
 
-/* Wait on t->cv (t->mu held) for at most 50 ms; false once `deadline` (ccd_now()) has passed.
- * The condition variable runs on the realtime clock, the deadline on ccd_now()'s: short slices
- * keep a clock step from stretching the wait. */
-static bool wait_slice(trainer *t, double deadline)
+/* See trainer.h. The condition variable runs on the realtime clock, the deadline on ccd_now()'s:
+ * short slices keep a clock step from stretching the wait. */
+bool cond_wait_slice(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline)
 {
     if (ccd_now() >= deadline)
         return false;
@@ -419,7 +484,7 @@ static bool wait_slice(trainer *t, double deadline)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+    pthread_cond_timedwait(cv, mu, &ts);
     return true;
 }
 
@@ -443,7 +508,7 @@ static bool stop_jobs_until(trainer *t, const tenant *m, double deadline)
     if (t->running && (!m || t->running->m == m))
         atomic_store(&t->running->stop, 1);
     bool left;
-    while ((left = holds_jobs_of(t, m)) && wait_slice(t, deadline))
+    while ((left = holds_jobs_of(t, m)) && cond_wait_slice(&t->cv, &t->mu, deadline))
         ;
     pthread_mutex_unlock(&t->mu);
     return !left;

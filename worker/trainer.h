@@ -87,9 +87,17 @@ typedef struct {
 /* The sink for a Redis connection (redis_publish). */
 trainer_sink trainer_sink_redis(redis_sink *s);
 
+/* Where CL_k's layer-0 table goes right after its publication (the engine's student_table hook):
+ * the fast path (fastpath.h) continues its provisional students from it. Called on the trainer
+ * thread; emb0 is valid during the call only. */
+typedef void (*trainer_table_fn)(void *ctx, const tenant *m, int block, const float *emb0,
+                                 int n_users, int n_items, int dim);
+
 typedef struct {
     const worker_config *cfg;
-    trainer_sink sink; /* publish NULL: publication is off */
+    trainer_sink sink;         /* publish NULL: publication is off */
+    trainer_table_fn on_table; /* optional, set before the first job */
+    void *on_table_ctx;
     ckpt_store *store; /* the trainer thread's own store (checkpoint.h) */
     pthread_t thread;
     pthread_mutex_t mu;
@@ -98,6 +106,9 @@ typedef struct {
     trainer_job *running;
     bool quit;
     trainer_stats stats;
+    /* teachers.mode = kafka: the block step's teacher updates go out as jobs (teacher_jobs.h);
+     * set by the caller after trainer_start, before the first job; NULL: in-process */
+    struct tj_owner *teacher_jobs;
 } trainer;
 
 /* Start the thread. sink.publish may be NULL (publication off); store stays the caller's and must
@@ -112,6 +123,11 @@ void trainer_submit(trainer *t, trainer_job *j);
 /* Whether j is done (its results may then be read without the lock). */
 bool trainer_job_done(trainer *t, const trainer_job *j);
 
+/* Wait on cv (mu held) for at most 50 ms; false, without waiting, once `deadline` (ccd_now()
+ * seconds) has passed. For loops that wait for a condition until a deadline (the trainer's and
+ * the fast path's stops). */
+bool cond_wait_slice(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline);
+
 /* Raise the stop flag of every queued or running job of model m and wait until none is left
  * in the trainer. */
 void trainer_stop_model(trainer *t, const tenant *m);
@@ -123,6 +139,19 @@ bool trainer_stop_model_until(trainer *t, const tenant *m, double deadline);
  * is still running (in a loop without a poll point, or a long write): the caller must then not
  * join the thread nor free what the job uses. */
 bool trainer_stop_all_until(trainer *t, double deadline);
+
+/* A window's freshness marks (closed_window's closed_s and newest_arrival_s). */
+typedef struct {
+    int block;
+    double closed_s, newest_s;
+} trainer_window;
+
+/* A provisional version of model `model` went live (the fast path, fastpath.h), trained on the
+ * windows win[0..n) (several when the fast path folded a backlog; the version's block is the last
+ * one's): its counters, and each window's freshness unless a version of its block was live
+ * before. Under the lock. */
+void trainer_note_provisional(trainer *t, const char *model, const trainer_window *win, int n,
+                              int64_t version, int64_t rows, double publish_seconds);
 
 /* Snapshot of the counters. */
 trainer_stats trainer_get_stats(trainer *t);

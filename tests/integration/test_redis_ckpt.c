@@ -5,8 +5,8 @@
  * behind, a lost owner record raised again), a checkpoint larger than a lowered
  * proto-max-bulk-len saved in chunks and loaded back (the limit restored afterwards, also on
  * failure), the legacy single-string key still loading and migrated by the next save, and a
- * crashed writer's pending chunks removed by the next save. Model ids carry the pid; the keys are
- * removed at the end. */
+ * crashed writer's pending chunks removed by the next save; blobs in chunks (test_blobs). Model
+ * ids carry the pid; the keys are removed at the end. */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -432,6 +432,102 @@ static void test_commit_fence(void)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
+/* ---- blobs (teacher jobs' inputs and results) ----------------------------------------------- */
+
+static bool drop_prefixed(void *prefix, const char *name)
+{
+    return !strncmp(name, prefix, strlen(prefix));
+}
+
+/* A blob larger than the chunk size in chunks (a manifest written last), read back bit for bit;
+ * rewritten under the same name: the new bytes, the old write's chunks gone; a corrupted chunk
+ * refused by the CRC; an older worker's single-string blob still read; deleted: no key left; a
+ * sweep by name drops complete and half-written writes and nothing else. */
+static void test_blobs(void)
+{
+    char model[64], err[1024], pattern[160];
+    model_id(model, sizeof model, "blobs");
+    ckpt_store st;
+    open_store(&st, 2, 1000); /* 1,000-byte chunks */
+    enum { N = 4500 };
+    unsigned char a[N], b[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (unsigned char)(i * 7 + 1);
+        b[i] = (unsigned char)(i * 13 + 5);
+    }
+    a[17] = 0; /* binary-safe */
+    unsigned char *got = NULL;
+    size_t len = 0;
+    CHECK(ckpt_store_get_blob(&st, model, "in-1", &got, &len, err, sizeof err) == 0,
+          "absent blob: %s", err);
+    CHECK(ckpt_store_put_blob(&st, model, "in-1", a, N, err, sizeof err) == 0, "put: %s", err);
+    snprintf(pattern, sizeof pattern, "ccd:{%s}:blob:in-1:*", model);
+    CHECK(scan_keys(g_admin, pattern, NULL) == 5, "4,500 bytes in five 1,000-byte chunks");
+    CHECK(ckpt_store_get_blob(&st, model, "in-1", NULL, NULL, err, sizeof err) == 1, "exists");
+    CHECK(ckpt_store_get_blob(&st, model, "in-1", &got, &len, err, sizeof err) == 1 && len == N &&
+              memcmp(got, a, N) == 0,
+          "read back: %s", err);
+    free(got);
+    /* rewritten with other bytes (a redone job): the new ones, and only the new write's chunks */
+    CHECK(ckpt_store_put_blob(&st, model, "in-1", b, 2500, err, sizeof err) == 0, "rewrite: %s",
+          err);
+    CHECK(scan_keys(g_admin, pattern, NULL) == 3, "the replaced write's chunks dropped");
+    CHECK(ckpt_store_get_blob(&st, model, "in-1", &got, &len, err, sizeof err) == 1 &&
+              len == 2500 && memcmp(got, b, 2500) == 0,
+          "rewritten read: %s", err);
+    free(got);
+    /* a chunk changed behind the store's back: refused, not returned */
+    char w[64], man[200];
+    cmd_str(g_admin, man, sizeof man, "GET ccd:{%s}:blob:in-1", model);
+    CHECK(sscanf(man, "CCDBLOB1 %63s", w) == 1, "manifest: %s", man);
+    freeReplyObject(cmd(g_admin, "SETRANGE ccd:{%s}:blob:in-1:%s:1 10 X", model, w));
+    err[0] = '\0';
+    got = NULL;
+    CHECK(ckpt_store_get_blob(&st, model, "in-1", &got, &len, err, sizeof err) == -1 && !got &&
+              strstr(err, "CRC"),
+          "a corrupted chunk: %s", err);
+    /* an empty blob, and an older worker's single string */
+    CHECK(ckpt_store_put_blob(&st, model, "empty", a, 0, err, sizeof err) == 0, "empty: %s", err);
+    CHECK(ckpt_store_get_blob(&st, model, "empty", &got, &len, err, sizeof err) == 1 && len == 0,
+          "empty read: %s", err);
+    free(got);
+    freeReplyObject(cmd(g_admin, "SET ccd:{%s}:blob:old %b", model, "old bytes", (size_t)9));
+    CHECK(ckpt_store_get_blob(&st, model, "old", &got, &len, err, sizeof err) == 1 && len == 9 &&
+              memcmp(got, "old bytes", 9) == 0,
+          "a single-string blob: %s", err);
+    free(got);
+    /* every write listed in P:{M}:blobs until its chunks are dropped */
+    CHECK(cmd_int(g_admin, "SCARD ccd:{%s}:blobs", model) == 2, "two writes listed (in-1, empty)");
+    const char *names[] = {"in-1", "empty", "old"};
+    for (int i = 0; i < 3; i++)
+        CHECK(ckpt_store_del_blob(&st, model, names[i], err, sizeof err) == 0, "del %s: %s",
+              names[i], err);
+    snprintf(pattern, sizeof pattern, "ccd:{%s}:blob:*", model);
+    CHECK(scan_keys(g_admin, pattern, NULL) == 0, "deleted: manifests and chunks");
+    CHECK(ckpt_store_get_blob(&st, model, "in-1", NULL, NULL, err, sizeof err) == 0, "gone");
+    CHECK(cmd_int(g_admin, "SCARD ccd:{%s}:blobs", model) == 0, "no write listed");
+
+    /* the sweep: "keep-*" stays; "drop-1" goes, and so does a write that died after its second
+     * chunk (listed, chunks, no manifest) */
+    CHECK(ckpt_store_put_blob(&st, model, "keep-1", a, N, err, sizeof err) == 0, "keep: %s", err);
+    CHECK(ckpt_store_put_blob(&st, model, "drop-1", a, N, err, sizeof err) == 0, "drop: %s", err);
+    freeReplyObject(cmd(g_admin, "SADD ccd:{%s}:blobs %s", model, "drop-2 0.deadbeef 5"));
+    for (int i = 0; i < 2; i++)
+        freeReplyObject(cmd(g_admin, "SET ccd:{%s}:blob:drop-2:0.deadbeef:%d x", model, i));
+    int swept = ckpt_store_sweep_blobs(&st, model, drop_prefixed, "drop-", err, sizeof err);
+    CHECK(swept == 2, "swept %d writes: %s", swept, err);
+    CHECK(scan_keys(g_admin, pattern, NULL) == 6, "keep-1's manifest and five chunks remain");
+    CHECK(ckpt_store_get_blob(&st, model, "keep-1", &got, &len, err, sizeof err) == 1 && len == N &&
+              memcmp(got, a, N) == 0,
+          "keep-1 intact: %s", err);
+    free(got);
+    CHECK(cmd_int(g_admin, "SCARD ccd:{%s}:blobs", model) == 1, "keep-1 listed alone");
+    ckpt_store_close(&st);
+    printf("blobs: 4,500 bytes in 5 chunks read back, rewritten (old chunks dropped), a corrupted "
+           "chunk refused, a single-string blob read, deleted without leftovers; a sweep dropped "
+           "a complete and a half-written write, kept the other\n");
+}
+
 int main(void)
 {
     g_admin = services_redis(g_host, sizeof g_host, &g_port);
@@ -442,6 +538,7 @@ int main(void)
     test_legacy();
     test_pending();
     test_commit_fence();
+    test_blobs();
     char pattern[96];
     snprintf(pattern, sizeof pattern, "ccd:{ckpttest-%d-*", g_pid);
     cleanup(g_admin, pattern);

@@ -245,10 +245,10 @@ static void test_layout(void)
             freeReplyObject(r);
         }
     }
-    const char *expect[][2] = {{"dim", "4"},       {"dtype", "f32le"},
-                               {"users", "3"},     {"items", "2"},
-                               {"block", "7"},     {"holdout_recall@20", "0.2512"},
-                               {"events", "12345"}};
+    const char *expect[][2] = {{"dim", "4"},        {"dtype", "f32le"},
+                               {"users", "3"},      {"items", "2"},
+                               {"block", "7"},      {"holdout_recall@20", "0.2512"},
+                               {"events", "12345"}, {"provisional", "0"}};
     for (size_t k = 0; k < sizeof expect / sizeof *expect; k++) {
         r = cmd(g_admin, "HGET ccd:{%s}:v1:meta %s", model, expect[k][0]);
         CHECK(r->type == REDIS_REPLY_STRING && strcmp(r->str, expect[k][1]) == 0,
@@ -258,7 +258,7 @@ static void test_layout(void)
     int64_t created = cmd_num(g_admin, "HGET ccd:{%s}:v1:meta created_ms", model);
     CHECK(llabs(created - now_ms) < 60000, "created_ms %" PRId64 " is not now (%lld)", created,
           now_ms);
-    CHECK(cmd_int(g_admin, "HLEN ccd:{%s}:v1:meta", model) == 8, "meta has extra fields");
+    CHECK(cmd_int(g_admin, "HLEN ccd:{%s}:v1:meta", model) == 9, "meta has extra fields");
 
     /* The announcement. */
     r = NULL;
@@ -593,6 +593,85 @@ static void test_fencing(void)
     version_free(&vb);
     redis_sink_close(a);
     redis_sink_close(b);
+}
+
+/* ---- provisional versions (the fast path, owner.h publication rules) ------------------------- */
+
+/* Publish tv as block `block` (provisional or exact) with epoch 10; returns redis_publish's. */
+static int64_t publish_as(redis_sink *s, test_version *tv, int block, bool provisional,
+                          owner_outcome *o, char *err, size_t errlen)
+{
+    tv->v.block = block, tv->v.provisional = provisional, tv->v.epoch = 10, tv->v.outcome = o;
+    return redis_publish(s, &tv->v, err, errlen);
+}
+
+static void check_meta(redis_sink *s, const char *model, int64_t v, const char *field,
+                       const char *want)
+{
+    char *got = NULL, err[512];
+    CHECK(redis_read_meta(s, model, v, field, &got, err, sizeof err) == 1 && !strcmp(got, want),
+          "v%" PRId64 " meta %s: %s, expected %s (%s)", v, field, got ? got : "(absent)", want,
+          err);
+    free(got);
+}
+
+static void test_provisional(void)
+{
+    char model[64], err[512];
+    model_id(model, sizeof model, "prov");
+    redis_sink *s = open_sink(2, 512, NULL, NULL, NULL);
+    test_version tv;
+    version_make(&tv, model, 30, 20, 4, 3);
+    owner_outcome o;
+    CHECK(owner_adopt(s, model, 10, "member-a", "t/0", &o, err, sizeof err) == 0, "adopt: %s", err);
+    CHECK(publish_as(s, &tv, 0, false, &o, err, sizeof err) == 1 && !o.behind, "exact 0: %s", err);
+    check_meta(s, model, 1, "provisional", "0");
+    CHECK(publish_as(s, &tv, 1, true, &o, err, sizeof err) == 2, "provisional 1: %s", err);
+    check_meta(s, model, 2, "provisional", "1");
+    CHECK(publish_as(s, &tv, 2, true, &o, err, sizeof err) == 3, "provisional 2: %s", err);
+    /* exact 1 while provisional 2 is live: listed, readable, `current` stays */
+    CHECK(publish_as(s, &tv, 1, false, &o, err, sizeof err) == 4 && o.behind, "exact 1: %s", err);
+    CHECK(cmd_num(g_admin, "GET ccd:{%s}:current", model) == 3, "current moved back");
+    CHECK(cmd_num(g_admin, "ZSCORE ccd:{%s}:versions 4", model) == 4, "exact 1 not listed");
+    check_meta(s, model, 4, "block", "1");
+    check_meta(s, model, 4, "provisional", "0");
+    CHECK(cmd_num(g_admin, "HGET ccd:{%s}:owner block", model) == 2 &&
+              cmd_num(g_admin, "HGET ccd:{%s}:owner exact_block", model) == 1,
+          "owner record after exact 1");
+    /* a provisional version of a block that has an exact one is superseded: nothing listed */
+    CHECK(publish_as(s, &tv, 1, true, &o, err, sizeof err) == OWNER_FENCED && o.stale,
+          "provisional 1 after exact 1: %s", err);
+    check_version_keys("ccd", model, 5, 0);
+    /* provisional 5 live, then exact 2, 3, 4 behind it: keep_versions = 2 prunes older ones,
+     * never the live v6 */
+    CHECK(publish_as(s, &tv, 5, true, &o, err, sizeof err) == 6, "provisional 5: %s", err);
+    for (int b = 2; b <= 4; b++)
+        CHECK(publish_as(s, &tv, b, false, &o, err, sizeof err) == 5 + b && o.behind,
+              "exact %d: %s", b, err);
+    CHECK(cmd_num(g_admin, "GET ccd:{%s}:current", model) == 6, "current moved");
+    check_version_keys("ccd", model, 6, 1);
+    CHECK(cmd_num(g_admin, "ZSCORE ccd:{%s}:versions 6", model) == 6, "the live version pruned");
+    check_version_keys("ccd", model, 7, 0);
+    /* exact 5 replaces provisional 5 */
+    CHECK(publish_as(s, &tv, 5, false, &o, err, sizeof err) == 10 && !o.behind, "exact 5: %s", err);
+    CHECK(cmd_num(g_admin, "GET ccd:{%s}:current", model) == 10 &&
+              cmd_num(g_admin, "HGET ccd:{%s}:owner provisional", model) == 0,
+          "exact 5 did not replace provisional 5");
+    CHECK(publish_as(s, &tv, 5, true, &o, err, sizeof err) == OWNER_FENCED && o.stale,
+          "provisional 5 over exact 5: %s", err);
+    /* exact blocks below the newest exact one stay refused (a checkpoint older than the live) */
+    CHECK(publish_as(s, &tv, 4, false, &o, err, sizeof err) == OWNER_FENCED && o.stale,
+          "exact 4 after exact 5: %s", err);
+    /* and an older epoch is fenced whatever the kind */
+    tv.v.block = 6, tv.v.provisional = true, tv.v.epoch = 9;
+    CHECK(redis_publish(s, &tv.v, err, sizeof err) == OWNER_FENCED && !o.stale &&
+              o.held_epoch == 10,
+          "an older epoch's provisional version: %s", err);
+    CHECK(cmd_num(g_admin, "GET ccd:{%s}:current", model) == 10, "current moved");
+    printf("provisional: exact behind a provisional listed, not live; exact replaces it; the live "
+           "version never pruned\n");
+    version_free(&tv);
+    redis_sink_close(s);
 }
 
 /* ---- a Yelp-sized version ------------------------------------------------------------------- */
@@ -934,6 +1013,7 @@ int main(void)
     test_layout();
     test_prune_orphans();
     test_fencing();
+    test_provisional();
     test_reader();
     test_big();
     test_db();

@@ -931,6 +931,124 @@ static void fuzz_corpus(void **state)
     write_seed(dir, "raw_union_index.avro", &m);
 }
 
+/* ---- schemas from a lookup (the schema registry's side of the codec) ------------------------ */
+
+/* What the lookup answers per id, and how often it was asked; a refusal arrives with json NULL. */
+typedef struct {
+    int calls, refusals;
+    char refused[256];
+} lookup_log;
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    *len = fread(buf, 1, (1 << 16) - 1, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static event_lookup_result test_lookup(void *ctx, int32_t id, char **json, size_t *len,
+                                       char *reason, size_t reasonlen)
+{
+    lookup_log *l = ctx;
+    if (!json) {
+        l->refusals++;
+        snprintf(l->refused, sizeof l->refused, "%s", reason);
+        return EVENT_LOOKUP_MISSING;
+    }
+    l->calls++;
+    switch (id) {
+    case 50: /* tests/registry's v2: a field added at the end */
+        *json = slurp(codec_path("../../registry/interaction_v2.avsc"), len);
+        return EVENT_LOOKUP_FOUND;
+    case 51:
+        snprintf(reason, reasonlen, "registry unavailable: Timeout was reached");
+        return EVENT_LOOKUP_UNAVAILABLE;
+    case 52: { /* a record the reader cannot read */
+        const char *other = "{\"type\":\"record\",\"name\":\"Other\",\"fields\":[]}";
+        *json = strdup(other);
+        *len = strlen(other);
+        return EVENT_LOOKUP_FOUND;
+    }
+    default:
+        snprintf(reason, reasonlen, "unknown schema id %d", (int)id);
+        return EVENT_LOOKUP_MISSING;
+    }
+}
+
+static void schemas_from_lookup(void **state)
+{
+    event_codec *c = *state;
+    lookup_log log = {0};
+    event_codec_set_lookup(c, test_lookup, &log);
+    char err[256];
+    event_codec *producer = event_codec_new(reader_path(), MIN_T, MAX_T, err, sizeof err);
+    assert_non_null(producer);
+    assert_int_equal(event_codec_encode_as(producer,
+                                           codec_path("../../registry/interaction_v2.avsc"), err,
+                                           sizeof err),
+                     0);
+    ccd_event in = make_event("u-reg", "i-reg", T0, "click", true, 2.5f), out;
+    unsigned char *buf;
+    size_t n;
+    assert_int_equal(event_encode(producer, &in, 50, &buf, &n, err, sizeof err), 0);
+    /* the reader's encoding plus one null union (the added field) */
+    unsigned char *plain;
+    size_t pn;
+    assert_int_equal(event_encode(c, &in, 50, &plain, &pn, err, sizeof err), 0);
+    assert_int_equal(n, pn + 1);
+    free(plain);
+    for (int i = 0; i < 3; i++) { /* fetched once, then from the codec's own entry */
+        expect_ok(c, EVENT_FORMAT_CONFLUENT, buf, n, &out);
+        assert_event_equal(&out, &in);
+    }
+    assert_int_equal(log.calls, 1);
+    /* unavailable: a retry class, not a dead letter; asked again next time */
+    buf[4] = 51;
+    char reason[128];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            event_decode(c, EVENT_FORMAT_CONFLUENT, buf, n, &out, reason, sizeof reason), -1);
+        assert_int_equal(event_last_reject(c), EVENT_REJECT_RETRY);
+        assert_non_null(strstr(reason, "registry unavailable"));
+    }
+    assert_int_equal(log.calls, 3);
+    assert_string_equal(event_reject_name(EVENT_REJECT_RETRY), "registry_unavailable");
+    /* missing, and found but incompatible: unknown schema (dead letter); the refusal is reported */
+    buf[4] = 53;
+    expect_fail(c, EVENT_FORMAT_CONFLUENT, buf, n, "unknown schema id 53");
+    buf[4] = 52;
+    assert_int_equal(event_decode(c, EVENT_FORMAT_CONFLUENT, buf, n, &out, reason, sizeof reason),
+                     -1);
+    assert_int_equal(event_last_reject(c), EVENT_REJECT_SCHEMA);
+    assert_non_null(strstr(reason, "does not match reader record"));
+    assert_int_equal(log.refusals, 1);
+    assert_string_equal(log.refused, reason);
+    free(buf);
+    event_codec_free(producer);
+    event_codec_set_lookup(c, NULL, NULL);
+}
+
+/* encode_as refuses a schema that changes a reader field or adds a required one. */
+static void encode_as_refuses_incompatible(void **state)
+{
+    (void)state;
+    char err[256];
+    event_codec *c = event_codec_new(reader_path(), MIN_T, MAX_T, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(event_codec_encode_as(c, codec_path("interaction_v2.avsc"), err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "tags")); /* an array, not an optional field */
+    assert_int_equal(
+        event_codec_encode_as(c, codec_path("interaction_v3_noweight.avsc"), err, sizeof err), -1);
+    assert_non_null(strstr(err, "field event_type")); /* string where the reader has a union */
+    event_codec_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -943,6 +1061,8 @@ int main(void)
         cmocka_unit_test(evolved_writer_missing_defaulted_field),
         cmocka_unit_test(writer_values_reader_cannot_hold),
         cmocka_unit_test(register_failures_name_the_file),
+        cmocka_unit_test(schemas_from_lookup),
+        cmocka_unit_test(encode_as_refuses_incompatible),
         cmocka_unit_test(encode_refuses_invalid_events),
         cmocka_unit_test(malformed_framing),
         cmocka_unit_test(malformed_encoding),

@@ -70,6 +70,7 @@ typedef struct {
     char user0[16], item_last[16], meta[512];
     int finite;
     int fenced;     /* 1: every publication is fenced (-2); 2: refused as stale */
+    bool behind;    /* publications succeed but are listed behind a live provisional version */
     uint64_t epoch; /* the epoch of the last call */
 } fake_sink;
 
@@ -86,6 +87,8 @@ static int64_t fake_publish(void *ctx, const redis_version *v, char *err, size_t
     }
     if (fault_now(&f->fault, err, errlen, "fake sink down"))
         return -1;
+    if (v->outcome)
+        v->outcome->behind = f->behind;
     log_call(f->log, "publish", v->model, v->block);
     f->block = v->block;
     f->dim = v->dim;
@@ -173,8 +176,13 @@ static void fake_close(void *impl)
     (void)impl;
 }
 
-static const ckpt_backend fake_backend = {fake_claim, fake_put,   fake_list,
-                                          fake_get,   fake_where, fake_close};
+/* no blobs: the trainer's tests run with teachers.mode = local */
+static const ckpt_backend fake_backend = {.claim = fake_claim,
+                                          .put = fake_put,
+                                          .list = fake_list,
+                                          .get = fake_get,
+                                          .where = fake_where,
+                                          .close = fake_close};
 
 /* ------------------------------------------------------------------------------------------ */
 /* a model with one closed window, and its job */
@@ -554,6 +562,53 @@ static void stale_publish_not_retried(void **state)
     job_free(j);
 }
 
+/* The engine's student_table hook as the trainer passes it on (trainer.on_table). */
+typedef struct {
+    int calls, block, n_users, dim;
+    double first;
+} table_seen;
+
+static void on_table(void *ctx, const tenant *m, int block, const float *emb0, int n_users,
+                     int n_items, int dim)
+{
+    (void)m, (void)n_items;
+    table_seen *t = ctx;
+    t->calls++;
+    t->block = block, t->n_users = n_users, t->dim = dim, t->first = emb0[0];
+}
+
+/* An exact version listed behind a newer live provisional one (the fast path) is not an error:
+ * the block is checkpointed, the version counted as behind, not live, and the first-live
+ * freshness left to the provisional version; CL_k's table reaches trainer.on_table. */
+static void exact_behind_provisional(void **state)
+{
+    rig *g = *state;
+    g->sink.behind = true;
+    start(g, true);
+    table_seen seen = {0};
+    g->t.on_table = on_table;
+    g->t.on_table_ctx = &seen;
+    trainer_job *j = run_one(g, false);
+    trainer_stats st = trainer_get_stats(&g->t);
+    trainer_join(&g->t);
+    if (j->rc != 0)
+        fail_msg("job failed: %s", j->err);
+    assert_int_equal(st.blocks_done, 1);
+    assert_int_equal(st.stale_refused + st.fenced_publish + st.publish_errors, 0);
+    assert_int_equal(st.n_models, 1);
+    const metrics_model *ms = &st.per_model[0];
+    assert_int_equal(ms->exact_behind, 1);
+    assert_int_equal(ms->live_version, 0);
+    assert_int_equal(ms->fresh_close_seconds.count, 0);
+    assert_int_equal(ms->fresh_exact_close_seconds.count, 1);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.block, 0);
+    assert_int_equal(seen.n_users, USERS0);
+    assert_int_equal(seen.dim, g->cfg.ccd.student_dim);
+    assert_true(seen.first == g->m->state.student[0]); /* CL_0's layer-0 table, as committed */
+    job_free(j);
+}
+
 static void fenced_checkpoint_not_retried(void **state)
 {
     rig *g = *state;
@@ -593,6 +648,7 @@ int main(void)
         RIG_TEST(stop_while_sink_down),       RIG_TEST(stop_while_store_down),
         RIG_TEST(stop_before_start),          RIG_TEST(fenced_publish_not_retried),
         RIG_TEST(stale_publish_not_retried),  RIG_TEST(fenced_checkpoint_not_retried),
+        RIG_TEST(exact_behind_provisional),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,6 +80,10 @@ static void wcfg_shipped_files(void **state)
     assert_true(w.train);
     assert_int_equal(w.shutdown_timeout_ms, 25000);
     assert_true(w.fence_grace_ms == 0);
+    assert_true(w.fastpath_enabled);
+    assert_int_equal(w.fastpath_epochs, 2);
+    assert_int_equal(w.fastpath_bootstrap_epochs, 5);
+    assert_true(w.fastpath_bootstrap_lr == 0.01f);
     worker_config_free(&w);
 
     worker_config_init(&w);
@@ -150,6 +154,11 @@ static void wcfg_file_errors(void **state)
         {"[worker]\nshutdown_timeout_ms = 25s\n", ":2: ", "worker.shutdown_timeout_ms"},
         {"[worker]\nshutdown_timeout_ms = -1\n", ":2: ", "worker.shutdown_timeout_ms"},
         {"[checkpoint]\nredis_chunk_bytes = 100\n", ":2: ", "checkpoint.redis_chunk_bytes"},
+        {"[fastpath]\nenabled = maybe\n", ":2: ", "fastpath.enabled"},
+        {"[fastpath]\nepochs = 0\n", ":2: ", "fastpath.epochs"},
+        {"[fastpath]\nbootstrap_epochs = 1001\n", ":2: ", "fastpath.bootstrap_epochs"},
+        {"[fastpath]\nbootstrap_lr = -0.1\n", ":2: ", "fastpath.bootstrap_lr"},
+        {"[fastpath]\nepoch = 3\n", ":2: ", "fastpath.epoch"},
     };
     char err[1024], path[512];
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
@@ -495,10 +504,54 @@ static void wcfg_secret_files(void **state)
     assert_int_equal(worker_config_override(&w, x, err, sizeof err), -1);
     assert_contains(err, "redis.pasword");
     assert_null(strstr(err, "hunter2"));
+    /* the schema registry's password from a file, its other keys through -X (dotted keys) */
+    snprintf(x, sizeof x, "input.registry.password_file=%s", file);
+    assert_int_equal(worker_config_override(&w, x, err, sizeof err), 0);
+    assert_string_equal(w.registry_password, "hunter2 with spaces");
     worker_config_free(&w);
     unlink(file);
     unlink(big);
     rmdir(dir);
+}
+
+/* [input] registry.*: defaults, -X, values checked, the secret hidden in errors. */
+static void wcfg_registry(void **state)
+{
+    (void)state;
+    char err[1024];
+    worker_config w;
+    worker_config_init(&w);
+    assert_string_equal(w.registry_url, "");
+    assert_int_equal(w.registry_timeout_ms, 5000);
+    assert_int_equal(w.registry_missing_ttl_ms, 60000);
+    assert_int_equal(worker_config_override(
+                         &w, "input.registry.url=https://sr:8081/apis/ccompat/v7", err, sizeof err),
+                     0);
+    assert_string_equal(w.registry_url, "https://sr:8081/apis/ccompat/v7");
+    assert_int_equal(worker_config_set(&w, "input", "registry.username", "ccd", err, sizeof err),
+                     0);
+    assert_string_equal(w.registry_username, "ccd");
+    assert_int_equal(
+        worker_config_set(&w, "input", "registry.ca_location", "/etc/ca.pem", err, sizeof err), 0);
+    assert_string_equal(w.registry_ca_file, "/etc/ca.pem");
+    assert_int_equal(worker_config_override(&w, "input.registry.timeout_ms=250", err, sizeof err),
+                     0);
+    assert_int_equal(w.registry_timeout_ms, 250);
+    assert_int_equal(worker_config_override(&w, "input.registry.missing_ttl_ms=0", err, sizeof err),
+                     0);
+    assert_int_equal(w.registry_missing_ttl_ms, 0);
+    assert_int_equal(worker_config_override(&w, "input.registry.url=ftp://sr", err, sizeof err),
+                     -1);
+    assert_contains(err, "input.registry.url");
+    assert_int_equal(worker_config_override(&w, "input.registry.timeout_ms=0", err, sizeof err),
+                     -1);
+    assert_int_equal(worker_config_override(&w, "input.registry.colour=red", err, sizeof err), -1);
+    assert_contains(err, "unknown key");
+    assert_int_equal(worker_config_set(&w, "input", "registry.password", "s3cret", err, sizeof err),
+                     0);
+    assert_string_equal(w.registry_password, "s3cret");
+    assert_true(worker_config_is_secret("registry.password"));
+    worker_config_free(&w);
 }
 
 int main(void)
@@ -512,6 +565,7 @@ int main(void)
         cmocka_unit_test(wcfg_secrets),
         cmocka_unit_test(wcfg_environment),
         cmocka_unit_test(wcfg_secret_files),
+        cmocka_unit_test(wcfg_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -431,16 +431,17 @@ static void sample_eval_users(ccd_dataset *ds, const ccd_config *cfg, int quiet)
 /* What the run measured, block by block (rows first..n-1 filled as they run). */
 typedef struct {
     int n;             /* blocks */
-    double *store;     /* (6 x n x n) */
-    double **r[6];     /* r[q][k][j]: student R, N; ensemble R, N; distilled R, N (n x n each) */
+    double *store;     /* (8 x n x n) */
+    double **r[8];     /* r[q][k][j] on block j's test split: student R, N; ensemble R, N; distilled
+                          R, N; then the student's R, N on block j's valid split (n x n each) */
     double (*secs)[5]; /* (n) student, teachers, ensemble, distill, total */
     double (*block_extra)[2]; /* (n) evaluation s, peak RSS MB */
-    double *pop[2];           /* (n) popularity baseline R@20, N@20 (for --html) */
+    double *pop[2];           /* (n) popularity baseline R@20, N@20 on block k's test */
 } offline_results;
 
 static void results_free(offline_results *res)
 {
-    for (int q = 0; q < 6; q++)
+    for (int q = 0; q < 8; q++)
         free(res->r[q]);
     free(res->store);
     free(res->secs);
@@ -452,9 +453,9 @@ static void results_free(offline_results *res)
 static int results_init(offline_results *res, int n)
 {
     *res = (offline_results){.n = n};
-    res->store = calloc((size_t)n * n * 6, sizeof *res->store);
+    res->store = calloc((size_t)n * n * 8, sizeof *res->store);
     int ok = res->store != NULL;
-    for (int q = 0; q < 6; q++) {
+    for (int q = 0; q < 8; q++) {
         res->r[q] = malloc((size_t)n * sizeof *res->r[q]);
         ok = ok && res->r[q];
         for (int k = 0; k < n && ok; k++)
@@ -478,6 +479,8 @@ static void record_block(offline_results *res, int k, const ccd_block_report *re
         r[3][k][j] = rep->ensemble[j].test.ndcg[CCD_K20];
         r[4][k][j] = rep->distilled[j].test.recall[CCD_K20];
         r[5][k][j] = rep->distilled[j].test.ndcg[CCD_K20];
+        r[6][k][j] = rep->student[j].valid.recall[CCD_K20];
+        r[7][k][j] = rep->student[j].valid.ndcg[CCD_K20];
     }
     res->secs[k][0] = rep->seconds_student;
     res->secs[k][1] = rep->seconds_teachers;
@@ -521,12 +524,15 @@ static int run_block(offline_run *run, int k)
     }
     record_block(&run->res, k, &rep);
     ccd_block_report_free(&rep);
+    /* the baseline both reports show beside the models (a model below it learnt nothing): one
+     * more evaluation of block k (users x items, like the models'), so only when one is asked */
+    ccd_block_metrics pm;
+    if ((a->html || a->report) &&
+        ccd_evaluate_popularity(&run->ds->blocks[k], &run->ds->blocks[k], 1, &pm) == 0) {
+        run->res.pop[0][k] = pm.test.recall[CCD_K20];
+        run->res.pop[1][k] = pm.test.ndcg[CCD_K20];
+    }
     if (a->html) {
-        ccd_block_metrics pm;
-        if (ccd_evaluate_popularity(&run->ds->blocks[k], &run->ds->blocks[k], 1, &pm) == 0) {
-            run->res.pop[0][k] = pm.test.recall[CCD_K20];
-            run->res.pop[1][k] = pm.test.ndcg[CCD_K20];
-        }
         if (write_html(a->html, a->config, a->data, run->cfg, run->res.r, run->res.pop,
                        run->res.secs, run->first, k + 1, err, sizeof err) != 0)
             fprintf(stderr, "ccd-offline: --html: %s\n", err); /* a report is not worth the run */
@@ -548,6 +554,11 @@ static void print_summary(const offline_results *res, int first, int done)
     print_matrix("distilled D_k", "R@20", res->r[4], first, done);
     printf("CL_k: LA / RA / H-mean  R@20 %.4f / %.4f / %.4f   N@20 %.4f / %.4f / %.4f\n", fr.la,
            fr.ra, fr.h, fn.la, fn.ra, fn.h);
+    /* the figures to choose settings by (the test ones are reported, not chosen on) */
+    forgetting vr = summarise(res->r[6], first, done), vn = summarise(res->r[7], first, done);
+    printf("CL_k on the valid splits: LA / RA / H-mean  R@20 %.4f / %.4f / %.4f   N@20 %.4f / "
+           "%.4f / %.4f\n",
+           vr.la, vr.ra, vr.h, vn.la, vn.ra, vn.h);
     double total = 0;
     for (int k = first; k < done; k++)
         total += res->secs[k][4];
@@ -602,6 +613,18 @@ static json_t *json_pair(double **r20, double **n20, int first, int done)
                      json_matrix(n20, first, done));
 }
 
+/* The student's matrices (r20, n20) with their LA / RA / H-mean figures. */
+static json_t *json_student(double **r20, double **n20, int first, int done)
+{
+    forgetting fr = summarise(r20, first, done), fn = summarise(n20, first, done);
+    json_t *o = json_pair(r20, n20, first, done);
+    json_t *fig = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "LA_R20", fr.la, "RA_R20", fr.ra,
+                            "H_R20", fr.h, "LA_N20", fn.la, "RA_N20", fn.ra, "H_N20", fn.h);
+    json_object_update(o, fig);
+    json_decref(fig);
+    return o;
+}
+
 /* The JSON report (--report) of rows first..done-1. 0, or 1 when it cannot be written. */
 static int write_report(const char *path, const char *config, const ccd_config *cfg,
                         const offline_results *res, int first, int done)
@@ -611,12 +634,8 @@ static int write_report(const char *path, const char *config, const ccd_config *
         fprintf(stderr, "ccd-offline: --report %s: cannot open\n", path);
         return 1;
     }
-    forgetting fr = summarise(res->r[0], first, done), fn = summarise(res->r[1], first, done);
-    json_t *student = json_pair(res->r[0], res->r[1], first, done);
-    json_t *fig = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "LA_R20", fr.la, "RA_R20", fr.ra,
-                            "H_R20", fr.h, "LA_N20", fn.la, "RA_N20", fn.ra, "H_N20", fn.h);
-    json_object_update(student, fig);
-    json_decref(fig);
+    json_t *student = json_student(res->r[0], res->r[1], first, done);
+    json_t *valid = json_student(res->r[6], res->r[7], first, done);
     json_t *blocks = json_array();
     double total = 0;
     for (int k = first; k < done; k++) {
@@ -628,11 +647,17 @@ static int write_report(const char *path, const char *config, const ccd_config *
                                         "peak_rss_mb", res->block_extra[k][1]));
         total += s[4];
     }
-    json_t *report = json_pack("{s:o, s:o, s:o, s:{s:o, s:f}, s:f, s:o}", "student", student,
-                               "ensemble", json_pair(res->r[2], res->r[3], first, done),
-                               "distilled", json_pair(res->r[4], res->r[5], first, done), "seconds",
-                               "blocks", blocks, "total", total, "peak_rss_mb", peak_rss_mb(),
-                               "config", json_config(config, cfg, first, done));
+    json_t *pop = json_pack("{s:o, s:o}", "R20", json_array(), "N20", json_array());
+    for (int k = first; k < done; k++) {
+        json_array_append_new(json_object_get(pop, "R20"), json_real(res->pop[0][k]));
+        json_array_append_new(json_object_get(pop, "N20"), json_real(res->pop[1][k]));
+    }
+    json_t *report =
+        json_pack("{s:o, s:o, s:o, s:o, s:o, s:{s:o, s:f}, s:f, s:o}", "student", student,
+                  "student_valid", valid, "ensemble", json_pair(res->r[2], res->r[3], first, done),
+                  "distilled", json_pair(res->r[4], res->r[5], first, done), "popularity", pop,
+                  "seconds", "blocks", blocks, "total", total, "peak_rss_mb", peak_rss_mb(),
+                  "config", json_config(config, cfg, first, done));
     int rc = json_file_write(report, f) != 0;
     if (rc)
         fprintf(stderr, "ccd-offline: --report %s: write failed\n", path);

@@ -82,6 +82,8 @@ static void usage(FILE *f)
         "  --format raw|confluent  wire format (default raw)\n"
         "  --schema-id N       Confluent schema id (default 1)\n"
         "  --schema FILE       reader schema (default schemas/interaction.avsc)\n"
+        "  --writer-schema FILE  encode with FILE instead: the reader's fields plus optional\n"
+        "                      ones, sent null (an evolved producer schema, for tests)\n"
         "  --base-time-ms T    event time of block 0's start (default 1600000000000)\n"
         "  --block-ms D        length of a block in event time (default 86400000)\n"
         "  --create-topic P    create the topic first with P partitions (replication 1)\n"
@@ -360,7 +362,8 @@ static int replay_synthetic(sender *s, const ccd_synth_opts *so, int from_block,
 
 /* The command line. */
 typedef struct {
-    const char *brokers, *topic, *model, *data, *schema, *write_dir; /* NULL: not given */
+    const char *brokers, *topic, *model, *data, *schema, *writer_schema,
+        *write_dir; /* NULL: not given */
     int max_blocks, from_block, quiet, synthetic, partitions;
     double rate; /* events per second; <= 0: unlimited */
     int32_t schema_id;
@@ -383,6 +386,7 @@ enum {
     O_FORMAT,
     O_SID,
     O_SCHEMA,
+    O_WSCHEMA,
     O_BASE,
     O_BMS,
     O_QUIET,
@@ -420,6 +424,7 @@ static const struct option longopts[] = {
     {"format", required_argument, NULL, O_FORMAT},
     {"schema-id", required_argument, NULL, O_SID},
     {"schema", required_argument, NULL, O_SCHEMA},
+    {"writer-schema", required_argument, NULL, O_WSCHEMA},
     {"base-time-ms", required_argument, NULL, O_BASE},
     {"block-ms", required_argument, NULL, O_BMS},
     {"quiet", no_argument, NULL, O_QUIET},
@@ -551,6 +556,9 @@ static int stream_option(replay_args *a, rd_kafka_conf_t *conf, int c, const cha
     case O_SCHEMA:
         a->schema = arg;
         return 0;
+    case O_WSCHEMA:
+        a->writer_schema = arg;
+        return 0;
     case O_BASE:
         return arg_i64("base-time-ms", arg, 0, INT64_MAX, &a->base);
     case O_BMS:
@@ -676,6 +684,11 @@ static int stream(const replay_args *a, rd_kafka_conf_t **confp)
         return 1;
     }
     event_codec *codec = event_codec_new(a->schema, INT64_MIN, INT64_MAX, err, sizeof err);
+    if (codec && a->writer_schema &&
+        event_codec_encode_as(codec, a->writer_schema, err, sizeof err) != 0) {
+        event_codec_free(codec);
+        codec = NULL;
+    }
     if (!codec) {
         fprintf(stderr, "ccd-replay: %s\n", err);
         ccd_dataset_free(&ds);

@@ -41,6 +41,13 @@ static void print_config(const worker_config *c)
     for (int i = 0; i < c->n_topics; i++)
         printf("input.topic = %s\n", c->topics[i]);
     printf("input.format = %s\ninput.dead_letter_topic = %s\n", c->format, c->dead_letter_topic);
+    for (int i = 0; i < c->n_schemas; i++)
+        printf("input.schema.%d = %s\n", (int)c->schema_ids[i], c->schema_paths[i]);
+    if (c->registry_url[0])
+        printf("input.registry = %s (user '%s', password %s, CA %s, timeout %d ms)\n",
+               c->registry_url, c->registry_username,
+               c->registry_password[0] ? "(hidden)" : "(none)",
+               c->registry_ca_file[0] ? c->registry_ca_file : "system", c->registry_timeout_ms);
     printf("window.bootstrap_events = %lld\nwindow.events = %lld\nwindow.duration_ms = %lld\n"
            "window.idle_ms = %lld\n",
            (long long)c->bootstrap_events, (long long)c->window_events,

@@ -111,6 +111,8 @@ static const value_key CCD_KEYS[] = {
     CCD_SWITCH(parallel_teachers),
     CCD_SWITCH(kd_train_items_first),
     CCD_SWITCH(kd_warm_start),
+    CCD_SWITCH(kd_absent_users),
+    CCD_SWITCH(kd_hold_absent_users),
     CCD_KEY(kd_interesting, KEY_INT, 1, 1000),
     CCD_KEY(kd_uninteresting_items, KEY_INT_OR_AUTO, 0, 1 << 30),
     CCD_KEY(kd_uninteresting_users, KEY_INT_OR_AUTO, 0, 1 << 30),

@@ -79,12 +79,25 @@ void worker_config_init(worker_config *w)
     w->checkpoint_keep = 2;
     w->checkpoint_redis_chunk_bytes = 64 << 20;
     w->metrics_listen = strdup("");
+    w->registry_url = strdup("");
+    w->registry_username = strdup("");
+    w->registry_password = strdup("");
+    w->registry_ca_file = strdup("");
+    w->registry_timeout_ms = 5000;
+    w->registry_missing_ttl_ms = 60000;
     w->metrics_health_timeout_ms = 20000;
     w->log_level = 2;
     w->log_json = false;
     w->threads = 0;
     w->train = true;
     w->shutdown_timeout_ms = 25000; /* Kubernetes' grace period is 30 s */
+    w->fastpath_enabled = true;
+    w->fastpath_epochs = 2;
+    w->fastpath_bootstrap_epochs = 5;
+    w->fastpath_bootstrap_lr = 0.01f;
+    w->role_owner = true;
+    w->teachers_jobs_topic = strdup("ccd-teacher-jobs");
+    w->teachers_results_topic = strdup("ccd-teacher-results");
 }
 
 void worker_config_free(worker_config *w)
@@ -95,10 +108,12 @@ void worker_config_free(worker_config *w)
         free(w->topics[i]);
     for (int i = 0; i < w->n_schemas; i++)
         free(w->schema_paths[i]);
-    char **strs[] = {&w->format,         &w->reader_schema, &w->dead_letter_topic,
-                     &w->default_model,  &w->redis_host,    &w->redis_user,
-                     &w->redis_password, &w->redis_prefix,  &w->checkpoint_dir,
-                     &w->metrics_listen};
+    char **strs[] = {&w->format,          &w->reader_schema,       &w->dead_letter_topic,
+                     &w->default_model,   &w->redis_host,          &w->redis_user,
+                     &w->redis_password,  &w->redis_prefix,        &w->checkpoint_dir,
+                     &w->metrics_listen,  &w->teachers_jobs_topic, &w->teachers_results_topic,
+                     &w->registry_url,    &w->registry_username,   &w->registry_password,
+                     &w->registry_ca_file};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
         free(*strs[i]);
     memset(w, 0, sizeof *w);
@@ -148,8 +163,39 @@ static int set_topics(worker_config *w, const char *v)
     return w->n_topics > 0 ? 0 : -1;
 }
 
+/* [input] registry.*: the schema registry (schema_registry.h). */
+static int registry_key(worker_config *w, const char *key, const char *v)
+{
+    if (!strcmp(key, "url")) {
+        if (*v && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+            return -1;
+        return set_str(&w->registry_url, v);
+    }
+    if (!strcmp(key, "username"))
+        return set_str(&w->registry_username, v);
+    if (!strcmp(key, "password")) {
+        if (w->registry_password)
+            config_value_wipe(w->registry_password);
+        return set_str(&w->registry_password, v);
+    }
+    if (!strcmp(key, "ca_location")) /* not ca_file: KEY_file reads a file into KEY */
+        return set_str(&w->registry_ca_file, v);
+    int64_t n;
+    if (!strcmp(key, "timeout_ms")) {
+        if (cli_parse_int64(v, 1, 600000, &n) != 0)
+            return -1;
+        w->registry_timeout_ms = (int)n;
+        return 0;
+    }
+    if (!strcmp(key, "missing_ttl_ms"))
+        return cli_parse_int64(v, 0, INT64_C(1) << 40, &w->registry_missing_ttl_ms);
+    return -2;
+}
+
 static int input_key(worker_config *w, const char *key, const char *v)
 {
+    if (!strncmp(key, "registry.", 9))
+        return registry_key(w, key + 9, v);
     if (!strcmp(key, "topics"))
         return set_topics(w, v);
     if (!strcmp(key, "format")) {
@@ -252,6 +298,73 @@ static int redis_key(worker_config *w, const char *key, const char *v)
     return -2;
 }
 
+static int fastpath_key(worker_config *w, const char *key, const char *v)
+{
+    if (!strcmp(key, "enabled"))
+        return ccd_parse_bool(v, &w->fastpath_enabled);
+    if (!strcmp(key, "epochs"))
+        return ccd_parse_int(v, 1, 1000, &w->fastpath_epochs);
+    if (!strcmp(key, "bootstrap_epochs"))
+        return ccd_parse_int(v, 1, 1000, &w->fastpath_bootstrap_epochs);
+    if (!strcmp(key, "bootstrap_lr"))
+        return cli_parse_float(v, 0.0f, 10.0f, &w->fastpath_bootstrap_lr);
+    return -2;
+}
+
+/* "owner", "teacher" or both, comma-separated (spaces allowed), at least one. */
+static int roles_key(worker_config *w, const char *v)
+{
+    bool owner = false, teacher = false;
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n == 5 && !strncmp(p, "owner", 5))
+            owner = true;
+        else if (n == 7 && !strncmp(p, "teacher", 7))
+            teacher = true;
+        else if (n > 0)
+            return -1;
+        p += n;
+    }
+    if (!owner && !teacher)
+        return -1;
+    w->role_owner = owner;
+    w->role_teacher = teacher;
+    return 0;
+}
+
+/* A Kafka topic name: 1..249 of [A-Za-z0-9._-] ("" allowed where empty is meaningful). */
+static int topic_value(char **dst, const char *v, bool empty_ok)
+{
+    size_t n = strlen(v);
+    if ((n == 0 && !empty_ok) || n > 249)
+        return -1;
+    for (const char *p = v; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            return -1;
+    return set_str(dst, v);
+}
+
+static int teachers_key(worker_config *w, const char *key, const char *v)
+{
+    if (!strcmp(key, "mode")) {
+        if (strcmp(v, "local") && strcmp(v, "kafka"))
+            return -1;
+        w->teachers_kafka = !strcmp(v, "kafka");
+        return 0;
+    }
+    if (!strcmp(key, "jobs_topic"))
+        return topic_value(&w->teachers_jobs_topic, v, false);
+    if (!strcmp(key, "results_topic"))
+        return topic_value(&w->teachers_results_topic, v, true);
+    if (!strcmp(key, "jobs_partitions"))
+        return ccd_parse_int(v, 0, 10000, &w->teachers_jobs_partitions);
+    return -2;
+}
+
 static int other_key(worker_config *w, const char *section, const char *key, const char *v)
 {
     if (!strcmp(section, "input"))
@@ -299,6 +412,8 @@ static int other_key(worker_config *w, const char *section, const char *key, con
         }
         return -2;
     }
+    if (!strcmp(section, "fastpath"))
+        return fastpath_key(w, key, v);
     if (!strcmp(section, "worker")) {
         if (!strcmp(key, "threads"))
             return ccd_parse_int(v, 0, 1024, &w->threads);
@@ -308,8 +423,12 @@ static int other_key(worker_config *w, const char *section, const char *key, con
             return ccd_parse_int(v, 1000, 3600000, &w->shutdown_timeout_ms);
         if (!strcmp(key, "fence_grace_ms"))
             return cli_parse_int64(v, 0, INT64_C(1) << 40, &w->fence_grace_ms);
+        if (!strcmp(key, "roles"))
+            return roles_key(w, v);
         return -2;
     }
+    if (!strcmp(section, "teachers"))
+        return teachers_key(w, key, v);
     return -3;
 }
 
@@ -426,8 +545,9 @@ int worker_config_override(worker_config *w, const char *assignment, char *err, 
         for (const char *p = assignment; p < eq; p++)
             if (*p == '.')
                 dot = p;
-        /* [input] schema.<id>: the key has a dot */
-        if (!strncmp(assignment, "input.schema.", 13))
+        /* [input] schema.<id> and registry.*: the key has a dot */
+        if (!strncmp(assignment, "input.schema.", 13) ||
+            !strncmp(assignment, "input.registry.", 15))
             dot = assignment + 5;
         if (!dot || dot == assignment || dot + 1 == eq) {
             snprintf(err, errlen, "-X %.*s=...: expected section.key=value", name_len, assignment);
@@ -453,6 +573,14 @@ int worker_config_check(const worker_config *w, char *err, size_t errlen)
         snprintf(err, errlen, "kafka.bootstrap.servers: not set");
         return -1;
     }
+    if (w->role_teacher && !w->teachers_kafka) {
+        snprintf(err, errlen,
+                 "worker.roles: the teacher role needs teachers.mode = kafka (it runs the jobs "
+                 "that mode produces)");
+        return -1;
+    }
+    if (!w->role_owner)
+        return 0; /* a teacher-only worker reads no input */
     if (w->n_topics == 0) {
         snprintf(err, errlen, "input.topics: not set");
         return -1;

@@ -6,7 +6,9 @@
  *                 librdkafka config while loading, so a typo fails start-up naming kafka.<key>.
  *   [input]       topics, format, reader_schema, schema.<id> (Confluent id -> writer schema file),
  *                 dead_letter_topic, default_model, min_event_time_ms, max_event_time_ms,
- *                 max_buffered_events, on_offset_reset (fail | skip | retrain: offset_rules.h)
+ *                 max_buffered_events, on_offset_reset (fail | skip | retrain: offset_rules.h),
+ *                 registry.url, registry.username, registry.password, registry.ca_location,
+ *                 registry.timeout_ms, registry.missing_ttl_ms (schema_registry.h)
  *   [window]      bootstrap_events | bootstrap_until_ms, events | duration_ms, idle_ms
  *   [holdout]     fraction, seed
  *   [ccd*]        the engine (ccd_config.h)
@@ -15,9 +17,14 @@
  *   [metrics]     listen (host:port of the Prometheus endpoint and the probes; empty: off),
  *                 health_timeout_ms
  *   [log]         level (error|warn|info|debug), format (text|json)
+ *   [fastpath]    enabled, epochs, bootstrap_epochs, bootstrap_lr (worker/fastpath.h: provisional
+ *                 students while a model's previous block is still in the trainer)
  *   [worker]      threads, train (false: consume and count only, for ingest benchmarks),
  *                 shutdown_timeout_ms (SIGTERM to exit, however long the block in training),
- *                 fence_grace_ms (a fenced partition still assigned after it: fatal)
+ *                 fence_grace_ms (a fenced partition still assigned after it: fatal),
+ *                 roles (owner | teacher | owner,teacher: teacher_jobs.h)
+ *   [teachers]    mode (local | kafka: where a block's teacher updates run), jobs_topic,
+ *                 jobs_partitions, results_topic (teacher_jobs.h, docs/design-teacher-jobs.md)
  * Any value may use ${NAME} / ${NAME:-default} (the environment), and any key may be given as
  * KEY_file = PATH (the content of a file, e.g. a mounted secret): config_value.h.
  * -X overrides use the same names: -X kafka.bootstrap.servers=H:P (everything after "kafka." is
@@ -61,6 +68,10 @@ typedef struct {
     int64_t min_event_time_ms, max_event_time_ms;
     int64_t max_buffered_events;
     offset_reset_policy on_offset_reset; /* what to do when a partition's offsets moved back */
+    char *registry_url;                  /* "" : no schema registry (only the schema.<id> files) */
+    char *registry_username, *registry_password, *registry_ca_file;
+    int registry_timeout_ms;
+    int64_t registry_missing_ttl_ms;
     /* [window] */
     int64_t bootstrap_events;   /* 0: by time */
     int64_t bootstrap_until_ms; /* INT64_MIN: by count */
@@ -97,6 +108,18 @@ typedef struct {
     bool train;
     int shutdown_timeout_ms; /* stop request -> exit, at most (design-fencing.md section 5) */
     int64_t fence_grace_ms;  /* 0: kafka session.timeout.ms (librdkafka's 45000) + 15000 */
+    /* [fastpath] (worker/fastpath.h) */
+    bool fastpath_enabled;
+    int fastpath_epochs;           /* fine-tune epochs of a provisional student (continued) */
+    int fastpath_bootstrap_epochs; /* epochs of the bootstrap window's student (from scratch) */
+    float fastpath_bootstrap_lr;   /* its learning rate (0: ccd.student.lr) */
+    bool role_owner;               /* consume the input topics and train blocks (the default) */
+    bool role_teacher;             /* run teacher jobs from teachers.jobs_topic */
+    /* [teachers] */
+    bool teachers_kafka;          /* mode = kafka: teacher updates as jobs (teacher_jobs.h) */
+    char *teachers_jobs_topic;    /* "ccd-teacher-jobs" */
+    char *teachers_results_topic; /* "ccd-teacher-results"; "" : no result messages */
+    int teachers_jobs_partitions; /* > 0: create the jobs topic with so many when missing */
 } worker_config;
 
 /* Defaults: see configs/worker.ini. */
