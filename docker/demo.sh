@@ -24,21 +24,36 @@ cleanup() {
 trap cleanup EXIT
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Ports below the kernel's ephemeral range, so that no client's outgoing connection holds the port
+# that redis-server or the metrics listener is about to bind.
+ephemeral_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "${ephemeral_lo:-0}" -gt 21000 ] || ephemeral_lo=50000
 free_port() {
     local p
     for _ in $(seq 1 50); do
-        p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+        p=$(( (RANDOM * 32768 + RANDOM) % (ephemeral_lo - 20000) + 20000 ))
         port_open "$p" || { echo "$p"; return 0; }
     done
     echo "demo: no free port" >&2
     return 1
 }
-port=$(free_port)
+# redis-server on a free port; another program may take the port between the check and the bind,
+# so a server that does not answer is stopped and the next port tried.
+port=
+for attempt in 1 2 3 4 5; do
+    p=$(free_port)
+    rm -f "$dir/redis.pid"
+    redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+        --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" || true
+    for _ in $(seq 1 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && { port=$p; break; }; sleep 0.1; done
+    [ -n "$port" ] && break
+    echo "demo: redis-server did not answer on 127.0.0.1:$p (try $attempt of 5); its log:" >&2
+    tail -n 5 "$dir/redis.log" 2>/dev/null | sed 's/^/  /' >&2 || true
+    [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+done
+[ -n "$port" ] || { echo "demo: could not start redis-server" >&2; exit 1; }
 mport=$(free_port)
 while [ "$mport" = "$port" ]; do mport=$(free_port); done
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 echo "demo: redis-server on 127.0.0.1:$port"
 
 "$bin/ccd-worker" -c configs/demo.ini --embedded-kafka 2 -X "redis.port=$port" \

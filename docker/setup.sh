@@ -9,14 +9,16 @@
 #                            python3 (+ yaml: the compose check), chromium (the HTML
 #                            report screenshot test), openssl (test certificates) and clang
 #                            with libFuzzer and OpenMP (the fuzz targets), clang-format and
-#                            cppcheck (tests/lint.sh), prometheus (promtool checks /metrics)
+#                            cppcheck (tests/lint.sh), prometheus (promtool checks /metrics),
+#                            docker.io, docker-compose and debootstrap (the images and the
+#                            compose stack: docker/build-images.sh starts dockerd itself)
 #   docker/setup.sh --runtime  only the shared libraries the binaries load (the Docker
 #                            image's final stage), plus curl for its healthcheck
 set -euo pipefail
 
 if [ "${1:-}" = "--runtime" ]; then
     packages=(librdkafka1 libavro23 libhiredis0.14 libopenblas0-pthread libinih1 libmicrohttpd12 zlib1g
-              libjansson4 libgomp1 ca-certificates curl)
+              libjansson4 libcurl4 libgomp1 ca-certificates curl)
 else
     packages=(
         build-essential cmake pkg-config
@@ -29,6 +31,7 @@ else
         libmicrohttpd-dev   # the Prometheus /metrics endpoint
         zlib1g-dev          # CRC-32 of checkpoints
         libjansson-dev      # JSON: reports, JSON logs
+        libcurl4-openssl-dev # the schema registry client (HTTPS)
         curl                # the demo and tests scrape /metrics
         redis-server        # the demo's and tests' Redis
     )
@@ -37,7 +40,8 @@ else
                    openssl                            # the TLS certificates of tests/kafka_sasl.sh
                    clang libclang-rt-dev libomp-dev   # the fuzz build (tests/fuzz/run.sh)
                    clang-format cppcheck              # tests/lint.sh
-                   prometheus)                        # promtool: the /metrics exposition check
+                   prometheus                         # promtool: the /metrics exposition check
+                   docker.io docker-compose debootstrap)  # tests/compose.sh (docker/build-images.sh)
     fi
 fi
 

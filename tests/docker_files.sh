@@ -19,14 +19,15 @@ for b in $bins; do [ -x "$build/$b" ] || fail "Dockerfile copies $b, which the b
 runtime=$(sed -n '/--runtime" \]; then/,/^else/p' "$src/docker/setup.sh" | grep -oE '(^|[ (])z?lib[a-z0-9.+-]*[0-9a-z]' | tr -d ' (' | sort -u)
 [ -n "$runtime" ] || fail "cannot read the --runtime package list"
 for b in $bins; do
+    # direct dependencies must be listed; indirect ones come with apt's dependency closure (so
+    # only direct ones are looked up: dpkg -S is slow, and libcurl alone pulls in ~20 libraries)
+    direct=$(objdump -p "$build/$b" | awk '/NEEDED/ {print $2}')
     for lib in $(ldd "$build/$b" | awk '$3 ~ /^\// {print $3}'); do
+        base=$(basename "$lib")
+        echo "$direct" | grep -qx "$base" || continue
         pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1) || true
         [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
         case "$pkg" in libc6|libgcc-s1|libstdc++6|libasan*|libubsan*|"") continue ;; esac  # sanitizer builds
-        # direct dependencies must be listed; indirect ones come with apt's dependency closure
-        direct=$(objdump -p "$build/$b" | awk '/NEEDED/ {print $2}')
-        base=$(basename "$lib")
-        echo "$direct" | grep -qx "$base" || continue
         echo "$runtime" | grep -qx "$pkg" || fail "$b needs $base from $pkg, missing in setup.sh --runtime"
     done
 done
@@ -34,15 +35,18 @@ done
 # 3. Compose: parses, Kafka version matches the tests' broker, worker commands pass --check.
 kafka_tests=$(grep -o '<kafka.version>[^<]*' "$src/tests/kafka/pom.xml" | sed 's/.*>//')
 python3 - "$src/docker/compose.yaml" "$kafka_tests" "$build" "$src" <<'PY'
-import os, subprocess, sys, tempfile, yaml
+import os, re, subprocess, sys, tempfile, yaml
 path, kafka_version, build, src = sys.argv[1:]
 d = yaml.safe_load(open(path))
 s = d["services"]
 for name in ("kafka", "redis", "worker-1", "worker-2", "replay"):
     if name not in s:
         sys.exit(f"FAIL: compose has no service {name}")
-if s["kafka"]["image"] != f"apache/kafka:{kafka_version}":
-    sys.exit(f"FAIL: compose runs {s['kafka']['image']}, the tests run Kafka {kafka_version}")
+# ${CCD_KAFKA_IMAGE:-apache/kafka:V}: the default is the registry's image, the variable picks
+# docker/build-images.sh's ccd-kafka:V (made from the tests' jars, so the same version)
+kafka_image = re.sub(r"^\$\{CCD_KAFKA_IMAGE:-(.*)\}$", r"\1", s["kafka"]["image"])
+if kafka_image != f"apache/kafka:{kafka_version}":
+    sys.exit(f"FAIL: compose runs {kafka_image}, the tests run Kafka {kafka_version}")
 workers = [n for n in s if n.startswith("worker-")]
 for n in workers:
     w = s[n]
