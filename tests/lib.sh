@@ -1,15 +1,25 @@
-# Sourced by the test scripts (services.sh, kafka_sasl.sh, security.sh, outage.sh, soak.sh,
-# valgrind_e2e.sh, crash_consistency.sh): what they share. Functions only; nothing runs on source.
+# Sourced by the test scripts (services.sh and the integration tests' scripts): what they share. Functions only; nothing runs on source.
 #
 # Ports and processes
 #   port_open PORT           true when something answers on 127.0.0.1:PORT
-#   free_port                prints a random port nothing answers on, from 20000..49999, or from
-#                            LO..HI with CCD_SERVICES_PORTS=LO-HI (tests/outage.sh keeps below the
-#                            ephemeral range so that no client's outgoing connection takes a port
-#                            while its server is stopped). A race with another process remains
-#                            possible: the server then fails to start and the test fails loudly.
+#   free_port                prints a random port nothing answers on, from 20000 up to the kernel's
+#                            ephemeral range (so that no client's outgoing connection holds the
+#                            port a server is about to bind, or takes it while the server is
+#                            stopped), or from LO..HI with CCD_SERVICES_PORTS=LO-HI. A race with
+#                            another process remains possible: the server then fails to start
+#                            and the test fails loudly.
 #   wait_until TENTHS CMD... runs CMD every 0.1 s until it succeeds; false after TENTHS tries
 #   stop_pid PID [TENTHS]    SIGTERM, up to TENTHS (default 100) tenths of a second to exit, SIGKILL
+#
+# A test script's scratch space and teardown (the integration tests' scripts)
+#   test_scratch [TAIL]      out = a new temporary directory, pids = (): on exit every pid in pids
+#                            is resumed (a test may have SIGSTOPped it) and SIGKILLed, and out is
+#                            removed (CCD_KEEP=1 keeps it and says where)
+#   fail MSG...              "FAIL (fail_context): MSG" (context when set), then the last TAIL
+#                            (default 25) lines of every out/*.log; exits 1
+#   wait_for SECONDS PID CMD...  CMD every 0.1 s until it succeeds; false when time runs out or
+#                            PID (may be empty) has exited
+#   rc ARGS...               redis-cli against REDIS_HOST:REDIS_PORT (the services fixture's)
 #
 # A single-node Kafka broker (KRaft, broker and controller in one JVM) whose files live in one
 # directory DIR: server.properties, log4j.properties (written by the caller, with the help of the
@@ -27,16 +37,71 @@
 #                                       serves on 127.0.0.1:PORT; prints the seconds it took, or
 #                                       the broker log's tail (stderr) and fails
 #
+# A schema registry: Apicurio Registry 2.4.2 (in-memory H2 storage; the Confluent-compatible API
+# under /apis/ccompat/v7), assembled from Maven Central by tests/registry/pom.xml
+#   registry_jar                        prints the runner jar's path, building it with mvn the
+#                                       first time (kept in ~/.cache/ccd-stream/registry-<hash of
+#                                       tests/registry's pom and source>, or $CCD_CACHE_DIR)
+#   registry_launch DIR PORT SECONDS    starts it in the background on 127.0.0.1:PORT (pid in
+#                                       DIR/pid, log in DIR/registry.log) and waits until the
+#                                       Confluent API answers; prints the seconds it took, or the
+#                                       log's tail (stderr) and fails
+#
 # A worker configuration's shared sections (for a heredoc: $(replay_window_ini))
 #   replay_window_ini                   [window]: ccd-replay's blocks, one per day of event time
+#   worker_ini GROUP TOPICS PREFIX      what the integration tests' workers share: [kafka] (6 s
+#                                       session), [input] (reader schema, a large buffer bound),
+#                                       the replay windows, [holdout], [ccd] seed 1 with base
+#                                       patience 0, [redis] keeping every version; callers add
+#                                       engine_ini, [checkpoint], [worker] and their own keys
+#                                       (a section may appear again: the keys add up)
 #   engine_ini TEACHERS DIM BASE KD STUDENT TEACHER
 #                                       [ccd] teachers and student_dim, and the epochs of the
 #                                       four stages ([ccd.base] [ccd.kd] [ccd.student] [ccd.teacher])
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+test_scratch() {
+    out=$(mktemp -d)
+    pids=()
+    fail_tail=${1:-25}
+    trap scratch_cleanup EXIT
+}
+
+scratch_cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done
+    if [ -n "${CCD_KEEP:-}" ]; then echo "kept $out" >&2; else rm -rf "$out"; fi
+}
+
+fail() {
+    local f
+    echo "FAIL${fail_context:+ ($fail_context)}: $*" >&2
+    for f in "$out"/*.log; do
+        [ -f "$f" ] || continue
+        echo "== $f" >&2
+        tail -n "${fail_tail:-25}" "$f" >&2
+    done
+    exit 1
+}
+
+wait_for() {
+    local n=$(($1 * 10)) pid=$2
+    shift 2
+    for _ in $(seq 1 "$n"); do
+        "$@" && return 0
+        [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+rc() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
+
 free_port() {
-    local p i lo=20000 n=30000
+    local p i lo=20000 n=30000 eph
+    eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 0)
+    [ "${eph:-0}" -gt 21000 ] && n=$((eph - lo))
     if [ -n "${CCD_SERVICES_PORTS:-}" ]; then
         lo=${CCD_SERVICES_PORTS%-*}; n=$(( ${CCD_SERVICES_PORTS#*-} - lo + 1 ))
     fi
@@ -139,6 +204,44 @@ kafka_launch() {
     return 1
 }
 
+registry_jar() {
+    local dir key cache
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/registry"
+    # the Quarkus build takes 0.5-2 minutes: its result is kept per content of the pom and the
+    # Java source, like ~/.m2 keeps the jars it is made of
+    key=$(cat "$dir/pom.xml" "$dir"/src/main/java/io/ccdstream/testregistry/*.java | sha256sum | cut -c1-16)
+    cache="${CCD_CACHE_DIR:-$HOME/.cache/ccd-stream}/registry-$key"
+    if [ ! -f "$cache/ccd-stream-test-registry-1.0-runner.jar" ]; then
+        printf 'building the Apicurio test registry with mvn (tests/registry)\n' >&2
+        (cd "$dir" && mvn -q -B package -DskipTests) >&2 || return 1
+        mkdir -p "$cache.tmp"
+        cp -r "$dir/target/ccd-stream-test-registry-1.0-runner.jar" "$dir/target/lib" "$cache.tmp/"
+        rm -rf "$cache" && mv "$cache.tmp" "$cache"
+    fi
+    echo "$cache/ccd-stream-test-registry-1.0-runner.jar"
+}
+
+registry_launch() {
+    local dir=$1 port=$2 seconds=$3 jar i
+    jar=$(registry_jar) || return 1
+    # C1 only and one GC thread: a short-lived test server on a small, shared host starts faster
+    HTTP_PORT=$port nohup java -Xms128m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+        -Dquarkus.http.host=127.0.0.1 -Dquarkus.datasource.jdbc.initial-size=1 \
+        -Dquarkus.datasource.jdbc.min-size=1 -jar "$jar" >"$dir/registry.log" 2>&1 &
+    echo $! > "$dir/pid"
+    for ((i = 1; i <= seconds * 4; i++)); do
+        if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+            printf 'the registry exited during start-up:\n' >&2; tail -30 "$dir/registry.log" >&2; return 1
+        fi
+        if curl -sf "http://127.0.0.1:$port/apis/ccompat/v7/subjects" >/dev/null 2>&1; then
+            echo $((i / 4)); return 0
+        fi
+        sleep 0.25
+    done
+    printf 'the registry did not answer in %s s:\n' "$seconds" >&2; tail -30 "$dir/registry.log" >&2
+    return 1
+}
+
 replay_window_ini() {
     cat <<'INI'
 [window]
@@ -147,6 +250,33 @@ replay_window_ini() {
 bootstrap_until_ms = 1600086400000
 duration_ms = 86400000
 idle_ms = 0
+INI
+}
+
+worker_ini() {
+    cat <<INI
+[kafka]
+bootstrap.servers = $KAFKA_BOOTSTRAP
+group.id = $1
+session.timeout.ms = 6000
+heartbeat.interval.ms = 1000
+[input]
+topics = $2
+reader_schema = $src/schemas/interaction.avsc
+max_buffered_events = 1000000
+$(replay_window_ini)
+[holdout]
+fraction = 0.1
+seed = 0
+[ccd]
+seed = 1
+[ccd.base]
+patience = 0
+[redis]
+host = $REDIS_HOST
+port = $REDIS_PORT
+prefix = $3
+keep_versions = 1000
 INI
 }
 

@@ -28,8 +28,19 @@ cat "$out/stdout"
 r11=$(python3 - "$out/r.json" "$weird" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-for k in ("student", "ensemble", "distilled", "seconds", "peak_rss_mb", "config"):
+for k in ("student", "student_valid", "ensemble", "distilled", "popularity", "seconds",
+          "peak_rss_mb", "config"):
     assert k in r, "report lacks " + k
+# the valid splits' matrices beside the test ones: same shape, other figures
+v, t = r["student_valid"], r["student"]
+assert [len(x) for x in v["r_R20"]] == [len(x) for x in t["r_R20"]], v
+assert all(0 < x <= 1 for row in v["r_R20"] for x in row) and v["r_R20"] != t["r_R20"], v
+assert "H_R20" in v and "LA_N20" in v, v
+# the popularity baseline: one figure per block, a recall, and below the trained student's
+pop = r["popularity"]
+assert len(pop["R20"]) == len(pop["N20"]) == len(r["student"]["r_R20"]), pop
+assert all(0 < x < 1 for x in pop["R20"] + pop["N20"]), pop
+assert pop["R20"][-1] < r["student"]["r_R20"][-1][-1], (pop, r["student"]["r_R20"])
 for k in ("r_R20", "r_N20", "LA_R20", "RA_R20", "H_R20", "LA_N20", "RA_N20", "H_N20"):
     assert k in r["student"], "student lacks " + k
 assert r["config"]["file"] == sys.argv[2], "config.file is %r" % r["config"]["file"]
@@ -39,6 +50,7 @@ PY
 ) || fail "JSON report: $r11"
 awk -v x="$r11" 'BEGIN { exit !(x > 0.02 && x <= 1) }' || fail "r[1][1] = $r11"
 grep -q "LA / RA / H-mean" "$out/stdout" || fail "no summary line"
+grep -q "CL_k on the valid splits: LA / RA / H-mean" "$out/stdout" || fail "no valid summary line"
 # The HTML report: rendered by Chromium, with the summary and r[1][1] as printed by the run.
 summary=$(grep -o 'R@20 [0-9.]* / [0-9.]* / [0-9.]*' "$out/stdout" | head -1 | sed 's/^R@20 //')
 [ -n "$summary" ] || fail "cannot read the summary"

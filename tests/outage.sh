@@ -81,12 +81,9 @@ say() { printf 'outage: %s\n' "$*"; }
 # ---------------------------------------------------------------------------------------------
 # services
 
-# Ports below the kernel's ephemeral range: while a server is stopped its clients keep
-# reconnecting, and an outgoing connection must not be able to take the port it restarts on.
-ephemeral_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-if [ "${ephemeral_lo:-0}" -gt 21000 ]; then
-    export CCD_SERVICES_PORTS="20000-$((ephemeral_lo - 1))"   # free_port and services.sh honour it
-fi
+# The services' ports lie below the kernel's ephemeral range (free_port's default, tests/lib.sh):
+# while a server is stopped its clients keep reconnecting, and an outgoing connection must not be
+# able to take the port it restarts on.
 bash "$src/tests/services.sh" start "$svc" || fail "the test services (Kafka, Redis) did not start"
 # shellcheck disable=SC1091
 source "$svc/services.env"
@@ -329,11 +326,14 @@ check_final() {
     local prev=-1
     for v in "${vers[@]}"; do
         local meta=()
-        mapfile -t meta < <(rc HMGET "$key:v$v:meta" block events events_total users items)
+        mapfile -t meta < <(rc HMGET "$key:v$v:meta" block events events_total users items provisional)
         local hu hi
         hu=$(rc HLEN "$key:v$v:user"); hi=$(rc HLEN "$key:v$v:item")
         [ "${meta[3]}" = "$hu" ] && [ "${meta[4]}" = "$hi" ] ||
             fail "$name: v$v is partial: meta users ${meta[3]} items ${meta[4]}, hashes $hu and $hi"
+        # a provisional version (the fast path, docs/fastpath.md) may run ahead of the exact ones;
+        # the exact versions alone must move forward and count their blocks exactly
+        [ "${meta[5]}" = 1 ] && continue
         k=${meta[0]}
         [ "$k" -ge "$prev" ] || fail "$name: v$v holds block $k after a version of block $prev"
         [ "${meta[1]}" = "${EXP[$k]}" ] || fail "$name: v$v (block $k) counted ${meta[1]} events, the block has ${EXP[$k]}"

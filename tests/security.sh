@@ -178,8 +178,10 @@ check "User:ccd-worker cannot write $topic (kcat rc $rc: $(grep -o 'Topic author
 scan+=("$tmp/kcat-bad.txt" "$tmp/kcat-deny1.txt" "$tmp/kcat-deny2.txt")
 
 # ---- the worker's configuration: secrets in a file only its user can read ----
+# the checks below count one version per block: no provisional versions (docs/fastpath.md; the
+# fast path publishes with the same commands as the trainer, so the ACL is the same)
 tiny=(-X ccd.teachers=mf:16:0 -X ccd.base.epochs=2 -X ccd.kd.epochs=1 -X ccd.student.epochs=1
-      -X ccd.teacher.epochs=1 -X worker.threads=1)
+      -X ccd.teacher.epochs=1 -X worker.threads=1 -X fastpath.enabled=false)
 common=(-X "input.topics=$topic" -X "input.dead_letter_topic=$dlq" -X "input.reader_schema=$src/schemas/interaction.avsc"
         -X "redis.port=$rport" -X "checkpoint.dir=$tmp/ckpt" "${tiny[@]}")
 (umask 077; { cat "$src/configs/demo.ini"; cat <<INI

@@ -24,14 +24,7 @@ cd "$src" # ccd-replay reads schemas/interaction.avsc relative to the root
 source "${CCD_SERVICES_ENV:?run under CTest with the services fixture}"
 # shellcheck source=lib.sh
 source "$src/tests/lib.sh"
-out=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    [ -n "${CCD_KEEP:-}" ] && echo "kept $out" >&2 || rm -rf "$out"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$out"/*.log; do echo "== $f" >&2; tail -n 15 "$f" >&2; done; exit 1; }
+test_scratch 15
 
 deadline_ms=3000
 topic=shutdown-$$-$RANDOM

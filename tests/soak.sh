@@ -25,7 +25,6 @@ cleanup() {
     echo "soak: samples and logs kept in $out" >&2
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; tail -n 20 "$out/worker.log" >&2; exit 1; }
 export OMP_WAIT_POLICY=passive
 
 bash "$src/tests/services.sh" start "$svc" > /dev/null
@@ -33,7 +32,7 @@ bash "$src/tests/services.sh" start "$svc" > /dev/null
 source "$svc/services.env"
 bound=200000
 # shellcheck source=lib.sh
-source "$src/tests/lib.sh"
+source "$src/tests/lib.sh" # also fail: the last lines of worker.log
 mport=$(free_port) || mport=0
 cat > "$out/worker.ini" <<EOF
 [kafka]

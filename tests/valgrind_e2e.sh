@@ -15,9 +15,9 @@ bin=$1 src=$2
 source "${CCD_SERVICES_ENV:?run under CTest with the services fixture}"
 command -v valgrind > /dev/null || { echo "FAIL: valgrind missing (docker/setup.sh --test)" >&2; exit 1; }
 command -v kcat > /dev/null || { echo "FAIL: kcat missing (docker/setup.sh --test)" >&2; exit 1; }
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-fail() { echo "FAIL: $*" >&2; tail -n 30 "$out"/*.log >&2 || true; exit 1; }
+# shellcheck source=lib.sh
+source "$src/tests/lib.sh"
+test_scratch 30
 # the tools re-exec themselves to set OMP_WAIT_POLICY (worker/omp_env.h); under valgrind that
 # exec would start the tool itself, so set it here
 export OMP_WAIT_POLICY=passive
@@ -34,8 +34,6 @@ printf 'not avro at all' | kcat -P -b "$KAFKA_BOOTSTRAP" -t "$topic" -k vg
 printf '\x00\x00\x00' | kcat -P -b "$KAFKA_BOOTSTRAP" -t "$topic" -k vg
 printf '\x02a\x02b' | kcat -P -b "$KAFKA_BOOTSTRAP" -t "$topic" -k vg
 
-# shellcheck source=lib.sh
-source "$src/tests/lib.sh"
 mport=$(free_port) || mport=0
 [ "$mport" -gt 0 ] || fail "no free port"
 cat > "$out/worker.ini" <<EOF
