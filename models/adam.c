@@ -36,13 +36,15 @@ void ccd_adam_step(ccd_adam *a, float *restrict param, const float *restrict gra
 {
     a->t++;
     const float b1 = a->beta1, b2 = a->beta2, wd = a->weight_decay, eps = a->eps;
+    const bool lazy = a->lazy_decay;
     const float step = (float)(a->lr / (1.0 - pow(b1, (double)a->t)));
     const float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(b2, (double)a->t)));
     float *restrict m = a->m, *restrict v = a->v;
     const ptrdiff_t n = (ptrdiff_t)a->n;
 #pragma omp parallel for schedule(static)
     for (ptrdiff_t k = 0; k < n; k++) {
-        float g = grad[k] + wd * param[k];
+        const float gk = grad[k];
+        float g = gk + (lazy && gk == 0.0f ? 0.0f : wd) * param[k];
         m[k] = b1 * m[k] + (1.0f - b1) * g;
         v[k] = b2 * v[k] + (1.0f - b2) * g * g;
         param[k] -= step * m[k] / (sqrtf(v[k]) * inv_sqrt_bc2 + eps);

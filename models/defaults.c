@@ -4,16 +4,20 @@
 
 #include "ccd.h"
 
-/* A stage evaluated after every epoch, with the reference's weight decay. */
+/* A stage evaluated after every epoch, with the reference's weight decay. Built on a zeroed
+ * struct so that its padding is zero too: configs are compared byte for byte (test_config). */
 static ccd_stage_opts stage(float lr, int batch, int nns, int epochs, int patience)
 {
-    return (ccd_stage_opts){.lr = lr,
-                            .batch = batch,
-                            .nns = nns,
-                            .weight_decay = 1e-4f,
-                            .epochs = epochs,
-                            .eval_every = 1,
-                            .patience = patience};
+    ccd_stage_opts s;
+    memset(&s, 0, sizeof s);
+    s.lr = lr;
+    s.batch = batch;
+    s.nns = nns;
+    s.weight_decay = 1e-4f;
+    s.epochs = epochs;
+    s.eval_every = 1;
+    s.patience = patience;
+    return s;
 }
 
 void ccd_config_yelp(ccd_config *c)

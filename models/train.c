@@ -9,15 +9,17 @@
 
 ccd_train_opts ccd_train_opts_base_teacher(void)
 {
-    return (ccd_train_opts){.stage = {.lr = 1e-3f,
-                                      .batch = 512,
-                                      .nns = 2,
-                                      .weight_decay = 1e-4f,
-                                      .epochs = 100,
-                                      .eval_every = 1,
-                                      .patience = 10},
-                            .seed = 0,
-                            .stream = ccd_stream(CCD_STREAM_TEACHER_SAMPLER, 0, 0)};
+    ccd_train_opts o;
+    memset(&o, 0, sizeof o); /* padding included: configs are compared byte for byte */
+    o.stage.lr = 1e-3f;
+    o.stage.batch = 512;
+    o.stage.nns = 2;
+    o.stage.weight_decay = 1e-4f;
+    o.stage.epochs = 100;
+    o.stage.eval_every = 1;
+    o.stage.patience = 10;
+    o.stream = ccd_stream(CCD_STREAM_TEACHER_SAMPLER, 0, 0);
+    return o;
 }
 
 int ccd_recmodel_evaluate(ccd_recmodel *m, const ccd_block *blocks, int n, ccd_block_metrics *out)
@@ -173,6 +175,7 @@ int ccd_train_stage(ccd_recmodel *m, const ccd_block *blk, const ccd_csr *exclud
     ccd_adam adam;
     if (ccd_adam_init(&adam, n_params, so->lr, so->weight_decay) != 0)
         return -1;
+    adam.lazy_decay = so->lazy_decay;
     selection sel = {.emb0 = ccd_floats(n_params), .r20 = -1.0};
     if (!sel.emb0) {
         ccd_adam_free(&adam);

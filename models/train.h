@@ -26,6 +26,7 @@ typedef struct {
     int batch;
     int nns;            /* negatives per positive */
     float weight_decay; /* coupled L2 */
+    bool lazy_decay;    /* decay only the parameters with a gradient in the step (adam.h) */
     int epochs;         /* epochs trained at most; the best evaluated one is kept */
     int eval_every; /* evaluate on the block's valid split after epochs 1, 1+N, ... and the last */
     int patience;   /* stop after this many evaluations without improvement (0: never) */

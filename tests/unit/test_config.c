@@ -123,6 +123,7 @@ static void every_setting_is_written_and_reads_back(void **state)
                                "ccd.batch_growth_pairs=0",
                                "ccd.kd.lr=3e-7",
                                "ccd.teacher.eval_every=3",
+                               "ccd.teacher.lazy_decay=true",
                                "ccd.student.block7.pw=0.3333333",
                                "ccd.teacher.block6.cs=9"};
             for (size_t k = 0; k < sizeof x / sizeof *x; k++)

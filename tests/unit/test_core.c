@@ -317,6 +317,35 @@ static void adam_matches_reference_recurrence(void **state)
     ccd_adam_free(&a);
 }
 
+/* lazy_decay: the same recurrences with the L2 term left out where the gradient is zero. A
+ * parameter never touched stays put; one touched once keeps moving through its momentum only. */
+static void adam_lazy_decay_skips_idle_parameters(void **state)
+{
+    (void)state;
+    ccd_adam a;
+    assert_int_equal(ccd_adam_init(&a, 3, 0.01f, 0.1f), 0);
+    a.lazy_decay = true;
+    float p[3] = {0.5f, -1.0f, 2.0f};
+    double rp[3] = {0.5, -1.0, 2.0}, m[3] = {0}, v[3] = {0};
+    for (int t = 1; t <= 5; t++) {
+        float g[3] = {0.3f * t, 0.0f, t == 1 ? 0.4f : 0.0f};
+        ccd_adam_step(&a, p, g);
+        for (int k = 0; k < 3; k++) {
+            double gk = g[k] == 0.0f ? 0.0 : g[k] + 0.1 * rp[k];
+            m[k] = 0.9 * m[k] + 0.1 * gk;
+            v[k] = 0.999 * v[k] + 0.001 * gk * gk;
+            double mh = m[k] / (1 - pow(0.9, t)),
+                   denom = sqrt(v[k]) / sqrt(1 - pow(0.999, t)) + 1e-8;
+            rp[k] -= 0.01 * mh / denom;
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        assert_float_equal(p[k], (float)rp[k], 1e-5);
+    assert_true(p[1] == -1.0f);       /* never touched: not decayed (dense Adam moves it, above) */
+    assert_true(p[2] < 2.0f - 0.02f); /* its one step moved it 0.01; momentum carried it on */
+    ccd_adam_free(&a);
+}
+
 static void sampler_respects_exclusions(void **state)
 {
     (void)state;
@@ -415,6 +444,7 @@ int main(void)
         cmocka_unit_test(sgemm_matches_plain_products_on_any_thread_count),
         cmocka_unit_test(spmm_matches_plain_products),
         cmocka_unit_test(adam_matches_reference_recurrence),
+        cmocka_unit_test(adam_lazy_decay_skips_idle_parameters),
         cmocka_unit_test(sampler_respects_exclusions),
         cmocka_unit_test(vexp_matches_libm),
         cmocka_unit_test(vmax_and_exp_shift_sum_match_plain_loops),

@@ -140,6 +140,7 @@ static const value_key STAGE_KEYS[] = {
     KEY(ccd_stage_opts, "batch", batch, KEY_INT, 1, 1 << 24),
     KEY(ccd_stage_opts, "negatives", nns, KEY_INT, 1, 1000),
     KEY(ccd_stage_opts, "weight_decay", weight_decay, KEY_FLOAT, 0.0f, 10.0f),
+    KEY(ccd_stage_opts, "lazy_decay", lazy_decay, KEY_BOOL, 0, 0),
     KEY(ccd_stage_opts, "epochs", epochs, KEY_INT, 1, 100000),
     KEY(ccd_stage_opts, "eval_every", eval_every, KEY_INT, 1, 100000),
     KEY(ccd_stage_opts, "patience", patience, KEY_INT, 0, 100000),

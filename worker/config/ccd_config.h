@@ -7,7 +7,8 @@
  *                    replay_eps, student_replay_lambda, student_anneal, teacher_replay_lambda,
  *                    teacher_anneal, lwc_graph_degree, preset (full | finetune)
  *   [ccd.base] [ccd.kd] [ccd.student] [ccd.teacher]
- *                    lr, batch, negatives, weight_decay, epochs, eval_every, patience
+ *                    lr, batch, negatives, weight_decay, lazy_decay, epochs, eval_every,
+ *                    patience
  *   [ccd.student.block<k>]  ab, ss, ps, sw, pw   (replay schedule of block k >= 1)
  *   [ccd.teacher.block<k>]  ab, ss, ps, cs
  * Other sections are left to their own parsers (a handler for them may be chained). An unknown
