@@ -536,6 +536,13 @@ int worker_config_override(worker_config *w, const char *assignment, char *err, 
     }
     int name_len = (int)(eq - assignment);
     char section[256], key[256];
+    /* A longer name would be cut to fit the buffers, and the cut name might no longer say that
+     * it is a secret (worker_config_is_secret): refuse it whole (fuzz_config found this). */
+    if (name_len >= (int)sizeof key) {
+        snprintf(err, errlen, "-X %.40s...: name longer than %zu bytes", assignment,
+                 sizeof key - 1);
+        return -1;
+    }
     if (!strncmp(assignment, "kafka.", 6)) {
         /* librdkafka keys contain dots themselves: everything after "kafka." is the key */
         snprintf(section, sizeof section, "kafka");
