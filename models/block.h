@@ -52,16 +52,22 @@ typedef struct {
 typedef struct {
     const ccd_config *cfg;
     const ccd_block *blk;
-    int k, nu, ni;            /* U_k, I_k */
-    int pu, pi;               /* U_{k-1}, I_{k-1} */
-    ccd_csr g_prev, g_cur;    /* LightGCN graphs of R_{k-1} and R_k */
-    ccd_csr filter_both;      /* Tr_{k-1} u Tr_k over (U_{k-1} x I_{k-1}): the F_S/F_P filter */
-    int *e_prev_top;          /* (U_{k-1} x 40) E_{k-1}'s top-40, Tr_{k-1} filtered */
-    float *proxy_s, *proxy_p; /* S_{k-1}, P_{k-1} layer-0 tables */
-    scored_model s_proxy, p_proxy; /* on R_{k-1} */
+    int k, nu, ni;         /* U_k, I_k */
+    int pu, pi;            /* U_{k-1}, I_{k-1} */
+    ccd_csr g_prev, g_cur; /* LightGCN graphs of R_{k-1} and R_k: what training propagates on */
+    /* The graphs models are scored on (evaluation, ensembles, proxies, the served student): g_prev
+     * and g_cur themselves, or with history_blocks != 1 h_prev and h_cur, the graphs of the
+     * state's history and of history_k (the pairs of the last history_blocks blocks up to k) */
+    const ccd_csr *score_prev, *score_cur;
+    ccd_csr h_prev, h_cur;
+    ccd_csr history;     /* history_k, moved into the state at the commit (history_blocks != 1) */
+    ccd_csr filter_both; /* Tr_{k-1} u Tr_k over (U_{k-1} x I_{k-1}): the F_S/F_P filter */
+    int *e_prev_top;     /* (U_{k-1} x 40) E_{k-1}'s top-40, Tr_{k-1} filtered */
+    float *proxy_s, *proxy_p;      /* S_{k-1}, P_{k-1} layer-0 tables */
+    scored_model s_proxy, p_proxy; /* on score_prev */
     int *s_top, *p_top;            /* (U_{k-1} x 40) top-40 of F_S / F_P (filtered) */
     float *student;                /* CL_k */
-    scored_model cl;               /* CL_k on R_k */
+    scored_model cl;               /* CL_k on score_cur */
     logger lg;
     const atomic_int *stop; /* hooks->stop, polled by every training loop */
     double growth;          /* ccd_batch_growth of the block: every batch is this much larger */

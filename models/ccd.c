@@ -10,6 +10,7 @@
 #include "ccd.h"
 
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ void ccd_state_free(ccd_state *st)
     free(st->proxy_s);
     free(st->proxy_p);
     ccd_csr_free(&st->train);
+    ccd_csr_free(&st->history);
     free(st->active_users);
     free(st->active_items);
     free(st->ensemble_top);
@@ -80,9 +82,13 @@ static int block_data_copy(block_data *d, const ccd_block *blk)
     return 0;
 }
 
-/* Cannot fail: d's buffers move into the state. */
-static void block_data_commit(ccd_state *st, block_data *d, const ccd_block *blk)
+/* Cannot fail: d's buffers and the block's history_k (empty when history_blocks is 1) move
+ * into the state. */
+static void block_data_commit(ccd_state *st, block_data *d, ccd_csr *history, const ccd_block *blk)
 {
+    ccd_csr_free(&st->history);
+    st->history = *history;
+    memset(history, 0, sizeof *history);
     ccd_csr_free(&st->train);
     free(st->active_users);
     free(st->active_items);
@@ -124,7 +130,7 @@ static int bootstrap(block_ctx *b, ccd_state *st, ccd_block_report *rep, const c
     rep->seconds_teachers = ccd_now() - t0;
     t0 = ccd_now();
     ensemble_model e;
-    if (block_ensemble_build(&e, st, st->teacher, b->nu, b->ni, &b->g_cur, b->stop) != 0) {
+    if (block_ensemble_build(&e, st, st->teacher, b->nu, b->ni, b->score_cur, b->stop) != 0) {
         block_ensemble_free(&e);
         return -1;
     }
@@ -195,6 +201,9 @@ static void block_ctx_free(block_ctx *b, const ccd_state *st)
 {
     ccd_csr_free(&b->g_prev);
     ccd_csr_free(&b->g_cur);
+    ccd_csr_free(&b->h_prev);
+    ccd_csr_free(&b->h_cur);
+    ccd_csr_free(&b->history);
     ccd_csr_free(&b->filter_both);
     if (b->e_prev_top != st->ensemble_top)
         free(b->e_prev_top);
@@ -206,6 +215,67 @@ static void block_ctx_free(block_ctx *b, const ccd_state *st)
     free(b->p_top);
     free(b->student);
     block_scored_free(&b->cl);
+}
+
+/* history_k (block.h): the pairs of the state's history (or, from a state that kept none, R_{k-1})
+ * last trained in one of the history_blocks - 1 blocks before k, merged with R_k's, which take the
+ * value k. Rows stay sorted: both inputs are. */
+static int history_next(ccd_csr *out, const ccd_state *st, const ccd_block *blk, int keep)
+{
+    const ccd_csr *old = st->history.indptr ? &st->history : st->block >= 0 ? &st->train : NULL;
+    const ccd_csr *cur = &blk->train;
+    const int k = blk->index, nu = blk->n_users;
+    memset(out, 0, sizeof *out);
+    out->n_rows = nu;
+    out->n_cols = blk->n_items;
+    out->indptr = malloc(((size_t)nu + 1) * sizeof *out->indptr);
+    int64_t cap = cur->nnz + (old ? old->nnz : 0);
+    out->indices = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *out->indices);
+    out->values = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *out->values);
+    if (!out->indptr || !out->indices || !out->values) {
+        ccd_csr_free(out);
+        return -1;
+    }
+    int64_t w = 0;
+    for (int u = 0; u < nu; u++) {
+        out->indptr[u] = w;
+        int64_t a = 0, a_end = 0, c = cur->indptr[u], c_end = cur->indptr[u + 1];
+        if (old && u < old->n_rows)
+            a = old->indptr[u], a_end = old->indptr[u + 1];
+        while (a < a_end || c < c_end) {
+            int ia = a < a_end ? old->indices[a] : INT_MAX,
+                ic = c < c_end ? cur->indices[c] : INT_MAX;
+            if (ic <= ia) { /* R_k's pair (and the old one, when the same) */
+                out->indices[w] = ic, out->values[w++] = (float)k;
+                a += ic == ia;
+                c++;
+                continue;
+            }
+            float last = old->values ? old->values[a] : (float)st->block;
+            if (keep == 0 || last > (float)(k - keep))
+                out->indices[w] = ia, out->values[w++] = last;
+            a++;
+        }
+    }
+    out->indptr[nu] = w;
+    out->nnz = w;
+    return 0;
+}
+
+/* R_k's graph for training, and the graph models are scored on (block.h). */
+static int block_graphs(block_ctx *b, const ccd_state *st)
+{
+    if (ccd_graph_build(&b->g_cur, &b->blk->train, b->nu, b->ni) != 0)
+        return -1;
+    b->score_cur = &b->g_cur;
+    if (b->cfg->history_blocks == 1)
+        return 0;
+    if (history_next(&b->history, st, b->blk, b->cfg->history_blocks) != 0)
+        return -1;
+    if (b->history.nnz == b->blk->train.nnz) /* nothing older kept: the same graph */
+        return 0;
+    b->score_cur = &b->h_cur;
+    return ccd_graph_build(&b->h_cur, &b->history, b->nu, b->ni);
 }
 
 /* Tr_k restricted to the old id space, merged with Tr_{k-1}: the F_S / F_P filter. */
@@ -235,13 +305,19 @@ static int block_prepare(block_ctx *b, const ccd_state *st)
     if (ccd_graph_build(&b->g_prev, &st->train, b->pu, b->pi) != 0 ||
         filter_both(&b->filter_both, st, b->blk, b->pu, b->pi) != 0)
         return -1;
+    b->score_prev = &b->g_prev;
+    if (b->cfg->history_blocks != 1 && st->history.indptr && st->history.nnz != st->train.nnz) {
+        if (ccd_graph_build(&b->h_prev, &st->history, b->pu, b->pi) != 0)
+            return -1;
+        b->score_prev = &b->h_prev;
+    }
     if (st->ensemble_top && st->ensemble_top_k == b->cfg->exclusion_topk) {
         b->e_prev_top = st->ensemble_top; /* still the state's */
         return 0;
     }
     double t0 = ccd_now();
     ensemble_model e_prev;
-    int rc = block_ensemble_build(&e_prev, st, st->teacher, b->pu, b->pi, &b->g_prev, b->stop);
+    int rc = block_ensemble_build(&e_prev, st, st->teacher, b->pu, b->pi, b->score_prev, b->stop);
     if (rc == 0 &&
         !(b->e_prev_top = block_topk_of(&e_prev.scorer, &st->train, NULL, b->cfg->exclusion_topk)))
         rc = -1;
@@ -258,7 +334,7 @@ static int block_ensemble_and_distill(block_ctx *b, ccd_state *st, const ccd_blo
     double t0 = ccd_now();
     ensemble_model e;
     int *e_users = NULL;
-    int rc = block_ensemble_build(&e, st, out->teachers, b->nu, b->ni, &b->g_cur, b->stop);
+    int rc = block_ensemble_build(&e, st, out->teachers, b->nu, b->ni, b->score_cur, b->stop);
     if (rc == 0)
         rc = stage_ensemble_tops(cfg, &e.scorer, b->blk, eval, n_eval, b->rep->ensemble,
                                  &out->e_top, &e_users);
@@ -285,7 +361,7 @@ static int block_evaluate(block_ctx *b, const ccd_state *st, const ccd_block *ev
     if (!out->dk)
         return 0;
     scored_model dm;
-    if (block_score(&dm, CCD_MODEL_LIGHTGCN, out->dk, b->nu, b->ni, st->student_dim, &b->g_cur,
+    if (block_score(&dm, CCD_MODEL_LIGHTGCN, out->dk, b->nu, b->ni, st->student_dim, b->score_cur,
                     0) != 0)
         return -1;
     int rc = ccd_evaluate_scorer(&dm.scorer, eval, n_eval, b->rep->distilled);
@@ -325,7 +401,7 @@ static void block_commit(ccd_state *st, block_ctx *b, block_out *out)
         st->proxy_users = b->pu;
         st->proxy_items = b->pi;
     }
-    block_data_commit(st, &out->kept, b->blk);
+    block_data_commit(st, &out->kept, &b->history, b->blk);
 }
 
 /* T_update(k) for every teacher into out->teachers: in-process, or through the caller's
@@ -404,7 +480,7 @@ static int block_first(block_ctx *b, ccd_state *st, const ccd_block_hooks *hooks
         goto fail;
     *why = ANNOUNCE_FAILED;
     if (block_score(&b->cl, CCD_MODEL_LIGHTGCN, st->student, b->nu, b->ni, st->student_dim,
-                    &b->g_cur, 0) != 0 ||
+                    b->score_cur, 0) != 0 ||
         block_announce_student(b, hooks, st->student, st->student_dim) != 0)
         goto fail;
     *why = "the evaluation ran out of memory";
@@ -413,7 +489,7 @@ static int block_first(block_ctx *b, ccd_state *st, const ccd_block_hooks *hooks
     *why = "out of memory before the commit";
     if (block_data_copy(&kept, b->blk) != 0)
         goto fail;
-    block_data_commit(st, &kept, b->blk);
+    block_data_commit(st, &kept, &b->history, b->blk);
     memcpy(b->rep->distilled, b->rep->student, (size_t)n_eval * sizeof *b->rep->distilled);
     return 0;
 fail:
@@ -443,7 +519,7 @@ int ccd_block_step(ccd_state *st, const ccd_config *cfg, const ccd_block *blk,
     block_ctx_init(&b, st, cfg, blk, hooks, rep);
     block_out out = {0};
     const char *why = "out of memory building its graph";
-    int rc = ccd_graph_build(&b.g_cur, &blk->train, b.nu, b.ni);
+    int rc = block_graphs(&b, st);
     if (rc == 0)
         rc = b.k == 0 ? block_first(&b, st, hooks, eval, n_eval, &why)
                       : block_continue(&b, st, hooks, eval, n_eval, &out, &why);
@@ -495,11 +571,10 @@ static int teacher_inputs_check(const ccd_teacher_inputs *in, int m, char *err, 
 static int teacher_side_prepare(block_ctx *b, const ccd_teacher_inputs *in)
 {
     const ccd_state *st = in->prev;
-    if (ccd_graph_build(&b->g_cur, &in->blk->train, b->nu, b->ni) != 0 ||
-        block_prepare(b, st) != 0 || stage_student_proxies(b, st) != 0)
+    if (block_graphs(b, st) != 0 || block_prepare(b, st) != 0 || stage_student_proxies(b, st) != 0)
         return -1;
     return block_score(&b->cl, CCD_MODEL_LIGHTGCN, in->student, b->nu, b->ni, st->student_dim,
-                       &b->g_cur, 0);
+                       b->score_cur, 0);
 }
 
 int ccd_teacher_update(const ccd_teacher_inputs *in, int m, const atomic_int *stop, float **out,

@@ -62,6 +62,10 @@ typedef struct {
     int64_t batch_growth_pairs; /* blocks with more train pairs grow every batch in proportion
                                    (ccd_batch_growth); 0: fixed batches, as the reference */
     int64_t batch_growth_nodes; /* and so do blocks whose id space (users + items) is larger */
+    int history_blocks;         /* the graph a model is scored on (evaluation, ensembles, proxies,
+                                   the served student) holds the train pairs of this many blocks up
+                                   to k; 1: block k's alone, the reference's; 0: every block so far.
+                                   Training always propagates on block k's graph. */
     int eval_users;             /* model selection and metrics on about this many users when a
                                    block has more with held-out items (ccd_block_sample_eval,
                                    applied by the caller that owns the blocks); 0: every user */
@@ -154,6 +158,10 @@ typedef struct {
     int n_active_users;
     int *active_items; /* sorted items with a train pair in block k */
     int n_active_items;
+    /* The train pairs models are scored on (history_blocks != 1): (n_users x n_items), each
+     * pair's value the last block it was trained in; empty (no indptr) when history_blocks is 1
+     * and the scoring graph is R_k's */
+    ccd_csr history;
     /* E_k's top lists with Tr_k filtered ((n_users x ensemble_top_k)): the next block's
      * negative-exclusion lists start from them, so they are kept instead of recomputed */
     int *ensemble_top;

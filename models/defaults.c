@@ -64,6 +64,7 @@ void ccd_config_yelp(ccd_config *c)
     c->lwc_lambda = 0.01f;
     c->lwc_graph_degree = 10.0;
     c->eval_users = 32768;         /* Yelp has about 12,000 users with test items: all of them */
+    c->history_blocks = 1;         /* score on block k's graph, as the reference */
     c->lwc_max_neighbours = 12288; /* Yelp has at most 12,248 old users: exact there */
     c->replay = c->use_s = c->use_p = c->use_cl = true;
     c->update_teachers = c->collaborative = c->distill = true;

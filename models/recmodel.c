@@ -153,8 +153,9 @@ void ccd_recmodel_propagate_all(ccd_recmodel *m)
         return;
     const int d = m->dim;
     const size_t total = (size_t)ccd_recmodel_nodes(m) * d;
-    ccd_spmm(m->graph, m->emb0, m->layer1, d);
-    ccd_spmm(m->graph, m->layer1, m->final, d);
+    const ccd_csr *g = m->score_graph ? m->score_graph : m->graph;
+    ccd_spmm(g, m->emb0, m->layer1, d);
+    ccd_spmm(g, m->layer1, m->final, d);
 #pragma omp parallel for schedule(static)
     for (size_t k = 0; k < total; k++)
         m->final[k] = (m->emb0[k] + m->layer1[k] + m->final[k]) * (1.0f / 3.0f);

@@ -29,8 +29,10 @@ typedef enum { CCD_MODEL_LIGHTGCN = 0, CCD_MODEL_MF = 1 } ccd_model_type;
 typedef struct {
     ccd_model_type type;
     int n_users, n_items, dim;
-    int n_layers;         /* 2 for LightGCN, 0 for MF */
-    const ccd_csr *graph; /* borrowed A_hat, (n_users + n_items)^2; NULL for MF */
+    int n_layers;               /* 2 for LightGCN, 0 for MF */
+    const ccd_csr *graph;       /* borrowed A_hat, (n_users + n_items)^2; NULL for MF */
+    const ccd_csr *score_graph; /* borrowed: the graph propagate_all scores on, when not graph
+                                   (history_blocks, ccd.h); NULL: graph */
     /* parameters and gradient */
     float *emb0; /* (n_users + n_items, dim) layer-0 table [P; Q] */
     float *grad; /* (n_users + n_items, dim) dL/d emb0 */
@@ -58,7 +60,8 @@ static inline int ccd_recmodel_nodes(const ccd_recmodel *m)
 void ccd_recmodel_forward(ccd_recmodel *m, const int *rows, int n);
 void ccd_recmodel_backward(ccd_recmodel *m, const int *rows, int n);
 
-/* final for every node (evaluation, scoring). */
+/* final for every node (evaluation, scoring), on score_graph when set. Leaves layer1 to the next
+ * forward pass, which recomputes what it reads. */
 void ccd_recmodel_propagate_all(ccd_recmodel *m);
 
 /* Final embeddings of a layer-0 table without a model: final (nodes x d) = the layer mean on

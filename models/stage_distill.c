@@ -34,6 +34,7 @@ int stage_distill(block_ctx *b, ccd_state *st, const ccd_scorer *ens, const int 
     ccd_rng_init(&init, cfg->seed, ccd_stream(CCD_STREAM_KD_INIT, b->k, 0));
     if (ccd_recmodel_init(&m, CCD_MODEL_LIGHTGCN, b->nu, b->ni, ds, &b->g_cur, &init) != 0)
         goto done;
+    m.score_graph = b->score_cur;
     /* Warm start: D_k continues CL_k's lineage, so the next student (which starts from D_k)
      * keeps what CL_k remembers and the proxies average one model's successive versions. */
     if (cfg->kd_warm_start && b->student)

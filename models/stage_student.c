@@ -50,10 +50,10 @@ static int student_proxies(block_ctx *b, const ccd_state *st, const ccd_student_
                                      b->pi, ds, so->pw);
     }
     if (!b->proxy_s || !b->proxy_p ||
-        block_score(&b->s_proxy, CCD_MODEL_LIGHTGCN, b->proxy_s, b->pu, b->pi, ds, &b->g_prev, 0) !=
-            0 ||
-        block_score(&b->p_proxy, CCD_MODEL_LIGHTGCN, b->proxy_p, b->pu, b->pi, ds, &b->g_prev, 0) !=
-            0)
+        block_score(&b->s_proxy, CCD_MODEL_LIGHTGCN, b->proxy_s, b->pu, b->pi, ds, b->score_prev,
+                    0) != 0 ||
+        block_score(&b->p_proxy, CCD_MODEL_LIGHTGCN, b->proxy_p, b->pu, b->pi, ds, b->score_prev,
+                    0) != 0)
         return -1;
     b->s_top = block_topk_of(&b->s_proxy.scorer, &b->filter_both, NULL, K);
     b->p_top = b->k == 1 ? NULL : block_topk_of(&b->p_proxy.scorer, &b->filter_both, NULL, K);
@@ -124,6 +124,7 @@ static int student_train(block_ctx *b, int ds, const float *start, const ccd_csr
     ccd_rng_init(&init, cfg->seed, ccd_stream(CCD_STREAM_STUDENT_INIT, b->k, 0));
     if (ccd_recmodel_init(&m, CCD_MODEL_LIGHTGCN, b->nu, b->ni, ds, &b->g_cur, &init) != 0)
         goto done;
+    m.score_graph = b->score_cur;
     float *expanded = block_expand(b, start, ds);
     if (!expanded)
         goto done;
@@ -143,7 +144,7 @@ static int student_train(block_ctx *b, int ds, const float *start, const ccd_csr
         goto done;
     b->student = block_copy_floats(m.emb0, (size_t)(b->nu + b->ni) * ds);
     if (!b->student ||
-        block_score(&b->cl, CCD_MODEL_LIGHTGCN, b->student, b->nu, b->ni, ds, &b->g_cur, 0) != 0)
+        block_score(&b->cl, CCD_MODEL_LIGHTGCN, b->student, b->nu, b->ni, ds, b->score_cur, 0) != 0)
         goto done;
     rc = 0;
 done:
@@ -184,7 +185,7 @@ int stage_student_update(block_ctx *b, ccd_state *st, int *best_epoch)
     ccd_csr excl = {0};
     ccd_replay_set rs = {0};
     int rc = -1;
-    if (block_score(&w, CCD_MODEL_LIGHTGCN, start, b->pu, b->pi, ds, &b->g_prev, 0) != 0)
+    if (block_score(&w, CCD_MODEL_LIGHTGCN, start, b->pu, b->pi, ds, b->score_prev, 0) != 0)
         goto done;
     if (stage_student_proxies(b, st) != 0)
         goto done;

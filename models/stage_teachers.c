@@ -334,6 +334,8 @@ static int teacher_start(const block_ctx *b, const ccd_state *st, int t, scored_
                           spec->type == CCD_MODEL_LIGHTGCN ? &b->g_cur : NULL, &init) != 0)
         return -1;
     m->layer1_everywhere = true; /* LWC-KD reads the present layer 1 of every old user and item */
+    if (spec->type == CCD_MODEL_LIGHTGCN)
+        m->score_graph = b->score_cur;
     float *expanded = block_expand(b, st->teacher[t], d);
     if (!expanded)
         return -1;
@@ -352,7 +354,7 @@ static int teacher_replay(const block_ctx *b, const ccd_teacher_spec *spec, cons
         return 0;
     const ccd_teacher_block_opts *to = teacher_opts(cfg, b->k);
     scored_model t0;
-    if (block_score(&t0, spec->type, m->emb0, b->nu, b->ni, spec->dim, &b->g_cur, 0) != 0)
+    if (block_score(&t0, spec->type, m->emb0, b->nu, b->ni, spec->dim, b->score_cur, 0) != 0)
         return -1;
     ccd_rng rng;
     ccd_rng_init(&rng, spec->seed, ccd_stream(CCD_STREAM_TEACHER_REPLAY, b->k, 0));

@@ -75,6 +75,17 @@ static void put_table(out_buf *o, const float *t, size_t n)
         put_floats(o, t, n);
 }
 
+/* a 0/1 pattern: rows, cols, nnz, the row pointers, the column ids */
+static void put_csr(out_buf *o, const ccd_csr *a)
+{
+    put_u32(o, (uint32_t)a->n_rows);
+    put_u32(o, (uint32_t)a->n_cols);
+    put_u64(o, (uint64_t)a->nnz);
+    for (int r = 0; a->indptr && r <= a->n_rows; r++)
+        put_u64(o, (uint64_t)a->indptr[r]);
+    put_i32s(o, a->indices, (size_t)a->nnz);
+}
+
 int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len)
 {
     out_buf o = {0};
@@ -96,12 +107,7 @@ int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len)
     const size_t pnodes = (size_t)st->proxy_users + (size_t)st->proxy_items;
     put_table(&o, st->proxy_s, pnodes * (size_t)st->student_dim);
     put_table(&o, st->proxy_p, pnodes * (size_t)st->student_dim);
-    put_u32(&o, (uint32_t)st->train.n_rows);
-    put_u32(&o, (uint32_t)st->train.n_cols);
-    put_u64(&o, (uint64_t)st->train.nnz);
-    for (int r = 0; st->train.indptr && r <= st->train.n_rows; r++)
-        put_u64(&o, (uint64_t)st->train.indptr[r]);
-    put_i32s(&o, st->train.indices, (size_t)st->train.nnz);
+    put_csr(&o, &st->train);
     put_u32(&o, (uint32_t)st->n_active_users);
     put_i32s(&o, st->active_users, (size_t)st->n_active_users);
     put_u32(&o, (uint32_t)st->n_active_items);
@@ -109,11 +115,17 @@ int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len)
     put_u32(&o, (uint32_t)(st->ensemble_top ? st->ensemble_top_k : 0));
     if (st->ensemble_top)
         put_i32s(&o, st->ensemble_top, (size_t)st->n_users * (size_t)st->ensemble_top_k);
+    const int with_history = st->history.indptr != NULL;
+    if (with_history) {
+        put_csr(&o, &st->history);
+        for (int64_t e = 0; e < st->history.nnz; e++)
+            put_u32(&o, (uint32_t)(int)st->history.values[e]);
+    }
     if (o.failed) {
         free(o.p);
         return -1;
     }
-    ccd_frame_seal(o.p, MAGIC, CCD_STATE_VERSION, o.n - CCD_FRAME_BYTES);
+    ccd_frame_seal(o.p, MAGIC, with_history ? CCD_STATE_VERSION : 1, o.n - CCD_FRAME_BYTES);
     *buf = o.p;
     *len = o.n;
     return 0;
@@ -244,31 +256,51 @@ static const char *read_tables(in_buf *in, ccd_state *st)
     return in->failed ? "truncated student tables" : NULL;
 }
 
-/* block k's train pairs: CSR (n_users x n_items), row pointers non-decreasing from 0 to nnz */
-static const char *read_train(in_buf *in, ccd_state *st)
+/* a pattern of (n_users x n_items) pairs, row pointers non-decreasing from 0 to nnz: block k's
+ * train pairs, or the scoring history */
+static const char *read_csr(in_buf *in, const ccd_state *st, ccd_csr *a)
 {
-    ccd_csr *tr = &st->train;
     int rows = (int)get_u32(in), cols = (int)get_u32(in);
     uint64_t nnz = get_u64(in);
     if (in->failed || rows != st->n_users || cols != st->n_items ||
         !have(in, 2 * ((uint64_t)rows + 1) + nnz))
-        return "bad train matrix header";
-    tr->n_rows = rows;
-    tr->n_cols = cols;
-    tr->nnz = (int64_t)nnz;
-    if (!(tr->indptr = malloc(((size_t)rows + 1) * sizeof *tr->indptr)))
+        return "bad pair matrix header";
+    a->n_rows = rows;
+    a->n_cols = cols;
+    a->nnz = (int64_t)nnz;
+    if (!(a->indptr = malloc(((size_t)rows + 1) * sizeof *a->indptr)))
         return "out of memory";
     for (int r = 0; r <= rows; r++) {
-        tr->indptr[r] = (int64_t)get_u64(in);
-        if (tr->indptr[r] < (r ? tr->indptr[r - 1] : 0) || (uint64_t)tr->indptr[r] > nnz)
-            return "bad train row pointers";
+        a->indptr[r] = (int64_t)get_u64(in);
+        if (a->indptr[r] < (r ? a->indptr[r - 1] : 0) || (uint64_t)a->indptr[r] > nnz)
+            return "bad pair row pointers";
     }
-    if (tr->indptr[0] != 0 || (uint64_t)tr->indptr[rows] != nnz)
-        return "bad train row pointers";
-    tr->indices = get_i32s(in, nnz);
+    if (a->indptr[0] != 0 || (uint64_t)a->indptr[rows] != nnz)
+        return "bad pair row pointers";
+    a->indices = get_i32s(in, nnz);
     for (uint64_t e = 0; !in->failed && e < nnz; e++)
-        if (tr->indices[e] < 0 || tr->indices[e] >= cols)
-            return "train item id out of range";
+        if (a->indices[e] < 0 || a->indices[e] >= cols)
+            return "pair item id out of range";
+    return in->failed ? "truncated pair matrix" : NULL;
+}
+
+/* the scoring history (version 2): its pairs, then the block each was last trained in */
+static const char *read_history(in_buf *in, ccd_state *st)
+{
+    ccd_csr *h = &st->history;
+    const char *bad = read_csr(in, st, h);
+    if (bad)
+        return bad;
+    if (!have(in, (uint64_t)h->nnz))
+        return "truncated history blocks";
+    if (!(h->values = malloc((size_t)(h->nnz > 0 ? h->nnz : 1) * sizeof *h->values)))
+        return "out of memory";
+    for (int64_t e = 0; e < h->nnz; e++) {
+        int k = (int)get_u32(in);
+        if (k < 0 || k > st->block)
+            return "history block out of range";
+        h->values[e] = (float)k;
+    }
     return NULL;
 }
 
@@ -314,16 +346,19 @@ int ccd_state_deserialize(ccd_state *st, const unsigned char *buf, size_t len, c
     ccd_state_init(st);
     char why[160];
     size_t payload;
-    if (ccd_frame_open(buf, len, MAGIC, CCD_STATE_VERSION, CCD_STATE_VERSION, "state", &payload,
-                       NULL, why, sizeof why) != 0) {
+    uint32_t version = 0;
+    if (ccd_frame_open(buf, len, MAGIC, 1, CCD_STATE_VERSION, "state", &payload, &version, why,
+                       sizeof why) != 0) {
         snprintf(err, errlen, "state: %s", why);
         return -1;
     }
     in_buf in = {.p = buf + CCD_FRAME_BYTES, .n = payload};
     const char *bad = read_sizes(&in, st);
     bad = bad ? bad : read_tables(&in, st);
-    bad = bad ? bad : read_train(&in, st);
+    bad = bad ? bad : read_csr(&in, st, &st->train);
     bad = bad ? bad : read_lists(&in, st);
+    if (!bad && version >= 2)
+        bad = read_history(&in, st);
     if (!bad && in.at != in.n)
         bad = "unexpected bytes at the end of the payload";
     if (bad) {

@@ -12,7 +12,11 @@
  *               two proxies (proxy_users + proxy_items) x student_dim;
  *               block k's train pairs: u32 rows, u32 cols, u64 nnz, (rows + 1) u64 row
  *               pointers, nnz i32 items; u32 n + n i32 active users, the same for items;
- *               u32 top_k (0: none) + n_users x top_k i32 of E_k's top lists
+ *               u32 top_k (0: none) + n_users x top_k i32 of E_k's top lists;
+ *               version 2 only: the scoring history (history_blocks != 1), a CSR like the train
+ *               pairs followed by nnz i32 blocks (the last block each pair was trained in)
+ * A state without a history is written as version 1, byte for byte what earlier builds wrote and
+ * read; both versions are read.
  * Loading checks the magic, the version, the length and the checksum before it reads anything,
  * then every size against what the payload holds, so a truncated or corrupted file is refused
  * with a message and never half-loaded. Where the bytes go (a file written atomically, Redis) is
@@ -25,7 +29,7 @@
 
 #include "ccd.h"
 
-#define CCD_STATE_VERSION 1
+#define CCD_STATE_VERSION 2
 
 /* Serialise st into a malloc'd buffer (*buf, *len). Returns 0 or -1 (out of memory). */
 int ccd_state_serialize(const ccd_state *st, unsigned char **buf, size_t *len);

@@ -663,6 +663,89 @@ static void distillation_holds_absent_users(void **state)
     free_blocks(blocks);
 }
 
+/* The last block each (user, item) pair of blocks[0..k] trained in, or -1 (by hand). */
+static int last_block_of(ccd_block *blocks, int k, int u, int i)
+{
+    for (int j = k; j >= 0; j--)
+        if (u < blocks[j].train.n_rows && ccd_csr_contains(&blocks[j].train, u, i))
+            return j;
+    return -1;
+}
+
+/* history_blocks: the state keeps the pairs of the last N blocks (every block for 0) with the
+ * block each was last trained in, a checkpoint carries them (as format version 2; a state
+ * without them is still written as version 1), models are scored on them (so D_k changes), and a
+ * run that switches it on from a state that kept none continues as one that always had it. */
+static void scoring_history_keeps_the_last_blocks(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    ccd_config cfg;
+    char err[256];
+    const int keeps[3] = {1, 0, 2};
+    float *distilled[3];
+    const size_t n = (size_t)(USERS[2] + ITEMS[2]) * 4;
+    for (int r = 0; r < 3; r++) {
+        small_config(&cfg);
+        cfg.history_blocks = keeps[r];
+        ccd_state st;
+        ccd_state_init(&st);
+        run_blocks(&st, &cfg, blocks, 0, 2, "history");
+        size_t len;
+        unsigned char *ckpt = save(&st, &len);
+        assert_int_equal(ckpt[8], keeps[r] == 1 ? 1 : 2); /* the format version's low byte */
+        ccd_state resumed;
+        if (ccd_state_deserialize(&resumed, ckpt, len, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        run_blocks(&st, &cfg, blocks, 2, 3, "history");
+        run_blocks(&resumed, &cfg, blocks, 2, 3, "history, resumed");
+        size_t na, nb;
+        unsigned char *a = save(&st, &na), *b = save(&resumed, &nb);
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, na);
+        free(a), free(b), free(ckpt);
+        if (keeps[r] == 1) {
+            assert_null(st.history.indptr);
+        } else {
+            int64_t expected = 0;
+            for (int u = 0; u < USERS[2]; u++)
+                for (int i = 0; i < ITEMS[2]; i++) {
+                    int last = last_block_of(blocks, 2, u, i);
+                    bool kept = last >= 0 && (keeps[r] == 0 || last > 2 - keeps[r]);
+                    expected += kept;
+                    assert_int_equal(ccd_csr_contains(&st.history, u, i), kept);
+                }
+            assert_int_equal(st.history.nnz, expected);
+            for (int u = 0; u < USERS[2]; u++)
+                for (int64_t e = st.history.indptr[u]; e < st.history.indptr[u + 1]; e++)
+                    assert_int_equal((int)st.history.values[e],
+                                     last_block_of(blocks, 2, u, st.history.indices[e]));
+            assert_true(expected > blocks[2].train.nnz);
+        }
+        distilled[r] = malloc(n * sizeof(float));
+        assert_non_null(distilled[r]);
+        memcpy(distilled[r], st.distilled, n * sizeof(float));
+        ccd_state_free(&resumed);
+        ccd_state_free(&st);
+    }
+    assert_memory_not_equal(distilled[0], distilled[1], n * sizeof(float));
+    assert_memory_not_equal(distilled[1], distilled[2], n * sizeof(float));
+
+    /* switched on after block 0 of a run without it: the same state as with it from the start */
+    small_config(&cfg);
+    ccd_state st;
+    ccd_state_init(&st);
+    run_blocks(&st, &cfg, blocks, 0, 1, "history off");
+    cfg.history_blocks = 0;
+    run_blocks(&st, &cfg, blocks, 1, 3, "history switched on");
+    assert_memory_equal(st.distilled, distilled[1], n * sizeof(float));
+    ccd_state_free(&st);
+    for (int r = 0; r < 3; r++)
+        free(distilled[r]);
+    free_blocks(blocks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -679,6 +762,7 @@ int main(void)
         cmocka_unit_test(distillation_warm_starts_from_the_student),
         cmocka_unit_test(distillation_covers_absent_users),
         cmocka_unit_test(distillation_holds_absent_users),
+        cmocka_unit_test(scoring_history_keeps_the_last_blocks),
         cmocka_unit_test(random_streams_never_collide),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

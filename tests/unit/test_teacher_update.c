@@ -225,6 +225,27 @@ static void standalone_teachers_equal_the_block_steps(void **state)
     free_blocks(blocks);
 }
 
+/* The same with the scoring history on (history_blocks = 0): a standalone update rebuilds the
+ * history's graph from the state and the block, as the step does, and gets the same teachers. */
+static void standalone_teachers_equal_the_block_steps_with_history(void **state)
+{
+    (void)state;
+    ccd_block blocks[BLOCKS];
+    make_blocks(blocks);
+    ccd_config cfg;
+    wide_config(&cfg);
+    cfg.history_blocks = 0;
+    reference ref;
+    memset(&ref, 0, sizeof ref);
+    run_stream(&cfg, blocks, NULL, &ref, true);
+    job_runner b = {.ref = &ref, .threads = {1, 2}};
+    ccd_block_hooks hb = {.teachers = run_jobs, .ctx = &b};
+    run_stream(&cfg, blocks, &hb, &ref, false);
+    assert_int_equal(b.calls, BLOCKS - 1);
+    reference_free(&ref);
+    free_blocks(blocks);
+}
+
 /* A teachers hook that keeps CL_k and returns what it is told: CCD_STOPPED, -1 after filling
  * out[0] (the engine must free it), or 0 with out[last] left NULL. */
 typedef struct {
@@ -339,6 +360,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(standalone_teachers_equal_the_block_steps),
+        cmocka_unit_test(standalone_teachers_equal_the_block_steps_with_history),
         cmocka_unit_test(failures_leave_nothing_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,6 +117,7 @@ static const value_key CCD_KEYS[] = {
     CCD_KEY(kd_uninteresting_items, KEY_INT_OR_AUTO, 0, 1 << 30),
     CCD_KEY(kd_uninteresting_users, KEY_INT_OR_AUTO, 0, 1 << 30),
     CCD_KEY(eval_users, KEY_INT, 0, 1 << 30),
+    CCD_KEY(history_blocks, KEY_INT, 0, 1 << 20),
     CCD_KEY(lwc_max_neighbours, KEY_INT, 0, 1 << 30),
     CCD_KEY(parallel_teachers_max_mb, KEY_INT, 0, 1 << 30),
     CCD_KEY(batch_growth_pairs, KEY_INT64, 0, 1 << 30),
