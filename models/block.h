@@ -56,8 +56,9 @@ typedef struct {
     int pu, pi;            /* U_{k-1}, I_{k-1} */
     ccd_csr g_prev, g_cur; /* LightGCN graphs of R_{k-1} and R_k: what training propagates on */
     /* The graphs models are scored on (evaluation, ensembles, proxies, the served student): g_prev
-     * and g_cur themselves, or with history_blocks != 1 h_prev and h_cur, the graphs of the
-     * state's history and of history_k (the pairs of the last history_blocks blocks up to k) */
+     * and g_cur themselves, or with history_blocks != 1 h_prev and h_cur: g_prev and g_cur whose
+     * empty user rows come from the graph of the state's history and of history_k (every user's
+     * pairs of the last block they had any in, within history_blocks) */
     const ccd_csr *score_prev, *score_cur;
     ccd_csr h_prev, h_cur;
     ccd_csr history;     /* history_k, moved into the state at the commit (history_blocks != 1) */

@@ -10,7 +10,6 @@
 #include "ccd.h"
 
 #include <stdio.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,9 +216,10 @@ static void block_ctx_free(block_ctx *b, const ccd_state *st)
     block_scored_free(&b->cl);
 }
 
-/* history_k (block.h): the pairs of the state's history (or, from a state that kept none, R_{k-1})
- * last trained in one of the history_blocks - 1 blocks before k, merged with R_k's, which take the
- * value k. Rows stay sorted: both inputs are. */
+/* history_k (block.h): every user's pairs of block k, or, for a user with none, the pairs of the
+ * last block they had any in (the state's history, or R_{k-1} from a state that kept none) when
+ * that block is one of the history_blocks - 1 before k (any of them for 0). A row's pairs all
+ * carry the block they came from. */
 static int history_next(ccd_csr *out, const ccd_state *st, const ccd_block *blk, int keep)
 {
     const ccd_csr *old = st->history.indptr ? &st->history : st->block >= 0 ? &st->train : NULL;
@@ -239,27 +239,36 @@ static int history_next(ccd_csr *out, const ccd_state *st, const ccd_block *blk,
     int64_t w = 0;
     for (int u = 0; u < nu; u++) {
         out->indptr[u] = w;
-        int64_t a = 0, a_end = 0, c = cur->indptr[u], c_end = cur->indptr[u + 1];
-        if (old && u < old->n_rows)
-            a = old->indptr[u], a_end = old->indptr[u + 1];
-        while (a < a_end || c < c_end) {
-            int ia = a < a_end ? old->indices[a] : INT_MAX,
-                ic = c < c_end ? cur->indices[c] : INT_MAX;
-            if (ic <= ia) { /* R_k's pair (and the old one, when the same) */
-                out->indices[w] = ic, out->values[w++] = (float)k;
-                a += ic == ia;
-                c++;
+        const ccd_csr *src = cur;
+        float last = (float)k;
+        if (ccd_csr_row_len(cur, u) == 0) {
+            if (!old || u >= old->n_rows || ccd_csr_row_len(old, u) == 0)
                 continue;
-            }
-            float last = old->values ? old->values[a] : (float)st->block;
-            if (keep == 0 || last > (float)(k - keep))
-                out->indices[w] = ia, out->values[w++] = last;
-            a++;
+            src = old;
+            last = old->values ? old->values[old->indptr[u]] : (float)st->block;
+            if (keep != 0 && last <= (float)(k - keep))
+                continue;
         }
+        for (int64_t e = src->indptr[u]; e < src->indptr[u + 1]; e++)
+            out->indices[w] = src->indices[e], out->values[w++] = last;
     }
     out->indptr[nu] = w;
     out->nnz = w;
     return 0;
+}
+
+/* The graph models are scored on (block.h): the training graph g whose empty user rows (the
+ * users with no pair in the block) take their rows of the history's graph, so those users
+ * propagate over their last block's items (normalised by that graph's degrees) while every other
+ * row, the items' included, stays the block's: the active users' scores are the reference's. */
+static int score_graph(ccd_csr *out, const ccd_csr *g, const ccd_csr *history, int nu, int ni)
+{
+    ccd_csr h;
+    if (ccd_graph_build(&h, history, nu, ni) != 0)
+        return -1;
+    int rc = ccd_graph_fill_rows(out, g, &h, nu);
+    ccd_csr_free(&h);
+    return rc;
 }
 
 /* R_k's graph for training, and the graph models are scored on (block.h). */
@@ -275,7 +284,7 @@ static int block_graphs(block_ctx *b, const ccd_state *st)
     if (b->history.nnz == b->blk->train.nnz) /* nothing older kept: the same graph */
         return 0;
     b->score_cur = &b->h_cur;
-    return ccd_graph_build(&b->h_cur, &b->history, b->nu, b->ni);
+    return score_graph(&b->h_cur, &b->g_cur, &b->history, b->nu, b->ni);
 }
 
 /* Tr_k restricted to the old id space, merged with Tr_{k-1}: the F_S / F_P filter. */
@@ -307,7 +316,7 @@ static int block_prepare(block_ctx *b, const ccd_state *st)
         return -1;
     b->score_prev = &b->g_prev;
     if (b->cfg->history_blocks != 1 && st->history.indptr && st->history.nnz != st->train.nnz) {
-        if (ccd_graph_build(&b->h_prev, &st->history, b->pu, b->pi) != 0)
+        if (score_graph(&b->h_prev, &b->g_prev, &st->history, b->pu, b->pi) != 0)
             return -1;
         b->score_prev = &b->h_prev;
     }

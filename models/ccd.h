@@ -63,9 +63,11 @@ typedef struct {
                                    (ccd_batch_growth); 0: fixed batches, as the reference */
     int64_t batch_growth_nodes; /* and so do blocks whose id space (users + items) is larger */
     int history_blocks;         /* the graph a model is scored on (evaluation, ensembles, proxies,
-                                   the served student) holds the train pairs of this many blocks up
-                                   to k; 1: block k's alone, the reference's; 0: every block so far.
-                                   Training always propagates on block k's graph. */
+                                   the served student): block k's, where a user with no pair in
+                                   block k propagates over the pairs of the last block they had any
+                                   in, when it is one of the last history_blocks blocks up to k (0:
+                                   however old); 1: block k's alone, the reference's. Training
+                                   always propagates on block k's graph. */
     int eval_users;             /* model selection and metrics on about this many users when a
                                    block has more with held-out items (ccd_block_sample_eval,
                                    applied by the caller that owns the blocks); 0: every user */
@@ -158,9 +160,9 @@ typedef struct {
     int n_active_users;
     int *active_items; /* sorted items with a train pair in block k */
     int n_active_items;
-    /* The train pairs models are scored on (history_blocks != 1): (n_users x n_items), each
-     * pair's value the last block it was trained in; empty (no indptr) when history_blocks is 1
-     * and the scoring graph is R_k's */
+    /* The train pairs models are scored on (history_blocks != 1): (n_users x n_items), every
+     * user's pairs of the last block they had any in, each pair's value that block; empty (no
+     * indptr) when history_blocks is 1 and the scoring graph is R_k's */
     ccd_csr history;
     /* E_k's top lists with Tr_k filtered ((n_users x ensemble_top_k)): the next block's
      * negative-exclusion lists start from them, so they are kept instead of recomputed */

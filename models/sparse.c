@@ -116,6 +116,41 @@ bool ccd_csr_contains(const ccd_csr *a, int r, int c)
     return false;
 }
 
+int ccd_graph_fill_rows(ccd_csr *out, const ccd_csr *a, const ccd_csr *b, int n_fill)
+{
+    memset(out, 0, sizeof *out);
+    if (a->n_rows != b->n_rows || a->n_cols != b->n_cols || n_fill > a->n_rows || !a->values ||
+        !b->values)
+        return -1;
+    const int n = a->n_rows;
+    int64_t nnz = 0;
+    for (int r = 0; r < n; r++) {
+        const ccd_csr *src = r < n_fill && ccd_csr_row_len(a, r) == 0 ? b : a;
+        nnz += ccd_csr_row_len(src, r);
+    }
+    out->n_rows = n;
+    out->n_cols = a->n_cols;
+    out->indptr = malloc(((size_t)n + 1) * sizeof *out->indptr);
+    out->indices = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *out->indices);
+    out->values = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *out->values);
+    if (!out->indptr || !out->indices || !out->values) {
+        ccd_csr_free(out);
+        return -1;
+    }
+    int64_t w = 0;
+    for (int r = 0; r < n; r++) {
+        out->indptr[r] = w;
+        const ccd_csr *src = r < n_fill && ccd_csr_row_len(a, r) == 0 ? b : a;
+        const int64_t len = ccd_csr_row_len(src, r), at = src->indptr[r];
+        memcpy(out->indices + w, src->indices + at, (size_t)len * sizeof *out->indices);
+        memcpy(out->values + w, src->values + at, (size_t)len * sizeof *out->values);
+        w += len;
+    }
+    out->indptr[n] = w;
+    out->nnz = w;
+    return 0;
+}
+
 int ccd_graph_build(ccd_csr *out, const ccd_csr *r, int n_users, int n_items)
 {
     memset(out, 0, sizeof *out);

@@ -49,6 +49,12 @@ bool ccd_csr_contains(const ccd_csr *a, int r, int c);
  * the rest are isolated nodes. nnz(A_hat) = 2 nnz(R). */
 int ccd_graph_build(ccd_csr *out, const ccd_csr *r, int n_users, int n_items);
 
+/* A copy of graph a (values included) whose empty rows among the first n_fill take b's rows
+ * instead (a and b over the same nodes): a scoring graph where the nodes a leaves isolated
+ * propagate over b's neighbourhoods while every other row stays a's. No longer symmetric.
+ * Returns 0, or -1 (sizes differ, out of memory: out zeroed). */
+int ccd_graph_fill_rows(ccd_csr *out, const ccd_csr *a, const ccd_csr *b, int n_fill);
+
 /* Y = A X for dense row-major X (a->n_cols x d) and Y (a->n_rows x d). Rows are computed
  * independently (OpenMP over rows), so the result does not depend on the thread count. */
 void ccd_spmm(const ccd_csr *a, const float *x, float *y, int d);

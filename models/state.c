@@ -284,7 +284,7 @@ static const char *read_csr(in_buf *in, const ccd_state *st, ccd_csr *a)
     return in->failed ? "truncated pair matrix" : NULL;
 }
 
-/* the scoring history (version 2): its pairs, then the block each was last trained in */
+/* the scoring history (version 2): its pairs, then the block each comes from */
 static const char *read_history(in_buf *in, ccd_state *st)
 {
     ccd_csr *h = &st->history;

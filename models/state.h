@@ -14,7 +14,7 @@
  *               pointers, nnz i32 items; u32 n + n i32 active users, the same for items;
  *               u32 top_k (0: none) + n_users x top_k i32 of E_k's top lists;
  *               version 2 only: the scoring history (history_blocks != 1), a CSR like the train
- *               pairs followed by nnz i32 blocks (the last block each pair was trained in)
+ *               pairs followed by nnz i32 blocks (the block each pair comes from)
  * A state without a history is written as version 1, byte for byte what earlier builds wrote and
  * read; both versions are read.
  * Loading checks the magic, the version, the length and the checksum before it reads anything,

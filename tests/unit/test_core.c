@@ -142,6 +142,36 @@ static void graph_is_symmetric_normalised_bipartite(void **state)
     ccd_csr_free(&r);
 }
 
+/* ccd_graph_fill_rows on the graph above (a) and one with u2's and i2's pairs (b: u2-i0,
+ * u2-i2): only u2's empty row (among the users) takes b's row; i2's stays empty, u0's and u1's
+ * and the items' stay a's, values included. */
+static void graph_fill_rows_takes_only_empty_user_rows(void **state)
+{
+    (void)state;
+    int au[] = {0, 0, 1}, ai[] = {0, 1, 0}, bu[] = {0, 2, 2}, bi[] = {1, 0, 2};
+    ccd_csr ra, rb, a, b, f;
+    assert_int_equal(ccd_csr_from_pairs(&ra, 3, 3, au, ai, 3), 0);
+    assert_int_equal(ccd_csr_from_pairs(&rb, 3, 3, bu, bi, 3), 0);
+    assert_int_equal(ccd_graph_build(&a, &ra, 3, 3), 0);
+    assert_int_equal(ccd_graph_build(&b, &rb, 3, 3), 0);
+    assert_int_equal(ccd_graph_fill_rows(&f, &a, &b, 3), 0);
+    assert_int_equal(f.n_rows, 6);
+    assert_int_equal(f.nnz, a.nnz + ccd_csr_row_len(&b, 2));
+    for (int v = 0; v < 6; v++) {
+        const ccd_csr *src = v == 2 ? &b : &a;
+        assert_int_equal(ccd_csr_row_len(&f, v), ccd_csr_row_len(src, v));
+        for (int64_t k = 0; k < ccd_csr_row_len(&f, v); k++) {
+            assert_int_equal(f.indices[f.indptr[v] + k], src->indices[src->indptr[v] + k]);
+            assert_float_equal(f.values[f.indptr[v] + k], src->values[src->indptr[v] + k], 0);
+        }
+    }
+    assert_float_equal(f.values[f.indptr[2]], 1.0f / sqrtf(2.0f * 1.0f), 1e-6); /* u2-i0 in b */
+    ccd_csr_free(&f);
+    ccd_csr bad = {.n_rows = 5, .n_cols = 6};
+    assert_int_equal(ccd_graph_fill_rows(&f, &a, &bad, 3), -1);
+    ccd_csr_free(&a), ccd_csr_free(&b), ccd_csr_free(&ra), ccd_csr_free(&rb);
+}
+
 /* The three products against a double-precision loop, for widths that take every slice of the
  * kernel (64, 32, 16, 8) and the plain remainder loop (d = 13, 141), on a random weighted CSR
  * with empty rows and rows longer than the prefetch distance. */
@@ -440,6 +470,7 @@ int main(void)
         cmocka_unit_test(shuffle_is_a_permutation),
         cmocka_unit_test(csr_from_pairs_sorts_and_deduplicates),
         cmocka_unit_test(graph_is_symmetric_normalised_bipartite),
+        cmocka_unit_test(graph_fill_rows_takes_only_empty_user_rows),
         cmocka_unit_test(sgemm_matches_plain_products_on_any_thread_count),
         cmocka_unit_test(spmm_matches_plain_products),
         cmocka_unit_test(adam_matches_reference_recurrence),

@@ -663,19 +663,20 @@ static void distillation_holds_absent_users(void **state)
     free_blocks(blocks);
 }
 
-/* The last block each (user, item) pair of blocks[0..k] trained in, or -1 (by hand). */
-static int last_block_of(ccd_block *blocks, int k, int u, int i)
+/* The last of blocks[0..k] in which user u has a train pair, or -1 (by hand). */
+static int last_active_block(ccd_block *blocks, int k, int u)
 {
     for (int j = k; j >= 0; j--)
-        if (u < blocks[j].train.n_rows && ccd_csr_contains(&blocks[j].train, u, i))
+        if (u < blocks[j].train.n_rows && ccd_csr_row_len(&blocks[j].train, u) > 0)
             return j;
     return -1;
 }
 
-/* history_blocks: the state keeps the pairs of the last N blocks (every block for 0) with the
- * block each was last trained in, a checkpoint carries them (as format version 2; a state
- * without them is still written as version 1), models are scored on them (so D_k changes), and a
- * run that switches it on from a state that kept none continues as one that always had it. */
+/* history_blocks: the state keeps, for every user, the pairs of the last block they had any in
+ * (within the last N blocks; any for 0) with that block, a checkpoint carries them (as format
+ * version 2; a state without them is still written as version 1), models are scored on them (so
+ * D_k changes), and a run that switches it on from a state that kept none continues as one that
+ * always had it. */
 static void scoring_history_keeps_the_last_blocks(void **state)
 {
     (void)state;
@@ -685,6 +686,7 @@ static void scoring_history_keeps_the_last_blocks(void **state)
     char err[256];
     const int keeps[3] = {1, 0, 2};
     float *distilled[3];
+    int64_t nnz[3] = {0};
     const size_t n = (size_t)(USERS[2] + ITEMS[2]) * 4;
     for (int r = 0; r < 3; r++) {
         small_config(&cfg);
@@ -709,19 +711,21 @@ static void scoring_history_keeps_the_last_blocks(void **state)
             assert_null(st.history.indptr);
         } else {
             int64_t expected = 0;
-            for (int u = 0; u < USERS[2]; u++)
+            for (int u = 0; u < USERS[2]; u++) {
+                int last = last_active_block(blocks, 2, u);
+                bool kept = last >= 0 && (keeps[r] == 0 || last > 2 - keeps[r]);
                 for (int i = 0; i < ITEMS[2]; i++) {
-                    int last = last_block_of(blocks, 2, u, i);
-                    bool kept = last >= 0 && (keeps[r] == 0 || last > 2 - keeps[r]);
-                    expected += kept;
-                    assert_int_equal(ccd_csr_contains(&st.history, u, i), kept);
+                    bool in = kept && u < blocks[last].train.n_rows &&
+                              ccd_csr_contains(&blocks[last].train, u, i);
+                    expected += in;
+                    assert_int_equal(ccd_csr_contains(&st.history, u, i), in);
                 }
-            assert_int_equal(st.history.nnz, expected);
-            for (int u = 0; u < USERS[2]; u++)
                 for (int64_t e = st.history.indptr[u]; e < st.history.indptr[u + 1]; e++)
-                    assert_int_equal((int)st.history.values[e],
-                                     last_block_of(blocks, 2, u, st.history.indices[e]));
+                    assert_int_equal((int)st.history.values[e], last);
+            }
+            assert_int_equal(st.history.nnz, expected);
             assert_true(expected > blocks[2].train.nnz);
+            nnz[r] = expected;
         }
         distilled[r] = malloc(n * sizeof(float));
         assert_non_null(distilled[r]);
@@ -731,6 +735,7 @@ static void scoring_history_keeps_the_last_blocks(void **state)
     }
     assert_memory_not_equal(distilled[0], distilled[1], n * sizeof(float));
     assert_memory_not_equal(distilled[1], distilled[2], n * sizeof(float));
+    assert_true(nnz[1] > nnz[2]); /* some users' last pairs are older than two blocks */
 
     /* switched on after block 0 of a run without it: the same state as with it from the start */
     small_config(&cfg);
