@@ -82,8 +82,12 @@ while [ "$killed" -lt "$kills" ]; do
         how="after ${delay} s"
     else
         # right after a phase marker: the trainer taking a block ("N events (...) closed by":
-        # training starts) or a version going live (published, checkpoint not yet written)
-        if [ $((run % 4)) -eq 0 ]; then pat=' live ('; else pat=' events ('; fi
+        # training starts) or an exact version published (checkpoint not yet written). The
+        # latter is "student vN live (" or, while a newer provisional version is live, "student
+        # vN stored behind ...": waiting for " live (" alone let one run train the whole stream
+        # once the fast path had published provisional versions of its last windows (a loaded
+        # host finished the stream after 7 to 9 kills).
+        if [ $((run % 4)) -eq 0 ]; then pat=': student v'; else pat=' events ('; fi
         for _ in $(seq 1 600); do
             grep -qF "$pat" "$log" 2>/dev/null && break
             kill -0 "$pid" 2>/dev/null || break
