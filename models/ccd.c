@@ -225,17 +225,8 @@ static int history_next(ccd_csr *out, const ccd_state *st, const ccd_block *blk,
     const ccd_csr *old = st->history.indptr ? &st->history : st->block >= 0 ? &st->train : NULL;
     const ccd_csr *cur = &blk->train;
     const int k = blk->index, nu = blk->n_users;
-    memset(out, 0, sizeof *out);
-    out->n_rows = nu;
-    out->n_cols = blk->n_items;
-    out->indptr = malloc(((size_t)nu + 1) * sizeof *out->indptr);
-    int64_t cap = cur->nnz + (old ? old->nnz : 0);
-    out->indices = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *out->indices);
-    out->values = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *out->values);
-    if (!out->indptr || !out->indices || !out->values) {
-        ccd_csr_free(out);
+    if (ccd_csr_alloc(out, nu, blk->n_items, cur->nnz + (old ? old->nnz : 0), true) != 0)
         return -1;
-    }
     int64_t w = 0;
     for (int u = 0; u < nu; u++) {
         out->indptr[u] = w;

@@ -116,6 +116,22 @@ bool ccd_csr_contains(const ccd_csr *a, int r, int c)
     return false;
 }
 
+int ccd_csr_alloc(ccd_csr *out, int n_rows, int n_cols, int64_t cap, bool with_values)
+{
+    memset(out, 0, sizeof *out);
+    out->n_rows = n_rows;
+    out->n_cols = n_cols;
+    const size_t room = (size_t)(cap > 0 ? cap : 1);
+    out->indptr = malloc(((size_t)n_rows + 1) * sizeof *out->indptr);
+    out->indices = malloc(room * sizeof *out->indices);
+    out->values = with_values ? malloc(room * sizeof *out->values) : NULL;
+    if (!out->indptr || !out->indices || (with_values && !out->values)) {
+        ccd_csr_free(out);
+        return -1;
+    }
+    return 0;
+}
+
 int ccd_graph_fill_rows(ccd_csr *out, const ccd_csr *a, const ccd_csr *b, int n_fill)
 {
     memset(out, 0, sizeof *out);
@@ -128,15 +144,8 @@ int ccd_graph_fill_rows(ccd_csr *out, const ccd_csr *a, const ccd_csr *b, int n_
         const ccd_csr *src = r < n_fill && ccd_csr_row_len(a, r) == 0 ? b : a;
         nnz += ccd_csr_row_len(src, r);
     }
-    out->n_rows = n;
-    out->n_cols = a->n_cols;
-    out->indptr = malloc(((size_t)n + 1) * sizeof *out->indptr);
-    out->indices = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *out->indices);
-    out->values = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *out->values);
-    if (!out->indptr || !out->indices || !out->values) {
-        ccd_csr_free(out);
+    if (ccd_csr_alloc(out, n, a->n_cols, nnz, true) != 0)
         return -1;
-    }
     int64_t w = 0;
     for (int r = 0; r < n; r++) {
         out->indptr[r] = w;
@@ -160,12 +169,8 @@ int ccd_graph_build(ccd_csr *out, const ccd_csr *r, int n_users, int n_items)
     if (ccd_csr_transpose(&rt, r) != 0)
         return -1;
     int n = n_users + n_items;
-    int64_t nnz = 2 * r->nnz;
-    out->indptr = calloc((size_t)n + 1, sizeof *out->indptr);
-    out->indices = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *out->indices);
-    out->values = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *out->values);
     float *inv_sqrt_deg = malloc((size_t)(n > 0 ? n : 1) * sizeof *inv_sqrt_deg);
-    if (!out->indptr || !out->indices || !out->values || !inv_sqrt_deg) {
+    if (ccd_csr_alloc(out, n, n, 2 * r->nnz, true) != 0 || !inv_sqrt_deg) {
         ccd_csr_free(out);
         ccd_csr_free(&rt);
         free(inv_sqrt_deg);
@@ -193,7 +198,6 @@ int ccd_graph_build(ccd_csr *out, const ccd_csr *r, int n_users, int n_items)
         }
     }
     out->indptr[n] = w;
-    out->n_rows = out->n_cols = n;
     out->nnz = w;
     ccd_csr_free(&rt);
     free(inv_sqrt_deg);

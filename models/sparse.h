@@ -29,6 +29,9 @@ int ccd_csr_from_pairs(ccd_csr *out, int n_rows, int n_cols, const int *rows, co
 /* The transpose (values carried when present). */
 int ccd_csr_transpose(ccd_csr *out, const ccd_csr *a);
 void ccd_csr_free(ccd_csr *a);
+/* An (n_rows x n_cols) CSR with room for cap entries (values too when with_values), its nnz 0 and
+ * its row pointers unset: the caller fills them. Returns 0, or -1 (out of memory: out zeroed). */
+int ccd_csr_alloc(ccd_csr *out, int n_rows, int n_cols, int64_t cap, bool with_values);
 static inline int64_t ccd_csr_row_len(const ccd_csr *a, int r)
 {
     return r >= 0 && r < a->n_rows ? a->indptr[r + 1] - a->indptr[r] : 0;
