@@ -15,11 +15,6 @@ static uint64_t splitmix64(uint64_t *x)
     return ccd_mix64(*x += 0x9e3779b97f4a7c15ULL);
 }
 
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
 void (*ccd_rng_trace)(uint64_t seed, uint64_t stream, const void *caller);
 
 void ccd_rng_init(ccd_rng *rng, uint64_t seed, uint64_t stream)
@@ -29,34 +24,6 @@ void ccd_rng_init(ccd_rng *rng, uint64_t seed, uint64_t stream)
     uint64_t x = seed ^ (stream * 0xd1342543de82ef95ULL + 0x2545f4914f6cdd1dULL);
     for (int i = 0; i < 4; i++)
         rng->s[i] = splitmix64(&x);
-}
-
-uint64_t ccd_rng_next(ccd_rng *rng)
-{
-    uint64_t *s = rng->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-uint32_t ccd_rng_below(ccd_rng *rng, uint32_t n)
-{
-    uint64_t m = (uint64_t)(uint32_t)(ccd_rng_next(rng) >> 32) * n;
-    uint32_t low = (uint32_t)m;
-    if (low < n) {
-        uint32_t threshold = (uint32_t)(-n) % n;
-        while (low < threshold) {
-            m = (uint64_t)(uint32_t)(ccd_rng_next(rng) >> 32) * n;
-            low = (uint32_t)m;
-        }
-    }
-    return (uint32_t)(m >> 32);
 }
 
 float ccd_rng_uniform(ccd_rng *rng)

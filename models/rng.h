@@ -52,9 +52,40 @@ void ccd_rng_init(ccd_rng *rng, uint64_t seed, uint64_t stream);
 /* Tests only: when set, every ccd_rng_init reports its seed, stream and caller (from any thread;
  * the hook synchronises itself). NULL (the default) costs one load per init. */
 extern void (*ccd_rng_trace)(uint64_t seed, uint64_t stream, const void *caller);
-uint64_t ccd_rng_next(ccd_rng *rng);
+/* The next 64 bits. Inline, with ccd_rng_below, because the hot loops (the distillation's
+ * uninteresting draws: ten thousand per row) draw one number per iteration: as calls into
+ * another file the state went through memory on every draw. */
+static inline uint64_t ccd_rng_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+static inline uint64_t ccd_rng_next(ccd_rng *rng)
+{
+    uint64_t *s = rng->s;
+    uint64_t result = ccd_rng_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = ccd_rng_rotl(s[3], 45);
+    return result;
+}
 /* Uniform integer in [0, n), unbiased (Lemire's multiply-and-reject). n > 0. */
-uint32_t ccd_rng_below(ccd_rng *rng, uint32_t n);
+static inline uint32_t ccd_rng_below(ccd_rng *rng, uint32_t n)
+{
+    uint64_t m = (uint64_t)(uint32_t)(ccd_rng_next(rng) >> 32) * n;
+    uint32_t low = (uint32_t)m;
+    if (low < n) {
+        uint32_t threshold = (uint32_t)(-n) % n;
+        while (low < threshold) {
+            m = (uint64_t)(uint32_t)(ccd_rng_next(rng) >> 32) * n;
+            low = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
 /* Uniform float in [0, 1) with 24 random bits. */
 float ccd_rng_uniform(ccd_rng *rng);
 /* Uniform double in [0, 1) with 53 random bits: for cumulative tables and weighted draws, where
