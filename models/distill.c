@@ -56,54 +56,87 @@ double ccd_rrd_loss(const float *pos, int k, const float *neg, int n, float *dpo
 
 /* Uniform draws of `want` distinct columns from [0, n_cols) minus the sorted, unique list skip,
  * from one row's own stream: the sample is a function of (seed, stream) only, so any batch can
- * regenerate any row's set and nothing users x items is ever stored. mark (n_cols) is scratch
- * whose entries must differ from *tag on entry; *tag is advanced. Three regimes keep the cost
- * O(min(n_cols, want)) in expectation:
- *   - want >= eligible: every eligible column, in ascending order;
+ * regenerate any row's set and nothing users x items is ever stored. taken is a bitmap of
+ * n_cols bits, all clear on entry and on return: a large catalogue's bitmap still sits in L1
+ * (173,000 columns: 21 KB), where a byte or word per column would not. Three regimes keep the
+ * cost O(min(n_cols, want)) in expectation:
+ *   - want >= eligible: every eligible column;
  *   - want >= eligible / 2: drop (eligible - want) random eligible columns, keep the rest;
- *   - otherwise: rejection draws of the columns themselves. */
+ *   - otherwise: rejection draws of the columns themselves.
+ * The columns come out in ascending order, so the caller's gathers and scatters walk its
+ * tables forward (the first two regimes produce that order anyway; the third reads it off the
+ * bitmap when the bitmap's words are fewer than the draws, and otherwise leaves the draws in
+ * the order drawn). */
+#define BIT_TEST(m, c) ((m)[(c) >> 6] >> ((c)&63) & 1u)
+#define BIT_SET(m, c) ((m)[(c) >> 6] |= (uint64_t)1 << ((c)&63))
+#define BIT_CLEAR(m, c) ((m)[(c) >> 6] &= ~((uint64_t)1 << ((c)&63)))
+
+/* The clear columns of [0, n_cols) into out, ascending; the bitmap is cleared on the way. */
+static int bits_clear_columns(uint64_t *taken, int n_cols, int *out)
+{
+    int n = 0;
+    const int words = (n_cols + 63) / 64;
+    for (int w = 0; w < words; w++) {
+        uint64_t free_bits = ~taken[w];
+        if (w == words - 1 && (n_cols & 63))
+            free_bits &= ((uint64_t)1 << (n_cols & 63)) - 1;
+        taken[w] = 0;
+        while (free_bits) {
+            out[n++] = w * 64 + __builtin_ctzll(free_bits);
+            free_bits &= free_bits - 1;
+        }
+    }
+    return n;
+}
+
 int ccd_uninteresting_draw(uint64_t seed, uint64_t stream, int n_cols, const int *skip,
-                           int64_t n_skip, int want, unsigned *mark, unsigned *tag, int *out)
+                           int64_t n_skip, int want, uint64_t *taken, int *out)
 {
     const int64_t n_elig = (int64_t)n_cols - n_skip;
     if (want <= 0 || n_elig <= 0)
         return 0;
-    unsigned t = ++*tag;
-    if (t == 0) { /* wrapped: old marks could equal the new tags */
-        memset(mark, 0, (size_t)n_cols * sizeof *mark);
-        t = ++*tag;
-    }
     for (int64_t s = 0; s < n_skip; s++)
-        mark[skip[s]] = t;
+        BIT_SET(taken, skip[s]);
     ccd_rng rng;
     ccd_rng_init(&rng, seed, stream);
-    int n = 0;
-    if (want >= n_elig) {
-        for (int c = 0; c < n_cols; c++)
-            if (mark[c] != t)
-                out[n++] = c;
-        return n;
-    }
+    if (want >= n_elig)
+        return bits_clear_columns(taken, n_cols, out);
     if (2 * (int64_t)want >= n_elig) {
         int64_t drop = n_elig - want;
         while (drop > 0) {
             int c = (int)ccd_rng_below(&rng, (uint32_t)n_cols);
-            if (mark[c] != t) {
-                mark[c] = t;
+            if (!BIT_TEST(taken, c)) {
+                BIT_SET(taken, c);
                 drop--;
             }
         }
-        for (int c = 0; c < n_cols; c++)
-            if (mark[c] != t)
-                out[n++] = c;
-        return n;
+        return bits_clear_columns(taken, n_cols, out);
     }
+    int n = 0;
     while (n < want) {
         int c = (int)ccd_rng_below(&rng, (uint32_t)n_cols);
-        if (mark[c] != t) {
-            mark[c] = t;
+        if (!BIT_TEST(taken, c)) {
+            BIT_SET(taken, c);
             out[n++] = c;
         }
+    }
+    for (int64_t s = 0; s < n_skip; s++)
+        BIT_CLEAR(taken, skip[s]);
+    if ((n_cols + 63) / 64 <= n) {
+        /* the drawn bits are now the only ones set: read them back in order */
+        const int words = (n_cols + 63) / 64;
+        n = 0;
+        for (int w = 0; w < words; w++) {
+            uint64_t bits = taken[w];
+            taken[w] = 0;
+            while (bits) {
+                out[n++] = w * 64 + __builtin_ctzll(bits);
+                bits &= bits - 1;
+            }
+        }
+    } else {
+        for (int j = 0; j < n; j++)
+            BIT_CLEAR(taken, out[j]);
     }
     return n;
 }
@@ -120,9 +153,8 @@ typedef struct {
 
 /* Per-thread scratch, sized for the larger side. */
 typedef struct {
-    int *cols;      /* (n) drawn columns */
-    unsigned *mark; /* (n) draw marks */
-    unsigned tag;
+    int *cols;         /* (n) drawn columns */
+    uint64_t *taken;   /* (n / 64 + 1) the draw's bitmap, clear between rows */
     float *neg, *dneg; /* (n) scores of the drawn columns, then dl/ds */
     float *pos, *dpos; /* (k) */
     float *colgrad;    /* (n x d) this thread's share of the column gradient */
@@ -147,18 +179,67 @@ typedef struct {
     ccd_rng absent_rng; /* their pass's shuffles */
 } kd_ctx;
 
-static float dot(const float *a, const float *b, int d)
+/* Each term one fused multiply-add where the CPU has one, written out so the bits do not depend
+ * on whether the compiler contracts a given loop (the d = 8 copy of rrd_row below and the
+ * general one must agree). */
+#ifdef __FMA__
+#define KD_FMA(a, b, c) fmaf((a), (b), (c))
+#else
+#define KD_FMA(a, b, c) ((c) + (a) * (b))
+#endif
+
+static inline float dot(const float *a, const float *b, int d)
 {
     float s = 0.0f;
     for (int c = 0; c < d; c++)
-        s += a[c] * b[c];
+        s = KD_FMA(a[c], b[c], s);
     return s;
 }
 
-static void axpy(float *y, float a, const float *x, int d)
+static inline void axpy(float *y, float a, const float *x, int d)
 {
     for (int c = 0; c < d; c++)
-        y[c] += a * x[c];
+        y[c] = KD_FMA(a, x[c], y[c]);
+}
+
+/* One row of rrd_rows: its draw, scores, loss and gradient (the row's into m->grad, the
+ * columns' into sc->colgrad). Returns the row's loss (NaN on failure). Always inlined, so the
+ * call with the constant d = 8 (the student's width) compiles to fully unrolled dot products
+ * and updates, the same operations in the same order as the general one. */
+static inline __attribute__((always_inline)) double
+rrd_row(const kd_ctx *c, ccd_recmodel *m, const rrd_side *side, rrd_scratch *sc, int e, int d)
+{
+    const int k = c->k;
+    const float lambda = c->in->lambda;
+    const float *y = m->emb0 + (size_t)side->col_base * d; /* (n_cols x d) column table */
+    const float *x = m->emb0 + (size_t)(side->row_base + e) * d;
+    const int *list = side->lists + (size_t)e * k;
+    const ccd_csr *ie = side->inelig;
+    int nn = ccd_uninteresting_draw(c->seed, side->stream + (uint64_t)e, side->n_cols,
+                                    ie->indices + ie->indptr[e], ie->indptr[e + 1] - ie->indptr[e],
+                                    side->want, sc->taken, sc->cols);
+    int kk = 0;
+    while (kk < k && list[kk] >= 0) {
+        sc->pos[kk] = dot(x, y + (size_t)list[kk] * d, d);
+        kk++;
+    }
+    for (int j = 0; j < nn; j++)
+        sc->neg[j] = dot(x, y + (size_t)sc->cols[j] * d, d);
+    double l = ccd_rrd_loss(sc->pos, kk, sc->neg, nn, sc->dpos, sc->dneg);
+    if (!(l == l))
+        return l;
+    float *gx = m->grad + (size_t)(side->row_base + e) * d; /* rows are distinct */
+    for (int j = 0; j < kk; j++) {
+        float g = lambda * sc->dpos[j];
+        axpy(gx, g, y + (size_t)list[j] * d, d);
+        axpy(sc->colgrad + (size_t)list[j] * d, g, x, d);
+    }
+    for (int j = 0; j < nn; j++) {
+        float g = lambda * sc->dneg[j];
+        axpy(gx, g, y + (size_t)sc->cols[j] * d, d);
+        axpy(sc->colgrad + (size_t)sc->cols[j] * d, g, x, d);
+    }
+    return l;
 }
 
 /* The kernel: the loss of rows[0..n) of one side, each scored against its interesting list and
@@ -168,9 +249,7 @@ static void axpy(float *y, float a, const float *x, int d)
  * result depends only on the seed and the thread count. */
 static double rrd_rows(kd_ctx *c, ccd_recmodel *m, const int *rows, int n, const rrd_side *side)
 {
-    const int d = m->dim, k = c->k;
-    const float lambda = c->in->lambda;
-    const float *y = m->emb0 + (size_t)side->col_base * d; /* (n_cols x d) column table */
+    const int d = m->dim;
     double loss = 0.0;
     int failed = 0, team = 1;
 #pragma omp parallel num_threads(c->n_threads) reduction(+ : loss)
@@ -181,38 +260,14 @@ static double rrd_rows(kd_ctx *c, ccd_recmodel *m, const int *rows, int n, const
         memset(sc->colgrad, 0, (size_t)side->n_cols * d * sizeof *sc->colgrad);
 #pragma omp for schedule(static)
         for (int r = 0; r < n; r++) {
-            const int e = rows[r];
-            const float *x = m->emb0 + (size_t)(side->row_base + e) * d;
-            const int *list = side->lists + (size_t)e * k;
-            const ccd_csr *ie = side->inelig;
-            int nn = ccd_uninteresting_draw(
-                c->seed, side->stream + (uint64_t)e, side->n_cols, ie->indices + ie->indptr[e],
-                ie->indptr[e + 1] - ie->indptr[e], side->want, sc->mark, &sc->tag, sc->cols);
-            int kk = 0;
-            while (kk < k && list[kk] >= 0) {
-                sc->pos[kk] = dot(x, y + (size_t)list[kk] * d, d);
-                kk++;
-            }
-            for (int j = 0; j < nn; j++)
-                sc->neg[j] = dot(x, y + (size_t)sc->cols[j] * d, d);
-            double l = ccd_rrd_loss(sc->pos, kk, sc->neg, nn, sc->dpos, sc->dneg);
+            double l =
+                d == 8 ? rrd_row(c, m, side, sc, rows[r], 8) : rrd_row(c, m, side, sc, rows[r], d);
             if (!(l == l)) {
 #pragma omp atomic write
                 failed = 1;
                 continue;
             }
             loss += l;
-            float *gx = m->grad + (size_t)(side->row_base + e) * d; /* rows are distinct */
-            for (int j = 0; j < kk; j++) {
-                float g = lambda * sc->dpos[j];
-                axpy(gx, g, y + (size_t)list[j] * d, d);
-                axpy(sc->colgrad + (size_t)list[j] * d, g, x, d);
-            }
-            for (int j = 0; j < nn; j++) {
-                float g = lambda * sc->dneg[j];
-                axpy(gx, g, y + (size_t)sc->cols[j] * d, d);
-                axpy(sc->colgrad + (size_t)sc->cols[j] * d, g, x, d);
-            }
         }
     }
     if (failed)
@@ -227,7 +282,7 @@ static double rrd_rows(kd_ctx *c, ccd_recmodel *m, const int *rows, int n, const
             s += c->scratch[t].colgrad[q];
         gy[q] += s;
     }
-    return lambda * loss;
+    return c->in->lambda * loss;
 }
 
 /* Batch hook: RRD over the batch's distinct users. */
@@ -354,13 +409,13 @@ static int scratch_alloc(kd_ctx *c, int n, int k, int d)
     for (int t = 0; t < c->n_threads; t++) {
         rrd_scratch *s = &c->scratch[t];
         s->cols = malloc((size_t)n * sizeof *s->cols);
-        s->mark = calloc((size_t)n, sizeof *s->mark);
+        s->taken = calloc((size_t)n / 64 + 1, sizeof *s->taken);
         s->neg = malloc((size_t)n * sizeof *s->neg);
         s->dneg = malloc((size_t)n * sizeof *s->dneg);
         s->pos = malloc((size_t)k * sizeof *s->pos);
         s->dpos = malloc((size_t)k * sizeof *s->dpos);
         s->colgrad = ccd_floats((size_t)n * d);
-        if (!s->cols || !s->mark || !s->neg || !s->dneg || !s->pos || !s->dpos || !s->colgrad)
+        if (!s->cols || !s->taken || !s->neg || !s->dneg || !s->pos || !s->dpos || !s->colgrad)
             return -1;
     }
     return 0;
@@ -370,7 +425,7 @@ static void scratch_free(kd_ctx *c)
 {
     for (int t = 0; c->scratch && t < c->n_threads; t++) {
         rrd_scratch *s = &c->scratch[t];
-        free(s->cols), free(s->mark), free(s->neg), free(s->dneg), free(s->pos), free(s->dpos);
+        free(s->cols), free(s->taken), free(s->neg), free(s->dneg), free(s->pos), free(s->dpos);
         free(s->colgrad);
     }
     free(c->scratch);

@@ -54,11 +54,12 @@ double ccd_rrd_loss(const float *pos, int k, const float *neg, int n, float *dpo
 
 /* The uninteresting draw of one row (exposed for tests): up to `want` distinct columns of
  * [0, n_cols) not in skip (sorted, unique, n_skip entries), uniformly, from RNG stream (seed,
- * stream). Writes them to out (n_cols) and returns their number, min(want, eligible).
- * mark (n_cols) is scratch: its entries must differ from *tag + 1 (calloc'd scratch with *tag
- * starting at 0 qualifies); *tag is advanced. */
+ * stream). Writes them to out (n_cols) and returns their number, min(want, eligible). They are
+ * in ascending order except for a sparse rejection draw on a catalogue with more 64-column words
+ * than draws, which keeps the order drawn. taken ((n_cols + 63) / 64 words) is a scratch bitmap,
+ * all clear on entry and left clear. */
 int ccd_uninteresting_draw(uint64_t seed, uint64_t stream, int n_cols, const int *skip,
-                           int64_t n_skip, int want, unsigned *mark, unsigned *tag, int *out);
+                           int64_t n_skip, int want, uint64_t *taken, int *out);
 
 /* Train the fresh student m (already initialised on block blk's graph) by distillation.
  * Returns 0, or -1 on allocation failure. */

@@ -60,8 +60,15 @@ static void rrd_loss_by_hand_and_finite_differences(void **state)
 }
 
 /* The uninteresting draw of a row, in each of its three regimes (all eligible; drop a few;
- * rejection draws): the right count, distinct, never a skipped column, the same set from the
- * same stream, and each eligible column drawn about equally often over many streams. */
+ * rejection draws): the right count, distinct, never a skipped column, in ascending order, the
+ * same set from the same stream, the bitmap left clear, and each eligible column drawn about
+ * equally often over many streams. */
+static void assert_bits_clear(const uint64_t *taken, int words)
+{
+    for (int w = 0; w < words; w++)
+        assert_true(taken[w] == 0);
+}
+
 static void uninteresting_draws_are_repeatable_uniform_samples_of_the_eligible(void **state)
 {
     (void)state;
@@ -70,27 +77,29 @@ static void uninteresting_draws_are_repeatable_uniform_samples_of_the_eligible(v
     for (int s = 0; s < SKIP; s++)
         skip[s] = 3 + 6 * s; /* sorted, unique */
     const int eligible = N - SKIP;
-    unsigned mark[N] = {0}, tag = 0;
+    uint64_t taken[N / 64 + 1] = {0};
     int out[N], again[N];
     const int wants[] = {0, 10, 100, 170, 500};
     for (size_t w = 0; w < sizeof wants / sizeof *wants; w++) {
         int want = wants[w], expect = want < eligible ? want : eligible;
-        int n = ccd_uninteresting_draw(7, 1000 + w, N, skip, SKIP, want, mark, &tag, out);
+        int n = ccd_uninteresting_draw(7, 1000 + w, N, skip, SKIP, want, taken, out);
         assert_int_equal(n, expect);
+        assert_bits_clear(taken, N / 64 + 1);
         int seen[N] = {0};
         for (int j = 0; j < n; j++) {
             assert_true(out[j] >= 0 && out[j] < N);
             assert_int_equal(seen[out[j]]++, 0);
+            assert_true(j == 0 || out[j] > out[j - 1]);
             for (int s = 0; s < SKIP; s++)
                 assert_int_not_equal(out[j], skip[s]);
         }
-        int m = ccd_uninteresting_draw(7, 1000 + w, N, skip, SKIP, want, mark, &tag, again);
+        int m = ccd_uninteresting_draw(7, 1000 + w, N, skip, SKIP, want, taken, again);
         assert_int_equal(m, n);
         assert_memory_equal(out, again, (size_t)n * sizeof *out);
     }
     /* another stream, another set */
-    int a = ccd_uninteresting_draw(7, 1, N, skip, SKIP, 10, mark, &tag, out);
-    int b = ccd_uninteresting_draw(7, 2, N, skip, SKIP, 10, mark, &tag, again);
+    int a = ccd_uninteresting_draw(7, 1, N, skip, SKIP, 10, taken, out);
+    int b = ccd_uninteresting_draw(7, 2, N, skip, SKIP, 10, taken, again);
     assert_int_equal(a, b);
     assert_true(memcmp(out, again, (size_t)a * sizeof *out) != 0);
     /* uniform over the eligible columns, in the rejection (10) and drop (100) regimes */
@@ -99,8 +108,7 @@ static void uninteresting_draws_are_repeatable_uniform_samples_of_the_eligible(v
         enum { ROWS = 4000 };
         int count[N] = {0};
         for (int r = 0; r < ROWS; r++) {
-            int n =
-                ccd_uninteresting_draw(3, (uint64_t)r, N, skip, SKIP, partial[w], mark, &tag, out);
+            int n = ccd_uninteresting_draw(3, (uint64_t)r, N, skip, SKIP, partial[w], taken, out);
             for (int j = 0; j < n; j++)
                 count[out[j]]++;
         }
@@ -115,6 +123,27 @@ static void uninteresting_draws_are_repeatable_uniform_samples_of_the_eligible(v
         /* 169 degrees of freedom (the drop regime is a fixed-size sample: smaller still) */
         assert_true(chi2 < 250.0);
     }
+    assert_bits_clear(taken, N / 64 + 1);
+    /* a sparse draw on a catalogue with more bitmap words than draws keeps the order drawn:
+     * still distinct, never skipped, the bitmap clear */
+    enum { BIG = 100000 };
+    uint64_t *big = calloc(BIG / 64 + 1, sizeof *big);
+    int *drawn = malloc(BIG * sizeof *drawn);
+    assert_non_null(big);
+    assert_non_null(drawn);
+    int n = ccd_uninteresting_draw(5, 9, BIG, skip, SKIP, 40, big, drawn);
+    assert_int_equal(n, 40);
+    assert_bits_clear(big, BIG / 64 + 1);
+    int ascending = 1;
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < j; i++)
+            assert_int_not_equal(drawn[i], drawn[j]);
+        for (int s = 0; s < SKIP; s++)
+            assert_int_not_equal(drawn[j], skip[s]);
+        ascending &= j == 0 || drawn[j] > drawn[j - 1];
+    }
+    assert_false(ascending); /* 40 uniform draws from 100,000 are not sorted by chance */
+    free(big), free(drawn);
 }
 
 /* The sizes that follow the data give the reference's numbers on Yelp's blocks, stop growing on
