@@ -6,9 +6,9 @@
 # 204,000 S events of which about 80% are train pairs; an incremental block of 40,000 S events
 # with 1,120 S new users and 520 S new items), then runs ccd-offline with the default settings and
 # one epoch per stage on the bootstrap block and, unless --bootstrap-only, one incremental block.
-# It prints seconds per stage, evaluation time inside the stages, peak RSS, and the growth
-# exponent of each stage between consecutive sizes (log(t2/t1) / log(events2/events1): 1 is
-# linear, 2 is the square).
+# It prints seconds per stage, evaluation time inside the stages, peak RSS (of the run, and by
+# stage from VmRSS sampled each second), and the growth exponent of each stage between
+# consecutive sizes (log(t2/t1) / log(events2/events1): 1 is linear, 2 is the square).
 #
 #   tests/bench/bench_scale.sh [--sizes "1 4 16 32"] [--bootstrap-only] [--out DIR]
 #                              [--build DIR] [--table-only] [-X section.key=V ...]
@@ -54,8 +54,18 @@ for s in $sizes; do
             --synth-new-items $((520 * s)) --synth-block-events $((40000 * s))
     fi
     echo "== ${s}x: $(tail -n 1 "$data/blocks.tsv" | cut -f2,3 --output-delimiter=' users, ') items" >&2
+    # VmRSS once a second, to tell which stage holds the peak (the tables map the samples to the
+    # stages by the report's seconds)
+    (while sleep 1; do
+        for p in $(pgrep -f "^$build/ccd-offline --data $data "); do
+            awk -v t="$(date +%s)" '/^VmRSS/ {print t, $2}' "/proc/$p/status" 2>/dev/null
+        done
+    done) > "$out/rss-${s}x.txt" &
+    sampler=$!
     /usr/bin/time -v -o "$out/time-${s}x.txt" "$build/ccd-offline" --data "$data" --blocks "$blocks" \
         --report "$out/report-${s}x.json" "${one_epoch[@]}" "${extra[@]}" | tee "$out/log-${s}x.txt" >&2
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
 done
 
 python3 - "$out" $sizes <<'EOF'
@@ -113,14 +123,45 @@ def table(title, k, stages):
         print(f"- fit over {', '.join(str(r[0]) + 'x' for r in rows if k < len(r[3]))}: " +
               ", ".join(parts))
 
-table("Bootstrap block (base teachers, E_0, D_0), one epoch per stage", 0,
-      [("base teachers s", "teachers"), ("ensemble s", "ensemble"), ("distillation s", "distill"),
-       ("evaluation in stages s", "eval_in_stages")])
+def stage_peaks(k, stages):
+    """Peak sampled RSS (MB) per stage of block k, per size: the samples' last second is the end
+    of the run, the blocks' stages run in the order given, back to back (each block's time
+    outside its stages counted with its last stage)."""
+    out_parts = []
+    for s, _, _, secs, _ in rows:
+        path = os.path.join(out, f"rss-{s}x.txt")
+        if k >= len(secs) or not os.path.exists(path):
+            continue
+        samples = [tuple(int(v) for v in line.split()) for line in open(path) if line.strip()]
+        if not samples:
+            continue
+        end = samples[-1][0] + 1
+        t = end - sum(b["total"] for b in secs)
+        for j, b in enumerate(secs):
+            spans = []
+            for name, key in stages:
+                spans.append([name, t, t + b[key]])
+                t += b[key]
+            spans[-1][2] += b["total"] - sum(b[key] for _, key in stages)
+            t = spans[-1][2]
+            if j == k:
+                peaks = [f"{name} {max((m for when, m in samples if a <= when < z), default=0) / 1024:,.0f}"
+                         for name, a, z in spans]
+                out_parts.append(f"{s}x: " + ", ".join(peaks))
+    if out_parts:
+        print("\npeak RSS MB by stage (VmRSS sampled each second): " + "; ".join(out_parts))
+
+boot = [("base teachers s", "teachers"), ("ensemble s", "ensemble"), ("distillation s", "distill"),
+        ("evaluation in stages s", "eval_in_stages")]
+table("Bootstrap block (base teachers, E_0, D_0), one epoch per stage", 0, boot)
+stage_peaks(0, [("base teachers", "teachers"), ("ensemble", "ensemble"), ("distillation", "distill")])
 print("\n(evaluation in stages: model selection inside the stages above, summed over the teachers "
       "when they train side by side)")
 table("Incremental block (student, teacher updates, E_1, D_1), one epoch per stage", 1,
       [("student s", "student"), ("teacher update s", "teachers"), ("ensemble s", "ensemble"),
        ("distillation s", "distill"), ("evaluation in stages s", "eval_in_stages")])
+stage_peaks(1, [("student", "student"), ("teacher update", "teachers"), ("ensemble", "ensemble"),
+                ("distillation", "distill")])
 print(f"\npeak RSS of the whole run (bootstrap + incremental): " +
       ", ".join(f"{s}x {rss:,.0f} MB" for s, _, _, _, rss in rows))
 EOF
