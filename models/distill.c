@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,19 +72,20 @@ double ccd_rrd_loss(const float *pos, int k, const float *neg, int n, float *dpo
 #define BIT_SET(m, c) ((m)[(c) >> 6] |= (uint64_t)1 << ((c)&63))
 #define BIT_CLEAR(m, c) ((m)[(c) >> 6] &= ~((uint64_t)1 << ((c)&63)))
 
-/* The clear columns of [0, n_cols) into out, ascending; the bitmap is cleared on the way. */
-static int bits_clear_columns(uint64_t *taken, int n_cols, int *out)
+/* The columns of [0, n_cols) whose bit is clear (set: whose bit is set) into out, ascending;
+ * the bitmap is cleared on the way. */
+static int bits_columns(uint64_t *taken, int n_cols, bool set, int *out)
 {
     int n = 0;
     const int words = (n_cols + 63) / 64;
     for (int w = 0; w < words; w++) {
-        uint64_t free_bits = ~taken[w];
+        uint64_t bits = set ? taken[w] : ~taken[w];
         if (w == words - 1 && (n_cols & 63))
-            free_bits &= ((uint64_t)1 << (n_cols & 63)) - 1;
+            bits &= ((uint64_t)1 << (n_cols & 63)) - 1;
         taken[w] = 0;
-        while (free_bits) {
-            out[n++] = w * 64 + __builtin_ctzll(free_bits);
-            free_bits &= free_bits - 1;
+        while (bits) {
+            out[n++] = w * 64 + __builtin_ctzll(bits);
+            bits &= bits - 1;
         }
     }
     return n;
@@ -100,7 +102,7 @@ int ccd_uninteresting_draw(uint64_t seed, uint64_t stream, int n_cols, const int
     ccd_rng rng;
     ccd_rng_init(&rng, seed, stream);
     if (want >= n_elig)
-        return bits_clear_columns(taken, n_cols, out);
+        return bits_columns(taken, n_cols, false, out);
     if (2 * (int64_t)want >= n_elig) {
         int64_t drop = n_elig - want;
         while (drop > 0) {
@@ -110,7 +112,7 @@ int ccd_uninteresting_draw(uint64_t seed, uint64_t stream, int n_cols, const int
                 drop--;
             }
         }
-        return bits_clear_columns(taken, n_cols, out);
+        return bits_columns(taken, n_cols, false, out);
     }
     int n = 0;
     while (n < want) {
@@ -124,16 +126,7 @@ int ccd_uninteresting_draw(uint64_t seed, uint64_t stream, int n_cols, const int
         BIT_CLEAR(taken, skip[s]);
     if ((n_cols + 63) / 64 <= n) {
         /* the drawn bits are now the only ones set: read them back in order */
-        const int words = (n_cols + 63) / 64;
-        n = 0;
-        for (int w = 0; w < words; w++) {
-            uint64_t bits = taken[w];
-            taken[w] = 0;
-            while (bits) {
-                out[n++] = w * 64 + __builtin_ctzll(bits);
-                bits &= bits - 1;
-            }
-        }
+        n = bits_columns(taken, n_cols, true, out);
     } else {
         for (int j = 0; j < n; j++)
             BIT_CLEAR(taken, out[j]);
