@@ -177,15 +177,20 @@ int block_ensemble_build(ensemble_model *e, const ccd_state *st, float *const *t
         e->scorers[m] = e->t[m].scorer;
         e->n = m + 1;
     }
-    e->ens = (ccd_ensemble){
-        .teachers = e->scorers, .n_teachers = e->n, .n_users = nu, .n_items = ni, .stop = stop};
+    e->ens = (ccd_ensemble){.teachers = e->scorers,
+                            .n_teachers = e->n,
+                            .n_users = nu,
+                            .n_items = ni,
+                            .stop = stop,
+                            .scratch = ccd_ensemble_scratch_new()};
     e->scorer = ccd_scorer_ensemble(&e->ens);
-    return 0;
+    return e->ens.scratch ? 0 : -1;
 }
 
 void block_ensemble_free(ensemble_model *e)
 {
     for (int m = 0; m < e->n; m++)
         block_scored_free(&e->t[m]);
+    ccd_ensemble_scratch_free(e->ens.scratch);
     memset(e, 0, sizeof *e);
 }

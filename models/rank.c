@@ -25,8 +25,9 @@
  *    one-chain LSD sort and 1.4 ms for qsort of the bare floats.
  *  - the ensemble scorer: for each teacher, score a sub-batch of the users with the teacher's own
  *    rows() into a (batch x teacher items) buffer, rank the first n_items entries of each row and
- *    add w(rank) / M, with w tabulated once per rows() call (n_items pow calls, negligible next
- *    to the ranking). No global state.
+ *    add w(rank) / M, with w tabulated once. The buffers and the table live in the ensemble's
+ *    scratch when it has one (taken with a test-and-set flag, so a concurrent caller allocates
+ *    its own instead of waiting). No global state.
  *
  * Scores are assumed not to be NaN (NaN has no place in a total order): the top-k functions
  * never select a NaN score (as if filtered), and ccd_row_ranks places it somewhere without
@@ -35,6 +36,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +411,71 @@ void ccd_row_rank_weights(const float *row, int n, const float *w, float *out, b
 /* ---------------------------------------------------------------------------------------------
  * Ensemble scorer */
 
+struct ccd_ensemble_scratch {
+    atomic_flag busy; /* held by the rows() call using the buffers below */
+    float *w;         /* (w_items) w(r) / w_teachers */
+    int w_items, w_teachers;
+    float *buf; /* (buf_n): a sub-batch of one teacher's rows, (batch x teacher items) */
+    size_t buf_n;
+    uint64_t *sort; /* (sort_n): each thread's sorted row and its scratch, (threads x 2 n_items) */
+    size_t sort_n;
+};
+
+ccd_ensemble_scratch *ccd_ensemble_scratch_new(void)
+{
+    ccd_ensemble_scratch *s = calloc(1, sizeof *s);
+    if (s)
+        atomic_flag_clear(&s->busy);
+    return s;
+}
+
+static void scratch_release(ccd_ensemble_scratch *s)
+{
+    free(s->w);
+    free(s->buf);
+    free(s->sort);
+}
+
+void ccd_ensemble_scratch_free(ccd_ensemble_scratch *s)
+{
+    if (!s)
+        return;
+    scratch_release(s);
+    free(s);
+}
+
+/* Grow s to hold a call's buffers; the weight table is rebuilt only when its shape changes. */
+static int scratch_fit(ccd_ensemble_scratch *s, int n_items, int M, size_t buf_n, size_t sort_n)
+{
+    if (s->buf_n < buf_n) {
+        free(s->buf);
+        s->buf_n = 0;
+        /* rows() fills every entry it hands on: the zeroing is the allocator's, once */
+        if (!(s->buf = ccd_floats(buf_n)))
+            return -1;
+        s->buf_n = buf_n;
+    }
+    if (s->sort_n < sort_n) {
+        free(s->sort);
+        s->sort_n = 0;
+        if (!(s->sort = malloc(sort_n * sizeof *s->sort)))
+            return -1;
+        s->sort_n = sort_n;
+    }
+    if (s->w_items != n_items || s->w_teachers != M) {
+        free(s->w);
+        s->w_items = 0;
+        if (!(s->w = malloc((size_t)n_items * sizeof *s->w)))
+            return -1;
+        /* w(r) = (r + 1)^-0.05 / M, in double then rounded once (so a single teacher's best
+         * item gets exactly 1). The reference tabulates w for r < 45 000; any n_items works. */
+        for (int r = 0; r < n_items; r++)
+            s->w[r] = (float)(pow((double)r + 1.0, -0.05) / M);
+        s->w_items = n_items, s->w_teachers = M;
+    }
+    return 0;
+}
+
 static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *out)
 {
     const ccd_ensemble *e = s->ctx;
@@ -428,15 +495,13 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
         width = t->n_items > width ? t->n_items : width;
     }
     const int n_threads = omp_get_max_threads();
-    float *w = malloc((size_t)n_items * sizeof *w); /* (n_items) w(r) / M */
-    float *buf = ccd_floats((size_t)batch * width); /* (batch x teacher items) */
-    /* (threads x 2 n_items): each thread's sorted row and its scratch */
-    uint64_t *scratch = malloc((size_t)n_threads * 2 * n_items * sizeof *scratch);
-    int rc = w && buf && scratch ? 0 : -1;
-    /* w(r) = (r + 1)^-0.05 / M, in double then rounded once (so a single teacher's best item
-     * gets exactly 1). The reference tabulates w for r < 45 000; any n_items works here. */
-    for (int r = 0; rc == 0 && r < n_items; r++)
-        w[r] = (float)(pow((double)r + 1.0, -0.05) / M);
+    ccd_ensemble_scratch own = {0}, *sc = e->scratch;
+    if (!sc || atomic_flag_test_and_set_explicit(&sc->busy, memory_order_acquire))
+        sc = &own;
+    int rc = scratch_fit(sc, n_items, M, (size_t)batch * width, (size_t)n_threads * 2 * n_items);
+    const float *w = sc->w;
+    float *buf = sc->buf;
+    uint64_t *scratch = sc->sort;
     for (int b0 = 0; rc == 0 && b0 < n; b0 += batch) {
         const int bn = n - b0 < batch ? n - b0 : batch;
         for (int m = 0; rc == 0 && m < M; m++) {
@@ -455,9 +520,10 @@ static int ensemble_rows(const ccd_scorer *s, const int *users, int n, float *ou
                                      scratch + (size_t)omp_get_thread_num() * 2 * n_items);
         }
     }
-    free(w);
-    free(buf);
-    free(scratch);
+    if (sc == &own)
+        scratch_release(&own);
+    else
+        atomic_flag_clear_explicit(&sc->busy, memory_order_release);
     return rc;
 }
 

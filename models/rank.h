@@ -63,17 +63,26 @@ void ccd_row_rank_weights(const float *row, int n, const float *w, float *out, b
  * (n_users x n_items); teachers' own scorers may be bigger (their extra rows/items are ignored:
  * ranks are taken over items 0..n_items-1). The returned scorer borrows e (its ctx), which must
  * outlive it. */
+typedef struct ccd_ensemble_scratch ccd_ensemble_scratch;
 typedef struct {
     const ccd_scorer *teachers; /* (n_teachers) */
     int n_teachers;
     int n_users, n_items;
-    const atomic_int *stop; /* optional: polled per sub-batch of rows (the ranking of a Yelp
-                               chunk takes seconds), rows() fails once it is raised */
+    const atomic_int *stop;        /* optional: polled per sub-batch of rows (the ranking of a Yelp
+                                      chunk takes seconds), rows() fails once it is raised */
+    ccd_ensemble_scratch *scratch; /* optional, owned by whoever owns e: buffers kept from one
+                                      rows() call to the next (see below) */
 } ccd_ensemble;
 
 /* The scorer's rows() returns -1 if a teacher has fewer users or items than e, if
- * e->n_teachers <= 0, if memory runs out, or once e->stop is raised. Per call it holds one (batch x
- * widest teacher row) buffer, batch = min(n, ccd_scorer_chunk(teacher)), besides out. */
+ * e->n_teachers <= 0, if memory runs out, or once e->stop is raised. Per call it needs one (batch x
+ * widest teacher row) buffer, batch = min(n, ccd_scorer_chunk(teacher)), the weight table and
+ * sort scratch, besides out. Without e->scratch each call allocates them; with it they are
+ * allocated once and reused (a chunk's buffer is 64 MB, and allocating it per chunk cost as much
+ * as the ranking). A call that finds the scratch in use by another thread allocates its own, so
+ * the scorer stays safe to call concurrently. */
 ccd_scorer ccd_scorer_ensemble(const ccd_ensemble *e);
+ccd_ensemble_scratch *ccd_ensemble_scratch_new(void);
+void ccd_ensemble_scratch_free(ccd_ensemble_scratch *s); /* NULL is fine */
 
 #endif

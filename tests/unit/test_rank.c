@@ -492,6 +492,69 @@ static void ensemble_evaluates(void **state)
         free(ue[q]), free(ie[q]);
 }
 
+static void ensemble_scratch_reused(void **state)
+{
+    (void)state;
+    enum { EU = 90, EI = 300, ED = 8 };
+    ccd_rng r;
+    ccd_rng_init(&r, 11, 0);
+    float *ue[3], *ie[3];
+    ccd_scorer t[3];
+    for (int q = 0; q < 3; q++) {
+        ue[q] = gauss_emb(&r, EU, ED, 1.0f);
+        ie[q] = gauss_emb(&r, EI, ED, 1.0f);
+        t[q] = ccd_scorer_embeddings(ue[q], ie[q], EU, EI, ED);
+    }
+    ccd_ensemble plain = {.teachers = t, .n_teachers = 3, .n_users = EU, .n_items = EI};
+    ccd_scorer sp = ccd_scorer_ensemble(&plain);
+    float *want3 = all_rows(&sp);
+    plain.n_teachers = 2;
+    float *want2 = all_rows(&sp);
+    ccd_ensemble e = plain;
+    e.n_teachers = 3;
+    e.scratch = ccd_ensemble_scratch_new();
+    assert_non_null(e.scratch);
+    ccd_scorer s = ccd_scorer_ensemble(&e);
+    /* a small call first, so the next one must grow the buffers */
+    int users[EU];
+    for (int u = 0; u < EU; u++)
+        users[u] = EU - 1 - u;
+    float *got = ccd_floats((size_t)EU * EI);
+    assert_non_null(got);
+    assert_int_equal(s.rows(&s, users, 2, got), 0);
+    for (int q = 0; q < 2; q++)
+        assert_memory_equal(got + (size_t)q * EI, want3 + (size_t)users[q] * EI,
+                            EI * sizeof(float));
+    float *all = all_rows(&s);
+    assert_memory_equal(all, want3, (size_t)EU * EI * sizeof(float));
+    free(all);
+    /* another teacher count: the weight table follows it */
+    e.n_teachers = 2;
+    all = all_rows(&s);
+    assert_memory_equal(all, want2, (size_t)EU * EI * sizeof(float));
+    free(all);
+    /* callers on two threads at once: one takes the scratch, the other allocates its own, and
+     * both get the same rows as alone (each thread scores its own half, in several calls) */
+    e.n_teachers = 3;
+    int fails = 0;
+#pragma omp parallel for num_threads(2) schedule(static, 1) reduction(+ : fails)
+    for (int part = 0; part < 2; part++)
+        for (int u0 = part * (EU / 2); u0 < (part + 1) * (EU / 2); u0 += 5)
+            for (int rep = 0; rep < 3; rep++)
+                fails += s.rows(&s, users + u0, 5, got + (size_t)u0 * EI) != 0;
+    assert_int_equal(fails, 0);
+    for (int q = 0; q < EU; q++)
+        assert_memory_equal(got + (size_t)q * EI, want3 + (size_t)users[q] * EI,
+                            EI * sizeof(float));
+    ccd_ensemble_scratch_free(e.scratch);
+    ccd_ensemble_scratch_free(NULL);
+    free(got);
+    free(want3);
+    free(want2);
+    for (int q = 0; q < 3; q++)
+        free(ue[q]), free(ie[q]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +565,7 @@ int main(void)
         cmocka_unit_test(ensemble_matches_brute_force),
         cmocka_unit_test(ensemble_by_hand),
         cmocka_unit_test(ensemble_evaluates),
+        cmocka_unit_test(ensemble_scratch_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
