@@ -5,9 +5,20 @@
 #ifndef CCD_DENSE_H
 #define CCD_DENSE_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* c + a b as one fused multiply-add where the CPU has one (fmaf, inlined), written out so that
+ * the bits of a loop do not depend on whether the compiler chose to contract it: it once fused
+ * the d = 128 product slices and not the d = 8 one, and a loop and its unrolled copy must
+ * agree. Without FMA, a multiply then an add. */
+#ifdef __FMA__
+#define CCD_FMA(a, b, c) fmaf((a), (b), (c))
+#else
+#define CCD_FMA(a, b, c) ((c) + (a) * (b))
+#endif
 
 /* 64-byte aligned, zeroed; free with free(). NULL on failure. Buffers of 4 MB or more are
  * 2 MB aligned, rounded up to 2 MB and advised as transparent huge pages. */

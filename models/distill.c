@@ -172,27 +172,19 @@ typedef struct {
     ccd_rng absent_rng; /* their pass's shuffles */
 } kd_ctx;
 
-/* Each term one fused multiply-add where the CPU has one, written out so the bits do not depend
- * on whether the compiler contracts a given loop (the d = 8 copy of rrd_row below and the
- * general one must agree). */
-#ifdef __FMA__
-#define KD_FMA(a, b, c) fmaf((a), (b), (c))
-#else
-#define KD_FMA(a, b, c) ((c) + (a) * (b))
-#endif
-
+/* Each term one CCD_FMA: the d = 8 copy of rrd_row below and the general one must agree. */
 static inline float dot(const float *a, const float *b, int d)
 {
     float s = 0.0f;
     for (int c = 0; c < d; c++)
-        s = KD_FMA(a[c], b[c], s);
+        s = CCD_FMA(a[c], b[c], s);
     return s;
 }
 
 static inline void axpy(float *y, float a, const float *x, int d)
 {
     for (int c = 0; c < d; c++)
-        y[c] = KD_FMA(a, x[c], y[c]);
+        y[c] = CCD_FMA(a, x[c], y[c]);
 }
 
 /* One row of rrd_rows: its draw, scores, loss and gradient (the row's into m->grad, the

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dense.h"
+
 int ccd_cmp_int(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;
@@ -216,14 +218,7 @@ int ccd_graph_build(ccd_csr *out, const ccd_csr *r, int n_users, int n_items)
  * a multiple of 8) goes through a plain loop. Every column sums its terms in neighbour order
  * whatever the slicing, as the plain loop does, so the widths give the same bits. */
 #define SPMM_AHEAD 16
-/* Each term is one fused multiply-add where the CPU has one, written out so that the bits do not
- * depend on whether the compiler chose to contract a given width (it once fused the d = 128
- * slices and not the d = 8 one). */
-#ifdef __FMA__
-#define SPMM_FMA(w, x, acc) fmaf((w), (x), (acc))
-#else
-#define SPMM_FMA(w, x, acc) ((acc) + (w) * (x))
-#endif
+/* Each term is one CCD_FMA (dense.h), so every width gives the same bits. */
 #define SPMM_SLICE(W)                                                                              \
     static inline void spmm_slice##W(const int *restrict ind, const float *restrict val,           \
                                      int64_t b, int64_t e, const float *restrict x, size_t d,      \
@@ -241,7 +236,7 @@ int ccd_graph_build(ccd_csr *out, const ccd_csr *r, int n_users, int n_items)
             const float w = val[k];                                                                \
             const float *restrict xr = x + (size_t)ind[k] * d;                                     \
             for (int j = 0; j < W; j++)                                                            \
-                acc[j] = SPMM_FMA(w, xr[j], acc[j]);                                               \
+                acc[j] = CCD_FMA(w, xr[j], acc[j]);                                                \
         }                                                                                          \
         for (int j = 0; j < W; j++)                                                                \
             yr[j] = acc[j];                                                                        \
@@ -280,7 +275,7 @@ static inline void spmm_list(const int *restrict ind, const float *restrict val,
             const float w = val[k];
             const float *restrict xr = x + (size_t)ind[k] * ld;
             for (int c = j; c < d; c++)
-                yr[c] = SPMM_FMA(w, xr[c], yr[c]);
+                yr[c] = CCD_FMA(w, xr[c], yr[c]);
         }
     }
 }

@@ -451,6 +451,18 @@ static void make_block(ccd_block *b, int nu, int ni, ccd_rng *r)
     b->n_active_users = nu;
 }
 
+/* Three teachers of gaussian (n_users x d) and (n_items x d) tables, into t (the tables into ue,
+ * ie, freed by the caller). */
+static void gauss_teachers(ccd_rng *r, int n_users, int n_items, int d, float *ue[3], float *ie[3],
+                           ccd_scorer t[3])
+{
+    for (int q = 0; q < 3; q++) {
+        ue[q] = gauss_emb(r, n_users, d, 1.0f);
+        ie[q] = gauss_emb(r, n_items, d, 1.0f);
+        t[q] = ccd_scorer_embeddings(ue[q], ie[q], n_users, n_items, d);
+    }
+}
+
 static void ensemble_evaluates(void **state)
 {
     (void)state;
@@ -459,11 +471,7 @@ static void ensemble_evaluates(void **state)
     ccd_rng_init(&r, 5, 0);
     float *ue[3], *ie[3];
     ccd_scorer t[3];
-    for (int q = 0; q < 3; q++) {
-        ue[q] = gauss_emb(&r, EU, ED, 1.0f);
-        ie[q] = gauss_emb(&r, EI, ED, 1.0f);
-        t[q] = ccd_scorer_embeddings(ue[q], ie[q], EU, EI, ED);
-    }
+    gauss_teachers(&r, EU, EI, ED, ue, ie, t);
     ccd_block b;
     make_block(&b, EU, EI, &r);
     /* one teacher: the ensemble ranks exactly as the teacher, so the metrics are identical */
@@ -500,11 +508,7 @@ static void ensemble_scratch_reused(void **state)
     ccd_rng_init(&r, 11, 0);
     float *ue[3], *ie[3];
     ccd_scorer t[3];
-    for (int q = 0; q < 3; q++) {
-        ue[q] = gauss_emb(&r, EU, ED, 1.0f);
-        ie[q] = gauss_emb(&r, EI, ED, 1.0f);
-        t[q] = ccd_scorer_embeddings(ue[q], ie[q], EU, EI, ED);
-    }
+    gauss_teachers(&r, EU, EI, ED, ue, ie, t);
     ccd_ensemble plain = {.teachers = t, .n_teachers = 3, .n_users = EU, .n_items = EI};
     ccd_scorer sp = ccd_scorer_ensemble(&plain);
     float *want3 = all_rows(&sp);
